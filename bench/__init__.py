@@ -1,0 +1,1 @@
+"""Benchmarks: scenarios, load drivers and reports. Never imported by kubelb."""

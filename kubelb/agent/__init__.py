@@ -1,0 +1,1 @@
+"""Tenant-cluster reconcilers: Nodes -> Addresses, Services -> LoadBalancers, status back-flow."""

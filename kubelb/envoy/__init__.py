@@ -1,0 +1,1 @@
+"""Running Envoy: binary discovery, bootstrap rendering, the process supervisor and deployers."""

@@ -1,0 +1,1 @@
+"""The data-plane-neutral intermediate representation (`proxy`) and its YAML/dict form (`codec`)."""

@@ -1,0 +1,1 @@
+"""The only Kubernetes client layer: informers, caches, work queues, status writers, leases."""

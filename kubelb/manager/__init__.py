@@ -1,0 +1,1 @@
+"""Management-cluster reconcilers: tenants, LoadBalancers, port allocation, Envoy control."""

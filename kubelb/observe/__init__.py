@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics with upstream names, logging set-up, health probes."""

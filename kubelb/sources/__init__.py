@@ -1,0 +1,1 @@
+"""Sources without an API server: files of KubeLB resources, watched and reloaded."""

@@ -1,0 +1,1 @@
+"""Test support shipped with the package: the real Kubernetes control plane for tests and dev."""

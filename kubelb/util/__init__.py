@@ -1,0 +1,1 @@
+"""Tiny pure helpers open to every layer."""
