@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ class FileSource:
             del self._last_good[gone]
         return Snapshot(documents=tuple(documents), errors=tuple(errors))
 
-    async def watch(self, poll_seconds: float = DEFAULT_POLL_SECONDS) -> AsyncIterator[Snapshot]:
+    async def watch(self, poll_seconds: float = DEFAULT_POLL_SECONDS) -> AsyncGenerator[Snapshot, None]:
         """Yield the current snapshot, then a new one after every change to the files."""
         last_sig: Signature | None = None
         while True:

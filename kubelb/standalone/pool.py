@@ -105,12 +105,12 @@ def assign(
             fresh.append(key)  # its old address is now contested: place it like a newcomer
 
     for key in fresh:
-        address = next((a for a in pool if _free(taken, a, needs[key])), None)
-        if address is None:
+        found = next((a for a in pool if _free(taken, a, needs[key])), None)
+        if found is None:
             unplaced[key] = _why_unplaced(pool, taken, needs[key])
             continue
-        _take(taken, address, needs[key], key)
-        addresses[key] = address
+        _take(taken, found, needs[key], key)
+        addresses[key] = found
     return Assignment(addresses=addresses, unplaced=unplaced)
 
 
