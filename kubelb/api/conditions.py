@@ -1,0 +1,54 @@
+"""Condition types and reasons KubeLB sets on its objects.
+
+Reasons are CamelCase (metav1.Condition requires it). The `Pending` family answers "why has this
+LoadBalancer no address yet": every reason a LoadBalancer can be stuck for has a name here, so
+users never face a silent `<pending>` (MetalLB #2079).
+"""
+
+from __future__ import annotations
+
+# --- Types ---
+# Overall: the object is fully served.
+READY = "Ready"
+# The spec is valid and the object is admitted (not disabled for its tenant).
+ACCEPTED = "Accepted"
+# A LoadBalancer has an address (pool address in standalone mode, Service IP in manager mode).
+ADDRESS_ASSIGNED = "AddressAssigned"
+# The data plane has the configuration (xDS snapshot set, or built-in proxy listening).
+PROGRAMMED = "Programmed"
+# Route (upstream): the generated objects were applied.
+RESOURCE_APPLIED = "ResourceAppliedSuccessfully"
+# SyncSecret (upstream): the Secret was copied.
+SYNCED = "Synced"
+
+# --- Reasons: success ---
+RECONCILED = "Reconciled"
+ASSIGNED = "Assigned"
+PROGRAMMED_REASON = "Programmed"
+INSTALLATION_SUCCESSFUL = "InstallationSuccessful"
+
+# --- Reasons: failure or waiting ---
+RECONCILIATION_FAILED = "ReconciliationFailed"
+INSTALLATION_FAILED = "InstallationFailed"
+TERMINATING = "Terminating"
+PENDING = "Pending"
+# The spec cannot be served as written (e.g. no port pairs with an endpoint port).
+INVALID_SPEC = "InvalidSpec"
+# No address could be assigned yet (no ingress IP from the Service, nothing in the pool).
+NO_ADDRESS = "NoAddress"
+# Every pool address already uses one of this LoadBalancer's ports.
+PORT_CONFLICT = "PortConflict"
+# The pool has no address left at all.
+ADDRESS_POOL_EXHAUSTED = "AddressPoolExhausted"
+# The referenced Addresses object does not exist.
+ADDRESSES_NOT_FOUND = "AddressesNotFound"
+# Addresses x ports expands to no upstream endpoint.
+NO_ENDPOINTS = "NoEndpoints"
+# The Envoy proxy for the tenant is not ready (or not yet configured).
+ENVOY_NOT_READY = "EnvoyNotReady"
+# The Tenant disables this feature (loadBalancer/ingress/gatewayAPI disable).
+TENANT_DISABLED = "TenantDisabled"
+# The Config disables this feature for every tenant.
+CONFIG_DISABLED = "ConfigDisabled"
+# The data plane rejected the configuration (an xDS NACK); the previous one keeps serving.
+REJECTED_BY_DATAPLANE = "RejectedByDataplane"

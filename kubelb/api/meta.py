@@ -1,0 +1,382 @@
+"""Shared API building blocks: the model base class, ObjectMeta, Condition and core shapes.
+
+Input: raw Kubernetes JSON (dicts from YAML, JSON or the API server). Output: frozen pydantic
+models whose attributes are snake_case and whose aliases are the camelCase wire names. Every
+model keeps fields it does not know (`extra="allow"`), so parse -> dump loses nothing. Schema
+hints that only the CRD generator reads (`format`, CEL rules, CRD defaults) ride on the models
+as JSON-schema extras; see `kubelb.api.crd`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Self
+
+import pydantic
+from pydantic import JsonValue, alias_generators
+
+# JSON-schema keys read by kubelb.api.crd. A default is copied into the CRD only when the field
+# is marked with CRD_DEFAULT: Python defaults exist for convenience, upstream defaults are few.
+CRD_DEFAULT = "x-kubelb-crd-default"
+CEL_RULES = "x-kubernetes-validations"
+PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
+EMBEDDED_RESOURCE = "x-kubernetes-embedded-resource"
+INT_OR_STRING = "x-kubernetes-int-or-string"
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class KubeModel(pydantic.BaseModel):
+    """Base of every API model: frozen, camelCase aliases, unknown fields preserved."""
+
+    model_config = pydantic.ConfigDict(
+        frozen=True,
+        extra="allow",
+        populate_by_name=True,
+        alias_generator=alias_generators.to_camel,
+        use_attribute_docstrings=True,
+        serialize_by_alias=True,
+    )
+
+
+def crd_default(value: Any, **kwargs: Any) -> Any:
+    """A field default that upstream's CRD also declares, so the API server applies it too."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[CRD_DEFAULT] = True
+    return pydantic.Field(default=value, json_schema_extra=extra, **kwargs)
+
+
+# --- CEL rules: one definition drives both the CRD (`x-kubernetes-validations`) and Python. ---
+
+
+class CELRule:
+    """A CEL validation rule on an object, with the Python predicate that mirrors it."""
+
+    __slots__ = ("check", "message", "rule")
+
+    def __init__(self, rule: str, message: str, check: Callable[[Any], bool]) -> None:
+        self.rule = rule
+        self.message = message
+        self.check = check
+
+    def schema(self) -> dict[str, str]:
+        return {"rule": self.rule, "message": self.message}
+
+
+def cel_schema(*rules: CELRule) -> dict[str, Any]:
+    """`json_schema_extra` for a model or field carrying these rules."""
+    return {CEL_RULES: [r.schema() for r in rules]}
+
+
+def _add_cel_rules(schema: dict[str, Any], cls: type[Any]) -> None:
+    rules: tuple[CELRule, ...] = getattr(cls, "cel_rules", ())
+    if rules:
+        schema.update(cel_schema(*rules))
+
+
+class CELValidated(KubeModel):
+    """A model with object-level CEL rules, checked in Python after field validation."""
+
+    model_config = pydantic.ConfigDict(json_schema_extra=_add_cel_rules)
+    cel_rules: ClassVar[tuple[CELRule, ...]] = ()
+
+    @pydantic.model_validator(mode="after")
+    def _check_cel_rules(self) -> Self:
+        for rule in self.cel_rules:
+            if not rule.check(self):
+                raise ValueError(rule.message)
+        return self
+
+
+# --- Integer formats: Kubernetes declares int32/int64 and the API server enforces the range. ---
+
+
+def _int_range(low: int, high: int, name: str) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must fit in {name} ({low}..{high})")
+        return value
+
+    return check
+
+
+Int32 = Annotated[
+    int,
+    pydantic.AfterValidator(_int_range(INT32_MIN, INT32_MAX, "int32")),
+    pydantic.Field(json_schema_extra={"format": "int32"}),
+]
+Int64 = Annotated[
+    int,
+    pydantic.AfterValidator(_int_range(INT64_MIN, INT64_MAX, "int64")),
+    pydantic.Field(json_schema_extra={"format": "int64"}),
+]
+IntOrString = Annotated[int | str, pydantic.Field(json_schema_extra={INT_OR_STRING: True})]
+# An embedded object we do not model (core types, raw status JSON): kept verbatim.
+Unstructured = Annotated[
+    dict[str, Any], pydantic.Field(json_schema_extra={"type": "object", PRESERVE_UNKNOWN: True})
+]
+DateTime = Annotated[str, pydantic.Field(json_schema_extra={"format": "date-time"})]
+
+_GO_DURATION = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_GO_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def duration_seconds(value: str) -> float:
+    """Parse a Go duration string (`1h30m`, `60s`, `500ms`) as metav1.Duration does."""
+    rest = value
+    sign = -1.0 if rest.startswith("-") else 1.0
+    rest = rest.lstrip("+-")
+    if rest == "0":
+        return 0.0
+    if not rest:
+        raise ValueError(f"invalid duration {value!r}")
+    total = 0.0
+    while rest:
+        match = _GO_DURATION.match(rest)
+        if match is None:
+            raise ValueError(f"invalid duration {value!r}: want e.g. 60s, 1m30s, 500ms")
+        total += float(match.group(1)) * _GO_DURATION_UNITS[match.group(3)]
+        rest = rest[match.end() :]
+    return sign * total
+
+
+def _check_duration(value: str) -> str:
+    duration_seconds(value)
+    return value
+
+
+Duration = Annotated[str, pydantic.AfterValidator(_check_duration)]
+
+
+def rfc3339(moment: datetime.datetime | None = None) -> str:
+    """A Kubernetes timestamp (UTC, second precision); now when no moment is given."""
+    moment = moment or datetime.datetime.now(datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- ObjectMeta and references ---
+
+
+class OwnerReference(KubeModel):
+    """Points at the object that owns this one (garbage collection)."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(KubeModel):
+    """Kubernetes object metadata. Fields we do not model (managedFields ...) are kept."""
+
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+    labels: dict[str, str] = pydantic.Field(default_factory=dict)
+    annotations: dict[str, str] = pydantic.Field(default_factory=dict)
+    finalizers: tuple[str, ...] = ()
+    owner_references: tuple[OwnerReference, ...] = ()
+
+
+class ObjectReference(KubeModel):
+    """Core ObjectReference. KubeLB reads only `name` (same namespace) from it."""
+
+    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-map-type": "atomic"})
+
+    api_version: str | None = None
+    """API version of the referent."""
+    kind: str | None = None
+    """Kind of the referent."""
+    name: str | None = None
+    """Name of the referent."""
+    namespace: str | None = None
+    """Namespace of the referent."""
+    uid: str | None = None
+    """UID of the referent."""
+    resource_version: str | None = None
+    """Specific resourceVersion to which this reference is made, if any."""
+    field_path: str | None = None
+    """If referring to a piece of an object instead of an entire object, the field path."""
+
+
+# --- Conditions (metav1.Condition) ---
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class Condition(KubeModel):
+    """One aspect of an object's current state (the metav1.Condition shape)."""
+
+    type: str = pydantic.Field(max_length=316, pattern=CONDITION_TYPE_PATTERN)
+    """Type of condition in CamelCase."""
+    status: ConditionStatus
+    """Status of the condition: True, False or Unknown."""
+    observed_generation: Int64 | None = pydantic.Field(default=None, ge=0)
+    """The metadata.generation the condition was set for."""
+    last_transition_time: DateTime
+    """Last time the condition changed status."""
+    reason: str = pydantic.Field(min_length=1, max_length=1024, pattern=CONDITION_REASON_PATTERN)
+    """Programmatic identifier of the reason for the last transition, in CamelCase."""
+    message: str = pydantic.Field(max_length=32768)
+    """Human readable message about the transition."""
+
+
+def conditions_field() -> Any:
+    """A `conditions` list keyed by type, as Kubernetes lists conditions."""
+    extra: dict[str, JsonValue] = {
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+    }
+    return pydantic.Field(default=(), json_schema_extra=extra)
+
+
+def set_condition(
+    conditions: Iterable[Condition],
+    *,
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    observed_generation: int | None = None,
+    now: str | None = None,
+) -> tuple[Condition, ...]:
+    """Return `conditions` with one condition upserted, sorted by type.
+
+    lastTransitionTime changes only when the status does, so rewriting an unchanged condition
+    produces an equal tuple and the writer can skip the status patch.
+    """
+    previous = {c.type: c for c in conditions}
+    old = previous.get(type)
+    when = old.last_transition_time if old is not None and old.status == status else None
+    fields: dict[str, Any] = {
+        "type": type,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "last_transition_time": when or now or rfc3339(),
+    }
+    if observed_generation is not None:
+        fields["observed_generation"] = observed_generation
+    previous[type] = Condition(**fields)
+    return tuple(previous[k] for k in sorted(previous))
+
+
+def find_condition(conditions: Iterable[Condition], type: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type), None)
+
+
+# --- Core Service shapes embedded in KubeLB statuses ---
+
+
+class PortStatus(KubeModel):
+    """Status of one port of a load-balancer ingress point."""
+
+    port: Int32
+    """Port number of the service port."""
+    protocol: str = crd_default("TCP")
+    """Protocol of the service port: TCP, UDP or SCTP."""
+    error: str | None = pydantic.Field(default=None, max_length=316)
+    """Problem with the service port, in CamelCase."""
+
+
+class LoadBalancerIngress(KubeModel):
+    """One ingress point of a load balancer: an IP or a hostname."""
+
+    ip: str | None = None
+    """IP of an IP-based ingress point."""
+    hostname: str | None = None
+    """Hostname of a DNS-based ingress point."""
+    ip_mode: str | None = None
+    """How the load-balancer IP behaves: VIP or Proxy."""
+    ports: tuple[PortStatus, ...] = pydantic.Field(
+        default=(), json_schema_extra={"x-kubernetes-list-type": "atomic"}
+    )
+    """Status of each service port."""
+
+
+class CoreLoadBalancerStatus(KubeModel):
+    """The core Service `status.loadBalancer` shape."""
+
+    ingress: tuple[LoadBalancerIngress, ...] = pydantic.Field(
+        default=(), json_schema_extra={"x-kubernetes-list-type": "atomic"}
+    )
+    """Ingress points of the load balancer."""
+
+
+class ServicePort(KubeModel):
+    """A core ServicePort."""
+
+    name: str | None = None
+    """Name of this port within the service (a DNS_LABEL)."""
+    protocol: str = crd_default("TCP")
+    """IP protocol for this port: TCP, UDP or SCTP."""
+    app_protocol: str | None = None
+    """Application protocol for this port."""
+    port: Int32
+    """The port exposed by the service."""
+    target_port: IntOrString | None = None
+    """Number or name of the port on the selected pods."""
+    node_port: Int32 | None = None
+    """The port on each node on which this service is exposed."""
+
+
+# --- Top-level objects ---
+
+GROUP = "kubelb.k8c.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class KubeObject(KubeModel):
+    """A top-level KubeLB object. Subclasses declare `api_version`/`kind` Literals and `KIND`.
+
+    apiVersion and kind always count as set, so a dump of a model built in code carries them.
+    """
+
+    KIND: ClassVar[str] = ""
+
+    metadata: ObjectMeta = pydantic.Field(default_factory=ObjectMeta)
+
+    @pydantic.model_validator(mode="after")
+    def _type_meta_is_set(self) -> Self:
+        self.__pydantic_fields_set__.update(("api_version", "kind"))
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name or ""
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or ""
