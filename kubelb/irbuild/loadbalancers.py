@@ -1,0 +1,219 @@
+"""LoadBalancer objects -> IR listeners and clusters. Pure: no I/O, no clock.
+
+Input: LoadBalancers, each with a `Placement` (bind address and listen port per LB port, decided
+by the caller: an address pool in standalone mode, the port allocator in manager mode), and the
+tenant's `Addresses` objects by name. Output: one `proxy.ProxyConfig` plus, per LoadBalancer, the
+problems that kept part of it from being served (for status conditions).
+
+Pairing rules (upstream KubeLB): each LB port forwards to the endpoint port of the same name, or
+of the same position when the LB port is unnamed; every endpoint entry becomes its own cluster,
+and the listener spreads connections over those clusters. Names come from identity (namespace,
+LB name, port name or number, protocol), never from list positions that a reorder would change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kubelb.api import (
+    addresses as api_addresses,
+    annotations as api_annotations,
+    common as api_common,
+    loadbalancer as api_lb,
+)
+from kubelb.ir import proxy
+
+logger = logging.getLogger(__name__)
+
+# (port name, or the port number when unnamed; protocol)
+PortKey = tuple[str, str]
+
+
+def port_key(port: api_lb.LoadBalancerPort) -> PortKey:
+    return (port.name or str(port.port), str(port.protocol))
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one LoadBalancer's listeners bind. `listen_ports` maps a `port_key` to the port Envoy
+    binds; a missing key means the LB port number itself (standalone and process deployers)."""
+
+    address: str
+    listen_ports: Mapping[PortKey, int] | None = None
+
+    def listen_port(self, port: api_lb.LoadBalancerPort) -> int:
+        if self.listen_ports is None:
+            return port.port
+        return self.listen_ports.get(port_key(port), port.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    config: proxy.ProxyConfig
+    # "namespace/name" -> problems, for every LoadBalancer that was given (empty tuple when fine)
+    problems: Mapping[str, tuple[str, ...]]
+
+
+def lb_key(lb: api_lb.LoadBalancer) -> str:
+    return f"{lb.metadata.namespace or 'default'}/{lb.metadata.name}"
+
+
+def build_proxy_config(
+    node_id: str,
+    placed: Iterable[tuple[api_lb.LoadBalancer, Placement]],
+    addresses: Mapping[str, api_addresses.Addresses],
+) -> Built:
+    """Build the IR for one data-plane node from its placed LoadBalancers.
+
+    `addresses` holds Addresses objects keyed "namespace/name"; a LoadBalancer's reference
+    resolves in its own namespace only, so tenants never see each other's addresses. Listeners
+    that would bind an address and port another LoadBalancer already has are dropped and reported
+    against the LoadBalancer that lost, which never affects the others.
+    """
+    listeners: list[proxy.Listener] = []
+    clusters: dict[str, proxy.Cluster] = {}
+    problems: dict[str, list[str]] = {}
+    for lb, placement in sorted(placed, key=lambda item: lb_key(item[0])):
+        key = lb_key(lb)
+        lb_listeners, lb_clusters, lb_problems = _build_one(lb, placement, addresses)
+        listeners.extend(lb_listeners)
+        for c in lb_clusters:
+            clusters[c.name] = c
+        problems[key] = lb_problems
+    config = proxy.drop_conflicting_listeners(
+        proxy.ProxyConfig(
+            node_id=node_id,
+            listeners=tuple(sorted(listeners, key=lambda li: li.name)),
+            clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
+        )
+    )
+    for li in config.dropped_listeners:
+        problems.setdefault(li.owner, []).append(
+            f"listener {_bind_text(li)} conflicts with another LoadBalancer and is not served"
+        )
+    return Built(config=config, problems={k: tuple(v) for k, v in problems.items()})
+
+
+def _build_one(
+    lb: api_lb.LoadBalancer,
+    placement: Placement,
+    addresses: Mapping[str, api_addresses.Addresses],
+) -> tuple[list[proxy.Listener], list[proxy.Cluster], list[str]]:
+    key = lb_key(lb)
+    prefix = f"{lb.metadata.namespace or 'default'}-{lb.metadata.name}"
+    problems: list[str] = []
+    proxy_protocol = _proxy_protocol(lb, problems)
+    persistence = lb.spec.persistence is not None and str(lb.spec.persistence.type) == "SourceIP"
+    namespace = lb.metadata.namespace or "default"
+    entries = [
+        (_entry_id(entry, index), entry, _resolve(entry, index, namespace, addresses, problems))
+        for index, entry in enumerate(lb.spec.endpoints)
+    ]
+
+    listeners: list[proxy.Listener] = []
+    clusters: dict[str, proxy.Cluster] = {}
+    for position, port in enumerate(lb.spec.ports):
+        protocol = proxy.Protocol(str(port.protocol))
+        names: list[str] = []
+        for entry_id, entry, endpoint_addresses in entries:
+            target = _target_port(port, position, entry, entry_id, problems)
+            if target is None:
+                continue
+            name = f"{prefix}-ep-{entry_id}-port-{target}-{protocol.value.lower()}"
+            names.append(name)
+            clusters[name] = proxy.Cluster(
+                name=name,
+                protocol=protocol,
+                endpoints=tuple(
+                    sorted(
+                        {proxy.Endpoint(address=a, port=target) for a in endpoint_addresses},
+                        key=lambda e: (e.address, e.port),
+                    )
+                ),
+                health_check=proxy.HealthCheck() if protocol is proxy.Protocol.TCP else None,
+                source_ip_persistence=persistence,
+                proxy_protocol=proxy_protocol if protocol is proxy.Protocol.TCP else None,
+            )
+        if not names:
+            problems.append(f"port {port_key(port)[0]}/{protocol}: no endpoint port to forward to")
+            continue
+        port_id = port.name or str(port.port)
+        listeners.append(
+            proxy.Listener(
+                name=f"{prefix}-{port_id}-{protocol.value.lower()}",
+                address=placement.address,
+                port=placement.listen_port(port),
+                protocol=protocol,
+                clusters=tuple(names),
+                owner=key,
+            )
+        )
+    return listeners, list(clusters.values()), problems
+
+
+def _entry_id(entry: api_common.LoadBalancerEndpoints, index: int) -> str:
+    return entry.name or str(index)
+
+
+def _target_port(
+    port: api_lb.LoadBalancerPort,
+    position: int,
+    entry: api_common.LoadBalancerEndpoints,
+    entry_id: str,
+    problems: list[str],
+) -> int | None:
+    candidates = entry.ports
+    if port.name:
+        match = next((p for p in candidates if p.name == port.name), None)
+    else:
+        match = candidates[position] if position < len(candidates) else None
+    if match is None:
+        wanted = f"named {port.name!r}" if port.name else f"at position {position}"
+        problems.append(f"endpoints {entry_id!r} has no port {wanted} for port {port.port}")
+        return None
+    if str(match.protocol) != str(port.protocol):
+        problems.append(
+            f"endpoints {entry_id!r} port {match.port} is {match.protocol} "
+            f"but port {port.port} is {port.protocol}"
+        )
+        return None
+    return match.port
+
+
+def _resolve(
+    entry: api_common.LoadBalancerEndpoints,
+    index: int,
+    namespace: str,
+    addresses: Mapping[str, api_addresses.Addresses],
+    problems: list[str],
+) -> list[str]:
+    if entry.addresses_reference is not None and entry.addresses_reference.name:
+        ref = entry.addresses_reference.name
+        found = addresses.get(f"{namespace}/{ref}")
+        if found is None:
+            problems.append(f"endpoints {_entry_id(entry, index)!r}: Addresses {ref!r} not found")
+            return []
+        source = found.spec.addresses
+    else:
+        source = entry.addresses
+    # When both are set the IP wins, as upstream does.
+    return [address for a in source if (address := a.ip or a.hostname)]
+
+
+def _proxy_protocol(lb: api_lb.LoadBalancer, problems: list[str]) -> proxy.ProxyProtocol | None:
+    value = (lb.metadata.annotations or {}).get(api_annotations.PROXY_PROTOCOL)
+    if value is None:
+        return None
+    if value == proxy.ProxyProtocol.V2.value:
+        return proxy.ProxyProtocol.V2
+    problems.append(
+        f"annotation {api_annotations.PROXY_PROTOCOL}={value!r} is not supported (use v2)"
+    )
+    return None
+
+
+def _bind_text(li: proxy.Listener) -> str:
+    host = f"[{li.address}]" if ":" in li.address else li.address
+    return f"{host}:{li.port}/{li.bind_key[2]}"
