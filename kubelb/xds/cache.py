@@ -1,0 +1,158 @@
+"""The snapshot cache: the latest `Snapshot` per node id, and the ADS streams that serve it.
+
+Input: `set_snapshot(node_id, snapshot)` from whoever translates the IR (the manager per tenant
+namespace; standalone mode with one fixed node id). Output: the ADS server registers each stream
+under its Envoy's node id and is notified whenever that node's snapshot changes; `status(node_id)`
+reports what the node's Envoys have ACKed or NACKed. Several Envoys may share a node id (replicas);
+each has its own stream, and a reconnecting Envoy simply registers again.
+
+Not thread-safe: use it from the event loop that runs the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubelb.observe import metrics
+from kubelb.xds import callbacks, snapshot, sotw
+
+logger = logging.getLogger(__name__)
+
+Notify = Callable[[], None]
+
+_COUNT_GAUGES = {
+    "clusters": metrics.XDS_CLUSTERS,
+    "endpoints": metrics.XDS_ENDPOINTS,
+    "listeners": metrics.XDS_LISTENERS,
+    "routes": metrics.XDS_ROUTES,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    stream_id: int
+    peer: str
+    acked: dict[str, str]  # type URL -> last version this Envoy ACKed
+    last_nack: sotw.Nack | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What the Envoys of one node id run, as far as the ADS streams tell."""
+
+    node_id: str
+    versions: dict[str, str] | None  # the snapshot's versions per type URL; None if no snapshot
+    streams: tuple[StreamStatus, ...]
+    last_nack: sotw.Nack | None  # the most recent NACK from any Envoy of the node, ever
+
+    @property
+    def connected(self) -> int:
+        return len(self.streams)
+
+    def in_sync(self) -> bool:
+        """At least one Envoy is connected and every one has ACKed every type of the snapshot
+        that it subscribed to (EDS and RDS versions depend on the subscription, so only
+        the wildcard types CDS and LDS are compared)."""
+        if self.versions is None or not self.streams:
+            return False
+        return all(
+            s.acked.get(t) == self.versions[t]
+            for s in self.streams
+            for t in snapshot.WILDCARD_TYPES
+        )
+
+
+class SnapshotCache:
+    def __init__(self) -> None:
+        self._snapshots: dict[str, snapshot.Snapshot] = {}
+        self._streams: dict[str, dict[int, tuple[callbacks.StreamInfo, Notify]]] = {}
+        self._last_nack: dict[str, sotw.Nack] = {}
+
+    def set_snapshot(self, node_id: str, snap: snapshot.Snapshot) -> bool:
+        """Serve `snap` to `node_id`'s Envoys; False when nothing changed.
+
+        Raises `snapshot.InconsistentSnapshotError` (and keeps the previous snapshot) when `snap`
+        is inconsistent.
+        """
+        snap.consistent()
+        previous = self._snapshots.get(node_id)
+        if previous is not None and previous.versions == snap.versions:
+            return False
+        self._snapshots[node_id] = snap
+        for name, count in snap.counts().items():
+            _COUNT_GAUGES[name].labels(snapshot_name=node_id).set(count)
+        metrics.XDS_SNAPSHOT_UPDATES.labels(snapshot_name=node_id).inc()
+        metrics.XDS_SNAPSHOTS.set(len(self._snapshots))
+        logger.info(
+            "xDS snapshot updated",
+            extra={
+                "tenant": node_id,
+                **snap.counts(),
+                "streams": len(self._streams.get(node_id, {})),
+            },
+        )
+        self._notify(node_id)
+        return True
+
+    def get_snapshot(self, node_id: str) -> snapshot.Snapshot | None:
+        return self._snapshots.get(node_id)
+
+    def clear_snapshot(self, node_id: str) -> None:
+        """Forget the node's snapshot. Connected Envoys keep the config they have."""
+        if self._snapshots.pop(node_id, None) is None:
+            return
+        self._last_nack.pop(node_id, None)
+        for gauge in _COUNT_GAUGES.values():
+            gauge.remove(node_id)
+        metrics.XDS_CACHE_CLEARS.inc()
+        metrics.XDS_SNAPSHOTS.set(len(self._snapshots))
+
+    def keys(self) -> list[str]:
+        """Node ids with a snapshot or a connected Envoy, sorted."""
+        return sorted(self._snapshots.keys() | {n for n, s in self._streams.items() if s})
+
+    def status(self, node_id: str) -> NodeStatus:
+        snap = self._snapshots.get(node_id)
+        streams = tuple(
+            StreamStatus(
+                stream_id=info.stream_id,
+                peer=info.peer,
+                acked=info.state.acked_versions(),
+                last_nack=info.state.last_nack,
+            )
+            for info, _ in sorted(self._streams.get(node_id, {}).values(), key=_stream_id)
+        )
+        return NodeStatus(
+            node_id=node_id,
+            versions=None if snap is None else snap.versions,
+            streams=streams,
+            last_nack=self._last_nack.get(node_id),
+        )
+
+    # --- for the ADS server ---
+
+    def register(self, stream: callbacks.StreamInfo, notify: Notify) -> snapshot.Snapshot | None:
+        """Attach a stream to its node id; `notify()` is called on every snapshot change."""
+        self._streams.setdefault(stream.node_id, {})[stream.stream_id] = (stream, notify)
+        snap = self._snapshots.get(stream.node_id)
+        (metrics.XDS_CACHE_MISSES if snap is None else metrics.XDS_CACHE_HITS).inc()
+        return snap
+
+    def unregister(self, stream: callbacks.StreamInfo) -> None:
+        streams = self._streams.get(stream.node_id, {})
+        streams.pop(stream.stream_id, None)
+        if not streams:
+            self._streams.pop(stream.node_id, None)
+
+    def note_nack(self, node_id: str, nack: sotw.Nack) -> None:
+        self._last_nack[node_id] = nack
+
+    def _notify(self, node_id: str) -> None:
+        for _, notify in self._streams.get(node_id, {}).values():
+            notify()
+
+
+def _stream_id(entry: tuple[callbacks.StreamInfo, Notify]) -> int:
+    return entry[0].stream_id

@@ -1,0 +1,173 @@
+"""State-of-the-world ADS for one stream: what Envoy holds, and what to send next, in safe order.
+
+Pure: no I/O, no clock. `kubelb.xds.server` feeds a `StreamState` every request (`receive`), asks it
+what to push for the current snapshot (`plan`), sends those pushes and reports each back (`sent`).
+
+Ordering (xDS protocol, "eventual consistency considerations"), per stream:
+1. CDS: the snapshot's clusters, plus every cluster Envoy still holds that the snapshot dropped,
+   for as long as Envoy may still run listeners that use them.
+2. EDS: the requested ClusterLoadAssignments (after CDS, Envoy asks for the new clusters' names).
+3. LDS (and RDS): only once Envoy has ACKed a CDS response holding every cluster of the snapshot
+   and an EDS response holding every EDS name, so no listener ever points at a missing or still
+   warming cluster.
+4. Removals: once Envoy ACKs the snapshot's listeners, CDS is sent again without the clusters
+   the snapshot dropped.
+A NACK leaves everything as it was: the rejected version is not re-sent, Envoy keeps its last good
+config, and the next snapshot is tried afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from kubelb.xds import snapshot
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """How a request was understood."""
+
+    REQUEST = "request"  # first request for a type on this stream, or a new subscription
+    ACK = "ack"
+    NACK = "nack"
+    STALE = "stale"  # answers a response that has since been superseded: ignored
+    UNKNOWN_TYPE = "unknown_type"  # a type this server does not serve: ignored
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """Envoy rejected `version` of `type_url` with `error_detail`."""
+
+    type_url: str
+    version: str
+    nonce: str
+    error_detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One DiscoveryResponse to send: every resource of the type that Envoy should hold."""
+
+    type_url: str
+    version: str
+    resources: tuple[snapshot.Resource, ...]
+    # Clusters kept only because listeners Envoy still runs may use them (for logs and tests).
+    retained: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class TypeState:
+    """One type URL on one stream."""
+
+    requested: bool = False
+    names: frozenset[str] = frozenset()  # subscription of a named type (EDS, RDS)
+    sent_version: str | None = None
+    sent_nonce: str = ""
+    sent: dict[str, snapshot.Resource] = field(default_factory=dict)
+    # What Envoy runs, as far as this stream knows: None until it ACKs a response of ours.
+    acked_version: str | None = None
+    acked: dict[str, snapshot.Resource] | None = None
+    last_nack: Nack | None = None
+
+
+class StreamState:
+    """Per-stream bookkeeping of state-of-the-world ADS."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, TypeState] = {t: TypeState() for t in snapshot.PUSH_ORDER}
+        self.last_nack: Nack | None = None
+
+    def receive(self, request: Any) -> Outcome:
+        """Record a DiscoveryRequest and say what it was."""
+        state = self.types.get(request.type_url)
+        if state is None:
+            return Outcome.UNKNOWN_TYPE
+        if request.response_nonce and request.response_nonce != state.sent_nonce:
+            return Outcome.STALE
+        state.requested = True
+        if request.type_url not in snapshot.WILDCARD_TYPES:
+            state.names = frozenset(request.resource_names)
+        if not request.response_nonce:
+            return Outcome.REQUEST
+        if request.HasField("error_detail"):
+            state.last_nack = self.last_nack = Nack(
+                type_url=request.type_url,
+                version=state.sent_version or "",
+                nonce=request.response_nonce,
+                error_detail=request.error_detail.message,
+            )
+            return Outcome.NACK
+        state.acked_version = state.sent_version
+        state.acked = dict(state.sent)
+        return Outcome.ACK
+
+    def sent(self, push: Push, nonce: str) -> None:
+        state = self.types[push.type_url]
+        state.sent_version = push.version
+        state.sent_nonce = nonce
+        state.sent = {r.name: r for r in push.resources}
+
+    def plan(self, snap: snapshot.Snapshot) -> list[Push]:
+        """The responses to send now, in push order; empty when Envoy is up to date."""
+        pushes: list[Push] = []
+        listeners_settled = self.types[snapshot.LISTENER].acked_version == snap.version(
+            snapshot.LISTENER
+        )
+        ready = self.clusters_ready(snap)
+        for type_url in snapshot.PUSH_ORDER:
+            state = self.types[type_url]
+            if not state.requested:
+                continue
+            items = dict(snap[type_url].items)
+            retained: tuple[str, ...] = ()
+            if type_url == snapshot.CLUSTER and not listeners_settled and state.acked:
+                retained = tuple(sorted(n for n in state.acked if n not in items))
+                items.update((n, state.acked[n]) for n in retained)
+            elif type_url not in snapshot.WILDCARD_TYPES:
+                # A subscribed name the snapshot dropped keeps its last content until Envoy
+                # unsubscribes (its cluster is being removed): no pointless re-send meanwhile.
+                items = {
+                    n: r
+                    for n in state.names
+                    if (r := items.get(n) or state.sent.get(n)) is not None
+                }
+                if not items and state.sent_version is None:
+                    continue  # nothing Envoy asked for exists (yet)
+            if type_url in (snapshot.LISTENER, snapshot.ROUTE) and not ready:
+                continue
+            push = _push_if_changed(type_url, items, state, retained)
+            if push is not None:
+                pushes.append(push)
+        return pushes
+
+    def clusters_ready(self, snap: snapshot.Snapshot) -> bool:
+        """Envoy has ACKed every cluster of `snap`, and an assignment for each EDS name."""
+        clusters = self.types[snapshot.CLUSTER].acked
+        if clusters is None or not snap[snapshot.CLUSTER].items.keys() <= clusters.keys():
+            return False
+        eds = snap.eds_names()
+        if not eds:
+            return True
+        endpoints = self.types[snapshot.ENDPOINT].acked
+        return endpoints is not None and eds <= endpoints.keys()
+
+    def acked_versions(self) -> dict[str, str]:
+        return {t: s.acked_version for t, s in self.types.items() if s.acked_version is not None}
+
+
+def _push_if_changed(
+    type_url: str,
+    items: Mapping[str, snapshot.Resource],
+    state: TypeState,
+    retained: tuple[str, ...],
+) -> Push | None:
+    version = snapshot.content_version(items.values())
+    if version == state.sent_version:
+        return None
+    resources = tuple(items[n] for n in sorted(items))
+    return Push(type_url=type_url, version=version, resources=resources, retained=retained)
