@@ -158,6 +158,10 @@ class ProxyConfig:
 def drop_conflicting_listeners(config: ProxyConfig) -> ProxyConfig:
     """Keep the first listener (in name order) per bind key; later ones are dropped, not merged.
 
+    A wildcard address (0.0.0.0, ::) overlaps every address of its family on the same port and
+    transport; IPv4 and IPv6 never overlap (Envoy binds `::` IPv6-only). Addresses compare in
+    canonical form, so `::1` and `0:0:0:0:0:0:0:1` are the same.
+
     Two owners asking for the same address and port must never take each other down, so the
     loser is reported and everything else keeps serving.
     """
@@ -165,11 +169,11 @@ def drop_conflicting_listeners(config: ProxyConfig) -> ProxyConfig:
     kept: list[Listener] = []
     dropped: list[Listener] = []
     for li in sorted(config.listeners, key=lambda x: x.name):
-        wildcard = _wildcard_key(li)
-        if li.bind_key in seen or wildcard in seen or _conflicts_with_wildcard(li, seen):
+        key = _canonical_bind_key(li)
+        if key in seen or _wildcard_key(key) in seen or _conflicts_with_wildcard(key, seen):
             dropped.append(li)
             continue
-        seen.add(li.bind_key)
+        seen.add(key)
         kept.append(li)
     if not dropped:
         return config
@@ -190,15 +194,31 @@ def is_ip(address: str) -> bool:
     return True
 
 
-def _wildcard_key(li: Listener) -> tuple[str, int, str]:
-    any_address = "::" if ":" in li.address else "0.0.0.0"
-    return (any_address, li.port, li.bind_key[2])
+_WILDCARDS = ("0.0.0.0", "::")
 
 
-def _conflicts_with_wildcard(li: Listener, seen: set[tuple[str, int, str]]) -> bool:
-    if li.address not in ("0.0.0.0", "::"):
+def _canonical_bind_key(li: Listener) -> tuple[str, int, str]:
+    address, port, transport = li.bind_key
+    if is_ip(address):
+        address = str(ipaddress.ip_address(address))
+    return (address, port, transport)
+
+
+def _is_v6(address: str) -> bool:
+    return ":" in address
+
+
+def _wildcard_key(key: tuple[str, int, str]) -> tuple[str, int, str]:
+    address, port, transport = key
+    return ("::" if _is_v6(address) else "0.0.0.0", port, transport)
+
+
+def _conflicts_with_wildcard(key: tuple[str, int, str], seen: set[tuple[str, int, str]]) -> bool:
+    """A wildcard `key` overlaps every kept address of its family on that port and transport."""
+    address, port, transport = key
+    if address not in _WILDCARDS:
         return False
-    return any(port == li.port and proto == li.bind_key[2] for _, port, proto in seen)
+    return any(p == port and t == transport and _is_v6(a) == _is_v6(address) for a, p, t in seen)
 
 
 def _listener_errors(li: Listener, clusters: set[str]) -> list[str]:

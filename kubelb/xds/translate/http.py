@@ -1,0 +1,171 @@
+"""HTTP listeners: an HttpConnectionManager with an inline route table (no RDS, as upstream),
+codec AUTO, route timeout from the IR (0 = none), idle and stream-idle timeouts, WebSocket
+upgrades, client address from the connection plus trusted X-Forwarded-For hops, request ids,
+header limits and a stdout access log.
+
+Virtual hosts come from the routes' hostnames: one per hostname (lower-cased) holding the routes
+for it plus the hostname-less routes as fallback, and `*` for the hostname-less routes alone.
+Within a virtual host, longer path prefixes match first, and at equal length the routes naming
+the hostname beat the fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from envoy.config.core.v3 import protocol_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from google.protobuf import wrappers_pb2
+
+from kubelb.ir import proxy
+from kubelb.xds.translate import accesslog, cluster, common
+
+HCM = "envoy.filters.network.http_connection_manager"
+ROUTER = "envoy.filters.http.router"
+WILDCARD = "*"
+# Envoy rejects header size limits above 8 MiB.
+MAX_HEADERS_KB = 8192
+
+
+def build_http_listener(li: proxy.Listener) -> listener_pb2.Listener:
+    options = li.http or proxy.HTTPOptions()
+    check_options(li.name, options)
+    hcm = build_connection_manager(li, options)
+    chain = listener_components_pb2.FilterChain(
+        filters=[listener_components_pb2.Filter(name=HCM, typed_config=common.pack(hcm))]
+    )
+    return listener_pb2.Listener(
+        name=li.name,
+        address=common.socket_address(li.address, li.port),
+        stat_prefix=common.stat_prefix(li.name),
+        filter_chains=[chain],
+    )
+
+
+def build_connection_manager(
+    li: proxy.Listener, options: proxy.HTTPOptions
+) -> hcm_pb2.HttpConnectionManager:
+    hcm = hcm_pb2.HttpConnectionManager(
+        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        stat_prefix=common.stat_prefix(li.name),
+        route_config=route_pb2.RouteConfiguration(
+            name=li.name, virtual_hosts=build_virtual_hosts(li.routes, options)
+        ),
+        http_filters=[
+            hcm_pb2.HttpFilter(name=ROUTER, typed_config=common.pack(router_pb2.Router()))
+        ],
+        common_http_protocol_options=protocol_pb2.HttpProtocolOptions(
+            idle_timeout=common.duration(options.idle_timeout_seconds),
+            max_headers_count=wrappers_pb2.UInt32Value(value=options.max_request_headers_count),
+        ),
+        http2_protocol_options=protocol_pb2.Http2ProtocolOptions(
+            max_concurrent_streams=wrappers_pb2.UInt32Value(
+                value=cluster.H2_MAX_CONCURRENT_STREAMS
+            ),
+            initial_stream_window_size=wrappers_pb2.UInt32Value(value=cluster.H2_MAX_WINDOW),
+            initial_connection_window_size=wrappers_pb2.UInt32Value(value=cluster.H2_MAX_WINDOW),
+        ),
+        max_request_headers_kb=wrappers_pb2.UInt32Value(value=options.max_request_headers_kb),
+        stream_idle_timeout=common.duration(options.stream_idle_timeout_seconds),
+        use_remote_address=wrappers_pb2.BoolValue(value=True),
+        xff_num_trusted_hops=options.xff_num_trusted_hops,
+        generate_request_id=wrappers_pb2.BoolValue(value=True),
+        # Clients send `Host: name:port`; virtual host domains carry no port.
+        strip_any_host_port=True,
+        access_log=[accesslog.build_stdout_access_log(accesslog.HTTP_FORMAT)],
+    )
+    if options.websocket:
+        hcm.upgrade_configs.append(
+            hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")
+        )
+    return hcm
+
+
+def build_virtual_hosts(
+    routes: Sequence[proxy.HTTPRoute], options: proxy.HTTPOptions
+) -> list[route_components_pb2.VirtualHost]:
+    catch_all = [r for r in routes if not r.hostnames]
+    by_host: dict[str, list[proxy.HTTPRoute]] = {}
+    for r in routes:
+        for host in dict.fromkeys(h.lower().rstrip(".") for h in r.hostnames):
+            by_host.setdefault(host, []).append(r)
+    if catch_all:
+        # A `*` hostname in the IR is the same virtual host as a hostname-less route.
+        by_host.setdefault(WILDCARD, [])
+    hosts = []
+    for host in sorted(by_host):
+        selected = [*by_host[host], *(r for r in catch_all if r not in by_host[host])]
+        hosts.append(
+            route_components_pb2.VirtualHost(
+                name=host,
+                domains=[host],
+                routes=[_route(r, options) for r in order_routes(selected)],
+            )
+        )
+    return hosts
+
+
+def order_routes(routes: Iterable[proxy.HTTPRoute]) -> list[proxy.HTTPRoute]:
+    """Longest path prefix first (Envoy takes the first match); at equal length a route naming
+    hostnames beats a hostname-less fallback; then by name for stability."""
+    return sorted(
+        routes, key=lambda r: (-len(r.path_prefix), not r.hostnames, r.path_prefix, r.name)
+    )
+
+
+def upstream_options(config: proxy.ProxyConfig) -> dict[str, proxy.HTTPOptions]:
+    """Per HTTP cluster, the upstream header limits of the listeners routing to it (the largest
+    when several listeners share a cluster, so none of them sees a smaller limit than asked)."""
+    out: dict[str, proxy.HTTPOptions] = {}
+    for li in config.listeners:
+        if li.protocol is not proxy.Protocol.HTTP:
+            continue
+        options = li.http or proxy.HTTPOptions()
+        for r in li.routes:
+            previous = out.get(r.cluster)
+            out[r.cluster] = options if previous is None else _larger_limits(previous, options)
+    return out
+
+
+def check_options(listener: str, options: proxy.HTTPOptions) -> None:
+    where = f"listener {listener!r}: http"
+    for field, value in (
+        ("maxRequestHeadersKb", options.max_request_headers_kb),
+        ("maxResponseHeadersKb", options.max_response_headers_kb),
+    ):
+        if not 1 <= value <= MAX_HEADERS_KB:
+            raise common.TranslateError(f"{where}.{field}: {value} is outside 1-{MAX_HEADERS_KB}")
+    if options.max_request_headers_count < 1:
+        raise common.TranslateError(f"{where}.maxRequestHeadersCount: must be at least 1")
+    if options.xff_num_trusted_hops < 0:
+        raise common.TranslateError(f"{where}.xffNumTrustedHops: must not be negative")
+    for field, seconds in (
+        ("idleTimeoutSeconds", options.idle_timeout_seconds),
+        ("streamIdleTimeoutSeconds", options.stream_idle_timeout_seconds),
+        ("requestTimeoutSeconds", options.request_timeout_seconds),
+    ):
+        if seconds < 0:
+            raise common.TranslateError(f"{where}.{field}: must not be negative")
+
+
+def _route(r: proxy.HTTPRoute, options: proxy.HTTPOptions) -> route_components_pb2.Route:
+    return route_components_pb2.Route(
+        name=r.name,
+        match=route_components_pb2.RouteMatch(prefix=r.path_prefix),
+        route=route_components_pb2.RouteAction(
+            cluster=r.cluster, timeout=common.duration(options.request_timeout_seconds)
+        ),
+    )
+
+
+def _larger_limits(a: proxy.HTTPOptions, b: proxy.HTTPOptions) -> proxy.HTTPOptions:
+    return proxy.HTTPOptions(
+        max_request_headers_kb=max(a.max_request_headers_kb, b.max_request_headers_kb),
+        max_request_headers_count=max(a.max_request_headers_count, b.max_request_headers_count),
+        max_response_headers_kb=max(a.max_response_headers_kb, b.max_response_headers_kb),
+    )
