@@ -116,6 +116,10 @@ def _build_one(
     clusters: dict[str, proxy.Cluster] = {}
     for position, port in enumerate(lb.spec.ports):
         protocol = proxy.Protocol(str(port.protocol))
+        listen_port = placement.listen_port(port)
+        if not _valid_port(listen_port):
+            problems.append(f"port {port.port}/{protocol}: {listen_port} is outside 1-65535")
+            continue
         names: list[str] = []
         for entry_id, entry, endpoint_addresses in entries:
             target = _target_port(port, position, entry, entry_id, problems)
@@ -144,7 +148,7 @@ def _build_one(
             proxy.Listener(
                 name=f"{prefix}-{port_id}-{protocol.value.lower()}",
                 address=placement.address,
-                port=placement.listen_port(port),
+                port=listen_port,
                 protocol=protocol,
                 clusters=tuple(names),
                 owner=key,
@@ -172,6 +176,9 @@ def _target_port(
     if match is None:
         wanted = f"named {port.name!r}" if port.name else f"at position {position}"
         problems.append(f"endpoints {entry_id!r} has no port {wanted} for port {port.port}")
+        return None
+    if not _valid_port(match.port):
+        problems.append(f"endpoints {entry_id!r} port {match.port} is outside 1-65535")
         return None
     if str(match.protocol) != str(port.protocol):
         problems.append(
@@ -212,6 +219,10 @@ def _proxy_protocol(lb: api_lb.LoadBalancer, problems: list[str]) -> proxy.Proxy
         f"annotation {api_annotations.PROXY_PROTOCOL}={value!r} is not supported (use v2)"
     )
     return None
+
+
+def _valid_port(port: int) -> bool:
+    return 1 <= port <= 65535
 
 
 def _bind_text(li: proxy.Listener) -> str:

@@ -113,7 +113,9 @@ class FileSource:
             del self._last_good[gone]
         return Snapshot(documents=tuple(documents), errors=tuple(errors))
 
-    async def watch(self, poll_seconds: float = DEFAULT_POLL_SECONDS) -> AsyncGenerator[Snapshot, None]:
+    async def watch(
+        self, poll_seconds: float = DEFAULT_POLL_SECONDS
+    ) -> AsyncGenerator[Snapshot, None]:
         """Yield the current snapshot, then a new one after every change to the files."""
         last_sig: Signature | None = None
         while True:
