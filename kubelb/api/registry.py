@@ -12,17 +12,42 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from kubelb.api import addresses, errors, loadbalancer, meta, route
+from kubelb.api import (
+    addresses,
+    config,
+    errors,
+    loadbalancer,
+    meta,
+    route,
+    syncsecret,
+    tenant,
+    tenantstate,
+)
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=meta.KubeObject)
 
-KubeLBObject = loadbalancer.LoadBalancer | route.Route | addresses.Addresses
+KubeLBObject = (
+    loadbalancer.LoadBalancer
+    | route.Route
+    | addresses.Addresses
+    | tenant.Tenant
+    | tenantstate.TenantState
+    | config.Config
+    | syncsecret.SyncSecret
+)
 
-KINDS: dict[str, type[meta.KubeObject]] = {
-    cls.KIND: cls for cls in (loadbalancer.LoadBalancer, route.Route, addresses.Addresses)
-}
+MODELS: tuple[type[meta.KubeObject], ...] = (
+    loadbalancer.LoadBalancer,
+    route.Route,
+    addresses.Addresses,
+    tenant.Tenant,
+    tenantstate.TenantState,
+    config.Config,
+    syncsecret.SyncSecret,
+)
+KINDS: dict[str, type[meta.KubeObject]] = {cls.KIND: cls for cls in MODELS}
 
 
 def parse(obj: Any) -> KubeLBObject:
