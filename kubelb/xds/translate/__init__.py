@@ -61,7 +61,7 @@ def translate(config: proxy.ProxyConfig) -> Resources:
 
 def _listener(li: proxy.Listener, targets: dict[str, tuple[str, ...]], persistent: set[str]) -> Any:
     if li.protocol is proxy.Protocol.HTTP:
-        return http.build_http_listener(li)
+        return http.build_http_listener(li, persistent)
     names = targets[li.name]
     # Hashing by source IP only matters when the chosen cluster runs Maglev.
     persistence = any(n in persistent for n in names)

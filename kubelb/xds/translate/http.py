@@ -11,7 +11,7 @@ the hostname beat the fallbacks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from envoy.config.core.v3 import protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -32,10 +32,14 @@ WILDCARD = "*"
 MAX_HEADERS_KB = 8192
 
 
-def build_http_listener(li: proxy.Listener) -> listener_pb2.Listener:
+def build_http_listener(
+    li: proxy.Listener, persistent: Collection[str] = ()
+) -> listener_pb2.Listener:
+    """`persistent`: clusters with source-IP persistence; their routes hash on the client IP."""
     options = li.http or proxy.HTTPOptions()
     check_options(li.name, options)
-    hcm = build_connection_manager(li, options)
+    check_hostnames(li)
+    hcm = build_connection_manager(li, options, persistent)
     chain = listener_components_pb2.FilterChain(
         filters=[listener_components_pb2.Filter(name=HCM, typed_config=common.pack(hcm))]
     )
@@ -48,13 +52,13 @@ def build_http_listener(li: proxy.Listener) -> listener_pb2.Listener:
 
 
 def build_connection_manager(
-    li: proxy.Listener, options: proxy.HTTPOptions
+    li: proxy.Listener, options: proxy.HTTPOptions, persistent: Collection[str] = ()
 ) -> hcm_pb2.HttpConnectionManager:
     hcm = hcm_pb2.HttpConnectionManager(
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         stat_prefix=common.stat_prefix(li.name),
         route_config=route_pb2.RouteConfiguration(
-            name=li.name, virtual_hosts=build_virtual_hosts(li.routes, options)
+            name=li.name, virtual_hosts=build_virtual_hosts(li.routes, options, persistent)
         ),
         http_filters=[
             hcm_pb2.HttpFilter(name=ROUTER, typed_config=common.pack(router_pb2.Router()))
@@ -87,7 +91,9 @@ def build_connection_manager(
 
 
 def build_virtual_hosts(
-    routes: Sequence[proxy.HTTPRoute], options: proxy.HTTPOptions
+    routes: Sequence[proxy.HTTPRoute],
+    options: proxy.HTTPOptions,
+    persistent: Collection[str] = (),
 ) -> list[route_components_pb2.VirtualHost]:
     catch_all = [r for r in routes if not r.hostnames]
     by_host: dict[str, list[proxy.HTTPRoute]] = {}
@@ -104,7 +110,7 @@ def build_virtual_hosts(
             route_components_pb2.VirtualHost(
                 name=host,
                 domains=[host],
-                routes=[_route(r, options) for r in order_routes(selected)],
+                routes=[_route(r, options, persistent) for r in order_routes(selected)],
             )
         )
     return hosts
@@ -153,14 +159,36 @@ def check_options(listener: str, options: proxy.HTTPOptions) -> None:
             raise common.TranslateError(f"{where}.{field}: must not be negative")
 
 
-def _route(r: proxy.HTTPRoute, options: proxy.HTTPOptions) -> route_components_pb2.Route:
-    return route_components_pb2.Route(
-        name=r.name,
-        match=route_components_pb2.RouteMatch(prefix=r.path_prefix),
-        route=route_components_pb2.RouteAction(
-            cluster=r.cluster, timeout=common.duration(options.request_timeout_seconds)
-        ),
+def _route(
+    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistent: Collection[str]
+) -> route_components_pb2.Route:
+    action = route_components_pb2.RouteAction(
+        cluster=r.cluster, timeout=common.duration(options.request_timeout_seconds)
     )
+    if r.cluster in persistent:
+        # The cluster runs Maglev; without a hash policy it would pick a random host.
+        action.hash_policy.append(
+            route_components_pb2.RouteAction.HashPolicy(
+                connection_properties=route_components_pb2.RouteAction.HashPolicy.ConnectionProperties(
+                    source_ip=True
+                )
+            )
+        )
+    return route_components_pb2.Route(
+        name=r.name, match=route_components_pb2.RouteMatch(prefix=r.path_prefix), route=action
+    )
+
+
+def check_hostnames(li: proxy.Listener) -> None:
+    """Envoy accepts `*`, one leading `*` (suffix match) or one trailing `*` (prefix match)."""
+    for r in li.routes:
+        for host in r.hostnames:
+            inner = host[1:] if host.startswith("*") else host[:-1] if host.endswith("*") else host
+            if not host or "*" in inner:
+                raise common.TranslateError(
+                    f"listener {li.name!r}: route {r.name!r}: hostname {host!r} may hold a "
+                    "single `*`, only at its start or end"
+                )
 
 
 def _larger_limits(a: proxy.HTTPOptions, b: proxy.HTTPOptions) -> proxy.HTTPOptions:

@@ -66,3 +66,22 @@ def test_upstream_options_take_the_larger_limits() -> None:
     config = proxy.ProxyConfig(node_id="n", listeners=(li("a", 10, 500), li("b", 20, 100)))
     limits = http.upstream_options(config)["c"]
     assert (limits.max_response_headers_kb, limits.max_request_headers_count) == (20, 500)
+
+
+@pytest.mark.parametrize("host", ["*", "*.example.com", "example.*", "www.example.com"])
+def test_hostnames_envoy_can_match(host: str) -> None:
+    li = proxy.Listener(
+        name="web", address="0.0.0.0", port=80, protocol=proxy.Protocol.HTTP,
+        routes=(route("r", hosts=(host,)),),
+    )  # fmt: skip
+    http.check_hostnames(li)
+
+
+@pytest.mark.parametrize("host", ["a.*.example.com", "**", "*.example.*", ""])
+def test_hostnames_envoy_cannot_match(host: str) -> None:
+    li = proxy.Listener(
+        name="web", address="0.0.0.0", port=80, protocol=proxy.Protocol.HTTP,
+        routes=(route("r", hosts=(host,)),),
+    )  # fmt: skip
+    with pytest.raises(translate.TranslateError, match="listener 'web': route 'r': hostname"):
+        http.check_hostnames(li)
