@@ -1,0 +1,195 @@
+"""Envoy's bootstrap: who it is, where our xDS server is, and its admin and probe listeners.
+
+Pure: `render(node_id, spec)` returns the bootstrap as a plain dict (Envoy's JSON form, v3), and
+`to_json` serializes it for `envoy -c`. Golden-tested under `tests/golden/bootstrap/`. Everything
+else (listeners, clusters) comes over ADS: LDS and CDS through one aggregated gRPC stream.
+
+The xDS link must notice a dead peer (KubeLB #163): HTTP/2 keepalive pings every 30 s with a 5 s
+timeout, plus TCP keepalive, on the `xds_cluster`. Probe listeners mirror upstream's
+`probe_listener` (GET /ready, answered by the admin interface) and `health_check_listener`
+(GET /healthz, which fails once Envoy is told to drain).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from kubelb.envoy import deployer
+
+XDS_CLUSTER = "xds_cluster"
+ADMIN_CLUSTER = "admin_cluster"
+XDS_KEEPALIVE_INTERVAL = "30s"
+XDS_KEEPALIVE_TIMEOUT = "5s"
+
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_HEALTH_CHECK = "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck"
+_HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
+    """The bootstrap for `node_id`. `spec.admin_port` must be a real port (the supervisor picks
+    one for a spec that says 0): the readiness listener forwards to it."""
+    if not node_id:
+        raise ValueError("an Envoy needs a node id")
+    if not 0 < spec.admin_port < 65536:
+        raise ValueError(f"admin port {spec.admin_port} is not a port; pick one before rendering")
+    listeners = []
+    if spec.readiness_port is not None:
+        listeners.append(_readiness_listener(spec.probe_address, spec.readiness_port))
+    if spec.health_port is not None:
+        listeners.append(_health_listener(spec.probe_address, spec.health_port))
+    return {
+        "node": {"id": node_id, "cluster": spec.node_cluster},
+        "admin": {"address": _socket(spec.admin_address, spec.admin_port)},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+            },
+            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
+        },
+        "static_resources": {
+            "clusters": [_xds_cluster(spec.xds_host, spec.xds_port), _admin_cluster(spec)],
+            "listeners": listeners,
+        },
+    }
+
+
+def to_json(bootstrap: dict[str, Any]) -> str:
+    return json.dumps(bootstrap, indent=2, sort_keys=True) + "\n"
+
+
+def _socket(address: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _xds_cluster(host: str, port: int) -> dict[str, Any]:
+    return {
+        "name": XDS_CLUSTER,
+        # A hostname (a Service name in-cluster) is re-resolved, so a moved control plane is found.
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "5s",
+        "load_assignment": _assignment(XDS_CLUSTER, host, port),
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _HTTP_OPTIONS,
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {
+                            "interval": XDS_KEEPALIVE_INTERVAL,
+                            "timeout": XDS_KEEPALIVE_TIMEOUT,
+                        }
+                    }
+                },
+            }
+        },
+        "upstream_connection_options": {
+            "tcp_keepalive": {"keepalive_probes": 3, "keepalive_time": 30, "keepalive_interval": 5}
+        },
+        # One long-lived stream must never be refused by default circuit breakers.
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_connections": 100000,
+                    "max_pending_requests": 100000,
+                    "max_requests": 60000000,
+                    "max_retries": 50,
+                },
+                {
+                    "priority": "HIGH",
+                    "max_connections": 100000,
+                    "max_pending_requests": 100000,
+                    "max_requests": 60000000,
+                    "max_retries": 50,
+                },
+            ]
+        },
+    }
+
+
+def _admin_cluster(spec: deployer.EnvoySpec) -> dict[str, Any]:
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": _assignment(ADMIN_CLUSTER, spec.admin_address, spec.admin_port),
+    }
+
+
+def _assignment(name: str, host: str, port: int) -> dict[str, Any]:
+    return {
+        "cluster_name": name,
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}}]}],
+    }
+
+
+def _readiness_listener(address: str, port: int) -> dict[str, Any]:
+    route = {
+        "match": {"path": "/ready", "headers": [_method("GET")]},
+        "route": {"cluster": ADMIN_CLUSTER, "timeout": "5s"},
+    }
+    return _probe_listener("probe_listener", address, port, [route], [])
+
+
+def _health_listener(address: str, port: int) -> dict[str, Any]:
+    health = {
+        "name": "envoy.filters.http.health_check",
+        "typed_config": {
+            "@type": _HEALTH_CHECK,
+            "pass_through_mode": False,
+            "headers": [{"name": ":path", "string_match": {"exact": "/healthz"}}],
+        },
+    }
+    return _probe_listener("health_check_listener", address, port, [], [health])
+
+
+def _probe_listener(
+    name: str,
+    address: str,
+    port: int,
+    routes: list[dict[str, Any]],
+    filters: list[dict[str, Any]],
+) -> dict[str, Any]:
+    not_found = {"match": {"prefix": "/"}, "direct_response": {"status": 404}}
+    hcm = {
+        "@type": f"{_HCM}.HttpConnectionManager",
+        "stat_prefix": name,
+        "route_config": {
+            "name": name,
+            "virtual_hosts": [{"name": name, "domains": ["*"], "routes": [*routes, not_found]}],
+        },
+        "http_filters": [
+            *filters,
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}},
+        ],
+    }
+    return {
+        "name": name,
+        "address": _socket(address, port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+
+
+def _method(method: str) -> dict[str, Any]:
+    return {"name": ":method", "string_match": {"exact": method}}

@@ -1,0 +1,364 @@
+"""Runs Envoy processes on this host: the process `Deployer` (standalone mode and tests).
+
+Input: `ensure(node_id, spec)` / `remove(node_id)` / `close()`. Output: one Envoy child process per
+node id, configured by a generated bootstrap (`kubelb.envoy.bootstrap`) to fetch everything else
+from our xDS server. Per node a supervision task owned by the supervisor:
+- starts Envoy with `asyncio.create_subprocess_exec` in its own session (so a terminal's Ctrl-C
+  reaches only us), with PR_SET_PDEATHSIG so it dies with this process, and a dynamic hot-restart
+  base id so several Envoys coexist on one host;
+- polls the admin `/ready` until Envoy is LIVE;
+- restarts Envoy when it exits unexpectedly, with capped exponential backoff;
+- logs Envoy's stderr through Python logging (`kubelb.envoy.process`; Envoy's info as DEBUG,
+  warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`);
+- on remove/close drains: health check fails, `POST /drain_listeners?graceful`, waits
+  `drain_seconds`, then SIGTERM and SIGKILL after `stop_timeout_seconds`.
+
+PR_SET_PDEATHSIG fires when the *thread* that forked exits: run the supervisor on an event loop
+in the main thread (as `asyncio.run` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from kubelb.envoy import binary, bootstrap, deployer
+from kubelb.observe import metrics
+from kubelb.util import naming
+
+logger = logging.getLogger(__name__)
+process_logger = logging.getLogger("kubelb.envoy.process")
+access_logger = logging.getLogger("kubelb.envoy.access")
+
+TOPOLOGY = "shared"
+_LOG_FORMAT = "[%l][%n] %v"
+_LOG_LINE = re.compile(r"^\[(\w+)\]\[([\w.-]*)\] ?(.*)$")
+# Envoy's info level is routine chatter (start-up inventory, every xDS update): DEBUG for us.
+_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.DEBUG,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+
+    def next(self, delay: float) -> float:
+        return min(self.maximum, max(self.initial, delay * self.factor))
+
+
+class EnvoySupervisor:
+    """Implements `deployer.Deployer` with local Envoy processes."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        envoy_binary: str | os.PathLike[str] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.binary = binary.find_envoy(envoy_binary)
+        self.backoff = backoff or Backoff()
+        self._envoys: dict[str, _Envoy] = {}
+
+    async def ensure(self, node_id: str, spec: deployer.EnvoySpec) -> None:
+        current = self._envoys.get(node_id)
+        if current is not None and current.spec == spec:
+            return
+        if current is not None:
+            logger.info("Envoy for node %r: spec changed, replacing it", node_id)
+            await self.remove(node_id)
+        envoy = _Envoy(self, node_id, spec)
+        self._envoys[node_id] = envoy
+        envoy.start()
+        metrics.ENVOY_PROXIES.labels(namespace=node_id, topology=TOPOLOGY).set(1)
+        metrics.ENVOY_PROXY_CREATES.labels(namespace=node_id).inc()
+
+    async def remove(self, node_id: str) -> None:
+        envoy = self._envoys.pop(node_id, None)
+        if envoy is None:
+            return
+        await envoy.stop()
+        metrics.ENVOY_PROXIES.remove(node_id, TOPOLOGY)
+        metrics.ENVOY_PROXY_DELETES.labels(namespace=node_id).inc()
+
+    def ready(self, node_id: str) -> bool:
+        envoy = self._envoys.get(node_id)
+        return envoy is not None and envoy.ready.is_set()
+
+    async def wait_ready(self, node_id: str) -> None:
+        """Wait until the node's Envoy reports ready (bound it with `asyncio.timeout`)."""
+        await self._envoys[node_id].ready.wait()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.remove(n) for n in list(self._envoys)))
+
+    def pid(self, node_id: str) -> int | None:
+        envoy = self._envoys.get(node_id)
+        proc = envoy.process if envoy else None
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    def admin_port(self, node_id: str) -> int | None:
+        envoy = self._envoys.get(node_id)
+        return envoy.admin_port if envoy else None
+
+    def restarts(self, node_id: str) -> int:
+        envoy = self._envoys.get(node_id)
+        return envoy.restarts if envoy else 0
+
+
+class _Envoy:
+    """One node's Envoy and the task that keeps it running."""
+
+    def __init__(self, owner: EnvoySupervisor, node_id: str, spec: deployer.EnvoySpec) -> None:
+        self.owner = owner
+        self.node_id = node_id
+        self.spec = spec
+        self.dir = owner.state_dir / naming.dns1035(node_id)
+        self.process: asyncio.subprocess.Process | None = None
+        self.admin_port: int | None = None
+        self.ready = asyncio.Event()
+        self.restarts = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name=f"envoy-{self.node_id}")
+        self._task.add_done_callback(self._task_done)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        proc = self.process
+        if proc is not None and proc.returncode is None:
+            await self._drain_and_stop(proc)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _supervise(self) -> None:
+        delay = 0.0
+        while not self._stopping.is_set():
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                code = await self._run_once()
+            except OSError:
+                logger.exception("Envoy for node %r could not be started", self.node_id)
+                code = None
+            if self._stopping.is_set():
+                return
+            delay = 0.0 if loop.time() - started > self.owner.backoff.maximum else delay
+            delay = self.owner.backoff.next(delay)
+            self.restarts += 1
+            metrics.ENVOY_PROXY_RESTARTS.labels(namespace=self.node_id).inc()
+            logger.warning(
+                "Envoy for node %r exited (code %s); restarting in %.1f s",
+                self.node_id,
+                code,
+                delay,
+                extra={"tenant": self.node_id},
+            )
+            await asyncio.sleep(delay)
+
+    async def _run_once(self) -> int:
+        """Start Envoy, wait for it to become ready, then for it to exit; return its exit code."""
+        admin_port = self.spec.admin_port or _free_port(self.spec.admin_address)
+        spec = dataclasses.replace(self.spec, admin_port=admin_port)
+        config = self.dir / "bootstrap.json"
+        await asyncio.to_thread(
+            _write, config, bootstrap.to_json(bootstrap.render(self.node_id, spec))
+        )
+        proc = await asyncio.create_subprocess_exec(
+            *self._command(spec, config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+        self.process, self.admin_port = proc, admin_port
+        logger.info(
+            "Envoy for node %r started (pid %d, admin 127.0.0.1:%d)",
+            self.node_id,
+            proc.pid,
+            admin_port,
+            extra={"tenant": self.node_id},
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        pumps = [
+            asyncio.create_task(_pump(proc.stderr, self._log_stderr)),
+            asyncio.create_task(_pump(proc.stdout, self._log_stdout)),
+        ]
+        readiness = asyncio.create_task(self._await_ready(proc, spec))
+        try:
+            code = await proc.wait()
+        finally:
+            self.ready.clear()
+            readiness.cancel()
+            if proc.returncode is None:  # cancelled: never leave Envoy behind
+                await _terminate(proc, self.spec.stop_timeout_seconds)
+            await asyncio.gather(readiness, *pumps, return_exceptions=True)
+        return code
+
+    def _command(self, spec: deployer.EnvoySpec, config: Path) -> list[str]:
+        args = [
+            str(self.owner.binary),
+            "--config-path",
+            str(config),
+            "--use-dynamic-base-id",
+            "--base-id-path",
+            str(self.dir / "base-id"),
+            "--log-level",
+            spec.log_level,
+            "--log-format",
+            _LOG_FORMAT,
+            "--drain-time-s",
+            str(max(1, round(spec.drain_seconds))),
+        ]
+        if spec.concurrency is not None:
+            args += ["--concurrency", str(spec.concurrency)]
+        return [*args, *spec.extra_args]
+
+    async def _await_ready(
+        self, proc: asyncio.subprocess.Process, spec: deployer.EnvoySpec
+    ) -> None:
+        while proc.returncode is None:
+            try:
+                status, _ = await admin_request(
+                    spec.admin_address, spec.admin_port, "GET", "/ready"
+                )
+            except (OSError, TimeoutError, ValueError):
+                status = 0
+            if status == 200:
+                self.ready.set()
+                logger.info("Envoy for node %r is ready", self.node_id)
+                return
+            await asyncio.sleep(0.1)
+
+    async def _drain_and_stop(self, proc: asyncio.subprocess.Process) -> None:
+        port = self.admin_port
+        if port is not None:
+            for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
+                try:
+                    await admin_request(self.spec.admin_address, port, "POST", path)
+                except (OSError, TimeoutError, ValueError) as e:
+                    logger.debug("Envoy for node %r: %s failed: %s", self.node_id, path, e)
+            logger.info(
+                "Envoy for node %r draining for %.1f s", self.node_id, self.spec.drain_seconds
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), self.spec.drain_seconds)
+        await _terminate(proc, self.spec.stop_timeout_seconds)
+        logger.info("Envoy for node %r stopped (code %s)", self.node_id, proc.returncode)
+
+    def _log_stderr(self, line: str) -> None:
+        match = _LOG_LINE.match(line)
+        level, component, text = (
+            (_LEVELS.get(match[1], logging.INFO), match[2], match[3])
+            if match
+            else (logging.INFO, "", line)
+        )
+        process_logger.log(
+            level, "envoy[%s] %s: %s", self.node_id, component, text, extra={"tenant": self.node_id}
+        )
+
+    def _log_stdout(self, line: str) -> None:
+        access_logger.info("envoy[%s] %s", self.node_id, line, extra={"tenant": self.node_id})
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "supervision of Envoy for node %r failed", self.node_id, exc_info=task.exception()
+            )
+
+
+async def admin_request(
+    host: str, port: int, method: str, path: str, *, limit_seconds: float = 2.0
+) -> tuple[int, str]:
+    """One HTTP/1.1 request to Envoy's admin interface: (status, body)."""
+    async with asyncio.timeout(limit_seconds):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            authority = f"[{host}]" if ":" in host else host
+            writer.write(
+                f"{method} {path} HTTP/1.1\r\nHost: {authority}:{port}\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+            data = await reader.read()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[1].isdigit():
+        raise ValueError(f"not an HTTP response from {host}:{port}{path}")
+    return int(status_line[1]), body.decode(errors="replace")
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def _pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> None:
+    while line := await stream.readline():
+        text = line.decode(errors="replace").rstrip()
+        if text:
+            sink(text)
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec function asking Linux to SIGTERM the child when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child must not load
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
