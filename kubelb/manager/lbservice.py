@@ -1,0 +1,174 @@
+"""The management Service `envoy-<lb>` of a LoadBalancer, and the LoadBalancer's status. Pure.
+
+Input: a LoadBalancer, its allocated Envoy listener ports, the effective tenant settings and the
+live Service (if any). Output: raw Service and status dicts for the writer. The Service receives
+the external address (from MetalLB, a cloud, or the process deployer) and targets the tenant's
+Envoy pods on the allocated ports; its status is copied back into the LoadBalancer's status,
+from which the agent copies it to the tenant's Service (inventory §3.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubelb.api import labels, loadbalancer as api_lb
+from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.manager import propagation, settings
+from kubelb.util import naming
+
+SERVICE_PREFIX = "envoy-"
+
+
+def service_name(lb_name: str) -> str:
+    return naming.truncate(f"{SERVICE_PREFIX}{lb_name}")
+
+
+def envoy_selector(tenant_namespace: str) -> dict[str, str]:
+    """Labels of the tenant's Envoy pods (upstream: app.kubernetes.io/name=<tenant-ns>)."""
+    return {labels.APP_NAME: tenant_namespace}
+
+
+def service_port_name(port: api_lb.LoadBalancerPort) -> str:
+    if port.name:
+        return port.name
+    return f"{port.port}-{str(port.protocol).lower()}"
+
+
+def desired_service(
+    lb: api_lb.LoadBalancer,
+    listen_ports: Mapping[irbuild.PortKey, int],
+    effective: settings.Effective,
+    live: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The Service as it should be; third-party annotations and allocated nodePorts on `live`
+    are kept, so another controller's work on the Service is never undone."""
+    namespace = lb.metadata.namespace or ""
+    live_meta = (live or {}).get("metadata", {})
+    live_spec = (live or {}).get("spec", {})
+    live_node_ports = {
+        (p.get("name"), p.get("protocol", "TCP")): p.get("nodePort")
+        for p in live_spec.get("ports", [])
+    }
+    annotations = dict(live_meta.get("annotations") or {})
+    annotations.update(
+        propagation.propagate(lb.metadata.annotations or {}, effective.annotations, "service")
+    )
+    ports = []
+    for port in lb.spec.ports:
+        name = service_port_name(port)
+        entry: dict[str, Any] = {
+            "name": name,
+            "port": port.port,
+            "protocol": str(port.protocol),
+            "targetPort": listen_ports[irbuild.port_key(port)],
+        }
+        node_port = live_node_ports.get((name, str(port.protocol)))
+        if node_port:
+            entry["nodePort"] = node_port
+        ports.append(entry)
+    spec: dict[str, Any] = {
+        "type": lb.spec.type,
+        "selector": envoy_selector(namespace),
+        "ports": sorted(ports, key=lambda p: (p["name"], p["protocol"])),
+    }
+    if lb.spec.external_traffic_policy and lb.spec.type in ("LoadBalancer", "NodePort"):
+        spec["externalTrafficPolicy"] = str(lb.spec.external_traffic_policy)
+    if effective.load_balancer_class and lb.spec.type == "LoadBalancer":
+        spec["loadBalancerClass"] = effective.load_balancer_class
+    lb_labels = lb.metadata.labels or {}
+    service_labels = {
+        **dict(live_meta.get("labels") or {}),
+        labels.APP_NAME: namespace,
+        labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+        labels.LB_NAME: lb.metadata.name or "",
+        labels.LB_NAMESPACE: namespace,
+    }
+    for key in (labels.ORIGIN_NAME, labels.ORIGIN_NAMESPACE):
+        if key in lb_labels:
+            service_labels[key] = lb_labels[key]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": service_name(lb.metadata.name or ""),
+            "namespace": namespace,
+            "labels": service_labels,
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+
+
+def service_needs_update(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """Compare only the fields we own; the API server adds many we must not fight over."""
+    d_meta, l_meta = desired["metadata"], live.get("metadata", {})
+    d_spec, l_spec = desired["spec"], live.get("spec", {})
+    if d_meta["labels"] != (l_meta.get("labels") or {}):
+        return True
+    if d_meta["annotations"] != (l_meta.get("annotations") or {}):
+        return True
+    for key in ("type", "selector", "loadBalancerClass"):
+        if d_spec.get(key) != l_spec.get(key):
+            return True
+    # The API server defaults externalTrafficPolicy; only a policy we set is ours to enforce.
+    etp = d_spec.get("externalTrafficPolicy")
+    if etp is not None and etp != l_spec.get("externalTrafficPolicy"):
+        return True
+    live_ports = sorted(
+        (
+            {k: p.get(k) for k in ("name", "port", "protocol", "targetPort") if k in p}
+            for p in l_spec.get("ports", [])
+        ),
+        key=lambda p: (str(p.get("name")), str(p.get("protocol"))),
+    )
+    want_ports = [
+        {k: p[k] for k in ("name", "port", "protocol", "targetPort")} for p in d_spec["ports"]
+    ]
+    return bool(live_ports != want_ports)
+
+
+def desired_status_service_ports(
+    lb: api_lb.LoadBalancer, listen_ports: Mapping[irbuild.PortKey, int]
+) -> list[dict[str, Any]]:
+    """`status.service.ports`: the Service ports plus the endpoint port each forwards to.
+
+    Pairing goes by name and protocol; an unnamed port pairs by position (KubeLB #91). This list
+    doubles as the persisted port allocation.
+    """
+    endpoint_ports = lb.spec.endpoints[0].ports if lb.spec.endpoints else ()
+    out = []
+    for position, port in enumerate(lb.spec.ports):
+        if port.name:
+            match = next(
+                (
+                    p
+                    for p in endpoint_ports
+                    if p.name == port.name and str(p.protocol) == str(port.protocol)
+                ),
+                None,
+            )
+        else:
+            match = endpoint_ports[position] if position < len(endpoint_ports) else None
+        out.append(
+            {
+                "name": service_port_name(port),
+                "port": port.port,
+                "protocol": str(port.protocol),
+                "targetPort": listen_ports[irbuild.port_key(port)],
+                "upstreamTargetPort": match.port if match is not None else 0,
+            }
+        )
+    return sorted(out, key=lambda p: (p["name"], p["protocol"]))
+
+
+def recorded_ports(lb: api_lb.LoadBalancer) -> dict[irbuild.PortKey, int]:
+    """The allocation persisted in the LB's status, keyed like `irbuild.port_key`."""
+    by_service_name = {service_port_name(p): irbuild.port_key(p) for p in lb.spec.ports}
+    out: dict[irbuild.PortKey, int] = {}
+    for p in lb.status.service.ports:
+        key = by_service_name.get(p.name or "")
+        target = p.target_port
+        if key is not None and key[1] == str(p.protocol) and isinstance(target, int):
+            out[key] = target
+    return out

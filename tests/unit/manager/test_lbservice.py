@@ -1,0 +1,114 @@
+from kubelb.api import loadbalancer as api_lb, tenant as api_tenant
+from kubelb.manager import lbservice, settings
+
+TENANT_NS = "tenant-a"
+
+
+def make_lb(**spec_extra):
+    return api_lb.LoadBalancer.model_validate(
+        {
+            "metadata": {
+                "name": "0c6f3a1e-uid",
+                "namespace": TENANT_NS,
+                "labels": {"kubelb.k8c.io/origin-name": "web", "kubelb.k8c.io/origin-ns": "shop"},
+                "annotations": {"team": "blue", "kubelb.k8c.io/proxy-protocol": "v2"},
+            },
+            "spec": {
+                "type": "LoadBalancer",
+                "ports": [
+                    {"name": "https", "port": 443},
+                    {"name": "http", "port": 80},
+                ],
+                "endpoints": [
+                    {
+                        "addressesReference": {"name": "default"},
+                        "ports": [
+                            {"name": "http", "port": 30080},
+                            {"name": "https", "port": 30443},
+                        ],
+                    }
+                ],
+                **spec_extra,
+            },
+        }
+    )
+
+
+ALLOCATED = {("http", "TCP"): 20080, ("https", "TCP"): 20443}
+
+
+def test_desired_service_shape():
+    eff = settings.effective(None, None)
+    svc = lbservice.desired_service(make_lb(externalTrafficPolicy="Local"), ALLOCATED, eff, None)
+    assert svc["metadata"]["name"] == "envoy-0c6f3a1e-uid"
+    assert svc["metadata"]["labels"]["kubelb.k8c.io/origin-name"] == "web"
+    assert svc["metadata"]["labels"]["app.kubernetes.io/name"] == TENANT_NS
+    assert svc["metadata"]["annotations"] == {}  # nothing propagates by default
+    assert svc["spec"]["selector"] == {"app.kubernetes.io/name": TENANT_NS}
+    assert svc["spec"]["externalTrafficPolicy"] == "Local"
+    assert [(p["name"], p["targetPort"]) for p in svc["spec"]["ports"]] == [
+        ("http", 20080),
+        ("https", 20443),
+    ]
+
+
+def test_live_node_ports_and_third_party_annotations_are_kept():
+    tenant = api_tenant.Tenant.model_validate(
+        {
+            "metadata": {"name": "a"},
+            "spec": {"propagatedAnnotations": {"team": ""}, "loadBalancer": {"class": "metallb"}},
+        }
+    )
+    eff = settings.effective(None, tenant)
+    live = {
+        "metadata": {"annotations": {"metallb.universe.tf/ip": "1.2.3.4"}, "labels": {}},
+        "spec": {"ports": [{"name": "http", "protocol": "TCP", "nodePort": 31111}]},
+    }
+    svc = lbservice.desired_service(make_lb(), ALLOCATED, eff, live)
+    assert svc["metadata"]["annotations"] == {"metallb.universe.tf/ip": "1.2.3.4", "team": "blue"}
+    assert svc["spec"]["ports"][0]["nodePort"] == 31111
+    assert svc["spec"]["loadBalancerClass"] == "metallb"
+
+
+def test_needs_update_only_on_owned_fields():
+    eff = settings.effective(None, None)
+    desired = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
+    live = {
+        "metadata": {**desired["metadata"], "resourceVersion": "5"},
+        "spec": {
+            **desired["spec"],
+            "clusterIP": "10.0.0.1",
+            "externalTrafficPolicy": "Cluster",
+            "ports": [{**p, "nodePort": 30000 + i} for i, p in enumerate(desired["spec"]["ports"])],
+        },
+    }
+    assert not lbservice.service_needs_update(desired, live)
+    moved = {**ALLOCATED, ("http", "TCP"): 20081}
+    assert lbservice.service_needs_update(
+        lbservice.desired_service(make_lb(), moved, eff, live), live
+    )
+
+
+def test_status_ports_pair_by_name_and_round_trip_as_recorded_ports():
+    lb = make_lb()
+    ports = lbservice.desired_status_service_ports(lb, ALLOCATED)
+    assert ports == [
+        {
+            "name": "http",
+            "port": 80,
+            "protocol": "TCP",
+            "targetPort": 20080,
+            "upstreamTargetPort": 30080,
+        },
+        {
+            "name": "https",
+            "port": 443,
+            "protocol": "TCP",
+            "targetPort": 20443,
+            "upstreamTargetPort": 30443,
+        },
+    ]
+    with_status = lb.model_copy(
+        update={"status": api_lb.LoadBalancerStatus.model_validate({"service": {"ports": ports}})}
+    )
+    assert lbservice.recorded_ports(with_status) == ALLOCATED

@@ -1,0 +1,42 @@
+import pytest
+
+from kubelb.manager import propagation, settings
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (settings.AnnotationPolicy(), {}),
+        (settings.AnnotationPolicy(propagate_all=True), {"a.io/x": "1", "b.io/y": "2"}),
+        (settings.AnnotationPolicy(propagated={"a.io/*": ""}), {"a.io/x": "1"}),
+        (settings.AnnotationPolicy(propagated={"*": "2,3"}), {"b.io/y": "2"}),
+        (settings.AnnotationPolicy(propagate_all=True, denied=("b.io/*",)), {"a.io/x": "1"}),
+        (
+            settings.AnnotationPolicy(propagate_all=True, denied=("[bad",)),
+            {"a.io/x": "1", "b.io/y": "2"},
+        ),
+    ],
+)
+def test_policy(policy, expected):
+    source = {
+        "a.io/x": "1",
+        "b.io/y": "2",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+    }
+    assert propagation.propagate(source, policy, "service") == expected
+
+
+def test_defaults_kind_then_all_never_override():
+    policy = settings.AnnotationPolicy(
+        propagate_all=True,
+        defaults={
+            "service": {"k": "svc", "s": "1"},
+            "all": {"k": "all", "z": "9"},
+            "ingress": {"i": "1"},
+        },
+    )
+    assert propagation.propagate({"s": "mine"}, policy, "service") == {
+        "s": "mine",
+        "k": "svc",
+        "z": "9",
+    }
