@@ -8,6 +8,7 @@ identity, never from list positions, so an unrelated change never renames a list
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -166,14 +167,23 @@ def drop_conflicting_listeners(config: ProxyConfig) -> ProxyConfig:
     loser is reported and everything else keeps serving.
     """
     seen: set[tuple[str, int, str]] = set()
+    # (port, transport, is IPv6) of every kept listener, so a wildcard checks in O(1).
+    families: set[tuple[int, str, bool]] = set()
     kept: list[Listener] = []
     dropped: list[Listener] = []
     for li in sorted(config.listeners, key=lambda x: x.name):
         key = _canonical_bind_key(li)
-        if key in seen or _wildcard_key(key) in seen or _conflicts_with_wildcard(key, seen):
+        address, port, transport = key
+        family = (port, transport, _is_v6(address))
+        if (
+            key in seen
+            or _wildcard_key(key) in seen
+            or (address in _WILDCARDS and family in families)
+        ):
             dropped.append(li)
             continue
         seen.add(key)
+        families.add(family)
         kept.append(li)
     if not dropped:
         return config
@@ -186,7 +196,9 @@ def drop_conflicting_listeners(config: ProxyConfig) -> ProxyConfig:
     )
 
 
+@functools.lru_cache(maxsize=65536)
 def is_ip(address: str) -> bool:
+    # Cached: translators ask about every endpoint several times per translation.
     try:
         ipaddress.ip_address(address)
     except ValueError:
@@ -211,14 +223,6 @@ def _is_v6(address: str) -> bool:
 def _wildcard_key(key: tuple[str, int, str]) -> tuple[str, int, str]:
     address, port, transport = key
     return ("::" if _is_v6(address) else "0.0.0.0", port, transport)
-
-
-def _conflicts_with_wildcard(key: tuple[str, int, str], seen: set[tuple[str, int, str]]) -> bool:
-    """A wildcard `key` overlaps every kept address of its family on that port and transport."""
-    address, port, transport = key
-    if address not in _WILDCARDS:
-        return False
-    return any(p == port and t == transport and _is_v6(a) == _is_v6(address) for a, p, t in seen)
 
 
 def _listener_errors(li: Listener, clusters: set[str]) -> list[str]:

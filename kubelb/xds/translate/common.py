@@ -3,6 +3,7 @@ addresses and stat prefixes. Inputs are plain Python values; outputs are xds-pro
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -41,6 +42,7 @@ def socket_address(host: str, port: int, *, udp: bool = False) -> address_pb2.Ad
     )
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_host(host: str) -> str:
     try:
         return str(ipaddress.ip_address(host))

@@ -9,6 +9,7 @@ share of traffic however many endpoints it has.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Iterable, Sequence
@@ -25,12 +26,17 @@ MAX_MEMBER_WEIGHT = 1_000_000
 
 
 def sort_key(endpoint: proxy.Endpoint) -> tuple[int, int, bytes, int]:
-    host = common.normalize_host(endpoint.address)
+    return (*_address_key(endpoint.address), endpoint.port)
+
+
+@functools.lru_cache(maxsize=65536)
+def _address_key(address: str) -> tuple[int, int, bytes]:
+    host = common.normalize_host(address)
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return (1, 0, host.encode(), endpoint.port)
-    return (0, ip.version, ip.packed, endpoint.port)
+        return (1, 0, host.encode())
+    return (0, ip.version, ip.packed)
 
 
 def unique_sorted(endpoints: Iterable[proxy.Endpoint]) -> list[proxy.Endpoint]:
