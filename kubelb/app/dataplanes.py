@@ -1,0 +1,52 @@
+"""Data-plane drivers: one seam that both data planes sit behind, for standalone mode (and the
+manager's process deployer).
+
+`EnvoyDriver` translates the IR to Envoy resources, publishes them in the xDS snapshot cache and
+keeps one supervised Envoy process connected to our xDS server. `PythonDriver` hands the same IR
+to the built-in Python proxy. Neither restarts its proxy on a config change.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from kubelb.app import errors
+from kubelb.ir import proxy
+
+logger = logging.getLogger(__name__)
+
+
+class Driver(Protocol):
+    async def start(self) -> None: ...
+
+    async def apply(self, config: proxy.ProxyConfig) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+def create(
+    kind: str,
+    *,
+    listen_address: str,
+    envoy_binary: str | None,
+    workers: int,
+    state_dir: Path,
+) -> Driver:
+    if kind == "envoy":
+        # Imported here so the Python data plane never loads grpc and the Envoy protos.
+        from kubelb.app import envoy_driver
+
+        return envoy_driver.EnvoyDriver(
+            listen_address=listen_address, envoy_binary=envoy_binary, work_dir=state_dir / "envoy"
+        )
+    if kind == "python":
+        from kubelb.app import python_driver
+
+        return python_driver.PythonDriver(workers=workers)
+    raise errors.DataPlaneError(f"unknown data plane {kind!r}; choose envoy or python")

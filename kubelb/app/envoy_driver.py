@@ -1,0 +1,98 @@
+"""Standalone data plane driver for Envoy: our ADS server plus one supervised Envoy process.
+
+`apply()` translates the IR and publishes the snapshot; Envoy picks it up over xDS without a
+restart, and listeners the change did not touch keep their connections. A translation failure
+keeps the last good snapshot serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kubelb.app import errors
+from kubelb.envoy import binary, deployer, supervisor
+from kubelb.ir import proxy
+from kubelb.observe import server as observe_server
+from kubelb.xds import cache, server, snapshot, translate
+
+logger = logging.getLogger(__name__)
+
+NODE_ID = "standalone"
+
+
+class EnvoyDriver:
+    def __init__(
+        self,
+        *,
+        listen_address: str,
+        envoy_binary: str | None,
+        work_dir: Path,
+        node_id: str = NODE_ID,
+        concurrency: int | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.listen_address = listen_address
+        self.concurrency = concurrency
+        self.cache = cache.SnapshotCache()
+        self.xds = server.XdsServer(self.cache)
+        try:
+            self.supervisor = supervisor.EnvoySupervisor(work_dir, envoy_binary=envoy_binary)
+        except binary.EnvoyNotFoundError as e:
+            raise errors.DataPlaneError(str(e)) from e
+
+    async def start(self) -> None:
+        try:
+            port = await self.xds.start(self.listen_address)
+        except (OSError, RuntimeError) as e:
+            raise errors.DataPlaneError(
+                f"xDS server cannot listen on {self.listen_address}: {e} "
+                "(is another kubelb running? choose another --listen-address)"
+            ) from e
+        host, _ = observe_server.parse_address(self.listen_address)
+        spec = deployer.EnvoySpec(
+            xds_host=host if host not in ("", "0.0.0.0", "::") else "127.0.0.1",
+            xds_port=port,
+            # The supervisor checks readiness through the admin interface; fixed probe ports
+            # would keep two standalone instances from sharing a host.
+            readiness_port=None,
+            health_port=None,
+            concurrency=self.concurrency,
+        )
+        await self.supervisor.ensure(self.node_id, spec)
+
+    async def apply(self, config: proxy.ProxyConfig) -> None:
+        try:
+            snap = snapshot.Snapshot.from_resources(translate.translate(config))
+            self.cache.set_snapshot(self.node_id, snap)
+        except ValueError as e:
+            logger.error("cannot translate the configuration, keeping the last good one: %s", e)
+
+    def ready(self) -> bool:
+        if not self.supervisor.ready(self.node_id):
+            return False
+        status = self.cache.status(self.node_id)
+        return any(s.acked for s in status.streams)
+
+    def status(self) -> dict[str, Any]:
+        status = self.cache.status(self.node_id)
+        nack = status.last_nack
+        return {
+            "ready": self.ready(),
+            "pid": self.supervisor.pid(self.node_id),
+            "restarts": self.supervisor.restarts(self.node_id),
+            "adminPort": self.supervisor.admin_port(self.node_id),
+            "xds": {
+                "connected": status.connected,
+                "inSync": status.in_sync(),
+                "versions": status.versions or {},
+                "lastNack": None if nack is None else nack.error_detail,
+            },
+        }
+
+    async def close(self) -> None:
+        try:
+            await self.supervisor.close()
+        finally:
+            await self.xds.stop(grace=1.0)

@@ -1,0 +1,33 @@
+"""Standalone data plane driver for the built-in Python proxy (`--dataplane python`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kubelb.dataplane import runtime
+from kubelb.ir import proxy
+
+logger = logging.getLogger(__name__)
+
+
+class PythonDriver:
+    def __init__(self, *, workers: int = 1) -> None:
+        self._dataplane = runtime.DataPlane(workers=workers)
+        self._applied = False
+
+    async def start(self) -> None:
+        """Nothing to start: listeners open on the first `apply`."""
+
+    async def apply(self, config: proxy.ProxyConfig) -> None:
+        await self._dataplane.apply(config)
+        self._applied = True
+
+    def ready(self) -> bool:
+        return self._applied
+
+    def status(self) -> dict[str, Any]:
+        return {"ready": self._applied, **self._dataplane.status()}
+
+    async def close(self) -> None:
+        await self._dataplane.close()

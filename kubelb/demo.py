@@ -1,0 +1,180 @@
+"""`make demo`: kubelb standalone mode with configs/demo/, traffic through a real Envoy.
+
+Starts three small HTTP backends on 127.0.0.11-13:18080 (standing in for a tenant's node ports),
+runs standalone mode on the demo LoadBalancers, waits until Envoy serves them, then sends requests
+and shows how they spread over the backends (round robin) or stick to one (source-IP
+persistence). Keeps running until Ctrl-C, or for --duration seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from kubelb.app import dataplanes, errors, logs, standalone
+
+logger = logging.getLogger(__name__)
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo"
+BACKENDS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+BACKEND_PORT = 18080
+REQUESTS = 12
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubelb.demo", description=__doc__)
+    parser.add_argument("--config", type=Path, default=DEMO_CONFIG)
+    parser.add_argument("--dataplane", choices=["envoy", "python"], default="envoy")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--admin-address", default="127.0.0.1:8081")
+    parser.add_argument("--listen-address", default="127.0.0.1:8001")
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    logs.setup(args.log_level)
+    try:
+        return logs.run_loop(_demo(args))
+    except (errors.DataPlaneError, OSError) as e:
+        print(f"demo failed: {e}", file=sys.stderr)
+        return 1
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    backends = await _start_backends()
+    with tempfile.TemporaryDirectory(prefix="kubelb-demo-") as state_dir:
+        settings = standalone.Settings(
+            config=args.config,
+            dataplane=args.dataplane,
+            state_dir=Path(state_dir),
+            admin_address=args.admin_address,
+            listen_address=args.listen_address,
+            address_pool=None,
+            envoy_binary=None,
+            workers=1,
+            duration=None,
+            log_level=args.log_level,
+        )
+        driver = dataplanes.create(
+            args.dataplane,
+            listen_address=args.listen_address,
+            envoy_binary=None,
+            workers=1,
+            state_dir=Path(state_dir),
+        )
+        app = standalone.Standalone(settings, driver)
+        print(f"kubelb demo: standalone mode with {args.config} on the {args.dataplane} data plane")
+        running = asyncio.create_task(app.run(), name="standalone")
+        try:
+            await _show(app, running)
+            print("\nrunning; press Ctrl-C to stop" if args.duration is None else "")
+            await _wait_for_stop(running, args.duration)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            for runner in backends:
+                await runner.cleanup()
+    print("kubelb demo: stopped")
+    return 0
+
+
+async def _start_backends() -> list[web.AppRunner]:
+    runners = []
+    for number, address in enumerate(BACKENDS, start=1):
+        name = f"backend-{number}"
+
+        async def hello(request: web.Request, name: str = name) -> web.Response:
+            return web.Response(text=f"hello from {name} (client {request.remote})\n")
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", hello)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, address, BACKEND_PORT).start()
+        runners.append(runner)
+    print(f"backends: {', '.join(f'http://{a}:{BACKEND_PORT}' for a in BACKENDS)}")
+    return runners
+
+
+async def _show(app: standalone.Standalone, running: asyncio.Task[None]) -> None:
+    print("waiting for the data plane to serve the LoadBalancers ...")
+    urls = await _wait_until_serving(app, running)
+    async with aiohttp.ClientSession() as session:
+        for name, url in urls:
+            counts: collections.Counter[str] = collections.Counter()
+            for _ in range(REQUESTS):
+                # A fresh connection per request, so the load balancer chooses every time.
+                async with session.get(url, headers={"Connection": "close"}) as response:
+                    counts[(await response.text()).split()[2]] += 1
+            spread = ", ".join(f"{backend}: {n}" for backend, n in sorted(counts.items()))
+            print(f"  {name:<16} {url:<26} {REQUESTS} requests -> {spread}")
+    print(f"status: http://{app.admin.host}:{app.admin.port}/api/loadbalancers")
+
+
+async def _wait_until_serving(
+    app: standalone.Standalone, running: asyncio.Task[None]
+) -> list[tuple[str, str]]:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            if running.done():
+                running.result()
+                raise errors.DataPlaneError("standalone mode stopped unexpectedly")
+            urls = _urls(app)
+            if urls and await _all_answer(session, urls):
+                for lb in app.status_document()["loadBalancers"]:
+                    state = "ready" if lb["ready"] else lb["conditions"][0]["message"]
+                    print(f"  LoadBalancer {lb['namespace']}/{lb['name']}: {state}")
+                return urls
+            await asyncio.sleep(0.1)
+    raise errors.DataPlaneError("the LoadBalancers did not start serving within 60 s")
+
+
+def _urls(app: standalone.Standalone) -> list[tuple[str, str]]:
+    outcome = app.outcome
+    if outcome is None or not app.driver.ready():
+        return []
+    return [
+        (f"{lb.namespace}/{lb.name}", f"http://{lb.address}:{lb.ports[0].port}/")
+        for lb in outcome.loadbalancers
+        if lb.ready and lb.address and lb.ports
+    ]
+
+
+async def _all_answer(session: aiohttp.ClientSession, urls: list[tuple[str, str]]) -> bool:
+    for _, url in urls:
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                if response.status != 200:
+                    return False
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+    return True
+
+
+async def _wait_for_stop(running: asyncio.Task[None], duration: float | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({running, waiter}, timeout=duration, return_when="FIRST_COMPLETED")
+    finally:
+        waiter.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if running.done():
+        running.result()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
