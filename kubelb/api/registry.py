@@ -64,7 +64,9 @@ def parse(obj: Any) -> KubeLBObject:
         if api_version is None:
             reason = "Required value"
         raise errors.APIValidationError(
-            [errors.FieldError("apiVersion", reason)], kind=str(kind or ""), name=name
+            [errors.FieldError("apiVersion", reason)],
+            kind=kind if isinstance(kind, str) else "",
+            name=name,
         )
     cls = KINDS.get(str(kind))
     if cls is None:
@@ -72,7 +74,11 @@ def parse(obj: Any) -> KubeLBObject:
         reason = f'Unsupported value: "{kind}": supported values: {supported}'
         if kind is None:
             reason = "Required value"
-        raise errors.APIValidationError([errors.FieldError("kind", reason)], name=name)
+        raise errors.APIValidationError(
+            [errors.FieldError("kind", reason)],
+            kind=kind if isinstance(kind, str) else "",
+            name=name,
+        )
     return parse_as(cls, obj)  # type: ignore[return-value]
 
 
