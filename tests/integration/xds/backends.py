@@ -170,3 +170,39 @@ async def eventually(
             last = e
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+class TrafficLoop:
+    """New TCP connections back to back while a test changes config; records every answer."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.answers: list[str] = []
+        self.failures: list[str] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TrafficLoop:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = await tcp_roundtrip(self.port, "loop")
+            except (OSError, TimeoutError) as e:
+                self.failures.append(repr(e))
+            else:
+                (self.answers if answer else self.failures).append(answer or "empty answer")
+            await asyncio.sleep(0.01)
+
+    async def wait_for_answer(self, prefix: str, within: float = 30.0) -> None:
+        async def seen() -> bool:
+            return any(a.startswith(prefix) for a in self.answers)
+
+        await eventually(seen, within=within, what=f"an answer from {prefix!r}")

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import signal
+from pathlib import Path
+from typing import Any
 
 import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from kubelb.envoy import supervisor
+from kubelb.observe import metrics
+from kubelb.xds import cache, callbacks, server, snapshot, sotw, translate
 from tests.integration.xds import backends
 from tests.integration.xds.conftest import NODE, Xds, answers, config, envoy_spec, tcp_lb, udp_lb
+from tests.unit.xds import protos
 
 pytestmark = pytest.mark.integration
 
@@ -27,3 +39,222 @@ async def test_tcp_and_udp_traffic(xds: Xds, envoys: supervisor.EnvoySupervisor)
 
         await backends.eventually(udp_ok, what="UDP through Envoy")
         assert xds.cache.status(NODE).in_sync()
+
+
+class Recorder(callbacks.Callbacks):
+    """Every response sent and request understood, in order, as short strings."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_request(self, stream: Any, request: Any, outcome: sotw.Outcome) -> None:
+        self.events.append(f"{outcome} {snapshot.SHORT_NAMES.get(request.type_url)}")
+
+    def on_response(self, stream: Any, response: Any) -> None:
+        kind = snapshot.SHORT_NAMES[response.type_url]
+        names = sorted(_name(r) for r in response.resources)
+        self.events.append(f"sent {kind} {','.join(names)}")
+
+
+def _name(packed: Any) -> str:
+    for t, cls in (
+        (snapshot.CLUSTER, cluster_pb2.Cluster),
+        (snapshot.LISTENER, listener_pb2.Listener),
+    ):
+        if packed.type_url == t:
+            message = cls()
+            packed.Unpack(message)
+            return str(message.name)
+    message = endpoint_pb2.ClusterLoadAssignment()
+    packed.Unpack(message)
+    return str(message.cluster_name)
+
+
+async def start(xds: Xds, envoys: supervisor.EnvoySupervisor, node: str = NODE) -> None:
+    await envoys.ensure(node, envoy_spec(xds.port))
+    async with asyncio.timeout(30):
+        await envoys.wait_ready(node)
+
+
+async def test_endpoint_change_keeps_connections(
+    xds: Xds, envoys: supervisor.EnvoySupervisor
+) -> None:
+    port = backends.free_port()
+    async with backends.TCPEcho("a") as a, backends.TCPEcho("b") as b:
+        xds.publish(config(tcp_lb("lb", port, a.port)))
+        await start(xds, envoys)
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
+        pid = envoys.pid(NODE)
+        client = await backends.TCPClient.connect(port)
+        try:
+            assert await client.ask("before") == "a:before"
+            async with backends.TrafficLoop(port) as loop:
+                before = xds.cache.get_snapshot(NODE)
+                after = xds.publish(config(tcp_lb("lb", port, b.port)))
+                assert before is not None
+                changed = [t for t, v in after.versions.items() if before.versions[t] != v]
+                assert changed == [snapshot.ENDPOINT], "an endpoint change is an EDS-only push"
+                await loop.wait_for_answer("b:")
+            assert loop.failures == []
+            assert await client.ask("after") == "a:after", "the open connection keeps its backend"
+        finally:
+            await client.close()
+        assert envoys.pid(NODE) == pid, "config changes never restart Envoy"
+        assert envoys.restarts(NODE) == 0
+
+
+async def test_listener_moves_to_a_new_cluster_without_errors(
+    xds: Xds, envoys: supervisor.EnvoySupervisor
+) -> None:
+    """The old cluster is removed only after the listener no longer uses it (make-before-break)."""
+    port = backends.free_port()
+    async with backends.TCPEcho("a") as a, backends.TCPEcho("b") as b:
+        xds.publish(config(tcp_lb("lb", port, a.port)))
+        await start(xds, envoys)
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
+        listener, cluster = tcp_lb("lb", port, b.port)
+        moved = dataclasses.replace(cluster, name="lb-cluster-v2")
+        recorder = Recorder()
+        xds.server.hooks += (recorder,)
+        async with backends.TrafficLoop(port) as loop:
+            xds.publish(config((dataclasses.replace(listener, clusters=(moved.name,)), moved)))
+            await loop.wait_for_answer("b:")
+
+            async def cleaned_up() -> bool:
+                return xds.cache.status(NODE).in_sync()
+
+            await backends.eventually(cleaned_up, what="the old cluster removed")
+        assert loop.failures == []
+        # What the real Envoy was sent, and when: both clusters first; the listener only after
+        # Envoy ACKed them and the new cluster's endpoints; the old cluster removed last.
+        events = recorder.events
+        first_cds = events.index("sent clusters lb-cluster,lb-cluster-v2")
+        lds = events.index("sent listeners lb")
+        last_cds = events.index("sent clusters lb-cluster-v2")
+        assert first_cds < events.index("ack clusters", first_cds) < lds
+        assert events.index("sent endpoints lb-cluster,lb-cluster-v2") < lds
+        assert events.index("ack endpoints", first_cds) < lds
+        assert lds < events.index("ack listeners", lds) < last_cds
+
+
+async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySupervisor) -> None:
+    port, bad_port = backends.free_port(), backends.free_port()
+    nacks = "kubelb_envoy_control_plane_nacks_total"
+    labels = {"snapshot_name": NODE, "type_url": snapshot.LISTENER}
+    before = metrics.REGISTRY.get_sample_value(nacks, labels) or 0.0
+    async with backends.TCPEcho("a") as a:
+        good = xds.publish(config(tcp_lb("lb", port, a.port)))
+        await start(xds, envoys)
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
+
+        # tcp_proxy without stat_prefix fails Envoy's validation: the whole LDS update is refused.
+        invalid = protos.tcp_listener("broken", bad_port, "lb-cluster")
+        invalid.filter_chains[0].filters[0].typed_config.Pack(
+            tcp_proxy_pb2.TcpProxy(cluster="lb-cluster")
+        )
+        bad = snapshot.Snapshot.build(
+            clusters=[r.message for r in good[snapshot.CLUSTER].items.values()],
+            endpoints=[r.message for r in good[snapshot.ENDPOINT].items.values()],
+            listeners=[*(r.message for r in good[snapshot.LISTENER].items.values()), invalid],
+        )
+        xds.cache.set_snapshot(NODE, bad)
+
+        async def nacked() -> bool:
+            return xds.cache.status(NODE).last_nack is not None
+
+        await backends.eventually(nacked, what="a NACK")
+        nack = xds.cache.status(NODE).last_nack
+        assert nack is not None
+        assert nack.type_url == snapshot.LISTENER
+        assert nack.version == bad.version(snapshot.LISTENER)
+        assert "StatPrefix" in nack.error_detail
+        assert (metrics.REGISTRY.get_sample_value(nacks, labels) or 0.0) == before + 1
+        assert await answers(port, "a:"), "the last good listener keeps serving"
+        status = xds.cache.status(NODE)
+        assert status.streams[0].acked[snapshot.LISTENER] == good.version(snapshot.LISTENER)
+
+        xds.cache.set_snapshot(NODE, good)  # fixing the config is picked up again
+
+        async def in_sync() -> bool:
+            return xds.cache.status(NODE).in_sync()
+
+        await backends.eventually(in_sync, what="the good config ACKed")
+
+
+async def test_killed_envoy_is_restarted(xds: Xds, envoys: supervisor.EnvoySupervisor) -> None:
+    port = backends.free_port()
+    async with backends.TCPEcho("a") as a:
+        xds.publish(config(tcp_lb("lb", port, a.port)))
+        await start(xds, envoys)
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
+        pid = envoys.pid(NODE)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+
+        async def restarted() -> bool:
+            new = envoys.pid(NODE)
+            return new is not None and new != pid and envoys.ready(NODE)
+
+        await backends.eventually(restarted, what="a restarted, ready Envoy")
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic after restart")
+        assert envoys.restarts(NODE) == 1
+
+
+async def test_two_envoys_share_a_node_id(xds: Xds, tmp_path: Path) -> None:
+    port = backends.free_port()
+    sups = [
+        supervisor.EnvoySupervisor(tmp_path / f"envoy-{i}", backoff=supervisor.Backoff())
+        for i in range(2)
+    ]
+    try:
+        async with backends.TCPEcho("a") as a:
+            xds.publish(config(tcp_lb("lb", port, a.port)))
+            for sup in sups:
+                await start(xds, sup)
+
+            async def both_in_sync() -> bool:
+                status = xds.cache.status(NODE)
+                return status.connected == 2 and status.in_sync()
+
+            await backends.eventually(both_in_sync, what="both Envoys ACKing the snapshot")
+            for sup in sups:
+                admin = sup.admin_port(NODE)
+                assert admin is not None
+                code, body = await supervisor.admin_request("127.0.0.1", admin, "GET", "/listeners")
+                assert code == 200
+                assert "lb::127.0.0.1:" in body
+    finally:
+        for sup in sups:
+            await sup.close()
+
+
+async def test_envoy_reconnects_after_xds_restart(
+    xds: Xds, envoys: supervisor.EnvoySupervisor
+) -> None:
+    port, port2 = backends.free_port(), backends.free_port()
+    async with backends.TCPEcho("a") as a:
+        xds.publish(config(tcp_lb("lb", port, a.port)))
+        await start(xds, envoys)
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
+        await xds.server.stop(grace=0.5)
+        assert await answers(port, "a:"), "Envoy keeps serving without its control plane"
+
+        # A new server (same address, fresh cache) with a config the Envoy has never seen.
+        fresh = cache.SnapshotCache()
+        restarted = server.XdsServer(fresh)
+        await restarted.start(f"127.0.0.1:{xds.port}")
+        try:
+            fresh.set_snapshot(
+                NODE,
+                snapshot.Snapshot.from_resources(
+                    translate.translate(
+                        config(tcp_lb("lb", port, a.port), tcp_lb("lb2", port2, a.port))
+                    )
+                ),
+            )
+            await backends.eventually(
+                lambda: answers(port2, "a:"), within=60, what="the new listener after reconnect"
+            )
+            assert fresh.status(NODE).connected == 1
+        finally:
+            await restarted.stop(grace=0.5)
