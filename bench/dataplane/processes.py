@@ -1,0 +1,194 @@
+"""The processes a data-plane benchmark runs: nginx (or a uvloop fallback) as the backend, an
+iperf3 server for bulk transfers, Envoy configured by kubelb's translator, and the Python data
+plane. Each is pinned to a CPU with taskset when there is more than one core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubelb.envoy import binary
+from kubelb.ir import codec, proxy
+from kubelb.xds import translate
+from kubelb.xds.translate import render
+
+NGINX_CONF = """\
+worker_processes 1;
+worker_rlimit_nofile 65536;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 30000; multi_accept on; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 600s;
+  client_header_timeout 600s;
+  client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
+  uwsgi_temp_path {dir}; scgi_temp_path {dir};
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{ default_type text/plain; return 200 "hello from nginx\\n"; }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None or len(cpus()) < 2:
+        return cmd
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
+def _raise_nofile() -> None:
+    # Root may raise the hard limit; 10,000 proxied connections need about 20,000 descriptors.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], *, ready_port: int, log: Path, cpu: int | None) -> Iterator[int]:
+    """Start `cmd`, wait for `ready_port`, yield its pid, then stop it."""
+    with log.open("wb") as out:
+        p = subprocess.Popen(
+            pinned(cmd, cpu), stdout=out, stderr=subprocess.STDOUT, preexec_fn=_raise_nofile
+        )
+        try:
+            wait_port(ready_port)
+            yield p.pid
+        finally:
+            p.terminate()
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def nginx_cmd(workdir: Path, port: int) -> tuple[list[str], str]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if Path(nginx).exists():
+        conf = workdir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+        return [nginx, "-p", str(workdir), "-c", str(conf)], "nginx"
+    return [sys.executable, "-m", "bench.dataplane.backend", str(port)], "uvloop backend"
+
+
+def iperf3_cmd(port: int) -> list[str] | None:
+    iperf3 = shutil.which("iperf3")
+    return [iperf3, "-s", "-p", str(port)] if iperf3 else None
+
+
+def proxy_config(ports: dict[str, int], backend: int, sink: int) -> proxy.ProxyConfig:
+    """The IR both proxies serve: HTTP, TCP (to the HTTP backend) and bulk TCP listeners."""
+
+    def cluster(name: str, protocol: proxy.Protocol, port: int) -> proxy.Cluster:
+        return proxy.Cluster(
+            name=name, protocol=protocol,
+            endpoints=(proxy.Endpoint(address="127.0.0.1", port=port),),
+        )  # fmt: skip
+
+    return proxy.ProxyConfig(
+        node_id="bench",
+        listeners=(
+            proxy.Listener(
+                name="http", address="127.0.0.1", port=ports["http"],
+                protocol=proxy.Protocol.HTTP,
+                routes=(proxy.HTTPRoute(name="all", cluster="web-http"),),
+            ),
+            proxy.Listener(
+                name="tcp", address="127.0.0.1", port=ports["tcp"],
+                protocol=proxy.Protocol.TCP, clusters=("web-tcp",),
+            ),
+            proxy.Listener(
+                name="bulk", address="127.0.0.1", port=ports["bulk"],
+                protocol=proxy.Protocol.TCP, clusters=("sink",),
+            ),
+        ),
+        clusters=(
+            cluster("web-http", proxy.Protocol.HTTP, backend),
+            cluster("web-tcp", proxy.Protocol.TCP, backend),
+            cluster("sink", proxy.Protocol.TCP, sink),
+        ),
+    )  # fmt: skip
+
+
+def envoy_bootstrap(config: proxy.ProxyConfig, admin_port: int) -> dict[str, Any]:
+    """Translator output as static resources (EDS clusters become STATIC with the same
+    endpoints), the way the golden validation test loads it."""
+    outputs = render.to_json_dicts(translate.translate(config))
+    assignments = {e["clusterName"]: e for e in outputs.get("endpoints", [])}
+    clusters = []
+    for c in outputs.get("clusters", []):
+        if c.get("type") == "EDS":
+            c = {k: v for k, v in c.items() if k != "edsClusterConfig"}
+            c |= {"type": "STATIC", "loadAssignment": assignments[c["name"]]}
+        clusters.append(c)
+    return {
+        "node": {"id": "bench", "cluster": "bench"},
+        "admin": {"address": {"socketAddress": {"address": "127.0.0.1", "portValue": admin_port}}},
+        "staticResources": {"listeners": outputs.get("listeners", []), "clusters": clusters},
+    }
+
+
+def envoy_cmd(workdir: Path, config: proxy.ProxyConfig) -> list[str]:
+    path = workdir / "envoy.json"
+    path.write_text(json.dumps(envoy_bootstrap(config, free_port()), indent=1))
+    return [
+        str(binary.find_envoy()), "-c", str(path), "--concurrency", "1",
+        "--disable-hot-restart", "--log-level", "error", "--base-id", str(os.getpid() % 10000),
+    ]  # fmt: skip
+
+
+def python_cmd(workdir: Path, config: proxy.ProxyConfig, workers: int) -> list[str]:
+    path = workdir / "ir.yaml"
+    path.write_text(yaml.safe_dump(codec.to_dict(config)))
+    return [
+        sys.executable, "-m", "kubelb.dataplane", "--config", str(path),
+        "--workers", str(workers), "--log-level", "WARNING",
+    ]  # fmt: skip
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0

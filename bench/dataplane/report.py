@@ -1,0 +1,82 @@
+"""Benchmark reports: a Markdown table and a PNG chart from the summarized results."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+_TITLES = {
+    "http": "HTTP req/s (HTTP listener)",
+    "tcp": "HTTP req/s through the TCP proxy",
+    "connrate": "new connections/s (TCP proxy)",
+    "bulk": "bulk TCP Gbit/s",
+}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    lines = [
+        "# Data-plane benchmark",
+        "",
+        f"wrk -t1 -c{s['connections']}, {s['seconds']:g} s per point, median of {s['runs']} "
+        f"interleaved runs; backend {s['backend']}; proxy on CPU {s['proxy_cpu']}, load and "
+        f"backend on CPU {s['load_cpu']}; one worker per proxy.",
+        "",
+        "| scenario | path | value | p50 ms | p99 ms | CPU µs/req | vs direct | Python/Envoy "
+        "| target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, paths in results["medians"].items():
+        metric = "gbps" if scenario == "bulk" else "rps"
+        r = results["ratios"][scenario]
+        direct = paths.get("direct", {}).get(metric)
+        for path, m in paths.items():
+            value = m.get(metric, math.nan)
+            vs_direct = value / direct if direct else math.nan
+            py_env = _f(r["python_to_envoy"], 2) + "x" if path == "python" else ""
+            target = _f(r["target_python_to_envoy"], 1) + "x" if path == "python" else ""
+            lines.append(
+                f"| {_TITLES[scenario]} | {path} | {_f(value, 3 if metric == 'gbps' else 0)} "
+                f"| {_f(m.get('p50_ms'), 2)} | {_f(m.get('p99_ms'), 2)} "
+                f"| {_f(m.get('cpu_us_per_request'), 1)} | {_f(vs_direct, 2)} | {py_env} "
+                f"| {target} |"
+            )
+    if results.get("memory"):
+        lines += ["", "| idle connections | path | RSS before MiB | RSS after MiB | bytes/conn |",
+                  "|---:|---|---:|---:|---:|"]  # fmt: skip
+        for path, m in results["memory"].items():
+            lines.append(
+                f"| {m['connections']} | {path} | {m['rss_before_mib']:.1f} "
+                f"| {m['rss_after_mib']:.1f} | {m['bytes_per_connection']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'); no chart written")
+        return
+    medians = results["medians"]
+    fig, axes = plt.subplots(1, len(medians), figsize=(4 * len(medians), 4), squeeze=False)
+    for ax, (scenario, paths) in zip(axes[0], medians.items(), strict=True):
+        metric = "gbps" if scenario == "bulk" else "rps"
+        names = list(paths)
+        values = [paths[n].get(metric, 0.0) for n in names]
+        bars = ax.bar(names, values, color=["#888888", "#c0392b", "#2e86c1"][: len(names)])
+        ax.bar_label(bars, fmt="%.3g")
+        ax.set_title(_TITLES[scenario], fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _f(value: float | None, digits: int) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:,.{digits}f}"

@@ -1,0 +1,178 @@
+"""Data-plane benchmark (`python -m bench dataplane`, `make bench`).
+
+Three paths in one invocation, interleaved run by run: direct to the backend (nginx, or a uvloop
+server without nginx), through Envoy configured by kubelb's translator, and through the Python data
+plane, both with one worker. Scenarios: HTTP requests per second with p50/p99 (wrk -t1 -c50, HTTP
+listener), the same through the TCP listener, new connections per second (wrk with
+`Connection: close` through the TCP listener) and bulk TCP throughput (iperf3). The proxy is
+pinned to the first CPU, load generator and backend to the second. Medians of `--runs`, ratios
+to direct and Python vs Envoy, CPU time per request of the proxy, and the RSS per connection of
+10,000 idle connections, written as JSON, Markdown and PNG to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.dataplane import load, memory, processes, report
+
+PATHS = ("direct", "envoy", "python")
+SCENARIOS = ("http", "tcp", "connrate", "bulk")
+TARGETS = {"tcp": 1.1, "bulk": 1.0, "http": 1.0}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench dataplane", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each point")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--idle-connections", type=int, default=10_000)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results")
+    args = parser.parse_args(argv)
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    results = run(args, scenarios)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "dataplane.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "dataplane.md").write_text(report.markdown(results))
+    report.chart(results, args.out / "dataplane.png")
+    print(report.markdown(results))
+    return 0
+
+
+def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
+    cpu = processes.cpus()
+    proxy_cpu, load_cpu = (cpu[0], cpu[1]) if len(cpu) > 1 else (None, None)
+    with tempfile.TemporaryDirectory(prefix="kubelb-bench-") as tmp, _stack() as stack:
+        work = Path(tmp)
+        backend_port, sink_port = processes.free_port(), processes.free_port()
+        env_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk")}
+        py_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk")}
+        backend_cmd, backend_name = processes.nginx_cmd(work, backend_port)
+        # The backend gets the proxy's core on the direct path and shares the load core otherwise:
+        # restarting it per path would disturb interleaving, so it is pinned to the load core.
+        stack.enter_context(processes.process(
+            backend_cmd, ready_port=backend_port, log=work / "backend.log", cpu=load_cpu
+        ))  # fmt: skip
+        iperf = processes.iperf3_cmd(sink_port)
+        if iperf:
+            stack.enter_context(processes.process(
+                iperf, ready_port=sink_port, log=work / "iperf3.log", cpu=load_cpu
+            ))  # fmt: skip
+        else:
+            load.sink_server(sink_port)
+        envoy_pid = stack.enter_context(processes.process(
+            processes.envoy_cmd(work, processes.proxy_config(env_ports, backend_port, sink_port)),
+            ready_port=env_ports["http"], log=work / "envoy.log", cpu=proxy_cpu,
+        ))  # fmt: skip
+        py_config = processes.proxy_config(py_ports, backend_port, sink_port)
+        python_pid = stack.enter_context(processes.process(
+            processes.python_cmd(work, py_config, 1),
+            ready_port=py_ports["http"], log=work / "python.log", cpu=proxy_cpu,
+        ))  # fmt: skip
+        targets = {
+            "direct": ({"http": backend_port, "tcp": backend_port, "bulk": sink_port}, None),
+            "envoy": (env_ports, envoy_pid),
+            "python": (py_ports, python_pid),
+        }
+        raw: dict[str, dict[str, list[dict[str, float]]]] = {
+            s: {p: [] for p in PATHS} for s in scenarios
+        }
+        for i in range(args.runs):
+            order = PATHS[i % 3 :] + PATHS[: i % 3]
+            for scenario in scenarios:
+                for path in order:
+                    ports, pid = targets[path]
+                    point = measure(scenario, ports, pid, args, load_cpu)
+                    raw[scenario][path].append(point)
+                    print(f"run {i + 1} {scenario:8} {path:6} {_fmt(point)}", flush=True)
+        mem: dict[str, Any] = {}
+        if args.idle_connections:
+            for path in ("python", "envoy"):
+                ports, pid = targets[path]
+                assert pid is not None
+                mem[path] = memory.idle_rss(pid, ports["tcp"], args.idle_connections)
+                print(f"memory {path}: {mem[path]}", flush=True)
+                time.sleep(2.0)
+    return summarize(raw, mem, args, backend_name, proxy_cpu, load_cpu)
+
+
+def measure(
+    scenario: str, ports: dict[str, int], pid: int | None, args: argparse.Namespace,
+    cpu: int | None,
+) -> dict[str, float]:  # fmt: skip
+    before = processes.cpu_seconds(pid) if pid else 0.0
+    point: dict[str, float]
+    if scenario == "bulk":
+        point = {"gbps": load.bulk(ports["bulk"], seconds=args.seconds, cpu=cpu)}
+    else:
+        port = ports["http"] if scenario == "http" else ports["tcp"]
+        r = load.wrk(
+            f"http://127.0.0.1:{port}/", seconds=args.seconds, connections=args.connections,
+            cpu=cpu, close=scenario == "connrate",
+        )  # fmt: skip
+        point = {"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "errors": r.errors}
+        if pid:
+            point["cpu_us_per_request"] = (
+                (processes.cpu_seconds(pid) - before) / max(r.requests, 1) * 1e6
+            )
+    if pid and scenario == "bulk":
+        point["cpu_seconds"] = processes.cpu_seconds(pid) - before
+    time.sleep(0.5)
+    return point
+
+
+def summarize(
+    raw: dict[str, dict[str, list[dict[str, float]]]], mem: dict[str, Any],
+    args: argparse.Namespace, backend: str, proxy_cpu: int | None, load_cpu: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    medians: dict[str, dict[str, dict[str, float]]] = {}
+    for scenario, paths in raw.items():
+        medians[scenario] = {}
+        for path, points in paths.items():
+            if points:
+                keys = points[0].keys()
+                medians[scenario][path] = {k: statistics.median(p[k] for p in points) for k in keys}
+    ratios: dict[str, dict[str, float]] = {}
+    for scenario, per_path in medians.items():
+        metric = "gbps" if scenario == "bulk" else "rps"
+        direct = per_path.get("direct", {}).get(metric)
+        envoy = per_path.get("envoy", {}).get(metric)
+        py = per_path.get("python", {}).get(metric)
+        ratios[scenario] = {
+            "envoy_to_direct": envoy / direct if envoy and direct else float("nan"),
+            "python_to_direct": py / direct if py and direct else float("nan"),
+            "python_to_envoy": py / envoy if py and envoy else float("nan"),
+            "target_python_to_envoy": TARGETS.get(scenario, float("nan")),
+        }
+    return {
+        "settings": {
+            "seconds": args.seconds, "runs": args.runs, "connections": args.connections,
+            "backend": backend, "proxy_cpu": proxy_cpu, "load_cpu": load_cpu,
+            "cpus": processes.cpus(), "python": platform.python_version(),
+            "machine": platform.machine(), "workers": 1,
+        },
+        "raw": raw,
+        "medians": medians,
+        "ratios": ratios,
+        "memory": mem,
+    }  # fmt: skip
+
+
+def _fmt(point: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.3g}" for k, v in point.items())
+
+
+@contextlib.contextmanager
+def _stack() -> Iterator[contextlib.ExitStack]:
+    with contextlib.ExitStack() as stack:
+        yield stack

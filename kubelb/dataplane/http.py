@@ -1,0 +1,591 @@
+"""Downstream side of the HTTP/1.1 reverse proxy: one protocol per client connection.
+
+Input: the listener's `context.Handle` (its current context is read for every request, so route
+and endpoint changes apply to the next request). Output: each request routed by host and path
+prefix, sent upstream on a pooled keep-alive connection (`http_upstream`), bodies streamed in both
+directions and never buffered whole, WebSocket upgrades tunnelled, and the proxy's own answers:
+400 garbage, 403 upgrade not allowed, 404 no route, 408 headers too slow, 413 body over
+`max_request_body_bytes`, 431 headers over the limits, 502 upstream refused, reset or invalid,
+503 no healthy endpoint, 504 connect or request timeout. Envoy answers 503 where we answer 502 or
+504; we keep the distinction because it tells an operator where to look.
+Pipelined requests are parsed ahead (at most `_MAX_QUEUED`) and answered in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import typing
+
+import httptools
+
+from kubelb.dataplane import (
+    context,
+    flow_control,
+    http_messages,
+    http_upstream,
+    proxyproto,
+    upstreams,
+)
+
+logger = logging.getLogger(__name__)
+
+_MAX_QUEUED = 8
+
+
+class _Reject(Exception):
+    pass
+
+
+class Exchange:
+    """One request and where it is in its life."""
+
+    __slots__ = (
+        "body",
+        "body_size",
+        "chunked",
+        "complete",
+        "head",
+        "headers",
+        "keep_alive",
+        "method",
+        "pending",
+        "retried",
+        "start",
+        "started",
+        "target",
+        "upgrade",
+        "url",
+        "version",
+    )
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.method = b""
+        self.version = "1.1"
+        self.head = b""
+        self.keep_alive = True
+        self.upgrade: bytes | None = None
+        self.chunked = False
+        self.body_size = 0
+        # Request bytes (framed) waiting for the upstream connection.
+        self.pending: list[bytes] = []
+        self.body: list[bytes] = []
+        self.complete = False
+        self.started = False
+        self.retried = False
+        self.target: upstreams.Target | None = None
+
+
+class HTTPDownstream(asyncio.BufferedProtocol):
+    """A client connection: parses requests, forwards them, writes responses back."""
+
+    __slots__ = (
+        "_admitted",
+        "_closed",
+        "_connector",
+        "_head_bytes",
+        "_head_count",
+        "_head_start",
+        "_in_head",
+        "_paused",
+        "_reject",
+        "_timer",
+        "active",
+        "buffer",
+        "client",
+        "draining",
+        "handle",
+        "last",
+        "parser",
+        "parsing",
+        "queue",
+        "transport",
+        "tunnel",
+        "up",
+    )
+
+    def __init__(self, handle: context.Handle) -> None:
+        self.handle = handle
+        ctx = handle.ctx
+        self.buffer = ctx.buffer
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client = ""
+        self.active: Exchange | None = None
+        self.parsing: Exchange | None = None
+        self.queue: collections.deque[Exchange] = collections.deque()
+        self.up: http_upstream.UpstreamHTTP | None = None
+        self.tunnel = False
+        self.draining = False
+        self.last = 0.0
+        self._in_head = True
+        self._head_start = 0.0
+        self._head_bytes = 0
+        self._head_count = 0
+        self._reject: tuple[int, str] | None = None
+        self._paused = False
+        self._closed = False
+        self._admitted = False
+        self._connector: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # Connection lifecycle
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = typing.cast(asyncio.Transport, transport)
+        ctx = self.handle.ctx
+        if not ctx.tracker.admit(ctx.name):
+            self.transport.abort()
+            return
+        self._admitted = True
+        self.handle.add(self)
+        flow_control.tune(transport)
+        self.client = flow_control.peer_ip(transport)
+        self.last = self._head_start = ctx.clock()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close(abort_upstream=True)
+
+    def shutdown(self) -> None:
+        """Draining: close when idle, else after the current response."""
+        self.draining = True
+        if self.active is None and self._head_bytes == 0:
+            self._close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._close(abort_upstream=True)
+
+    def _close(self, *, abort_upstream: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for handle in (self._timer, self._connector):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._connector = None
+        up = self.up
+        if up is not None:
+            self.up = None
+            self._end_target()
+            up.detach()
+            if up.transport is not None:
+                if abort_upstream:
+                    up.transport.abort()
+                else:
+                    up.transport.close()
+        if self.transport is not None:
+            self.transport.close()
+        if self._admitted:
+            self._admitted = False
+            self.handle.ctx.tracker.release()
+            self.handle.discard(self)
+
+    # Reading requests
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        ctx = self.handle.ctx
+        self.last = ctx.clock()
+        view = self.buffer.view[:nbytes]
+        if self.tunnel or (self.active is not None and self.active.upgrade is not None):
+            self._send_raw(view)
+            return
+        if self._in_head:
+            self._head_bytes += nbytes
+        try:
+            self.parser.feed_data(view)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade_tail(bytes(view[upgrade.args[0] :]))
+        except httptools.HttpParserError as err:
+            status, detail = self._reject or (400, f"malformed request: {err}")
+            self._local_error(status, detail)
+            return
+        if self._in_head and self._head_bytes > ctx.http.max_request_headers_kb * 1024:
+            self._local_error(431, "request headers exceed the limit")
+
+    def on_message_begin(self) -> None:
+        ex = Exchange(self.last)
+        self.parsing = ex
+        if not self._in_head:
+            self._in_head = True
+            self._head_start = self.last
+            self._head_bytes = 1  # non-zero: a head has started, the headers deadline applies
+        self._head_count = 0
+
+    def on_url(self, url: bytes) -> None:
+        assert self.parsing is not None
+        self.parsing.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.parsing is not None
+        self._head_count += 1
+        if self._head_count > self.handle.ctx.http.max_request_headers_count:
+            self._reject = (431, "too many request headers")
+            raise _Reject
+        self.parsing.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        ex = self.parsing
+        assert ex is not None
+        parser = self.parser
+        self._in_head = False
+        self._head_bytes = 0
+        ex.method = parser.get_method()
+        ex.version = parser.get_http_version()
+        ex.keep_alive = parser.should_keep_alive()
+        upgrade = None
+        if parser.should_upgrade():
+            upgrade = next((v for n, v in ex.headers if n.lower() == b"upgrade"), b"")
+            ex.upgrade = upgrade
+        ex.chunked = any(
+            n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in ex.headers
+        )
+        ex.head = http_messages.request_head(
+            method=ex.method,
+            target=ex.url,
+            version=ex.version,
+            headers=ex.headers,
+            client_ip=self.client,
+            chunked=ex.chunked,
+            upgrade=upgrade,
+        )
+        if self.active is None:
+            self._activate(ex)
+        else:
+            self.queue.append(ex)
+            if len(self.queue) >= _MAX_QUEUED:
+                self.pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.parsing
+        assert ex is not None
+        ex.body_size += len(body)
+        limit = self.handle.ctx.options.max_request_body_bytes
+        if limit is not None and ex.body_size > limit:
+            self._reject = (413, "request body exceeds the limit")
+            raise _Reject
+        self._send_body(ex, http_messages.chunk(body) if ex.chunked else body)
+
+    def on_message_complete(self) -> None:
+        ex = self.parsing
+        assert ex is not None
+        self.parsing = None
+        if ex.chunked:
+            self._send_body(ex, http_messages.LAST_CHUNK)
+        ex.complete = True
+
+    def _upgrade_tail(self, tail: bytes) -> None:
+        ex = self.parsing
+        if ex is None or ex.upgrade is None:
+            self._local_error(400, "unexpected protocol upgrade")
+            return
+        self.parsing = None
+        ex.complete = True
+        if tail:
+            self._send_body(ex, tail)
+
+    # Sending requests
+
+    def _activate(self, ex: Exchange) -> None:
+        ctx = self.handle.ctx
+        self.active = ex
+        if ctx.http.request_timeout_seconds > 0:
+            self._arm()
+        if ex.method == b"CONNECT" or (ex.upgrade is not None and not ctx.http.websocket):
+            self._local_error(403, "protocol upgrade is not allowed on this listener")
+            return
+        limit = ctx.options.max_request_body_bytes
+        length = _content_length(ex.headers)
+        if limit is not None and length is not None and length > limit:
+            self._local_error(413, "request body exceeds the limit")
+            return
+        host = http_messages.host_of(ex.headers)
+        path = ex.url.decode("latin-1")
+        route = next(
+            (
+                r
+                for r in ctx.routes
+                if (
+                    not r.route.hostnames
+                    or any(http_messages.host_matches(h, host) for h in r.route.hostnames)
+                )
+                and http_messages.path_matches(r.route.path_prefix, path)
+            ),
+            None,
+        )
+        if route is None:
+            self._local_error(404, f"no route for host {host!r} and path {path!r}")
+            return
+        target = route.picker.pick(self.client)
+        if target is None:
+            self._local_error(503, f"no healthy endpoint in cluster {route.route.cluster!r}")
+            return
+        self._connect(ex, target)
+
+    def _connect(self, ex: Exchange, target: upstreams.Target) -> None:
+        ex.target = target
+        target.active += 1
+        target.total += 1
+        cluster = target.owner.cluster
+        key = target if cluster.proxy_protocol is None else (target, self.client)
+        pool = self.handle.ctx.pool
+        assert pool is not None
+        conn = pool.acquire(key)
+        if conn is not None:
+            self._bind(conn, fresh=False)
+        else:
+            self._connector = self.handle.ctx.tracker.spawn(
+                self._open(ex, target, key), name="http-connect"
+            )
+
+    async def _open(self, ex: Exchange, target: upstreams.Target, key: object) -> None:
+        cluster = target.owner.cluster
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(cluster.connect_timeout_seconds):
+                _, conn = await loop.create_connection(
+                    lambda: http_upstream.UpstreamHTTP(self.buffer, key), target.host, target.port
+                )
+        except TimeoutError:
+            self._connector = None
+            self._local_error(504, f"upstream connect timeout to {target.key}")
+            return
+        except OSError as err:
+            self._connector = None
+            logger.info("listener %s: upstream %s: %s", self.handle.ctx.name, target.key, err)
+            self._local_error(502, f"upstream connect error to {target.key}")
+            return
+        self._connector = None
+        if ex is not self.active or self._closed:
+            if conn.transport is not None:
+                conn.transport.close()
+            return
+        self._bind(conn, fresh=True)
+
+    def _bind(self, conn: http_upstream.UpstreamHTTP, *, fresh: bool) -> None:
+        ex = self.active
+        assert ex is not None
+        assert conn.transport is not None
+        assert self.transport is not None
+        ctx = self.handle.ctx
+        self.up = conn
+        conn.attach(
+            self,
+            head_only=ex.method == b"HEAD",
+            max_head=ctx.http.max_response_headers_kb * 1024,
+        )
+        out = conn.transport
+        target = ex.target
+        if fresh and target is not None and target.owner.cluster.proxy_protocol is not None:
+            out.write(
+                proxyproto.v2_header(
+                    self.transport.get_extra_info("peername"),
+                    self.transport.get_extra_info("sockname"),
+                )
+            )
+        if ex.pending:
+            out.write(b"".join((ex.head, *ex.pending)))
+            ex.pending.clear()
+            if self._paused and not self.queue:
+                self.resume_reading()
+        else:
+            out.write(ex.head)
+
+    def _send_body(self, ex: Exchange, data: bytes) -> None:
+        if ex is self.active and self.up is not None and self.up.transport is not None:
+            self.up.transport.write(data)
+            return
+        ex.pending.append(data)
+        if sum(map(len, ex.pending)) > flow_control.WRITE_HIGH:
+            self.pause_reading()
+
+    def _send_raw(self, view: memoryview) -> None:
+        ex = self.active
+        up = self.up
+        if up is not None and up.transport is not None:
+            up.transport.write(view)
+            self.buffer.after_write(up.transport)
+        elif ex is not None:
+            self._send_body(ex, bytes(view))
+
+    # Upstream events (called by UpstreamHTTP)
+
+    def write_upstream_bytes(self, data: bytes | memoryview) -> None:
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        self.last = self.handle.ctx.clock()
+        transport.write(data)
+        if isinstance(data, memoryview):
+            self.buffer.after_write(transport)
+
+    def response_started(self) -> None:
+        if self.active is not None:
+            self.active.started = True
+
+    def response_complete(self, conn: http_upstream.UpstreamHTTP) -> None:
+        ex = self.active
+        self.active = None
+        self.up = None
+        self._end_target(ex)
+        pool = self.handle.ctx.pool
+        assert ex is not None
+        assert pool is not None
+        if conn.keep_alive and ex.complete and ex.upgrade is None:
+            pool.release(conn)
+        else:
+            conn.detach()
+            if conn.transport is not None:
+                conn.transport.close()
+        if not (ex.keep_alive and conn.keep_alive and ex.complete) or self.draining:
+            self._close()
+            return
+        if self.queue:
+            self._activate(self.queue.popleft())
+        elif self._paused:
+            self.resume_reading()
+
+    def upgraded(self, conn: http_upstream.UpstreamHTTP) -> None:
+        self.tunnel = True
+
+    def upstream_eof(self) -> None:
+        if self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def upstream_failed(self, conn: http_upstream.UpstreamHTTP, status: int, detail: str) -> None:
+        ex = self.active
+        conn.detach()
+        if conn.transport is not None:
+            conn.transport.abort()
+        self.up = None
+        if (
+            ex is not None
+            and conn.reused
+            and not conn.received
+            and not ex.retried
+            and ex.complete
+            and ex.body_size == 0
+            and ex.upgrade is None
+            and ex.target is not None
+        ):
+            # A pooled connection the upstream closed while idle: retry once on a fresh one.
+            ex.retried = True
+            target = ex.target
+            self._end_target(ex)
+            self._connect(ex, target)
+            return
+        logger.info("listener %s: %s", self.handle.ctx.name, detail)
+        self._local_error(status, detail)
+
+    def upstream_lost(self, conn: http_upstream.UpstreamHTTP) -> None:
+        if self.tunnel:
+            self._close()
+            return
+        self.upstream_failed(conn, 502, "upstream reset the connection")
+
+    # Flow control
+
+    def pause_reading(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        if self.up is not None and self.up.transport is not None:
+            self.up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.up is not None and self.up.transport is not None:
+            self.up.transport.resume_reading()
+
+    def eof_received(self) -> bool:
+        if self.tunnel and self.up is not None and self.up.transport is not None:
+            if self.up.transport.can_write_eof():
+                self.up.transport.write_eof()
+            return True
+        # A client half-closing after its request still gets the response.
+        return self.active is not None
+
+    # Errors and timers
+
+    def _local_error(self, status: int, detail: str) -> None:
+        ex = self.active
+        if self.transport is not None and not self._closed and (ex is None or not ex.started):
+            self.transport.write(http_messages.local_response(status, detail))
+        self._close(abort_upstream=True)
+
+    def _end_target(self, ex: Exchange | None = None) -> None:
+        ex = ex or self.active
+        if ex is not None and ex.target is not None:
+            ex.target.active -= 1
+            ex.target = None
+
+    def _arm(self) -> None:
+        """(Re)start the one timer; it fires at the deadline or after one period, whichever is
+        first, and re-evaluates then, so state changes need no timer work on the hot path."""
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(
+            min(self._deadline(), loop.time() + self._period()), self._on_timer
+        )
+
+    def _period(self) -> float:
+        ctx = self.handle.ctx
+        return min(
+            ctx.options.request_headers_timeout_seconds,
+            ctx.http.idle_timeout_seconds,
+            ctx.http.stream_idle_timeout_seconds,
+        )
+
+    def _deadline(self) -> float:
+        ctx = self.handle.ctx
+        ex = self.active
+        if ex is not None:
+            deadline = self.last + ctx.http.stream_idle_timeout_seconds
+            if ctx.http.request_timeout_seconds > 0 and not ex.started:
+                deadline = min(deadline, ex.start + ctx.http.request_timeout_seconds)
+            return deadline
+        if self._in_head and self._head_bytes:
+            return self._head_start + ctx.options.request_headers_timeout_seconds
+        return self.last + ctx.http.idle_timeout_seconds
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        if now < self._deadline():
+            self._arm()
+            return
+        ex = self.active
+        if ex is not None:
+            logger.info("listener %s: upstream response timed out", self.handle.ctx.name)
+            self._local_error(504, "upstream request timeout")
+        elif self._in_head and self._head_bytes:
+            self._local_error(408, "request headers were not received in time")
+        else:
+            self._close()
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

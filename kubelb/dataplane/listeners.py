@@ -1,0 +1,127 @@
+"""One bound socket per IR listener, and its connections until they drain.
+
+Input: an IR `Listener` and a `context.ListenerContext`. Output: a listening TCP server (TCP or
+HTTP protocols) or a UDP endpoint, swapped to a new context in place when the listener changes
+without moving (`update`), and drained when removed: stop accepting, ask connections to finish
+(HTTP closes idle keep-alive connections and the rest after their response), then close what is
+left when the drain time is over. A bind failure is logged with the listener and its owner and
+reported in `status()`; it never affects other listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from kubelb.dataplane import context, http, tcp, udp
+from kubelb.ir import proxy
+
+logger = logging.getLogger(__name__)
+
+_BACKLOG = 4096
+
+
+class ListenerState:
+    def __init__(self, ctx: context.ListenerContext, *, reuse_port: bool) -> None:
+        self.listener = ctx.listener
+        self.handle = context.Handle(ctx)
+        self.reuse_port = reuse_port
+        self.server: asyncio.AbstractServer | None = None
+        self.udp: udp.UDPListener | None = None
+        self.error: str | None = None
+
+    @property
+    def bound(self) -> bool:
+        return self.server is not None or self.udp is not None
+
+    async def start(self) -> None:
+        li = self.listener
+        loop = asyncio.get_running_loop()
+        try:
+            if li.protocol is proxy.Protocol.UDP:
+                _, protocol = await loop.create_datagram_endpoint(
+                    lambda: udp.UDPListener(self.handle.ctx),
+                    local_addr=(li.address, li.port),
+                    family=socket.AF_INET6 if ":" in li.address else socket.AF_INET,
+                    reuse_port=self.reuse_port or None,
+                )
+                self.udp = protocol
+            else:
+                self.server = await loop.create_server(
+                    self._protocol,
+                    li.address,
+                    li.port,
+                    reuse_address=True,
+                    reuse_port=self.reuse_port or None,
+                    backlog=_BACKLOG,
+                )
+        except OSError as err:
+            self.error = f"cannot bind {li.address}:{li.port}/{li.protocol}: {err.strerror or err}"
+            logger.error(
+                "listener %s (owner %s): %s",
+                li.name,
+                li.owner or "-",
+                self.error,
+                extra={"listener": li.name, "owner": li.owner},
+            )
+            return
+        self.error = None
+        logger.info("listener %s: serving %s on %s:%d", li.name, li.protocol, li.address, li.port)
+
+    def _protocol(self) -> asyncio.BaseProtocol:
+        ctx = self.handle.ctx
+        if ctx.listener.protocol is proxy.Protocol.HTTP:
+            return http.HTTPDownstream(self.handle)
+        return tcp.TCPDownstream(ctx, self.handle)
+
+    def update(self, ctx: context.ListenerContext) -> None:
+        """Same socket, new settings: only connections accepted from now on see them (HTTP
+        connections route their next request with them)."""
+        self.listener = ctx.listener
+        self.handle.ctx = ctx
+        if self.udp is not None:
+            self.udp.ctx = ctx
+
+    def stop_accepting(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self.udp is not None:
+            # The listening socket is the only way back to UDP clients: sessions end with it.
+            self.udp.close()
+
+    async def drain(self, seconds: float) -> None:
+        self.stop_accepting()
+        conns = self.handle.conns
+        for conn in list(conns):
+            conn.shutdown()
+        await self.handle.wait_empty(seconds)
+        if conns:
+            logger.info(
+                "listener %s: closing %d connections still open after draining %.0fs",
+                self.listener.name,
+                len(conns),
+                seconds,
+            )
+        for conn in list(conns):
+            conn.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
+            self.server = None
+        self.udp = None
+
+    def status(self) -> dict[str, object]:
+        li = self.listener
+        out: dict[str, object] = {
+            "name": li.name,
+            "address": li.address,
+            "port": li.port,
+            "protocol": str(li.protocol),
+            "bound": self.bound,
+            "connections": len(self.handle.conns),
+        }
+        if self.error:
+            out["error"] = self.error
+        if self.udp is not None:
+            out["sessions"] = len(self.udp.sessions)
+        return out

@@ -1,0 +1,190 @@
+"""`DataPlane`: the built-in proxy serving one `proxy.ProxyConfig`, updated live.
+
+Input: `apply(config)` whenever the IR changes (idempotent; the new config is diffed against the
+current one). Output: bound listeners, health-checked clusters and `status()`. Order of an update
+is make-before-break: clusters are created or updated first, then listeners are added or changed,
+and removed listeners drain in the background while everything else keeps serving; clusters no
+longer referenced are closed last. Existing connections keep the target they were connected to.
+An invalid config is logged and ignored (the last good one keeps serving).
+
+With `workers > 1` the same work happens in N worker processes bound with SO_REUSEPORT
+(`processes.WorkerPool`); this object then only forwards configs and gathers their status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kubelb.dataplane import context, flow_control, http_upstream, listeners, processes, upstreams
+from kubelb.ir import proxy
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DRAIN_SECONDS = 60.0
+
+
+class DataPlane:
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        options: context.Options | None = None,
+        drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+        reuse_port: bool | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.options = options or context.Options()
+        self.drain_seconds = drain_seconds
+        self.reuse_port = workers > 1 if reuse_port is None else reuse_port
+        self.config = proxy.ProxyConfig(node_id="")
+        self.config_errors: list[str] = []
+        self._tracker = context.Tracker(self.options.max_connections)
+        self._buffer = flow_control.ReadBuffer()
+        self._pool = http_upstream.Pool(
+            size=self.options.upstream_pool_size,
+            idle_seconds=self.options.upstream_pool_idle_seconds,
+        )
+        self._clusters: dict[str, upstreams.ClusterState] = {}
+        self._listeners: dict[str, listeners.ListenerState] = {}
+        self._draining: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self._pool_workers: processes.WorkerPool | None = None
+        self._closed = False
+
+    async def apply(self, config: proxy.ProxyConfig) -> None:
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the data plane is closed")
+            errors = config.validate()
+            if errors:
+                for e in errors:
+                    logger.error(
+                        "node %s: invalid config, keeping the previous one: %s", config.node_id, e
+                    )
+                self.config_errors = errors
+                return
+            self.config_errors = []
+            config = proxy.drop_conflicting_listeners(config)
+            for li in config.dropped_listeners:
+                logger.error(
+                    "listener %s (owner %s): %s:%d/%s is already taken by another listener; "
+                    "not serving it",
+                    li.name,
+                    li.owner or "-",
+                    li.address,
+                    li.port,
+                    li.protocol,
+                )
+            if self.workers > 1:
+                if self._pool_workers is None:
+                    self._pool_workers = processes.WorkerPool(
+                        self.workers, options=self.options, drain_seconds=self.drain_seconds
+                    )
+                    await self._pool_workers.start()
+                await self._pool_workers.apply(config)
+                self.config = config
+                return
+            await self._apply_local(config)
+            self.config = config
+
+    async def _apply_local(self, config: proxy.ProxyConfig) -> None:
+        for cluster in config.clusters:
+            state = self._clusters.get(cluster.name)
+            if state is None:
+                state = upstreams.ClusterState(
+                    cluster, dns_refresh_seconds=self.options.dns_refresh_seconds
+                )
+                await state.start()
+                self._clusters[cluster.name] = state
+            else:
+                await state.update(cluster)
+        wanted = {li.name: li for li in config.listeners}
+        loop = asyncio.get_running_loop()
+        keep: dict[str, listeners.ListenerState] = {}
+        retire: list[listeners.ListenerState] = []
+        for name, current in self._listeners.items():
+            li = wanted.get(name)
+            if li is not None and current.bound and _same_socket(current.listener, li):
+                keep[name] = current
+            else:
+                retire.append(current)
+        # Stop accepting on retired sockets first: a replacement may need the same port.
+        for old in retire:
+            old.stop_accepting()
+        for name, li in wanted.items():
+            ctx = context.build(
+                li,
+                self._clusters,
+                options=self.options,
+                tracker=self._tracker,
+                buffer=self._buffer,
+                clock=loop.time,
+                pool=self._pool,
+            )
+            if name in keep:
+                # Always swap: pickers hold the cluster states, which may have been replaced.
+                keep[name].update(ctx)
+                continue
+            fresh = listeners.ListenerState(ctx, reuse_port=self.reuse_port)
+            await fresh.start()
+            keep[name] = fresh
+        self._listeners = keep
+        for old in retire:
+            self._spawn_drain(old, self.drain_seconds)
+        used = {c.name for c in config.clusters}
+        for name in [n for n in self._clusters if n not in used]:
+            await self._clusters.pop(name).close()
+
+    def _spawn_drain(self, state: listeners.ListenerState, seconds: float) -> None:
+        task = asyncio.get_running_loop().create_task(
+            state.drain(seconds), name=f"drain:{state.listener.name}"
+        )
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+
+    async def close(self, drain_seconds: float | None = None) -> None:
+        """Stop listening, let connections finish for up to `drain_seconds`, then close all."""
+        seconds = self.drain_seconds if drain_seconds is None else drain_seconds
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._pool_workers is not None:
+                await self._pool_workers.close(seconds)
+            for li_state in self._listeners.values():
+                self._spawn_drain(li_state, seconds)
+            self._listeners = {}
+            await asyncio.gather(*self._draining, return_exceptions=True)
+            self._pool.close()
+            for cl_state in self._clusters.values():
+                await cl_state.close()
+            self._clusters = {}
+            tasks = list(self._tracker.tasks)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def status(self) -> dict[str, Any]:
+        """Listeners bound, per-cluster endpoint health, and connection counts."""
+        if self._pool_workers is not None:
+            merged: dict[str, Any] = self._pool_workers.status()
+            merged["config_errors"] = list(self.config_errors)
+            return merged
+        return {
+            "workers": 1,
+            "listeners": [s.status() for s in self._listeners.values()],
+            "clusters": {name: s.status() for name, s in self._clusters.items()},
+            "connections": self._tracker.active,
+            "refused_connections": self._tracker.refused,
+            "draining_listeners": len(self._draining),
+            "pooled_upstream_connections": self._pool.count(),
+            "config_errors": list(self.config_errors),
+        }
+
+
+def _same_socket(a: proxy.Listener, b: proxy.Listener) -> bool:
+    return a.bind_key == b.bind_key and a.protocol == b.protocol

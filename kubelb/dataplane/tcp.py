@@ -1,0 +1,271 @@
+"""TCP proxying: one downstream protocol per client connection, one upstream protocol per target.
+
+Input: a `context.ListenerContext` (picker, options, shared read buffer). Output: bytes copied both
+ways with backpressure (a side stops reading while the other side's write buffer is above its high
+mark), half-close passed through (`write_eof`), the PROXY v2 header first when the cluster asks for
+it, and an idle timeout. Bytes that arrive before the upstream is connected are kept and sent
+first: uvloop ignores `pause_reading()` in `connection_made()`, so reading is paused once they pass
+the high mark instead. One task per connection exists, only while the upstream connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+
+from kubelb.dataplane import context, flow_control, proxyproto, upstreams
+from kubelb.ir import proxy
+
+logger = logging.getLogger(__name__)
+
+
+class TCPDownstream(asyncio.BufferedProtocol):
+    """The client side of one proxied connection."""
+
+    __slots__ = (
+        "_admitted",
+        "_closed",
+        "_connector",
+        "_down_eof",
+        "_pending",
+        "_pending_size",
+        "_registry",
+        "_timer",
+        "_up_eof",
+        "buffer",
+        "ctx",
+        "last",
+        "target",
+        "transport",
+        "up",
+    )
+
+    def __init__(self, ctx: context.ListenerContext, registry: context.Handle) -> None:
+        self.ctx = ctx
+        self.buffer = ctx.buffer
+        self.transport: asyncio.Transport | None = None
+        self.up: asyncio.Transport | None = None
+        self.target: upstreams.Target | None = None
+        self.last = 0.0
+        self._registry = registry
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._down_eof = False
+        self._up_eof = False
+        self._closed = False
+        self._admitted = False
+        self._connector: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = typing.cast(asyncio.Transport, transport)
+        if not self.ctx.tracker.admit(self.ctx.name):
+            self.transport.abort()
+            return
+        self._admitted = True
+        self._registry.add(self)
+        flow_control.tune(transport)
+        loop = asyncio.get_running_loop()
+        self.last = loop.time()
+        self._arm_idle(loop)
+        self._connector = self.ctx.tracker.spawn(self._connect(), name="tcp-connect")
+
+    async def _connect(self) -> None:
+        assert self.transport is not None
+        assert self.ctx.picker is not None
+        client = flow_control.peer_ip(self.transport)
+        target = self.ctx.picker.pick(client)
+        loop = asyncio.get_running_loop()
+        tried: upstreams.Target | None = None
+        for _ in range(2):
+            if target is None:
+                break
+            cluster = target.owner.cluster
+            try:
+                async with asyncio.timeout(cluster.connect_timeout_seconds):
+                    up, _ = await loop.create_connection(
+                        lambda: TCPUpstream(self), target.host, target.port
+                    )
+            except (OSError, TimeoutError) as err:
+                logger.info(
+                    "listener %s: cannot connect to %s in cluster %s: %s",
+                    self.ctx.name,
+                    target.key,
+                    cluster.name,
+                    str(err) or "timeout",
+                )
+                tried = target
+                target = self.ctx.picker.pick(client, exclude=tried)
+                continue
+            self._connected(up, target, cluster)
+            return
+        if tried is None:
+            logger.warning(
+                "listener %s: no healthy endpoint in clusters %s; closing the client connection",
+                self.ctx.name,
+                ", ".join(self.ctx.listener.clusters),
+            )
+        self._close()
+
+    def _connected(
+        self, up: asyncio.Transport, target: upstreams.Target, cluster: proxy.Cluster
+    ) -> None:
+        self._connector = None
+        if self._closed:
+            up.close()
+            return
+        self.up = up
+        self.target = target
+        target.active += 1
+        target.total += 1
+        flow_control.tune(up)
+        if cluster.proxy_protocol is proxy.ProxyProtocol.V2:
+            assert self.transport is not None
+            up.write(
+                proxyproto.v2_header(
+                    self.transport.get_extra_info("peername"),
+                    self.transport.get_extra_info("sockname"),
+                )
+            )
+        if self._pending:
+            up.write(b"".join(self._pending))
+            self._pending.clear()
+            self._pending_size = 0
+            if up.get_write_buffer_size() <= flow_control.WRITE_HIGH and self.transport:
+                self.transport.resume_reading()
+        if self._down_eof and up.can_write_eof():
+            up.write_eof()
+
+    # Downstream events
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last = self.ctx.clock()
+        up = self.up
+        if up is not None:
+            up.write(self.buffer.view[:nbytes])
+            self.buffer.after_write(up)
+            return
+        self._pending.append(bytes(self.buffer.view[:nbytes]))
+        self._pending_size += nbytes
+        if self._pending_size > flow_control.WRITE_HIGH and self.transport is not None:
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._down_eof = True
+        if self.up is not None:
+            if self.up.can_write_eof():
+                self.up.write_eof()
+            if self._up_eof:
+                self._close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close()
+
+    def pause_writing(self) -> None:
+        if self.up is not None:
+            self.up.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.up is not None:
+            self.up.resume_reading()
+
+    # Upstream events (called by TCPUpstream)
+
+    def upstream_eof(self) -> None:
+        self._up_eof = True
+        if self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+        if self._down_eof:
+            self._close()
+
+    def upstream_lost(self) -> None:
+        self._close()
+
+    # Lifecycle
+
+    def shutdown(self) -> None:
+        """Draining: plain TCP has no polite way to stop, so the connection runs to its end."""
+
+    def abort(self) -> None:
+        if self.up is not None:
+            self.up.abort()
+        if self.transport is not None:
+            self.transport.abort()
+        self._close()
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._connector is not None:
+            self._connector.cancel()
+            self._connector = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.target is not None:
+            self.target.active -= 1
+        if self.up is not None:
+            self.up.close()
+        if self.transport is not None:
+            self.transport.close()
+        if self._admitted:
+            self._admitted = False
+            self.ctx.tracker.release()
+            self._registry.discard(self)
+
+    def _arm_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        timeout = self.ctx.options.tcp_idle_timeout_seconds
+        if timeout > 0:
+            self._timer = loop.call_at(self.last + timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self.ctx.options.tcp_idle_timeout_seconds
+        if loop.time() - self.last >= timeout:
+            logger.debug("listener %s: closing a connection idle for %.0fs", self.ctx.name, timeout)
+            self._timer = None
+            self._close()
+        else:
+            self._timer = loop.call_at(self.last + timeout, self._idle_check)
+
+
+class TCPUpstream(asyncio.BufferedProtocol):
+    """The upstream side: copies into the downstream transport."""
+
+    __slots__ = ("down",)
+
+    def __init__(self, down: TCPDownstream) -> None:
+        self.down = down
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.down.buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        down = self.down
+        down.last = down.ctx.clock()
+        transport = down.transport
+        if transport is not None:
+            transport.write(down.buffer.view[:nbytes])
+            down.buffer.after_write(transport)
+
+    def eof_received(self) -> bool:
+        self.down.upstream_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.down.upstream_lost()
+
+    def pause_writing(self) -> None:
+        if self.down.transport is not None:
+            self.down.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.down.transport is not None:
+            self.down.transport.resume_reading()

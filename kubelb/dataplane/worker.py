@@ -1,0 +1,76 @@
+"""Entry point of one data-plane worker process (`python -m kubelb.dataplane.worker`).
+
+Input: JSON lines on stdin from `workers.WorkerPool`. Output: a single-process `DataPlane` bound
+with SO_REUSEPORT, and JSON lines on stdout (`applied` acknowledgements, status every second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from kubelb.dataplane import context, loops, runtime
+from kubelb.ir import codec
+
+logger = logging.getLogger(__name__)
+
+STATUS_EVERY_SECONDS = 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubelb-dataplane-worker")
+    parser.add_argument("--options", default="{}")
+    parser.add_argument("--index", type=int, default=0)
+    args = parser.parse_args(argv)
+    # The parent decides when workers stop; Ctrl-C reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s worker-{args.index} %(levelname)s %(name)s: %(message)s",
+    )
+    options = context.Options(**json.loads(args.options))
+    loops.run(_serve(options))
+    return 0
+
+
+async def _serve(options: context.Options) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    dp = runtime.DataPlane(workers=1, options=options, reuse_port=True)
+    reporter = loop.create_task(_report(dp))
+    drain = runtime.DEFAULT_DRAIN_SECONDS
+    try:
+        while line := await reader.readline():
+            message: dict[str, Any] = json.loads(line)
+            if message["op"] == "apply":
+                await dp.apply(codec.proxy_config_from_dict(message["config"]))
+                _emit({"op": "applied"})
+            elif message["op"] == "close":
+                drain = float(message["drain"])
+                break
+    finally:
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
+        await dp.close(drain)
+
+
+async def _report(dp: runtime.DataPlane) -> None:
+    while True:
+        _emit({"op": "status", "status": dp.status()})
+        await asyncio.sleep(STATUS_EVERY_SECONDS)
+
+
+def _emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

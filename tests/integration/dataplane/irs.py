@@ -1,0 +1,68 @@
+"""IR builders for data-plane tests: listeners on free 127.0.0.1 ports in front of backends."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from kubelb.ir import proxy
+from tests.integration.dataplane import backends
+
+
+class HasPort(Protocol):
+    port: int
+
+
+def endpoints(servers: Sequence[HasPort]) -> tuple[proxy.Endpoint, ...]:
+    return tuple(proxy.Endpoint(address="127.0.0.1", port=s.port) for s in servers)
+
+
+def l4(
+    protocol: proxy.Protocol, servers: Sequence[HasPort], *, port: int | None = None,
+    name: str = "l4", **cluster: Any,
+) -> proxy.ProxyConfig:  # fmt: skip
+    kind = socket.SOCK_DGRAM if protocol is proxy.Protocol.UDP else socket.SOCK_STREAM
+    return proxy.ProxyConfig(
+        node_id="test",
+        listeners=(
+            proxy.Listener(
+                name=name, address="127.0.0.1", port=port or backends.free_port(kind),
+                protocol=protocol, clusters=(f"{name}-c",),
+            ),
+        ),
+        clusters=(
+            proxy.Cluster(
+                name=f"{name}-c", protocol=protocol, endpoints=endpoints(servers), **cluster
+            ),
+        ),
+    )  # fmt: skip
+
+
+def http(
+    routes: Sequence[tuple[str, Sequence[HasPort], tuple[str, ...], str]], *,
+    port: int | None = None, options: proxy.HTTPOptions | None = None, **cluster: Any,
+) -> proxy.ProxyConfig:  # fmt: skip
+    """`routes`: (cluster name, servers, hostnames, path prefix) in any order."""
+    return proxy.ProxyConfig(
+        node_id="test",
+        listeners=(
+            proxy.Listener(
+                name="web", address="127.0.0.1", port=port or backends.free_port(),
+                protocol=proxy.Protocol.HTTP, http=options,
+                routes=tuple(
+                    proxy.HTTPRoute(name=f"r-{c}", cluster=c, hostnames=h, path_prefix=p)
+                    for c, _, h, p in routes
+                ),
+            ),
+        ),
+        clusters=tuple(
+            proxy.Cluster(name=c, protocol=proxy.Protocol.HTTP, endpoints=endpoints(s), **cluster)
+            for c, s, _, _ in routes
+        ),
+    )  # fmt: skip
+
+
+def address(config: proxy.ProxyConfig, index: int = 0) -> tuple[str, int]:
+    li = config.listeners[index]
+    return (li.address, li.port)
