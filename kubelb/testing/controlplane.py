@@ -12,6 +12,8 @@ key; one CA signs the serving certificate and the admin client certificate (O=sy
 The controller manager runs without the node lifecycle controller (there is no kubelet: Nodes are
 test fixtures whose readiness tests set through `kubelb.testing.nodes`), and the apiserver
 without the TaintNodesByCondition admission plugin, whose taints only that controller would lift.
+API priority and fairness stays on, as in real clusters: turning it off saved no measurable
+start-up time.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class ControlPlane:
         self._crd_files = (
             list(crd_files) if crd_files is not None else crds.crd_files(crds.DEFAULT_CRD_DIR)
         )
+        if not self._crd_files:
+            logger.warning("no CRD files given or found: the clusters start without kubelb CRDs")
         self._own_workdir = workdir is None
         self._workdir_arg = workdir
         self._timeout = timeout
@@ -170,6 +174,7 @@ class ControlPlane:
         began = time.monotonic()
         directory = self.workdir / spec.name
         server, apiserver = await self._start_apiserver(spec, pki, directory)
+        readyz_seconds = time.monotonic() - began
         ca = pki.ca.cert
         cluster = cluster_mod.Cluster(
             name=spec.name,
@@ -203,6 +208,12 @@ class ControlPlane:
         apiserver.check_running()
         cluster.pids = [apiserver.pid, kcm.pid]
         cluster.startup_seconds = time.monotonic() - began
+        logger.info(
+            "%s ready in %.1fs (kube-apiserver /readyz after %.1fs)",
+            spec.name,
+            cluster.startup_seconds,
+            readyz_seconds,
+        )
         return cluster
 
     async def _start_apiserver(
@@ -296,7 +307,6 @@ def _apiserver_argv(
         # The `kubernetes` Service's Endpoints would point at 127.0.0.1, which validation refuses.
         "--endpoint-reconciler-type=none",
         "--disable-admission-plugins=TaintNodesByCondition",
-        "--enable-priority-and-fairness=false",
         "--profiling=false",
     ]
 
