@@ -45,3 +45,5 @@ go build -v -trimpath -ldflags="$ldflags" -o "$stage/" "${pkgs[@]}" 2>&1 \
       { n++; if (n % 250 == 0) { printf ">>   compiled %d packages (%ds)\n", n, systime() - t0; fflush() } }'
 for b in "${missing[@]}"; do mv "$stage/$b" "$cache/$b"; done
 echo ">> control plane: built ${missing[*]} in $(( $(date +%s) - start ))s"
+echo ">> tests need only $cache (~215 MB); if disk is short, \`go clean -cache -modcache\` frees the"
+echo ">> Go caches (~3.5 GB after this build), at the price of a cold build next time"
