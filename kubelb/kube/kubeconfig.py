@@ -1,0 +1,188 @@
+"""Where API connections come from: a kubeconfig file (re-read when it changes) or in-cluster.
+
+Input: a kubeconfig path (flag), or nothing: then `$KUBECONFIG`, in-cluster credentials, and
+`~/.kube/config` are tried in that order. Output: an `ApiSource`, which `kubelb.kube.client.Client`
+asks for the current `kubernetes_asyncio` ApiClient on every request.
+
+`KubeconfigFile` re-reads its file (at most every `check_interval` seconds on use, and at once
+after a 401) and swaps in a new ApiClient when the content changed, so a kubeconfig mounted from a
+Secret that is rotated in place needs no restart. A file that does not parse (half written) keeps
+the previous client. Swapped-out clients stay open for `retire_after` seconds so in-flight
+requests and watches finish, then are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from kubernetes_asyncio import client as k8s_client, config as k8s_config
+from kubernetes_asyncio.config import kube_config
+
+logger = logging.getLogger(__name__)
+
+IN_CLUSTER_HOST_ENV = "KUBERNETES_SERVICE_HOST"
+
+
+class ConfigError(RuntimeError):
+    """No usable kubeconfig or in-cluster configuration."""
+
+
+class ApiSource(Protocol):
+    """Hands out the ApiClient to use now."""
+
+    async def api(self) -> k8s_client.ApiClient: ...
+
+    async def refresh(self) -> bool:
+        """Called after a 401: True when new credentials are in place (retry the request)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class FixedApi:
+    """One ApiClient for good; closes it only when `owned`."""
+
+    def __init__(self, api: k8s_client.ApiClient, *, owned: bool = False) -> None:
+        self._api = api
+        self._owned = owned
+
+    async def api(self) -> k8s_client.ApiClient:
+        return self._api
+
+    async def refresh(self) -> bool:
+        return False
+
+    async def close(self) -> None:
+        if self._owned:
+            await self._api.close()
+
+
+class KubeconfigFile:
+    """An ApiSource built from a kubeconfig file that follows changes to the file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        context: str | None = None,
+        check_interval: float = 5.0,
+        retire_after: float = 600.0,
+    ) -> None:
+        self.path = Path(path)
+        self._context = context
+        self._check_interval = check_interval
+        self._retire_after = retire_after
+        self._api: k8s_client.ApiClient | None = None
+        self._digest = b""
+        self._checked_at = float("-inf")
+        self._retired: list[tuple[float, k8s_client.ApiClient]] = []
+        self._lock = asyncio.Lock()
+        self.namespace = ""  # the current context's namespace (known once loaded), "" if unset
+        self.reloads = 0  # how many times a changed file replaced the client
+
+    async def api(self) -> k8s_client.ApiClient:
+        if self._api is None or time.monotonic() - self._checked_at >= self._check_interval:
+            await self._reload()
+        assert self._api is not None
+        return self._api
+
+    async def refresh(self) -> bool:
+        return await self._reload(force=True)
+
+    async def close(self) -> None:
+        clients = [api for _, api in self._retired]
+        if self._api is not None:
+            clients.append(self._api)
+        self._retired.clear()
+        self._api = None
+        for api in clients:
+            await api.close()
+
+    async def _reload(self, *, force: bool = False) -> bool:
+        async with self._lock:
+            recent = time.monotonic() - self._checked_at < self._check_interval
+            if not force and self._api is not None and recent:
+                return False  # another caller just checked
+            self._checked_at = time.monotonic()
+            await self._close_retired()
+            try:
+                data = await asyncio.to_thread(self.path.read_bytes)
+            except OSError as exc:
+                if self._api is None:
+                    raise ConfigError(f"cannot read kubeconfig {self.path}: {exc}") from exc
+                logger.warning("cannot re-read kubeconfig %s, keeping the current one: %s",
+                               self.path, exc)  # fmt: skip
+                return False
+            digest = hashlib.sha256(data).digest()
+            if digest == self._digest:
+                return False
+            try:
+                api, namespace = await _client_from_bytes(data, self._context, self.path.parent)
+            except Exception as exc:
+                if self._api is None:
+                    raise ConfigError(f"invalid kubeconfig {self.path}: {exc}") from exc
+                logger.warning("kubeconfig %s changed but does not load, keeping the current "
+                               "one: %s", self.path, exc)  # fmt: skip
+                return False
+            if self._api is not None:
+                self._retired.append((time.monotonic(), self._api))
+                self.reloads += 1
+                logger.info("kubeconfig %s changed: using the new credentials", self.path)
+            self._api, self._digest, self.namespace = api, digest, namespace
+            return True
+
+    async def _close_retired(self) -> None:
+        now = time.monotonic()
+        keep = []
+        for retired_at, api in self._retired:
+            if now - retired_at >= self._retire_after:
+                await api.close()
+            else:
+                keep.append((retired_at, api))
+        self._retired = keep
+
+
+async def _client_from_bytes(
+    data: bytes, context: str | None, base: Path
+) -> tuple[k8s_client.ApiClient, str]:
+    document: Any = yaml.safe_load(data)
+    if not isinstance(document, dict):
+        raise ConfigError("not a kubeconfig mapping")
+    loader = kube_config.KubeConfigLoader(
+        config_dict=document, active_context=context, config_base_path=str(base)
+    )
+    configuration = k8s_client.Configuration()
+    await loader.load_and_set(configuration)
+    current = loader.current_context or {}
+    namespace = (current.get("context") or {}).get("namespace") or ""
+    return k8s_client.ApiClient(configuration), str(namespace)
+
+
+def in_cluster() -> FixedApi:
+    """The Pod's ServiceAccount; kubernetes_asyncio re-reads the projected token itself."""
+    configuration = k8s_client.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException as exc:
+        raise ConfigError(f"in-cluster configuration: {exc}") from exc
+    return FixedApi(k8s_client.ApiClient(configuration), owned=True)
+
+
+async def open_source(path: str | os.PathLike[str] | None = None) -> ApiSource:
+    """The ApiSource for `path`, or else `$KUBECONFIG`, in-cluster, `~/.kube/config`.
+
+    The first client is built here, so a missing or broken kubeconfig fails at start-up.
+    """
+    chosen = path or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    if not chosen and os.environ.get(IN_CLUSTER_HOST_ENV):
+        return in_cluster()
+    source = KubeconfigFile(chosen or Path.home() / ".kube" / "config")
+    await source.api()
+    return source
