@@ -60,6 +60,7 @@ async def _demo(args: argparse.Namespace) -> int:
             address_pool=None,
             envoy_binary=None,
             workers=1,
+            drain_seconds=1.0,
             duration=None,
             log_level=args.log_level,
         )
@@ -69,6 +70,7 @@ async def _demo(args: argparse.Namespace) -> int:
             envoy_binary=None,
             workers=1,
             state_dir=Path(state_dir),
+            drain_seconds=1.0,
         )
         app = standalone.Standalone(settings, driver)
         print(f"kubelb demo: standalone mode with {args.config} on the {args.dataplane} data plane")

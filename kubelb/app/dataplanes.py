@@ -37,16 +37,20 @@ def create(
     envoy_binary: str | None,
     workers: int,
     state_dir: Path,
+    drain_seconds: float = 5.0,
 ) -> Driver:
     if kind == "envoy":
         # Imported here so the Python data plane never loads grpc and the Envoy protos.
         from kubelb.app import envoy_driver
 
         return envoy_driver.EnvoyDriver(
-            listen_address=listen_address, envoy_binary=envoy_binary, work_dir=state_dir / "envoy"
+            listen_address=listen_address,
+            envoy_binary=envoy_binary,
+            work_dir=state_dir / "envoy",
+            drain_seconds=drain_seconds,
         )
     if kind == "python":
         from kubelb.app import python_driver
 
-        return python_driver.PythonDriver(workers=workers)
+        return python_driver.PythonDriver(workers=workers, drain_seconds=drain_seconds)
     raise errors.DataPlaneError(f"unknown data plane {kind!r}; choose envoy or python")

@@ -31,10 +31,12 @@ class EnvoyDriver:
         work_dir: Path,
         node_id: str = NODE_ID,
         concurrency: int | None = None,
+        drain_seconds: float = 5.0,
     ) -> None:
         self.node_id = node_id
         self.listen_address = listen_address
         self.concurrency = concurrency
+        self.drain_seconds = drain_seconds
         self.cache = cache.SnapshotCache()
         self.xds = server.XdsServer(self.cache)
         try:
@@ -59,6 +61,7 @@ class EnvoyDriver:
             readiness_port=None,
             health_port=None,
             concurrency=self.concurrency,
+            drain_seconds=self.drain_seconds,
         )
         await self.supervisor.ensure(self.node_id, spec)
 

@@ -12,8 +12,9 @@ logger = logging.getLogger(__name__)
 
 
 class PythonDriver:
-    def __init__(self, *, workers: int = 1) -> None:
+    def __init__(self, *, workers: int = 1, drain_seconds: float = 5.0) -> None:
         self._dataplane = runtime.DataPlane(workers=workers)
+        self._drain_seconds = drain_seconds
         self._applied = False
 
     async def start(self) -> None:
@@ -30,4 +31,4 @@ class PythonDriver:
         return {"ready": self._applied, **self._dataplane.status()}
 
     async def close(self) -> None:
-        await self._dataplane.close()
+        await self._dataplane.close(drain_seconds=self._drain_seconds)

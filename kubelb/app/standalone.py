@@ -41,6 +41,7 @@ class Settings:
     address_pool: tuple[str, ...] | None
     envoy_binary: str | None
     workers: int
+    drain_seconds: float
     duration: float | None
     log_level: str
 
@@ -89,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="Python data plane worker processes (default: 1)"
     )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=5.0,
+        help="how long removed listeners and a stopping data plane drain connections (default: 5)",
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -109,6 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {e}") from None
     if not args.config.exists():
         raise SystemExit(f"kubelb: --config {args.config} does not exist")
+    if args.drain_seconds < 0:
+        raise SystemExit("kubelb: --drain-seconds must not be negative")
     if args.workers < 1:
         raise SystemExit("kubelb: --workers must be at least 1")
     return Settings(
@@ -120,6 +129,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         address_pool=pool_spec,
         envoy_binary=args.envoy_binary,
         workers=args.workers,
+        drain_seconds=args.drain_seconds,
         duration=args.duration,
         log_level=args.log_level,
     )
@@ -217,6 +227,7 @@ async def serve(settings: Settings) -> int:
         envoy_binary=settings.envoy_binary,
         workers=settings.workers,
         state_dir=settings.state_dir,
+        drain_seconds=settings.drain_seconds,
     )
     app = Standalone(settings, driver)
     stop = asyncio.Event()
