@@ -25,8 +25,9 @@ from aiohttp import web
 
 from kubelb.app import dataplanes, errors, logs
 from kubelb.observe import server
+from kubelb.placement import pool
 from kubelb.sources import file
-from kubelb.standalone import engine, pool, state
+from kubelb.standalone import engine, state
 
 logger = logging.getLogger(__name__)
 

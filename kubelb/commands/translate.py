@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 from kubelb.ir import codec, proxy
+from kubelb.placement import pool
 from kubelb.sources import file
-from kubelb.standalone import engine, pool, state
+from kubelb.standalone import engine, state
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,8 +27,9 @@ from kubelb.api import (
 )
 from kubelb.ir import proxy
 from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.placement import pool as address_pool
 from kubelb.sources import file
-from kubelb.standalone import pool as address_pool, state
+from kubelb.standalone import state
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from kubelb.standalone import pool
+from kubelb.placement import pool
 
 
 def test_parse_pool_ips_and_cidrs_keep_order_and_dedupe():

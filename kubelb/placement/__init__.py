@@ -1,0 +1,1 @@
+"""Pure placement decisions shared by the modes: address pools with sticky assignment."""
