@@ -27,13 +27,15 @@ class EnvoyNotFoundError(RuntimeError):
     pass
 
 
-def find_envoy(explicit: str | os.PathLike[str] | None = None) -> Path:
+def find_envoy(
+    explicit: str | os.PathLike[str] | None = None, *, distribution: str = DISTRIBUTION
+) -> Path:
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not _executable(path):
             raise EnvoyNotFoundError(f"--envoy-binary {path} is not an executable file")
         return path.resolve()
-    for candidate in (from_distribution(), _from_path()):
+    for candidate in (from_distribution(distribution), _from_path()):
         if candidate is not None:
             return candidate
     raise EnvoyNotFoundError(f"no Envoy binary found: {INSTALL_HINT}")

@@ -26,6 +26,10 @@ XDS_KEEPALIVE_TIMEOUT = "5s"
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
 _ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 _HEALTH_CHECK = "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck"
+_DOWNSTREAM_CONNECTIONS = (
+    "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3"
+    ".DownstreamConnectionsConfig"
+)
 _HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -41,7 +45,7 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
         listeners.append(_readiness_listener(spec.probe_address, spec.readiness_port))
     if spec.health_port is not None:
         listeners.append(_health_listener(spec.probe_address, spec.health_port))
-    return {
+    rendered: dict[str, Any] = {
         "node": {"id": node_id, "cluster": spec.node_cluster},
         "admin": {"address": _socket(spec.admin_address, spec.admin_port)},
         "dynamic_resources": {
@@ -58,6 +62,23 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
             "clusters": [_xds_cluster(spec.xds_host, spec.xds_port), _admin_cluster(spec)],
             "listeners": listeners,
         },
+    }
+    if spec.max_downstream_connections is not None:
+        rendered["overload_manager"] = _overload_manager(spec.max_downstream_connections)
+    return rendered
+
+
+def _overload_manager(max_connections: int) -> dict[str, Any]:
+    return {
+        "resource_monitors": [
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": _DOWNSTREAM_CONNECTIONS,
+                    "max_active_downstream_connections": max_connections,
+                },
+            }
+        ]
     }
 
 

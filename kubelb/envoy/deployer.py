@@ -33,6 +33,8 @@ class EnvoySpec:
     health_port: int | None = 19004  # GET /healthz, fails once draining starts
     log_level: str = "info"
     concurrency: int | None = None  # Envoy worker threads; None = Envoy's default (all cores)
+    # Overload manager cap on downstream connections (protects file descriptors); None = no cap.
+    max_downstream_connections: int | None = 100_000
     drain_seconds: float = 5.0  # graceful listener drain on shutdown
     stop_timeout_seconds: float = 10.0  # SIGTERM -> SIGKILL
     extra_args: tuple[str, ...] = ()

@@ -53,6 +53,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _PR_SET_PDEATHSIG = 1
+_SHM_DIR = Path("/dev/shm")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +151,11 @@ class _Envoy:
         proc = self.process
         if proc is not None and proc.returncode is None:
             await self._drain_and_stop(proc)
-        if self._task is not None:
+        if self._task is None:
+            return
+        try:  # the task ends by itself once its Envoy is gone; cancel only if that hangs
+            await asyncio.wait_for(asyncio.shield(self._task), self.spec.stop_timeout_seconds)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -178,7 +183,8 @@ class _Envoy:
                 delay,
                 extra={"tenant": self.node_id},
             )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _run_once(self) -> int:
         """Start Envoy, wait for it to become ready, then for it to exit; return its exit code."""
@@ -197,6 +203,8 @@ class _Envoy:
             preexec_fn=_die_with_parent(os.getpid()),
         )
         self.process, self.admin_port = proc, admin_port
+        if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
+            await _terminate(proc, self.spec.stop_timeout_seconds)
         logger.info(
             "Envoy for node %r started (pid %d, admin 127.0.0.1:%d)",
             self.node_id,
@@ -218,6 +226,8 @@ class _Envoy:
             readiness.cancel()
             if proc.returncode is None:  # cancelled: never leave Envoy behind
                 await _terminate(proc, self.spec.stop_timeout_seconds)
+            # Envoy is gone: free its shared memory before anything else can be cancelled.
+            _release_shared_memory(self.dir / "base-id")
             await asyncio.gather(readiness, *pumps, return_exceptions=True)
         return code
 
@@ -296,7 +306,7 @@ class _Envoy:
 async def admin_request(
     host: str, port: int, method: str, path: str, *, limit_seconds: float = 2.0
 ) -> tuple[int, str]:
-    """One HTTP/1.1 request to Envoy's admin interface: (status, body)."""
+    """One HTTP/1.1 request to Envoy's admin interface (or a probe listener): (status, body)."""
     async with asyncio.timeout(limit_seconds):
         reader, writer = await asyncio.open_connection(host, port)
         try:
@@ -306,16 +316,31 @@ async def admin_request(
                 "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
             )
             await writer.drain()
-            data = await reader.read()
+            return await _read_response(reader, f"{host}:{port}{path}")
         finally:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    if len(status_line) < 2 or not status_line[1].isdigit():
-        raise ValueError(f"not an HTTP response from {host}:{port}{path}")
-    return int(status_line[1]), body.decode(errors="replace")
+
+
+async def _read_response(reader: asyncio.StreamReader, where: str) -> tuple[int, str]:
+    # Read by framing, not to EOF: Envoy delays closing its side (delayed_close_timeout).
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status_line, *lines = head.split("\r\n")
+    fields = status_line.split()
+    if len(fields) < 2 or not fields[1].isdigit():
+        raise ValueError(f"not an HTTP response from {where}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines if h)}
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while size := int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16):
+            body += await reader.readexactly(size)
+            await reader.readline()
+    else:
+        body = await reader.read()
+    return int(fields[1]), body.decode(errors="replace")
 
 
 async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
@@ -357,6 +382,18 @@ def _free_port(host: str) -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _release_shared_memory(base_id_path: Path) -> None:
+    """Envoy leaves its hot-restart shared memory behind even on a clean exit (and a killed
+    Envoy cannot clean up): remove it, or every start leaks a file in /dev/shm."""
+    try:
+        base_id = int(base_id_path.read_text().strip())
+        base_id_path.unlink()
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(OSError):
+        (_SHM_DIR / f"envoy_shared_memory_{base_id * 10}").unlink()
 
 
 def _write(path: Path, text: str) -> None:
