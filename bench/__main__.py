@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES: dict[str, str] = {"dataplane": "bench.dataplane.run"}
+SUITES: dict[str, str] = {
+    "dataplane": "bench.dataplane.run",
+    "standalone_latency": "bench.standalone_latency",
+}
 
 
 def main(argv: list[str]) -> int:
