@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -119,7 +122,7 @@ async def udp_request(host: str, port: int, payload: bytes = b"ping") -> bytes:
         transport.close()
 
 
-async def eventually(check, what: str, deadline: float = 60.0):  # type: ignore[no-untyped-def]
+async def eventually(check: Callable[[], Awaitable[T]], what: str, deadline: float = 60.0) -> T:
     """Retry an async `check()` until it returns without raising; re-raise the last failure."""
     last: BaseException | None = None
     try:

@@ -112,8 +112,10 @@ class Standalone:
         await self.wait_for(lambda doc: doc["dataplane"].get("ready"), "the data plane to be ready")
 
     async def stop(self) -> int:
-        if self.process is None or self.process.returncode is not None:
-            return self.process.returncode if self.process else 0
+        if self.process is None:
+            return 0
+        if self.process.returncode is not None:
+            return self.process.returncode
         self.process.send_signal(signal.SIGTERM)
         try:
             async with asyncio.timeout(30):
