@@ -258,3 +258,37 @@ async def test_envoy_reconnects_after_xds_restart(
             assert fresh.status(NODE).connected == 1
         finally:
             await restarted.stop(grace=0.5)
+
+
+async def test_max_connection_age_makes_envoy_reconnect(
+    envoys: supervisor.EnvoySupervisor,
+) -> None:
+    """Bounded connection age (so Envoys rebalance across replicas) must not lose config."""
+    snapshots = cache.SnapshotCache()
+    options = server.ServerOptions(
+        max_connection_age_seconds=(1.0, 1.0), max_connection_age_grace_seconds=0.5
+    )
+    srv = server.XdsServer(snapshots, options=options)
+    xds_port = await srv.start("127.0.0.1:0")
+    port = backends.free_port()
+    try:
+        async with backends.TCPEcho("a") as a:
+            snapshots.set_snapshot(
+                NODE,
+                snapshot.Snapshot.from_resources(
+                    translate.translate(config(tcp_lb("lb", port, a.port)))
+                ),
+            )
+            await envoys.ensure(NODE, envoy_spec(xds_port))
+            await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
+            first = snapshots.status(NODE).streams[0].stream_id
+
+            async def reconnected() -> bool:
+                status = snapshots.status(NODE)
+                return status.in_sync() and status.streams[0].stream_id != first
+
+            await backends.eventually(reconnected, what="a new, in-sync stream after max age")
+            assert await answers(port, "a:")
+            assert envoys.restarts(NODE) == 0
+    finally:
+        await srv.stop(grace=0.5)
