@@ -89,11 +89,13 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         "_connector",
         "_head_bytes",
         "_head_count",
+        "_head_size",
         "_head_start",
         "_in_head",
         "_paused",
         "_reject",
         "_timer",
+        "_upgrading",
         "active",
         "buffer",
         "client",
@@ -126,7 +128,10 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         self._head_start = 0.0
         self._head_bytes = 0
         self._head_count = 0
+        self._head_size = 0
         self._reject: tuple[int, str] | None = None
+        # The exchange that asked for a protocol upgrade: later client bytes belong to it, raw.
+        self._upgrading: Exchange | None = None
         self._paused = False
         self._closed = False
         self._admitted = False
@@ -197,8 +202,8 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ctx = self.handle.ctx
         self.last = ctx.clock()
         view = self.buffer.view[:nbytes]
-        if self.tunnel or (self.active is not None and self.active.upgrade is not None):
-            self._send_raw(view)
+        if self._upgrading is not None:
+            self._send_raw(view, self._upgrading)
             return
         if self._in_head:
             self._head_bytes += nbytes
@@ -221,16 +226,23 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._head_start = self.last
             self._head_bytes = 1  # non-zero: a head has started, the headers deadline applies
         self._head_count = 0
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         assert self.parsing is not None
         self.parsing.url += url
+        self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.parsing is not None
         self._head_count += 1
-        if self._head_count > self.handle.ctx.http.max_request_headers_count:
+        self._head_size += len(name) + len(value) + 4
+        http_options = self.handle.ctx.http
+        if self._head_count > http_options.max_request_headers_count:
             self._reject = (431, "too many request headers")
+            raise _Reject
+        if self._head_size > http_options.max_request_headers_kb * 1024:
+            self._reject = (431, "request headers exceed the limit")
             raise _Reject
         self.parsing.headers.append((name, value))
 
@@ -247,6 +259,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if parser.should_upgrade():
             upgrade = next((v for n, v in ex.headers if n.lower() == b"upgrade"), b"")
             ex.upgrade = upgrade
+            self._upgrading = ex
         ex.chunked = any(
             n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in ex.headers
         )
@@ -285,8 +298,8 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ex.complete = True
 
     def _upgrade_tail(self, tail: bytes) -> None:
-        ex = self.parsing
-        if ex is None or ex.upgrade is None:
+        ex = self._upgrading
+        if ex is None:
             self._local_error(400, "unexpected protocol upgrade")
             return
         self.parsing = None
@@ -409,13 +422,12 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if sum(map(len, ex.pending)) > flow_control.WRITE_HIGH:
             self.pause_reading()
 
-    def _send_raw(self, view: memoryview) -> None:
-        ex = self.active
+    def _send_raw(self, view: memoryview, ex: Exchange) -> None:
         up = self.up
-        if up is not None and up.transport is not None:
+        if ex is self.active and up is not None and up.transport is not None:
             up.transport.write(view)
             self.buffer.after_write(up.transport)
-        elif ex is not None:
+        else:
             self._send_body(ex, bytes(view))
 
     # Upstream events (called by UpstreamHTTP)
@@ -518,8 +530,13 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             if self.up.transport.can_write_eof():
                 self.up.transport.write_eof()
             return True
-        # A client half-closing after its request still gets the response.
-        return self.active is not None
+        # A client half-closing after a complete request still gets the response; one leaving
+        # in the middle of a request abandons it (the upstream connection is dropped too).
+        ex = self.active
+        if ex is not None and ex.complete and self.parsing is None:
+            return True
+        self._close(abort_upstream=True)
+        return False
 
     # Errors and timers
 

@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import socket
 import struct
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -134,8 +135,7 @@ class _UDPEcho(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.backend.peers.add(addr)
