@@ -12,6 +12,7 @@ import sys
 SUITES: dict[str, str] = {
     "dataplane": "bench.dataplane.run",
     "standalone_latency": "bench.standalone_latency",
+    "xds_snapshot": "bench.xds_snapshot",
 }
 
 

@@ -63,6 +63,10 @@ class EnvoyDriver:
             concurrency=self.concurrency,
             drain_seconds=self.drain_seconds,
         )
+        # Our server never answers an unknown node (that would wipe a running Envoy after a
+        # control-plane restart), so a new Envoy needs a snapshot, even an empty one, to be ready.
+        if self.cache.get_snapshot(self.node_id) is None:
+            self.cache.set_snapshot(self.node_id, snapshot.Snapshot())
         await self.supervisor.ensure(self.node_id, spec)
 
     async def apply(self, config: proxy.ProxyConfig) -> None:

@@ -1,0 +1,62 @@
+"""The shape of the code base: small modules, each importable on its own, each with a docstring."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "kubelb"
+MAX_LINES = 600
+
+MODULES = sorted(
+    p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and p.name != "__main__.py"
+)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_module_is_small_and_documented(path: Path) -> None:
+    source = path.read_text()
+    lines = source.count("\n")
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines (max {MAX_LINES})"
+    assert ast.get_docstring(ast.parse(source)), f"{path.relative_to(ROOT)} has no module docstring"
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
+    # One interpreter per module catches import cycles that a shared interpreter hides; a small
+    # driver keeps that affordable by forking a clean child per module.
+    names = [module_name(p) for p in MODULES]
+    driver = (
+        "import importlib, os, sys\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        try:\n"
+        "            importlib.import_module(name)\n"
+        "        except BaseException as e:\n"
+        "            print(f'{name}: {type(e).__name__}: {e}', flush=True)\n"
+        "            os._exit(1)\n"
+        "        os._exit(0)\n"
+        "    _, status = os.waitpid(pid, 0)\n"
+        "    if status:\n"
+        "        failed.append(name)\n"
+        "sys.exit(1 if failed else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", driver, *names],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
