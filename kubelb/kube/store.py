@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from kubelb.kube import objects
@@ -34,6 +34,8 @@ class Reader(Protocol):
     def __len__(self) -> int: ...
 
     def __contains__(self, key: object) -> bool: ...
+
+    def __iter__(self) -> Iterator[objects.ObjectKey]: ...
 
 
 class Store:
@@ -70,6 +72,10 @@ class Store:
 
     def __contains__(self, key: object) -> bool:
         return key in self._objects
+
+    def __iter__(self) -> Iterator[objects.ObjectKey]:
+        """The keys, as a snapshot (safe while the store changes)."""
+        return iter(list(self._objects))
 
     # --- writing (informers) ---
     def add_indexer(self, name: str, indexer: Indexer) -> None:
