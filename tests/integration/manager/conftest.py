@@ -1,0 +1,93 @@
+"""Fixtures for the manager against the real API server: a kubelb client, labelled tenant
+namespaces cleaned up afterwards, and a factory for in-process manager replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubelb.api import labels
+from kubelb.app import manager as app_manager
+from kubelb.kube import client, errors, objects, resources
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+async def no_leftover_tasks() -> AsyncIterator[None]:
+    yield
+    for _ in range(5):
+        await asyncio.sleep(0)
+    current = asyncio.current_task()
+    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in leftovers:
+        task.cancel()
+    assert not leftovers, f"test left tasks running: {leftovers}"
+
+
+@pytest.fixture
+async def kube(management_api) -> client.Client:
+    return client.Client(management_api, field_manager="kubelb-test")
+
+
+@pytest.fixture
+async def tenants(kube: client.Client) -> AsyncIterator[Callable[..., Any]]:
+    """`await tenants()` -> a new namespace `tenant-<random>` labelled managed-by=kubelb."""
+    created: list[str] = []
+
+    async def make(*, managed: bool = True) -> str:
+        name = f"tenant-{uuid.uuid4().hex[:8]}"
+        meta: dict[str, Any] = {"name": name}
+        if managed:
+            meta["labels"] = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
+        await kube.create(resources.NAMESPACES, {"metadata": meta})
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        # No manager may be left to remove our finalizers: strip them so the namespace goes.
+        for lb in (await kube.list(resources.LOAD_BALANCERS, namespace=name)).items:
+            with contextlib.suppress(errors.NotFoundError):
+                await kube.patch(resources.LOAD_BALANCERS, objects.name(lb),
+                                 {"metadata": {"finalizers": None}}, namespace=name)  # fmt: skip
+        with contextlib.suppress(errors.NotFoundError):
+            await kube.delete(resources.NAMESPACES, name)
+
+
+@pytest.fixture
+def manager_settings(management_namespace: str, tmp_path: Path) -> app_manager.Settings:
+    return app_manager.Settings(
+        namespace=management_namespace, listen_address="127.0.0.1:0",
+        health_probe_bind_address="127.0.0.1:0", metrics_addr="127.0.0.1:0",
+        enable_leader_election=False, state_dir=tmp_path / "envoy", envoy_drain_seconds=0.5,
+        envoy_xds_host="envoycp.kubelb.svc",
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def managers(management_api) -> AsyncIterator[Callable[..., Any]]:
+    """`async with managers(settings, **changes) as m:` runs one in-process manager replica."""
+
+    @contextlib.asynccontextmanager
+    async def run(
+        settings: app_manager.Settings, **changes: Any
+    ) -> AsyncIterator[app_manager.Manager]:
+        kube = client.Client(management_api, field_manager=app_manager.FIELD_MANAGER)
+        manager = app_manager.Manager(dataclasses.replace(settings, **changes), kube)
+        task = asyncio.create_task(manager.run())
+        try:
+            yield manager
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return run

@@ -1,0 +1,116 @@
+"""Helpers for the manager tests: polling, LoadBalancer bodies, a TCP echo backend, and reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from kubelb.kube import client, errors, objects, resources
+
+DEADLINE = 60.0
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, what: str) -> Any:
+    """Poll the async `check` until it returns something truthy; fail naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    last: Any = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def load_balancer(
+    name: str, *, ports: list[tuple[str, int, int]], type_: str = "LoadBalancer", **meta: Any
+) -> dict[str, Any]:
+    """ports: (name, LB port, endpoint/NodePort port); endpoints via Addresses `default`."""
+    return {
+        "metadata": {"name": name, **meta},
+        "spec": {
+            "type": type_,
+            "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p, _ in ports],
+            "endpoints": [{
+                "addressesReference": {"name": "default"},
+                "ports": [{"name": n, "port": t, "protocol": "TCP"} for n, _, t in ports],
+            }],
+        },
+    }  # fmt: skip
+
+
+def addresses(*ips: str) -> dict[str, Any]:
+    return {"metadata": {"name": "default"}, "spec": {"addresses": [{"ip": ip} for ip in ips]}}
+
+
+async def get(kube: client.Client, resource: resources.Resource, ns: str, name: str) -> Any:
+    try:
+        return await kube.get(resource, name, namespace=ns)
+    except errors.NotFoundError:
+        return None
+
+
+def ready(lb: objects.RawObject | None) -> dict[str, Any] | None:
+    for c in ((lb or {}).get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return dict(c)
+    return None
+
+
+def ingress_ips(obj: objects.RawObject | None) -> list[str]:
+    status = (obj or {}).get("status") or {}
+    return [e.get("ip") for e in (status.get("loadBalancer") or {}).get("ingress") or ()]
+
+
+@contextlib.asynccontextmanager
+async def echo_server(host: str, port: int, tag: bytes) -> AsyncIterator[None]:
+    """TCP backend that answers `tag + data` for each read."""
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            while data := await reader.read(65536):
+                writer.write(tag + data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, host, port)
+    try:
+        yield
+    finally:
+        server.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def exchange(host: str, port: int, payload: bytes) -> bytes | None:
+    """One request through the load balancer; None when it does not answer (yet)."""
+    try:
+        async with asyncio.timeout(2):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(payload)
+                await writer.drain()
+                return await reader.read(65536) or None
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return None

@@ -1,0 +1,119 @@
+"""The manager with the process deployer on the real API server and real Envoy processes: an LB
+gets an address from the pool, Envoy serves it to a backend standing in for a NodePort, the
+assignment and ports survive a manager restart, and deleting the LB cleans everything up."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubelb.kube import resources
+from tests.integration.manager.helpers import (
+    addresses,
+    echo_server,
+    eventually,
+    exchange,
+    free_port,
+    get,
+    ingress_ips,
+    load_balancer,
+    ready,
+)
+
+pytestmark = pytest.mark.integration
+
+POOL_ADDRESS = "127.0.0.41"
+NODE_ADDRESS = "127.0.0.21"
+
+
+async def test_served_restarted_and_cleaned_up(kube, tenants, managers, manager_settings):
+    ns = await tenants()
+    node_port, lb_port = free_port(NODE_ADDRESS), free_port(POOL_ADDRESS)
+    settings = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,)}
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    await kube.create(resources.LOAD_BALANCERS,
+                      load_balancer("web", ports=[("http", lb_port, node_port)]), namespace=ns)  # fmt: skip
+
+    async def served_lb():
+        lb = await get(kube, resources.LOAD_BALANCERS, ns, "web")
+        condition = ready(lb)
+        return lb if condition and condition["status"] == "True" else None
+
+    async with echo_server(NODE_ADDRESS, node_port, b"node:"):
+        async with managers(manager_settings, **settings) as manager:
+            lb = await eventually(served_lb, what="LoadBalancer Ready")
+            assert ingress_ips(lb) == [POOL_ADDRESS]
+            answer = await eventually(lambda: exchange(POOL_ADDRESS, lb_port, b"hello"),
+                                      what="traffic through Envoy")  # fmt: skip
+            assert answer == b"node:hello"
+            svc = await get(kube, resources.SERVICES, ns, "envoy-web")
+            assert ingress_ips(svc) == [POOL_ADDRESS]  # the manager wrote it, as MetalLB would
+            (status_port,) = lb["status"]["service"]["ports"]
+            assert status_port["upstreamTargetPort"] == node_port
+            assert svc["spec"]["ports"][0]["targetPort"] == status_port["targetPort"]
+            assert manager.process_workloads is not None
+            assert manager.process_workloads.ready(ns)
+        before = lb["status"]
+
+        # A new manager: nothing moves, nothing is rewritten, and traffic flows again.
+        async with managers(manager_settings, **settings) as manager:
+            answer = await eventually(lambda: exchange(POOL_ADDRESS, lb_port, b"again"),
+                                      what="traffic after a restart")  # fmt: skip
+            assert answer == b"node:again"
+            lb = await eventually(served_lb, what="LoadBalancer Ready after restart")
+            assert lb["status"]["service"] == before["service"]
+            assert ingress_ips(lb) == [POOL_ADDRESS]
+            assert manager.addresses is not None and manager.addresses.passes >= 1
+
+            await kube.delete(resources.LOAD_BALANCERS, "web", namespace=ns)
+            await eventually(lambda: _gone(kube, ns), what="LB and its Service deleted")
+            await eventually(lambda: _async(not manager.process_workloads.ready(ns)),
+                             what="the tenant's Envoy stopped")  # fmt: skip
+            assert manager.cache.get_snapshot(ns) is None
+
+            async def closed():
+                return await exchange(POOL_ADDRESS, lb_port, b"x") is None
+
+            await eventually(closed, what="the listener gone once Envoy drained")
+
+
+async def test_pool_conflict_is_reported(kube, tenants, managers, manager_settings):
+    """Two tenants want the same port and the pool has one address: the second one waits,
+    with a reason, and gets the address once the first lets it go."""
+    first, second = await tenants(), await tenants()
+    port = free_port(POOL_ADDRESS)
+    for ns in (first, second):
+        await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    await kube.create(resources.LOAD_BALANCERS, load_balancer("a", ports=[("p", port, 30001)]),
+                      namespace=first)  # fmt: skip
+    settings = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,)}
+    async with managers(manager_settings, **settings):
+
+        async def first_placed():
+            return ingress_ips(await get(kube, resources.LOAD_BALANCERS, first, "a"))
+
+        await eventually(first_placed, what="first LB placed")
+        await kube.create(resources.LOAD_BALANCERS,
+                          load_balancer("b", ports=[("p", port, 30001)]), namespace=second)  # fmt: skip
+
+        async def second_reason():
+            condition = ready(await get(kube, resources.LOAD_BALANCERS, second, "b"))
+            return condition and condition["reason"] == "PortConflict" and condition
+
+        condition = await eventually(second_reason, what="PortConflict on the second LB")
+        assert f"{first}/envoy-a" in condition["message"]
+        await kube.delete(resources.LOAD_BALANCERS, "a", namespace=first)
+
+        async def second_placed():
+            return ingress_ips(await get(kube, resources.LOAD_BALANCERS, second, "b"))
+
+        assert await eventually(second_placed, what="second LB placed") == [POOL_ADDRESS]
+
+
+async def _gone(kube, ns):
+    lb = await get(kube, resources.LOAD_BALANCERS, ns, "web")
+    svc = await get(kube, resources.SERVICES, ns, "envoy-web")
+    return lb is None and svc is None
+
+
+async def _async(value):
+    return value
