@@ -8,18 +8,21 @@ tree (a 401 first asks the source for fresh credentials and retries once). Every
 
 Operations: get, list (all pages, selectors), watch (a `WatchStream` of events, bookmarks on),
 create, replace, patch (merge, strategic-merge, JSON patch, server-side apply), the `status`
-subresource, delete (with uid/resourceVersion preconditions), and TokenRequest. Listed items get
-their apiVersion and kind filled in, so every object this package hands out carries both.
+subresource, delete (with uid/resourceVersion preconditions), TokenRequest, and `connection()`
+(the server URL and CA in use). Listed items get their apiVersion and kind filled in, so every
+object this package hands out carries both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -52,6 +55,14 @@ class Token:
     expiration: datetime.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where the client talks to: the server URL and the CA it trusts (b"" when none is set)."""
+
+    server: str
+    ca_pem: bytes
+
+
 class Client:
     """Raw-JSON API client. Namespaced kinds need `namespace` (or one in the object's metadata)."""
 
@@ -70,6 +81,13 @@ class Client:
 
     async def close(self) -> None:
         await self.source.close()
+
+    async def connection(self) -> Connection:
+        """The current server URL and CA (e.g. for kubeconfigs handed to others)."""
+        configuration = (await self.source.api()).configuration
+        ca_file = configuration.ssl_ca_cert
+        ca_pem = await asyncio.to_thread(Path(ca_file).read_bytes) if ca_file else b""
+        return Connection(str(configuration.host), ca_pem)
 
     async def get(
         self, resource: resources.Resource, name: str, *, namespace: str | None = None

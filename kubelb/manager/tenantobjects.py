@@ -1,0 +1,190 @@
+"""Desired objects and statuses for one Tenant: what the tenant controller writes.
+
+Pure. Input: the raw Tenant (with apiVersion, kind, name and uid) and computed values. Output: raw
+objects for `kubelb.kube.writer.Writer.ensure` (namespace `tenant-<name>`, ServiceAccount, Role
+and RoleBinding `kubelb-ccm`, Secret `kubelb-ccm-kubeconfig`, TenantState `default`), each owned
+by the Tenant, and the new statuses of the Tenant, the TenantState and the Config.
+
+The Role is exactly upstream's tenant grant (inventory §5.4): the tenant's own KubeLB objects in
+its own namespace, nothing cluster-scoped, no core resources (not even Secrets or Services).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kubelb
+from kubelb.api import conditions, labels, meta, tenant as api_tenant, tenantstate
+from kubelb.kube import objects
+
+CCM_NAME = "kubelb-ccm"
+TENANT_STATE_NAME = tenantstate.DEFAULT_NAME
+EDITION = "CE"
+MAX_NAMESPACE_LENGTH = 63
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+_TENANT_KINDS = ("loadbalancers", "routes", "addresses", "syncsecrets")
+ALL_VERBS = ("create", "update", "get", "list", "delete", "patch", "watch")
+
+ROLE_RULES: tuple[dict[str, Any], ...] = (
+    {"apiGroups": [meta.GROUP], "resources": list(_TENANT_KINDS), "verbs": list(ALL_VERBS)},
+    {"apiGroups": [meta.GROUP], "resources": [f"{k}/status" for k in _TENANT_KINDS],
+     "verbs": ["update", "get", "patch"]},
+    {"apiGroups": [meta.GROUP], "resources": ["tenantstates"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [meta.GROUP], "resources": ["tenantstates/status"], "verbs": ["get"]},
+)  # fmt: skip
+
+
+def namespace_problem(tenant_name: str) -> str | None:
+    """Why `tenant-<name>` cannot be a namespace, or None when it can."""
+    namespace = api_tenant.namespace_for(tenant_name)
+    if len(namespace) > MAX_NAMESPACE_LENGTH:
+        return (f"metadata.name: namespace {namespace!r} would be {len(namespace)} characters, "
+                f"over the limit of {MAX_NAMESPACE_LENGTH}; use a shorter Tenant name")  # fmt: skip
+    if not _DNS_LABEL.match(namespace):
+        return (f"metadata.name: namespace {namespace!r} is not a DNS label (lower-case letters, "
+                "digits and '-'); use a Tenant name without dots")  # fmt: skip
+    return None
+
+
+def version() -> dict[str, str]:
+    """This manager's version as TenantState and Config statuses carry it."""
+    return {"gitVersion": f"v{kubelb.__version__}", "edition": EDITION}
+
+
+def _metadata(name: str, namespace: str, owner: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace,
+            "ownerReferences": [objects.owner_reference(owner)]}  # fmt: skip
+
+
+def desired_namespace(tenant: Mapping[str, Any]) -> objects.RawObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": api_tenant.namespace_for(objects.name(tenant)),
+            "labels": {labels.MANAGED_BY: labels.MANAGED_BY_VALUE},
+            "ownerReferences": [objects.owner_reference(tenant)],
+        },
+    }
+
+
+def desired_service_account(tenant: Mapping[str, Any]) -> objects.RawObject:
+    namespace = api_tenant.namespace_for(objects.name(tenant))
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": _metadata(CCM_NAME, namespace, tenant)}  # fmt: skip
+
+
+def desired_role(tenant: Mapping[str, Any]) -> objects.RawObject:
+    namespace = api_tenant.namespace_for(objects.name(tenant))
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(CCM_NAME, namespace, tenant),
+        "rules": [dict(rule) for rule in ROLE_RULES],
+    }
+
+
+def desired_role_binding(tenant: Mapping[str, Any]) -> objects.RawObject:
+    namespace = api_tenant.namespace_for(objects.name(tenant))
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(CCM_NAME, namespace, tenant),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": CCM_NAME},
+        "subjects": [{"kind": "ServiceAccount", "name": CCM_NAME, "namespace": namespace}],
+    }
+
+
+def desired_kubeconfig_secret(
+    tenant: Mapping[str, Any], name: str, key: str, kubeconfig: str
+) -> objects.RawObject:
+    """The Secret holding the tenant kubeconfig (`data`, the form the server returns)."""
+    namespace = api_tenant.namespace_for(objects.name(tenant))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace, tenant),
+        "type": "Opaque",
+        "data": {key: base64.b64encode(kubeconfig.encode()).decode()},
+    }
+
+
+def secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:
+    """The decoded value of `key` in a Secret, or None."""
+    if secret is None:
+        return None
+    value = (secret.get("data") or {}).get(key)
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value).decode()
+    except ValueError:
+        return None
+
+
+def desired_tenant_state(tenant: Mapping[str, Any]) -> objects.RawObject:
+    namespace = api_tenant.namespace_for(objects.name(tenant))
+    return {"apiVersion": meta.API_VERSION, "kind": "TenantState",
+            "metadata": _metadata(TENANT_STATE_NAME, namespace, tenant)}  # fmt: skip
+
+
+def desired_tenant_state_status(
+    current: Mapping[str, Any], *, load_balancer_disabled: bool, now: str
+) -> dict[str, Any]:
+    """TenantState status; `lastUpdated` moves only when something else changed, so an
+    unchanged tenant costs no write."""
+    wanted = {**current, "version": version(),
+              "loadBalancer": {**(current.get("loadBalancer") or {}),
+                               "disable": load_balancer_disabled}}  # fmt: skip
+    unchanged = {k: v for k, v in current.items() if k != "lastUpdated"}
+    if {k: v for k, v in wanted.items() if k != "lastUpdated"} == unchanged:
+        return dict(current)
+    return {**wanted, "lastUpdated": now}
+
+
+def desired_config_status(current: Mapping[str, Any]) -> dict[str, Any]:
+    return {**current, "version": version()}
+
+
+def desired_tenant_status(
+    current: Mapping[str, Any],
+    *,
+    generation: int | None,
+    phase: api_tenant.TenantPhase,
+    ready: bool,
+    reason: str,
+    message: str,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """Tenant status with `phase`, `observedGeneration` and the `Ready` condition (its
+    lastTransitionTime moves only when its status flips)."""
+    previous = _parse_conditions(current.get("conditions") or ())
+    updated = meta.set_condition(
+        previous,
+        type=conditions.READY,
+        status=meta.ConditionStatus.TRUE if ready else meta.ConditionStatus.FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )
+    dumped = [c.model_dump(mode="json", exclude_none=True) for c in updated]
+    status = {**current, "phase": str(phase), "conditions": dumped}
+    if generation is not None:
+        status["observedGeneration"] = generation
+    return status
+
+
+def _parse_conditions(raw: Sequence[Any]) -> list[meta.Condition]:
+    parsed = []
+    for item in raw:
+        try:
+            parsed.append(meta.Condition.model_validate(item))
+        except ValueError:
+            continue  # a hand-edited condition we cannot read is replaced, not fatal
+    return parsed

@@ -1,0 +1,188 @@
+"""A Tenant gets its namespace, RBAC, kubeconfig Secret and TenantState with the expected spec;
+the Config gets its version; settings changes flow to the TenantState; bad names fail clearly;
+the kubeconfig's server follows cluster-info; a second reconcile writes nothing."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+
+from kubelb.api import meta
+from kubelb.kube import objects, resources
+from kubelb.manager import kubeconfigs, tenantobjects
+from tests.integration.tenants.conftest import find, until
+
+pytestmark = pytest.mark.integration
+
+Key = objects.ObjectKey
+CCM = "kubelb-ccm"
+
+
+async def _later_than(stamp: str) -> bool:
+    return meta.rfc3339() > stamp
+
+
+def owned_by(obj, tenant) -> bool:
+    return [(r["kind"], r["name"], r["uid"]) for r in objects.owner_references(obj)] == [
+        ("Tenant", objects.name(tenant), objects.uid(tenant))]  # fmt: skip
+
+
+async def test_tenant_gets_every_object(harness, management, management_namespace):
+    kube = harness.kube
+    await kube.create(resources.CONFIGS, {"metadata": {"name": "default"}, "spec": {}},
+                      namespace=management_namespace)  # fmt: skip
+    name = await harness.create_tenant()
+    tenant = await harness.ready(name)
+    ns = f"tenant-{name}"
+
+    assert "kubelb.k8c.io/cleanup" in objects.finalizers(tenant)
+    (condition,) = tenant["status"]["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "Ready", "True", "Reconciled")  # fmt: skip
+    assert condition["observedGeneration"] == objects.generation(tenant)
+
+    namespace = await kube.get(resources.NAMESPACES, ns)
+    assert objects.labels(namespace)["kubelb.k8c.io/managed-by"] == "kubelb"
+    assert owned_by(namespace, tenant)
+
+    account = await kube.get(resources.SERVICE_ACCOUNTS, CCM, namespace=ns)
+    role = await kube.get(resources.ROLES, CCM, namespace=ns)
+    binding = await kube.get(resources.ROLE_BINDINGS, CCM, namespace=ns)
+    assert all(owned_by(o, tenant) for o in (account, role, binding))
+    assert role["rules"] == [dict(r) for r in tenantobjects.ROLE_RULES]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": CCM}  # fmt: skip
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": CCM, "namespace": ns}]
+    # TokenRequest, not a legacy token Secret.
+    listed = await kube.list(resources.SECRETS, namespace=ns)
+    assert [objects.name(s) for s in listed.items] == [kubeconfigs.SECRET_NAME]
+
+    secret = listed.items[0]
+    assert owned_by(secret, tenant)
+    assert set(secret["data"]) == {"kubelb"}
+    parts = kubeconfigs.parse_kubeconfig(base64.b64decode(secret["data"]["kubelb"]).decode())
+    assert parts is not None
+    # No cluster-info and no `kubernetes` EndpointSlice here: the manager's own server.
+    assert parts.server == management.server
+    assert parts.ca_pem == management.ca_pem
+    assert parts.namespace == ns
+    claims = kubeconfigs.token_claims(parts.token)
+    assert claims is not None
+    assert claims.subject == f"system:serviceaccount:{ns}:{CCM}"
+    assert claims.service_account_uid == objects.uid(account)
+    assert claims.expires_at - claims.issued_at == harness.settings.token_expiration_seconds
+
+    state = await kube.get(resources.TENANT_STATES, "default", namespace=ns)
+    assert owned_by(state, tenant)
+    assert state["status"]["version"] == tenantobjects.version()
+    assert state["status"]["loadBalancer"] == {"disable": False}
+    assert state["status"]["lastUpdated"]
+
+    config = await kube.get(resources.CONFIGS, "default", namespace=management_namespace)
+    assert config["status"]["version"] == tenantobjects.version()
+
+
+async def test_settings_change_reaches_the_tenant_state(harness):
+    name = await harness.create_tenant()
+    await harness.ready(name)
+    ns = f"tenant-{name}"
+    before = await harness.kube.get(resources.TENANT_STATES, "default", namespace=ns)
+    await harness.kube.patch(resources.TENANTS, name, {"spec": {"loadBalancer": {"disable": True}}})
+    tenant = await harness.ready(name)
+    assert tenant["status"]["observedGeneration"] == 2
+
+    async def disabled():
+        state = await harness.kube.get(resources.TENANT_STATES, "default", namespace=ns)
+        return state if state["status"]["loadBalancer"]["disable"] else None
+
+    state = await until(disabled, what="TenantState loadBalancer.disable")
+    assert state["status"]["lastUpdated"] >= before["status"]["lastUpdated"]
+
+
+@pytest.mark.parametrize(("prefix", "fragment"), [("dotted.name", "not a DNS label"),
+                                                  ("x" * 60, "over the limit of 63")])  # fmt: skip
+async def test_unusable_tenant_name_fails_with_a_reason(harness, prefix, fragment):
+    name = await harness.create_tenant(prefix)
+
+    async def failed():
+        tenant = await harness.tenant(name)
+        return tenant if (tenant or {}).get("status", {}).get("phase") == "Failed" else None
+
+    tenant = await until(failed, what="Failed status")
+    (condition,) = tenant["status"]["conditions"]
+    assert condition["reason"] == "ReconciliationFailed"
+    assert fragment in condition["message"]
+    assert "metadata.name" in condition["message"]
+    assert "kubelb.k8c.io/cleanup" not in objects.finalizers(tenant)
+
+
+async def test_kubeconfig_server_follows_cluster_info(harness, management):
+    name = await harness.create_tenant()
+    await harness.ready(name)
+    # A name that reaches the same API server, so that it is visibly a different choice.
+    url = management.server.replace("127.0.0.1", "localhost")
+    info = {"apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "", "cluster": {"server": url}}]}  # fmt: skip
+    body = {"metadata": {"name": "cluster-info"}, "data": {"kubeconfig": yaml.safe_dump(info)}}
+    await harness.kube.create(resources.CONFIG_MAPS, body, namespace="kube-public")
+    try:
+
+        async def server_is(expected):
+            parts = kubeconfigs.parse_kubeconfig(await harness.kubeconfig_text(name))
+            return parts is not None and parts.server == expected
+
+        await until(lambda: server_is(url), what="server from cluster-info")
+        await harness.kube.delete(resources.CONFIG_MAPS, "cluster-info", namespace="kube-public")
+        await until(lambda: server_is(management.server), what="server back to the manager's")
+    finally:
+        if await find(harness.kube, resources.CONFIG_MAPS, "cluster-info", "kube-public"):
+            await harness.kube.delete(resources.CONFIG_MAPS, "cluster-info",
+                                      namespace="kube-public")  # fmt: skip
+
+
+async def test_second_reconcile_makes_no_writes(harness, management_namespace):
+    kube = harness.kube
+    await kube.create(resources.CONFIGS, {"metadata": {"name": "default"}, "spec": {}},
+                      namespace=management_namespace)  # fmt: skip
+    name = await harness.create_tenant()
+    await harness.ready(name)
+    await harness.stop_controller()  # from here on only this test reconciles
+    ns = f"tenant-{name}"
+    watched = [
+        (resources.TENANTS, Key("", name), {}),
+        (resources.NAMESPACES, Key("", ns), {"label_selector": "kubelb.k8c.io/managed-by=kubelb"}),
+        (resources.SERVICE_ACCOUNTS, Key(ns, CCM), {"field_selector": f"metadata.name={CCM}"}),
+        (resources.ROLES, Key(ns, CCM), {"field_selector": f"metadata.name={CCM}"}),
+        (resources.ROLE_BINDINGS, Key(ns, CCM), {"field_selector": f"metadata.name={CCM}"}),
+        (resources.SECRETS, Key(ns, kubeconfigs.SECRET_NAME),
+         {"field_selector": f"metadata.name={kubeconfigs.SECRET_NAME}"}),
+        (resources.TENANT_STATES, Key(ns, "default"), {"field_selector": "metadata.name=default"}),
+        (resources.CONFIGS, Key(management_namespace, "default"),
+         {"namespace": management_namespace}),
+    ]  # fmt: skip
+
+    async def all_caught_up():
+        return all([await harness.caught_up(r, k, **kw) for r, k, kw in watched])
+
+    await until(all_caught_up, what="informers caught up with the server")
+
+    async def versions():
+        found = [await find(kube, r, k.name, k.namespace or None) for r, k, _ in watched]
+        return [objects.resource_version(obj or {}) for obj in found]
+
+    before = await versions()
+    # Let the clock pass the second of the last write, so a timestamp rewritten on every
+    # reconcile (lastUpdated, lastTransitionTime) would show up as a write.
+    state = await kube.get(resources.TENANT_STATES, "default", namespace=ns)
+    await until(lambda: _later_than(state["status"]["lastUpdated"]), what="the next second")
+    writes, tokens = harness.writer.writes, harness.reconciler.tokens_issued
+    for _ in range(2):
+        result = await harness.reconciler.reconcile(Key("", name))
+        # Requeued for the token's rotation, 80% into its lifetime.
+        assert result.requeue_after is not None
+        assert result.requeue_after > 0.5 * harness.settings.token_expiration_seconds
+    assert harness.writer.writes == writes
+    assert harness.reconciler.tokens_issued == tokens
+    assert await versions() == before
