@@ -1,0 +1,359 @@
+"""Run the KubeLB agent in a tenant cluster (upstream: the KubeLB CCM).
+
+Nodes become the tenant's Addresses and each Service of type LoadBalancer a LoadBalancer in the
+management cluster namespace tenant-<cluster-name>; the address KubeLB assigns is written back to
+the Service's status. The management cluster is reached only with --kubelb-kubeconfig, the
+kubeconfig issued for this tenant, re-read when the file changes (token rotation needs no
+restart).
+
+Example:
+  kubelb --mode=agent --cluster-name=shop --kubelb-kubeconfig=/etc/kubelb/kubeconfig
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubelb.agent import common, nodes, services
+from kubelb.app import logs
+from kubelb.kube import (
+    client,
+    controller,
+    events,
+    informer,
+    kubeconfig,
+    leader,
+    resources,
+    writer,
+)
+from kubelb.observe import agent_metrics, server
+
+logger = logging.getLogger(__name__)
+
+LEADER_ELECTION_ID = "19f32e7b.ccm.kubelb.k8c.io"
+SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    tenant: common.Tenant
+    kubeconfig: Path | None
+    kubelb_kubeconfig: Path
+    node_address_type: nodes.AddressType = nodes.AddressType.EXTERNAL_IP
+    use_loadbalancer_class: bool = False
+    enable_cloud_provider: bool = True
+    metrics_addr: str = ":9445"
+    health_probe_bind_address: str = ":8081"
+    enable_leader_election: bool = True
+    leader_election_namespace: str = "kube-system"
+    log_level: str = "info"
+    # Not flags: narrow what the agent watches (tests share one tenant cluster), and timings.
+    service_namespace: str | None = None
+    node_label_selector: str | None = None
+    resync_period: float = 600.0
+    kubeconfig_check_interval: float = 5.0
+    workers: int = 4
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "t", "true", "yes", "on"):
+        return True
+    if value in ("0", "f", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _bool_flag(parser: argparse.ArgumentParser, flag: str, default: bool, text: str) -> None:
+    # Go-style booleans: `--flag`, `--flag=true`, `--flag=false`.
+    parser.add_argument(
+        flag,
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=default,
+        metavar="BOOL",
+        help=f"{text} (default: {str(default).lower()})",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="tenant cluster kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)",
+    )
+    parser.add_argument(
+        "--kubelb-kubeconfig",
+        type=Path,
+        default=Path.home() / ".kube" / "kubelb",
+        help="management cluster kubeconfig issued for this tenant; re-read when "
+        "it changes (default: ~/.kube/kubelb)",
+    )
+    parser.add_argument(
+        "--cluster-name",
+        required=True,
+        help="tenant name; the tenant- prefix is added when missing",
+    )
+    parser.add_argument(
+        "--node-address-type",
+        choices=[t.value for t in nodes.AddressType],
+        default=nodes.AddressType.EXTERNAL_IP.value,
+        help="which node address KubeLB sends traffic to (default: ExternalIP)",
+    )
+    _bool_flag(
+        parser,
+        "--use-loadbalancer-class",
+        False,
+        "serve only Services with spec.loadBalancerClass: kubelb",
+    )
+    _bool_flag(
+        parser,
+        "--enable-cloud-provider",
+        True,
+        "false: use the Service's existing load-balancer address as the endpoint instead "
+        "of the nodes (KubeLB in front of another implementation)",
+    )
+    parser.add_argument(
+        "--metrics-addr", default=":9445", help="Prometheus /metrics (default :9445)"
+    )
+    parser.add_argument(
+        "--health-probe-bind-address", default=":8081", help="/healthz and /readyz (default :8081)"
+    )
+    _bool_flag(
+        parser,
+        "--enable-leader-election",
+        True,
+        f"only one replica writes (Lease {LEADER_ELECTION_ID})",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        default="",
+        help="namespace of the Lease in the tenant cluster (default: the pod's "
+        "namespace, else kube-system)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    try:
+        tenant = common.Tenant.from_cluster_name(args.cluster_name)
+    except ValueError as exc:
+        raise SystemExit(f"kubelb: --cluster-name: {exc}") from None
+    for flag in ("metrics_addr", "health_probe_bind_address"):
+        try:
+            server.parse_address(getattr(args, flag))
+        except ValueError as exc:
+            raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {exc}") from None
+    return Settings(
+        tenant=tenant,
+        kubeconfig=args.kubeconfig,
+        kubelb_kubeconfig=args.kubelb_kubeconfig,
+        node_address_type=nodes.AddressType(args.node_address_type),
+        use_loadbalancer_class=args.use_loadbalancer_class,
+        enable_cloud_provider=args.enable_cloud_provider,
+        metrics_addr=args.metrics_addr,
+        health_probe_bind_address=args.health_probe_bind_address,
+        enable_leader_election=args.enable_leader_election,
+        leader_election_namespace=args.leader_election_namespace or pod_namespace(),
+        log_level=args.log_level,
+    )
+
+
+def pod_namespace() -> str:
+    """The namespace this pod runs in, or kube-system outside a pod."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or "kube-system"
+    except OSError:
+        return "kube-system"
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    logs.setup(settings.log_level)
+    try:
+        return logs.run_loop(serve(settings))
+    except kubeconfig.ConfigError as exc:
+        logger.error("%s", exc)
+        return 1
+
+
+class Agent:
+    """The running agent: informers on both clusters, the two controllers (behind leader
+    election when enabled), probes and metrics. `open()` builds it; `run()` until cancelled."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tenant_source: kubeconfig.ApiSource,
+        management_source: kubeconfig.ApiSource,
+    ) -> None:
+        self.settings = settings
+        tenant = settings.tenant
+        self.tenant_client = client.Client(tenant_source, field_manager=common.COMPONENT)
+        self.management_client = client.Client(management_source, field_manager=common.COMPONENT)
+        self.management = common.Management(self.management_client)
+        self.tenant_informers = informer.Informers(self.tenant_client)
+        self.management_informers = informer.Informers(self.management_client)
+        self.node_informer = self.tenant_informers.get(
+            resources.NODES, label_selector=settings.node_label_selector
+        )
+        self.lb_informer = self.management_informers.get(
+            resources.LOAD_BALANCERS, namespace=tenant.namespace
+        )
+        self.lb_informer.add_indexer(services.ORIGIN_INDEX, services.origin_index)
+        addresses_watch = nodes.addresses_watch(tenant)
+        addresses_informer = self.management_informers.get(
+            addresses_watch.resource,
+            namespace=addresses_watch.namespace,
+            field_selector=addresses_watch.field_selector,
+        )
+        self.recorder = events.EventRecorder(self.tenant_client, common.COMPONENT)
+        self.node_reconciler = nodes.NodeReconciler(
+            tenant=tenant,
+            nodes=self.node_informer.store,
+            addresses=addresses_informer.store,
+            management=self.management,
+            address_type=settings.node_address_type,
+        )
+        self.node_controller = controller.Controller(
+            self.node_reconciler, self.management_informers, resync_period=settings.resync_period
+        )
+        common.link(
+            self.node_controller,
+            self.node_informer,
+            mapper=self.node_reconciler.addresses_key,
+            predicate=nodes.node_changed,
+        )
+        service_informer = self.tenant_informers.get(
+            resources.SERVICES, namespace=settings.service_namespace
+        )
+        self.service_reconciler = services.ServiceReconciler(
+            tenant=tenant,
+            services=service_informer.store,
+            loadbalancers=self.lb_informer.store,
+            management=self.management,
+            tenant_writer=writer.Writer(self.tenant_client),
+            recorder=self.recorder,
+            use_loadbalancer_class=settings.use_loadbalancer_class,
+            cloud_provider=settings.enable_cloud_provider,
+            namespace=settings.service_namespace,
+        )
+        self.service_controller = controller.Controller(
+            self.service_reconciler,
+            self.tenant_informers,
+            workers=settings.workers,
+            resync_period=settings.resync_period,
+        )
+        common.link(self.service_controller, self.lb_informer, mapper=services.service_keys)
+        self.elector = (
+            leader.LeaderElector(
+                self.tenant_client,
+                namespace=settings.leader_election_namespace,
+                name=LEADER_ELECTION_ID,
+            )
+            if settings.enable_leader_election
+            else None
+        )
+        self.readiness = server.Readiness()
+        for name, informers in (
+            ("tenant", self.tenant_informers),
+            ("management", self.management_informers),
+        ):
+            self.readiness.add(f"{name}-caches-synced", _synced(informers))
+        self.probes = server.HTTPServer(
+            "probes", settings.health_probe_bind_address, server.probe_routes(self.readiness)
+        )
+        self.metrics = server.HTTPServer("metrics", settings.metrics_addr, server.metrics_routes())
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Agent:
+        """Load both kubeconfigs (a missing or broken one fails here, at start-up)."""
+        tenant_source = await kubeconfig.open_source(settings.kubeconfig)
+        management_source = kubeconfig.KubeconfigFile(
+            settings.kubelb_kubeconfig, check_interval=settings.kubeconfig_check_interval
+        )
+        try:
+            await management_source.api()
+        except BaseException:
+            await tenant_source.close()
+            raise
+        return cls(settings, tenant_source, management_source)
+
+    async def run(self) -> None:
+        """Serve until cancelled; then stop controllers, release the lease, close clients."""
+        agent_metrics.CLUSTER_CONNECTED.set(1)
+        logger.info(
+            "agent for tenant %s (namespace %s) starting",
+            self.settings.tenant.name,
+            self.settings.tenant.namespace,
+        )
+        try:
+            await self.probes.start()
+            await self.metrics.start()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.tenant_informers.run(), name="tenant-informers")
+                group.create_task(self.management_informers.run(), name="management-informers")
+                if self.elector is not None:
+                    group.create_task(self.elector.run(self._controllers), name="leader-election")
+                else:
+                    group.create_task(self._controllers(), name="controllers")
+        finally:
+            await self.probes.stop()
+            await self.metrics.stop()
+            await self.tenant_client.close()
+            await self.management_client.close()
+
+    async def _controllers(self) -> None:
+        """The leader's work: both controllers, once the linked informers have synced."""
+        await asyncio.gather(self.node_informer.wait_synced(), self.lb_informer.wait_synced())
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.node_controller.run(), name="node-controller")
+            group.create_task(self.service_controller.run(), name="service-controller")
+            # Controller.run() starts a fresh queue when restarted (after a lost lease) before
+            # its first await; these keys go into that queue.
+            await asyncio.sleep(0)
+            self.node_controller.enqueue(self.node_reconciler.key)
+            for lb in self.lb_informer.store.list():
+                for key in services.service_keys(lb):
+                    self.service_controller.enqueue(key)
+
+
+def _synced(informers: informer.Informers) -> server.ReadyCheck:
+    return lambda: all(i.synced.is_set() for i in informers)
+
+
+async def serve(settings: Settings) -> int:
+    agent = await Agent.open(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    main = asyncio.create_task(agent.run(), name="agent")
+    waiter = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        done, _ = await asyncio.wait({main, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if main in done:
+            main.result()
+            return 1
+        logger.info("stopping")
+        return 0
+    finally:
+        for task in (main, waiter):
+            task.cancel()
+        for task in (main, waiter):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

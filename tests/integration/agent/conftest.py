@@ -1,0 +1,155 @@
+"""Fixtures for the agent against two real API servers.
+
+`tenant_setup` makes what the manager's Tenant controller would: namespace `tenant-<name>` in the
+management cluster (managed-by label), ServiceAccount + Role + RoleBinding `kubelb-ccm` with the
+tenant permissions of inventory §5.4, and a kubeconfig for that account. The agent gets exactly
+those credentials. `services_ns` is a tenant-cluster namespace for the test's Services; `agent`
+starts agents (in process) confined to that namespace and to Nodes labelled for the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubelb.agent import common
+from kubelb.api import labels
+from kubelb.app import agent as agent_app
+from kubelb.kube import client, errors, objects, resources
+from kubelb.testing import cluster
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "kubelb-ccm"
+_KUBELB_KINDS = ["loadbalancers", "routes", "addresses", "syncsecrets"]
+# Inventory §5.4: what a tenant may do in its namespace of the management cluster.
+TENANT_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["kubelb.k8c.io"], "resources": _KUBELB_KINDS,
+     "verbs": ["create", "update", "get", "list", "delete", "patch", "watch"]},
+    {"apiGroups": ["kubelb.k8c.io"], "resources": [f"{k}/status" for k in _KUBELB_KINDS],
+     "verbs": ["update", "get", "patch"]},
+    {"apiGroups": ["kubelb.k8c.io"], "resources": ["tenantstates"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["kubelb.k8c.io"], "resources": ["tenantstates/status"], "verbs": ["get"]},
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+async def no_leftover_tasks() -> AsyncIterator[None]:
+    yield
+    for _ in range(5):
+        await asyncio.sleep(0)
+    current = asyncio.current_task()
+    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in leftovers:
+        task.cancel()
+    assert not leftovers, f"test left tasks running: {leftovers}"
+
+
+@pytest.fixture
+async def mgmt(management_api) -> client.Client:
+    """Admin on the management cluster (plays the manager and the operator)."""
+    return client.Client(management_api, field_manager="kubelb-test")
+
+
+@pytest.fixture
+async def tkube(tenant_api) -> client.Client:
+    """Admin on the tenant cluster (plays the user)."""
+    return client.Client(tenant_api, field_manager="kubelb-test")
+
+
+@dataclass(frozen=True)
+class TenantSetup:
+    tenant: common.Tenant
+    kubeconfig: Path  # the restricted management kubeconfig issued to the agent
+    node_label: str  # nodes of this test carry `node_label=true`
+
+    @property
+    def namespace(self) -> str:
+        return self.tenant.namespace
+
+
+async def grant_tenant_role(mgmt: client.Client, namespace: str, account: str) -> None:
+    role = {"metadata": {"name": ACCOUNT, "namespace": namespace}, "rules": TENANT_RULES}
+    with contextlib.suppress(errors.AlreadyExistsError):
+        await mgmt.create(resources.ROLES, role)
+    binding = {
+        "metadata": {"name": account, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ACCOUNT},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+    await mgmt.create(resources.ROLE_BINDINGS, binding)
+
+
+@pytest.fixture
+async def tenant_setup(
+    management: cluster.Cluster, mgmt: client.Client, tmp_path: Path
+) -> AsyncIterator[TenantSetup]:
+    token = secrets.token_hex(3)
+    tenant = common.Tenant.from_cluster_name(f"agent-{token}")
+    managed = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
+    await mgmt.create(resources.NAMESPACES, {"metadata": {"name": tenant.namespace,
+                                                          "labels": managed}})  # fmt: skip
+    try:
+        await grant_tenant_role(mgmt, tenant.namespace, ACCOUNT)
+        path = await management.service_account_kubeconfig(
+            tenant.namespace, ACCOUNT, tmp_path / "kubelb.kubeconfig"
+        )
+        yield TenantSetup(tenant, path, f"kubelb-test-{token}")
+    finally:
+        await management.delete_namespace(tenant.namespace)
+
+
+@pytest.fixture
+async def services_ns(tenant_namespace: str, tkube: client.Client) -> AsyncIterator[str]:
+    """The test's Services live here; afterwards finalizers an agent left are removed so the
+    namespace can go."""
+    yield tenant_namespace
+    listed = await tkube.list(resources.SERVICES, namespace=tenant_namespace)
+    for svc in listed.items:
+        if objects.finalizers(svc):
+            with contextlib.suppress(errors.NotFoundError):
+                await tkube.patch(resources.SERVICES, objects.name(svc),
+                                  {"metadata": {"finalizers": None}},
+                                  namespace=tenant_namespace)  # fmt: skip
+
+
+AgentFactory = Callable[..., AbstractAsyncContextManager[agent_app.Agent]]
+
+
+@pytest.fixture
+def agent(tenant: cluster.Cluster, tenant_setup: TenantSetup, services_ns: str) -> AgentFactory:
+    """`async with agent(**settings) as a:` runs an agent for the block and stops it after."""
+    base = agent_app.Settings(
+        tenant=tenant_setup.tenant,
+        kubeconfig=tenant.kubeconfig,
+        kubelb_kubeconfig=tenant_setup.kubeconfig,
+        metrics_addr="127.0.0.1:0",
+        health_probe_bind_address="127.0.0.1:0",
+        enable_leader_election=False,
+        leader_election_namespace=services_ns,
+        service_namespace=services_ns,
+        node_label_selector=f"{tenant_setup.node_label}=true",
+        kubeconfig_check_interval=0.5,
+    )
+
+    @contextlib.asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[agent_app.Agent]:
+        running = await agent_app.Agent.open(replace(base, **overrides))
+        task = asyncio.create_task(running.run(), name="agent-under-test")
+        try:
+            yield running
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return start

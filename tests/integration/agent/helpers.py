@@ -1,0 +1,64 @@
+"""Helpers for the agent integration tests: polling, Service bodies, reads of both clusters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from kubelb.kube import client, errors, objects, resources
+
+T = TypeVar("T")
+
+DEADLINE = 60.0
+
+
+async def wait_for(check: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """Poll `check` until it returns something truthy; return that. Fails naming `what` after a
+    generous deadline (never a timed assertion: only how long we are willing to wait)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    last: T | None = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last seen: {last!r})")
+
+
+def lb_service(
+    name: str, *ports: dict[str, Any], annotations: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {"type": "LoadBalancer", "ports": list(ports) or [{"port": 80}], **spec},
+    }
+
+
+async def find(kube: client.Client, resource: resources.Resource, namespace: str,
+               name: str) -> objects.RawObject | None:  # fmt: skip
+    try:
+        return await kube.get(resource, name, namespace=namespace)
+    except errors.NotFoundError:
+        return None
+
+
+async def load_balancers(kube: client.Client, namespace: str) -> list[objects.RawObject]:
+    return (await kube.list(resources.LOAD_BALANCERS, namespace=namespace)).items
+
+
+async def service_events(kube: client.Client, service: objects.RawObject) -> list[Any]:
+    listed = await kube.list(
+        resources.EVENTS,
+        namespace=objects.namespace(service),
+        field_selector=f"involvedObject.uid={objects.uid(service)}",
+    )
+    return listed.items
+
+
+async def set_lb_status(kube: client.Client, lb: objects.RawObject, status: dict[str, Any]) -> None:
+    """Write a LoadBalancer's status as the manager would (fresh read, whole status)."""
+    current = await kube.get(resources.LOAD_BALANCERS, objects.name(lb),
+                             namespace=objects.namespace(lb))  # fmt: skip
+    await kube.replace_status(resources.LOAD_BALANCERS, {**current, "status": status})
