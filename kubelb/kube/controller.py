@@ -12,7 +12,8 @@ and counted; they never stop the controller.
 primary key again (level-triggered repair of anything missed). It runs until cancelled; then it
 stops handing out keys, lets in-flight reconciles finish for up to `shutdown_timeout` seconds,
 cancels what is left, and returns to the canceller. It can be run again (e.g. after regaining
-leadership). The informers themselves run elsewhere (`Informers.run()`), usually on every replica.
+leadership). The informers themselves run elsewhere (`Informers.run()`), usually on every
+replica. A watch may name another `cluster`; its informers then come from `clusters[name]`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +63,7 @@ class Controller:
         reconciler: Reconciler,
         informers: informer.Informers,
         *,
+        clusters: Mapping[str, informer.Informers] | None = None,
         workers: int = 1,
         resync_period: float | None = 600.0,
         retry: backoff.Backoff = DEFAULT_RETRY,
@@ -80,9 +82,10 @@ class Controller:
         self.queue: workqueue.WorkQueue[objects.ObjectKey] = self._new_queue()
         self.reconciles = 0  # finished reconcile calls, successful or not
         self.errors = 0  # reconcile calls that raised
-        self.primary = self._subscribe(informers, reconciler.primary)
+        sources = {"": informers, **(clusters or {})}
+        self.primary = self._subscribe(sources, reconciler.primary)
         self._informers = [self.primary]
-        self._informers.extend(self._subscribe(informers, w) for w in reconciler.watches)
+        self._informers.extend(self._subscribe(sources, w) for w in reconciler.watches)
 
     def __repr__(self) -> str:
         return f"<Controller {self.name}>"
@@ -185,8 +188,13 @@ class Controller:
     def _new_queue(self) -> workqueue.WorkQueue[objects.ObjectKey]:
         return workqueue.WorkQueue(rate_limit=self._retry, name=self.name)
 
-    def _subscribe(self, informers: informer.Informers, watch: watches.Watch) -> informer.Informer:
-        source = informers.get(watch.resource, namespace=watch.namespace,
+    def _subscribe(
+        self, sources: Mapping[str, informer.Informers], watch: watches.Watch
+    ) -> informer.Informer:
+        if watch.cluster not in sources:
+            raise ValueError(f"{self!r}: watch on {watch.resource} names cluster "
+                             f"{watch.cluster!r}, but no Informers were given for it")  # fmt: skip
+        source = sources[watch.cluster].get(watch.resource, namespace=watch.namespace,
                                label_selector=watch.label_selector,
                                field_selector=watch.field_selector)  # fmt: skip
 
@@ -201,3 +209,11 @@ class Controller:
 
         source.add_handler(handle)
         return source
+
+
+async def run_all(controllers: Iterable[Controller]) -> None:
+    """Run controllers together until cancelled (e.g. as the leader-only work of
+    `LeaderElector.run`); one failing stops all."""
+    async with asyncio.TaskGroup() as group:
+        for ctrl in controllers:
+            group.create_task(ctrl.run(), name=f"controller-{ctrl.name}")

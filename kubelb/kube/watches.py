@@ -116,7 +116,10 @@ def constant_keys(*keys: objects.ObjectKey) -> Mapper:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Watch:
     """One watched kind. Controllers sharing an `Informers` share the informer of an equal
-    (resource, namespace, label_selector, field_selector)."""
+    (resource, namespace, label_selector, field_selector). `cluster` names the cluster the kind
+    lives in when it is not the controller's own (the agent watches the management cluster's
+    LoadBalancers for tenant Services): the `Controller` gets that cluster's `Informers` under
+    the same name."""
 
     resource: resources.Resource
     mapper: Mapper = own_key
@@ -124,6 +127,7 @@ class Watch:
     namespace: str | None = None
     label_selector: str | None = None
     field_selector: str | None = None
+    cluster: str = ""
 
 
 def _without_status(obj: objects.RawObject) -> dict[str, Any]:

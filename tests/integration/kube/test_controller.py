@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from kubelb.kube import controller, informer, objects, resources, watches, writer
+from kubelb.kube import client, controller, informer, objects, resources, watches, writer
 from tests.integration.kube.helpers import DEADLINE, eventually, load_balancer, running
 
 pytestmark = pytest.mark.integration
@@ -207,3 +207,44 @@ async def test_shutdown_cancels_reconciles_that_outlive_the_timeout(kube, ns):
             await asyncio.wait_for(task, DEADLINE)
     assert rec.finished == []
     assert rec.in_flight == set()
+
+
+class CrossClusterReconciler:
+    """Primary in the management cluster, secondary in the tenant cluster (the agent's shape)."""
+
+    name = "test-cross-cluster"
+
+    def __init__(self, ns: str, tenant_ns: str) -> None:
+        self.primary = watches.Watch(resource=resources.LOAD_BALANCERS, namespace=ns)
+        self.watches = (
+            watches.Watch(
+                resource=resources.CONFIG_MAPS,
+                namespace=tenant_ns,
+                cluster="tenant",
+                mapper=watches.label_keys("lb", namespace=ns),
+            ),
+        )
+        self.calls: collections.Counter[Key] = collections.Counter()
+
+    async def reconcile(self, key: Key) -> controller.Result:
+        self.calls[key] += 1
+        return controller.DONE
+
+
+async def test_secondary_watch_in_another_cluster(kube, ns, tenant_api, tenant_namespace):
+    tenant_kube = client.Client(tenant_api)
+    here, there = informer.Informers(kube), informer.Informers(tenant_kube)
+    rec = CrossClusterReconciler(ns, tenant_namespace)
+    with pytest.raises(ValueError, match="no Informers were given"):
+        controller.Controller(rec, here)
+    ctrl = controller.Controller(rec, here, clusters={"tenant": there}, resync_period=None)
+    await kube.create(resources.LOAD_BALANCERS, load_balancer("web"), namespace=ns)
+    web = Key(ns, "web")
+    async with running(here.run()), running(there.run()), running(controller.run_all([ctrl])):
+        await eventually(lambda: rec.calls[web] == 1, what="initial reconcile")
+        await tenant_kube.create(
+            resources.CONFIG_MAPS,
+            {"metadata": {"name": "cm", "labels": {"lb": "web"}}},
+            namespace=tenant_namespace,
+        )
+        await eventually(lambda: rec.calls[web] == 2, what="reconcile from the tenant cluster")
