@@ -63,6 +63,7 @@ class Settings:
     envoy_image: str = envoy_k8s.DEFAULT_IMAGE
     envoy_shutdown_manager_image: str = envoy_k8s.DEFAULT_SHUTDOWN_MANAGER_IMAGE
     envoy_xds_host: str | None = None  # default: envoycp.<namespace>.svc
+    envoy_xds_port: int | None = None  # default: the --listen-address port
     envoy_drain_seconds: float = 5.0
     state_dir: Path = Path(tempfile.gettempdir()) / "kubelb-manager"
     workers: int = 4
@@ -175,7 +176,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_deployer=args.envoy_deployer, address_pool=addresses,
         envoy_binary=args.envoy_binary, envoy_image=args.envoy_image,
         envoy_shutdown_manager_image=args.envoy_shutdown_manager_image,
-        envoy_xds_host=args.envoy_xds_host, envoy_drain_seconds=args.envoy_drain_seconds,
+        envoy_xds_host=args.envoy_xds_host, envoy_xds_port=args.envoy_xds_port,
+        envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
     )  # fmt: skip
 
@@ -244,6 +246,13 @@ class Manager:
         self.metrics = server.HTTPServer("metrics", settings.metrics_addr,
                                          server.metrics_routes())  # fmt: skip
         self.xds_port = 0
+        self.snapshot_controller = controller.Controller(self.snapshots, self.informers)
+        self.lb_controller = controller.Controller(
+            self.lbs, self.informers, workers=settings.workers, observer=loadbalancers.observe
+        )
+        self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
+        # Writers: run only while this replica leads.
+        self.leader_controllers = [self.lb_controller, self.proxy_controller]
 
     def _build_process_mode(self) -> None:
         s = self.settings
@@ -284,19 +293,13 @@ class Manager:
     async def run(self) -> None:
         self.xds_port = await self.xds.start(self.settings.listen_address)
         self._bind_xds(self.xds_port)
-        snapshots = controller.Controller(self.snapshots, self.informers, workers=1)
-        self._leader_controllers = [
-            controller.Controller(self.lbs, self.informers, workers=self.settings.workers,
-                                  observer=loadbalancers.observe),
-            controller.Controller(self.proxies, self.informers, workers=2),
-        ]  # fmt: skip
         await self.probes.start()
         await self.metrics.start()
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.informers.run(), name="informers")
-                group.create_task(snapshots.run(), name="envoycp")
+                group.create_task(self.snapshot_controller.run(), name="envoycp")
                 if self.elector is not None:
                     group.create_task(self.elector.run(self._lead), name="leader-election")
                 else:
@@ -310,7 +313,7 @@ class Manager:
         self.proxies.running.clear()
         try:
             async with asyncio.TaskGroup() as group:
-                for c in self._leader_controllers:
+                for c in self.leader_controllers:
                     group.create_task(c.run(), name=f"controller-{c.name}")
                 if self.addresses is not None:
                     group.create_task(self.addresses.run(), name="address-pool")
@@ -325,7 +328,8 @@ class Manager:
             self.process_workloads.bind_xds(local, port)
         if self.k8s_deployer is not None:
             options = self.k8s_deployer.options
-            self.k8s_deployer.options = dataclasses.replace(options, xds_port=port)
+            pod_port = self.settings.envoy_xds_port or port
+            self.k8s_deployer.options = dataclasses.replace(options, xds_port=pod_port)
 
     def _synced(self) -> bool:
         return all(i.synced.is_set() for i in self.informers)

@@ -68,26 +68,43 @@ def manager_settings(management_namespace: str, tmp_path: Path) -> app_manager.S
         namespace=management_namespace, listen_address="127.0.0.1:0",
         health_probe_bind_address="127.0.0.1:0", metrics_addr="127.0.0.1:0",
         enable_leader_election=False, state_dir=tmp_path / "envoy", envoy_drain_seconds=0.5,
-        envoy_xds_host="envoycp.kubelb.svc",
+        envoy_xds_host="envoycp.kubelb.svc", envoy_xds_port=8001,
     )  # fmt: skip
 
 
-@pytest.fixture
-async def managers(management_api) -> AsyncIterator[Callable[..., Any]]:
-    """`async with managers(settings, **changes) as m:` runs one in-process manager replica."""
+class Replicas:
+    """`async with replicas.run(settings, **changes) as m:` runs one in-process manager replica;
+    `await replicas.stop(m)` stops it early (e.g. to hand leadership over)."""
+
+    def __init__(self, api) -> None:
+        self.api = api
+        self.tasks: dict[int, asyncio.Task[None]] = {}
 
     @contextlib.asynccontextmanager
     async def run(
-        settings: app_manager.Settings, **changes: Any
+        self, settings: app_manager.Settings, **changes: Any
     ) -> AsyncIterator[app_manager.Manager]:
-        kube = client.Client(management_api, field_manager=app_manager.FIELD_MANAGER)
+        kube = client.Client(self.api, field_manager=app_manager.FIELD_MANAGER)
         manager = app_manager.Manager(dataclasses.replace(settings, **changes), kube)
-        task = asyncio.create_task(manager.run())
+        self.tasks[id(manager)] = asyncio.create_task(manager.run())
         try:
             yield manager
         finally:
+            await self.stop(manager)
+
+    async def stop(self, manager: app_manager.Manager) -> None:
+        task = self.tasks.pop(id(manager), None)
+        if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    return run
+
+@pytest.fixture
+def replicas(management_api) -> Replicas:
+    return Replicas(management_api)
+
+
+@pytest.fixture
+def managers(replicas: Replicas) -> Callable[..., Any]:
+    return replicas.run

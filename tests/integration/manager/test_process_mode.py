@@ -30,8 +30,8 @@ async def test_served_restarted_and_cleaned_up(kube, tenants, managers, manager_
     node_port, lb_port = free_port(NODE_ADDRESS), free_port(POOL_ADDRESS)
     settings = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,)}
     await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
-    await kube.create(resources.LOAD_BALANCERS,
-                      load_balancer("web", ports=[("http", lb_port, node_port)]), namespace=ns)  # fmt: skip
+    web = load_balancer("web", ports=[("http", lb_port, node_port)])
+    await kube.create(resources.LOAD_BALANCERS, web, namespace=ns)
 
     async def served_lb():
         lb = await get(kube, resources.LOAD_BALANCERS, ns, "web")
@@ -62,7 +62,8 @@ async def test_served_restarted_and_cleaned_up(kube, tenants, managers, manager_
             lb = await eventually(served_lb, what="LoadBalancer Ready after restart")
             assert lb["status"]["service"] == before["service"]
             assert ingress_ips(lb) == [POOL_ADDRESS]
-            assert manager.addresses is not None and manager.addresses.passes >= 1
+            assert manager.addresses is not None
+            assert manager.addresses.passes >= 1
 
             await kube.delete(resources.LOAD_BALANCERS, "web", namespace=ns)
             await eventually(lambda: _gone(kube, ns), what="LB and its Service deleted")
@@ -92,8 +93,8 @@ async def test_pool_conflict_is_reported(kube, tenants, managers, manager_settin
             return ingress_ips(await get(kube, resources.LOAD_BALANCERS, first, "a"))
 
         await eventually(first_placed, what="first LB placed")
-        await kube.create(resources.LOAD_BALANCERS,
-                          load_balancer("b", ports=[("p", port, 30001)]), namespace=second)  # fmt: skip
+        b = load_balancer("b", ports=[("p", port, 30001)])
+        await kube.create(resources.LOAD_BALANCERS, b, namespace=second)
 
         async def second_reason():
             condition = ready(await get(kube, resources.LOAD_BALANCERS, second, "b"))
