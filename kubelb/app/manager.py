@@ -37,8 +37,8 @@ from kubelb.kube import (
     watches,
     writer as kwriter,
 )
-from kubelb.manager import common, envoycp, loadbalancers, process, proxies
-from kubelb.observe import server
+from kubelb.manager import common, envoycp, loadbalancers, process, proxies, tenants
+from kubelb.observe import manager_metrics, server
 from kubelb.placement import pool
 from kubelb.xds import cache, server as xds_server
 
@@ -68,6 +68,7 @@ class Settings:
     state_dir: Path = Path(tempfile.gettempdir()) / "kubelb-manager"
     workers: int = 4
     debug: bool = False
+    tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
 
 
 def _bool(text: str) -> bool:
@@ -179,6 +180,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_xds_host=args.envoy_xds_host, envoy_xds_port=args.envoy_xds_port,
         envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
+        tenant_api_server=args.tenant_api_server,
     )  # fmt: skip
 
 
@@ -251,8 +253,16 @@ class Manager:
             self.lbs, self.informers, workers=settings.workers, observer=loadbalancers.observe
         )
         self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
+        tenant_settings = tenants.TenantSettings(
+            namespace=settings.namespace, server_override=settings.tenant_api_server
+        )
+        self.tenant_controller = tenants.tenant_controller(
+            self.informers, self.writer, self.events, tenant_settings, workers=2,
+            observer=_observe_tenant,
+        )  # fmt: skip
         # Writers: run only while this replica leads.
-        self.leader_controllers = [self.lb_controller, self.proxy_controller]
+        self.leader_controllers = [self.lb_controller, self.proxy_controller,
+                                   self.tenant_controller]  # fmt: skip
 
     def _build_process_mode(self) -> None:
         s = self.settings
@@ -343,3 +353,8 @@ class Manager:
         await self.xds.stop(grace=1.0)
         await self.probes.stop()
         await self.metrics.stop()
+
+
+def _observe_tenant(name: str, key: object, result: str, seconds: float) -> None:
+    manager_metrics.TENANT_RECONCILES.labels(result=result).inc()
+    manager_metrics.TENANT_RECONCILE_SECONDS.observe(seconds)

@@ -38,6 +38,16 @@ LOAD_BALANCERS = Gauge(
     registry=REGISTRY,
 )
 
+# --- Tenant controller ---
+TENANT_RECONCILES = Counter(
+    f"{MANAGER}_tenant_reconcile_total", "Tenant reconciles by result.", ["result"],
+    registry=REGISTRY,
+)  # fmt: skip
+TENANT_RECONCILE_SECONDS = Histogram(
+    f"{MANAGER}_tenant_reconcile_duration_seconds", "Time to reconcile one Tenant.",
+    buckets=metrics.DURATION_BUCKETS, registry=REGISTRY,
+)  # fmt: skip
+
 # --- Port allocator ---
 ALLOCATED_PORTS = Gauge(
     f"{MANAGER}_port_allocator_allocated_ports",

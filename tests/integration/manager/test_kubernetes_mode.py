@@ -82,19 +82,15 @@ async def test_service_deployment_status_and_restart(
         )
         _check_deployment(deployment, ns, replicas=2)
 
-        # A tenant override wins over the Config.
-        tenant = {"metadata": {"name": api_tenant.tenant_name_for(ns)},
-                  "spec": {"envoyProxy": {"replicas": 1}}}  # fmt: skip
+        # A tenant override wins over the Config; without it the Config counts again. (The
+        # Tenant stays until the end: deleting it drains the tenant, as upstream does.)
+        tenant_name = api_tenant.tenant_name_for(ns)
+        tenant = {"metadata": {"name": tenant_name}, "spec": {"envoyProxy": {"replicas": 1}}}
         await kube.create(resources.TENANTS, tenant)
-        try:
-
-            async def one_replica():
-                d = await get(kube, resources.DEPLOYMENTS, ns, f"envoy-{ns}")
-                return d["spec"]["replicas"] == 1
-
-            await eventually(one_replica, what="replicas from the Tenant")
-        finally:
-            await kube.delete(resources.TENANTS, tenant["metadata"]["name"])
+        await eventually(_replicas(kube, ns, 1), what="replicas from the Tenant")
+        await kube.patch(resources.TENANTS, tenant_name,
+                         {"spec": {"envoyProxy": {"replicas": None}}})  # fmt: skip
+        await eventually(_replicas(kube, ns, 2), what="replicas from the Config again")
 
         # The snapshot: one listener per port on 0.0.0.0:<allocated port>.
         config = manager.snapshots.published[ns]
@@ -145,6 +141,15 @@ async def test_service_deployment_status_and_restart(
 
         await eventually(all_gone, what="everything cleaned up")
     await kube.delete(resources.CONFIGS, "default", namespace=management_namespace)
+    await kube.delete(resources.TENANTS, api_tenant.tenant_name_for(ns))
+
+
+def _replicas(kube, ns, count):
+    async def check():
+        d = await get(kube, resources.DEPLOYMENTS, ns, f"envoy-{ns}")
+        return d is not None and d["spec"]["replicas"] == count
+
+    return check
 
 
 def _check_deployment(deployment, ns, *, replicas):
