@@ -201,6 +201,7 @@ class TenantReconciler:
                                        tenantobjects.desired_namespace(tenant))  # fmt: skip
         if objects.is_deleting(namespace):
             message = f"namespace {ns} is still being deleted; waiting to recreate it"
+            logger.info("tenant %s: %s", objects.name(tenant), message)
             await self._set_status(tenant, Phase.PENDING, conditions.PENDING, message)
             return controller.Result(requeue_after=self.settings.pending_interval)
         account = await self._ensure(resources.SERVICE_ACCOUNTS, self._accounts,
