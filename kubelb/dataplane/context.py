@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kubelb.dataplane import balancer, flow_control, http_upstream, upstreams
+from kubelb.dataplane import balancer, flow_control, http_messages, http_upstream, upstreams
 from kubelb.ir import proxy
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,16 @@ class ListenerContext:
     @property
     def name(self) -> str:
         return self.listener.name
+
+    def route(self, host: str, path: str) -> Route | None:
+        """The first route (in match order) whose hostnames and path prefix accept the request."""
+        for r in self.routes:
+            hostnames = r.route.hostnames
+            if (
+                not hostnames or any(http_messages.host_matches(h, host) for h in hostnames)
+            ) and http_messages.path_matches(r.route.path_prefix, path):
+                return r
+        return None
 
 
 class Handle:

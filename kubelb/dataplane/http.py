@@ -318,24 +318,13 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._local_error(403, "protocol upgrade is not allowed on this listener")
             return
         limit = ctx.options.max_request_body_bytes
-        length = _content_length(ex.headers)
+        length = http_messages.content_length(ex.headers)
         if limit is not None and length is not None and length > limit:
             self._local_error(413, "request body exceeds the limit")
             return
         host = http_messages.host_of(ex.headers)
         path = ex.url.decode("latin-1")
-        route = next(
-            (
-                r
-                for r in ctx.routes
-                if (
-                    not r.route.hostnames
-                    or any(http_messages.host_matches(h, host) for h in r.route.hostnames)
-                )
-                and http_messages.path_matches(r.route.path_prefix, path)
-            ),
-            None,
-        )
+        route = ctx.route(host, path)
         if route is None:
             self._local_error(404, f"no route for host {host!r} and path {path!r}")
             return
@@ -596,13 +585,3 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._local_error(408, "request headers were not received in time")
         else:
             self._close()
-
-
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None

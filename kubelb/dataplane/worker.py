@@ -51,6 +51,8 @@ async def _serve(options: context.Options) -> None:
             message: dict[str, Any] = json.loads(line)
             if message["op"] == "apply":
                 await dp.apply(codec.proxy_config_from_dict(message["config"]))
+                # Status first, so the parent's view is current once apply() returns.
+                _emit({"op": "status", "status": dp.status()})
                 _emit({"op": "applied"})
             elif message["op"] == "close":
                 drain = float(message["drain"])

@@ -1,0 +1,84 @@
+"""TCP protocol behaviour with fake transports: buffering, backpressure, half-close."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubelb.dataplane import context, flow_control, tcp
+from kubelb.ir import proxy
+from tests.unit.dataplane import fakes
+
+CLUSTER = proxy.Cluster(
+    name="c", protocol=proxy.Protocol.TCP,
+    endpoints=(proxy.Endpoint(address="127.0.0.1", port=9),),
+)  # fmt: skip
+LISTENER = proxy.Listener(
+    name="l", address="127.0.0.1", port=8080, protocol=proxy.Protocol.TCP, clusters=("c",)
+)
+
+
+@pytest.fixture
+async def down():
+    ctx = fakes.listener_context(LISTENER, [CLUSTER])
+    d = tcp.TCPDownstream(ctx, context.Handle(ctx))
+    d.transport = fakes.FakeTransport()
+    return d
+
+
+async def test_bytes_before_the_upstream_are_kept_and_reading_pauses(down):
+    chunk = b"x" * 65536
+    for _ in range(flow_control.WRITE_HIGH // len(chunk) + 1):
+        fakes.feed(down, chunk)
+    assert down.transport.paused
+    up = fakes.FakeTransport()
+    target = down.ctx.picker.pick()
+    down._connected(up, target, CLUSTER)
+    assert len(up.written) == (flow_control.WRITE_HIGH // len(chunk) + 1) * len(chunk)
+    assert not down.transport.paused
+
+
+async def test_proxy_protocol_header_goes_first(down):
+    fakes.feed(down, b"hello")
+    up = fakes.FakeTransport()
+    cluster = proxy.Cluster(name="c", protocol=proxy.Protocol.TCP,
+                            proxy_protocol=proxy.ProxyProtocol.V2)  # fmt: skip
+    down._connected(up, down.ctx.picker.pick(), cluster)
+    assert up.written.startswith(b"\r\n\r\n\x00\r\nQUIT\n")
+    assert up.written.endswith(b"hello")
+
+
+async def test_backpressure_both_ways(down):
+    up = fakes.FakeTransport()
+    down._connected(up, down.ctx.picker.pick(), CLUSTER)
+    upstream = tcp.TCPUpstream(down)
+    upstream.pause_writing()
+    assert down.transport.paused
+    upstream.resume_writing()
+    assert not down.transport.paused
+    down.pause_writing()
+    assert up.paused
+    down.resume_writing()
+    assert not up.paused
+
+
+async def test_shared_buffer_is_replaced_when_a_write_is_pending(down):
+    up = fakes.FakeTransport()
+    down._connected(up, down.ctx.picker.pick(), CLUSTER)
+    view = down.buffer.view
+    fakes.feed(down, b"a")
+    assert down.buffer.view is view
+    up.pending = 1
+    fakes.feed(down, b"b")
+    assert down.buffer.view is not view
+
+
+async def test_half_close_is_passed_both_ways(down):
+    up = fakes.FakeTransport()
+    down._connected(up, down.ctx.picker.pick(), CLUSTER)
+    assert down.eof_received() is True
+    assert up.eof
+    assert not down.transport.closed
+    tcp.TCPUpstream(down).eof_received()
+    assert down.transport.eof
+    assert down.transport.closed
+    assert up.closed
