@@ -92,7 +92,10 @@ class Controller:
 
     def enqueue(self, key: objects.ObjectKey, *, after: float = 0.0) -> None:
         """Reconcile `key` (after `after` seconds): for triggers outside the watched kinds."""
-        self.queue.add_after(key, after) if after > 0 else self.queue.add(key)
+        if after > 0:
+            self.queue.add_after(key, after)
+        else:
+            self.queue.add(key)
 
     async def run(self) -> None:
         if self.queue.shutting_down:

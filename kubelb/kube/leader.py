@@ -112,6 +112,10 @@ class LeaderElector:
                 task.cancel()
             await asyncio.gather(work_task, renew_task, return_exceptions=True)
         if renew_task.done() and not renew_task.cancelled() and work_task.cancelled():
+            failure = renew_task.exception()
+            if failure is not None:
+                logger.error("leader election %s/%s: renewing failed unexpectedly",
+                             self.namespace, self.name, exc_info=failure)  # fmt: skip
             logger.warning("leader election %s/%s: %s lost the lease; leader-only work stopped",
                            self.namespace, self.name, self.identity)  # fmt: skip
             return False
@@ -204,8 +208,11 @@ class LeaderElector:
         """Clear the holder if it is us, so another candidate need not wait for expiry."""
         try:
             async with asyncio.timeout(self.renew_deadline):
-                lease = await self.client.get(resources.LEASES, self.name,
-                                              namespace=self.namespace)  # fmt: skip
+                try:
+                    lease = await self.client.get(resources.LEASES, self.name,
+                                                  namespace=self.namespace)  # fmt: skip
+                except errors.NotFoundError:
+                    return
                 spec = lease.get("spec") or {}
                 if spec.get("holderIdentity") != self.identity:
                     return
