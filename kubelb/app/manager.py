@@ -10,7 +10,7 @@ leader writes; every replica serves xDS.
 
 Example:
   kubelb --mode=manager --kubeconfig mgmt.kubeconfig --envoy-deployer=process \\
-      --address-pool 127.0.0.10-127.0.0.20 --listen-address 127.0.0.1:8001
+      --address-pool 127.0.0.16/28 --listen-address 127.0.0.1:8001
 """
 
 from __future__ import annotations
@@ -128,6 +128,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--envoy-xds-host", help="host Envoy pods reach the xDS server at "
         "(default: envoycp.<namespace>.svc)")  # fmt: skip
     add(
+        "--envoy-xds-port",
+        type=int,
+        help="port Envoy pods reach the xDS server on (default: the --listen-address port)",
+    )
+    add(
         "--envoy-drain-seconds",
         type=float,
         default=d.envoy_drain_seconds,
@@ -144,6 +149,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=d.workers,
         help="concurrent LoadBalancer reconciles (default: 4)",
+    )
+    add(
+        "--tenant-api-server",
+        help="API server URL written into tenant kubeconfigs "
+        "(default: kube-public/cluster-info, else the kubernetes EndpointSlice)",
     )
     add(
         "--debug",

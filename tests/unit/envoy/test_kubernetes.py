@@ -1,0 +1,87 @@
+"""The Envoy Deployment as the Kubernetes deployer renders it (pure)."""
+
+from __future__ import annotations
+
+import json
+
+from kubelb.api import config as api_config
+from kubelb.envoy import kubernetes
+
+OPTIONS = kubernetes.Options(xds_host="envoycp.kubelb.svc", xds_port=8001)
+
+
+def render(proxy=None, replicas=3, resources=None):
+    proxy = api_config.EnvoyProxy.model_validate(proxy or {})
+    return kubernetes.desired_deployment("tenant-a", OPTIONS, proxy, replicas, resources)
+
+
+def containers(deployment):
+    return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+
+
+def test_defaults_match_upstream():
+    d = render(resources={"limits": {"cpu": "1"}})
+    assert d["metadata"]["name"] == "envoy-tenant-a"
+    assert d["spec"]["replicas"] == 3
+    template = d["spec"]["template"]
+    assert template["metadata"]["labels"] == {"app.kubernetes.io/name": "tenant-a"}
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == "19001"
+    assert template["spec"]["terminationGracePeriodSeconds"] == 300
+    envoy = containers(d)["envoy-proxy"]
+    assert envoy["resources"] == {"limits": {"cpu": "1"}}
+    assert envoy["startupProbe"]["failureThreshold"] == 30
+    shutdown = containers(d)["shutdown-manager"]
+    assert "--ready-timeout=70s" in shutdown["args"]  # drainTimeout 60s + 10s
+
+
+def test_bootstrap_is_inline_json_for_the_tenant():
+    args = containers(render())["envoy-proxy"]["args"]
+    boot = json.loads(args[args.index("--config-yaml") + 1])
+    assert boot["node"] == {"id": "tenant-a", "cluster": "tenant-a"}
+    ports = {
+        li["name"]: li["address"]["socket_address"]["port_value"]
+        for li in boot["static_resources"]["listeners"]
+    }
+    assert ports == {
+        "probe_listener": 19003,
+        "health_check_listener": 19004,
+        "stats_listener": 19001,
+    }
+    assert boot["admin"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 9001,
+    }
+    assert "overload_manager" not in boot
+
+
+def test_graceful_shutdown_disabled_drops_the_sidecar():
+    d = render({"gracefulShutdown": {"disabled": True}})
+    assert list(containers(d)) == ["envoy-proxy"]
+    assert "lifecycle" not in containers(d)["envoy-proxy"]
+    assert d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+
+
+def test_scheduling_options_and_pod_monitor():
+    d = render(
+        {
+            "singlePodPerNode": True,
+            "nodeSelector": {"role": "lb"},
+            "tolerations": [{"key": "lb", "operator": "Exists"}],
+            "podMonitor": {"enabled": True},
+            "overloadManager": {"enabled": True, "maxActiveDownstreamConnections": 5000},
+        }
+    )
+    pod = d["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"role": "lb"}
+    assert pod["tolerations"] == [{"key": "lb", "operator": "Exists"}]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert d["spec"]["template"]["metadata"]["annotations"] == {}
+    args = containers(d)["envoy-proxy"]["args"]
+    boot = json.loads(args[args.index("--config-yaml") + 1])
+    monitor = boot["overload_manager"]["resource_monitors"][0]["typed_config"]
+    assert monitor["max_active_downstream_connections"] == 5000
+
+
+def test_rendering_is_deterministic():
+    assert render() == render()

@@ -1,0 +1,99 @@
+"""The LoadBalancer controller's pure parts: which reason wins, and condition bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubelb.api import loadbalancer as api_lb
+from kubelb.manager import loadbalancers
+
+
+def lb(type_: str = "LoadBalancer") -> api_lb.LoadBalancer:
+    return api_lb.LoadBalancer.model_validate(
+        {
+            "metadata": {"name": "web", "namespace": "tenant-a"},
+            "spec": {
+                "type": type_,
+                "ports": [{"name": "http", "port": 80}],
+                "endpoints": [
+                    {
+                        "addressesReference": {"name": "default"},
+                        "ports": [{"name": "http", "port": 30080}],
+                    }
+                ],
+            },
+        }
+    )
+
+
+SERVED = {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.1"}]}}}
+BASE: dict[str, Any] = {
+    "missing_addresses": (),
+    "problems": (),
+    "service": SERVED,
+    "address_problem": None,
+    "envoy_ready": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({}, "Reconciled"),
+        (
+            {"missing_addresses": ["default"], "problems": ["x"], "service": None},
+            "AddressesNotFound",
+        ),
+        ({"problems": ["port 80: no endpoint"], "service": None}, "InvalidSpec"),
+        ({"service": None}, "NoAddress"),
+        ({"service": None, "address_problem": ("PortConflict", "taken")}, "PortConflict"),
+        ({"envoy_ready": False}, "EnvoyNotReady"),
+    ],
+)
+def test_the_most_fundamental_reason_wins(changes, reason):
+    result = loadbalancers.verdict(lb(), **{**BASE, **changes})
+    assert result.reason == reason
+    assert result.ready is (reason == "Reconciled")
+    assert result.message
+
+
+def test_cluster_ip_needs_no_external_address():
+    result = loadbalancers.verdict(lb("ClusterIP"), **{**BASE, "service": {}})
+    assert result.ready
+    assert "ClusterIP" in result.message
+
+
+def test_served_message_names_the_address():
+    assert "203.0.113.1" in loadbalancers.verdict(lb(), **BASE).message
+
+
+def test_condition_time_changes_only_when_status_flips():
+    pending = loadbalancers.Verdict(False, "NoAddress", "waiting")
+    first = loadbalancers.with_ready([], pending, 3, now="2026-01-01T00:00:00Z")
+    again = loadbalancers.with_ready(
+        first, loadbalancers.Verdict(False, "EnvoyNotReady", "m"), 4, now="2026-01-02T00:00:00Z"
+    )
+    assert again[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert again[0]["observedGeneration"] == 4
+    served = loadbalancers.with_ready(
+        again, loadbalancers.Verdict(True, "Reconciled", "ok"), 4, now="2026-01-03T00:00:00Z"
+    )
+    assert served == [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Reconciled",
+            "message": "ok",
+            "lastTransitionTime": "2026-01-03T00:00:00Z",
+            "observedGeneration": 4,
+        }
+    ]
+
+
+def test_malformed_conditions_from_others_are_replaced_not_fatal():
+    out = loadbalancers.with_ready(
+        [{"type": "Ready"}, "junk"], loadbalancers.Verdict(True, "Reconciled", "ok"), None
+    )
+    assert [c["type"] for c in out] == ["Ready"]
