@@ -146,6 +146,7 @@ class NodeReconciler:
         self.primary = addresses_watch(tenant)
         self.watches: Sequence[watches.Watch] = ()
         self.writes = 0  # Addresses created or replaced
+        self._without_addresses = False
 
     def addresses_key(self, _: objects.RawObject) -> Iterable[objects.ObjectKey]:
         """Mapper for the linked Node informer: every node maps to the one Addresses key."""
@@ -168,7 +169,10 @@ class NodeReconciler:
         agent_metrics.NODES.set(len(nodes))
         wanted = desired_addresses(nodes, self.address_type)
         if not wanted:
-            logger.warning(
+            # Warn once per episode; the 10 s retries after that log at debug.
+            log = logger.debug if self._without_addresses else logger.warning
+            self._without_addresses = True
+            log(
                 "no Ready node has a usable %s address (%d nodes); Addresses %s left "
                 "as it is, retrying in %.0fs",
                 self.address_type,
@@ -177,6 +181,7 @@ class NodeReconciler:
                 self.retry_without_addresses,
             )
             return controller.Result(requeue_after=self.retry_without_addresses)
+        self._without_addresses = False
         live = self.addresses.get(self.key)
         if live is None:
             body = {

@@ -275,6 +275,7 @@ class Agent:
         self.probes = server.HTTPServer(
             "probes", settings.health_probe_bind_address, server.probe_routes(self.readiness)
         )
+        self.serving = asyncio.Event()  # set once probes and metrics listen
         self.metrics = server.HTTPServer("metrics", settings.metrics_addr, server.metrics_routes())
 
     @classmethod
@@ -302,6 +303,7 @@ class Agent:
         try:
             await self.probes.start()
             await self.metrics.start()
+            self.serving.set()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.tenant_informers.run(), name="tenant-informers")
                 group.create_task(self.management_informers.run(), name="management-informers")
