@@ -84,21 +84,30 @@ async def test_tenant_gets_every_object(harness, management, management_namespac
     assert config["status"]["version"] == tenantobjects.version()
 
 
-async def test_settings_change_reaches_the_tenant_state(harness):
+async def test_config_and_tenant_settings_reach_the_tenant_state(harness, management_namespace):
+    kube = harness.kube
     name = await harness.create_tenant()
     await harness.ready(name)
     ns = f"tenant-{name}"
-    before = await harness.kube.get(resources.TENANT_STATES, "default", namespace=ns)
-    await harness.kube.patch(resources.TENANTS, name, {"spec": {"loadBalancer": {"disable": True}}})
+
+    async def lb_disabled(expected):
+        state = await kube.get(resources.TENANT_STATES, "default", namespace=ns)
+        return state if state["status"]["loadBalancer"]["disable"] is expected else None
+
+    first = await until(lambda: lb_disabled(False), what="L4 enabled without a Config")
+    # A Config created later applies to every tenant.
+    await kube.create(resources.CONFIGS, {"metadata": {"name": "default"}, "spec": {
+        "loadBalancer": {"disable": True}}}, namespace=management_namespace)  # fmt: skip
+    state = await until(lambda: lb_disabled(True), what="disabled by the Config")
+    assert state["status"]["lastUpdated"] >= first["status"]["lastUpdated"]
+    await kube.patch(resources.CONFIGS, "default", {"spec": {"loadBalancer": {"disable": False}}},
+                     namespace=management_namespace)  # fmt: skip
+    await until(lambda: lb_disabled(False), what="enabled again by the Config")
+    # The Tenant's own setting counts too.
+    await kube.patch(resources.TENANTS, name, {"spec": {"loadBalancer": {"disable": True}}})
     tenant = await harness.ready(name)
     assert tenant["status"]["observedGeneration"] == 2
-
-    async def disabled():
-        state = await harness.kube.get(resources.TENANT_STATES, "default", namespace=ns)
-        return state if state["status"]["loadBalancer"]["disable"] else None
-
-    state = await until(disabled, what="TenantState loadBalancer.disable")
-    assert state["status"]["lastUpdated"] >= before["status"]["lastUpdated"]
+    await until(lambda: lb_disabled(True), what="disabled by the Tenant")
 
 
 @pytest.mark.parametrize(("prefix", "fragment"), [("dotted.name", "not a DNS label"),
@@ -186,3 +195,26 @@ async def test_second_reconcile_makes_no_writes(harness, management_namespace):
     assert harness.writer.writes == writes
     assert harness.reconciler.tokens_issued == tokens
     assert await versions() == before
+
+
+async def test_drifted_objects_are_repaired(harness):
+    kube = harness.kube
+    name = await harness.create_tenant()
+    await harness.ready(name)
+    ns = f"tenant-{name}"
+    widened = [*tenantobjects.ROLE_RULES,
+               {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]  # fmt: skip
+    await kube.patch(resources.ROLES, CCM, {"rules": widened}, namespace=ns)
+    await kube.delete(resources.ROLE_BINDINGS, CCM, namespace=ns)
+    await kube.delete(resources.SECRETS, kubeconfigs.SECRET_NAME, namespace=ns)
+
+    async def repaired():
+        role = await kube.get(resources.ROLES, CCM, namespace=ns)
+        binding = await find(kube, resources.ROLE_BINDINGS, CCM, ns)
+        secret = await find(kube, resources.SECRETS, kubeconfigs.SECRET_NAME, ns)
+        rules_back = role["rules"] == [dict(r) for r in tenantobjects.ROLE_RULES]
+        return rules_back and binding is not None and secret is not None
+
+    await until(repaired, what="Role rules restored, RoleBinding and Secret recreated")
+    async with harness.tenant_client(name) as agent:
+        await agent.list(resources.LOAD_BALANCERS, namespace=ns)
