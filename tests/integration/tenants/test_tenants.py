@@ -218,3 +218,39 @@ async def test_drifted_objects_are_repaired(harness):
     await until(repaired, what="Role rules restored, RoleBinding and Secret recreated")
     async with harness.tenant_client(name) as agent:
         await agent.list(resources.LOAD_BALANCERS, namespace=ns)
+
+
+async def test_api_error_sets_failed_with_the_servers_reason(harness):
+    """A namespace `tenant-X` already controlled by something else cannot take the Tenant as its
+    controller owner: the API server's refusal ends up in the status and an Event."""
+    kube = harness.kube
+    owner = await kube.create(resources.CLUSTER_ROLES, {"metadata": {"generateName": "owner-"}})
+    name = f"taken-{objects.uid(owner)[:6]}"
+    ns = f"tenant-{name}"
+    await kube.create(resources.NAMESPACES, {"metadata": {"name": ns, "ownerReferences": [
+        objects.owner_reference(owner)]}})  # fmt: skip
+    try:
+        await kube.create(resources.TENANTS, {"metadata": {"name": name}})
+        harness.created.append(name)
+
+        async def failed():
+            status = ((await harness.tenant(name)) or {}).get("status") or {}
+            return status if status.get("phase") == "Failed" else None
+
+        status = await until(failed, what="Failed status")
+        (condition,) = status["conditions"]
+        assert condition["reason"] == "ReconciliationFailed"
+        assert "controller" in condition["message"].lower()
+
+        async def warning():
+            events = await kube.list(resources.EVENTS, namespace="default",
+                                     field_selector=f"involvedObject.name={name}")  # fmt: skip
+            return [e for e in events.items if e["type"] == "Warning"]
+
+        (event,) = await until(warning, what="a Warning Event on the Tenant")
+        assert event["reason"] == "ReconciliationFailed"
+        # Fixed by hand: the retry (with backoff) succeeds.
+        await kube.patch(resources.NAMESPACES, ns, {"metadata": {"ownerReferences": None}})
+        await harness.ready(name)
+    finally:
+        await kube.delete(resources.CLUSTER_ROLES, objects.name(owner))
