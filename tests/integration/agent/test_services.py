@@ -322,3 +322,35 @@ async def test_without_cloud_provider_the_service_ingress_is_the_endpoint(
         after = await tkube.get(resources.SERVICES, "chained", namespace=services_ns)
         shown = objects.lookup(after, "status.loadBalancer.ingress")
         assert shown == [{"ip": "198.51.100.7", "ipMode": "VIP"}, {"hostname": "lb.example.com"}]
+
+
+async def test_ports_kubelb_cannot_serve_are_explained(
+    agent, tenant_setup, services_ns, tkube, mgmt
+):
+    async with agent():
+        sctp = {"name": "diameter", "port": 3868, "protocol": "SCTP"}
+        body = lb_service("mixed", {"name": "http", "port": 80}, sctp)
+        mixed = await tkube.create(resources.SERVICES, body, namespace=services_ns)
+        lb = await created_lb(mgmt, tenant_setup.namespace, mixed)
+        assert [p["name"] for p in lb["spec"]["ports"]] == ["http"]
+
+        async def sctp_warning():
+            found = await service_events(tkube, mixed)
+            return [e for e in found if e["reason"] == "UnsupportedProtocol"]
+
+        [event] = await wait_for(sctp_warning, what="a warning about the SCTP port")
+        assert event["type"] == "Warning"
+        assert "diameter" in event["message"]
+
+        portless = await tkube.create(resources.SERVICES, lb_service(
+            "portless", {"name": "http", "port": 80}, allocateLoadBalancerNodePorts=False),
+            namespace=services_ns)  # fmt: skip
+
+        async def no_ports():
+            found = await service_events(tkube, portless)
+            reasons = {e["reason"] for e in found}
+            return {"NoNodePort", "NoPorts"} <= reasons
+
+        await wait_for(no_ports, what="warnings that the Service has no NodePort")
+        names = [objects.name(x) for x in await load_balancers(mgmt, tenant_setup.namespace)]
+        assert names == [objects.uid(mixed)]
