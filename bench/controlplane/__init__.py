@@ -1,0 +1,1 @@
+"""Control-plane benchmarks: convergence of tenant Services and manager scale (issue 5)."""

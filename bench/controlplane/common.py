@@ -1,0 +1,129 @@
+"""Shared pieces of the control-plane benchmarks: a real control plane, a manager subprocess,
+metrics scraping and memory readings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubelb.kube import client, errors, kubeconfig, resources
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def kube_client(path: Path) -> client.Client:
+    return client.Client(await kubeconfig.open_source(path))
+
+
+@dataclass
+class ManagerProcess:
+    """`kubelb --mode=manager` with the process deployer, as a real subprocess."""
+
+    kubeconfig: Path
+    workdir: Path
+    address_pool: str
+    namespace: str = "kubelb"
+    process: asyncio.subprocess.Process | None = None
+    metrics_port: int = 0
+    probes_port: int = 0
+
+    async def start(self) -> None:
+        self.metrics_port, self.probes_port = free_port(), free_port()
+        log = (self.workdir / "manager.log").open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kubelb", "--mode=manager",
+            "--kubeconfig", str(self.kubeconfig),
+            "--namespace", self.namespace,
+            "--envoy-deployer=process",
+            "--address-pool", self.address_pool,
+            "--listen-address", f"127.0.0.1:{free_port()}",
+            "--health-probe-bind-address", f"127.0.0.1:{self.probes_port}",
+            "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
+            "--state-dir", str(self.workdir / "state"),
+            "--log-level", "warning",
+            stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        for _ in range(300):  # the probe is another process's HTTP endpoint: poll it
+            if await asyncio.to_thread(self._ready):
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"the manager did not become ready; see {self.workdir}/manager.log")
+
+    def _ready(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.probes_port}/readyz"
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return str(r.read().decode())
+
+    def rss_mib(self) -> tuple[float, float]:
+        """(current, peak) resident memory of the manager process alone, in MiB."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        return rss / 1024, hwm / 1024
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(60):
+                await self.process.wait()
+        except TimeoutError:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
+
+
+def metric_sum(text: str, name: str) -> float:
+    """Sum of every sample of `name` (all label sets) in Prometheus text format."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def ensure_namespace(
+    kube: client.Client, name: str, labels: dict[str, str] | None = None
+) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": labels or {}},
+    }
+    with contextlib.suppress(errors.AlreadyExistsError):
+        await kube.create(resources.NAMESPACES, body)
+
+
+async def bounded(limit: int, coros: list) -> list:  # type: ignore[type-arg]
+    """Run coroutines with at most `limit` in flight (an API client, not a load test)."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(coro):
+        async with semaphore:
+            return await coro
+
+    return list(await asyncio.gather(*(one(c) for c in coros)))
