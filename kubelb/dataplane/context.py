@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kubelb.dataplane import balancer, flow_control, http_messages, http_upstream, upstreams
+from kubelb.dataplane import balancer, flow_control, http_upstream, routing, upstreams
 from kubelb.ir import proxy
 
 logger = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ class ListenerContext:
     clock: Callable[[], float]
     # TCP and UDP: one picker over all clusters of the listener.
     picker: balancer.Picker[upstreams.Target] | None = None
-    # HTTP: routes in match order (longest path prefix first, host-specific before wildcard).
-    routes: tuple[Route, ...] = ()
+    # HTTP: routes grouped into virtual hosts as Envoy does (`routing.RouteTable`).
+    routes: routing.RouteTable[Route] | None = None
     http: proxy.HTTPOptions = field(default_factory=proxy.HTTPOptions)
     pool: http_upstream.Pool | None = None
 
@@ -105,14 +105,8 @@ class ListenerContext:
         return self.listener.name
 
     def route(self, host: str, path: str) -> Route | None:
-        """The first route (in match order) whose hostnames and path prefix accept the request."""
-        for r in self.routes:
-            hostnames = r.route.hostnames
-            if (
-                not hostnames or any(http_messages.host_matches(h, host) for h in hostnames)
-            ) and http_messages.path_matches(r.route.path_prefix, path):
-                return r
-        return None
+        """The route of `host`'s virtual host whose path prefix accepts the request."""
+        return self.routes.match(host, path) if self.routes is not None else None
 
 
 class Handle:
@@ -162,23 +156,28 @@ def build(
 ) -> ListenerContext:
     """A context for `listener` whose clusters are all present in `states`."""
     if listener.protocol is proxy.Protocol.HTTP:
-        routes = [
-            Route(
-                route=r,
-                picker=balancer.Picker(
-                    [states[r.cluster]], persistent=states[r.cluster].cluster.source_ip_persistence
-                ),
-            )
-            for r in listener.routes
-        ]
-        routes.sort(key=lambda r: (not r.route.hostnames, -len(r.route.path_prefix)))
+        routes = routing.RouteTable(
+            [
+                (
+                    r,
+                    Route(
+                        route=r,
+                        picker=balancer.Picker(
+                            [states[r.cluster]],
+                            persistent=states[r.cluster].cluster.source_ip_persistence,
+                        ),
+                    ),
+                )
+                for r in listener.routes
+            ]
+        )
         return ListenerContext(
             listener=listener,
             options=options,
             tracker=tracker,
             buffer=buffer,
             clock=clock,
-            routes=tuple(routes),
+            routes=routes,
             http=listener.http or proxy.HTTPOptions(),
             pool=pool,
         )

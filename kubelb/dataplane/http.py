@@ -7,7 +7,8 @@ directions and never buffered whole, WebSocket upgrades tunnelled, and the proxy
 400 garbage, 403 upgrade not allowed, 404 no route, 408 headers too slow, 413 body over
 `max_request_body_bytes`, 431 headers over the limits, 502 upstream refused, reset or invalid,
 503 no healthy endpoint, 504 connect or request timeout. Envoy answers 503 where we answer 502 or
-504; we keep the distinction because it tells an operator where to look.
+504; we keep the distinction because it tells an operator where to look (all differences from
+Envoy: docs/dataplane-differences.md). Routes are chosen as Envoy chooses them (`routing`).
 Pipelined requests are parsed ahead (at most `_MAX_QUEUED`) and answered in order.
 """
 

@@ -32,7 +32,10 @@ async def test_host_and_path_routing(start_dataplane, web):
     addr = irs.address(config)
     cases = [
         ("api.example.test", "/v1/items", "h0"),
-        ("api.example.test", "/v10", "h1"),
+        # The host selects one virtual host (as Envoy does): api's, with the hostname-less
+        # routes as fallback, never `*.example.test`.
+        ("api.example.test", "/v10", "h2"),
+        ("api.example.test", "/other", "h2"),
         ("www.example.test", "/v1", "h1"),
         ("other.test", "/", "h2"),
         ("API.example.test:8080", "/v1", "h0"),
