@@ -1,7 +1,8 @@
 """Envoy Cluster per `balance.Backend`, with upstream KubeLB's defaults: connect timeout from the
 IR (5 s by default), ROUND_ROBIN (MAGLEV with source-IP persistence), healthy panic threshold 0 %
-(never send to hosts known to be down), TCP connect health checks, optional upstream PROXY
-protocol, and for HTTP clusters explicit HTTP/1.1 or HTTP/2 upstream options.
+(never send to hosts known to be down), TCP connect health checks that never keep a host the
+control plane removed (`ignore_health_on_host_removal`), optional upstream PROXY protocol, and
+for HTTP clusters explicit HTTP/1.1 or HTTP/2 upstream options.
 
 IP-only clusters are EDS over ADS (endpoints travel as separate ClusterLoadAssignments, so an
 endpoint change does not re-send the cluster); clusters with any hostname are strict DNS (the
@@ -53,6 +54,9 @@ def build_cluster(
         out.eds_cluster_config.CopyFrom(eds_cluster_config())
     if c.health_check is not None and c.protocol is not proxy.Protocol.UDP:
         out.health_checks.append(healthcheck.build_health_check(c.health_check))
+        # Envoy otherwise keeps a removed host while it passes health checks: a NotReady node
+        # whose NodePort still answers would keep its traffic (KubeLB #162).
+        out.ignore_health_on_host_removal = True
     if c.proxy_protocol is not None:
         out.transport_socket.CopyFrom(proxy_protocol.build_transport_socket(c.proxy_protocol))
     if c.protocol is proxy.Protocol.HTTP:

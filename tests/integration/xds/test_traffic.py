@@ -16,6 +16,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from kubelb.envoy import supervisor
+from kubelb.ir import proxy
 from kubelb.observe import metrics
 from kubelb.xds import cache, callbacks, server, snapshot, sotw, translate
 from tests.integration.xds import backends
@@ -101,6 +102,33 @@ async def test_endpoint_change_keeps_connections(
             await client.close()
         assert envoys.pid(NODE) == pid, "config changes never restart Envoy"
         assert envoys.restarts(NODE) == 0
+
+
+async def test_removed_endpoint_gets_no_traffic_while_it_still_passes_health_checks(
+    xds: Xds, envoys: supervisor.EnvoySupervisor
+) -> None:
+    """A NotReady node leaves the endpoints while its NodePort still answers: Envoy must drop
+    it at once, not keep it until a health check fails (it never would here)."""
+    port = backends.free_port()
+    async with backends.TCPEcho("a") as a, backends.TCPEcho("b") as b:
+        listener, cluster = tcp_lb("lb", port, a.port, b.port)
+        checked = dataclasses.replace(cluster, health_check=proxy.HealthCheck())
+        xds.publish(config((listener, checked)))
+        await start(xds, envoys)
+        for prefix in ("a:", "b:"):
+            await backends.eventually(lambda p=prefix: answers(port, p), what=f"{prefix} served")
+        xds.publish(
+            config((listener, dataclasses.replace(checked, endpoints=checked.endpoints[1:])))
+        )
+        await backends.eventually(lambda: answers(port, "b:"), what="b still served")
+
+        async def only_b() -> bool:
+            return all([await answers(port, "b:") for _ in range(10)])
+
+        await backends.eventually(only_b, what="a removed from the pool")
+        served_a = a.connections
+        assert all([await answers(port, "b:") for _ in range(10)])
+        assert a.connections == served_a
 
 
 async def test_listener_moves_to_a_new_cluster_without_errors(
