@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from kubelb.api import labels
 from kubelb.kube import client, errors, objects, resources
+from tests.e2e import backends
 
 T = TypeVar("T")
 
@@ -80,3 +81,22 @@ async def load_balancers_of(
         label_selector=f"{labels.ORIGIN_NAMESPACE}={origin_namespace}",
     )
     return listed.items
+
+
+async def served_address(kube: client.Client, namespace: str, name: str) -> str:
+    """Wait for the tenant Service's `status.loadBalancer.ingress` and return its IP."""
+
+    async def address() -> list[str]:
+        return ingress_ips(await find(kube, resources.SERVICES, name, namespace))
+
+    (ip,) = await until(address, what=f"an address on Service {namespace}/{name}")
+    return ip
+
+
+async def answered(host: str, port: int, payload: bytes, **kw: Any) -> bytes:
+    """Wait for an answer through the load balancer at host:port and return it."""
+
+    async def check() -> bytes | None:
+        return await backends.exchange(host, port, payload, **kw)
+
+    return await until(check, what=f"an answer from {host}:{port}")

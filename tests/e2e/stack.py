@@ -76,17 +76,19 @@ class KubelbProcess:
         assert code == 0, f"{self.name} exited with {code}:\n{self.tail()}"
         await self.start()
 
-    async def metric(self, name: str) -> float:
-        """The sum of every sample of metric `name` (0 when absent)."""
+    async def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of metric `name` carrying `labels` (0 when there are none)."""
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp,
         ):
             text = await resp.text()
+        wanted = [f'{k}="{v}"' for k, v in labels.items()]
         total = 0.0
         for line in text.splitlines():
             sample, _, value = line.rpartition(" ")
-            if sample.split("{", 1)[0] == name:
+            metric, _, label_text = sample.partition("{")
+            if metric == name and all(w in label_text.rstrip("}").split(",") for w in wanted):
                 total += float(value)
         return total
 

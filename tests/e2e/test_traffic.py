@@ -7,33 +7,24 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from typing import Any
 
 import pytest
 
-from kubelb.kube import client, objects, resources
+from kubelb.kube import objects, resources
 from tests.e2e import backends
 from tests.e2e.conftest import POOL, Stack
-from tests.e2e.helpers import find, ingress_ips, lb_service, node_ports, ready_condition, until
+from tests.e2e.helpers import (
+    answered,
+    find,
+    ingress_ips,
+    lb_service,
+    node_ports,
+    ready_condition,
+    served_address,
+    until,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-async def served_address(kube: client.Client, namespace: str, name: str) -> str:
-    """Wait for the tenant Service's `status.loadBalancer.ingress` and return its IP."""
-
-    async def address() -> list[str]:
-        return ingress_ips(await find(kube, resources.SERVICES, name, namespace))
-
-    (ip,) = await until(address, what=f"an address on Service {namespace}/{name}")
-    return ip
-
-
-async def answered(host: str, port: int, payload: bytes, **kw: Any) -> bytes:
-    async def check() -> bytes | None:
-        return await backends.exchange(host, port, payload, **kw)
-
-    return await until(check, what=f"an answer from {host}:{port}")
 
 
 async def test_basic_path(stack: Stack, mgmt, kube_a, shop):
