@@ -14,6 +14,7 @@ SUITES: dict[str, str] = {
     "standalone_latency": "bench.standalone_latency",
     "xds_snapshot": "bench.xds_snapshot",
     "controlplane_scale": "bench.controlplane.scale",
+    "controlplane_convergence": "bench.controlplane.convergence",
 }
 
 
