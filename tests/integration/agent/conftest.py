@@ -25,6 +25,7 @@ from kubelb.api import labels
 from kubelb.app import agent as agent_app
 from kubelb.kube import client, errors, objects, resources
 from kubelb.testing import cluster
+from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
 pytestmark = pytest.mark.integration
 
@@ -40,18 +41,6 @@ TENANT_RULES: list[dict[str, Any]] = [
      "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["kubelb.k8c.io"], "resources": ["tenantstates/status"], "verbs": ["get"]},
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-async def no_leftover_tasks() -> AsyncIterator[None]:
-    yield
-    for _ in range(5):
-        await asyncio.sleep(0)
-    current = asyncio.current_task()
-    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    for task in leftovers:
-        task.cancel()
-    assert not leftovers, f"test left tasks running: {leftovers}"
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 
 from kubelb.kube import client, errors, events, informer, kubeconfig, objects, resources, writer
 from kubelb.manager import kubeconfigs, tenantobjects, tenants
+from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
 pytestmark = pytest.mark.integration
 
@@ -122,18 +123,6 @@ class Harness:
         return cached is not None and objects.resource_version(cached) == objects.resource_version(
             live
         )
-
-
-@pytest.fixture(autouse=True)
-async def no_leftover_tasks() -> AsyncIterator[None]:
-    yield
-    for _ in range(5):
-        await asyncio.sleep(0)
-    current = asyncio.current_task()
-    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    for task in leftovers:
-        task.cancel()
-    assert not leftovers, f"test left tasks running: {leftovers}"
 
 
 @pytest.fixture
