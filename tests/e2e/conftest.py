@@ -64,6 +64,11 @@ class Stack:
     workdir: Path
 
 
+# The process-mode stack while it runs: a test that needs another manager pauses it, since two
+# managers on one management cluster would both reconcile every tenant.
+ACTIVE: list[Stack] = []
+
+
 @pytest.fixture(scope="session")
 def e2e_plane() -> Iterator[controlplane.ControlPlane]:
     require_binaries()
@@ -94,8 +99,11 @@ def stack(
     built = Stack(management, manager, {}, e2e_workdir)
     try:
         run_in_private_loop(_start(built, e2e_plane))
+        ACTIVE.append(built)
         yield built
     finally:
+        with contextlib.suppress(ValueError):
+            ACTIVE.remove(built)
         run_in_private_loop(_stop(built))
 
 

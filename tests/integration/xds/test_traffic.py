@@ -115,8 +115,8 @@ async def test_removed_endpoint_gets_no_traffic_while_it_still_passes_health_che
         checked = dataclasses.replace(cluster, health_check=proxy.HealthCheck())
         xds.publish(config((listener, checked)))
         await start(xds, envoys)
-        for prefix in ("a:", "b:"):
-            await backends.eventually(lambda p=prefix: answers(port, p), what=f"{prefix} served")
+        await backends.eventually(lambda: answers(port, "a:"), what="a served")
+        await backends.eventually(lambda: answers(port, "b:"), what="b served")
         xds.publish(
             config((listener, dataclasses.replace(checked, endpoints=checked.endpoints[1:])))
         )
