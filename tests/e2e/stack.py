@@ -10,7 +10,6 @@ server listens on 127.0.0.1 (probes, metrics, xDS) or on the address pool's 127.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,6 @@ class KubelbProcess:
 
     async def start(self) -> None:
         """Start and wait for /readyz 200 (the process's own verdict that it serves)."""
-        os.environ.setdefault("PYTHONUNBUFFERED", "1")
         self.process = processes.Process(self.name, self.command(), self.log)
         self.starts += 1
         async with aiohttp.ClientSession() as http:
