@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubelb.agent import common, nodes, services
-from kubelb.app import logs
+from kubelb.app import logs, runner
 from kubelb.kube import (
     client,
     controller,
@@ -338,24 +336,4 @@ def _synced(informers: informer.Informers) -> server.ReadyCheck:
 
 async def serve(settings: Settings) -> int:
     agent = await Agent.open(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    main = asyncio.create_task(agent.run(), name="agent")
-    waiter = asyncio.create_task(stop.wait(), name="stop-signal")
-    try:
-        done, _ = await asyncio.wait({main, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if main in done:
-            main.result()
-            return 1
-        logger.info("stopping")
-        return 0
-    finally:
-        for task in (main, waiter):
-            task.cancel()
-        for task in (main, waiter):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    return await runner.run_until_signal(agent.run(), name="agent")

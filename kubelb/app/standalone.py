@@ -12,10 +12,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubelb.app import dataplanes, errors, logs
+from kubelb.app import dataplanes, errors, logs, runner
 from kubelb.observe import server
 from kubelb.placement import pool
 from kubelb.sources import file
@@ -231,26 +228,4 @@ async def serve(settings: Settings) -> int:
         drain_seconds=settings.drain_seconds,
     )
     app = Standalone(settings, driver)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    main = asyncio.create_task(app.run(), name="standalone")
-    waiter = asyncio.create_task(stop.wait(), name="stop-signal")
-    try:
-        done, _ = await asyncio.wait(
-            {main, waiter}, timeout=settings.duration, return_when=asyncio.FIRST_COMPLETED
-        )
-        if main in done:
-            main.result()  # a crash of the pipeline surfaces here
-            return 1
-        logger.info("stopping")
-        return 0
-    finally:
-        for task in (main, waiter):
-            task.cancel()
-        for task in (main, waiter):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    return await runner.run_until_signal(app.run(), name="standalone", duration=settings.duration)
