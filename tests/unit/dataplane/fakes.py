@@ -70,7 +70,10 @@ def listener_context(listener: proxy.Listener, clusters: list[proxy.Cluster],
     )  # fmt: skip
 
 
-def feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+def feed(protocol: asyncio.BufferedProtocol | asyncio.Protocol, data: bytes) -> None:
+    if not isinstance(protocol, asyncio.BufferedProtocol):
+        protocol.data_received(data)
+        return
     buf = memoryview(protocol.get_buffer(len(data)))
     buf[: len(data)] = data
     protocol.buffer_updated(len(data))
