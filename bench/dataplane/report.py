@@ -22,6 +22,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"wrk -t1 -c{s['connections']}, {s['seconds']:g} s per point, median of {s['runs']} "
         f"interleaved runs; backend {s['backend']}; proxy on CPU {s['proxy_cpu']}, load and "
         f"backend on CPU {s['load_cpu']}; one worker per proxy.",
+        *_load_line(s),
         "",
         "| scenario | path | value | p50 ms | p99 ms | CPU µs/req | vs direct | Python/Envoy "
         "| target |",
@@ -42,6 +43,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_f(m.get('cpu_us_per_request'), 1)} | {_f(vs_direct, 2)} | {py_env} "
                 f"| {target} |"
             )
+    lines += _cost_lines(results["medians"])
     if results.get("memory"):
         lines += ["", "| idle connections | path | RSS before MiB | RSS after MiB | bytes/conn |",
                   "|---:|---|---:|---:|---:|"]  # fmt: skip
@@ -74,6 +76,39 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _load_line(settings: dict[str, Any]) -> list[str]:
+    start, end = settings.get("loadavg_start"), settings.get("loadavg_end")
+    if not start or not end:
+        return []
+    return [
+        f"Machine load average (1/5/15 min) at start {start[0]:.2f}/{start[1]:.2f}/{start[2]:.2f}, "
+        f"at end {end[0]:.2f}/{end[1]:.2f}/{end[2]:.2f}: rates on a shared machine move with it, "
+        "CPU cost per request much less."
+    ]
+
+
+def _cost_lines(medians: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Python/Envoy CPU cost per unit of work (below 1.0: Python is cheaper)."""
+    rows = []
+    for scenario, paths in medians.items():
+        key = "cpu_seconds_per_gb" if scenario == "bulk" else "cpu_us_per_request"
+        unit = "CPU s/GB" if scenario == "bulk" else "CPU µs/req"
+        env = paths.get("envoy", {}).get(key)
+        py = paths.get("python", {}).get(key)
+        if env and py:
+            rows.append(
+                f"| {_TITLES[scenario]} | {unit} | {_f(env, 2)} | {_f(py, 2)} | {_f(py / env, 2)} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "| scenario | cost | envoy | python | Python/Envoy |",
+        "|---|---|---:|---:|---:|",
+        *rows,
+    ]
 
 
 def _f(value: float | None, digits: int) -> str:

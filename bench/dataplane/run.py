@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -40,7 +41,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results")
     args = parser.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
+    load_start = os.getloadavg()
     results = run(args, scenarios)
+    # Rates depend on what else the machine runs; CPU per request and per GB much less so.
+    results["settings"]["loadavg_start"] = list(load_start)
+    results["settings"]["loadavg_end"] = list(os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "dataplane.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "dataplane.md").write_text(report.markdown(results))
@@ -127,6 +132,8 @@ def measure(
             )
     if pid and scenario == "bulk":
         point["cpu_seconds"] = processes.cpu_seconds(pid) - before
+        gigabytes = point["gbps"] * args.seconds / 8
+        point["cpu_seconds_per_gb"] = point["cpu_seconds"] / gigabytes if gigabytes else 0.0
     time.sleep(0.5)
     return point
 
