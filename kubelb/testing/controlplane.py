@@ -49,6 +49,8 @@ _PORT_TAKEN = "address already in use"
 class ClusterSpec:
     name: str
     service_cidr: str
+    # kube-controller-manager controllers to leave out, for tests that play their part themselves.
+    disabled_controllers: tuple[str, ...] = ()
 
 
 DEFAULT_CLUSTERS = (
@@ -198,7 +200,9 @@ class ControlPlane:
         )
         kcm = self._spawn(
             f"{spec.name}/kube-controller-manager",
-            _controller_manager_argv(self._bin, cluster, pki.service_accounts[spec.name]),
+            _controller_manager_argv(
+                self._bin, cluster, pki.service_accounts[spec.name], spec.disabled_controllers
+            ),
             directory / "kube-controller-manager.log",
         )
         async with cluster.api_client() as api:
@@ -312,8 +316,13 @@ def _apiserver_argv(
 
 
 def _controller_manager_argv(
-    bin_dir: Path, cluster: cluster_mod.Cluster, sa: certs.SigningKey
+    bin_dir: Path,
+    cluster: cluster_mod.Cluster,
+    sa: certs.SigningKey,
+    disabled: tuple[str, ...] = (),
 ) -> list[str]:
+    # No kubelet runs here, so the node lifecycle controller would mark every Node Unknown.
+    controllers = ",".join(["*", "-node-lifecycle-controller", *(f"-{c}" for c in disabled)])
     return [
         str(bin_dir / "kube-controller-manager"),
         f"--kubeconfig={cluster.kubeconfig}",
@@ -322,7 +331,7 @@ def _controller_manager_argv(
         f"--service-account-private-key-file={sa.private}",
         f"--root-ca-file={cluster.ca_file}",
         f"--service-cluster-ip-range={cluster.service_cidr}",
-        "--controllers=*,-node-lifecycle-controller",
+        f"--controllers={controllers}",
         "--profiling=false",
     ]
 
