@@ -14,6 +14,10 @@ stops handing out keys, lets in-flight reconciles finish for up to `shutdown_tim
 cancels what is left, and returns to the canceller. It can be run again (e.g. after regaining
 leadership). The informers themselves run elsewhere (`Informers.run()`), usually on every
 replica. A watch may name another `cluster`; its informers then come from `clusters[name]`.
+
+With `coalesce=s`, a key named by an event waits `s` seconds before it is handed out, so a burst
+of events costs one reconcile; the first event of a burst sets the time, so a change never waits
+longer than `s` (plus the reconciles ahead of it).
 """
 
 from __future__ import annotations
@@ -69,9 +73,12 @@ class Controller:
         retry: backoff.Backoff = DEFAULT_RETRY,
         shutdown_timeout: float = 30.0,
         observer: Observer | None = None,
+        coalesce: float = 0.0,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
+        if coalesce < 0:
+            raise ValueError("coalesce must be >= 0")
         self.reconciler = reconciler
         self.name = reconciler.name
         self._workers = workers
@@ -79,6 +86,7 @@ class Controller:
         self._retry = retry
         self._shutdown_timeout = shutdown_timeout
         self._observer = observer
+        self._coalesce = coalesce
         self.queue: workqueue.WorkQueue[objects.ObjectKey] = self._new_queue()
         self.reconciles = 0  # finished reconcile calls, successful or not
         self.errors = 0  # reconcile calls that raised
@@ -208,7 +216,10 @@ class Controller:
             if change.old is not None and change.new is not None:
                 keys.update(watch.mapper(change.old))
             for key in keys:
-                self.queue.add(key)
+                if self._coalesce:
+                    self.queue.add_after(key, self._coalesce)
+                else:
+                    self.queue.add(key)
 
         source.add_handler(handle)
         return source
