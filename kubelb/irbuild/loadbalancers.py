@@ -60,6 +60,16 @@ def lb_key(lb: api_lb.LoadBalancer) -> str:
     return f"{lb.metadata.namespace or 'default'}/{lb.metadata.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """What one LoadBalancer contributes to its node's IR (see `build_load_balancer`)."""
+
+    key: str  # "namespace/name"
+    listeners: tuple[proxy.Listener, ...]
+    clusters: tuple[proxy.Cluster, ...]
+    problems: tuple[str, ...]
+
+
 def build_proxy_config(
     node_id: str,
     placed: Iterable[tuple[api_lb.LoadBalancer, Placement]],
@@ -72,16 +82,30 @@ def build_proxy_config(
     that would bind an address and port another LoadBalancer already has are dropped and reported
     against the LoadBalancer that lost, which never affects the others.
     """
+    return assemble(node_id, [build_load_balancer(lb, p, addresses) for lb, p in placed])
+
+
+def build_load_balancer(
+    lb: api_lb.LoadBalancer,
+    placement: Placement,
+    addresses: Mapping[str, api_addresses.Addresses],
+) -> Piece:
+    """One LoadBalancer's listeners, clusters and problems. It reads only the Addresses of its
+    own namespace, so a caller may keep the result while neither changes (the manager does)."""
+    listeners, clusters, problems = _build_one(lb, placement, addresses)
+    return Piece(lb_key(lb), tuple(listeners), tuple(clusters), tuple(problems))
+
+
+def assemble(node_id: str, pieces: Iterable[Piece]) -> Built:
+    """The node's IR from its LoadBalancers' pieces (any order; equal pieces, equal IR)."""
     listeners: list[proxy.Listener] = []
     clusters: dict[str, proxy.Cluster] = {}
     problems: dict[str, list[str]] = {}
-    for lb, placement in sorted(placed, key=lambda item: lb_key(item[0])):
-        key = lb_key(lb)
-        lb_listeners, lb_clusters, lb_problems = _build_one(lb, placement, addresses)
-        listeners.extend(lb_listeners)
-        for c in lb_clusters:
+    for piece in sorted(pieces, key=lambda p: p.key):
+        listeners.extend(piece.listeners)
+        for c in piece.clusters:
             clusters[c.name] = c
-        problems[key] = lb_problems
+        problems[piece.key] = list(piece.problems)
     config = proxy.drop_conflicting_listeners(
         proxy.ProxyConfig(
             node_id=node_id,

@@ -66,14 +66,23 @@ class TypeResources:
     version: str
 
     @classmethod
-    def build(cls, type_url: str, messages: Iterable[Any]) -> TypeResources:
+    def build(
+        cls, type_url: str, messages: Iterable[Any], previous: TypeResources | None = None
+    ) -> TypeResources:
+        """`previous`: resources of the same type whose packing may be reused for messages that
+        are the very same objects (a memoizing translator hands those out again)."""
         items: dict[str, Resource] = {}
+        known = previous.items if previous is not None else {}
         for message in messages:
             name = _resource_name(message)
             if name in items:
                 raise InconsistentSnapshotError(
                     f"duplicate {SHORT_NAMES.get(type_url, type_url)} name {name!r}"
                 )
+            reuse = known.get(name)
+            if reuse is not None and reuse.message is message:
+                items[name] = reuse
+                continue
             packed = any_pb2.Any()
             packed.Pack(message, deterministic=True)
             if packed.type_url != type_url:
@@ -120,23 +129,38 @@ class Snapshot:
         endpoints: Iterable[Any] = (),
         listeners: Iterable[Any] = (),
         routes: Iterable[Any] = (),
+        previous: Snapshot | None = None,
     ) -> Snapshot:
+        """`previous`: the node's last snapshot; resources given as the same message objects
+        keep their packing and digest instead of being serialized and hashed again."""
+
+        def typed(type_url: str, messages: Iterable[Any]) -> TypeResources:
+            before = previous.types.get(type_url) if previous is not None else None
+            return TypeResources.build(type_url, messages, before)
+
         by_type = {
-            CLUSTER: TypeResources.build(CLUSTER, clusters),
-            ENDPOINT: TypeResources.build(ENDPOINT, endpoints),
-            LISTENER: TypeResources.build(LISTENER, listeners),
-            ROUTE: TypeResources.build(ROUTE, routes),
+            CLUSTER: typed(CLUSTER, clusters),
+            ENDPOINT: typed(ENDPOINT, endpoints),
+            LISTENER: typed(LISTENER, listeners),
+            ROUTE: typed(ROUTE, routes),
         }
         return cls(types=MappingProxyType(by_type))
 
     @classmethod
-    def from_resources(cls, resources: translate.Resources, routes: Iterable[Any] = ()) -> Snapshot:
+    def from_resources(
+        cls,
+        resources: translate.Resources,
+        routes: Iterable[Any] = (),
+        *,
+        previous: Snapshot | None = None,
+    ) -> Snapshot:
         """The usual entry point: `Snapshot.from_resources(translate.translate(config))`."""
         return cls.build(
             clusters=resources.clusters,
             endpoints=resources.endpoints,
             listeners=resources.listeners,
             routes=routes,
+            previous=previous,
         )
 
     def __getitem__(self, type_url: str) -> TypeResources:

@@ -160,3 +160,17 @@ def test_allocated_listen_ports_and_conflicts_reported_against_the_loser():
     assert "conflicts with another LoadBalancer" in built.problems["demo/b"][0]
     allocated = build(a, listen_ports={("p", "TCP"): 12345}, address="0.0.0.0")
     assert allocated.config.listeners[0].port == 12345
+
+
+def test_pieces_assembled_in_any_order_equal_the_whole_build():
+    endpoints = [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"name": "p", "port": 30080}]}]
+    web = make_lb("web", ports=[{"name": "p", "port": 80}], endpoints=endpoints)
+    api = make_lb("api", ports=[{"name": "p", "port": 80}], endpoints=endpoints)
+    placement = irbuild.Placement(address="127.0.0.1")
+    whole = build(web, api)
+    pieces = [irbuild.build_load_balancer(lb, placement, {}) for lb in (web, api)]
+    assembled = irbuild.assemble("node", reversed(pieces))
+    assert assembled == whole
+    # Both bind 127.0.0.1:80: the loser is reported whichever order the pieces come in.
+    assert assembled.problems["demo/web"]
+    assert assembled.config.dropped_listeners == whole.config.dropped_listeners

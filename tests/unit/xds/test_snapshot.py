@@ -101,3 +101,23 @@ def test_push_order_is_make_before_break():
         snapshot.LISTENER,
         snapshot.ROUTE,
     )
+
+
+def test_previous_packing_is_reused_only_for_the_very_same_message():
+    kept, changed = protos.eds_cluster("a"), protos.eds_cluster("b")
+    before = snapshot.Snapshot.build(clusters=[kept, changed])
+    changed_again = protos.eds_cluster("b", timeout=9)
+    after = snapshot.Snapshot.build(clusters=[kept, changed_again], previous=before)
+    clusters_before, clusters_after = before[snapshot.CLUSTER], after[snapshot.CLUSTER]
+    assert clusters_after.items["a"] is clusters_before.items["a"]
+    assert clusters_after.items["b"].message is changed_again
+    assert clusters_after.items["b"].digest != clusters_before.items["b"].digest
+    # An equal message that is another object is packed again, and versions never depend on
+    # whether packing was reused.
+    fresh = snapshot.Snapshot.build(clusters=[protos.eds_cluster("a"), changed_again])
+    assert after.versions == fresh.versions
+    again = snapshot.Snapshot.build(clusters=[protos.eds_cluster("a")], previous=after)
+    assert again[snapshot.CLUSTER].items["a"] is not clusters_after.items["a"]
+    assert again.version(snapshot.CLUSTER) == snapshot.Snapshot.build(
+        clusters=[protos.eds_cluster("a")]
+    ).version(snapshot.CLUSTER)

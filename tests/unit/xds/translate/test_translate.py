@@ -96,3 +96,37 @@ def test_render_uses_camel_case_type_urls_and_omits_empty_kinds() -> None:
 def test_render_json_dicts_lists_every_kind() -> None:
     dicts = render.to_json_dicts(translate.translate(tcp_config("10.0.0.1")))
     assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1]
+
+
+def two_listener_config(second_endpoint: str) -> proxy.ProxyConfig:
+    def listener(name: str, port: int) -> proxy.Listener:
+        return proxy.Listener(name=name, address="127.0.0.1", port=port,
+                              protocol=proxy.Protocol.TCP, clusters=(name,))  # fmt: skip
+
+    def cluster(name: str, address: str) -> proxy.Cluster:
+        return proxy.Cluster(name=name, protocol=proxy.Protocol.TCP,
+                             endpoints=(proxy.Endpoint(address=address, port=80),))  # fmt: skip
+
+    return proxy.ProxyConfig(
+        node_id="n",
+        listeners=(listener("a", 8080), listener("b", 8081)),
+        clusters=(cluster("a", "10.0.0.1"), cluster("b", second_endpoint)),
+    )
+
+
+def serialized(resources: translate.Resources) -> list[bytes]:
+    every = (*resources.listeners, *resources.clusters, *resources.endpoints)
+    return [m.SerializeToString(deterministic=True) for m in every]
+
+
+def test_unchanged_resources_are_the_same_objects_and_output_equals_a_cold_translation():
+    before = translate.translate(two_listener_config("10.0.0.2"))
+    after = translate.translate(two_listener_config("10.0.0.3"))
+    assert after.listeners[0] is before.listeners[0]
+    assert after.clusters[0] is before.clusters[0]
+    assert after.endpoints[0] is before.endpoints[0]
+    assert after.endpoints[1] is not before.endpoints[1]
+    translate.clear_cache()
+    cold = translate.translate(two_listener_config("10.0.0.3"))
+    assert cold.listeners[0] is not before.listeners[0]
+    assert serialized(cold) == serialized(after)
