@@ -33,6 +33,7 @@ from kubelb.kube import (
     informer,
     kubeconfig,
     leader,
+    objects,
     resources,
     watches,
     writer as kwriter,
@@ -46,6 +47,13 @@ logger = logging.getLogger(__name__)
 
 LEASE_NAME = "19f32e7b.kubelb.k8c.io"
 FIELD_MANAGER = "kubelb-manager"
+# A tenant's snapshot is rebuilt this long after the first change of a burst: 1,000 LoadBalancers
+# created at once cost a few rebuilds per tenant instead of one per write, and a lone change
+# waits no more than this.
+SNAPSHOT_COALESCE = 0.1
+# Process deployer: how long a new LoadBalancer waits for the pool's address before it is reported
+# NoAddress (the pool's write usually reconciles it sooner).
+ADDRESS_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +74,9 @@ class Settings:
     envoy_xds_port: int | None = None  # default: the --listen-address port
     envoy_drain_seconds: float = 5.0
     state_dir: Path = Path(tempfile.gettempdir()) / "kubelb-manager"
-    workers: int = 4
+    # Reconciles mostly wait for the API server: 16 in flight keep up with a burst of creates
+    # (1,000 LoadBalancers) where 4 left the manager waiting on round trips.
+    workers: int = 16
     debug: bool = False
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
 
@@ -148,7 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=d.workers,
-        help="concurrent LoadBalancer reconciles (default: 4)",
+        help=f"concurrent LoadBalancer reconciles (default: {d.workers})",
     )
     add(
         "--tenant-api-server",
@@ -258,7 +268,8 @@ class Manager:
         self.metrics = server.HTTPServer("metrics", settings.metrics_addr,
                                          server.metrics_routes())  # fmt: skip
         self.xds_port = 0
-        self.snapshot_controller = controller.Controller(self.snapshots, self.informers)
+        self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
+                                                         coalesce=SNAPSHOT_COALESCE)  # fmt: skip
         self.lb_controller = controller.Controller(
             self.lbs, self.informers, workers=settings.workers, observer=loadbalancers.observe
         )
@@ -281,11 +292,16 @@ class Manager:
                                   drain_seconds=s.envoy_drain_seconds)  # fmt: skip
         self.process_workloads = manager_dataplane.ProcessWorkloads(envoys, spec)
         self.addresses = process.ProcessAddresses(self.inputs, self.writer, s.address_pool)
+        self.addresses.on_unplaced = self._reconcile_lb
         self.lbs = loadbalancers.LoadBalancerReconciler(
             self.inputs, self.writer, envoy_ready=self.process_workloads.ready,
             address_problem=self.addresses.problem, not_ready_requeue=1.0,
+            address_wait=ADDRESS_WAIT, node_ports=False,
         )  # fmt: skip
         self.proxies = proxies.ProxyReconciler(self.inputs, self.process_workloads)
+
+    def _reconcile_lb(self, key: objects.ObjectKey) -> None:
+        self.lb_controller.enqueue(key)
 
     def _build_kubernetes_mode(self) -> None:
         s = self.settings

@@ -32,7 +32,9 @@ class SnapshotPublisher:
         node = config.node_id
         started = time.perf_counter()
         try:
-            snap = snapshot.Snapshot.from_resources(translate.translate(config))
+            snap = snapshot.Snapshot.from_resources(
+                translate.translate(config), previous=self.cache.get_snapshot(node)
+            )
             changed = self.cache.set_snapshot(node, snap)
         except ValueError as exc:
             logger.error("tenant %s: cannot translate the configuration, keeping the last good "

@@ -3,8 +3,11 @@
 Input: a `kube.informer.Informers` and the manager's namespace. Output: `Inputs`, which holds the
 informers (tenant namespaces, LoadBalancers, Addresses, Tenants, Config, management Services) and
 answers the questions every reconciler asks: is this namespace a tenant's, what are the tenant's
-effective settings, which LoadBalancers live there, parsed. Parsing goes through a cache keyed by
-(uid, resourceVersion), so a tenant of 100 LoadBalancers is not re-validated on every event.
+effective settings, which LoadBalancers live there, parsed. Parsing goes through a cache holding
+the model of each object's current resourceVersion (one entry per object, dropped when the
+object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event, and a
+`lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
+namespace are known without listing or parsing it.
 
 Invalid objects never stop anything: an invalid LoadBalancer is reported to its own reconciler
 (`ParsedLB.error`); an invalid Config or Tenant is logged, naming the object and the fields, and
@@ -29,7 +32,7 @@ from kubelb.api import (
     tenant as api_tenant,
 )
 from kubelb.kube import informer, objects, resources, watches
-from kubelb.manager import settings
+from kubelb.manager import lbindex, settings
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,10 @@ class Inputs:
         self.tenants = informers.get(resources.TENANTS)
         self.configs = informers.get(resources.CONFIGS, namespace=namespace)
         self.services = informers.get(resources.SERVICES, label_selector=SERVICE_SELECTOR)
-        self._parsed: dict[tuple[str, str, str], object] = {}
+        # (kind, uid) -> (resourceVersion, model or validation error)
+        self._parsed: dict[tuple[str, str], tuple[str, object]] = {}
+        self.lb_index = lbindex.LoadBalancerIndex(lambda raw: self.load_balancer(raw).model)
+        self.load_balancers.add_handler(self._load_balancer_changed)
 
     # --- watches other reconcilers declare on these informers ---
     def watch_namespaces(self, mapper: watches.Mapper = watches.own_key) -> watches.Watch:
@@ -126,9 +132,8 @@ class Inputs:
         return [self.load_balancer(raw) for raw in raws]
 
     def live_load_balancers_in(self, namespace: str) -> list[api_lb.LoadBalancer]:
-        """The valid LoadBalancers of the namespace that are not being deleted."""
-        return [p.model for p in self.load_balancers_in(namespace)
-                if p.model is not None and not objects.is_deleting(p.raw)]  # fmt: skip
+        """The valid LoadBalancers of the namespace that are not being deleted, by name."""
+        return self.lb_index.live(namespace)
 
     def addresses_in(self, namespace: str) -> dict[str, api_addresses.Addresses]:
         """Valid Addresses objects keyed "namespace/name" (irbuild's form)."""
@@ -156,29 +161,37 @@ class Inputs:
         return [key for key in self.load_balancers.store if self.managed(key.namespace)]
 
     # --- parsing with a cache ---
+    def _load_balancer_changed(self, change: informer.Change) -> None:
+        if change.new is None:
+            self._parsed.pop(_parse_key(api_lb.LoadBalancer, change.obj), None)
+        self.lb_index.update(objects.key_of(change.obj), change.new)
+
     def _parse(self, cls: type[T], raw: objects.RawObject, *, log: bool = False) -> T | str:
-        key = (
-            cls.KIND,
-            objects.uid(raw) or str(objects.key_of(raw)),
-            objects.resource_version(raw),
-        )
-        hit = self._parsed.get(key)
-        if hit is None:
-            try:
-                hit = registry.parse_as(cls, raw)
-            except api_errors.APIValidationError as exc:
-                hit = str(exc)
-                if log:  # once per object version, not on every read
-                    logger.error("%s %s is invalid and is ignored: %s", cls.KIND,
-                                 objects.key_of(raw), hit)  # fmt: skip
-            if len(self._parsed) >= _CACHE_LIMIT:
-                self._parsed.clear()  # crude, but bounded; entries are rebuilt on demand
-            self._parsed[key] = hit
-        return hit  # type: ignore[return-value]
+        key = _parse_key(cls, raw)
+        version = objects.resource_version(raw)
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]  # type: ignore[return-value]
+        hit: T | str
+        try:
+            hit = registry.parse_as(cls, raw)
+        except api_errors.APIValidationError as exc:
+            hit = str(exc)
+            if log:  # once per object version, not on every read
+                logger.error("%s %s is invalid and is ignored: %s", cls.KIND,
+                             objects.key_of(raw), hit)  # fmt: skip
+        if cached is None and len(self._parsed) >= _CACHE_LIMIT:
+            self._parsed.clear()  # objects deleted unseen; entries are rebuilt on demand
+        self._parsed[key] = (version, hit)
+        return hit
 
     def _parse_or_log(self, cls: type[T], raw: objects.RawObject) -> T | None:
         parsed = self._parse(cls, raw, log=True)
         return None if isinstance(parsed, str) else parsed
+
+
+def _parse_key(cls: type[meta.KubeObject], raw: objects.RawObject) -> tuple[str, str]:
+    return (cls.KIND, objects.uid(raw) or str(objects.key_of(raw)))
 
 
 def tenant_key(namespace: str) -> objects.ObjectKey:

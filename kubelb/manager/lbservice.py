@@ -40,9 +40,13 @@ def desired_service(
     listen_ports: Mapping[irbuild.PortKey, int],
     effective: settings.Effective,
     live: Mapping[str, Any] | None,
+    *,
+    node_ports: bool = True,
 ) -> dict[str, Any]:
     """The Service as it should be; third-party annotations and allocated nodePorts on `live`
-    are kept, so another controller's work on the Service is never undone."""
+    are kept, so another controller's work on the Service is never undone. `node_ports=False`
+    asks for no NodePorts on a LoadBalancer Service (the process deployer: nothing routes
+    through nodes, and each Service would hold NodePorts from a cluster-wide range of ~2,700)."""
     namespace = lb.metadata.namespace or ""
     live_meta = (live or {}).get("metadata", {})
     live_spec = (live or {}).get("spec", {})
@@ -74,6 +78,8 @@ def desired_service(
     }
     if lb.spec.external_traffic_policy and lb.spec.type in ("LoadBalancer", "NodePort"):
         spec["externalTrafficPolicy"] = str(lb.spec.external_traffic_policy)
+    if not node_ports and lb.spec.type == "LoadBalancer":
+        spec["allocateLoadBalancerNodePorts"] = False
     if effective.load_balancer_class and lb.spec.type == "LoadBalancer":
         spec["loadBalancerClass"] = effective.load_balancer_class
     lb_labels = lb.metadata.labels or {}

@@ -10,6 +10,11 @@ reason says why it is pending: InvalidSpec, AddressesNotFound, NoAddress (or the
 pool's PortConflict / AddressPoolExhausted in process mode), EnvoyNotReady, TenantDisabled,
 ConfigDisabled; Reconciled when served.
 
+With the process deployer's address pool (`address_wait`), a LoadBalancer whose Service was
+just created is not reported NoAddress at once: the pool's status write reconciles it again
+within moments, so its first status is usually the final one (one API write fewer per
+LoadBalancer in a burst); a requeue reports NoAddress if the address is slow after all.
+
 Ports are allocated per tenant namespace, deterministically and from what the statuses record
 (`kubelb.manager.ports`), so a restart changes nothing (KubeLB #409). Every write is skipped when
 the live object already says the same. Deleting a LoadBalancer, or disabling load balancing for
@@ -107,6 +112,8 @@ class LoadBalancerReconciler:
         envoy_ready: EnvoyReady | None = None,
         address_problem: AddressProblem | None = None,
         not_ready_requeue: float | None = None,
+        address_wait: float | None = None,
+        node_ports: bool = True,
         extra_watches: Sequence[watches.Watch] = (),
     ) -> None:
         self.inputs = inputs
@@ -114,6 +121,8 @@ class LoadBalancerReconciler:
         self.envoy_ready = envoy_ready
         self.address_problem = address_problem
         self.not_ready_requeue = not_ready_requeue
+        self.address_wait = address_wait
+        self.node_ports = node_ports
         self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
                                      predicate=watches.spec_changed)  # fmt: skip
         service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
@@ -159,8 +168,14 @@ class LoadBalancerReconciler:
                                                       legacy)).obj or raw  # fmt: skip
         listen = self._allocate(lb)
         effective = self.inputs.effective(key.namespace)
-        service = await self._ensure_service(raw, lb, listen, effective)
+        service, created = await self._ensure_service(raw, lb, listen, effective)
         result = self._verdict(lb, listen, service)
+        if created and self.address_wait and result.reason == conditions.NO_ADDRESS:
+            # The manager's own pool places a Service it has just seen within moments, and its
+            # status write reconciles this LB again: a NoAddress now would be overwritten at
+            # once. The requeue reports NoAddress if the address is slow after all.
+            self._count_namespace(key.namespace)
+            return controller.Result(requeue_after=self.address_wait)
         load_balancer = (service.get("status") or {}).get("loadBalancer") or {}
         status_ports = lbservice.desired_status_service_ports(lb, listen)
         await self._write_status(raw, result, load_balancer=load_balancer, ports=status_ports)
@@ -172,6 +187,17 @@ class LoadBalancerReconciler:
     # --- steps ---
     def _allocate(self, lb: api_lb.LoadBalancer) -> ListenPorts:
         """Allocate for the whole tenant; return this LoadBalancer's listener ports."""
+        mine = self.inputs.lb_index.keeps_recorded(lb)
+        if mine is None:
+            mine = self._allocate_all(lb)
+        self._ports_by_namespace[lb.namespace] = self.inputs.lb_index.held(lb.namespace)
+        manager_metrics.ALLOCATED_PORTS.set(sum(n for n, _ in self._ports_by_namespace.values()))
+        manager_metrics.ALLOCATOR_ENDPOINTS.set(
+            sum(n for _, n in self._ports_by_namespace.values())
+        )
+        return mine
+
+    def _allocate_all(self, lb: api_lb.LoadBalancer) -> ListenPorts:
         lbs = self.inputs.live_load_balancers_in(lb.namespace)
         if all(other.name != lb.name for other in lbs):
             lbs.append(lb)
@@ -185,12 +211,6 @@ class LoadBalancerReconciler:
                            "LoadBalancer's and were moved", lb.namespace, lb.name,
                            moved)  # fmt: skip
             manager_metrics.COLLISIONS_HEALED.inc(moved)
-        held = [p for p in allocation.ports.values() if p]
-        self._ports_by_namespace[lb.namespace] = (sum(len(p) for p in held), len(held))
-        manager_metrics.ALLOCATED_PORTS.set(sum(n for n, _ in self._ports_by_namespace.values()))
-        manager_metrics.ALLOCATOR_ENDPOINTS.set(
-            sum(n for _, n in self._ports_by_namespace.values())
-        )
         return mine
 
     async def _ensure_service(
@@ -199,18 +219,20 @@ class LoadBalancerReconciler:
         lb: api_lb.LoadBalancer,
         listen: ListenPorts,
         effective: settings.Effective,
-    ) -> objects.RawObject:
+    ) -> tuple[objects.RawObject, bool]:
+        """The Service after the write, and whether it was created just now."""
         name = lbservice.service_name(lb.name)
         live = self.inputs.service(lb.namespace, name)
         # Applied without the live object's extras: server-side apply keeps other managers'
         # annotations and allocated nodePorts, and drops annotations we no longer propagate.
-        desired = lbservice.desired_service(lb, listen, effective, None)
+        desired = lbservice.desired_service(lb, listen, effective, None,
+                                            node_ports=self.node_ports)  # fmt: skip
         desired["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if written.changed:
             logger.info("LoadBalancer %s/%s: Service %s %s", lb.namespace, lb.name, name,
                         "updated" if live is not None else "created")  # fmt: skip
-        return written.obj or desired
+        return written.obj or desired, written.changed and live is None
 
     def _verdict(
         self, lb: api_lb.LoadBalancer, listen: ListenPorts, service: objects.RawObject
@@ -281,7 +303,7 @@ class LoadBalancerReconciler:
         self._count_namespace(objects.namespace(raw))
 
     def _count_namespace(self, namespace: str) -> None:
-        count = len(self.inputs.live_load_balancers_in(namespace))
+        count = self.inputs.lb_index.count(namespace)
         if self.inputs.disabled_reason(namespace) is not None:
             count = 0
         manager_metrics.LOAD_BALANCERS.labels(

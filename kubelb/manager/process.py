@@ -7,10 +7,12 @@ gets an address from `--address-pool` where all its (port, protocol) pairs are f
 tenant (`kubelb.placement.pool.assign`), since all tenants' Envoys share this host. The
 assignment is sticky and recovered from those statuses after a restart (MetalLB #2443); a
 Service that cannot be placed keeps no address, and `problem()` tells the LoadBalancer
-controller why (PortConflict, AddressPoolExhausted).
+controller why (PortConflict, AddressPoolExhausted); `on_unplaced` asks it to look again when
+that answer changes, since no Service write announces it.
 
 One global pass per burst of changes (an event sets a flag; the loop coalesces), plus a periodic
-resync. A failed write is retried with a capped backoff.
+resync; a pass writes the statuses that changed concurrently (at most `WRITE_CONCURRENCY` at a
+time). A failed write is retried with a capped backoff.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubelb.kube import backoff, errors, informer, objects, resources, writer as kwriter
@@ -28,6 +30,7 @@ from kubelb.placement import pool
 logger = logging.getLogger(__name__)
 
 RETRY = backoff.Backoff(initial=0.2, cap=30.0)
+WRITE_CONCURRENCY = 16
 
 
 def service_ips(service: objects.RawObject) -> list[str]:
@@ -63,6 +66,8 @@ class ProcessAddresses:
         self.passes = 0
         self._dirty = asyncio.Event()
         self._written: dict[str, str | None] = {}  # ours, until the cache shows it
+        # Called with the LoadBalancer key of a Service whose `problem()` changed.
+        self.on_unplaced: Callable[[objects.ObjectKey], None] | None = None
         inputs.services.add_handler(self._changed)
         inputs.namespaces.add_handler(self._changed)
 
@@ -106,20 +111,36 @@ class ProcessAddresses:
             if known:
                 previous[key] = known
         result = pool.assign(self.pool, {k: needs_of(s) for k, s in services.items()}, previous)
-        self.unplaced = dict(result.unplaced)
+        before, self.unplaced = self.unplaced, dict(result.unplaced)
+        self._tell_owners(services, before)
         for key in list(self._written):
             if key not in services:
                 del self._written[key]
-        for key, svc in sorted(services.items()):
-            await self._write(key, svc, result.addresses.get(key))
+        writes = [(k, s, result.addresses.get(k)) for k, s in sorted(services.items())]
+        pending = [w for w in writes if self._needs_write(*w)]
+        if not pending:
+            return
+        # Concurrently: a burst of new Services waits for one round trip, not one per Service.
+        gate = asyncio.Semaphore(WRITE_CONCURRENCY)
 
-    async def _write(self, key: str, svc: objects.RawObject, address: str | None) -> None:
+        async def write(key: str, svc: objects.RawObject, address: str | None) -> None:
+            async with gate:
+                await self._write(key, svc, address)
+
+        outcomes = await asyncio.gather(*(write(*w) for w in pending), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _needs_write(self, key: str, svc: objects.RawObject, address: str | None) -> bool:
         wanted = [address] if address else []
         if service_ips(svc) == wanted:
             self._written.pop(key, None)  # the cache caught up
-            return
-        if self._written.get(key, "unset") == address:
-            return  # written already; the informer has not delivered it yet
+            return False
+        return self._written.get(key, "unset") != address  # else written, not yet delivered
+
+    async def _write(self, key: str, svc: objects.RawObject, address: str | None) -> None:
+        wanted = [address] if address else []
 
         def mutate(status: dict[str, Any]) -> dict[str, Any]:
             if service_ips({"status": status}) == wanted:
@@ -139,6 +160,21 @@ class ProcessAddresses:
             why = self.unplaced.get(key)
             logger.warning("Service %s: no address from the pool: %s", key,
                            why.message if why else "not placed")  # fmt: skip
+
+    def _tell_owners(
+        self, services: dict[str, objects.RawObject], before: dict[str, pool.Unplaced]
+    ) -> None:
+        """A reason to report appeared, changed or went away: no Service write will say so,
+        so the LoadBalancers concerned are reconciled through `on_unplaced`."""
+        if self.on_unplaced is None:
+            return
+        for key in before.keys() | self.unplaced.keys():
+            svc = services.get(key)
+            if svc is None or before.get(key) == self.unplaced.get(key):
+                continue
+            lb_name = objects.labels(svc).get(common.SERVICE_SELECTOR)
+            if lb_name:
+                self.on_unplaced(objects.ObjectKey(objects.namespace(svc), lb_name))
 
     def _changed(self, change: informer.Change) -> None:
         self._dirty.set()

@@ -112,3 +112,15 @@ def test_status_ports_pair_by_name_and_round_trip_as_recorded_ports():
         update={"status": api_lb.LoadBalancerStatus.model_validate({"service": {"ports": ports}})}
     )
     assert lbservice.recorded_ports(with_status) == ALLOCATED
+
+
+def test_node_ports_can_be_declined_for_load_balancer_services_only():
+    eff = settings.effective(None, None)
+    default = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
+    assert "allocateLoadBalancerNodePorts" not in default["spec"]
+    declined = lbservice.desired_service(make_lb(), ALLOCATED, eff, None, node_ports=False)
+    assert declined["spec"]["allocateLoadBalancerNodePorts"] is False
+    cluster_ip = lbservice.desired_service(
+        make_lb(type="ClusterIP"), ALLOCATED, eff, None, node_ports=False
+    )
+    assert "allocateLoadBalancerNodePorts" not in cluster_ip["spec"]
