@@ -46,7 +46,10 @@ class WorkQueue(Generic[K]):
         self._waiting: dict[K, float] = {}  # key -> loop time it is due
         self._heap: list[tuple[float, int, K]] = []
         self._seq = 0
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop's call_at returns a plain Handle (no when()) for a time already past: keep
+        # the due time ourselves.
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -146,10 +149,11 @@ class WorkQueue(Generic[K]):
             return
         due = heap[0][0]
         if self._timer is not None:
-            if self._timer.when() == due:
+            if self._timer_due == due:
                 return
             self._timer.cancel()
         self._timer = loop.call_at(due, self._fire, loop)
+        self._timer_due = due
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None

@@ -129,3 +129,21 @@ async def test_wait_idle_waits_for_keys_in_flight():
     assert not idle.done()
     q.done(key)
     await asyncio.wait_for(idle, DEADLINE)
+
+
+def test_schedules_on_uvloop_when_a_timer_is_already_due():
+    """uvloop's call_at answers a time already past with a plain Handle (no `when()`): a second
+    schedule while that one is pending used to crash the caller (the manager's workers)."""
+    import uvloop
+
+    async def scenario() -> list[str]:
+        q: workqueue.WorkQueue[str] = workqueue.WorkQueue()
+        q.add_after("due", 1e-12)  # past by the time call_at runs
+        q.add_after("later", 0.05)
+        q.add_after("sooner", 0.01)
+        got = [await asyncio.wait_for(q.get(), DEADLINE) for _ in range(3)]
+        q.shut_down()
+        return got
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(scenario()) == ["due", "sooner", "later"]
