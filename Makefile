@@ -54,6 +54,7 @@ cluster: $(STAMP) controlplane ## Run management and tenant API servers (kubecon
 
 bench: $(STAMP) ## Data-plane and control-plane benchmarks (results in bench/results/)
 	$(BIN)/pip install --quiet -e '.[bench]'
+	@bash hack/bench-tools.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the venv and caches (not the control-plane binaries)
