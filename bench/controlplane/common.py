@@ -85,6 +85,12 @@ class ManagerProcess:
         hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
         return rss / 1024, hwm / 1024
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the manager process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     async def stop(self) -> None:
         if self.process is None or self.process.returncode is not None:
             return
