@@ -296,7 +296,7 @@ class Manager:
         self.lbs = loadbalancers.LoadBalancerReconciler(
             self.inputs, self.writer, envoy_ready=self.process_workloads.ready,
             address_problem=self.addresses.problem, not_ready_requeue=1.0,
-            address_wait=ADDRESS_WAIT, node_ports=False,
+            address_wait=ADDRESS_WAIT, node_ports=False, selector=False,
         )  # fmt: skip
         self.proxies = proxies.ProxyReconciler(self.inputs, self.process_workloads)
 

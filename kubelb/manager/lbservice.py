@@ -42,11 +42,16 @@ def desired_service(
     live: Mapping[str, Any] | None,
     *,
     node_ports: bool = True,
+    selector: bool = True,
 ) -> dict[str, Any]:
     """The Service as it should be; third-party annotations and allocated nodePorts on `live`
     are kept, so another controller's work on the Service is never undone. `node_ports=False`
     asks for no NodePorts on a LoadBalancer Service (the process deployer: nothing routes
-    through nodes, and each Service would hold NodePorts from a cluster-wide range of ~2,700)."""
+    through nodes, and each Service would hold NodePorts from a cluster-wide range of ~2,700).
+    `selector=False` sets `spec.selector` to None (the process deployer: no Envoy pods to
+    select, and a selector makes kube-controller-manager write an Endpoints and an
+    EndpointSlice per Service); None rather than absent, so that a Service which still has
+    the selector differs from the desired one and is updated (the apply then drops it)."""
     namespace = lb.metadata.namespace or ""
     live_meta = (live or {}).get("metadata", {})
     live_spec = (live or {}).get("spec", {})
@@ -73,7 +78,7 @@ def desired_service(
         ports.append(entry)
     spec: dict[str, Any] = {
         "type": lb.spec.type,
-        "selector": envoy_selector(namespace),
+        "selector": envoy_selector(namespace) if selector else None,
         "ports": sorted(ports, key=lambda p: (p["name"], p["protocol"])),
     }
     if lb.spec.external_traffic_policy and lb.spec.type in ("LoadBalancer", "NodePort"):

@@ -4,11 +4,11 @@ Reads: LoadBalancers in tenant namespaces (labelled managed-by=kubelb), the tena
 Tenant and Config, and the management Services `envoy-<lb>` (their status carries the external
 address). Writes: the finalizer `kubelb.k8c.io/cleanup`, Service `envoy-<lb>` (owned by the
 LoadBalancer; targetPort = the allocated Envoy listener port, selector = the tenant's Envoy
-pods), and the LoadBalancer's status: `service.ports` (the persisted port allocation, with
-`upstreamTargetPort`), `loadBalancer` copied from the Service, and a `Ready` condition whose
-reason says why it is pending: InvalidSpec, AddressesNotFound, NoAddress (or the address
-pool's PortConflict / AddressPoolExhausted in process mode), EnvoyNotReady, TenantDisabled,
-ConfigDisabled; Reconciled when served.
+pods, none with the process deployer), and the LoadBalancer's status: `service.ports` (the
+persisted port allocation, with `upstreamTargetPort`), `loadBalancer` copied from the
+Service, and a `Ready` condition whose reason says why it is pending: InvalidSpec,
+AddressesNotFound, NoAddress (or the address pool's PortConflict / AddressPoolExhausted in
+process mode), EnvoyNotReady, TenantDisabled, ConfigDisabled; Reconciled when served.
 
 With the process deployer's address pool (`address_wait`), a LoadBalancer whose Service was
 just created is not reported NoAddress at once: the pool's status write reconciles it again
@@ -114,6 +114,7 @@ class LoadBalancerReconciler:
         not_ready_requeue: float | None = None,
         address_wait: float | None = None,
         node_ports: bool = True,
+        selector: bool = True,
         extra_watches: Sequence[watches.Watch] = (),
     ) -> None:
         self.inputs = inputs
@@ -123,6 +124,7 @@ class LoadBalancerReconciler:
         self.not_ready_requeue = not_ready_requeue
         self.address_wait = address_wait
         self.node_ports = node_ports
+        self.selector = selector
         self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
                                      predicate=watches.spec_changed)  # fmt: skip
         service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
@@ -226,7 +228,8 @@ class LoadBalancerReconciler:
         # Applied without the live object's extras: server-side apply keeps other managers'
         # annotations and allocated nodePorts, and drops annotations we no longer propagate.
         desired = lbservice.desired_service(lb, listen, effective, None,
-                                            node_ports=self.node_ports)  # fmt: skip
+                                            node_ports=self.node_ports,
+                                            selector=self.selector)  # fmt: skip
         desired["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if written.changed:

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from kubelb.kube import resources
+from kubelb.api import loadbalancer as api_lb
+from kubelb.app import manager as app_manager
+from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.kube import client, objects, resources
+from kubelb.manager import lbservice, settings as lb_settings
 from tests.integration.manager.helpers import (
     addresses,
     echo_server,
@@ -108,6 +112,58 @@ async def test_pool_conflict_is_reported(kube, tenants, managers, manager_settin
             return ingress_ips(await get(kube, resources.LOAD_BALANCERS, second, "b"))
 
         assert await eventually(second_placed, what="second LB placed") == [POOL_ADDRESS]
+
+
+async def test_selector_of_an_earlier_manager_is_dropped_once(
+    kube, management_api, tenants, managers, manager_settings
+):
+    """A Service that an earlier manager created with the Envoy pod selector (which makes
+    kube-controller-manager write an Endpoints and an EndpointSlice per Service, for pods that
+    never exist in process mode) loses the selector in one update and keeps serving."""
+    ns = await tenants()
+    node_port, lb_port = free_port(NODE_ADDRESS), free_port(POOL_ADDRESS)
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    raw = await kube.create(resources.LOAD_BALANCERS,
+                            load_balancer("web", ports=[("http", lb_port, node_port)]),
+                            namespace=ns)  # fmt: skip
+    lb = api_lb.LoadBalancer.model_validate(raw)
+    effective = lb_settings.effective(None, None)
+    listen = {irbuild.port_key(port): 10000 for port in lb.spec.ports}
+    old = lbservice.desired_service(lb, listen, effective, None, node_ports=False)
+    assert old["spec"]["selector"] == lbservice.envoy_selector(ns)
+    old["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
+    earlier = client.Client(management_api, field_manager=app_manager.FIELD_MANAGER)
+    await earlier.apply(resources.SERVICES, old)
+
+    async def slices():
+        found = await kube.list(resources.ENDPOINT_SLICES, namespace=ns,
+                                label_selector="kubernetes.io/service-name=envoy-web")  # fmt: skip
+        return found.items
+
+    await eventually(slices, what="kube-controller-manager's EndpointSlice for the selector")
+    process = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,)}
+    async with (
+        echo_server(NODE_ADDRESS, node_port, b"node:"),
+        managers(manager_settings, **process) as manager,
+    ):
+
+        async def served():
+            condition = ready(await get(kube, resources.LOAD_BALANCERS, ns, "web"))
+            return condition and condition["status"] == "True"
+
+        await eventually(served, what="LoadBalancer Ready")
+        answer = await eventually(lambda: exchange(POOL_ADDRESS, lb_port, b"hello"),
+                                  what="traffic through Envoy")  # fmt: skip
+        assert answer == b"node:hello"
+        svc = await get(kube, resources.SERVICES, ns, "envoy-web")
+        assert "selector" not in svc["spec"]
+
+        # Settled: reconciling again writes nothing (the Service and the status are skipped).
+        writes, skipped = manager.writer.writes, manager.writer.skipped
+        manager.lb_controller.enqueue(objects.ObjectKey(ns, "web"))
+        await eventually(lambda: _async(manager.writer.skipped >= skipped + 2),
+                         what="the reconcile that writes nothing")  # fmt: skip
+        assert manager.writer.writes == writes
 
 
 async def _gone(kube, ns):

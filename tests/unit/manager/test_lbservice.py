@@ -1,4 +1,5 @@
 from kubelb.api import loadbalancer as api_lb, tenant as api_tenant
+from kubelb.kube import writer
 from kubelb.manager import lbservice, settings
 
 TENANT_NS = "tenant-a"
@@ -124,3 +125,18 @@ def test_node_ports_can_be_declined_for_load_balancer_services_only():
         make_lb(type="ClusterIP"), ALLOCATED, eff, None, node_ports=False
     )
     assert "allocateLoadBalancerNodePorts" not in cluster_ip["spec"]
+
+
+def test_no_selector_differs_from_a_live_selector_only():
+    eff = settings.effective(None, None)
+    desired = lbservice.desired_service(make_lb(), ALLOCATED, eff, None, selector=False)
+    assert desired["spec"]["selector"] is None
+    with_selector = {"metadata": desired["metadata"], "spec": {
+        **desired["spec"], "selector": lbservice.envoy_selector(TENANT_NS)}}  # fmt: skip
+    without = {"metadata": desired["metadata"],
+               "spec": {k: v for k, v in desired["spec"].items() if k != "selector"}}  # fmt: skip
+    assert lbservice.service_needs_update(desired, with_selector)
+    assert not lbservice.service_needs_update(desired, without)
+    # The writer's comparison agrees: the stale selector is written away, its absence is kept.
+    assert not writer.covers(with_selector, desired)
+    assert writer.covers(without, desired)
