@@ -112,6 +112,29 @@ def metric_sum(text: str, name: str) -> float:
     return total
 
 
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE"})
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+async def api_writes(kube: client.Client) -> dict[str, float]:
+    """The API server's write requests so far (`apiserver_request_total`, every client and
+    response code), by "resource" or "resource/subresource". Unlike a time, a count of writes
+    does not move with the shared machine's load."""
+    response = await kube.open("GET", "/metrics")
+    async with response:
+        text = await response.text()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(_LABEL.findall(line.split("}", 1)[0]))
+        if labels.get("verb") not in WRITE_VERBS:
+            continue
+        key = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+        out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 async def ensure_namespace(
     kube: client.Client, name: str, labels: dict[str, str] | None = None
 ) -> None:

@@ -5,7 +5,9 @@ processes serve 100 listeners each), Tenants created through the Tenant controll
 LoadBalancers are written as the tenants' agents would write them. Measured: seconds from the last
 create until every LoadBalancer is converged (an address in its status and Ready=True, which needs
 its tenant's Envoy to serve it; seen through a watch), the manager's RSS, the number of xDS
-pushes, and the load average before and after (the machine is shared).
+pushes, the API server's writes per LoadBalancer by resource (all clients: the manager,
+kube-controller-manager, the benchmark), and the load average before and after (the machine is
+shared; the write count does not depend on its load).
 
 Baseline, in the same invocation: the API server's own floor for the same work at the same
 concurrency — create 1,000 LoadBalancers and write each one's status once, with no controller.
@@ -188,6 +190,7 @@ async def run(tenants: int, per_tenant: int, progress: bool = False) -> dict[str
                 try:
                     await tracker.informer.wait_synced()
                     namespaces = await create_tenants(kube, tenants)
+                    writes_before = await common.api_writes(kube)
                     load_before = os.getloadavg()
                     cpu_before = manager.cpu_seconds()
                     started = time.perf_counter()
@@ -206,6 +209,7 @@ async def run(tenants: int, per_tenant: int, progress: bool = False) -> dict[str
                     await wait_converged(tracker, manager)
                     done_at = tracker.at
                     load_after = os.getloadavg()
+                    writes_after = await common.api_writes(kube)
                     cpu = manager.cpu_seconds() - cpu_before
                     text = await asyncio.to_thread(manager.metrics)
                     rss, peak = manager.rss_mib()
@@ -216,6 +220,8 @@ async def run(tenants: int, per_tenant: int, progress: bool = False) -> dict[str
                     await manager.stop()
             finally:
                 await kube.close()
+    writes = {k: n - writes_before.get(k, 0.0) for k, n in writes_after.items()}
+    writes = {k: n for k, n in sorted(writes.items(), key=lambda kv: -kv[1]) if n}
     pushes = common.metric_sum(text, "kubelb_envoy_control_plane_snapshot_updates_total")
     responses = common.metric_sum(text, "kubelb_envoy_control_plane_grpc_responses_total")
     return {
@@ -229,6 +235,10 @@ async def run(tenants: int, per_tenant: int, progress: bool = False) -> dict[str
         "manager_peak_rss_mib": peak,
         "manager_cpu_seconds": cpu,  # from the first create until converged
         "snapshot_pushes": pushes,
+        # Every client's writes from the first create until converged (the benchmark's own
+        # LoadBalancer creates and its API server's IPAddress per Service included).
+        "api_writes_per_loadbalancer": sum(writes.values()) / total,
+        "api_writes_by_resource": writes,
         "xds_responses": responses,
         # 1/5/15-minute load averages (`uptime`) on the 2-core machine, shared with others.
         "load_average_at_start": list(load_before),
