@@ -19,12 +19,11 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelb.app import logs, manager_dataplane
+from kubelb.app import logs, manager_dataplane, runner
 from kubelb.envoy import binary, deployer, kubernetes as envoy_k8s, supervisor
 from kubelb.kube import (
     client,
@@ -219,19 +218,10 @@ async def serve(settings: Settings) -> int:
     source = await kubeconfig.open_source(settings.kubeconfig)
     kube = client.Client(source, field_manager=FIELD_MANAGER)
     manager = Manager(settings, kube)
-    loop = asyncio.get_running_loop()
-    main = asyncio.create_task(manager.run(), name="manager")
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, main.cancel)
     try:
-        await main
-    except asyncio.CancelledError:
-        logger.info("stopped")
+        return await runner.run_until_signal(manager.run(), name="manager")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await kube.close()
-    return 0
 
 
 class Manager:
