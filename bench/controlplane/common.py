@@ -19,6 +19,12 @@ from kubelb.kube import client, errors, kubeconfig, resources
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so `finally` blocks stop the control plane we started
+    (a process killed by the default handler would leave etcd and the API servers running)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -202,6 +202,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench controlplane_convergence")
     parser.add_argument("--services", type=int, default=50)
     args = parser.parse_args(argv)
+    common.exit_cleanly_on_sigterm()
     result = asyncio.run(run(args.services))
     print(json.dumps(result, indent=2))
     common.RESULTS.mkdir(exist_ok=True)

@@ -252,6 +252,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--per-tenant", type=int, default=100)
     parser.add_argument("--progress", action="store_true", help="print Ready reasons every 2 s")
     args = parser.parse_args(argv)
+    common.exit_cleanly_on_sigterm()
     result = asyncio.run(run(args.tenants, args.per_tenant, args.progress))
     for key, value in result.items():
         print(f"  {key}: {value:.2f}" if isinstance(value, float) else f"  {key}: {value}")
