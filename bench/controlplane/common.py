@@ -43,6 +43,7 @@ class ManagerProcess:
     workdir: Path
     address_pool: str
     namespace: str = "kubelb"
+    extra_args: tuple[str, ...] = ()
     process: asyncio.subprocess.Process | None = None
     metrics_port: int = 0
     probes_port: int = 0
@@ -61,6 +62,7 @@ class ManagerProcess:
             "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
             "--state-dir", str(self.workdir / "state"),
             "--log-level", "warning",
+            *self.extra_args,
             stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         log.close()
