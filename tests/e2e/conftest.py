@@ -28,6 +28,7 @@ from kubelb.kube import client, resources
 from kubelb.testing import cluster, controlplane
 from tests.e2e import stack as stack_mod
 from tests.e2e.helpers import find, until
+from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 from tests.kube_fixtures import require_binaries, run_in_private_loop
 
 POOL = ("127.0.0.71", "127.0.0.72", "127.0.0.73")
@@ -149,18 +150,6 @@ async def _stop(built: Stack) -> None:
     codes[built.manager.name] = await built.manager.stop()
     failed = {name: code for name, code in codes.items() if code not in (0, None)}
     assert not failed, f"kubelb processes exited badly: {failed}"
-
-
-@pytest.fixture(autouse=True)
-async def no_leftover_tasks() -> AsyncIterator[None]:
-    yield
-    for _ in range(5):
-        await asyncio.sleep(0)
-    current = asyncio.current_task()
-    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    for task in leftovers:
-        task.cancel()
-    assert not leftovers, f"test left tasks running: {leftovers}"
 
 
 @contextlib.asynccontextmanager
