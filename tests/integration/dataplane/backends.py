@@ -297,3 +297,23 @@ class HTTPBackend:
         writer.write(head.encode() + (b"" if req.method == "HEAD" else body))
         await writer.drain()
         return not close
+
+
+@contextlib.contextmanager
+def full_backlog_port() -> Iterator[int]:
+    """A port whose listener has a full accept queue: new connects hang until they time out."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(hole.getsockname())
+            fillers.append(s)
+        yield int(hole.getsockname()[1])
+    finally:
+        for s in fillers:
+            s.close()
+        hole.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
@@ -129,24 +128,11 @@ async def test_request_timeout_is_504(start_dataplane, web):
 
 
 async def test_connect_timeout_is_504(start_dataplane):
-    blackhole = socket.socket()
-    blackhole.bind(("127.0.0.1", 0))
-    blackhole.listen(0)
-    fillers = []
-    try:
-        for _ in range(3):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(blackhole.getsockname())
-            fillers.append(s)
-        hole = type("H", (), {"port": blackhole.getsockname()[1]})()
+    with backends.full_backlog_port() as port:
+        hole = type("H", (), {"port": port})()
         config = irs.http([("hole", [hole], (), "/")], connect_timeout_seconds=0.3)
         await start_dataplane(config)
         assert (await scenarios.http_request(irs.address(config), scenarios.get("/")))[0] == 504
-    finally:
-        for s in fillers:
-            s.close()
-        blackhole.close()
 
 
 async def test_no_healthy_endpoint_is_503(start_dataplane):

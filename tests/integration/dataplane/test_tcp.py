@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import socket
 
 import pytest
 
@@ -68,24 +67,10 @@ async def test_unreachable_upstream_closes_the_client(start_dataplane):
 
 async def test_connect_timeout_closes_the_client(start_dataplane):
     # A listener whose accept queue is full drops SYNs, so connecting hangs until the timeout.
-    blackhole = socket.socket()
-    blackhole.bind(("127.0.0.1", 0))
-    blackhole.listen(0)
-    fillers = []
-    try:
-        for _ in range(3):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(blackhole.getsockname())
-            fillers.append(s)
-        port = blackhole.getsockname()[1]
+    with backends.full_backlog_port() as port:
         config = irs.l4(TCP, [type("Hole", (), {"port": port})()], connect_timeout_seconds=0.3)
         await start_dataplane(config)
         await scenarios.tcp_closed_without_data(irs.address(config))
-    finally:
-        for s in fillers:
-            s.close()
-        blackhole.close()
 
 
 async def test_health_check_takes_an_endpoint_out_and_back(start_dataplane, tcp_backends):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,10 @@ from kubelb.dataplane import runtime
 from kubelb.envoy import supervisor
 from kubelb.ir import proxy
 from kubelb.xds import cache, server, snapshot, translate
-from tests.integration.dataplane.conftest import eventually, open_sockets
+from tests.integration.dataplane.conftest import (  # noqa: F401  (no_leaks: autouse guard)
+    eventually,
+    no_leaks,
+)
 from tests.integration.xds.conftest import envoy_spec
 
 pytestmark = pytest.mark.integration
@@ -129,19 +131,6 @@ async def eventually_accepts(host: str, port: int, seconds: float = 30.0) -> Non
         return
 
 
-@pytest.fixture(autouse=True)
-async def no_leaks() -> AsyncIterator[None]:
-    """Our process (test backends, the Python data plane, the xDS server) leaves nothing open."""
-    before = open_sockets()
-    yield
-    current = asyncio.current_task()
-    await eventually(
-        lambda: not [t for t in asyncio.all_tasks() if t is not current and not t.done()],
-        seconds=10, what="all tasks finished",
-    )  # fmt: skip
-    await eventually(lambda: open_sockets() <= before, seconds=10, what="sockets closed")
-
-
 @pytest.fixture(params=KINDS)
 async def plane(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Plane]:
     serving: Plane
@@ -171,17 +160,3 @@ async def until(
 
 def expected(plane: Plane, case: str) -> int:
     return EXPECTED[case][plane.kind]
-
-
-def full_backlog_listener() -> tuple[socket.socket, list[socket.socket]]:
-    """A listening socket whose accept queue is full, so new connects hang until they time out."""
-    hole = socket.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(0)
-    fillers = []
-    for _ in range(3):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(hole.getsockname())
-        fillers.append(s)
-    return hole, fillers

@@ -12,7 +12,7 @@ import pytest
 from kubelb.ir import proxy
 from tests.integration.dataplane import backends, irs, scenarios
 from tests.integration.dataplanes import traffic
-from tests.integration.dataplanes.conftest import Plane, expected, full_backlog_listener, until
+from tests.integration.dataplanes.conftest import Plane, expected, until
 
 pytestmark = pytest.mark.integration
 
@@ -118,13 +118,12 @@ async def test_header_limits_answer_431(plane: Plane, web) -> None:
 
 async def test_upstream_failure_codes(plane: Plane, web) -> None:
     refused = backends.free_port()
-    hole, fillers = full_backlog_listener()
-    try:
+    with backends.full_backlog_port() as hole:
         config = irs.http(
             [
                 ("web", web[:1], (), "/"),
                 ("down", [_Port(refused)], (), "/refused"),
-                ("hole", [_Port(hole.getsockname()[1])], (), "/hole"),
+                ("hole", [_Port(hole)], (), "/hole"),
             ],
             options=proxy.HTTPOptions(request_timeout_seconds=2.0),
             connect_timeout_seconds=0.3,
@@ -140,10 +139,6 @@ async def test_upstream_failure_codes(plane: Plane, web) -> None:
         assert await status_of("/reset") == expected(plane, "upstream_reset")
         assert await status_of("/hole") == expected(plane, "connect_timeout")
         assert await status_of("/slow/5") == 504
-    finally:
-        for s in fillers:
-            s.close()
-        hole.close()
 
 
 async def test_no_route_is_404_and_no_healthy_endpoint_is_503(plane: Plane, web) -> None:
