@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 # server-side timeouts make bookmarks come soon; the loop below resumes after each timeout.
 WATCH_SECONDS = 6
 DEADLINE_SECONDS = 120
+WATCHED = "watched"
 
 
 async def _watch_until(
@@ -31,6 +32,9 @@ async def _watch_until(
                 core.list_namespaced_config_map,
                 namespace,
                 resource_version=resource_version,
+                # kube-controller-manager publishes kube-root-ca.crt into every new namespace,
+                # possibly after the list above; only the object under test is of interest.
+                field_selector=f"metadata.name={WATCHED}",
                 allow_watch_bookmarks=True,
                 timeout_seconds=WATCH_SECONDS,
             )
@@ -55,12 +59,10 @@ async def test_watch_sees_changes_and_bookmarks(management_api, management_names
         _watch_until(core, management_namespace, start, bookmark_after_delete, events)
     )
     try:
-        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="watched"), data={"v": "1"})
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=WATCHED), data={"v": "1"})
         await core.create_namespaced_config_map(management_namespace, body)
-        await core.patch_namespaced_config_map(
-            "watched", management_namespace, {"data": {"v": "2"}}
-        )
-        await core.delete_namespaced_config_map("watched", management_namespace)
+        await core.patch_namespaced_config_map(WATCHED, management_namespace, {"data": {"v": "2"}})
+        await core.delete_namespaced_config_map(WATCHED, management_namespace)
         async with asyncio.timeout(DEADLINE_SECONDS):
             await watcher
     finally:

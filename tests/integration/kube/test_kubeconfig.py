@@ -11,7 +11,12 @@ from kubelb.testing import kubeconfig as test_kubeconfig
 pytestmark = pytest.mark.integration
 
 
+# Created by the test: kube-root-ca.crt is published by kube-controller-manager at its own pace.
+PROBE = "probe"
+
+
 async def grant_configmap_reads(kube: client.Client, ns: str, account: str) -> None:
+    await kube.create(resources.CONFIG_MAPS, {"metadata": {"name": PROBE}}, namespace=ns)
     await kube.create(
         resources.ROLES,
         {
@@ -40,15 +45,15 @@ async def test_changed_file_swaps_credentials_on_use(management, kube, ns, tmp_p
     source = kubeconfig.KubeconfigFile(path, check_interval=0)
     as_file = client.Client(source)
     try:
-        await as_file.get(resources.CONFIG_MAPS, "kube-root-ca.crt", namespace=ns)
+        await as_file.get(resources.CONFIG_MAPS, PROBE, namespace=ns)
         assert source.namespace == ns  # the current context's
         path.write_bytes(nobody.read_bytes())  # rotated in place
         with pytest.raises(errors.ForbiddenError):
-            await as_file.get(resources.CONFIG_MAPS, "kube-root-ca.crt", namespace=ns)
+            await as_file.get(resources.CONFIG_MAPS, PROBE, namespace=ns)
         assert source.reloads == 1
         path.write_text("clusters: [not a kubeconfig")  # half written: keep the last good one
         with pytest.raises(errors.ForbiddenError):
-            await as_file.get(resources.CONFIG_MAPS, "kube-root-ca.crt", namespace=ns)
+            await as_file.get(resources.CONFIG_MAPS, PROBE, namespace=ns)
         assert source.reloads == 1
     finally:
         await as_file.close()
@@ -73,9 +78,9 @@ async def test_unauthorized_rereads_the_file_at_once(management, kube, ns, tmp_p
     as_file = client.Client(source)
     try:
         with pytest.raises(errors.UnauthorizedError):  # file unchanged: nothing better to try
-            await as_file.get(resources.CONFIG_MAPS, "kube-root-ca.crt", namespace=ns)
+            await as_file.get(resources.CONFIG_MAPS, PROBE, namespace=ns)
         path.write_bytes(good.read_bytes())
-        got = await as_file.get(resources.CONFIG_MAPS, "kube-root-ca.crt", namespace=ns)
+        got = await as_file.get(resources.CONFIG_MAPS, PROBE, namespace=ns)
         assert got["kind"] == "ConfigMap"
         assert source.reloads == 1
     finally:
