@@ -18,8 +18,10 @@ import hashlib
 import logging
 import os
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import yaml
 from kubernetes_asyncio import client as k8s_client, config as k8s_config
@@ -162,7 +164,34 @@ async def _client_from_bytes(
     await loader.load_and_set(configuration)
     current = loader.current_context or {}
     namespace = (current.get("context") or {}).get("namespace") or ""
-    return k8s_client.ApiClient(configuration), str(namespace)
+    return api_client(configuration), str(namespace)
+
+
+def env_proxy(server: str) -> str | None:
+    """The proxy `$HTTPS_PROXY`/`$HTTP_PROXY` name for `server`, unless `$NO_PROXY` exempts it."""
+    url = urlsplit(server)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme)
+    if not proxy or urllib.request.proxy_bypass(url.hostname or ""):
+        return None
+    return proxy
+
+
+def api_client(configuration: k8s_client.Configuration) -> k8s_client.ApiClient:
+    """An ApiClient whose proxy is settled once, here.
+
+    kubernetes_asyncio's aiohttp session trusts the environment, so every request looked up the
+    proxy variables and read `~/.netrc` in a worker thread: about 8% of the manager's CPU in a
+    burst of writes. The environment does not change while we run, and a netrc entry could only
+    break requests (aiohttp refuses it next to the bearer token's Authorization header).
+    """
+    if not configuration.proxy:
+        configuration.proxy = env_proxy(str(configuration.host))
+    api = k8s_client.ApiClient(configuration)
+    session = api.rest_client.pool_manager
+    if hasattr(session, "_trust_env"):  # aiohttp offers no public setter
+        session._trust_env = False
+    return api
 
 
 def in_cluster() -> FixedApi:
@@ -172,7 +201,7 @@ def in_cluster() -> FixedApi:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException as exc:
         raise ConfigError(f"in-cluster configuration: {exc}") from exc
-    return FixedApi(k8s_client.ApiClient(configuration), owned=True)
+    return FixedApi(api_client(configuration), owned=True)
 
 
 async def open_source(path: str | os.PathLike[str] | None = None) -> ApiSource:
