@@ -13,8 +13,10 @@ namespace, which made a burst of n creates cost O(n²).
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 from kubelb.api import loadbalancer as api_lb
 from kubelb.irbuild import loadbalancers as irbuild
@@ -27,9 +29,13 @@ Parse = Callable[[objects.RawObject], api_lb.LoadBalancer | None]
 
 
 class _Namespace:
-    __slots__ = ("models", "owners", "recorded", "sorted_models", "wanted")
+    __slots__ = ("_versions", "models", "owners", "recorded", "sorted_models", "version", "wanted")
 
-    def __init__(self) -> None:
+    def __init__(self, versions: Iterator[int]) -> None:
+        # A new index-wide number on every change (never reused, even by a namespace emptied
+        # and filled again): what the allocator's memo is keyed on.
+        self._versions = versions
+        self.version = next(versions)
         self.models: dict[str, api_lb.LoadBalancer] = {}
         self.wanted: dict[str, tuple[irbuild.PortKey, ...]] = {}
         # Only the recorded ports of keys the LoadBalancer still wants (what the allocator reads).
@@ -44,6 +50,7 @@ class _Namespace:
         for key, port in recorded.items():
             self.owners.setdefault(port, set()).add((name, key))
         self.sorted_models = None
+        self.version = next(self._versions)
 
     def remove(self, name: str) -> None:
         if self.models.pop(name, None) is None:
@@ -55,12 +62,26 @@ class _Namespace:
             if not holders:
                 del self.owners[port]
         self.sorted_models = None
+        self.version = next(self._versions)
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationInputs:
+    """A namespace's LoadBalancers and their wanted and recorded ports at one index `version`
+    (read-only views: valid until the index changes)."""
+
+    namespace: str
+    version: int
+    models: Mapping[str, api_lb.LoadBalancer]
+    wanted: Mapping[str, tuple[irbuild.PortKey, ...]]
+    recorded: Mapping[str, Mapping[irbuild.PortKey, int]]
 
 
 class LoadBalancerIndex:
     def __init__(self, parse: Parse) -> None:
         self._parse = parse
         self._namespaces: dict[str, _Namespace] = {}
+        self._versions = itertools.count()
 
     def update(self, key: objects.ObjectKey, raw: objects.RawObject | None) -> None:
         """The store now holds `raw` under `key` (None: deleted)."""
@@ -72,7 +93,7 @@ class LoadBalancerIndex:
             model = self._parse(raw)
         if model is not None:
             if entry is None:
-                entry = self._namespaces[key.namespace] = _Namespace()
+                entry = self._namespaces[key.namespace] = _Namespace(self._versions)
             entry.add(key.name, model)
         elif entry is not None and not entry.models:
             del self._namespaces[key.namespace]
@@ -98,6 +119,14 @@ class LoadBalancerIndex:
             return (0, 0)
         wanted = entry.wanted.values()
         return (sum(len(w) for w in wanted), sum(1 for w in wanted if w))
+
+    def allocation_inputs(self, namespace: str) -> AllocationInputs:
+        """What `ports.allocate` needs for the whole namespace, as the index holds it."""
+        entry = self._namespaces.get(namespace)
+        if entry is None:
+            return AllocationInputs(namespace, -1, {}, {}, {})
+        return AllocationInputs(namespace, entry.version, entry.models, entry.wanted,
+                                entry.recorded)  # fmt: skip
 
     def keeps_recorded(self, lb: api_lb.LoadBalancer) -> Mapping[irbuild.PortKey, int] | None:
         """The LoadBalancer's listener ports when `ports.allocate` over the whole namespace

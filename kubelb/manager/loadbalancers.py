@@ -24,7 +24,7 @@ its tenant, deletes its Service and so frees its ports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +142,9 @@ class LoadBalancerReconciler:
             *extra_watches,
         )
         self._ports_by_namespace: dict[str, tuple[int, int]] = {}
+        # Per namespace: the index version and the allocation computed at it. A burst of n
+        # creates would otherwise allocate the whole namespace n times over.
+        self._allocations: dict[str, tuple[int, ports.Allocation]] = {}
 
     async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
         raw = self.inputs.load_balancers.store.get(key)
@@ -200,14 +203,25 @@ class LoadBalancerReconciler:
         return mine
 
     def _allocate_all(self, lb: api_lb.LoadBalancer) -> ListenPorts:
-        lbs = self.inputs.live_load_balancers_in(lb.namespace)
-        if all(other.name != lb.name for other in lbs):
-            lbs.append(lb)
-        wanted = {o.name: [irbuild.port_key(p) for p in o.spec.ports] for o in lbs}
-        recorded = {o.name: lbservice.recorded_ports(o) for o in lbs}
-        allocation = ports.allocate(wanted, recorded)
+        inputs = self.inputs.lb_index.allocation_inputs(lb.namespace)
+        indexed = inputs.models.get(lb.name) is lb
+        memo = self._allocations.get(lb.namespace)
+        if indexed and memo is not None and memo[0] == inputs.version:
+            allocation = memo[1]  # nothing in the namespace changed since
+        else:
+            wanted: Mapping[str, Iterable[irbuild.PortKey]] = inputs.wanted
+            recorded: Mapping[str, Mapping[irbuild.PortKey, int]] = inputs.recorded
+            if not indexed:  # a version the index does not hold (yet): allocate with this one
+                own = tuple(sorted({irbuild.port_key(p) for p in lb.spec.ports}))
+                wanted = {**inputs.wanted, lb.name: own}
+                recorded = {**inputs.recorded, lb.name: {
+                    k: p for k, p in lbservice.recorded_ports(lb).items() if k in own}}  # fmt: skip
+            allocation = ports.allocate(wanted, recorded)
+            if indexed:
+                self._allocations[lb.namespace] = (inputs.version, allocation)
         mine = allocation.ports[lb.name]
-        moved = sum(1 for k, port in recorded[lb.name].items() if mine.get(k) != port)
+        previous = lbservice.recorded_ports(lb)
+        moved = sum(1 for k, port in previous.items() if k in mine and mine[k] != port)
         if moved:
             logger.warning("LoadBalancer %s/%s: %d recorded port(s) collided with another "
                            "LoadBalancer's and were moved", lb.namespace, lb.name,
@@ -315,6 +329,7 @@ class LoadBalancerReconciler:
         ).set(count)  # fmt: skip
         if count == 0:
             self._ports_by_namespace.pop(namespace, None)
+            self._allocations.pop(namespace, None)
 
 
 def observe(name: str, key: objects.ObjectKey, result: str, seconds: float) -> None:

@@ -14,6 +14,7 @@ out the same on the next run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ def allocate(
     return Allocation(ports=result, healed=healed)
 
 
+@functools.lru_cache(maxsize=16384)
 def _offset(lb: str, key: PortKey, span: int) -> int:
     digest = hashlib.sha256(f"{lb}\x00{key[0]}\x00{key[1]}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % span

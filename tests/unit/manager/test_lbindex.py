@@ -114,3 +114,38 @@ def test_fast_path_agrees_with_a_full_allocation():
                 answered += 1
                 assert dict(fast) == dict(full.ports[lb.name]), (lb.name, wanted, recorded_all)
     assert answered > 100  # the fast path is taken often enough for this to test something
+
+
+def test_allocation_inputs_match_the_models_and_change_version_on_every_update():
+    """The allocator allocates from these inputs and memoizes per version: the inputs must be
+    what listing and parsing the namespace would give, and any change must show in `version`,
+    including a namespace emptied and filled again (its versions are never reused)."""
+    parse = Parser()
+    index = lbindex.LoadBalancerIndex(parse)
+    assert index.allocation_inputs("tenant-a").wanted == {}
+    seen: set[int] = set()
+    previous: Any = None
+    rng = random.Random(7)
+    for step in range(300):
+        name = f"lb{rng.randint(0, 5)}"
+        if rng.random() < 0.25:
+            index.update(objects.ObjectKey("tenant-a", name), None)
+        else:
+            names = tuple(rng.sample(["p", "q", "r"], rng.randint(1, 3)))
+            recorded = {n: rng.choice([20000, 20001, 5]) for n in names if rng.random() < 0.7}
+            raw = raw_lb(name, lb_ports=names, recorded=recorded, version=str(step))
+            index.update(objects.key_of(raw), raw)
+        inputs = index.allocation_inputs("tenant-a")
+        lbs = index.live("tenant-a")
+        assert dict(inputs.models) == {lb.name: lb for lb in lbs}
+        wanted = {
+            lb.name: tuple(sorted({irbuild.port_key(p) for p in lb.spec.ports})) for lb in lbs
+        }
+        assert dict(inputs.wanted) == wanted
+        full = ports.allocate(wanted, {lb.name: lbservice.recorded_ports(lb) for lb in lbs})
+        assert ports.allocate(inputs.wanted, inputs.recorded) == full
+        state = (dict(inputs.wanted), {n: dict(r) for n, r in inputs.recorded.items()})
+        if state != previous and inputs.models:  # an empty namespace has nothing to memoize
+            assert inputs.version not in seen, step
+        seen.add(inputs.version)
+        previous = state
