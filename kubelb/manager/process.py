@@ -66,6 +66,7 @@ class ProcessAddresses:
         self.passes = 0
         self._dirty = asyncio.Event()
         self._written: dict[str, str | None] = {}  # ours, until the cache shows it
+        self._derived: dict[str, tuple[objects.RawObject, list[pool.PortNeed], list[str]]] = {}
         # Called with the LoadBalancer key of a Service whose `problem()` changed.
         self.on_unplaced: Callable[[objects.ObjectKey], None] | None = None
         inputs.services.add_handler(self._changed)
@@ -100,17 +101,20 @@ class ProcessAddresses:
         """One pass: assign every Service, write the statuses that changed."""
         self.passes += 1
         services: dict[str, objects.RawObject] = {}
+        needs: dict[str, list[pool.PortNeed]] = {}
+        previous = {}
         for svc in self.inputs.services.store.list():
             spec = svc.get("spec") or {}
             if spec.get("type") == "LoadBalancer" and self.inputs.managed(objects.namespace(svc)):
-                services[str(objects.key_of(svc))] = svc
-        previous = {}
-        for key, svc in services.items():
-            ips = service_ips(svc)
-            known = self._written.get(key, ips[0] if ips else None)
-            if known:
-                previous[key] = known
-        result = pool.assign(self.pool, {k: needs_of(s) for k, s in services.items()}, previous)
+                key = str(objects.key_of(svc))
+                services[key] = svc
+                needs[key], ips = self._derived_of(key, svc)
+                known = self._written.get(key, ips[0] if ips else None)
+                if known:
+                    previous[key] = known
+        for key in [k for k in self._derived if k not in services]:
+            del self._derived[key]
+        result = pool.assign(self.pool, needs, previous)
         before, self.unplaced = self.unplaced, dict(result.unplaced)
         self._tell_owners(services, before)
         for key in list(self._written):
@@ -132,9 +136,19 @@ class ProcessAddresses:
             if isinstance(outcome, BaseException):
                 raise outcome
 
+    def _derived_of(
+        self, key: str, svc: objects.RawObject
+    ) -> tuple[list[pool.PortNeed], list[str]]:
+        """The Service's port needs and status addresses, parsed once per stored version (the
+        store hands out the same object until it changes; a pass reads every Service)."""
+        cached = self._derived.get(key)
+        if cached is None or cached[0] is not svc:
+            cached = self._derived[key] = (svc, needs_of(svc), service_ips(svc))
+        return cached[1], cached[2]
+
     def _needs_write(self, key: str, svc: objects.RawObject, address: str | None) -> bool:
         wanted = [address] if address else []
-        if service_ips(svc) == wanted:
+        if self._derived_of(key, svc)[1] == wanted:
             self._written.pop(key, None)  # the cache caught up
             return False
         return self._written.get(key, "unset") != address  # else written, not yet delivered
