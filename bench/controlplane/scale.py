@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.controlplane import common
+from kubelb.agent import lbmapping
 from kubelb.kube import client, informer, objects, resources
 from kubelb.testing import controlplane
 
@@ -39,22 +40,18 @@ CONCURRENCY = 16
 
 
 def lb_body(namespace: str, index: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubelb.k8c.io/v1alpha1",
-        "kind": "LoadBalancer",
-        "metadata": {"name": f"lb-{index:04d}", "namespace": namespace},
+    """The LoadBalancer our agent writes for a one-port Service (its own mapping)."""
+    service = {
+        "metadata": {"name": f"svc-{index:04d}", "namespace": "default", "uid": f"lb-{index:04d}"},
         "spec": {
             "type": "LoadBalancer",
-            "ports": [{"name": "p", "port": 20000 + index, "protocol": "TCP"}],
-            "endpoints": [
-                {
-                    "name": "default",
-                    "addressesReference": {"name": "default"},
-                    "ports": [{"name": "p", "port": 30000 + index % 2000, "protocol": "TCP"}],
-                }
-            ],
+            "ports": [{"name": "p", "port": 20000 + index, "protocol": "TCP",
+                       "nodePort": 30000 + index % 2000}],
         },
-    }
+    }  # fmt: skip
+    mapping = lbmapping.desired_load_balancer(service, namespace=namespace)
+    assert mapping.lb is not None, mapping.blocker
+    return mapping.lb
 
 
 async def api_floor(kube: client.Client, count: int) -> float:

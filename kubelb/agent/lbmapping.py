@@ -11,6 +11,7 @@ endpoint port `{name, nodePort, protocol}` of the one endpoint group `default`; 
 named `<port>-<protocol lower>`. The endpoint addresses are the tenant's `Addresses/default`
 (by reference) or, without the cloud provider, the Service's own load-balancer ingress inline.
 `type` and `externalTrafficPolicy` are copied; sessionAffinity ClientIP -> persistence SourceIP.
+It carries the manager's clean-up finalizer from the start.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from typing import Any
 
-from kubelb.api import addresses as api_addresses, labels, loadbalancer, meta
+from kubelb.api import addresses as api_addresses, finalizers, labels, loadbalancer, meta
 from kubelb.kube import objects, writer
 
 LOAD_BALANCER_CLASS = "kubelb"
@@ -154,6 +155,10 @@ def desired_load_balancer(
             "namespace": namespace,
             "labels": origin_labels(service, namespace),
             "annotations": annotations,
+            # The manager's clean-up finalizer, set at creation: the manager would add it as its
+            # first write anyway, so this saves the API server a write and an event per
+            # LoadBalancer. The manager still adds it to LoadBalancers created without it.
+            "finalizers": [finalizers.CLEANUP],
         },
         "spec": lb_spec,
     }

@@ -60,6 +60,7 @@ def test_multi_port_mapping():
                 "kubelb.k8c.io/tenant": NS,
             },
             "annotations": {"kubelb.k8c.io/proxy-protocol": "v2", "team": "blue"},
+            "finalizers": ["kubelb.k8c.io/cleanup"],
         },
         "spec": {
             "endpoints": [
