@@ -3,7 +3,8 @@
 `tenant_setup` makes what the manager's Tenant controller would: namespace `tenant-<name>` in the
 management cluster (managed-by label), ServiceAccount + Role + RoleBinding `kubelb-ccm` with the
 tenant permissions of inventory §5.4, and a kubeconfig for that account. The agent gets exactly
-those credentials. `services_ns` is a tenant-cluster namespace for the test's Services; `agent`
+those credentials. It also plays the manager's part in deleting a LoadBalancer: removing the
+clean-up finalizer the agent creates it with. `services_ns` is a tenant-cluster namespace for the test's Services; `agent`
 starts agents (in process) confined to that namespace and to Nodes labelled for the test.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from kubelb.agent import common
-from kubelb.api import labels
+from kubelb.api import finalizers, labels
 from kubelb.app import agent as agent_app
 from kubelb.kube import client, errors, objects, resources
 from kubelb.testing import cluster
@@ -92,9 +93,40 @@ async def tenant_setup(
         path = await management.service_account_kubeconfig(
             tenant.namespace, ACCOUNT, tmp_path / "kubelb.kubeconfig"
         )
-        yield TenantSetup(tenant, path, f"kubelb-test-{token}")
+        cleanup = asyncio.create_task(_manager_cleanup(mgmt, tenant.namespace))
+        try:
+            yield TenantSetup(tenant, path, f"kubelb-test-{token}")
+        finally:
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleanup
+            await _release_load_balancers(mgmt, tenant.namespace, deleting_only=False)
     finally:
         await management.delete_namespace(tenant.namespace)
+
+
+async def _release_load_balancers(
+    mgmt: client.Client, namespace: str, *, deleting_only: bool
+) -> None:
+    """Remove the manager's clean-up finalizer (the agent creates LoadBalancers with it)."""
+    for lb in (await mgmt.list(resources.LOAD_BALANCERS, namespace=namespace)).items:
+        if finalizers.CLEANUP in objects.finalizers(lb) and (
+            objects.is_deleting(lb) or not deleting_only
+        ):
+            kept = [f for f in objects.finalizers(lb) if f != finalizers.CLEANUP]
+            with contextlib.suppress(errors.NotFoundError, errors.ConflictError):
+                await mgmt.patch(resources.LOAD_BALANCERS, objects.name(lb),
+                                 {"metadata": {"finalizers": kept or None,
+                                               "resourceVersion": objects.resource_version(lb)}},
+                                 namespace=namespace)  # fmt: skip
+
+
+async def _manager_cleanup(mgmt: client.Client, namespace: str) -> None:
+    """Plays the manager's part in deletion, which these tests run without: a LoadBalancer
+    being deleted loses the clean-up finalizer."""
+    while True:
+        await _release_load_balancers(mgmt, namespace, deleting_only=True)
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
