@@ -3,9 +3,11 @@
 A reconciler declares its `primary` watch and secondary `watches` (`kubelb.kube.watches`) and
 implements `reconcile(key) -> Result`. It reads from stores, computes the desired state, applies
 the difference and returns; it never sees event types or diffs. Returning
-`Result(requeue_after=s)` reconciles the key again after `s` seconds; raising retries it with
-per-key capped exponential backoff (reset by the next success). Errors are logged with the key
-and counted; they never stop the controller.
+`Result(requeue_after=s)` reconciles the key again after `s` seconds, unless a later successful
+reconcile of the key (for any reason) returns first: its own Result replaces the pending
+requeue, so a level-triggered reconciler must ask again whenever it still needs to. Raising
+retries the key with per-key capped exponential backoff (reset by the next success). Errors are
+logged with the key and counted; they never stop the controller.
 
 `Controller.run()` waits for every informer it uses to sync, enqueues every primary key, starts
 `workers` workers (a key never runs twice at once) and a periodic resync that enqueues every
@@ -88,6 +90,10 @@ class Controller:
         self._observer = observer
         self._coalesce = coalesce
         self.queue: workqueue.WorkQueue[objects.ObjectKey] = self._new_queue()
+        # Each key's pending `requeue_after` (at most one): the latest successful reconcile's
+        # Result replaces it, since that reconcile already saw everything the earlier one
+        # wanted to look at again.
+        self._requeues: dict[objects.ObjectKey, asyncio.TimerHandle] = {}
         self.reconciles = 0  # finished reconcile calls, successful or not
         self.errors = 0  # reconcile calls that raised
         sources = {"": informers, **(clusters or {})}
@@ -97,6 +103,11 @@ class Controller:
 
     def __repr__(self) -> str:
         return f"<Controller {self.name}>"
+
+    @property
+    def requeues(self) -> int:
+        """Keys with a `requeue_after` still pending."""
+        return len(self._requeues)
 
     def enqueue(self, key: objects.ObjectKey, *, after: float = 0.0) -> None:
         """Reconcile `key` (after `after` seconds): for triggers outside the watched kinds."""
@@ -129,6 +140,9 @@ class Controller:
         self, workers: list[asyncio.Task[None]], helpers: list[asyncio.Task[None]]
     ) -> None:
         self.queue.shut_down()
+        for timer in self._requeues.values():
+            timer.cancel()
+        self._requeues.clear()
         for task in helpers:
             task.cancel()
         _, pending = await asyncio.wait(workers, timeout=self._shutdown_timeout)
@@ -173,9 +187,19 @@ class Controller:
             return
         self.reconciles += 1
         queue.forget(key)
-        if result.requeue_after is not None:
-            queue.add_after(key, result.requeue_after)
+        earlier = self._requeues.pop(key, None)
+        if earlier is not None:
+            earlier.cancel()
+        if result.requeue_after is not None and not queue.shutting_down:
+            loop = asyncio.get_running_loop()
+            self._requeues[key] = loop.call_later(result.requeue_after, self._requeue, queue, key)
         self._observe(key, "success", started)
+
+    def _requeue(
+        self, queue: workqueue.WorkQueue[objects.ObjectKey], key: objects.ObjectKey
+    ) -> None:
+        self._requeues.pop(key, None)
+        queue.add(key)
 
     async def _resync(self) -> None:
         if not self._resync_period:
