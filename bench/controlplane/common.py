@@ -4,6 +4,7 @@ metrics scraping and memory readings."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -14,9 +15,19 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from kubelb.kube import client, errors, kubeconfig, resources
+from kubelb.testing import cluster as testing_cluster
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"
+_IDENTITY_KINDS = {r.kind: r for r in (
+    resources.NAMESPACES, resources.SERVICE_ACCOUNTS, resources.CLUSTER_ROLES,
+    resources.CLUSTER_ROLE_BINDINGS, resources.ROLES, resources.ROLE_BINDINGS,
+)}  # fmt: skip
+TENANT_KUBECONFIG_SECRET = "kubelb-ccm-kubeconfig"
+TENANT_KUBECONFIG_KEY = "kubelb"
 
 
 def exit_cleanly_on_sigterm() -> None:
@@ -51,8 +62,9 @@ class ManagerProcess:
     async def start(self) -> None:
         self.metrics_port, self.probes_port = free_port(), free_port()
         log = (self.workdir / "manager.log").open("ab")
+        wrapper = os.environ.get("KUBELB_BENCH_MANAGER_WRAPPER", "").split()
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kubelb", "--mode=manager",
+            *wrapper, sys.executable, "-m", "kubelb", "--mode=manager",
             "--kubeconfig", str(self.kubeconfig),
             "--namespace", self.namespace,
             "--envoy-deployer=process",
@@ -96,19 +108,70 @@ class ManagerProcess:
     def cpu_seconds(self) -> float:
         """User + system CPU time the manager process has used so far."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     async def stop(self) -> None:
         if self.process is None or self.process.returncode is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        # A wrapper (a profiler) writes its output on SIGINT and passes it on to the manager.
+        wrapped = bool(os.environ.get("KUBELB_BENCH_MANAGER_WRAPPER"))
+        self.process.send_signal(signal.SIGINT if wrapped else signal.SIGTERM)
         try:
             async with asyncio.timeout(60):
                 await self.process.wait()
         except TimeoutError:
             os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
+
+
+async def manager_identity(
+    kube: client.Client, cluster: testing_cluster.Cluster, path: Path
+) -> Path:
+    """A kubeconfig for what the manager runs as when deployed: ServiceAccount kubelb/kubelb
+    with the RBAC of `configs/deploy/manager.yaml` (so a missing permission fails here), and
+    its token, as the in-cluster configuration would give it. Bearer tokens are also what a
+    real API server sees from the manager: it caches their verification, while a client
+    certificate is verified again on every request."""
+    manifest = await asyncio.to_thread(DEPLOY_MANIFEST.read_text)
+    for doc in yaml.safe_load_all(manifest):
+        if doc and doc.get("kind") in _IDENTITY_KINDS:
+            await kube.apply(_IDENTITY_KINDS[doc["kind"]], doc)
+    return await cluster.service_account_kubeconfig("kubelb", "kubelb", path, create=False)
+
+
+async def tenant_client(kube: client.Client, namespace: str, path: Path) -> client.Client:
+    """A client with the kubeconfig the manager issued for tenant `namespace` (the agent's
+    management credentials), once the manager has written it."""
+    async with asyncio.timeout(120):
+        while True:
+            with contextlib.suppress(errors.NotFoundError):
+                secret = await kube.get(resources.SECRETS, TENANT_KUBECONFIG_SECRET,
+                                        namespace=namespace)  # fmt: skip
+                data = (secret.get("data") or {}).get(TENANT_KUBECONFIG_KEY)
+                if data:
+                    break
+            await asyncio.sleep(0.2)
+    await asyncio.to_thread(path.write_bytes, base64.b64decode(data))
+    return await kube_client(path)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` has used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, int]:
+    """CPU time every core of the machine has been busy so far (all but idle and iowait), and
+    the number of cores."""
+    lines = Path("/proc/stat").read_text().splitlines()
+    total = [int(v) for v in lines[0].split()[1:]]
+    cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    busy = sum(total) - total[3] - total[4]
+    return busy / os.sysconf("SC_CLK_TCK"), cores
 
 
 def metric_sum(text: str, name: str) -> float:
@@ -124,10 +187,13 @@ WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE"})
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-async def api_writes(kube: client.Client) -> dict[str, float]:
-    """The API server's write requests so far (`apiserver_request_total`, every client and
-    response code), by "resource" or "resource/subresource". Unlike a time, a count of writes
-    does not move with the shared machine's load."""
+READ_VERBS = frozenset({"GET", "LIST", "WATCH"})
+
+
+async def api_writes(kube: client.Client, verbs: frozenset[str] | None = None) -> dict[str, float]:
+    """The API server's write requests (or those of `verbs`) so far (`apiserver_request_total`,
+    every client and response code), by "resource" or "resource/subresource". Unlike a time, a
+    count of writes does not move with the shared machine's load."""
     response = await kube.open("GET", "/metrics")
     async with response:
         text = await response.text()
@@ -136,7 +202,7 @@ async def api_writes(kube: client.Client) -> dict[str, float]:
         if not line.startswith("apiserver_request_total{"):
             continue
         labels = dict(_LABEL.findall(line.split("}", 1)[0]))
-        if labels.get("verb") not in WRITE_VERBS:
+        if labels.get("verb") not in (verbs or WRITE_VERBS):
             continue
         key = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
         out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
