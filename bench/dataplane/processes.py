@@ -53,6 +53,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def core_busy_seconds() -> dict[int, float]:
+    """Seconds each core has been busy so far (all but idle and iowait, from /proc/stat)."""
+    busy: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            jiffies = [int(v) for v in values]
+            busy[int(name[3:])] = (sum(jiffies) - jiffies[3] - jiffies[4]) / tick
+    return busy
+
+
 def cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 

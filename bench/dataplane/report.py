@@ -24,9 +24,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"backend on CPU {s['load_cpu']}; one worker per proxy.",
         *_load_line(s),
         "",
-        "| scenario | path | value | p50 ms | p99 ms | CPU µs/req | vs direct | Python/Envoy "
-        "| target |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | path | value | p50 ms | p99 ms | CPU µs/req | proxy core busy "
+        "| load core busy | vs direct | Python/Envoy | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, paths in results["medians"].items():
         metric = "gbps" if scenario == "bulk" else "rps"
@@ -40,7 +40,8 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {_TITLES[scenario]} | {path} | {_f(value, 3 if metric == 'gbps' else 0)} "
                 f"| {_f(m.get('p50_ms'), 2)} | {_f(m.get('p99_ms'), 2)} "
-                f"| {_f(m.get('cpu_us_per_request'), 1)} | {_f(vs_direct, 2)} | {py_env} "
+                f"| {_f(m.get('cpu_us_per_request'), 1)} | {_pct(m.get('proxy_core_busy'))} "
+                f"| {_pct(m.get('load_core_busy'))} | {_f(vs_direct, 2)} | {py_env} "
                 f"| {target} |"
             )
     lines += _cost_lines(results["medians"])
@@ -115,3 +116,9 @@ def _f(value: float | None, digits: int) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{value:,.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{100 * value:.0f}%"

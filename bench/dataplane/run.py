@@ -97,7 +97,7 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             for scenario in scenarios:
                 for path in order:
                     ports, pid = targets[path]
-                    point = measure(scenario, ports, pid, args, load_cpu)
+                    point = measure(scenario, ports, pid, args, load_cpu, proxy_cpu)
                     raw[scenario][path].append(point)
                     print(f"run {i + 1} {scenario:8} {path:6} {_fmt(point)}", flush=True)
         mem: dict[str, Any] = {}
@@ -113,9 +113,10 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
 
 def measure(
     scenario: str, ports: dict[str, int], pid: int | None, args: argparse.Namespace,
-    cpu: int | None,
+    cpu: int | None, proxy_cpu: int | None = None,
 ) -> dict[str, float]:  # fmt: skip
     before = processes.cpu_seconds(pid) if pid else 0.0
+    cores_before, wall_before = processes.core_busy_seconds(), time.monotonic()
     point: dict[str, float]
     if scenario == "bulk":
         point = {"gbps": load.bulk(ports["bulk"], seconds=args.seconds, cpu=cpu)}
@@ -130,6 +131,13 @@ def measure(
             point["cpu_us_per_request"] = (
                 (processes.cpu_seconds(pid) - before) / max(r.requests, 1) * 1e6
             )
+    # How busy each pinned core was: a rate below what the proxy's CPU cost allows is limited
+    # elsewhere when the proxy's core has time to spare.
+    wall = time.monotonic() - wall_before
+    cores_after = processes.core_busy_seconds()
+    for label, core in (("proxy_core_busy", proxy_cpu), ("load_core_busy", cpu)):
+        if core is not None and core in cores_after:
+            point[label] = (cores_after[core] - cores_before.get(core, 0.0)) / wall
     if pid and scenario == "bulk":
         point["cpu_seconds"] = processes.cpu_seconds(pid) - before
         gigabytes = point["gbps"] * args.seconds / 8
