@@ -12,6 +12,11 @@ Plain `asyncio.Protocol`s, not `BufferedProtocol`s: under callgrind a minimal uv
 calls, a buffer export and a memoryview slice per read) and 7.1k with `data_received` (one call,
 one bytes object). The bytes object is also safe to hand to a transport that cannot send it at
 once, so no shared buffer has to be replaced after a partial write.
+
+A bulk stream pays for that bytes object with a copy of every chunk, though: once a single read
+fills `BULK_READ` bytes, that direction switches (`transport.set_protocol`) to a `BulkReader`, a
+`BufferedProtocol` that reads into the loop's shared buffer and writes views of it, and hands
+every other event back to the connection's own protocol.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from kubelb.dataplane import context, flow_control, proxyproto, upstreams
 from kubelb.ir import proxy
 
 logger = logging.getLogger(__name__)
+
+# A read this large means a bulk stream: request/response traffic reads far less at a time, and
+# a bulk stream over loopback mostly reads 16-64 KiB (64 KiB left most streams unswitched).
+BULK_READ = 16 * 1024
 
 
 class TCPDownstream(asyncio.Protocol):
@@ -151,6 +160,8 @@ class TCPDownstream(asyncio.Protocol):
         up = self.up
         if up is not None:
             up.write(data)
+            if len(data) >= BULK_READ and self.transport is not None:
+                self.transport.set_protocol(BulkReader(self, self, up))
             return
         self._pending.append(data)
         self._pending_size += len(data)
@@ -252,6 +263,8 @@ class TCPUpstream(asyncio.Protocol):
         transport = down.transport
         if transport is not None:
             transport.write(data)
+            if len(data) >= BULK_READ and down.up is not None:
+                down.up.set_protocol(BulkReader(self, down, transport))
 
     def eof_received(self) -> bool:
         self.down.upstream_eof()
@@ -267,3 +280,41 @@ class TCPUpstream(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.down.transport is not None:
             self.down.transport.resume_reading()
+
+
+class BulkReader(asyncio.BufferedProtocol):
+    """One direction of a bulk stream: reads into the loop's shared buffer and writes views of
+    it to `peer`, with no bytes object per chunk. Every other event goes to `owner`, the
+    protocol this one replaced on the reading transport."""
+
+    __slots__ = ("buffer", "down", "owner", "peer")
+
+    def __init__(
+        self, owner: asyncio.Protocol, down: TCPDownstream, peer: asyncio.Transport
+    ) -> None:
+        self.owner = owner
+        self.down = down  # keeps the idle clock
+        self.peer = peer
+        self.buffer = down.ctx.buffer
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        down = self.down
+        down.last = down.clock()
+        buffer = self.buffer
+        self.peer.write(buffer.view[:nbytes])
+        buffer.after_write(self.peer)
+
+    def eof_received(self) -> bool | None:
+        return self.owner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.owner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.owner.resume_writing()

@@ -19,12 +19,16 @@ class FakeTransport(asyncio.Transport):
         self.eof = False
         self.pending = 0
         self.peer = peer
+        self.protocol: asyncio.BaseProtocol | None = None  # set by `set_protocol`
 
     def write(self, data: Any) -> None:
         self.written += bytes(data)
 
     def get_write_buffer_size(self) -> int:
         return self.pending
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass

@@ -82,3 +82,47 @@ async def test_half_close_is_passed_both_ways(down):
     assert down.transport.eof
     assert down.transport.closed
     assert up.closed
+
+
+async def test_a_large_read_turns_that_direction_into_a_bulk_reader(down):
+    up = fakes.FakeTransport()
+    down._connected(up, down.ctx.picker.pick(), CLUSTER)
+    fakes.feed(down, b"x" * 100)
+    assert not isinstance(down.transport.protocol, tcp.BulkReader)  # request/response sized
+    fakes.feed(down, b"x" * tcp.BULK_READ)
+    reader = down.transport.protocol
+    assert isinstance(reader, tcp.BulkReader)
+
+    view = reader.get_buffer(-1)
+    view[:5] = b"hello"
+    reader.buffer_updated(5)
+    assert up.written.endswith(b"x" * 100 + b"hello")
+    # Every other event still reaches the connection.
+    reader.pause_writing()
+    paused = up.paused
+    reader.resume_writing()
+    assert (paused, up.paused) == (True, False)
+    assert reader.eof_received() is True
+    assert up.eof
+
+    tcp.TCPUpstream(down).data_received(b"y" * tcp.BULK_READ)
+    back = up.protocol
+    assert isinstance(back, tcp.BulkReader)
+    view = back.get_buffer(-1)
+    view[:3] = b"end"
+    back.buffer_updated(3)
+    assert down.transport.written.endswith(b"y" * tcp.BULK_READ + b"end")
+    back.connection_lost(None)
+    assert down.transport.closed
+    assert up.closed
+
+
+async def test_a_bulk_reader_stops_sharing_a_buffer_the_peer_still_holds(down):
+    up = fakes.FakeTransport()
+    down._connected(up, down.ctx.picker.pick(), CLUSTER)
+    fakes.feed(down, b"x" * tcp.BULK_READ)
+    reader = down.transport.protocol
+    first = reader.get_buffer(-1)
+    up.pending = 10  # the upstream could not send it all: it keeps a view of the buffer
+    reader.buffer_updated(10)
+    assert reader.get_buffer(-1) is not first
