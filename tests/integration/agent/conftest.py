@@ -4,8 +4,9 @@
 management cluster (managed-by label), ServiceAccount + Role + RoleBinding `kubelb-ccm` with the
 tenant permissions of inventory §5.4, and a kubeconfig for that account. The agent gets exactly
 those credentials. It also plays the manager's part in deleting a LoadBalancer: removing the
-clean-up finalizer the agent creates it with. `services_ns` is a tenant-cluster namespace for the test's Services; `agent`
-starts agents (in process) confined to that namespace and to Nodes labelled for the test.
+clean-up finalizer the agent creates it with. `services_ns` is a tenant-cluster namespace for the
+test's Services; `agent` starts agents (in process) confined to that namespace and to Nodes
+labelled for the test.
 """
 
 from __future__ import annotations
