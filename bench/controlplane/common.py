@@ -15,17 +15,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from kubelb.kube import client, errors, kubeconfig, resources
 from kubelb.testing import cluster as testing_cluster
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"
-_IDENTITY_KINDS = {r.kind: r for r in (
-    resources.NAMESPACES, resources.SERVICE_ACCOUNTS, resources.CLUSTER_ROLES,
-    resources.CLUSTER_ROLE_BINDINGS, resources.ROLES, resources.ROLE_BINDINGS,
-)}  # fmt: skip
 TENANT_KUBECONFIG_SECRET = "kubelb-ccm-kubeconfig"
 TENANT_KUBECONFIG_KEY = "kubelb"
 
@@ -124,19 +118,14 @@ class ManagerProcess:
             await self.process.wait()
 
 
-async def manager_identity(
-    kube: client.Client, cluster: testing_cluster.Cluster, path: Path
-) -> Path:
+async def manager_identity(cluster: testing_cluster.Cluster, path: Path) -> Path:
     """A kubeconfig for what the manager runs as when deployed: ServiceAccount kubelb/kubelb
     with the RBAC of `configs/deploy/manager.yaml` (so a missing permission fails here), and
     its token, as the in-cluster configuration would give it. Bearer tokens are also what a
     real API server sees from the manager: it caches their verification, while a client
     certificate is verified again on every request."""
     manifest = await asyncio.to_thread(DEPLOY_MANIFEST.read_text)
-    for doc in yaml.safe_load_all(manifest):
-        if doc and doc.get("kind") in _IDENTITY_KINDS:
-            await kube.apply(_IDENTITY_KINDS[doc["kind"]], doc)
-    return await cluster.service_account_kubeconfig("kubelb", "kubelb", path, create=False)
+    return await cluster.deployed_identity(manifest, path)
 
 
 async def tenant_client(kube: client.Client, namespace: str, path: Path) -> client.Client:

@@ -188,7 +188,7 @@ async def run(
             agents: dict[str, client.Client] = {}
             try:
                 identity = await common.manager_identity(
-                    kube, management, Path(tmp) / "manager.kubeconfig"
+                    management, Path(tmp) / "manager.kubeconfig"
                 )
                 as_manager = await common.kube_client(identity)
                 try:

@@ -8,16 +8,25 @@ functions in `kubelb.testing.nodes` and `kubelb.testing.kubeconfig` directly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from kubernetes_asyncio import client
 
+from kubelb.kube import client as raw_client, errors, resources
 from kubelb.testing import kubeconfig, nodes
 
 logger = logging.getLogger(__name__)
+
+# What a deploy manifest's workload runs as (`Cluster.deployed_identity`).
+_IDENTITY_KINDS = {r.kind: r for r in (
+    resources.NAMESPACES, resources.SERVICE_ACCOUNTS, resources.CLUSTER_ROLES,
+    resources.CLUSTER_ROLE_BINDINGS, resources.ROLES, resources.ROLE_BINDINGS,
+)}  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -97,6 +106,25 @@ class Cluster:
     async def delete_node(self, name: str) -> None:
         async with self.api_client() as api:
             await nodes.delete_node(api, name)
+
+    async def deployed_identity(self, manifest: str, path: Path) -> Path:
+        """What a workload of a deploy manifest runs as: create the manifest's Namespace,
+        ServiceAccount and RBAC documents (those present already are left as they are) and
+        write a kubeconfig with a token of its one ServiceAccount to `path`. Other documents
+        (Deployments, Services) are ignored."""
+        docs = [d for d in yaml.safe_load_all(manifest) if d and d.get("kind") in _IDENTITY_KINDS]
+        accounts = [d["metadata"] for d in docs if d["kind"] == "ServiceAccount"]
+        if len(accounts) != 1:
+            raise ValueError(f"the manifest has {len(accounts)} ServiceAccounts, not one")
+        async with self.api_client() as api:
+            kube = raw_client.Client(api, field_manager="kubelb-test")
+            for doc in docs:
+                with contextlib.suppress(errors.AlreadyExistsError):
+                    await kube.create(_IDENTITY_KINDS[doc["kind"]], doc)
+        account = accounts[0]
+        return await self.service_account_kubeconfig(
+            account["namespace"], account["name"], path, create=False
+        )
 
     async def service_account_kubeconfig(
         self,

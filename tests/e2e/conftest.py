@@ -117,7 +117,7 @@ def stack(
 async def _start(built: Stack, plane: controlplane.ControlPlane) -> None:
     async with built.management.api_client() as api:
         kube = client.Client(api, field_manager="kubelb-e2e")
-        await stack_mod.ensure_namespace(kube, stack_mod.MANAGER_NAMESPACE)
+        await stack_mod.write_manager_identity(built.management, built.workdir)
         await built.manager.start()
         await asyncio.gather(*(_start_tenant(built, kube, plane, name) for name in CLUSTERS))
 

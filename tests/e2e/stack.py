@@ -22,6 +22,7 @@ from kubelb.testing import cluster, processes
 from tests.e2e.helpers import find, until
 
 MANAGER_NAMESPACE = "kubelb"
+DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"
 START_DEADLINE = 90.0
 
 
@@ -94,12 +95,25 @@ class KubelbProcess:
         return self.process.tail(lines) if self.process else self.log.read_text()[-4000:]
 
 
+def manager_kubeconfig(workdir: Path) -> Path:
+    return workdir / "manager.kubeconfig"
+
+
+async def write_manager_identity(management: cluster.Cluster, workdir: Path) -> Path:
+    """The manager's kubeconfig: ServiceAccount kubelb/kubelb with the RBAC of
+    `configs/deploy/manager.yaml`, as the deployed manager runs. Every e2e scenario so also
+    proves that the shipped manifest grants what the manager needs."""
+    manifest = await asyncio.to_thread(DEPLOY_MANIFEST.read_text)
+    return await management.deployed_identity(manifest, manager_kubeconfig(workdir))
+
+
 def manager_process(
     management: cluster.Cluster, workdir: Path, *, deployer: str, pool: tuple[str, ...] = ()
 ) -> KubelbProcess:
+    """The manager, with the kubeconfig `write_manager_identity` writes (call it first)."""
     argv = [
         "--mode=manager",
-        f"--kubeconfig={management.kubeconfig}",
+        f"--kubeconfig={manager_kubeconfig(workdir)}",
         f"--namespace={MANAGER_NAMESPACE}",
         f"--listen-address=127.0.0.1:{processes.free_port()}",
         f"--envoy-deployer={deployer}",
@@ -126,11 +140,6 @@ def agent_process(
         "--log-level=debug",
     ]
     return KubelbProcess(f"agent-{tenant_name}", argv, workdir / f"agent-{tenant_name}.log")
-
-
-async def ensure_namespace(kube: client.Client, name: str) -> None:
-    if await find(kube, resources.NAMESPACES, name) is None:
-        await kube.create(resources.NAMESPACES, {"metadata": {"name": name}})
 
 
 async def onboard_tenant(kube: client.Client, name: str, path: Path) -> Path:

@@ -38,8 +38,7 @@ async def kubernetes_manager(
     paused = list(conftest.ACTIVE)
     for running in paused:
         await running.manager.stop()
-    async with management.api_client() as api:
-        await stack_mod.ensure_namespace(client.Client(api), stack_mod.MANAGER_NAMESPACE)
+    await stack_mod.write_manager_identity(management, e2e_workdir)
     await manager.start()
     try:
         yield manager
