@@ -303,9 +303,14 @@ class BulkReader(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         down = self.down
         down.last = down.clock()
-        buffer = self.buffer
-        self.peer.write(buffer.view[:nbytes])
-        buffer.after_write(self.peer)
+        buffer, peer = self.buffer, self.peer
+        if peer.get_write_buffer_size():
+            # Queued behind earlier data whatever we pass: a copy of these bytes is cheaper
+            # than pinning the shared buffer and allocating a new one.
+            peer.write(bytes(buffer.view[:nbytes]))
+            return
+        peer.write(buffer.view[:nbytes])
+        buffer.after_write(peer)
 
     def eof_received(self) -> bool | None:
         return self.owner.eof_received()

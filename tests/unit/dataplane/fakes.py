@@ -20,9 +20,11 @@ class FakeTransport(asyncio.Transport):
         self.pending = 0
         self.peer = peer
         self.protocol: asyncio.BaseProtocol | None = None  # set by `set_protocol`
+        self.unsent_after_write = 0  # > 0: a write leaves that much queued (a partial send)
 
     def write(self, data: Any) -> None:
         self.written += bytes(data)
+        self.pending += self.unsent_after_write
 
     def get_write_buffer_size(self) -> int:
         return self.pending

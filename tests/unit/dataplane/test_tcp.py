@@ -123,6 +123,20 @@ async def test_a_bulk_reader_stops_sharing_a_buffer_the_peer_still_holds(down):
     fakes.feed(down, b"x" * tcp.BULK_READ)
     reader = down.transport.protocol
     first = reader.get_buffer(-1)
-    up.pending = 10  # the upstream could not send it all: it keeps a view of the buffer
+    up.unsent_after_write = 10  # a partial send: the upstream keeps a view of the buffer
     reader.buffer_updated(10)
     assert reader.get_buffer(-1) is not first
+
+
+async def test_a_bulk_reader_copies_what_queues_behind_earlier_data(down):
+    up = fakes.FakeTransport()
+    down._connected(up, down.ctx.picker.pick(), CLUSTER)
+    fakes.feed(down, b"x" * tcp.BULK_READ)
+    reader = down.transport.protocol
+    up.pending = 1  # earlier data still queued: this write cannot be sent now either
+    shared = reader.get_buffer(-1)
+    shared[:4] = b"tail"
+    reader.buffer_updated(4)
+    assert reader.get_buffer(-1) is shared  # not pinned: the upstream got its own copy
+    shared[:4] = b"next"
+    assert up.written.endswith(b"tail")
