@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import procstat
 from kubelb.kube import client, errors, kubeconfig, resources
 from kubelb.testing import cluster as testing_cluster
 
@@ -102,7 +103,7 @@ class ManagerProcess:
     def cpu_seconds(self) -> float:
         """User + system CPU time the manager process has used so far."""
         assert self.process is not None
-        return process_cpu_seconds(self.process.pid)
+        return procstat.process_cpu_seconds(self.process.pid)
 
     async def stop(self) -> None:
         if self.process is None or self.process.returncode is not None:
@@ -142,25 +143,6 @@ async def tenant_client(kube: client.Client, namespace: str, path: Path) -> clie
             await asyncio.sleep(0.2)
     await asyncio.to_thread(path.write_bytes, base64.b64decode(data))
     return await kube_client(path)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time process `pid` has used so far (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu_seconds() -> tuple[float, int]:
-    """CPU time every core of the machine has been busy so far (all but idle and iowait), and
-    the number of cores."""
-    lines = Path("/proc/stat").read_text().splitlines()
-    total = [int(v) for v in lines[0].split()[1:]]
-    cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
-    busy = sum(total) - total[3] - total[4]
-    return busy / os.sysconf("SC_CLK_TCK"), cores
 
 
 def metric_sum(text: str, name: str) -> float:

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import procstat
 from bench.controlplane import common
 from kubelb.agent import lbmapping
 from kubelb.kube import client, informer, objects, resources
@@ -211,9 +212,9 @@ async def run(
                     reads_before = await common.api_writes(kube, common.READ_VERBS)
                     load_before = os.getloadavg()
                     cpu_before = manager.cpu_seconds()
-                    plane_before = sum(map(common.process_cpu_seconds, cp.pids))
+                    plane_before = sum(map(procstat.process_cpu_seconds, cp.pids))
                     bench_before = time.process_time()
-                    machine_before, cores = common.machine_cpu_seconds()
+                    machine_before = sum(procstat.core_busy_seconds().values())
                     started = time.perf_counter()
                     if progress:
                         reporter = asyncio.create_task(report_progress(tracker, started))
@@ -233,9 +234,10 @@ async def run(
                     writes_after = await common.api_writes(kube)
                     reads_after = await common.api_writes(kube, common.READ_VERBS)
                     cpu = manager.cpu_seconds() - cpu_before
-                    plane_cpu = sum(map(common.process_cpu_seconds, cp.pids)) - plane_before
+                    plane_cpu = sum(map(procstat.process_cpu_seconds, cp.pids)) - plane_before
                     bench_cpu = time.process_time() - bench_before
-                    machine_cpu = common.machine_cpu_seconds()[0] - machine_before
+                    cores = procstat.core_busy_seconds()
+                    machine_cpu = sum(cores.values()) - machine_before
                     text = await asyncio.to_thread(manager.metrics)
                     rss, peak = manager.rss_mib()
                 finally:
@@ -270,7 +272,7 @@ async def run(
         # share of all the machine's cores that was busy (1.0: saturated).
         "control_plane_cpu_seconds": plane_cpu,
         "benchmark_cpu_seconds": bench_cpu,
-        "machine_busy_fraction": machine_cpu / (cores * (done_at - started)),
+        "machine_busy_fraction": machine_cpu / (len(cores) * (done_at - started)),
         "snapshot_pushes": pushes,
         # Every client's writes from the first create until converged (the benchmark's own
         # LoadBalancer creates and its API server's IPAddress per Service included).

@@ -53,18 +53,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def core_busy_seconds() -> dict[int, float]:
-    """Seconds each core has been busy so far (all but idle and iowait, from /proc/stat)."""
-    busy: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for line in Path("/proc/stat").read_text().splitlines():
-        name, *values = line.split()
-        if name.startswith("cpu") and name[3:].isdigit():
-            jiffies = [int(v) for v in values]
-            busy[int(name[3:])] = (sum(jiffies) - jiffies[3] - jiffies[4]) / tick
-    return busy
-
-
 def cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
@@ -191,12 +179,6 @@ def python_cmd(workdir: Path, config: proxy.ProxyConfig, workers: int) -> list[s
         sys.executable, "-m", "kubelb.dataplane", "--config", str(path),
         "--workers", str(workers), "--log-level", "WARNING",
     ]  # fmt: skip
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int) -> int:

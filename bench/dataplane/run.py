@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import procstat
 from bench.dataplane import load, memory, processes, report
 
 PATHS = ("direct", "envoy", "python")
@@ -115,8 +116,8 @@ def measure(
     scenario: str, ports: dict[str, int], pid: int | None, args: argparse.Namespace,
     cpu: int | None, proxy_cpu: int | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    before = processes.cpu_seconds(pid) if pid else 0.0
-    cores_before, wall_before = processes.core_busy_seconds(), time.monotonic()
+    before = procstat.process_cpu_seconds(pid) if pid else 0.0
+    cores_before, wall_before = procstat.core_busy_seconds(), time.monotonic()
     point: dict[str, float]
     if scenario == "bulk":
         point = {"gbps": load.bulk(ports["bulk"], seconds=args.seconds, cpu=cpu)}
@@ -129,17 +130,17 @@ def measure(
         point = {"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "errors": r.errors}
         if pid:
             point["cpu_us_per_request"] = (
-                (processes.cpu_seconds(pid) - before) / max(r.requests, 1) * 1e6
+                (procstat.process_cpu_seconds(pid) - before) / max(r.requests, 1) * 1e6
             )
     # How busy each pinned core was: a rate below what the proxy's CPU cost allows is limited
     # elsewhere when the proxy's core has time to spare.
     wall = time.monotonic() - wall_before
-    cores_after = processes.core_busy_seconds()
+    cores_after = procstat.core_busy_seconds()
     for label, core in (("proxy_core_busy", proxy_cpu), ("load_core_busy", cpu)):
         if core is not None and core in cores_after:
             point[label] = (cores_after[core] - cores_before.get(core, 0.0)) / wall
     if pid and scenario == "bulk":
-        point["cpu_seconds"] = processes.cpu_seconds(pid) - before
+        point["cpu_seconds"] = procstat.process_cpu_seconds(pid) - before
         gigabytes = point["gbps"] * args.seconds / 8
         point["cpu_seconds_per_gb"] = point["cpu_seconds"] / gigabytes if gigabytes else 0.0
     time.sleep(0.5)
