@@ -36,6 +36,7 @@ class StreamStatus:
     peer: str
     acked: dict[str, str]  # type URL -> last version this Envoy ACKed
     last_nack: sotw.Nack | None
+    routes_acked: bool = True  # every route table of the snapshot ACKed as it is now
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +53,15 @@ class NodeStatus:
         return len(self.streams)
 
     def in_sync(self) -> bool:
-        """At least one Envoy is connected and every one has ACKed every type of the snapshot
-        that it subscribed to (EDS and RDS versions depend on the subscription, so only
-        the wildcard types CDS and LDS are compared)."""
+        """At least one Envoy is connected and every one has ACKed the snapshot: the versions
+        of the wildcard types CDS and LDS, and the content of every route table (EDS and RDS
+        versions depend on the subscription)."""
         if self.versions is None or not self.streams:
             return False
         return all(
-            s.acked.get(t) == self.versions[t]
+            s.routes_acked
+            and all(s.acked.get(t) == self.versions[t] for t in snapshot.WILDCARD_TYPES)
             for s in self.streams
-            for t in snapshot.WILDCARD_TYPES
         )
 
 
@@ -121,6 +122,7 @@ class SnapshotCache:
                 peer=info.peer,
                 acked=info.state.acked_versions(),
                 last_nack=info.state.last_nack,
+                routes_acked=snap is None or info.state.routes_acked(snap),
             )
             for info, _ in sorted(self._streams.get(node_id, {}).values(), key=_stream_id)
         )

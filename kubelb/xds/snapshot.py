@@ -148,18 +148,14 @@ class Snapshot:
 
     @classmethod
     def from_resources(
-        cls,
-        resources: translate.Resources,
-        routes: Iterable[Any] = (),
-        *,
-        previous: Snapshot | None = None,
+        cls, resources: translate.Resources, *, previous: Snapshot | None = None
     ) -> Snapshot:
         """The usual entry point: `Snapshot.from_resources(translate.translate(config))`."""
         return cls.build(
             clusters=resources.clusters,
             endpoints=resources.endpoints,
             listeners=resources.listeners,
-            routes=routes,
+            routes=resources.routes,
             previous=previous,
         )
 

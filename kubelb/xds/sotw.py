@@ -10,8 +10,9 @@ Ordering (xDS protocol, "eventual consistency considerations"), per stream:
 3. LDS (and RDS): only once Envoy has ACKed a CDS response holding every cluster of the snapshot
    and an EDS response holding every EDS name, so no listener ever points at a missing or still
    warming cluster.
-4. Removals: once Envoy ACKs the snapshot's listeners, CDS is sent again without the clusters
-   the snapshot dropped.
+4. Removals: once Envoy ACKs the snapshot's listeners and the snapshot's route tables, CDS is
+   sent again without the clusters the snapshot dropped. (A route change leaves the listener
+   alone, so the listener ACK alone says nothing about which clusters the routes still use.)
 A NACK leaves everything as it was: the rejected version is not re-sent, Envoy keeps its last good
 config, and the next snapshot is tried afresh.
 """
@@ -115,9 +116,7 @@ class StreamState:
     def plan(self, snap: snapshot.Snapshot) -> list[Push]:
         """The responses to send now, in push order; empty when Envoy is up to date."""
         pushes: list[Push] = []
-        listeners_settled = self.types[snapshot.LISTENER].acked_version == snap.version(
-            snapshot.LISTENER
-        )
+        settled = self.routing_settled(snap)
         ready = self.clusters_ready(snap)
         for type_url in snapshot.PUSH_ORDER:
             state = self.types[type_url]
@@ -125,7 +124,7 @@ class StreamState:
                 continue
             items = dict(snap[type_url].items)
             retained: tuple[str, ...] = ()
-            if type_url == snapshot.CLUSTER and not listeners_settled and state.acked:
+            if type_url == snapshot.CLUSTER and not settled and state.acked:
                 retained = tuple(sorted(n for n in state.acked if n not in items))
                 items.update((n, state.acked[n]) for n in retained)
             elif type_url not in snapshot.WILDCARD_TYPES:
@@ -144,6 +143,21 @@ class StreamState:
             if push is not None:
                 pushes.append(push)
         return pushes
+
+    def routing_settled(self, snap: snapshot.Snapshot) -> bool:
+        """Envoy has ACKed the snapshot's listeners, and each of its route tables as it is now:
+        nothing Envoy runs can still send traffic to a cluster the snapshot dropped."""
+        listeners = self.types[snapshot.LISTENER].acked_version == snap.version(snapshot.LISTENER)
+        return listeners and self.routes_acked(snap)
+
+    def routes_acked(self, snap: snapshot.Snapshot) -> bool:
+        """Envoy has ACKed every route table of the snapshot with its current content. (Route
+        versions depend on the subscription, so contents are compared, not versions.)"""
+        acked = self.types[snapshot.ROUTE].acked or {}
+        return all(
+            (have := acked.get(name)) is not None and have.digest == route.digest
+            for name, route in snap[snapshot.ROUTE].items.items()
+        )
 
     def clusters_ready(self, snap: snapshot.Snapshot) -> bool:
         """Envoy has ACKed every cluster of `snap`, and an assignment for each EDS name."""

@@ -10,6 +10,7 @@ memoized per IR listener and backend (bounded), so the returned messages are sha
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
@@ -28,12 +29,14 @@ class Resources:
     """Envoy resources for one node, each tuple sorted by resource name.
 
     `listeners` are envoy.config.listener.v3.Listener, `clusters` envoy.config.cluster.v3.Cluster,
-    `endpoints` envoy.config.endpoint.v3.ClusterLoadAssignment (only for EDS clusters).
+    `endpoints` envoy.config.endpoint.v3.ClusterLoadAssignment (only for EDS clusters), `routes`
+    envoy.config.route.v3.RouteConfiguration (one per HTTP listener, served by RDS).
     """
 
     listeners: tuple[Any, ...] = ()
     clusters: tuple[Any, ...] = ()
     endpoints: tuple[Any, ...] = ()
+    routes: tuple[Any, ...] = ()
 
 
 def translate(config: proxy.ProxyConfig) -> Resources:
@@ -54,23 +57,36 @@ def translate(config: proxy.ProxyConfig) -> Resources:
     http_options = http.upstream_options(config)
     clusters = [_cluster(b, http_options.get(b.name)) for b in plan.backends]
     endpoints = [_load_assignment(b) for b in plan.backends if not b.uses_dns]
+    routes = [
+        _route_configuration(li, frozenset(r.cluster for r in li.routes if r.cluster in persistent))
+        for li in config.listeners
+        if li.protocol is proxy.Protocol.HTTP
+    ]
     return Resources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),
         endpoints=tuple(sorted(endpoints, key=lambda r: r.cluster_name)),
+        routes=tuple(sorted(routes, key=lambda r: r.name)),
     )
 
 
 def clear_cache() -> None:
     """Forget every memoized resource (benchmarks measuring a cold translation)."""
-    for cached in (_tcp_udp_listener, _http_listener, _cluster, _load_assignment):
+    for cached in (
+        _tcp_udp_listener,
+        _http_listener,
+        _route_configuration,
+        _cluster,
+        _load_assignment,
+    ):
         cached.cache_clear()
 
 
 def _listener(li: proxy.Listener, targets: dict[str, tuple[str, ...]], persistent: set[str]) -> Any:
     if li.protocol is proxy.Protocol.HTTP:
-        routed = frozenset(r.cluster for r in li.routes if r.cluster in persistent)
-        return _http_listener(li, routed)
+        # Without its routes: a route change leaves the listener's message, and its packing in
+        # the snapshot, as it was.
+        return _http_listener(dataclasses.replace(li, routes=()))
     names = targets[li.name]
     # Hashing by source IP only matters when the chosen cluster runs Maglev.
     persistence = any(n in persistent for n in names)
@@ -93,8 +109,13 @@ def _tcp_udp_listener(li: proxy.Listener, names: tuple[str, ...], persistence: b
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _http_listener(li: proxy.Listener, persistent: frozenset[str]) -> Any:
-    return http.build_http_listener(li, persistent)
+def _http_listener(li: proxy.Listener) -> Any:
+    return http.build_http_listener(li)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _route_configuration(li: proxy.Listener, persistent: frozenset[str]) -> Any:
+    return http.build_route_configuration(li, persistent)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)

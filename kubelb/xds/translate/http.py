@@ -1,7 +1,12 @@
-"""HTTP listeners: an HttpConnectionManager with an inline route table (no RDS, as upstream),
-codec AUTO, route timeout from the IR (0 = none), idle and stream-idle timeouts, WebSocket
-upgrades, client address from the connection plus trusted X-Forwarded-For hops, request ids,
-header limits and a stdout access log.
+"""HTTP listeners: an HttpConnectionManager whose route table comes by RDS over ADS, codec AUTO,
+route timeout from the IR (0 = none), idle and stream-idle timeouts, WebSocket upgrades, client
+address from the connection plus trusted X-Forwarded-For hops, request ids, header limits and a
+stdout access log. The RouteConfiguration has the listener's name.
+
+Why RDS and not an inline table (upstream's choice): a route change then updates the table in
+place, and connections already open use it for their next request. Inline, every change replaces
+the listener, its open connections drain on the old table, and a cluster removed by the same
+change answers their requests with 503.
 
 Virtual hosts come from the routes' hostnames: one per hostname (lower-cased) holding the routes
 for it plus the hostname-less routes as fallback, and `*` for the hostname-less routes alone.
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 
-from envoy.config.core.v3 import protocol_pb2
+from envoy.config.core.v3 import config_source_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
@@ -32,14 +37,11 @@ WILDCARD = "*"
 MAX_HEADERS_KB = 8192
 
 
-def build_http_listener(
-    li: proxy.Listener, persistent: Collection[str] = ()
-) -> listener_pb2.Listener:
-    """`persistent`: clusters with source-IP persistence; their routes hash on the client IP."""
+def build_http_listener(li: proxy.Listener) -> listener_pb2.Listener:
+    """The listener alone; its routes are `build_route_configuration`'s."""
     options = li.http or proxy.HTTPOptions()
     check_options(li.name, options)
-    check_hostnames(li)
-    hcm = build_connection_manager(li, options, persistent)
+    hcm = build_connection_manager(li, options)
     chain = listener_components_pb2.FilterChain(
         filters=[listener_components_pb2.Filter(name=HCM, typed_config=common.pack(hcm))]
     )
@@ -51,14 +53,30 @@ def build_http_listener(
     )
 
 
+def build_route_configuration(
+    li: proxy.Listener, persistent: Collection[str] = ()
+) -> route_pb2.RouteConfiguration:
+    """The listener's route table, served by RDS under the listener's name. `persistent`:
+    clusters with source-IP persistence; their routes hash on the client IP."""
+    options = li.http or proxy.HTTPOptions()
+    check_hostnames(li)
+    return route_pb2.RouteConfiguration(
+        name=li.name, virtual_hosts=build_virtual_hosts(li.routes, options, persistent)
+    )
+
+
 def build_connection_manager(
-    li: proxy.Listener, options: proxy.HTTPOptions, persistent: Collection[str] = ()
+    li: proxy.Listener, options: proxy.HTTPOptions
 ) -> hcm_pb2.HttpConnectionManager:
     hcm = hcm_pb2.HttpConnectionManager(
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         stat_prefix=common.stat_prefix(li.name),
-        route_config=route_pb2.RouteConfiguration(
-            name=li.name, virtual_hosts=build_virtual_hosts(li.routes, options, persistent)
+        rds=hcm_pb2.Rds(
+            config_source=config_source_pb2.ConfigSource(
+                ads=config_source_pb2.AggregatedConfigSource(),
+                resource_api_version=config_source_pb2.V3,
+            ),
+            route_config_name=li.name,
         ),
         http_filters=[
             hcm_pb2.HttpFilter(name=ROUTER, typed_config=common.pack(router_pb2.Router()))

@@ -11,7 +11,7 @@ from google.protobuf import json_format
 
 from kubelb.xds import translate
 
-KINDS = ("listeners", "clusters", "endpoints")
+KINDS = ("listeners", "clusters", "endpoints", "routes")
 
 
 def to_dict(message: Any) -> dict[str, Any]:
@@ -21,7 +21,8 @@ def to_dict(message: Any) -> dict[str, Any]:
 
 
 def to_json_dicts(resources: translate.Resources) -> dict[str, list[dict[str, Any]]]:
-    """{"listeners": [...], "clusters": [...], "endpoints": [...]} in resource order."""
+    """{"listeners": [...], "clusters": [...], "endpoints": [...], "routes": [...]} in resource
+    order."""
     return {kind: [to_dict(m) for m in getattr(resources, kind)] for kind in KINDS}
 
 

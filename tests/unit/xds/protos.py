@@ -6,6 +6,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import any_pb2, duration_pb2
 
@@ -59,6 +60,24 @@ def tcp_listener(name: str, port: int, cluster: str, address: str = "127.0.0.1")
                         name="envoy.filters.network.tcp_proxy", typed_config=proxy
                     )
                 ]
+            )
+        ],
+    )
+
+
+def route_table(name: str, cluster: str) -> route_pb2.RouteConfiguration:
+    return route_pb2.RouteConfiguration(
+        name=name,
+        virtual_hosts=[
+            route_components_pb2.VirtualHost(
+                name="*",
+                domains=["*"],
+                routes=[
+                    route_components_pb2.Route(
+                        match=route_components_pb2.RouteMatch(prefix="/"),
+                        route=route_components_pb2.RouteAction(cluster=cluster),
+                    )
+                ],
             )
         ],
     )

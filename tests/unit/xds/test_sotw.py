@@ -6,7 +6,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
 
 from kubelb.xds import snapshot, sotw
-from kubelb.xds.snapshot import CLUSTER, ENDPOINT, LISTENER
+from kubelb.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests.unit.xds import protos
 
 
@@ -126,6 +126,47 @@ def test_removed_cluster_outlives_the_listener_that_used_it():
     (eds,) = envoy.send(moved)
     assert names(eds) == ["b"]
     assert eds.version == moved.version(ENDPOINT)
+
+
+def routed(cluster: str) -> snapshot.Snapshot:
+    """One listener whose route table (RDS, named "web") sends everything to `cluster`."""
+    return snapshot.Snapshot.build(
+        clusters=[protos.eds_cluster(cluster)],
+        endpoints=[protos.assignment(cluster, ("127.0.0.1", 9000))],
+        listeners=[protos.tcp_listener("web", 8000, "unused")],
+        routes=[protos.route_table("web", cluster)],
+    )
+
+
+def test_removed_cluster_outlives_the_route_table_that_used_it():
+    envoy = Envoy()
+    before = routed("a")
+    connect(envoy, before)
+    envoy.state.receive(request(ROUTE, names=["web"]))
+    (rds,) = envoy.send(before)
+    assert names(rds) == ["web"]
+    envoy.ack(ROUTE, names=["web"])
+    assert envoy.state.routing_settled(before)
+
+    moved = routed("b")
+    (cds,) = envoy.send(moved)
+    assert cds.retained == ("a",)
+    envoy.ack(CLUSTER)
+    envoy.state.receive(
+        request(ENDPOINT, nonce=envoy.nonces_of(ENDPOINT), version="x", names=["a", "b"])
+    )
+    (eds,) = envoy.send(moved)
+    assert names(eds) == ["a", "b"]
+    envoy.ack(ENDPOINT, names=["a", "b"])
+    # The listener did not change; its route table moves to b while a is still there.
+    (rds,) = envoy.send(moved)
+    assert rds.type_url == ROUTE
+    assert not envoy.state.routing_settled(moved)
+    assert envoy.send(moved) == []  # a stays until the table is ACKed
+    envoy.ack(ROUTE, names=["web"])
+    (cleanup,) = envoy.send(moved)
+    assert cleanup.type_url == CLUSTER
+    assert names(cleanup) == ["b"]
 
 
 def test_unchanged_types_are_not_resent():

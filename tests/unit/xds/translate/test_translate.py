@@ -95,7 +95,56 @@ def test_render_uses_camel_case_type_urls_and_omits_empty_kinds() -> None:
 
 def test_render_json_dicts_lists_every_kind() -> None:
     dicts = render.to_json_dicts(translate.translate(tcp_config("10.0.0.1")))
-    assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1]
+    assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1, 0]
+    dicts = render.to_json_dicts(translate.translate(http_config(("a", "/"))))
+    assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1, 1]
+
+
+def http_config(*routes: tuple[str, str]) -> proxy.ProxyConfig:
+    """One HTTP listener "web"; `routes`: (cluster, path prefix)."""
+    return proxy.ProxyConfig(
+        node_id="n",
+        listeners=(
+            proxy.Listener(
+                name="web", address="127.0.0.1", port=8080, protocol=proxy.Protocol.HTTP,
+                routes=tuple(
+                    proxy.HTTPRoute(name=f"r-{c}", cluster=c, path_prefix=prefix)
+                    for c, prefix in routes
+                ),
+            ),
+        ),
+        clusters=tuple(
+            proxy.Cluster(name=c, protocol=proxy.Protocol.HTTP,
+                          endpoints=(proxy.Endpoint(address="10.0.0.1", port=80),))
+            for c, _ in routes
+        ),
+    )  # fmt: skip
+
+
+def test_http_listener_takes_its_route_table_by_rds_under_its_own_name() -> None:
+    resources = translate.translate(http_config(("a", "/"), ("b", "/b")))
+    (listener,) = resources.listeners
+    (table,) = resources.routes
+    hcm = render.to_dict(listener)["filterChains"][0]["filters"][0]["typedConfig"]
+    assert "routeConfig" not in hcm
+    assert hcm["rds"] == {
+        "configSource": {"ads": {}, "resourceApiVersion": "V3"},
+        "routeConfigName": "web",
+    }
+    assert table.name == "web"
+    assert [r.route.cluster for r in table.virtual_hosts[0].routes] == ["b", "a"]
+
+
+def test_route_change_leaves_the_listener_as_it_was() -> None:
+    before = translate.translate(http_config(("a", "/")))
+    after = translate.translate(http_config(("b", "/"), ("c", "/c")))
+    assert after.listeners[0] is before.listeners[0]
+    assert after.routes[0].SerializeToString() != before.routes[0].SerializeToString()
+    translate.clear_cache()
+    cold = translate.translate(http_config(("b", "/"), ("c", "/c")))
+    assert cold.listeners[0].SerializeToString(deterministic=True) == (
+        before.listeners[0].SerializeToString(deterministic=True)
+    )
 
 
 def two_listener_config(second_endpoint: str) -> proxy.ProxyConfig:
@@ -115,7 +164,7 @@ def two_listener_config(second_endpoint: str) -> proxy.ProxyConfig:
 
 
 def serialized(resources: translate.Resources) -> list[bytes]:
-    every = (*resources.listeners, *resources.clusters, *resources.endpoints)
+    every = (*resources.listeners, *resources.clusters, *resources.endpoints, *resources.routes)
     return [m.SerializeToString(deterministic=True) for m in every]
 
 
