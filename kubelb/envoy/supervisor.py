@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
 import re
-import signal
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from kubelb.envoy import binary, bootstrap, deployer
 from kubelb.observe import metrics
-from kubelb.util import naming
+from kubelb.util import children, naming
 
 logger = logging.getLogger(__name__)
 process_logger = logging.getLogger("kubelb.envoy.process")
@@ -52,7 +49,6 @@ _LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
-_PR_SET_PDEATHSIG = 1
 _SHM_DIR = Path("/dev/shm")
 
 
@@ -200,7 +196,7 @@ class _Envoy:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=children.die_with_parent(),
         )
         self.process, self.admin_port = proc, admin_port
         if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
@@ -360,20 +356,6 @@ async def _pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> No
         text = line.decode(errors="replace").rstrip()
         if text:
             sink(text)
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A preexec function asking Linux to SIGTERM the child when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child must not load
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 def _free_port(host: str) -> int:

@@ -19,6 +19,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from kubelb.util import children
+
 logger = logging.getLogger(__name__)
 
 _TCP_LISTEN = "0A"  # state column of /proc/net/tcp
@@ -35,8 +37,11 @@ class Process:
         self.name = name
         self.log = log
         with log.open("ab") as out:
-            self._popen = subprocess.Popen(
-                list(argv),
+            # An owner killed outright (SIGKILL, OOM) must not leave etcd or an API server
+            # running: nothing else would ever stop them. Callers may be on a short-lived
+            # thread (a private event loop), which `children.popen` allows for.
+            self._popen = children.popen(
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

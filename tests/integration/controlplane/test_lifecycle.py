@@ -1,7 +1,17 @@
 """The control plane starts, serves, and stops without leaving processes or files behind, also
-when start-up fails half-way."""
+when start-up fails half-way, and leaves no process behind when its owner is killed outright."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,6 +48,48 @@ async def test_starts_and_stops_cleanly():
         await plane.stop()
     assert [pid for pid in pids if processes.pid_alive(pid)] == []
     assert not plane.workdir.exists()
+
+
+OWNER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from kubelb.testing import controlplane
+
+    async def main():
+        spec = controlplane.ClusterSpec(name="solo", service_cidr="10.98.0.0/16")
+        plane = controlplane.ControlPlane(clusters=(spec,))
+        await plane.start()
+        print(json.dumps({"pids": plane.pids, "workdir": str(plane.workdir)}), flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_owner_killed_outright_leaves_no_process_behind():
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", OWNER, stdout=asyncio.subprocess.PIPE
+    )
+    assert owner.stdout is not None
+    line = await owner.stdout.readline()
+    started = json.loads(line)
+    pids = started["pids"]
+    try:
+        assert len(pids) == 3
+        assert all(processes.pid_alive(pid) for pid in pids)
+        owner.send_signal(signal.SIGKILL)  # no clean-up code of the owner runs
+        await owner.wait()
+        for _ in range(600):
+            if not [pid for pid in pids if processes.pid_alive(pid)]:
+                break
+            await asyncio.sleep(0.1)
+        assert [pid for pid in pids if processes.pid_alive(pid)] == []
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(Path(started["workdir"]), ignore_errors=True)
 
 
 async def test_failed_start_cleans_up(tmp_path):
