@@ -13,6 +13,7 @@ SUITES: dict[str, str] = {
     "dataplane": "bench.dataplane.run",
     "standalone_latency": "bench.standalone_latency",
     "xds_snapshot": "bench.xds_snapshot",
+    "xds_update": "bench.xds_update",
     "controlplane_scale": "bench.controlplane.scale",
     "controlplane_convergence": "bench.controlplane.convergence",
 }

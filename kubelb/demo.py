@@ -61,6 +61,7 @@ async def _demo(args: argparse.Namespace) -> int:
             envoy_binary=None,
             workers=1,
             drain_seconds=1.0,
+            xds_delta=False,
             duration=None,
             log_level=args.log_level,
         )

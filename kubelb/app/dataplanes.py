@@ -38,6 +38,7 @@ def create(
     workers: int,
     state_dir: Path,
     drain_seconds: float = 5.0,
+    xds_delta: bool = False,
 ) -> Driver:
     if kind == "envoy":
         # Imported here so the Python data plane never loads grpc and the Envoy protos.
@@ -48,6 +49,7 @@ def create(
             envoy_binary=envoy_binary,
             work_dir=state_dir / "envoy",
             drain_seconds=drain_seconds,
+            delta_xds=xds_delta,
         )
     if kind == "python":
         from kubelb.app import python_driver

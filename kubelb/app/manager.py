@@ -77,6 +77,7 @@ class Settings:
     # (1,000 LoadBalancers) where 4 left the manager waiting on round trips.
     workers: int = 16
     debug: bool = False
+    xds_delta: bool = False  # Envoys use incremental xDS
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
 
 
@@ -172,6 +173,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="Envoy admin on all interfaces in Envoy pods (default: false)",
     )
+    add(
+        "--xds-delta",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=d.xds_delta,
+        help="Envoys take their configuration by incremental (delta) xDS: an update carries "
+        "only what changed (default: false, state of the world)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -199,7 +209,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_xds_host=args.envoy_xds_host, envoy_xds_port=args.envoy_xds_port,
         envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
-        tenant_api_server=args.tenant_api_server,
+        xds_delta=args.xds_delta, tenant_api_server=args.tenant_api_server,
     )  # fmt: skip
 
 
@@ -279,7 +289,8 @@ class Manager:
         s = self.settings
         envoys = supervisor.EnvoySupervisor(s.state_dir, envoy_binary=s.envoy_binary)
         spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
-                                  drain_seconds=s.envoy_drain_seconds)  # fmt: skip
+                                  drain_seconds=s.envoy_drain_seconds,
+                                  delta_xds=s.xds_delta)  # fmt: skip
         self.process_workloads = manager_dataplane.ProcessWorkloads(envoys, spec)
         self.addresses = process.ProcessAddresses(self.inputs, self.writer, s.address_pool)
         self.addresses.on_unplaced = self._reconcile_lb
@@ -301,7 +312,7 @@ class Manager:
         options = envoy_k8s.Options(
             xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
             shutdown_manager_image=s.envoy_shutdown_manager_image,
-            admin_on_all_interfaces=s.debug,
+            admin_on_all_interfaces=s.debug, delta_xds=s.xds_delta,
         )  # fmt: skip
         informer_ = self.informers.get(resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR)
         self.k8s_deployer = envoy_k8s.KubernetesDeployer(self.writer, informer_, options)

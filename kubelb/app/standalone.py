@@ -40,6 +40,7 @@ class Settings:
     envoy_binary: str | None
     workers: int
     drain_seconds: float
+    xds_delta: bool
     duration: float | None
     log_level: str
 
@@ -94,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         help="how long removed listeners and a stopping data plane drain connections (default: 5)",
     )
+    parser.add_argument(
+        "--xds-delta",
+        action="store_true",
+        help="envoy data plane: Envoy takes its configuration by incremental (delta) xDS, "
+        "each update carrying only what changed (default: state of the world)",
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -128,6 +135,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_binary=args.envoy_binary,
         workers=args.workers,
         drain_seconds=args.drain_seconds,
+        xds_delta=args.xds_delta,
         duration=args.duration,
         log_level=args.log_level,
     )
@@ -226,6 +234,7 @@ async def serve(settings: Settings) -> int:
         workers=settings.workers,
         state_dir=settings.state_dir,
         drain_seconds=settings.drain_seconds,
+        xds_delta=settings.xds_delta,
     )
     app = Standalone(settings, driver)
     return await runner.run_until_signal(app.run(), name="standalone", duration=settings.duration)

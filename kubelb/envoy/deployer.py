@@ -38,6 +38,8 @@ class EnvoySpec:
     drain_seconds: float = 5.0  # graceful listener drain on shutdown
     stop_timeout_seconds: float = 10.0  # SIGTERM -> SIGKILL
     extra_args: tuple[str, ...] = ()
+    # Incremental (delta) ADS: each update carries only the resources that changed.
+    delta_xds: bool = False
 
 
 class Deployer(Protocol):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelb.observe import metrics
-from kubelb.xds import sotw
+from kubelb.xds import delta as delta_ads, sotw
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ class StreamInfo:
     peer: str
     node_id: str = ""
     state: sotw.StreamState = field(default_factory=sotw.StreamState, repr=False)
+    # Set on delta streams; `state` is then its ordering machine.
+    delta: delta_ads.DeltaStreamState | None = field(default=None, repr=False)
 
 
 class Callbacks:
@@ -38,10 +40,11 @@ class Callbacks:
         """A stream ended, for any reason."""
 
     def on_request(self, stream: StreamInfo, request: Any, outcome: sotw.Outcome) -> None:
-        """A DiscoveryRequest arrived and was understood as `outcome` (ACK, NACK, ...)."""
+        """A DiscoveryRequest (or DeltaDiscoveryRequest) arrived and was understood as
+        `outcome` (ACK, NACK, ...)."""
 
     def on_response(self, stream: StreamInfo, response: Any) -> None:
-        """A DiscoveryResponse was sent."""
+        """A DiscoveryResponse (or DeltaDiscoveryResponse) was sent."""
 
 
 class MetricsCallbacks(Callbacks):

@@ -9,8 +9,10 @@ Keepalive (KubeLB #163, #532): the server pings idle connections and drops dead 
 Envoy's own HTTP/2 pings, and bounds connection age with a per-server random jitter so Envoys
 rebalance across control-plane replicas.
 
-Delta (incremental) xDS is not served: `DeltaAggregatedResources` answers UNIMPLEMENTED and Envoy
-must use `api_type: GRPC` (the bootstrap does). Why: see `DELTA_UNSUPPORTED`.
+Both ADS flavours are served on one port: state of the world (`StreamAggregatedResources`,
+bootstrap `api_type: GRPC`) and delta (`DeltaAggregatedResources`, `api_type: DELTA_GRPC`). They
+share the ordering machine of `kubelb.xds.sotw`; a delta stream sends only what changed
+(`kubelb.xds.delta`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,10 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from kubelb.xds import cache, callbacks, snapshot, sotw
+from kubelb.xds import cache, callbacks, delta, snapshot, sotw
 
 logger = logging.getLogger(__name__)
 
-DELTA_UNSUPPORTED = (
-    "delta xDS is not served by kubelb; use state-of-the-world ADS (api_type: GRPC). "
-    "Per-tenant snapshots are small, and SotW keeps one ordering state machine to prove "
-    "make-before-break against."
-)
 CONTROL_PLANE_ID = "kubelb"
 
 
@@ -129,9 +126,15 @@ class XdsServer:
         self._server = None
         logger.info("xDS server stopped")
 
-    async def serve_stream(self, requests: AsyncIterator[Any], context: Any) -> None:
-        """Run one ADS stream until Envoy goes away or the server stops."""
+    async def serve_stream(
+        self, requests: AsyncIterator[Any], context: Any, *, incremental: bool = False
+    ) -> None:
+        """Run one ADS stream (delta when `incremental`) until Envoy goes away or the server
+        stops."""
         info = callbacks.StreamInfo(stream_id=next(self._ids), peer=context.peer())
+        if incremental:
+            info.delta = delta.DeltaStreamState()
+            info.state = info.delta.sotw
         inbox = _Inbox()
         self._inboxes[info.stream_id] = inbox
         reader = asyncio.create_task(
@@ -172,7 +175,7 @@ class XdsServer:
         return True
 
     def _receive(self, info: callbacks.StreamInfo, request: Any) -> None:
-        outcome = info.state.receive(request)
+        outcome = (info.delta or info.state).receive(request)
         self._call_hooks("on_request", info, request, outcome, fatal=True)
         kind = snapshot.SHORT_NAMES.get(request.type_url, request.type_url)
         if outcome is sotw.Outcome.NACK:
@@ -197,15 +200,12 @@ class XdsServer:
         snap = self.cache.get_snapshot(info.node_id) if info.node_id else None
         if snap is None:
             return
+        if info.delta is not None:
+            await self._push_delta(info, info.delta, snap, context)
+            return
         for push in info.state.plan(snap):
             nonce = str(next(self._ids))
-            response = discovery_pb2.DiscoveryResponse(
-                version_info=push.version,
-                type_url=push.type_url,
-                nonce=nonce,
-                resources=[r.packed for r in push.resources],
-                control_plane=base_pb2.ControlPlane(identifier=CONTROL_PLANE_ID),
-            )
+            response = sotw_response(push, nonce)
             await context.write(response)
             info.state.sent(push, nonce)
             self._call_hooks("on_response", info, response)
@@ -220,6 +220,31 @@ class XdsServer:
                 else "",
             )
 
+    async def _push_delta(
+        self,
+        info: callbacks.StreamInfo,
+        state: delta.DeltaStreamState,
+        snap: snapshot.Snapshot,
+        context: Any,
+    ) -> None:
+        for planned in state.plan(snap):
+            if not isinstance(planned, delta.DeltaPush):
+                state.held(planned)
+                continue
+            nonce = str(next(self._ids))
+            response = delta_response(planned, nonce)
+            await context.write(response)
+            state.sent(planned, nonce)
+            self._call_hooks("on_response", info, response)
+            logger.debug(
+                "xDS delta stream %d: sent %d %s, removed %d, version %s",
+                info.stream_id,
+                len(planned.resources),
+                snapshot.SHORT_NAMES[planned.type_url],
+                len(planned.removed),
+                planned.push.version,
+            )
+
     def _call_hooks(self, name: str, *args: Any, fatal: bool = False) -> None:
         for hook in self.hooks:
             try:
@@ -228,6 +253,32 @@ class XdsServer:
                 if fatal:
                     raise
                 logger.exception("xDS callback %s.%s failed", type(hook).__name__, name)
+
+
+def sotw_response(push: sotw.Push, nonce: str) -> Any:
+    """The DiscoveryResponse carrying `push`."""
+    return discovery_pb2.DiscoveryResponse(
+        version_info=push.version,
+        type_url=push.type_url,
+        nonce=nonce,
+        resources=[r.packed for r in push.resources],
+        control_plane=base_pb2.ControlPlane(identifier=CONTROL_PLANE_ID),
+    )
+
+
+def delta_response(planned: delta.DeltaPush, nonce: str) -> Any:
+    """The DeltaDiscoveryResponse carrying `planned`; resource versions are content digests."""
+    return discovery_pb2.DeltaDiscoveryResponse(
+        system_version_info=planned.push.version,
+        type_url=planned.type_url,
+        nonce=nonce,
+        resources=[
+            discovery_pb2.Resource(name=r.name, version=r.digest, resource=r.packed)
+            for r in planned.resources
+        ],
+        removed_resources=planned.removed,
+        control_plane=base_pb2.ControlPlane(identifier=CONTROL_PLANE_ID),
+    )
 
 
 class _StreamError(Exception):
@@ -270,5 +321,7 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             await context.abort(e.code, str(e))
 
     async def DeltaAggregatedResources(self, request_iterator: Any, context: Any) -> None:
-        logger.warning("rejected a delta xDS stream from %s: %s", context.peer(), DELTA_UNSUPPORTED)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, DELTA_UNSUPPORTED)
+        try:
+            await self._server.serve_stream(request_iterator, context, incremental=True)
+        except _StreamError as e:
+            await context.abort(e.code, str(e))

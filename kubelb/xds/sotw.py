@@ -93,14 +93,18 @@ class StreamState:
         state.requested = True
         if request.type_url not in snapshot.WILDCARD_TYPES:
             state.names = frozenset(request.resource_names)
-        if not request.response_nonce:
+        error = request.error_detail.message if request.HasField("error_detail") else None
+        return self.answer(request.type_url, request.response_nonce, error)
+
+    def answer(self, type_url: str, nonce: str, error: str | None) -> Outcome:
+        """Record what a current request of `type_url` says about our responses: nothing (no
+        nonce: a first request or a new subscription), an ACK, or a NACK with `error`."""
+        state = self.types[type_url]
+        if not nonce:
             return Outcome.REQUEST
-        if request.HasField("error_detail"):
+        if error is not None:
             state.last_nack = self.last_nack = Nack(
-                type_url=request.type_url,
-                version=state.sent_version or "",
-                nonce=request.response_nonce,
-                error_detail=request.error_detail.message,
+                type_url=type_url, version=state.sent_version or "", nonce=nonce, error_detail=error
             )
             return Outcome.NACK
         state.acked_version = state.sent_version
@@ -112,6 +116,14 @@ class StreamState:
         state.sent_version = push.version
         state.sent_nonce = nonce
         state.sent = {r.name: r for r in push.resources}
+
+    def held(self, push: Push) -> None:
+        """`push` needs no response: Envoy already holds exactly that (delta xDS, where the
+        difference can be empty). Recorded as sent and ACKed."""
+        state = self.types[push.type_url]
+        state.sent_version = state.acked_version = push.version
+        state.sent = {r.name: r for r in push.resources}
+        state.acked = dict(state.sent)
 
     def plan(self, snap: snapshot.Snapshot) -> list[Push]:
         """The responses to send now, in push order; empty when Envoy is up to date."""

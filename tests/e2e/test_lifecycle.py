@@ -1,6 +1,7 @@
 """Lifecycle end to end: deleting a Service cleans up everything, NodePort and ExternalName
 Services are ignored, traffic outlives a paused control plane, a manager restart moves no port
-or address, and an agent restart creates no duplicates."""
+or address (also when it switches the Envoys to delta xDS), and an agent restart creates no
+duplicates."""
 
 from __future__ import annotations
 
@@ -152,6 +153,24 @@ async def test_manager_restart_moves_no_port_or_address(stack: Stack, mgmt, kube
         assert ingress_ips(after_svc) == [ip]
         tenant_svc = await kube_a.get(resources.SERVICES, "kept", namespace=shop)
         assert ingress_ips(tenant_svc) == [ip]
+
+
+async def test_manager_switching_to_delta_xds_keeps_serving(stack: Stack, kube_a, shop):
+    """`--xds-delta` on a running fleet: the manager's new Envoys take their configuration by
+    delta xDS, the existing LB is served again on its address and port, and a new one works."""
+    argv = list(stack.manager.argv)
+    async with served(stack, kube_a, shop, "before-delta") as (_, ip, port):
+        stack.manager.argv.append("--xds-delta")
+        try:
+            await stack.manager.restart()
+            answer = await answered(ip, port, b"delta")
+            assert answer.endswith(b":delta")
+            async with served(stack, kube_a, shop, "with-delta") as (_, ip2, port2):
+                assert (await answered(ip2, port2, b"new")).endswith(b":new")
+            assert "xDS delta stream" in stack.manager.log.read_text(errors="replace")
+        finally:
+            stack.manager.argv[:] = argv
+            await stack.manager.restart()
 
 
 async def test_agent_restart_creates_no_duplicates(stack: Stack, mgmt, kube_a, shop):

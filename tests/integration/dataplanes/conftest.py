@@ -33,7 +33,8 @@ from tests.integration.xds.conftest import envoy_spec
 
 pytestmark = pytest.mark.integration
 
-KINDS = ("envoy", "python")
+# "envoy-delta": Envoy on incremental xDS; it must behave exactly as "envoy".
+KINDS = ("envoy", "envoy-delta", "python")
 
 # Answers that differ by design, per data plane (docs/dataplane-differences.md).
 EXPECTED: dict[str, dict[str, int]] = {
@@ -77,7 +78,8 @@ class PythonPlane(Plane):
 class EnvoyPlane(Plane):
     kind = "envoy"
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, delta: bool = False) -> None:
+        self.delta = delta
         self.cache = cache.SnapshotCache()
         self.server = server.XdsServer(self.cache)
         self.envoys = supervisor.EnvoySupervisor(
@@ -95,7 +97,7 @@ class EnvoyPlane(Plane):
         self.cache.set_snapshot(node, snap)
         if node not in self._nodes:
             self._nodes.add(node)
-            await self.envoys.ensure(node, envoy_spec(self._port))
+            await self.envoys.ensure(node, envoy_spec(self._port, delta_xds=self.delta))
             async with asyncio.timeout(60):
                 await self.envoys.wait_ready(node)
 
@@ -134,8 +136,8 @@ async def eventually_accepts(host: str, port: int, seconds: float = 30.0) -> Non
 @pytest.fixture(params=KINDS)
 async def plane(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Plane]:
     serving: Plane
-    if request.param == "envoy":
-        envoy = EnvoyPlane(tmp_path / "envoy")
+    if request.param in ("envoy", "envoy-delta"):
+        envoy = EnvoyPlane(tmp_path / "envoy", delta=request.param == "envoy-delta")
         await envoy.start()
         serving = envoy
     else:

@@ -80,6 +80,7 @@ class Standalone:
     admin_port: int = field(default_factory=free_port)
     xds_port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
+    extra_args: tuple[str, ...] = ()
 
     async def start(self) -> None:
         args = [
@@ -103,6 +104,7 @@ class Standalone:
             "debug",
             "--drain-seconds",
             "1",
+            *self.extra_args,
         ]
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(

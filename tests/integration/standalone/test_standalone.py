@@ -20,14 +20,17 @@ pytestmark = pytest.mark.integration
 HOST = "127.0.0.1"
 
 
-@pytest.fixture(params=["envoy", "python"])
+# "envoy-delta": Envoy on incremental xDS (--xds-delta), which must behave as "envoy".
+@pytest.fixture(params=["envoy", "envoy-delta", "python"])
 async def kubelb(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[harness.Standalone]:
     config_dir = tmp_path / "config"
     config_dir.mkdir()
+    delta = request.param == "envoy-delta"
     instance = harness.Standalone(
-        dataplane=request.param,
+        dataplane="envoy" if delta else request.param,
+        extra_args=("--xds-delta",) if delta else (),
         config_dir=config_dir,
         state_dir=tmp_path / "state",
         log_path=tmp_path / "kubelb.log",
@@ -35,6 +38,8 @@ async def kubelb(
     yield instance
     code = await instance.stop()
     assert code == 0, f"kubelb exited with {code}:\n{instance.logs()}"
+    if delta:
+        assert "xDS delta stream" in instance.logs(), "Envoy did not use delta xDS"
 
 
 async def test_added_lb_serves_removed_lb_stops_untouched_connection_survives(kubelb):

@@ -21,6 +21,10 @@ class Xds:
     cache: cache.SnapshotCache
     server: server.XdsServer
     port: int
+    delta: bool = False  # Envoys started with `spec()` use incremental xDS
+
+    def spec(self, **overrides: object) -> deployer.EnvoySpec:
+        return envoy_spec(self.port, delta_xds=self.delta, **overrides)
 
     def publish(self, config: proxy.ProxyConfig) -> snapshot.Snapshot:
         snap = snapshot.Snapshot.from_resources(translate.translate(config))
@@ -29,12 +33,18 @@ class Xds:
 
 
 @pytest.fixture
-async def xds() -> AsyncIterator[Xds]:
+async def xds(request: pytest.FixtureRequest) -> AsyncIterator[Xds]:
+    """Parametrize indirectly with "sotw" or "delta" to choose the Envoys' ADS flavour."""
+    flavour = getattr(request, "param", "sotw")
     snapshots = cache.SnapshotCache()
     srv = server.XdsServer(snapshots)
     port = await srv.start("127.0.0.1:0")
-    yield Xds(snapshots, srv, port)
+    yield Xds(snapshots, srv, port, delta=flavour == "delta")
     await srv.stop(grace=1.0)
+
+
+# Run a test once per ADS flavour (state of the world, delta).
+both_flavours = pytest.mark.parametrize("xds", ["sotw", "delta"], indirect=True)
 
 
 @pytest.fixture

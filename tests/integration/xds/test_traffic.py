@@ -20,17 +20,27 @@ from kubelb.ir import proxy
 from kubelb.observe import metrics
 from kubelb.xds import cache, callbacks, server, snapshot, sotw, translate
 from tests.integration.xds import backends
-from tests.integration.xds.conftest import NODE, Xds, answers, config, envoy_spec, tcp_lb, udp_lb
+from tests.integration.xds.conftest import (
+    NODE,
+    Xds,
+    answers,
+    both_flavours,
+    config,
+    envoy_spec,
+    tcp_lb,
+    udp_lb,
+)
 from tests.unit.xds import protos
 
 pytestmark = pytest.mark.integration
 
 
+@both_flavours
 async def test_tcp_and_udp_traffic(xds: Xds, envoys: supervisor.EnvoySupervisor) -> None:
     tcp_port, udp_port = backends.free_port(), backends.free_port()
     async with backends.TCPEcho("a") as tcp, backends.UDPEcho("u") as udp:
         xds.publish(config(tcp_lb("tcp", tcp_port, tcp.port), udp_lb("udp", udp_port, udp.port)))
-        await envoys.ensure(NODE, envoy_spec(xds.port))
+        await envoys.ensure(NODE, xds.spec())
         async with asyncio.timeout(30):
             await envoys.wait_ready(NODE)
         await backends.eventually(lambda: answers(tcp_port, "a:"), what="TCP through Envoy")
@@ -53,8 +63,11 @@ class Recorder(callbacks.Callbacks):
 
     def on_response(self, stream: Any, response: Any) -> None:
         kind = snapshot.SHORT_NAMES[response.type_url]
-        names = sorted(_name(r) for r in response.resources)
-        self.events.append(f"sent {kind} {','.join(names)}")
+        # Delta responses wrap each resource and may name removals.
+        packed = [getattr(r, "resource", r) for r in response.resources]
+        event = f"sent {kind} {','.join(sorted(_name(r) for r in packed)) or 'nothing'}"
+        removed = sorted(getattr(response, "removed_resources", ()))
+        self.events.append(event + (f" removing {','.join(removed)}" if removed else ""))
 
 
 def _name(packed: Any) -> str:
@@ -72,11 +85,12 @@ def _name(packed: Any) -> str:
 
 
 async def start(xds: Xds, envoys: supervisor.EnvoySupervisor, node: str = NODE) -> None:
-    await envoys.ensure(node, envoy_spec(xds.port))
+    await envoys.ensure(node, xds.spec())
     async with asyncio.timeout(30):
         await envoys.wait_ready(node)
 
 
+@both_flavours
 async def test_endpoint_change_keeps_connections(
     xds: Xds, envoys: supervisor.EnvoySupervisor
 ) -> None:
@@ -104,6 +118,7 @@ async def test_endpoint_change_keeps_connections(
         assert envoys.restarts(NODE) == 0
 
 
+@both_flavours
 async def test_removed_endpoint_gets_no_traffic_while_it_still_passes_health_checks(
     xds: Xds, envoys: supervisor.EnvoySupervisor
 ) -> None:
@@ -131,6 +146,7 @@ async def test_removed_endpoint_gets_no_traffic_while_it_still_passes_health_che
         assert a.connections == served_a
 
 
+@both_flavours
 async def test_listener_moves_to_a_new_cluster_without_errors(
     xds: Xds, envoys: supervisor.EnvoySupervisor
 ) -> None:
@@ -155,16 +171,24 @@ async def test_listener_moves_to_a_new_cluster_without_errors(
         assert loop.failures == []
         # What the real Envoy was sent, and when: both clusters first; the listener only after
         # Envoy ACKed them and the new cluster's endpoints; the old cluster removed last.
+        # Delta sends only what changed, and removes by name.
         events = recorder.events
-        first_cds = events.index("sent clusters lb-cluster,lb-cluster-v2")
+        if xds.delta:
+            first_cds = events.index("sent clusters lb-cluster-v2")
+            new_eds = events.index("sent endpoints lb-cluster-v2")
+            last_cds = events.index("sent clusters nothing removing lb-cluster")
+        else:
+            first_cds = events.index("sent clusters lb-cluster,lb-cluster-v2")
+            new_eds = events.index("sent endpoints lb-cluster,lb-cluster-v2")
+            last_cds = events.index("sent clusters lb-cluster-v2")
         lds = events.index("sent listeners lb")
-        last_cds = events.index("sent clusters lb-cluster-v2")
         assert first_cds < events.index("ack clusters", first_cds) < lds
-        assert events.index("sent endpoints lb-cluster,lb-cluster-v2") < lds
+        assert new_eds < lds
         assert events.index("ack endpoints", first_cds) < lds
         assert lds < events.index("ack listeners", lds) < last_cds
 
 
+@both_flavours
 async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySupervisor) -> None:
     port, bad_port = backends.free_port(), backends.free_port()
     nacks = "kubelb_envoy_control_plane_nacks_total"
@@ -209,6 +233,7 @@ async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySup
         await backends.eventually(in_sync, what="the good config ACKed")
 
 
+@both_flavours
 async def test_killed_envoy_is_restarted(xds: Xds, envoys: supervisor.EnvoySupervisor) -> None:
     port = backends.free_port()
     async with backends.TCPEcho("a") as a:
@@ -256,6 +281,7 @@ async def test_two_envoys_share_a_node_id(xds: Xds, tmp_path: Path) -> None:
             await sup.close()
 
 
+@both_flavours
 async def test_envoy_reconnects_after_xds_restart(
     xds: Xds, envoys: supervisor.EnvoySupervisor
 ) -> None:
@@ -269,7 +295,8 @@ async def test_envoy_reconnects_after_xds_restart(
 
         # A new server (same address, fresh cache) with a config the Envoy has never seen.
         fresh = cache.SnapshotCache()
-        restarted = server.XdsServer(fresh)
+        recorder = Recorder()
+        restarted = server.XdsServer(fresh, hooks=[recorder])
         await restarted.start(f"127.0.0.1:{xds.port}")
         try:
             fresh.set_snapshot(
@@ -284,6 +311,9 @@ async def test_envoy_reconnects_after_xds_restart(
                 lambda: answers(port2, "a:"), within=60, what="the new listener after reconnect"
             )
             assert fresh.status(NODE).connected == 1
+            # Delta: Envoy reported what it holds, so only the new listener was sent.
+            expected = "sent listeners lb2" if xds.delta else "sent listeners lb,lb2"
+            assert expected in recorder.events, recorder.events
         finally:
             await restarted.stop(grace=0.5)
 
