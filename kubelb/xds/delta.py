@@ -84,7 +84,10 @@ class DeltaStreamState:
         out: list[DeltaPush | sotw.Push] = []
         for push in self.sotw.plan(snap):
             holds = self.holds[push.type_url]
-            changed = tuple(r for r in push.resources if holds.get(r.name) != r.digest)
+            # `push.resend`: assignments that warming clusters wait for, even if Envoy has them.
+            changed = tuple(
+                r for r in push.resources if holds.get(r.name) != r.digest or r.name in push.resend
+            )
             wanted = {r.name for r in push.resources}
             removed = tuple(sorted(n for n in holds if n not in wanted))
             out.append(DeltaPush(push, changed, removed) if changed or removed else push)

@@ -175,12 +175,8 @@ class Snapshot:
 
     def eds_names(self) -> frozenset[str]:
         """The ClusterLoadAssignment names the EDS clusters of this snapshot subscribe to."""
-        names = set()
-        for resource in self.types[CLUSTER].items.values():
-            cluster = resource.message
-            if cluster.type == _EDS:
-                names.add(cluster.eds_cluster_config.service_name or cluster.name)
-        return frozenset(names)
+        names = (eds_name(r.message) for r in self.types[CLUSTER].items.values())
+        return frozenset(n for n in names if n is not None)
 
     def consistent(self) -> None:
         """Raise `InconsistentSnapshotError` unless EDS clusters and endpoints match one to one.
@@ -197,6 +193,13 @@ class Snapshot:
         ]
         if errors:
             raise InconsistentSnapshotError("; ".join(errors))
+
+
+def eds_name(cluster: Any) -> str | None:
+    """The ClusterLoadAssignment an EDS cluster subscribes to; None for other clusters."""
+    if cluster.type != _EDS:
+        return None
+    return str(cluster.eds_cluster_config.service_name or cluster.name)
 
 
 def _resource_name(message: Any) -> str:

@@ -13,6 +13,10 @@ Ordering (xDS protocol, "eventual consistency considerations"), per stream:
 4. Removals: once Envoy ACKs the snapshot's listeners and the snapshot's route tables, CDS is
    sent again without the clusters the snapshot dropped. (A route change leaves the listener
    alone, so the listener ACK alone says nothing about which clusters the routes still use.)
+A changed EDS cluster is warmed by Envoy as a new instance that waits for its assignment, and
+Envoy holds back its CDS ACK until warming ends: the assignments of changed clusters are sent
+again right after the CDS response, even when unchanged (xDS protocol, "resource warming"),
+or the cluster would wait out its 15 s initial fetch timeout.
 A NACK leaves everything as it was: the rejected version is not re-sent, Envoy keeps its last good
 config, and the next snapshot is tried afresh.
 """
@@ -59,6 +63,8 @@ class Push:
     resources: tuple[snapshot.Resource, ...]
     # Clusters kept only because listeners Envoy still runs may use them (for logs and tests).
     retained: tuple[str, ...] = ()
+    # Resources to send even if Envoy holds them (assignments of warming clusters).
+    resend: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -74,6 +80,8 @@ class TypeState:
     acked_version: str | None = None
     acked: dict[str, snapshot.Resource] | None = None
     last_nack: Nack | None = None
+    # EDS: assignments of changed clusters not yet sent again (see the module docstring).
+    resend: frozenset[str] = frozenset()
 
 
 class StreamState:
@@ -112,24 +120,34 @@ class StreamState:
         return Outcome.ACK
 
     def sent(self, push: Push, nonce: str) -> None:
-        state = self.types[push.type_url]
-        state.sent_version = push.version
-        state.sent_nonce = nonce
-        state.sent = {r.name: r for r in push.resources}
+        self._record(push)
+        self.types[push.type_url].sent_nonce = nonce
 
     def held(self, push: Push) -> None:
         """`push` needs no response: Envoy already holds exactly that (delta xDS, where the
         difference can be empty). Recorded as sent and ACKed."""
+        self._record(push)
         state = self.types[push.type_url]
-        state.sent_version = state.acked_version = push.version
-        state.sent = {r.name: r for r in push.resources}
+        state.acked_version = push.version
         state.acked = dict(state.sent)
+
+    def _record(self, push: Push) -> None:
+        state = self.types[push.type_url]
+        sent = {r.name: r for r in push.resources}
+        if push.type_url == snapshot.CLUSTER:
+            eds = self.types[snapshot.ENDPOINT]
+            eds.resend |= _changed_eds_names(push, state)
+        elif push.type_url == snapshot.ENDPOINT:
+            state.resend -= sent.keys()
+        state.sent_version = push.version
+        state.sent = sent
 
     def plan(self, snap: snapshot.Snapshot) -> list[Push]:
         """The responses to send now, in push order; empty when Envoy is up to date."""
         pushes: list[Push] = []
         settled = self.routing_settled(snap)
         ready = self.clusters_ready(snap)
+        rewarm = self.types[snapshot.ENDPOINT].resend
         for type_url in snapshot.PUSH_ORDER:
             state = self.types[type_url]
             if not state.requested:
@@ -152,6 +170,10 @@ class StreamState:
             if type_url in (snapshot.LISTENER, snapshot.ROUTE) and not ready:
                 continue
             push = _push_if_changed(type_url, items, state, retained)
+            if type_url == snapshot.CLUSTER and push is not None:
+                rewarm = rewarm | _changed_eds_names(push, state)
+            elif type_url == snapshot.ENDPOINT and (again := rewarm & items.keys()):
+                push = _push(type_url, items, retained, resend=frozenset(again))
             if push is not None:
                 pushes.append(push)
         return pushes
@@ -192,8 +214,28 @@ def _push_if_changed(
     state: TypeState,
     retained: tuple[str, ...],
 ) -> Push | None:
-    version = snapshot.content_version(items.values())
-    if version == state.sent_version:
+    if snapshot.content_version(items.values()) == state.sent_version:
         return None
+    return _push(type_url, items, retained)
+
+
+def _push(
+    type_url: str,
+    items: Mapping[str, snapshot.Resource],
+    retained: tuple[str, ...],
+    resend: frozenset[str] = frozenset(),
+) -> Push:
+    version = snapshot.content_version(items.values())
     resources = tuple(items[n] for n in sorted(items))
-    return Push(type_url=type_url, version=version, resources=resources, retained=retained)
+    return Push(type_url, version, resources, retained=retained, resend=resend)
+
+
+def _changed_eds_names(push: Push, state: TypeState) -> frozenset[str]:
+    """Assignment names of the EDS clusters in CDS `push` that replace a different version
+    Envoy was sent before (new clusters subscribe, so their assignments go out anyway)."""
+    names = (
+        snapshot.eds_name(r.message)
+        for r in push.resources
+        if (before := state.sent.get(r.name)) is not None and before.digest != r.digest
+    )
+    return frozenset(n for n in names if n is not None)

@@ -147,6 +147,43 @@ async def test_removed_endpoint_gets_no_traffic_while_it_still_passes_health_che
 
 
 @both_flavours
+async def test_a_changed_cluster_finishes_warming(
+    xds: Xds, envoys: supervisor.EnvoySupervisor
+) -> None:
+    """Changing a cluster (here: adding a health check) makes Envoy warm a new instance that
+    waits for its endpoints; the server must answer that even though the assignment did not
+    change, or the cluster stays warming and later endpoint changes never apply."""
+    port = backends.free_port()
+    async with backends.TCPEcho("a") as a, backends.TCPEcho("b") as b:
+        listener, cluster = tcp_lb("lb", port, a.port)
+        xds.publish(config((listener, cluster)))
+        await start(xds, envoys)
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
+        checked = dataclasses.replace(cluster, health_check=proxy.HealthCheck())
+        recorder = Recorder()
+        xds.server.hooks += (recorder,)
+        xds.publish(config((listener, checked)))
+        admin = envoys.admin_port(NODE)
+        assert admin is not None
+
+        async def warmed() -> bool:
+            code, body = await supervisor.admin_request(
+                "127.0.0.1", admin, "GET", "/config_dump?resource=dynamic_warming_clusters"
+            )
+            return code == 200 and "lb-cluster" not in body and xds.cache.status(NODE).in_sync()
+
+        await backends.eventually(warmed, what="the changed cluster warmed")
+        # Without the unchanged assignment sent again, warming still ends, by Envoy's 15 s
+        # initial fetch timeout, and the assignment never goes out.
+        assert recorder.events.index("sent clusters lb-cluster") < recorder.events.index(
+            "sent endpoints lb-cluster"
+        ), recorder.events
+        moved = dataclasses.replace(checked, endpoints=tcp_lb("lb", port, b.port)[1].endpoints)
+        xds.publish(config((listener, moved)))
+        await backends.eventually(lambda: answers(port, "b:"), what="traffic to b")
+
+
+@both_flavours
 async def test_listener_moves_to_a_new_cluster_without_errors(
     xds: Xds, envoys: supervisor.EnvoySupervisor
 ) -> None:

@@ -167,3 +167,16 @@ def test_subscriptions_count_on_a_request_answering_an_old_response():
     assert outcome is sotw.Outcome.STALE
     assert envoy.state.sotw.types[ENDPOINT].names == frozenset({"a"})
     assert "b" not in envoy.state.holds[ENDPOINT]
+
+
+def test_a_changed_cluster_gets_its_unchanged_assignment_again():
+    envoy = Envoy()
+    connect(envoy, lb("a", "b"))
+    changed = snapshot.Snapshot.build(
+        clusters=[protos.eds_cluster("a", timeout=3.0), protos.eds_cluster("b")],
+        endpoints=[protos.assignment(c, ("127.0.0.1", 9000)) for c in ("a", "b")],
+        listeners=[protos.tcp_listener("lb", 8000, "a")],
+    )
+    cds, eds = envoy.send(changed)
+    assert (names(cds), names(eds)) == (["a"], ["a"])
+    assert envoy.send(changed) == []

@@ -169,6 +169,24 @@ def test_removed_cluster_outlives_the_route_table_that_used_it():
     assert names(cleanup) == ["b"]
 
 
+def test_a_changed_cluster_gets_its_unchanged_assignment_again():
+    """Envoy warms a changed EDS cluster as a new instance waiting for its assignment, and
+    holds back the CDS ACK meanwhile: the assignment follows the CDS response at once."""
+    envoy = Envoy()
+    connect(envoy, one_lb("a"))
+    changed = snapshot.Snapshot.build(
+        clusters=[protos.eds_cluster("a", timeout=3.0)],
+        endpoints=[protos.assignment("a", ("127.0.0.1", 9000))],
+        listeners=[protos.tcp_listener("lb", 8000, "a")],
+    )
+    assert changed.version(ENDPOINT) == one_lb("a").version(ENDPOINT)
+    cds, eds = envoy.send(changed)
+    assert (cds.type_url, eds.type_url) == (CLUSTER, ENDPOINT)
+    assert names(eds) == ["a"]
+    assert eds.version == changed.version(ENDPOINT)
+    assert envoy.send(changed) == [], "sent once"
+
+
 def test_unchanged_types_are_not_resent():
     envoy = Envoy()
     connect(envoy, one_lb("a"))
