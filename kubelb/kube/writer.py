@@ -24,6 +24,7 @@ import copy
 import enum
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -58,6 +59,10 @@ class Writer:
         self.writes = 0  # API writes made (tests and metrics)
         self.skipped = 0  # writes avoided because nothing changed
         self.conflicts = 0  # 409s answered by re-reading
+        # The same two, per namespace ("" for cluster-scoped objects): a shared API server has
+        # other namespaces' work in the totals.
+        self.writes_in: Counter[str] = Counter()
+        self.skipped_in: Counter[str] = Counter()
 
     async def set_status(
         self,
@@ -85,7 +90,7 @@ class Writer:
             old_status = obj.get("status") or {}
             new_status = mutate(copy.deepcopy(old_status))
             if equivalent(old_status, new_status):
-                self.skipped += 1
+                self._skipped(key)
                 return Written(obj, False)
             try:
                 updated = await self.client.replace_status(resource, {**obj, "status": new_status})
@@ -96,7 +101,7 @@ class Writer:
                 logger.debug("status of %s %s: conflict, re-reading", resource.kind, key)
                 obj = await self._get(resource, key)
                 continue
-            self.writes += 1
+            self._wrote(key)
             return Written(updated, True)
         raise AssertionError("unreachable")
 
@@ -109,14 +114,14 @@ class Writer:
     ) -> Written:
         """Create or update `desired` when it differs from `current` (the cached object, None
         when known absent; read from the server when not given)."""
-        live = await self._find(resource, objects.key_of(desired)) if current is UNSET else current
+        key = objects.key_of(desired)
+        live = await self._find(resource, key) if current is UNSET else current
         if live is not None and covers(live, desired):
-            self.skipped += 1
+            self._skipped(key)
             return Written(live, False)
         applied = await self.client.apply(resource, desired, force=True)
-        self.writes += 1
-        logger.debug("%s %s %s", "updated" if live else "created", resource.kind,
-                     objects.key_of(desired))  # fmt: skip
+        self._wrote(key)
+        logger.debug("%s %s %s", "updated" if live else "created", resource.kind, key)
         return Written(applied, True)
 
     async def add_finalizer(
@@ -139,7 +144,7 @@ class Writer:
                                      propagation_policy="Background")  # fmt: skip
         except errors.NotFoundError:
             return False
-        self.writes += 1
+        self._wrote(key)
         return True
 
     async def _finalizers(
@@ -168,9 +173,17 @@ class Writer:
                 continue
             except errors.NotFoundError:
                 return Written(None, False)
-            self.writes += 1
+            self._wrote(key)
             return Written(updated, True)
         raise AssertionError("unreachable")
+
+    def _wrote(self, key: objects.ObjectKey) -> None:
+        self.writes += 1
+        self.writes_in[key.namespace or ""] += 1
+
+    def _skipped(self, key: objects.ObjectKey) -> None:
+        self.skipped += 1
+        self.skipped_in[key.namespace or ""] += 1
 
     async def _get(self, resource: resources.Resource, key: objects.ObjectKey) -> objects.RawObject:
         return await self.client.get(resource, key.name, namespace=key.namespace or None)

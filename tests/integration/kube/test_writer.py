@@ -42,6 +42,7 @@ async def test_unchanged_status_is_not_written(kube, ns):
     again = await w.set_status(LBS, key, {"conditions": CONDITIONS[::-1], "loadBalancer": {}})
     assert not again.changed
     assert (w.writes, w.skipped) == (1, 1)
+    assert (w.writes_in, w.skipped_in) == ({ns: 1}, {ns: 1})
     live = await kube.get(LBS, "lb", namespace=ns)
     assert objects.resource_version(live) == version  # the server saw no write
 
@@ -154,3 +155,5 @@ async def test_finalizers_and_delete(kube, ns):
         await kube.get(LBS, "lb", namespace=ns)
     assert not await w.delete(LBS, key)
     assert not (await w.remove_finalizer(LBS, terminating, "other.io/keep")).changed
+    # add, delete, remove twice: every write counted, in this namespace
+    assert w.writes == w.writes_in[ns] == 4

@@ -26,6 +26,19 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+async def settled(manager: Any) -> None:
+    """Every leader controller has run and has nothing queued or in flight."""
+    controllers = manager.leader_controllers
+
+    async def check():
+        return all(c.reconciles > 0 and not len(c.queue) and not c.queue.processing
+                   for c in controllers)  # fmt: skip
+
+    await eventually(check, what="controllers settled")
+    await asyncio.sleep(0.5)  # let late events (our own writes echoing back) arrive
+    await eventually(check, what="controllers settled again")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))

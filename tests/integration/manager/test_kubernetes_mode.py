@@ -5,7 +5,6 @@ disabled tenant is cleaned up with a reason, and only the leader writes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -19,6 +18,7 @@ from tests.integration.manager.helpers import (
     ingress_ips,
     load_balancer,
     ready,
+    settled,
 )
 
 pytestmark = pytest.mark.integration
@@ -32,19 +32,6 @@ def reason_is(kube, ns, name, reason):
         return condition if condition and condition["reason"] == reason else None
 
     return check
-
-
-async def settled(manager):
-    """Every leader controller has run and has nothing queued or in flight."""
-    controllers = manager.leader_controllers
-
-    async def check():
-        return all(c.reconciles > 0 and not len(c.queue) and not c.queue.processing
-                   for c in controllers)  # fmt: skip
-
-    await eventually(check, what="controllers settled")
-    await asyncio.sleep(0.5)  # let late events (our own writes echoing back) arrive
-    await eventually(check, what="controllers settled again")
 
 
 async def test_service_deployment_status_and_restart(
