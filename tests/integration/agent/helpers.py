@@ -27,6 +27,16 @@ async def wait_for(check: Callable[[], Awaitable[T]], *, what: str) -> T:
     raise AssertionError(f"timed out waiting for {what} (last seen: {last!r})")
 
 
+async def idle(controller: Any, *, what: str) -> None:
+    """Wait until `controller` has nothing queued or in flight: a write already visible on the
+    API server is counted only once the reconcile that made it returns."""
+
+    async def check() -> bool:
+        return not len(controller.queue) and not controller.queue.processing
+
+    await wait_for(check, what=what)
+
+
 def lb_service(
     name: str, *ports: dict[str, Any], annotations: dict[str, str] | None = None, **spec: Any
 ) -> dict[str, Any]:

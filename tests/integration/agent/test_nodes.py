@@ -10,7 +10,7 @@ import pytest
 
 from kubelb.agent import nodes
 from kubelb.kube import objects, resources
-from tests.integration.agent.helpers import find, wait_for
+from tests.integration.agent.helpers import find, idle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +63,7 @@ async def test_ready_nodes_become_addresses(agent, tenant, tenant_setup, node_na
         await wait_addresses(mgmt, ns, [{"ip": "127.0.0.33"}])
 
         # A node change that is not about readiness or addresses writes nothing.
+        await idle(running.node_controller, what="the node controller idle")
         writes = running.node_reconciler.writes
         live = await find(mgmt, resources.ADDRESSES, ns, "default")
         assert live is not None

@@ -11,6 +11,7 @@ from kubelb.api import finalizers
 from kubelb.kube import objects, resources
 from tests.integration.agent.helpers import (
     find,
+    idle,
     lb_service,
     load_balancers,
     service_events,
@@ -103,6 +104,9 @@ async def test_unnamed_port_and_no_duplicate_writes(agent, tenant_setup, service
             {"name": "8443-tcp", "port": node_port, "protocol": "TCP"}
         ]
         # Reconciling again (a label on the Service) writes nothing on the management side.
+        await idle(running.service_controller, what="the service controller idle")
+        lb = await find(mgmt, resources.LOAD_BALANCERS, tenant_setup.namespace, objects.uid(svc))
+        assert lb is not None
         before = running.service_controller.reconciles
         await tkube.patch(resources.SERVICES, "plain", {"metadata": {"labels": {"x": "y"}}},
                           namespace=services_ns)  # fmt: skip
