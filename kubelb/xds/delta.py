@@ -4,7 +4,8 @@ Pure: no I/O, no clock. `DeltaStreamState` wraps a `sotw.StreamState`: that mach
 Envoy should hold next and when (make-before-break order, clusters kept while listeners or route
 tables may use them, NACKs); this module turns each of its pushes into the difference from what
 Envoy holds: the resources whose content changed, and the names to remove. A push whose
-difference is empty is recorded without a response.
+difference is empty is recorded without a response, except the first of its type on the stream:
+Envoy's initial fetch (and so its start-up) waits for that one, 15 s by default.
 
 What Envoy holds is tracked per resource by content digest (the resource version on the wire).
 It starts from the `initial_resource_versions` Envoy reports when it reconnects, so a restarted
@@ -90,7 +91,9 @@ class DeltaStreamState:
             )
             wanted = {r.name for r in push.resources}
             removed = tuple(sorted(n for n in holds if n not in wanted))
-            out.append(DeltaPush(push, changed, removed) if changed or removed else push)
+            # Envoy's initial fetch of a type waits for a first response, even an empty one.
+            first = not self.sotw.types[push.type_url].sent_nonce
+            out.append(DeltaPush(push, changed, removed) if changed or removed or first else push)
         return out
 
     def sent(self, delta: DeltaPush, nonce: str) -> None:

@@ -271,6 +271,32 @@ async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySup
 
 
 @both_flavours
+async def test_envoy_with_nothing_to_serve_starts_without_fetch_timeouts(
+    xds: Xds, envoys: supervisor.EnvoySupervisor
+) -> None:
+    """An empty snapshot still answers Envoy's initial CDS and LDS fetches; unanswered, Envoy
+    starts only after its 15 s initial fetch timeout per type, and counts it."""
+    xds.publish(config())
+    await start(xds, envoys)
+    admin = envoys.admin_port(NODE)
+    assert admin is not None
+    status, body = await supervisor.admin_request(
+        "127.0.0.1", admin, "GET", "/stats?filter=init_fetch_timeout"
+    )
+    assert status == 200
+    counters = dict(line.split(": ") for line in body.splitlines() if line)
+    assert {
+        "cluster_manager.cds.init_fetch_timeout",
+        "listener_manager.lds.init_fetch_timeout",
+    } <= set(counters)
+    assert set(counters.values()) == {"0"}, counters
+    port = backends.free_port()
+    async with backends.TCPEcho("a") as a:
+        xds.publish(config(tcp_lb("lb", port, a.port)))
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic once there is an LB")
+
+
+@both_flavours
 async def test_killed_envoy_is_restarted(xds: Xds, envoys: supervisor.EnvoySupervisor) -> None:
     port = backends.free_port()
     async with backends.TCPEcho("a") as a:

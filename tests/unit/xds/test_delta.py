@@ -141,8 +141,26 @@ def test_reconnect_sends_only_what_envoy_does_not_hold():
     assert [(p.type_url, names(p), p.removed) for p in envoy.responses] == [
         (CLUSTER, ["b"], ("gone",)),
         (ENDPOINT, ["b"], ()),
+        (LISTENER, [], ()),  # nothing new, but the first answer of the type on this stream
     ]
     assert envoy.state.sotw.routing_settled(after)
+    assert envoy.send(after) == []
+
+
+def test_an_empty_snapshot_still_answers_the_initial_fetch_of_each_type():
+    """Envoy starts only when its initial CDS and LDS fetches are answered; silence costs
+    the 15 s initial fetch timeout per type."""
+    empty = snapshot.Snapshot.build(clusters=[], endpoints=[], listeners=[])
+    envoy = Envoy()
+    envoy.state.receive(request(CLUSTER))
+    (cds,) = envoy.send(empty)
+    assert (cds.type_url, names(cds), cds.removed) == (CLUSTER, [], ())
+    assert envoy.ack(CLUSTER) is sotw.Outcome.ACK
+    envoy.state.receive(request(LISTENER))
+    (lds,) = envoy.send(empty)
+    assert (lds.type_url, names(lds), lds.removed) == (LISTENER, [], ())
+    assert envoy.ack(LISTENER) is sotw.Outcome.ACK
+    assert envoy.send(empty) == [], "later empty differences stay silent"
 
 
 def test_after_a_nack_the_next_push_resends_every_resource_of_the_type():
