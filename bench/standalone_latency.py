@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench import results_file
 from tests.integration.standalone import backends, harness
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 async def _measure(dataplane: str, runs: int) -> list[float]:
@@ -81,8 +79,7 @@ def main(argv: list[str]) -> int:
             f"median {s['median_s']:.3f} s, p90 {s['p90_s']:.3f} s, "
             f"max {s['max_s']:.3f} s over {s['runs']} runs"
         )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "standalone_latency.json").write_text(json.dumps(report, indent=2) + "\n")
+    results_file.write("standalone_latency", report, echo=False)
     return 0
 
 

@@ -8,15 +8,12 @@ of the state-of-the-world payload per type.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
+from bench import results_file
 from kubelb.ir import proxy
 from kubelb.xds import snapshot, translate
-
-RESULTS = Path(__file__).parent / "results" / "xds_snapshot.json"
 
 
 def lb_config(listeners: int, endpoints: int) -> proxy.ProxyConfig:
@@ -86,9 +83,7 @@ def main(argv: list[str]) -> int:
         "median_translate_seconds": round(statistics.median(translate_timings), 4),
         "payload_bytes": sizes,
     }
-    print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    results_file.write("xds_snapshot", result)
     return 0
 
 

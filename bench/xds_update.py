@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import statistics
 import time
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from bench import xds_snapshot
+from bench import results_file, xds_snapshot
 from kubelb.ir import proxy
 from kubelb.xds import delta, server, snapshot, sotw
 
-RESULTS = Path(__file__).parent / "results" / "xds_update.json"
 FLAVOURS = ("sotw", "delta")
 
 
@@ -133,9 +130,7 @@ def main(argv: list[str]) -> int:
             row["delta"]["median_seconds"] / row["sotw"]["median_seconds"], 3
         )
         result["changes"][change] = row
-    print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    results_file.write("xds_update", result)
     return 0
 
 
