@@ -80,8 +80,6 @@ class TypeState:
     acked_version: str | None = None
     acked: dict[str, snapshot.Resource] | None = None
     last_nack: Nack | None = None
-    # EDS: assignments of changed clusters not yet sent again (see the module docstring).
-    resend: frozenset[str] = frozenset()
 
 
 class StreamState:
@@ -133,21 +131,16 @@ class StreamState:
 
     def _record(self, push: Push) -> None:
         state = self.types[push.type_url]
-        sent = {r.name: r for r in push.resources}
-        if push.type_url == snapshot.CLUSTER:
-            eds = self.types[snapshot.ENDPOINT]
-            eds.resend |= _changed_eds_names(push, state)
-        elif push.type_url == snapshot.ENDPOINT:
-            state.resend -= sent.keys()
         state.sent_version = push.version
-        state.sent = sent
+        state.sent = {r.name: r for r in push.resources}
 
     def plan(self, snap: snapshot.Snapshot) -> list[Push]:
         """The responses to send now, in push order; empty when Envoy is up to date."""
         pushes: list[Push] = []
         settled = self.routing_settled(snap)
         ready = self.clusters_ready(snap)
-        rewarm = self.types[snapshot.ENDPOINT].resend
+        # Assignments of the clusters this plan changes; they go out in the same plan.
+        rewarm: frozenset[str] = frozenset()
         for type_url in snapshot.PUSH_ORDER:
             state = self.types[type_url]
             if not state.requested:
@@ -171,7 +164,7 @@ class StreamState:
                 continue
             push = _push_if_changed(type_url, items, state, retained)
             if type_url == snapshot.CLUSTER and push is not None:
-                rewarm = rewarm | _changed_eds_names(push, state)
+                rewarm = _changed_eds_names(push, state)
             elif type_url == snapshot.ENDPOINT and (again := rewarm & items.keys()):
                 push = _push(type_url, items, retained, resend=frozenset(again))
             if push is not None:
