@@ -56,13 +56,19 @@ class Writer:
     def __init__(self, kube: client.Client, *, max_attempts: int = 5) -> None:
         self.client = kube
         self.max_attempts = max_attempts
-        self.writes = 0  # API writes made (tests and metrics)
-        self.skipped = 0  # writes avoided because nothing changed
+        # Per namespace ("" for cluster-scoped objects): a shared API server has other
+        # namespaces' work in the totals.
+        self.writes_in: Counter[str] = Counter()  # API writes made (tests and metrics)
+        self.skipped_in: Counter[str] = Counter()  # writes avoided because nothing changed
         self.conflicts = 0  # 409s answered by re-reading
-        # The same two, per namespace ("" for cluster-scoped objects): a shared API server has
-        # other namespaces' work in the totals.
-        self.writes_in: Counter[str] = Counter()
-        self.skipped_in: Counter[str] = Counter()
+
+    @property
+    def writes(self) -> int:
+        return self.writes_in.total()
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_in.total()
 
     async def set_status(
         self,
@@ -178,11 +184,9 @@ class Writer:
         raise AssertionError("unreachable")
 
     def _wrote(self, key: objects.ObjectKey) -> None:
-        self.writes += 1
         self.writes_in[key.namespace or ""] += 1
 
     def _skipped(self, key: objects.ObjectKey) -> None:
-        self.skipped += 1
         self.skipped_in[key.namespace or ""] += 1
 
     async def _get(self, resource: resources.Resource, key: objects.ObjectKey) -> objects.RawObject:
