@@ -1,13 +1,12 @@
-"""Envoy control, snapshot half (every replica, not leader-elected; inventory §3.6).
+"""Envoy control, snapshot half (every replica, not leader-elected): one xDS node per tenant.
 
 Reads, per tenant namespace (the work-queue key; node id = namespace): its LoadBalancers, its
-Addresses, the Tenant and Config (load balancing disabled?) and, for placement, either the
-allocated ports recorded in each LoadBalancer's status (`kubernetes_placement`: Envoy binds
-0.0.0.0 on the allocated port) or the address in each management Service's status
-(`process_placement`: Envoy binds that address on the LoadBalancer's own ports). Writes
-nothing to the API server: it builds the tenant's IR with `kubelb.irbuild` and hands it to a
-`Publisher` (the composition root translates it to xDS and sets the snapshot). A tenant with no
-LoadBalancers left is cleared.
+Addresses, the Tenant and Config (load balancing disabled?) and each management Service, from
+which the manager's `infrastructure.Infra` tells where each LoadBalancer binds (e.g. every
+interface on the ports recorded in its status, or the address in its Service's status on its
+own ports). Writes nothing to the API server: it builds the tenant's IR with `kubelb.irbuild` and
+hands it to a `Publisher` (the composition root translates it to xDS and sets the snapshot). A
+tenant with no LoadBalancers left is cleared.
 
 Only the tenant whose objects changed is rebuilt, and an IR equal to the one published last is
 not published again, so our own status writes cost no translation. A rebuild reuses the IR piece
@@ -22,20 +21,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from kubelb.api import addresses as api_addresses, loadbalancer as api_lb
 from kubelb.ir import proxy
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, objects, resources, watches
-from kubelb.manager import common, lbservice
+from kubelb.manager import common, infrastructure, lbservice
 from kubelb.observe import manager_metrics
 
 logger = logging.getLogger(__name__)
-
-# (LoadBalancer, its management Service or None) -> where its listeners bind, None = not yet
-Placer = Callable[[api_lb.LoadBalancer, Mapping[str, Any] | None], irbuild.Placement | None]
 
 
 class Publisher(Protocol):
@@ -48,34 +44,15 @@ class Publisher(Protocol):
         """Forget the node's configuration."""
 
 
-def kubernetes_placement(
-    lb: api_lb.LoadBalancer, service: Mapping[str, Any] | None
-) -> irbuild.Placement | None:
-    """All interfaces, on the ports the LoadBalancer controller recorded in the status."""
-    recorded = lbservice.recorded_ports(lb)
-    if not lb.spec.ports or any(irbuild.port_key(p) not in recorded for p in lb.spec.ports):
-        return None
-    return irbuild.Placement("0.0.0.0", recorded)
-
-
-def process_placement(
-    lb: api_lb.LoadBalancer, service: Mapping[str, Any] | None
-) -> irbuild.Placement | None:
-    """The address the manager's pool wrote into the management Service, on the LB's ports."""
-    status = (service or {}).get("status") or {}
-    for entry in (status.get("loadBalancer") or {}).get("ingress") or ():
-        if isinstance(entry, dict) and entry.get("ip"):
-            return irbuild.Placement(str(entry["ip"]))
-    return None
-
-
 class SnapshotReconciler:
     name = "envoycp"
 
-    def __init__(self, inputs: common.Inputs, publisher: Publisher, *, placer: Placer) -> None:
+    def __init__(
+        self, inputs: common.Inputs, publisher: Publisher, infra: infrastructure.Infra
+    ) -> None:
         self.inputs = inputs
         self.publisher = publisher
-        self.placer = placer
+        self.infra = infra
         self.primary = inputs.watch_namespaces(common.tenant_of)
         lb_fields = watches.any_of(watches.spec_changed,
                                    watches.fields_changed("status.service.ports"))  # fmt: skip
@@ -125,7 +102,7 @@ class SnapshotReconciler:
         current = _Pieces(addresses)
         for lb in lbs:
             service = self.inputs.service(namespace, lbservice.service_name(lb.name))
-            placement = self.placer(lb, service)
+            placement = self.infra.placement(lb, service)
             if placement is None:
                 continue
             known = previous.by_name.get(lb.name)

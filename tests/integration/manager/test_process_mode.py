@@ -8,6 +8,7 @@ import pytest
 
 from kubelb.api import loadbalancer as api_lb
 from kubelb.app import manager as app_manager
+from kubelb.infra import process as process_infra
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import client, objects, resources
 from kubelb.manager import lbservice, settings as lb_settings
@@ -55,8 +56,8 @@ async def test_served_restarted_and_cleaned_up(kube, tenants, managers, manager_
             (status_port,) = lb["status"]["service"]["ports"]
             assert status_port["upstreamTargetPort"] == node_port
             assert svc["spec"]["ports"][0]["targetPort"] == status_port["targetPort"]
-            assert manager.process_workloads is not None
-            assert manager.process_workloads.ready(ns)
+            assert isinstance(manager.infra, process_infra.ProcessInfra)
+            assert manager.infra.ready(ns)
         before = lb["status"]
 
         # A new manager: nothing moves, nothing is rewritten, and traffic flows again.
@@ -67,12 +68,12 @@ async def test_served_restarted_and_cleaned_up(kube, tenants, managers, manager_
             lb = await eventually(served_lb, what="LoadBalancer Ready after restart")
             assert lb["status"]["service"] == before["service"]
             assert ingress_ips(lb) == [POOL_ADDRESS]
-            assert manager.addresses is not None
-            assert manager.addresses.passes >= 1
+            assert isinstance(manager.infra, process_infra.ProcessInfra)
+            assert manager.infra.addresses.passes >= 1
 
             await kube.delete(resources.LOAD_BALANCERS, "web", namespace=ns)
             await eventually(lambda: _gone(kube, ns), what="LB and its Service deleted")
-            await eventually(lambda: _async(not manager.process_workloads.ready(ns)),
+            await eventually(lambda: _async(not manager.infra.ready(ns)),
                              what="the tenant's Envoy stopped")  # fmt: skip
             assert manager.cache.get_snapshot(ns) is None
 

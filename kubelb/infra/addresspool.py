@@ -1,4 +1,4 @@
-"""Process deployer's address pool (leader only): the manager does what MetalLB would.
+"""The process infrastructure's address pool (leader only): the manager does what MetalLB would.
 
 Reads: the management Services (`envoy-<lb>`, type LoadBalancer) in tenant namespaces, their
 ports and the address already in their `status.loadBalancer.ingress`. Writes: that status,
@@ -7,8 +7,8 @@ gets an address from `--address-pool` where all its (port, protocol) pairs are f
 tenant (`kubelb.placement.pool.assign`), since all tenants' Envoys share this host. The
 assignment is sticky and recovered from those statuses after a restart (MetalLB #2443); a
 Service that cannot be placed keeps no address, and `problem()` tells the LoadBalancer
-controller why (PortConflict, AddressPoolExhausted); `on_unplaced` asks it to look again when
-that answer changes, since no Service write announces it.
+controller why (PortConflict, AddressPoolExhausted); `on_unplaced(lb key)` asks it to look again
+when that answer changes, since no Service write announces it.
 
 One global pass per burst of changes (an event sets a flag; the loop waits `coalesce` seconds for
 the rest of the burst), plus a periodic resync; a pass writes the statuses that changed
@@ -50,7 +50,7 @@ def needs_of(service: objects.RawObject) -> list[pool.PortNeed]:
                    if isinstance(p, dict) and isinstance(p.get("port"), int)})  # fmt: skip
 
 
-class ProcessAddresses:
+class AddressPool:
     """A `Runner`: `run()` keeps the management Services' addresses assigned until cancelled."""
 
     name = "address-pool"
@@ -61,6 +61,7 @@ class ProcessAddresses:
         writer: kwriter.Writer,
         addresses: Sequence[str],
         *,
+        on_unplaced: Callable[[objects.ObjectKey], None],
         resync_period: float = 300.0,
         coalesce: float = PASS_COALESCE,
     ) -> None:
@@ -75,7 +76,7 @@ class ProcessAddresses:
         self._written: dict[str, str | None] = {}  # ours, until the cache shows it
         self._derived: dict[str, tuple[objects.RawObject, list[pool.PortNeed], list[str]]] = {}
         # Called with the LoadBalancer key of a Service whose `problem()` changed.
-        self.on_unplaced: Callable[[objects.ObjectKey], None] | None = None
+        self.on_unplaced = on_unplaced
         inputs.services.add_handler(self._changed)
         inputs.namespaces.add_handler(self._changed)
 
@@ -189,8 +190,6 @@ class ProcessAddresses:
     ) -> None:
         """A reason to report appeared, changed or went away: no Service write will say so,
         so the LoadBalancers concerned are reconciled through `on_unplaced`."""
-        if self.on_unplaced is None:
-            return
         for key in before.keys() | self.unplaced.keys():
             svc = services.get(key)
             if svc is None or before.get(key) == self.unplaced.get(key):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubelb.manager import process
+from kubelb.infra import addresspool
 
 
 def test_needs_are_unique_port_protocol_pairs():
@@ -16,7 +16,7 @@ def test_needs_are_unique_port_protocol_pairs():
             ]
         }
     }
-    assert process.needs_of(service) == [(80, "TCP"), (80, "UDP")]
+    assert addresspool.needs_of(service) == [(80, "TCP"), (80, "UDP")]
 
 
 def test_service_ips_ignore_hostnames_and_junk():
@@ -27,5 +27,5 @@ def test_service_ips_ignore_hostnames_and_junk():
             }
         }
     }
-    assert process.service_ips(service) == ["127.0.0.5"]
-    assert process.service_ips({}) == []
+    assert addresspool.service_ips(service) == ["127.0.0.5"]
+    assert addresspool.service_ips({}) == []
