@@ -7,7 +7,8 @@ effective settings, which LoadBalancers live there, parsed. Parsing goes through
 the model of each object's current resourceVersion (one entry per object, dropped when the
 object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event, and a
 `lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
-namespace are known without listing or parsing it.
+namespace are known without listing or parsing it. `pieces` holds each LoadBalancer's IR piece,
+built once for the LoadBalancer controller and envoycp alike.
 
 Invalid objects never stop anything: an invalid LoadBalancer is reported to its own reconciler
 (`ParsedLB.error`); an invalid Config or Tenant is logged, naming the object and the fields, and
@@ -32,7 +33,7 @@ from kubelb.api import (
     tenant as api_tenant,
 )
 from kubelb.kube import informer, objects, resources, watches
-from kubelb.manager import lbindex, settings
+from kubelb.manager import lbindex, pieces, settings
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class Inputs:
         # (kind, uid) -> (resourceVersion, model or validation error)
         self._parsed: dict[tuple[str, str], tuple[str, object]] = {}
         self.lb_index = lbindex.LoadBalancerIndex(lambda raw: self.load_balancer(raw).model)
+        # Each LoadBalancer's IR piece, shared by its status and its tenant's snapshot.
+        self.pieces = pieces.Pieces()
         self.load_balancers.add_handler(self._load_balancer_changed)
 
     # --- watches other reconcilers declare on these informers ---
@@ -164,6 +167,7 @@ class Inputs:
     def _load_balancer_changed(self, change: informer.Change) -> None:
         if change.new is None:
             self._parsed.pop(_parse_key(api_lb.LoadBalancer, change.obj), None)
+            self.pieces.forget(objects.key_of(change.obj))
         self.lb_index.update(objects.key_of(change.obj), change.new)
 
     def _parse(self, cls: type[T], raw: objects.RawObject, *, log: bool = False) -> T | str:

@@ -249,9 +249,13 @@ class LoadBalancerReconciler:
                           not in self.inputs.addresses.store})  # fmt: skip
         problems: tuple[str, ...] = ()
         if not missing:
-            built = irbuild.build_proxy_config(ns, [(lb, irbuild.Placement("0.0.0.0", listen))],
-                                               self.inputs.addresses_in(ns))  # fmt: skip
-            problems = built.problems.get(irbuild.lb_key(lb), ())
+            # The piece envoycp serves, when the LoadBalancer is placed: built once for both.
+            # Not placed yet (no address): problems do not depend on where it will bind.
+            placement = self.infra.placement(lb, service, listen)
+            if placement is None:
+                placement = irbuild.Placement("0.0.0.0", listen)
+            piece = self.inputs.pieces.get(lb, placement, self.inputs.addresses_in(ns))
+            problems = irbuild.assemble(ns, [piece]).problems.get(piece.key, ())
         if not lb.spec.ports:
             problems = (*problems, "spec.ports is empty: nothing to expose")
         problem = self.infra.address_problem(ns, lbservice.service_name(lb.name))
