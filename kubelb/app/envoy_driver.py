@@ -31,10 +31,10 @@ class EnvoyDriver:
         node_id: str = engine.NODE_ID,
         concurrency: int | None = None,
         drain_seconds: float = 5.0,
-        delta_xds: bool = False,
+        xds_delta: bool = False,
     ) -> None:
         self.node_id = node_id
-        self.delta_xds = delta_xds
+        self.xds_delta = xds_delta
         self.listen_address = listen_address
         self.concurrency = concurrency
         self.drain_seconds = drain_seconds
@@ -63,7 +63,7 @@ class EnvoyDriver:
             health_port=None,
             concurrency=self.concurrency,
             drain_seconds=self.drain_seconds,
-            delta_xds=self.delta_xds,
+            xds_delta=self.xds_delta,
         )
         # Our server never answers an unknown node (that would wipe a running Envoy after a
         # control-plane restart), so a new Envoy needs a snapshot, even an empty one, to be ready.

@@ -265,11 +265,11 @@ class Manager:
             self.lbs, self.informers, workers=settings.workers, observer=loadbalancers.observe
         )
         self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
-        tenant_settings = tenants.TenantSettings(
+        tenant_options = tenants.TenantControllerOptions(
             namespace=settings.namespace, server_override=settings.tenant_api_server
         )
         self.tenant_controller = tenants.tenant_controller(
-            self.informers, self.writer, self.events, tenant_settings, workers=2,
+            self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
         )  # fmt: skip
         # Writers: run only while this replica leads.
@@ -337,7 +337,7 @@ def _kubernetes_infra(m: Manager) -> infrastructure.Infra:
     options = envoy_k8s.Options(
         xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
         shutdown_manager_image=s.envoy_shutdown_manager_image,
-        admin_on_all_interfaces=s.debug, delta_xds=s.xds_delta,
+        admin_on_all_interfaces=s.debug, xds_delta=s.xds_delta,
     )  # fmt: skip
     return kubernetes_infra.KubernetesInfra(m.inputs, m.writer, m.informers, options,
                                             xds_port=s.envoy_xds_port)  # fmt: skip

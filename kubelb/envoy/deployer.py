@@ -35,4 +35,4 @@ class EnvoySpec:
     stop_timeout_seconds: float = 10.0  # SIGTERM -> SIGKILL
     extra_args: tuple[str, ...] = ()
     # Incremental (delta) ADS: each update carries only the resources that changed.
-    delta_xds: bool = False
+    xds_delta: bool = False

@@ -45,7 +45,7 @@ class Options:
     image: str = DEFAULT_IMAGE
     shutdown_manager_image: str = DEFAULT_SHUTDOWN_MANAGER_IMAGE
     admin_on_all_interfaces: bool = False  # upstream --debug
-    delta_xds: bool = False  # incremental xDS (--xds-delta)
+    xds_delta: bool = False  # incremental xDS (--xds-delta)
 
 
 def workload_name(namespace: str) -> str:
@@ -58,7 +58,7 @@ def bootstrap_config(namespace: str, options: Options, proxy: api_config.EnvoyPr
         xds_host=options.xds_host, xds_port=options.xds_port, node_cluster=namespace,
         admin_address="0.0.0.0" if options.admin_on_all_interfaces else "127.0.0.1",
         admin_port=ADMIN_PORT, probe_address="0.0.0.0", readiness_port=READINESS_PORT,
-        health_port=HEALTH_PORT, delta_xds=options.delta_xds,
+        health_port=HEALTH_PORT, xds_delta=options.xds_delta,
         max_downstream_connections=proxy.overload_manager.max_active_downstream_connections
         if proxy.overload_manager.enabled else None,
     )  # fmt: skip

@@ -21,7 +21,7 @@ from kubelb.api import loadbalancer as api_lb
 from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, infrastructure, lbservice, settings as tenant_settings
+from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +82,10 @@ class KubernetesInfra:
         status = (self.deployments.store.get(key) or {}).get("status") or {}
         return int(status.get("readyReplicas") or 0) > 0
 
-    async def ensure(self, namespace: str, settings: tenant_settings.Effective) -> None:
-        desired = envoy_k8s.desired_deployment(namespace, self.options, settings.envoy,
-                                               settings.envoy_replicas,
-                                               settings.envoy_resources)  # fmt: skip
+    async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
+        desired = envoy_k8s.desired_deployment(namespace, self.options, tenant.envoy,
+                                               tenant.envoy_replicas,
+                                               tenant.envoy_resources)  # fmt: skip
         key = objects.key_of(desired)
         written = await self.writer.ensure(resources.DEPLOYMENTS, desired,
                                            current=self.deployments.store.get(key))  # fmt: skip

@@ -20,7 +20,7 @@ from kubelb.envoy import deployer, supervisor
 from kubelb.infra import addresspool
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
-from kubelb.manager import common, infrastructure, settings as tenant_settings
+from kubelb.manager import common, effective as tenant_effective, infrastructure
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
@@ -63,7 +63,7 @@ class ProcessInfra:
         # keep two tenants' Envoys from sharing the host.
         self.spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
                                        drain_seconds=drain_seconds,
-                                       delta_xds=xds_delta)  # fmt: skip
+                                       xds_delta=xds_delta)  # fmt: skip
         self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
 
     def placement(
@@ -80,7 +80,7 @@ class ProcessInfra:
     def ready(self, namespace: str) -> bool:
         return self.envoys.ready(namespace)
 
-    async def ensure(self, namespace: str, settings: tenant_settings.Effective) -> None:
+    async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         await self.envoys.ensure(namespace, self.spec)
 
     async def remove(self, namespace: str) -> None:

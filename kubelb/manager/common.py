@@ -33,7 +33,7 @@ from kubelb.api import (
     tenant as api_tenant,
 )
 from kubelb.kube import informer, objects, resources, watches
-from kubelb.manager import lbindex, pieces, settings
+from kubelb.manager import effective as tenant_effective, lbindex, pieces
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ class Inputs:
         raw = self.tenants.store.get(objects.ObjectKey("", api_tenant.tenant_name_for(namespace)))
         return self._parse_or_log(api_tenant.Tenant, raw) if raw is not None else None
 
-    def effective(self, namespace: str) -> settings.Effective:
-        return settings.effective(self.config(), self.tenant(namespace))
+    def effective(self, namespace: str) -> tenant_effective.Effective:
+        return tenant_effective.resolve(self.config(), self.tenant(namespace))
 
     def disabled_reason(self, namespace: str) -> str | None:
         """ "Config" or "Tenant" when L4 load balancing is off for this namespace."""

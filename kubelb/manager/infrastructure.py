@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from kubelb.api import loadbalancer as api_lb
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import watches
-from kubelb.manager import settings as tenant_settings
+from kubelb.manager import effective as tenant_effective
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,9 @@ class Infra(Protocol):
     def ready(self, namespace: str) -> bool:
         """The tenant's Envoy is up."""
 
-    async def ensure(self, namespace: str, settings: tenant_settings.Effective) -> None:
-        """Run the tenant's Envoy as `settings` say. Unchanged arguments: cheap, idempotent."""
+    async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
+        """Run the tenant's Envoy as its effective settings say. Unchanged arguments: cheap and
+        idempotent."""
 
     async def remove(self, namespace: str) -> None:
         """The tenant has nothing to serve: its Envoy goes."""

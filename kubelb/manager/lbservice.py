@@ -14,7 +14,7 @@ from typing import Any
 
 from kubelb.api import labels, loadbalancer as api_lb
 from kubelb.irbuild import loadbalancers as irbuild
-from kubelb.manager import propagation, settings
+from kubelb.manager import effective as tenant_effective, propagation
 from kubelb.util import naming
 
 SERVICE_PREFIX = "envoy-"
@@ -38,7 +38,7 @@ def service_port_name(port: api_lb.LoadBalancerPort) -> str:
 def desired_service(
     lb: api_lb.LoadBalancer,
     listen_ports: Mapping[irbuild.PortKey, int],
-    effective: settings.Effective,
+    effective: tenant_effective.Effective,
     live: Mapping[str, Any] | None,
     *,
     node_ports: bool = True,

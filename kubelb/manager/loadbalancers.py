@@ -34,7 +34,7 @@ from typing import Any
 from kubelb.api import conditions, finalizers, loadbalancer as api_lb, meta, tenant as api_tenant
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, errors, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, infrastructure, lbservice, ports, settings
+from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
 from kubelb.observe import manager_metrics
 
 logger = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class LoadBalancerReconciler:
         raw: objects.RawObject,
         lb: api_lb.LoadBalancer,
         listen: ListenPorts,
-        effective: settings.Effective,
+        effective: tenant_effective.Effective,
     ) -> tuple[objects.RawObject, bool]:
         """The Service after the write, and whether it was created just now."""
         name = lbservice.service_name(lb.name)

@@ -97,7 +97,7 @@ class EnvoyPlane(Plane):
         self.cache.set_snapshot(node, snap)
         if node not in self._nodes:
             self._nodes.add(node)
-            await self.envoys.ensure(node, envoy_spec(self._port, delta_xds=self.delta))
+            await self.envoys.ensure(node, envoy_spec(self._port, xds_delta=self.delta))
             async with asyncio.timeout(60):
                 await self.envoys.wait_ready(node)
 

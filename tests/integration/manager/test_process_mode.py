@@ -11,7 +11,7 @@ from kubelb.app import manager as app_manager
 from kubelb.infra import process as process_infra
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import client, objects, resources
-from kubelb.manager import lbservice, settings as lb_settings
+from kubelb.manager import effective as tenant_effective, lbservice
 from tests.integration.manager.helpers import (
     addresses,
     echo_server,
@@ -129,7 +129,7 @@ async def test_selector_of_an_earlier_manager_is_dropped_once(
                             load_balancer("web", ports=[("http", lb_port, node_port)]),
                             namespace=ns)  # fmt: skip
     lb = api_lb.LoadBalancer.model_validate(raw)
-    effective = lb_settings.effective(None, None)
+    effective = tenant_effective.resolve(None, None)
     listen = {irbuild.port_key(port): 10000 for port in lb.spec.ports}
     old = lbservice.desired_service(lb, listen, effective, None, node_ports=False)
     assert old["spec"]["selector"] == lbservice.envoy_selector(ns)

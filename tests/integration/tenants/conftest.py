@@ -57,7 +57,7 @@ class Harness:
     reconciler: tenants.TenantReconciler
     controller: Any
     informers: informer.Informers
-    settings: tenants.TenantSettings
+    settings: tenants.TenantControllerOptions
     tmp_path: Path
     created: list[str] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -126,10 +126,10 @@ class Harness:
 
 
 @pytest.fixture
-def tenant_settings(management_namespace: str) -> tenants.TenantSettings:
+def tenant_settings(management_namespace: str) -> tenants.TenantControllerOptions:
     """Settings for the controller under test; override the fixture to change them."""
-    return tenants.TenantSettings(namespace=management_namespace, drain_interval=0.5,
-                                  pending_interval=0.5)  # fmt: skip
+    return tenants.TenantControllerOptions(namespace=management_namespace, drain_interval=0.5,
+                                           pending_interval=0.5)  # fmt: skip
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.integration
 def tenant_settings(management_namespace):
     # TokenRequest's minimum lifetime is 600 s; rotating after 0.5% of it forces a new token
     # about every 3 s.
-    return tenants.TenantSettings(namespace=management_namespace, token_expiration_seconds=600,
-                                  token_rotate_fraction=0.005)  # fmt: skip
+    return tenants.TenantControllerOptions(namespace=management_namespace,
+                                           token_expiration_seconds=600,
+                                           token_rotate_fraction=0.005)  # fmt: skip
 
 
 def token_of(text: str) -> str:

@@ -1,6 +1,6 @@
 from kubelb.api import loadbalancer as api_lb, tenant as api_tenant
 from kubelb.kube import writer
-from kubelb.manager import lbservice, settings
+from kubelb.manager import effective, lbservice
 
 TENANT_NS = "tenant-a"
 
@@ -39,7 +39,7 @@ ALLOCATED = {("http", "TCP"): 20080, ("https", "TCP"): 20443}
 
 
 def test_desired_service_shape():
-    eff = settings.effective(None, None)
+    eff = effective.resolve(None, None)
     svc = lbservice.desired_service(make_lb(externalTrafficPolicy="Local"), ALLOCATED, eff, None)
     assert svc["metadata"]["name"] == "envoy-0c6f3a1e-uid"
     assert svc["metadata"]["labels"]["kubelb.k8c.io/origin-name"] == "web"
@@ -60,7 +60,7 @@ def test_live_node_ports_and_third_party_annotations_are_kept():
             "spec": {"propagatedAnnotations": {"team": ""}, "loadBalancer": {"class": "metallb"}},
         }
     )
-    eff = settings.effective(None, tenant)
+    eff = effective.resolve(None, tenant)
     live = {
         "metadata": {"annotations": {"metallb.universe.tf/ip": "1.2.3.4"}, "labels": {}},
         "spec": {"ports": [{"name": "http", "protocol": "TCP", "nodePort": 31111}]},
@@ -72,7 +72,7 @@ def test_live_node_ports_and_third_party_annotations_are_kept():
 
 
 def test_needs_update_only_on_owned_fields():
-    eff = settings.effective(None, None)
+    eff = effective.resolve(None, None)
     desired = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
     live = {
         "metadata": {**desired["metadata"], "resourceVersion": "5"},
@@ -116,7 +116,7 @@ def test_status_ports_pair_by_name_and_round_trip_as_recorded_ports():
 
 
 def test_node_ports_can_be_declined_for_load_balancer_services_only():
-    eff = settings.effective(None, None)
+    eff = effective.resolve(None, None)
     default = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
     assert "allocateLoadBalancerNodePorts" not in default["spec"]
     declined = lbservice.desired_service(make_lb(), ALLOCATED, eff, None, node_ports=False)
@@ -128,7 +128,7 @@ def test_node_ports_can_be_declined_for_load_balancer_services_only():
 
 
 def test_no_selector_differs_from_a_live_selector_only():
-    eff = settings.effective(None, None)
+    eff = effective.resolve(None, None)
     desired = lbservice.desired_service(make_lb(), ALLOCATED, eff, None, selector=False)
     assert desired["spec"]["selector"] is None
     with_selector = {"metadata": desired["metadata"], "spec": {

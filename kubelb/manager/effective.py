@@ -1,8 +1,10 @@
-"""Effective per-tenant settings: a Tenant's fields override the Config's (inventory §3.10).
+"""A tenant's effective settings: what its Tenant sets overrides what the Config sets.
 
 Pure. Input: the Config `default` (or None: built-in defaults, as upstream's manager runs without
 one) and the tenant's Tenant object (or None). Output: one flat frozen `Effective` the reconcilers
-read, so precedence is decided in exactly one place.
+read, so precedence is decided in exactly one place. Envoy replicas and resources, the
+LoadBalancer class and the annotation settings come from the Tenant when it sets them; load
+balancing is disabled when either disables it; the rest of `spec.envoyProxy` is the Config's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Effective:
     annotations: AnnotationPolicy
 
 
-def effective(config: api_config.Config | None, tenant: api_tenant.Tenant | None) -> Effective:
+def resolve(config: api_config.Config | None, tenant: api_tenant.Tenant | None) -> Effective:
     cfg = config.spec if config is not None else api_config.ConfigSpec()
     ten = tenant.spec if tenant is not None else None
     replicas = cfg.envoy_proxy.replicas

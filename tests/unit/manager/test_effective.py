@@ -1,5 +1,5 @@
 from kubelb.api import config as api_config, tenant as api_tenant
-from kubelb.manager import settings
+from kubelb.manager import effective
 
 
 def make_config(spec):
@@ -13,10 +13,10 @@ def make_tenant(spec):
 
 
 def test_builtin_defaults_without_config():
-    eff = settings.effective(None, None)
-    assert eff.envoy_replicas == settings.DEFAULT_REPLICAS
+    eff = effective.resolve(None, None)
+    assert eff.envoy_replicas == effective.DEFAULT_REPLICAS
     assert not eff.load_balancer_disabled
-    assert eff.annotations == settings.AnnotationPolicy()
+    assert eff.annotations == effective.AnnotationPolicy()
 
 
 def test_tenant_overrides_config():
@@ -35,7 +35,7 @@ def test_tenant_overrides_config():
             "propagatedAnnotations": {"a": ""},
         }
     )
-    eff = settings.effective(cfg, ten)
+    eff = effective.resolve(cfg, ten)
     assert eff.envoy_replicas == 5
     assert eff.load_balancer_class == "ten"
     # The policy comes from the Tenant as a unit; denied falls back to the Config's.
@@ -45,9 +45,9 @@ def test_tenant_overrides_config():
 
 
 def test_either_level_can_disable_layer4():
-    assert settings.effective(
+    assert effective.resolve(
         make_config({"loadBalancer": {"disable": True}}), None
     ).load_balancer_disabled
-    assert settings.effective(
+    assert effective.resolve(
         None, make_tenant({"loadBalancer": {"disable": True}})
     ).load_balancer_disabled
