@@ -41,7 +41,9 @@ CONFIG_NAME = "default"
 MANAGED_SELECTOR = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE}"
 # Management Services of LoadBalancers carry the LB's name in this label.
 SERVICE_SELECTOR = labels.LB_NAME
-TOPOLOGY = "shared"  # deprecated topologies behave as shared (inventory §3.6)
+# The metrics' topology label: a Config naming a deprecated topology (dedicated, global) still
+# gets one Envoy workload per tenant, as with shared.
+TOPOLOGY = "shared"
 
 T = TypeVar("T", bound=meta.KubeObject)
 
@@ -99,7 +101,8 @@ class Inputs:
 
     # --- questions ---
     def managed(self, namespace: str) -> bool:
-        """Only namespaces labelled managed-by=kubelb are tenants' (inventory §3.1)."""
+        """Only namespaces labelled managed-by=kubelb are tenants': LoadBalancers elsewhere are
+        left alone."""
         return objects.ObjectKey("", namespace) in self.namespaces.store
 
     def config(self) -> api_config.Config | None:

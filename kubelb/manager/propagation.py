@@ -1,4 +1,4 @@
-"""Which tenant annotations reach management objects (inventory §3.10). Pure.
+"""Which annotations of a tenant's object reach the management objects made for it. Pure.
 
 Order: drop denied keys (shell globs; a malformed pattern matches literally); keep everything when
 propagate-all is on, else keep keys matching an allow glob whose value list is empty or holds the
