@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from kubelb.api import addresses as api_addresses, loadbalancer as api_lb
+from kubelb.api import addresses as api_addresses, loadbalancer as api_lb, ports as api_ports
 from kubelb.ir import proxy
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, objects, resources, watches
@@ -53,7 +53,7 @@ def kubernetes_placement(
 ) -> irbuild.Placement | None:
     """All interfaces, on the ports the LoadBalancer controller recorded in the status."""
     recorded = lbservice.recorded_ports(lb)
-    if not lb.spec.ports or any(irbuild.port_key(p) not in recorded for p in lb.spec.ports):
+    if not lb.spec.ports or any(api_ports.port_key(p) not in recorded for p in lb.spec.ports):
         return None
     return irbuild.Placement("0.0.0.0", recorded)
 

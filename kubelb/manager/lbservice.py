@@ -4,7 +4,7 @@ Input: a LoadBalancer, its allocated Envoy listener ports, the effective tenant 
 live Service (if any). Output: raw Service and status dicts for the writer. The Service receives
 the external address (from MetalLB, a cloud, or the process deployer) and targets the tenant's
 Envoy pods on the allocated ports; its status is copied back into the LoadBalancer's status,
-from which the agent copies it to the tenant's Service (inventory §3.3).
+from which the agent copies it to the tenant's Service.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubelb.api import labels, loadbalancer as api_lb
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.api import labels, loadbalancer as api_lb, ports as api_ports
 from kubelb.manager import propagation, settings
 from kubelb.util import naming
 
@@ -37,7 +36,7 @@ def service_port_name(port: api_lb.LoadBalancerPort) -> str:
 
 def desired_service(
     lb: api_lb.LoadBalancer,
-    listen_ports: Mapping[irbuild.PortKey, int],
+    listen_ports: Mapping[api_ports.PortKey, int],
     effective: settings.Effective,
     live: Mapping[str, Any] | None,
     *,
@@ -70,7 +69,7 @@ def desired_service(
             "name": name,
             "port": port.port,
             "protocol": str(port.protocol),
-            "targetPort": listen_ports[irbuild.port_key(port)],
+            "targetPort": listen_ports[api_ports.port_key(port)],
         }
         node_port = live_node_ports.get((name, str(port.protocol)))
         if node_port:
@@ -140,43 +139,33 @@ def service_needs_update(desired: Mapping[str, Any], live: Mapping[str, Any]) ->
 
 
 def desired_status_service_ports(
-    lb: api_lb.LoadBalancer, listen_ports: Mapping[irbuild.PortKey, int]
+    lb: api_lb.LoadBalancer, listen_ports: Mapping[api_ports.PortKey, int]
 ) -> list[dict[str, Any]]:
     """`status.service.ports`: the Service ports plus the endpoint port each forwards to.
 
-    Pairing goes by name and protocol; an unnamed port pairs by position (KubeLB #91). This list
+    Paired as the IR builder pairs them (`api_ports.pair`, KubeLB #91): the first endpoints
+    entry that pairs a port gives its `upstreamTargetPort` (0 when none does). This list
     doubles as the persisted port allocation.
     """
-    endpoint_ports = lb.spec.endpoints[0].ports if lb.spec.endpoints else ()
     out = []
     for position, port in enumerate(lb.spec.ports):
-        if port.name:
-            match = next(
-                (
-                    p
-                    for p in endpoint_ports
-                    if p.name == port.name and str(p.protocol) == str(port.protocol)
-                ),
-                None,
-            )
-        else:
-            match = endpoint_ports[position] if position < len(endpoint_ports) else None
+        upstream = api_ports.upstream_port(port, position, lb.spec.endpoints)
         out.append(
             {
                 "name": service_port_name(port),
                 "port": port.port,
                 "protocol": str(port.protocol),
-                "targetPort": listen_ports[irbuild.port_key(port)],
-                "upstreamTargetPort": match.port if match is not None else 0,
+                "targetPort": listen_ports[api_ports.port_key(port)],
+                "upstreamTargetPort": upstream if upstream is not None else 0,
             }
         )
     return sorted(out, key=lambda p: (p["name"], p["protocol"]))
 
 
-def recorded_ports(lb: api_lb.LoadBalancer) -> dict[irbuild.PortKey, int]:
-    """The allocation persisted in the LB's status, keyed like `irbuild.port_key`."""
-    by_service_name = {service_port_name(p): irbuild.port_key(p) for p in lb.spec.ports}
-    out: dict[irbuild.PortKey, int] = {}
+def recorded_ports(lb: api_lb.LoadBalancer) -> dict[api_ports.PortKey, int]:
+    """The allocation persisted in the LB's status, keyed like `api_ports.port_key`."""
+    by_service_name = {service_port_name(p): api_ports.port_key(p) for p in lb.spec.ports}
+    out: dict[api_ports.PortKey, int] = {}
     for p in lb.status.service.ports:
         key = by_service_name.get(p.name or "")
         target = p.target_port

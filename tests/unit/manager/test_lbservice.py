@@ -1,4 +1,5 @@
 from kubelb.api import loadbalancer as api_lb, tenant as api_tenant
+from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import writer
 from kubelb.manager import lbservice, settings
 
@@ -113,6 +114,39 @@ def test_status_ports_pair_by_name_and_round_trip_as_recorded_ports():
         update={"status": api_lb.LoadBalancerStatus.model_validate({"service": {"ports": ports}})}
     )
     assert lbservice.recorded_ports(with_status) == ALLOCATED
+
+
+def test_status_ports_pair_over_every_endpoints_entry_as_the_ir_does():
+    """An entry without the port is skipped, like the IR builder skips it: the status reports the
+    endpoint port the first cluster of the port's listener forwards to."""
+    lb = make_lb(
+        ports=[
+            {"name": "https", "port": 443},
+            {"name": "dns", "port": 53, "protocol": "UDP"},
+            {"name": "none", "port": 9},
+        ],
+        endpoints=[
+            {"addresses": [{"ip": "10.0.0.1"}],
+             "ports": [{"name": "dns", "port": 30053}, {"name": "other", "port": 30001}]},
+            {"addresses": [{"ip": "10.0.0.2"}],
+             "ports": [{"name": "https", "port": 31443},
+                       {"name": "dns", "port": 31053, "protocol": "UDP"}]},
+        ],
+    )  # fmt: skip
+    allocated = {("https", "TCP"): 20443, ("dns", "UDP"): 20053, ("none", "TCP"): 20009}
+    upstream = {
+        (p["name"], p["protocol"]): p["upstreamTargetPort"]
+        for p in lbservice.desired_status_service_ports(lb, allocated)
+    }
+    assert upstream == {("https", "TCP"): 31443, ("dns", "UDP"): 31053, ("none", "TCP"): 0}
+    config = irbuild.build_proxy_config(
+        TENANT_NS, [(lb, irbuild.Placement("0.0.0.0", allocated))], {}
+    ).config
+    served = {
+        (li.port, li.protocol.value): config.cluster(li.clusters[0]).endpoints[0].port
+        for li in config.listeners
+    }
+    assert served == {(20443, "TCP"): 31443, (20053, "UDP"): 31053}
 
 
 def test_node_ports_can_be_declined_for_load_balancer_services_only():
