@@ -124,7 +124,7 @@ def _build_one(
     prefix = f"{lb.metadata.namespace or 'default'}-{lb.metadata.name}"
     problems: list[str] = []
     proxy_protocol = _proxy_protocol(lb, problems)
-    persistence = lb.spec.persistence is not None and str(lb.spec.persistence.type) == "SourceIP"
+    persistence = lb.spec.source_ip_persistence
     namespace = lb.metadata.namespace or "default"
     entries = [
         (_entry_id(entry, index), entry, _resolve(entry, index, namespace, addresses, problems))

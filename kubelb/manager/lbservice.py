@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubelb.api import labels, loadbalancer as api_lb, ports as api_ports
+from kubelb.api import common as api_common, labels, loadbalancer as api_lb, ports as api_ports
 from kubelb.manager import propagation, settings
 from kubelb.util import naming
 
 SERVICE_PREFIX = "envoy-"
+# Service types with external traffic, the only ones externalTrafficPolicy applies to.
+_EXTERNAL_TYPES = (api_lb.ServiceType.LOAD_BALANCER, api_lb.ServiceType.NODE_PORT)
 
 
 def service_name(lb_name: str) -> str:
@@ -55,7 +57,7 @@ def desired_service(
     live_meta = (live or {}).get("metadata", {})
     live_spec = (live or {}).get("spec", {})
     live_node_ports = {
-        (p.get("name"), p.get("protocol", "TCP")): p.get("nodePort")
+        (p.get("name"), p.get("protocol", api_common.Protocol.TCP)): p.get("nodePort")
         for p in live_spec.get("ports", [])
     }
     annotations = dict(live_meta.get("annotations") or {})
@@ -80,11 +82,11 @@ def desired_service(
         "selector": envoy_selector(namespace) if selector else None,
         "ports": sorted(ports, key=lambda p: (p["name"], p["protocol"])),
     }
-    if lb.spec.external_traffic_policy and lb.spec.type in ("LoadBalancer", "NodePort"):
+    if lb.spec.external_traffic_policy and lb.spec.type in _EXTERNAL_TYPES:
         spec["externalTrafficPolicy"] = str(lb.spec.external_traffic_policy)
-    if not node_ports and lb.spec.type == "LoadBalancer":
+    if not node_ports and lb.spec.type == api_lb.ServiceType.LOAD_BALANCER:
         spec["allocateLoadBalancerNodePorts"] = False
-    if effective.load_balancer_class and lb.spec.type == "LoadBalancer":
+    if effective.load_balancer_class and lb.spec.type == api_lb.ServiceType.LOAD_BALANCER:
         spec["loadBalancerClass"] = effective.load_balancer_class
     lb_labels = lb.metadata.labels or {}
     service_labels = {
@@ -108,34 +110,6 @@ def desired_service(
         },
         "spec": spec,
     }
-
-
-def service_needs_update(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
-    """Compare only the fields we own; the API server adds many we must not fight over."""
-    d_meta, l_meta = desired["metadata"], live.get("metadata", {})
-    d_spec, l_spec = desired["spec"], live.get("spec", {})
-    if d_meta["labels"] != (l_meta.get("labels") or {}):
-        return True
-    if d_meta["annotations"] != (l_meta.get("annotations") or {}):
-        return True
-    for key in ("type", "selector", "loadBalancerClass"):
-        if d_spec.get(key) != l_spec.get(key):
-            return True
-    # The API server defaults externalTrafficPolicy; only a policy we set is ours to enforce.
-    etp = d_spec.get("externalTrafficPolicy")
-    if etp is not None and etp != l_spec.get("externalTrafficPolicy"):
-        return True
-    live_ports = sorted(
-        (
-            {k: p.get(k) for k in ("name", "port", "protocol", "targetPort") if k in p}
-            for p in l_spec.get("ports", [])
-        ),
-        key=lambda p: (str(p.get("name")), str(p.get("protocol"))),
-    )
-    want_ports = [
-        {k: p[k] for k in ("name", "port", "protocol", "targetPort")} for p in d_spec["ports"]
-    ]
-    return bool(live_ports != want_ports)
 
 
 def desired_status_service_ports(

@@ -72,25 +72,6 @@ def test_live_node_ports_and_third_party_annotations_are_kept():
     assert svc["spec"]["loadBalancerClass"] == "metallb"
 
 
-def test_needs_update_only_on_owned_fields():
-    eff = settings.effective(None, None)
-    desired = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
-    live = {
-        "metadata": {**desired["metadata"], "resourceVersion": "5"},
-        "spec": {
-            **desired["spec"],
-            "clusterIP": "10.0.0.1",
-            "externalTrafficPolicy": "Cluster",
-            "ports": [{**p, "nodePort": 30000 + i} for i, p in enumerate(desired["spec"]["ports"])],
-        },
-    }
-    assert not lbservice.service_needs_update(desired, live)
-    moved = {**ALLOCATED, ("http", "TCP"): 20081}
-    assert lbservice.service_needs_update(
-        lbservice.desired_service(make_lb(), moved, eff, live), live
-    )
-
-
 def test_status_ports_pair_by_name_and_round_trip_as_recorded_ports():
     lb = make_lb()
     ports = lbservice.desired_status_service_ports(lb, ALLOCATED)
@@ -169,8 +150,6 @@ def test_no_selector_differs_from_a_live_selector_only():
         **desired["spec"], "selector": lbservice.envoy_selector(TENANT_NS)}}  # fmt: skip
     without = {"metadata": desired["metadata"],
                "spec": {k: v for k, v in desired["spec"].items() if k != "selector"}}  # fmt: skip
-    assert lbservice.service_needs_update(desired, with_selector)
-    assert not lbservice.service_needs_update(desired, without)
-    # The writer's comparison agrees: the stale selector is written away, its absence is kept.
+    # The writer's comparison: the stale selector is written away, its absence is kept.
     assert not writer.covers(with_selector, desired)
     assert writer.covers(without, desired)
