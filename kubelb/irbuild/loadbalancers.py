@@ -124,7 +124,6 @@ def _build_one(
     prefix = f"{lb.metadata.namespace or 'default'}-{lb.metadata.name}"
     problems: list[str] = []
     proxy_protocol = _proxy_protocol(lb, problems)
-    persistence = lb.spec.source_ip_persistence
     namespace = lb.metadata.namespace or "default"
     entries = [
         (_entry_id(entry, index), entry, _resolve(entry, index, namespace, addresses, problems))
@@ -156,7 +155,6 @@ def _build_one(
                     )
                 ),
                 health_check=proxy.HealthCheck() if protocol is proxy.Protocol.TCP else None,
-                source_ip_persistence=persistence,
                 proxy_protocol=proxy_protocol if protocol is proxy.Protocol.TCP else None,
             )
         if not names:
@@ -172,6 +170,7 @@ def _build_one(
                 port=listen_port,
                 protocol=protocol,
                 clusters=tuple(names),
+                source_ip_persistence=lb.spec.source_ip_persistence,
                 owner=key,
             )
         )
