@@ -138,11 +138,14 @@ def desired_status_service_ports(
 
 def recorded_ports(lb: api_lb.LoadBalancer) -> dict[api_ports.PortKey, int]:
     """The allocation persisted in the LB's status, keyed like `api_ports.port_key`."""
-    by_service_name = {service_port_name(p): api_ports.port_key(p) for p in lb.spec.ports}
+    # By name and protocol: a TCP and a UDP port may share a name.
+    by_service_port = {
+        (service_port_name(p), str(p.protocol)): api_ports.port_key(p) for p in lb.spec.ports
+    }
     out: dict[api_ports.PortKey, int] = {}
     for p in lb.status.service.ports:
-        key = by_service_name.get(p.name or "")
+        key = by_service_port.get((p.name or "", str(p.protocol)))
         target = p.target_port
-        if key is not None and key[1] == str(p.protocol) and isinstance(target, int):
+        if key is not None and isinstance(target, int):
             out[key] = target
     return out

@@ -130,6 +130,23 @@ def test_status_ports_pair_over_every_endpoints_entry_as_the_ir_does():
     assert served == {(20443, "TCP"): 31443, (20053, "UDP"): 31053}
 
 
+def test_recorded_ports_tell_a_tcp_and_a_udp_port_of_one_name_apart():
+    lb = make_lb(
+        ports=[{"name": "dns", "port": 53}, {"name": "dns", "port": 53, "protocol": "UDP"}],
+        endpoints=[
+            {"addresses": [{"ip": "10.0.0.1"}],
+             "ports": [{"name": "dns", "port": 30053},
+                       {"name": "dns", "port": 30053, "protocol": "UDP"}]},
+        ],
+    )  # fmt: skip
+    allocated = {("dns", "TCP"): 20053, ("dns", "UDP"): 21053}
+    written = lbservice.desired_status_service_ports(lb, allocated)
+    with_status = lb.model_copy(
+        update={"status": api_lb.LoadBalancerStatus.model_validate({"service": {"ports": written}})}
+    )
+    assert lbservice.recorded_ports(with_status) == allocated
+
+
 def test_node_ports_can_be_declined_for_load_balancer_services_only():
     eff = settings.effective(None, None)
     default = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
