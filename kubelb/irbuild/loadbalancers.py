@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where one LoadBalancer's listeners bind. `listen_ports` maps a `port_key` to the port Envoy
-    binds; a missing key means the LB port number itself (standalone and process deployers)."""
+    """Where one LoadBalancer's listeners bind. `listen_ports` maps an `api.ports.port_key` to
+    the port Envoy binds; a missing key means the LB port number itself (standalone and process
+    deployers)."""
 
     address: str
     listen_ports: Mapping[api_ports.PortKey, int] | None = None
@@ -192,16 +193,16 @@ def _target_port(
     match = pairing.candidate
     if pairing.problem is None:
         return pairing.target
-    if pairing.problem is api_ports.Unpaired.OUT_OF_RANGE and match is not None:
+    if match is None:
+        wanted = f"named {port.name!r}" if port.name else f"at position {position}"
+        problems.append(f"endpoints {entry_id!r} has no port {wanted} for port {port.port}")
+    elif pairing.problem is api_ports.Unpaired.OUT_OF_RANGE:
         problems.append(f"endpoints {entry_id!r} port {match.port} is outside 1-65535")
-    elif pairing.problem is api_ports.Unpaired.PROTOCOL_MISMATCH and match is not None:
+    else:
         problems.append(
             f"endpoints {entry_id!r} port {match.port} is {match.protocol} "
             f"but port {port.port} is {port.protocol}"
         )
-    else:
-        wanted = f"named {port.name!r}" if port.name else f"at position {position}"
-        problems.append(f"endpoints {entry_id!r} has no port {wanted} for port {port.port}")
     return None
 
 
