@@ -67,7 +67,7 @@ def plan(config: proxy.ProxyConfig) -> Plan:
             continue
         names = sorted(dict.fromkeys(li.clusters))
         members = [by_name[n] for n in names]
-        if len(members) > 1 and needs_merge(li, members):
+        if len(members) > 1 and needs_merge(li):
             backend = merge(li, members)
             if backend.name in by_name:
                 raise common.TranslateError(
@@ -96,7 +96,8 @@ def plan(config: proxy.ProxyConfig) -> Plan:
     return Plan(backends=tuple(backends), targets=targets)
 
 
-def needs_merge(li: proxy.Listener, members: Sequence[proxy.Cluster]) -> bool:
+def needs_merge(li: proxy.Listener) -> bool:
+    """Several clusters behind `li` must become one Envoy cluster (see the module docstring)."""
     return li.protocol is proxy.Protocol.UDP or li.source_ip_persistence
 
 
