@@ -29,8 +29,6 @@ from kubelb.kube import client, errors, objects, resources
 from kubelb.testing import cluster
 from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
-pytestmark = pytest.mark.integration
-
 ACCOUNT = "kubelb-ccm"
 _KUBELB_KINDS = ["loadbalancers", "routes", "addresses", "syncsecrets"]
 # Inventory §5.4: what a tenant may do in its namespace of the management cluster.

@@ -7,8 +7,6 @@ import pytest
 from kubelb.kube import client
 from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 async def kube(management_api) -> client.Client:

@@ -23,8 +23,6 @@ from kubelb.kube import client, errors, events, informer, kubeconfig, objects, r
 from kubelb.manager import kubeconfigs, tenantobjects, tenants
 from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
-pytestmark = pytest.mark.integration
-
 DEADLINE = 90.0
 
 
