@@ -1,7 +1,7 @@
-"""pytest fixtures for tests against a real Kubernetes control plane (kubelb.testing.controlplane).
+"""pytest fixtures for tests against a real Kubernetes control plane (kubelb.localcluster).
 
 Session-scoped: `control_plane` (both clusters, started once), `management` and `tenant`
-(`kubelb.testing.cluster.Cluster`). Function-scoped: `management_namespace` and
+(`kubelb.localcluster.cluster.Cluster`). Function-scoped: `management_namespace` and
 `tenant_namespace` (a fresh namespace, deleted afterwards), `management_api` and `tenant_api`
 (an admin ApiClient in the test's event loop, closed afterwards).
 
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes_asyncio import client
 
-from kubelb.testing import binaries, cluster, controlplane
+from kubelb.localcluster import binaries, cluster, controlplane
 
 T = TypeVar("T")
 

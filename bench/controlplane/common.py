@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import procstat
 from kubelb.kube import client, errors, kubeconfig, resources
-from kubelb.testing import cluster as testing_cluster
+from kubelb.localcluster import cluster as testing_cluster
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"

@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.controlplane import common
 from kubelb.kube import client, errors, resources
-from kubelb.testing import controlplane
+from kubelb.localcluster import controlplane
 
 NODE_ADDRESS = "127.0.0.21"
 POOL = "127.0.0.70"

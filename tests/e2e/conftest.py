@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from kubelb.kube import client, resources
-from kubelb.testing import cluster, controlplane
+from kubelb.localcluster import cluster, controlplane
 from tests.e2e import stack as stack_mod
 from tests.e2e.helpers import find, until
 from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)

@@ -26,7 +26,7 @@ from kubelb.agent import common
 from kubelb.api import finalizers, labels
 from kubelb.app import agent as agent_app
 from kubelb.kube import client, errors, objects, resources
-from kubelb.testing import cluster
+from kubelb.localcluster import cluster
 from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
 ACCOUNT = "kubelb-ccm"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from kubelb.testing import cluster, crds
+from kubelb.localcluster import cluster, crds
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
-from kubelb.testing import processes
+from kubelb.localcluster import processes
 from tests import kube_fixtures
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 
 logger = logging.getLogger(__name__)
 
-# kubelb/testing/crds.py -> repository root -> configs/crd. Absent in an installed wheel.
+# kubelb/localcluster/crds.py -> repository root -> configs/crd. Absent in an installed wheel.
 DEFAULT_CRD_DIR = Path(__file__).resolve().parents[2] / "configs" / "crd"
 
 

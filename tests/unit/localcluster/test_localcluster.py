@@ -1,4 +1,4 @@
-"""Pure parts of kubelb.testing: binary versions and location, kubeconfigs, certificates, the
+"""Pure parts of kubelb.localcluster: binary versions and location, kubeconfigs, certificates, the
 Ready condition a fake kubelet posts."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from kubelb.testing import binaries, certs, kubeconfig, nodes
+from kubelb.localcluster import binaries, certs, kubeconfig, nodes
 
 GO_MOD = Path(__file__).resolve().parents[3] / "hack" / "controlplane" / "go.mod"
 

@@ -1,9 +1,9 @@
 """A running test cluster as its users see it: server URL, admin kubeconfig, API clients, helpers.
 
-`kubelb.testing.controlplane.ControlPlane` creates these; tests and `kubelb dev-cluster` use them.
+`controlplane.ControlPlane` creates these; tests and `kubelb dev-cluster` use them.
 Each helper opens a short-lived admin ApiClient in the caller's event loop, so a `Cluster` can be
 shared by tests that run in different loops. Callers that already hold a client can use the
-functions in `kubelb.testing.nodes` and `kubelb.testing.kubeconfig` directly.
+functions in `kubelb.localcluster.nodes` and `kubelb.localcluster.kubeconfig` directly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from kubelb.kube import client as raw_client, errors, resources
-from kubelb.testing import kubeconfig, nodes
+from kubelb.localcluster import kubeconfig, nodes
 
 logger = logging.getLogger(__name__)
 
@@ -85,21 +85,21 @@ class Cluster:
         ready: bool = True,
         labels: Mapping[str, str] | None = None,
     ) -> client.V1Node:
-        """See `kubelb.testing.nodes.create_node`."""
+        """See `kubelb.localcluster.nodes.create_node`."""
         async with self.api_client() as api:
             return await nodes.create_node(
                 api, name, addresses=addresses, ready=ready, labels=labels
             )
 
     async def set_node_ready(self, name: str, ready: bool) -> client.V1Node:
-        """See `kubelb.testing.nodes.set_node_ready`."""
+        """See `kubelb.localcluster.nodes.set_node_ready`."""
         async with self.api_client() as api:
             return await nodes.set_node_ready(api, name, ready)
 
     async def set_node_addresses(
         self, name: str, addresses: Sequence[nodes.NodeAddress]
     ) -> client.V1Node:
-        """See `kubelb.testing.nodes.set_node_addresses`."""
+        """See `kubelb.localcluster.nodes.set_node_addresses`."""
         async with self.api_client() as api:
             return await nodes.set_node_addresses(api, name, addresses)
 
