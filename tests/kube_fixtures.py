@@ -1,7 +1,7 @@
 """pytest fixtures for tests against a real Kubernetes control plane (kubelb.localcluster).
 
 Session-scoped: `control_plane` (both clusters, started once), `management` and `tenant`
-(`kubelb.localcluster.cluster.Cluster`). Function-scoped: `management_namespace` and
+(`tests.support.cluster.Cluster`). Function-scoped: `management_namespace` and
 `tenant_namespace` (a fresh namespace, deleted afterwards), `management_api` and `tenant_api`
 (an admin ApiClient in the test's event loop, closed afterwards).
 
@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes_asyncio import client
 
-from kubelb.localcluster import binaries, cluster, controlplane
+from kubelb.localcluster import binaries, controlplane
+from tests.support import cluster
 
 T = TypeVar("T")
 
@@ -58,12 +59,12 @@ def control_plane() -> Iterator[controlplane.ControlPlane]:
 
 @pytest.fixture(scope="session")
 def management(control_plane: controlplane.ControlPlane) -> cluster.Cluster:
-    return control_plane.clusters["management"]
+    return cluster.Cluster.of(control_plane.clusters["management"])
 
 
 @pytest.fixture(scope="session")
 def tenant(control_plane: controlplane.ControlPlane) -> cluster.Cluster:
-    return control_plane.clusters["tenant"]
+    return cluster.Cluster.of(control_plane.clusters["tenant"])
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A real Kubernetes control plane for tests and local development: one etcd, and per cluster a
+"""A real Kubernetes control plane for local development and tests: one etcd, and per cluster a
 kube-apiserver and a kube-controller-manager, all on free 127.0.0.1 ports in a temporary folder.
 
 Inputs: the binaries (`binaries`), cluster specs (name, service CIDR), CRD files.
@@ -10,8 +10,8 @@ removes the folder it created, and is safe to call after a failed or partial sta
 Clusters share the etcd under different `--etcd-prefix`es. Each has its own ServiceAccount signing
 key; one CA signs the serving certificate and the admin client certificate (O=system:masters).
 The controller manager runs without the node lifecycle controller (there is no kubelet: Nodes are
-test fixtures whose readiness tests set through `kubelb.localcluster.nodes`), and the apiserver
-without the TaintNodesByCondition admission plugin, whose taints only that controller would lift.
+objects whose readiness their creator sets, as tests do), and the apiserver without the
+TaintNodesByCondition admission plugin, whose taints only that controller would lift.
 API priority and fairness stays on, as in real clusters: turning it off saved no measurable
 start-up time.
 """

@@ -1,4 +1,4 @@
-"""Install CustomResourceDefinitions into a test cluster and wait until they are served.
+"""Install CustomResourceDefinitions into a local cluster and wait until they are served.
 
 Inputs: YAML files (by default `configs/crd/*.yaml` of the source tree), an admin API client.
 Outputs: the CRDs created (or replaced when they exist), each Established before `install`

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from kubelb.localcluster import controlplane, crds, processes
+from kubelb.localcluster import controlplane, crds
 from tests import kube_fixtures
+from tests.support import processes
 
 pytestmark = pytest.mark.integration
 
