@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.kube_fixtures"]
+pytest_plugins = ["tests.kube_fixtures", "tests.guards"]
 
 TESTS = Path(__file__).resolve().parent
 # The marker every test below a top-level folder must carry, so that `-m "not integration"`

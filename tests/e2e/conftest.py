@@ -28,7 +28,6 @@ from kubelb.kube import client, resources
 from kubelb.localcluster import controlplane
 from tests.e2e import stack as stack_mod
 from tests.e2e.helpers import find, until
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 from tests.kube_fixtures import require_binaries, run_in_private_loop
 from tests.support import cluster
 

@@ -26,7 +26,6 @@ from kubelb.agent import common
 from kubelb.api import finalizers, labels
 from kubelb.app import agent as agent_app
 from kubelb.kube import client, errors, objects, resources
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 from tests.support import cluster
 
 ACCOUNT = "kubelb-ccm"
