@@ -27,7 +27,8 @@ from typing import Any
 
 from bench.controlplane import common
 from kubelb.kube import client, errors, resources
-from kubelb.testing import controlplane
+from kubelb.localcluster import controlplane
+from tests.support import cluster as test_cluster
 
 NODE_ADDRESS = "127.0.0.21"
 POOL = "127.0.0.70"
@@ -158,7 +159,8 @@ async def run(count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kubelb-bench-conv-") as tmp:
         workdir = Path(tmp)
         async with controlplane.ControlPlane() as cp:
-            mgmt_cluster, tenant_cluster = cp.clusters["management"], cp.clusters["tenant"]
+            mgmt_cluster = cp.clusters["management"]
+            tenant_cluster = test_cluster.Cluster.of(cp.clusters["tenant"])
             mgmt = await common.kube_client(mgmt_cluster.kubeconfig)
             tenant = await common.kube_client(tenant_cluster.kubeconfig)
             try:

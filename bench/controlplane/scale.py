@@ -46,7 +46,7 @@ from bench import procstat
 from bench.controlplane import common
 from kubelb.agent import lbmapping
 from kubelb.kube import client, informer, objects, resources
-from kubelb.testing import controlplane
+from kubelb.localcluster import controlplane
 
 NODE_ADDRESS = "127.0.0.21"
 POOL = "127.0.0.60"

@@ -31,8 +31,6 @@ from tests.integration.dataplane.conftest import (  # noqa: F401  (no_leaks: aut
 )
 from tests.integration.xds.conftest import envoy_spec
 
-pytestmark = pytest.mark.integration
-
 # "envoy-delta": Envoy on incremental xDS; it must behave exactly as "envoy".
 KINDS = ("envoy", "envoy-delta", "python")
 

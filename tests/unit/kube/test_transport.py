@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from kubelb.kube import client, credentials, errors, kubeconfig, resources, transport
-from kubelb.testing import certs
+from kubelb.localcluster import certs
 
 
 @dataclass
