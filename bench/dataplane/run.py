@@ -1,7 +1,8 @@
 """Data-plane benchmark (`python -m bench dataplane`, `make bench`).
 
 Three paths in one invocation, interleaved run by run: direct to the backend (nginx, or a uvloop
-server without nginx), through Envoy configured by kubelb's translator, and through the Python data
+server without nginx), through Envoy programmed over ADS by kubelb's own xDS server (as the product
+runs it: the product's bootstrap, EDS clusters, route tables by RDS), and through the Python data
 plane, both with one worker. Scenarios: HTTP requests per second with p50/p99 (wrk -t1 -c50, HTTP
 listener), the same through the TCP listener, new connections per second (wrk with
 `Connection: close` through the TCP listener) and bulk TCP throughput (iperf3). The proxy is
@@ -76,8 +77,15 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             ))  # fmt: skip
         else:
             load.sink_server(sink_port)
+        # Idle once Envoy has its configuration, so it shares the load core.
+        xds_port = processes.free_port()
+        env_config = processes.proxy_config(env_ports, backend_port, sink_port)
+        stack.enter_context(processes.process(
+            processes.xds_server_cmd(work, env_config, xds_port),
+            ready_port=xds_port, log=work / "xds.log", cpu=load_cpu,
+        ))  # fmt: skip
         envoy_pid = stack.enter_context(processes.process(
-            processes.envoy_cmd(work, processes.proxy_config(env_ports, backend_port, sink_port)),
+            processes.envoy_cmd(work, xds_port),
             ready_port=env_ports["http"], log=work / "envoy.log", cpu=proxy_cpu,
         ))  # fmt: skip
         py_config = processes.proxy_config(py_ports, backend_port, sink_port)
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             processes.python_cmd(work, py_config, 1),
             ready_port=py_ports["http"], log=work / "python.log", cpu=proxy_cpu,
         ))  # fmt: skip
+        for ports in (env_ports, py_ports):
+            processes.wait_http(ports["http"])
         targets = {
             "direct": ({"http": backend_port, "tcp": backend_port, "bulk": sink_port}, None),
             "envoy": (env_ports, envoy_pid),
