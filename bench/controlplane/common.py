@@ -19,7 +19,6 @@ from bench import procstat
 from kubelb.kube import client, errors, kubeconfig, resources
 from kubelb.testing import cluster as testing_cluster
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
 DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"
 TENANT_KUBECONFIG_SECRET = "kubelb-ccm-kubeconfig"
 TENANT_KUBECONFIG_KEY = "kubelb"

@@ -8,7 +8,7 @@ listener), the same through the TCP listener, new connections per second (wrk wi
 `Connection: close` through the TCP listener) and bulk TCP throughput (iperf3). The proxy is
 pinned to the first CPU, load generator and backend to the second. Medians of `--runs`, ratios
 to direct and Python vs Envoy, CPU time per request of the proxy, and the RSS per connection of
-10,000 idle connections, written as JSON, Markdown and PNG to bench/results/.
+10,000 idle connections, written as JSON, Markdown and PNG to bench/results/ (or --out).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import procstat, results_file
 from bench.dataplane import load, memory, processes, report
 
 PATHS = ("direct", "envoy", "python")
@@ -40,18 +40,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--idle-connections", type=int, default=10_000)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results")
+    results_file.add_arguments(parser, "one run of 1 s points, 100 idle connections, no pauses")
     args = parser.parse_args(argv)
+    # Pauses between points and before reading RSS let connections settle; --quick only checks
+    # that every scenario runs.
+    args.pause, args.settle = 0.5, 3.0
+    if args.quick:
+        args.seconds, args.runs, args.idle_connections = 1.0, 1, min(args.idle_connections, 100)
+        args.pause, args.settle = 0.0, 0.2
     scenarios = [s for s in args.scenarios.split(",") if s]
     load_start = os.getloadavg()
     results = run(args, scenarios)
     # Rates depend on what else the machine runs; CPU per request and per GB much less so.
     results["settings"]["loadavg_start"] = list(load_start)
     results["settings"]["loadavg_end"] = list(os.getloadavg())
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dataplane.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "dataplane.md").write_text(report.markdown(results))
-    report.chart(results, args.out / "dataplane.png")
+    out = results_file.folder(args)
+    results_file.save(out, "dataplane.json", json.dumps(results, indent=1) + "\n")
+    results_file.save(out, "dataplane.md", report.markdown(results))
+    if out is not None:
+        report.chart(results, out / "dataplane.png")
     print(report.markdown(results))
     return 0
 
@@ -116,9 +123,11 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             for path in ("python", "envoy"):
                 ports, pid = targets[path]
                 assert pid is not None
-                mem[path] = memory.idle_rss(pid, ports["tcp"], args.idle_connections)
+                mem[path] = memory.idle_rss(
+                    pid, ports["tcp"], args.idle_connections, settle=args.settle
+                )
                 print(f"memory {path}: {mem[path]}", flush=True)
-                time.sleep(2.0)
+                time.sleep(min(2.0, args.settle))
     return summarize(raw, mem, args, backend_name, proxy_cpu, load_cpu)
 
 
@@ -153,7 +162,7 @@ def measure(
         point["cpu_seconds"] = procstat.process_cpu_seconds(pid) - before
         gigabytes = point["gbps"] * args.seconds / 8
         point["cpu_seconds_per_gb"] = point["cpu_seconds"] / gigabytes if gigabytes else 0.0
-    time.sleep(0.5)
+    time.sleep(args.pause)
     return point
 
 
@@ -186,6 +195,8 @@ def summarize(
             "backend": backend, "proxy_cpu": proxy_cpu, "load_cpu": load_cpu,
             "cpus": processes.cpus(), "python": platform.python_version(),
             "machine": platform.machine(), "workers": 1,
+            "http_load_generator": load.http_generator(),
+            "bulk_load_generator": "iperf3" if processes.iperf3_cmd(0) else "python",
         },
         "raw": raw,
         "medians": medians,
