@@ -20,7 +20,6 @@ from kubelb.kube import client, errors, kubeconfig, resources
 from kubelb.localcluster import cluster as local_cluster
 from tests.support import cluster as test_cluster
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
 DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"
 TENANT_KUBECONFIG_SECRET = "kubelb-ccm-kubeconfig"
 TENANT_KUBECONFIG_KEY = "kubelb"

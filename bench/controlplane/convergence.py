@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import results_file
 from bench.controlplane import common
 from kubelb.kube import client, errors, resources
 from kubelb.localcluster import controlplane
@@ -203,14 +203,13 @@ async def run(count: int) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench controlplane_convergence")
     parser.add_argument("--services", type=int, default=50)
+    results_file.add_arguments(parser, "two Services")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.services = 2
     common.exit_cleanly_on_sigterm()
     result = asyncio.run(run(args.services))
-    print(json.dumps(result, indent=2))
-    common.RESULTS.mkdir(exist_ok=True)
-    (common.RESULTS / "controlplane_convergence.json").write_text(
-        json.dumps(result, indent=2) + "\n"
-    )
+    results_file.write("controlplane_convergence", result, results_file.folder(args))
     return 0
 
 

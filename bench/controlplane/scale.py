@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import json
 import os
 import re
 import signal
@@ -42,7 +41,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import procstat, results_file
 from bench.controlplane import common
 from kubelb.agent import lbmapping
 from kubelb.kube import client, informer, objects, resources
@@ -382,7 +381,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--manager-args", default="", help="extra manager flags, e.g. '--workers 32'"
     )
+    results_file.add_arguments(parser, "one run of one tenant with 3 LoadBalancers")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.tenants, args.per_tenant = 1, 1, 3
     common.exit_cleanly_on_sigterm()
     results = []
     for i in range(args.runs):
@@ -404,11 +406,11 @@ def main(argv: list[str]) -> int:
     ]  # fmt: skip
     for key, value in result.items():
         print(f"  {key}: {value:.2f}" if isinstance(value, float) else f"  {key}: {value}")
-    # Only the default size with default flags is the recorded result; the rest are experiments.
-    if (args.tenants, args.per_tenant) == (10, 100) and not args.manager_args:
-        common.RESULTS.mkdir(exist_ok=True)
-        text = json.dumps(result, indent=2) + "\n"
-        (common.RESULTS / "controlplane_scale.json").write_text(text)
+    # Only the default size with default flags is the recorded result; the rest are experiments
+    # (written only where --out says).
+    recorded = (args.tenants, args.per_tenant) == (10, 100) and not args.manager_args
+    if args.out is not None or recorded:
+        results_file.write("controlplane_scale", result, results_file.folder(args), echo=False)
     return 0
 
 
