@@ -92,9 +92,12 @@ class HTTPServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
-        # No host: aiohttp binds every interface, one socket per address family.
-        site = web.TCPSite(self._runner, self.host or None, self.port, reuse_address=True)
+        site: web.BaseSite
         try:
+            if self.host:
+                site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+            else:
+                site = web.SockSite(self._runner, listen_everywhere(self.port))
             await site.start()
         except OSError as e:
             await self.stop()
@@ -108,6 +111,14 @@ class HTTPServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def listen_everywhere(port: int) -> socket.socket:
+    """One listening socket for every interface of both families (IPv4 alone on a host without
+    IPv6), as gRPC binds `[::]`: one port, even when `port` is 0 and the kernel picks it."""
+    if socket.has_dualstack_ipv6():
+        return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    return socket.create_server(("0.0.0.0", port))
 
 
 def parse_address(address: str) -> tuple[str, int]:
