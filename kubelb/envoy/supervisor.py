@@ -31,7 +31,7 @@ from pathlib import Path
 
 from kubelb.envoy import binary, bootstrap, deployer
 from kubelb.observe import metrics
-from kubelb.util import children, naming
+from kubelb.util import backoff, children, naming
 
 logger = logging.getLogger(__name__)
 process_logger = logging.getLogger("kubelb.envoy.process")
@@ -50,16 +50,8 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _SHM_DIR = Path("/dev/shm")
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Backoff:
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-
-    def next(self, delay: float) -> float:
-        return min(self.maximum, max(self.initial, delay * self.factor))
+# An Envoy that ran longer than the cap before exiting restarts at the initial delay again.
+RESTART_BACKOFF = backoff.Backoff(initial=0.5, cap=30.0)
 
 
 class EnvoySupervisor:
@@ -70,11 +62,11 @@ class EnvoySupervisor:
         state_dir: Path,
         *,
         envoy_binary: str | os.PathLike[str] | None = None,
-        backoff: Backoff | None = None,
+        restart_backoff: backoff.Backoff = RESTART_BACKOFF,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.binary = binary.find_envoy(envoy_binary)
-        self.backoff = backoff or Backoff()
+        self.restart_backoff = restart_backoff
         self._envoys: dict[str, _Envoy] = {}
 
     async def ensure(self, node_id: str, spec: deployer.EnvoySpec) -> None:
@@ -157,7 +149,7 @@ class _Envoy:
                 await self._task
 
     async def _supervise(self) -> None:
-        delay = 0.0
+        failures = 0  # exits in a row, each within the backoff's cap of its start
         while not self._stopping.is_set():
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -168,8 +160,10 @@ class _Envoy:
                 code = None
             if self._stopping.is_set():
                 return
-            delay = 0.0 if loop.time() - started > self.owner.backoff.maximum else delay
-            delay = self.owner.backoff.next(delay)
+            retry = self.owner.restart_backoff
+            failures = 0 if loop.time() - started > retry.cap else failures
+            delay = retry.delay(failures)
+            failures += 1
             self.restarts += 1
             metrics.ENVOY_PROXY_RESTARTS.labels(namespace=self.node_id).inc()
             logger.warning(

@@ -318,10 +318,7 @@ async def test_killed_envoy_is_restarted(xds: Xds, envoys: supervisor.EnvoySuper
 
 async def test_two_envoys_share_a_node_id(xds: Xds, tmp_path: Path) -> None:
     port = backends.free_port()
-    sups = [
-        supervisor.EnvoySupervisor(tmp_path / f"envoy-{i}", backoff=supervisor.Backoff())
-        for i in range(2)
-    ]
+    sups = [supervisor.EnvoySupervisor(tmp_path / f"envoy-{i}") for i in range(2)]
     try:
         async with backends.TCPEcho("a") as a:
             xds.publish(config(tcp_lb("lb", port, a.port)))
