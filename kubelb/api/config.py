@@ -104,6 +104,10 @@ class Topology(StrEnum):
     GLOBAL = "global"
 
 
+# The topology every tenant runs with, and the metrics' topology label: a Config naming a
+# deprecated topology (dedicated, global) still gets one Envoy workload per tenant, as with shared.
+TOPOLOGY = Topology.SHARED
+
 TOPOLOGY_RULE = meta.CELRule(
     rule="self == oldSelf || (self == 'shared' && (oldSelf == 'dedicated' || oldSelf == 'global'))",
     message="topology is immutable; the only allowed change is from dedicated or global "

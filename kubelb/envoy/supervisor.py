@@ -29,6 +29,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from kubelb.api import config as api_config
 from kubelb.envoy import binary, bootstrap, deployer
 from kubelb.observe import metrics
 from kubelb.util import backoff, children, naming
@@ -37,7 +38,6 @@ logger = logging.getLogger(__name__)
 process_logger = logging.getLogger("kubelb.envoy.process")
 access_logger = logging.getLogger("kubelb.envoy.access")
 
-TOPOLOGY = "shared"
 _LOG_FORMAT = "[%l][%n] %v"
 _LOG_LINE = re.compile(r"^\[(\w+)\]\[([\w.-]*)\] ?(.*)$")
 # Envoy's info level is routine chatter (start-up inventory, every xDS update): DEBUG for us.
@@ -79,7 +79,7 @@ class EnvoySupervisor:
         envoy = _Envoy(self, node_id, spec)
         self._envoys[node_id] = envoy
         envoy.start()
-        metrics.ENVOY_PROXIES.labels(namespace=node_id, topology=TOPOLOGY).set(1)
+        metrics.ENVOY_PROXIES.labels(namespace=node_id, topology=api_config.TOPOLOGY).set(1)
         metrics.ENVOY_PROXY_CREATES.labels(namespace=node_id).inc()
 
     async def remove(self, node_id: str) -> None:
@@ -87,7 +87,7 @@ class EnvoySupervisor:
         if envoy is None:
             return
         await envoy.stop()
-        metrics.ENVOY_PROXIES.remove(node_id, TOPOLOGY)
+        metrics.ENVOY_PROXIES.remove(node_id, api_config.TOPOLOGY)
         metrics.ENVOY_PROXY_DELETES.labels(namespace=node_id).inc()
 
     def ready(self, node_id: str) -> bool:
