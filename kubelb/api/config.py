@@ -2,7 +2,8 @@
 
 Only the Config named `default` in the manager's namespace is read (a controller rule, not a
 schema rule: see `CONFIG_NAME`). When it is absent the built-in defaults below apply (shared
-topology, 3 Envoy replicas). Tenant overrides Config field by field (inventory §3.10).
+topology, 3 Envoy replicas). A Tenant overrides Config field by field: what the Tenant sets
+wins, what it leaves unset comes from Config (precedence lives in `kubelb.manager.settings`).
 """
 
 from __future__ import annotations
