@@ -276,6 +276,14 @@ class Manager:
         self.leader_controllers = [self.lb_controller, self.proxy_controller,
                                    self.tenant_controller]  # fmt: skip
 
+    def hub_sockets(self) -> list[pool.Reservation]:
+        """The sockets this manager listens on (once bound): no LoadBalancer may share them."""
+        host, _ = server.parse_address(self.settings.listen_address)
+        found = [(host, self.xds_port, "kubelb xDS server"),
+                 (self.probes.host, self.probes.port, "kubelb health probes"),
+                 (self.metrics.host, self.metrics.port, "kubelb metrics")]  # fmt: skip
+        return [pool.Reservation(h, p, holder) for h, p, holder in found if p]
+
     def _reconcile_lb(self, key: objects.ObjectKey) -> None:
         self.lb_controller.enqueue(key)
 
@@ -328,7 +336,7 @@ def _process_infra(m: Manager) -> infrastructure.Infra:
     return process_infra.ProcessInfra(
         m.inputs, m.writer, pool=s.address_pool, state_dir=s.state_dir,
         envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
-        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb,
+        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb, hub_sockets=m.hub_sockets,
     )  # fmt: skip
 
 

@@ -158,7 +158,10 @@ class Standalone:
         self.settings = settings
         self.driver = driver
         self.engine = engine.Engine(
-            store=state.StateStore(settings.state_dir), pool=settings.address_pool
+            store=state.StateStore(settings.state_dir),
+            pool=settings.address_pool,
+            reserved=self.hub_sockets,
+            probe=pool.socket_free,
         )
         self.source = file.FileSource(settings.config)
         self.outcome: engine.Outcome | None = None
@@ -197,6 +200,16 @@ class Standalone:
         finally:
             await self.driver.close()
             await self.admin.stop()
+
+    def hub_sockets(self) -> list[pool.Reservation]:
+        """The sockets kubelb and its Envoy listen on: no LoadBalancer may share them."""
+        xds_host, xds_port = server.parse_address(self.settings.listen_address)
+        found = [(xds_host, xds_port, "kubelb xDS server"),
+                 (self.admin.host, self.admin.port, "kubelb admin server")]  # fmt: skip
+        envoy_admin = self.driver.status().get("adminPort")
+        if isinstance(envoy_admin, int):
+            found.append(("127.0.0.1", envoy_admin, "Envoy admin"))
+        return [pool.Reservation(h, p, holder) for h, p, holder in found if p]
 
     async def _loadbalancers(self, _: web.Request) -> web.Response:
         return web.json_response(self.status_document())

@@ -8,7 +8,9 @@ tenant (`kubelb.placement.pool.assign`), since all tenants' Envoys share this ho
 assignment is sticky and recovered from those statuses after a restart (MetalLB #2443); a
 Service that cannot be placed keeps no address, and `problem()` tells the LoadBalancer
 controller why (PortConflict, AddressPoolExhausted); `on_unplaced(lb key)` asks it to look again
-when that answer changes, since no Service write announces it.
+when that answer changes, since no Service write announces it. `reserved()` names the sockets
+the hub itself listens on (xDS, probes, metrics, each Envoy's admin port), read on every pass:
+no Service is placed there (PortReserved).
 
 One global pass per burst of changes (an event sets a flag; the loop waits `coalesce` seconds for
 the rest of the burst), plus a periodic resync; a pass writes the statuses that changed
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kubelb.kube import errors, informer, objects, resources, writer as kwriter
@@ -63,12 +65,14 @@ class AddressPool:
         addresses: Sequence[str],
         *,
         on_unplaced: Callable[[objects.ObjectKey], None],
+        reserved: Callable[[], Iterable[pool.Reservation]] = tuple,
         resync_period: float = 300.0,
         coalesce: float = PASS_COALESCE,
     ) -> None:
         self.inputs = inputs
         self.writer = writer
         self.pool = tuple(addresses)
+        self.reserved = reserved
         self.resync_period = resync_period
         self.coalesce = coalesce
         self.unplaced: dict[str, pool.Unplaced] = {}
@@ -125,7 +129,7 @@ class AddressPool:
                     previous[key] = known
         for key in [k for k in self._derived if k not in services]:
             del self._derived[key]
-        result = pool.assign(self.pool, needs, previous)
+        result = pool.assign(self.pool, needs, previous, self.reserved())
         before, self.unplaced = self.unplaced, dict(result.unplaced)
         self._tell_owners(services, before)
         for key in list(self._written):

@@ -11,7 +11,7 @@ leads, and the Envoys stop when it stops leading: a replica that does not lead r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from kubelb.infra import addresspool
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure
+from kubelb.placement import pool as address_pool
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
@@ -56,15 +57,20 @@ class ProcessInfra:
         drain_seconds: float,
         xds_delta: bool,
         reconcile_lb: Callable[[objects.ObjectKey], None],
+        hub_sockets: Callable[[], Iterable[address_pool.Reservation]] = tuple,
     ) -> None:
-        """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed."""
+        """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
+        `hub_sockets()`: the manager's own servers, kept free of LoadBalancers."""
         self.envoys = supervisor.EnvoySupervisor(state_dir, envoy_binary=envoy_binary)
         # The supervisor checks readiness through the admin interface; fixed probe ports would
         # keep two tenants' Envoys from sharing the host.
         self.spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
                                        drain_seconds=drain_seconds,
                                        xds_delta=xds_delta)  # fmt: skip
-        self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
+        self.hub_sockets = hub_sockets
+        self.nodes: set[str] = set()
+        self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb,
+                                                 reserved=self.reserved)  # fmt: skip
 
     def placement(
         self,
@@ -77,14 +83,26 @@ class ProcessInfra:
     def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
         return self.addresses.problem(namespace, service)
 
+    def reserved(self) -> list[address_pool.Reservation]:
+        """Sockets no LoadBalancer may take: the manager's servers and every Envoy's admin."""
+        out = list(self.hub_sockets())
+        for node in sorted(self.nodes):
+            port = self.envoys.admin_port(node)
+            if port:
+                holder = f"Envoy admin of {node}"
+                out.append(address_pool.Reservation(self.spec.admin_address, port, holder))
+        return out
+
     def ready(self, namespace: str) -> bool:
         return self.envoys.ready(namespace)
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
+        self.nodes.add(namespace)
         await self.envoys.ensure(namespace, self.spec)
 
     async def remove(self, namespace: str) -> None:
         await self.envoys.remove(namespace)
+        self.nodes.discard(namespace)
 
     def runners(self) -> Sequence[infrastructure.Runner]:
         return (self.addresses,)

@@ -13,7 +13,7 @@ are untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +88,20 @@ class _Decoded:
 class Engine:
     """Holds what must survive between reconciles: last valid objects and the state store."""
 
-    def __init__(self, *, store: state.StateStore, pool: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: state.StateStore,
+        pool: Sequence[str] | None = None,
+        reserved: Callable[[], Iterable[address_pool.Reservation]] = tuple,
+        probe: address_pool.Probe | None = None,
+    ) -> None:
         self._store = store
+        self._reserved = reserved  # kubelb's own sockets: no LoadBalancer is placed there
+        # Finds a new placement's socket held by another process (another kubelb's Envoy);
+        # sockets this engine placed before are ours (our Envoy may still be draining them).
+        self._probe = probe
+        self._ours: set[tuple[str, int, str]] = set()
         self._pool_flag = tuple(pool) if pool else None
         self._last_valid: dict[str, api_lb.LoadBalancer] = {}
 
@@ -110,7 +122,14 @@ class Engine:
             key: [(p.port, "UDP" if str(p.protocol) == "UDP" else "TCP") for p in lb.spec.ports]
             for key, (lb, _, _) in candidates.items()
         }
-        assignment = address_pool.assign(pool, needs, self._store.load())
+        assignment = address_pool.assign(
+            pool, needs, self._store.load(), self._reserved(), self._probe and self._probe_free
+        )
+        self._ours.update(
+            (address, port, transport)
+            for key, address in assignment.addresses.items()
+            for port, transport in needs[key]
+        )
         self._store.save(assignment.addresses)
 
         placed = [
@@ -176,6 +195,11 @@ class Engine:
         for gone in set(self._last_valid) - set(out.lbs) - set(out.invalid):
             del self._last_valid[gone]
         return out
+
+    def _probe_free(self, address: str, port: int, transport: str) -> bool:
+        if (address, port, transport) in self._ours or self._probe is None:
+            return True
+        return self._probe(address, port, transport)
 
     def _pool(self, config: api_config.Config | None, errors: list[str]) -> tuple[str, ...]:
         if self._pool_flag is not None:
