@@ -83,6 +83,11 @@ class Standalone:
     extra_args: tuple[str, ...] = ()
 
     async def start(self) -> None:
+        await self.spawn()
+        await self.wait_for(lambda doc: doc["dataplane"].get("ready"), "the data plane to be ready")
+
+    async def spawn(self) -> None:
+        """Start the process without waiting for it to serve."""
         args = [
             sys.executable,
             "-m",
@@ -111,7 +116,6 @@ class Standalone:
             *args, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
         log.close()
-        await self.wait_for(lambda doc: doc["dataplane"].get("ready"), "the data plane to be ready")
 
     async def stop(self) -> int:
         if self.process is None:
