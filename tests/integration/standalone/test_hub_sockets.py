@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ async def instances(tmp_path: Path) -> AsyncIterator[Callable[..., harness.Stand
         await instance.stop()
 
 
-def _reason(doc: dict, name: str) -> str | None:
+def _reason(doc: dict[str, Any], name: str) -> str | None:
     lb = next((lb for lb in doc["loadBalancers"] if lb["name"] == name), None)
     return lb["conditions"][0]["reason"] if lb else None
 
