@@ -1,5 +1,7 @@
 """Tenant-controlled names, namespaces, ports and hostnames are validated as Kubernetes does."""
 
+from typing import Any
+
 import pytest
 
 from kubelb.api import errors, registry
@@ -54,7 +56,7 @@ def test_bad_hostname_is_refused(hostname):
 
 
 def test_route_embedded_object_names_are_checked():
-    route = {
+    route: dict[str, Any] = {
         "apiVersion": "kubelb.k8c.io/v1alpha1",
         "kind": "Route",
         "metadata": {"name": "r", "namespace": "shop"},
