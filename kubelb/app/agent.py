@@ -32,6 +32,7 @@ from kubelb.kube import (
     writer,
 )
 from kubelb.observe import agent_metrics, server
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -295,8 +296,8 @@ class Agent:
         agent_metrics.CLUSTER_CONNECTED.set(1)
         logger.info(
             "agent for tenant %s (namespace %s) starting",
-            self.settings.tenant.name,
-            self.settings.tenant.namespace,
+            logsafe.shown(self.settings.tenant.name),
+            logsafe.shown(self.settings.tenant.namespace),
         )
         try:
             await self.probes.start()

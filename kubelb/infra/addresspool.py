@@ -29,7 +29,7 @@ from typing import Any
 from kubelb.kube import errors, informer, objects, resources, writer as kwriter
 from kubelb.manager import common
 from kubelb.placement import pool
-from kubelb.util import backoff
+from kubelb.util import backoff, logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -184,10 +184,12 @@ class AddressPool:
             return
         self._written[key] = address
         if address:
-            logger.info("Service %s: address %s assigned from the pool", key, address)
+            logger.info(
+                "Service %s: address %s assigned from the pool", logsafe.shown(key), address
+            )
         else:
             why = self.unplaced.get(key)
-            logger.warning("Service %s: no address from the pool: %s", key,
+            logger.warning("Service %s: no address from the pool: %s", logsafe.shown(key),
                            why.message if why else "not placed")  # fmt: skip
 
     def _tell_owners(

@@ -22,6 +22,7 @@ from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +91,20 @@ class KubernetesInfra:
         written = await self.writer.ensure(resources.DEPLOYMENTS, desired,
                                            current=self.deployments.store.get(key))  # fmt: skip
         if written.changed:
-            logger.info("tenant %s: Deployment %s applied", namespace, key.name)
+            logger.info(
+                "tenant %s: Deployment %s applied",
+                logsafe.shown(namespace),
+                logsafe.shown(key.name),
+            )
 
     async def remove(self, namespace: str) -> None:
         key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
         if key in self.deployments.store and await self.writer.delete(resources.DEPLOYMENTS, key):
-            logger.info("tenant %s: Deployment %s deleted", namespace, key.name)
+            logger.info(
+                "tenant %s: Deployment %s deleted",
+                logsafe.shown(namespace),
+                logsafe.shown(key.name),
+            )
 
     def runners(self) -> Sequence[infrastructure.Runner]:
         return ()

@@ -44,6 +44,7 @@ from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, errors, objects, resources, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
 from kubelb.observe import manager_metrics
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ class LoadBalancerReconciler:
             return controller.DONE
         parsed = self.inputs.load_balancer(raw)
         if parsed.model is None:
-            logger.warning("LoadBalancer %s is invalid: %s", key, parsed.error)
+            logger.warning("LoadBalancer %s is invalid: %s", logsafe.shown(key), parsed.error)
             message = f"the LoadBalancer does not validate: {parsed.error}"
             await self._write_status(raw, Verdict(False, conditions.INVALID_SPEC, message))
             return controller.DONE
@@ -219,8 +220,8 @@ class LoadBalancerReconciler:
         moved = sum(1 for k, port in previous.items() if k in mine and mine[k] != port)
         if moved:
             logger.warning("LoadBalancer %s/%s: %d recorded port(s) collided with another "
-                           "LoadBalancer's and were moved", lb.namespace, lb.name,
-                           moved)  # fmt: skip
+                           "LoadBalancer's and were moved", logsafe.shown(lb.namespace),
+                           logsafe.shown(lb.name), moved)  # fmt: skip
             manager_metrics.COLLISIONS_HEALED.inc(moved)
         return mine
 
@@ -243,7 +244,8 @@ class LoadBalancerReconciler:
         desired["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if written.changed:
-            logger.info("LoadBalancer %s/%s: Service %s %s", lb.namespace, lb.name, name,
+            logger.info("LoadBalancer %s/%s: Service %s %s", logsafe.shown(lb.namespace),
+                        logsafe.shown(lb.name), logsafe.shown(name),
                         "updated" if live is not None else "created")  # fmt: skip
         return written.obj or desired, written.changed and live is None
 
@@ -295,7 +297,9 @@ class LoadBalancerReconciler:
     async def _delete_service(self, raw: objects.RawObject) -> None:
         key = objects.ObjectKey(objects.namespace(raw), lbservice.service_name(objects.name(raw)))
         if key in self.inputs.services.store and await self.writer.delete(resources.SERVICES, key):
-            logger.info("LoadBalancer %s: Service %s deleted", objects.key_of(raw), key.name)
+            logger.info(
+                "LoadBalancer %s: Service %s deleted", objects.key_of(raw), logsafe.shown(key.name)
+            )
 
     async def _clean_up(self, raw: objects.RawObject) -> None:
         await self._delete_service(raw)

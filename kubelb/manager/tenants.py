@@ -54,6 +54,7 @@ from kubelb.kube import (
     writer as kube_writer,
 )
 from kubelb.manager import effective as tenant_effective, kubeconfigs, tenantobjects
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class TenantReconciler:
             except api_errors.APIValidationError as exc:
                 problem = str(exc)
         if problem is not None or spec is None:
-            logger.warning("tenant %s cannot be served: %s", key.name, problem)
+            logger.warning("tenant %s cannot be served: %s", logsafe.shown(key.name), problem)
             await self._set_status(tenant, Phase.FAILED, conditions.RECONCILIATION_FAILED,
                                    problem or "invalid Tenant")  # fmt: skip
             await self._events.warning(tenant, conditions.RECONCILIATION_FAILED, problem or "")
@@ -188,13 +189,15 @@ class TenantReconciler:
         try:
             return await self._apply(tenant, spec)
         except errors.ApiError as exc:
-            logger.warning("tenant %s: reconcile failed: %s", key.name, exc)
+            logger.warning("tenant %s: reconcile failed: %s", logsafe.shown(key.name), exc)
             await self._events.warning(tenant, conditions.RECONCILIATION_FAILED, str(exc))
             try:
                 await self._set_status(tenant, Phase.FAILED, conditions.RECONCILIATION_FAILED,
                                        str(exc))  # fmt: skip
             except errors.ApiError as status_exc:
-                logger.warning("tenant %s: cannot write status: %s", key.name, status_exc)
+                logger.warning(
+                    "tenant %s: cannot write status: %s", logsafe.shown(key.name), status_exc
+                )
             raise
 
     async def _apply(self, tenant: objects.RawObject, spec: api_tenant.Tenant) -> controller.Result:
@@ -355,7 +358,7 @@ class TenantReconciler:
         ):
             await self._writer.delete(resource, key)
         await self._writer.remove_finalizer(resources.TENANTS, tenant, finalizers.CLEANUP)
-        logger.info("tenant %s: cleaned up, finalizer removed", name)
+        logger.info("tenant %s: cleaned up, finalizer removed", logsafe.shown(name))
         return controller.DONE
 
     async def _drain(self, namespace: str) -> int:

@@ -30,6 +30,7 @@ from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.placement import pool as address_pool
 from kubelb.sources import file
 from kubelb.standalone import state
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,10 @@ class Engine:
         for s in statuses:
             if not s.ready:
                 logger.warning(
-                    "LoadBalancer %s/%s: %s", s.namespace, s.name, s.conditions[0].message
+                    "LoadBalancer %s/%s: %s",
+                    logsafe.shown(s.namespace),
+                    logsafe.shown(s.name),
+                    s.conditions[0].message,
                 )
         return Outcome(
             config=built.config,
