@@ -49,6 +49,7 @@ import builtins
 import collections
 import copy
 import datetime
+import enum
 import re
 import uuid
 from collections.abc import Iterable
@@ -109,6 +110,13 @@ class _Change:
     new: objects.RawObject  # after it; for DELETED the last state, at the deletion's version
 
 
+class _Mark(enum.Enum):
+    INITIAL_END = "initial-events-end"
+
+
+_INITIAL_END = _Mark.INITIAL_END
+
+
 @dataclass(slots=True)
 class _State:
     """What every client on one in-memory server shares."""
@@ -125,7 +133,8 @@ class _State:
 
 class MemoryClient:
     """An in-memory API server with its client. `history` bounds the changes kept for watches
-    that resume; `bookmark_interval` is how often an idle watch gets a BOOKMARK."""
+    that resume; `bookmark_interval` is how often an idle watch gets a BOOKMARK; `namespaces`
+    exist from the start, besides the four every cluster has."""
 
     def __init__(
         self,
@@ -133,12 +142,13 @@ class MemoryClient:
         field_manager: str = "kubelb",
         history: int = 10000,
         bookmark_interval: float = 60.0,
+        namespaces: Iterable[str] = (),
     ) -> None:
         if history < 1:
             raise ValueError("history must be >= 1")
         self.field_manager = field_manager
         self._state = _State(history_limit=history, bookmark_interval=bookmark_interval)
-        for name in _INITIAL_NAMESPACES:
+        for name in dict.fromkeys((*_INITIAL_NAMESPACES, *namespaces)):
             self._insert(resources.NAMESPACES, {"metadata": {"name": name}}, "", "kube-apiserver")
 
     @property
@@ -429,7 +439,10 @@ class MemoryClient:
         if key in table:
             raise errors.AlreadyExistsError(f'{_what(resource)} "{name}" already exists',
                                             status=409, reason="AlreadyExists")  # fmt: skip
-        for server_field in (*_SERVER_METADATA, "resourceVersion"):
+        if meta.get("resourceVersion"):
+            raise errors.ServerError("resourceVersion should not be set on objects to be created",
+                                     status=500, reason="InternalError")  # fmt: skip
+        for server_field in _SERVER_METADATA:
             meta.pop(server_field, None)
         meta["name"] = name
         if resource.namespaced:
@@ -501,8 +514,10 @@ class MemoryClient:
             new["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
         _managed(new, resource, manager, operation, subresource)
         if objects.is_deleting(new) and not objects.finalizers(new):
-            # The last finalizer went: the object is deleted instead of updated.
-            return copy.deepcopy(self._remove(entry, orphan=False))
+            # The last finalizer went: the object is deleted instead of updated (the DELETED
+            # event shows the stored state; the answer, the update at the old version).
+            self._remove(entry, orphan=False)
+            return copy.deepcopy(new)
         entry.obj = new
         self._commit(entry, "MODIFIED", old)
         return copy.deepcopy(new)
@@ -661,7 +676,8 @@ class MemoryWatch:
         self._labels = self._fields = selectors.EVERYTHING
         self._timeout = timeout_seconds
         self._bookmarks = allow_bookmarks
-        self._queue: asyncio.Queue[_Change | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Change | _Mark | None] = asyncio.Queue()
+        self._delivered = resource_version  # version of the last change taken off the queue
         self._error: errors.ApiError | None = None
         self._deadline = 0.0
         self._next_bookmark = 0.0
@@ -673,12 +689,17 @@ class MemoryWatch:
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + self._timeout
         self._next_bookmark = loop.time() + self._store.bookmark_interval
+        if self._since in ("", "0"):
+            self._delivered = self._store.resource_version  # the initial events' version
         opened = self._store._open(self, self._since)
         if isinstance(opened, errors.ApiError):
             self._error = opened
         else:
             for change in opened:
                 self.offer(change)
+            if self._since == "" and self._bookmarks:
+                # As the real server: the initial ADDED events end with a marked BOOKMARK.
+                self._queue.put_nowait(_INITIAL_END)
         self._entered = True
         return self
 
@@ -719,6 +740,9 @@ class MemoryWatch:
                 continue
             if change is None:
                 continue  # `end()`: the next round stops
+            if change is _INITIAL_END:
+                return self._bookmark({"k8s.io/initial-events-end": "true"})
+            self._delivered = str(change.version)
             event = self._event(change)
             if event is not None:
                 return event
@@ -753,11 +777,16 @@ class MemoryWatch:
             return None
         return {"type": kind, "object": copy.deepcopy(change.new)}
 
-    def _bookmark(self) -> objects.WatchEvent:
-        # Every change up to now was queued synchronously when it was made, and the queue is
-        # empty: the current version is safe to resume from.
+    def _bookmark(self, annotations: dict[str, str] | None = None) -> objects.WatchEvent:
+        # Every change was queued when it was made, and whatever is still queued is newer
+        # than what was delivered: resuming from the version of the last delivered change
+        # (or the watch's start) is safe. Bookmarks sent at an empty queue use the newest.
+        version = self._store.resource_version if self._queue.empty() else self._delivered
+        meta: dict[str, Any] = {"resourceVersion": version}
+        if annotations:
+            meta["annotations"] = annotations
         obj = {"apiVersion": self.resource.api_version, "kind": self.resource.kind,
-               "metadata": {"resourceVersion": self._store.resource_version}}  # fmt: skip
+               "metadata": meta}  # fmt: skip
         return {"type": "BOOKMARK", "object": obj}
 
 
@@ -860,6 +889,7 @@ def _status_success(entry: _Entry) -> objects.RawObject:
         "apiVersion": "v1",
         "metadata": {},
         "status": "Success",
-        "details": {"name": objects.name(entry.obj), "group": entry.resource.group,
+        "details": {"name": objects.name(entry.obj),
+                    **({"group": entry.resource.group} if entry.resource.group else {}),
                     "kind": entry.resource.plural, "uid": objects.uid(entry.obj)},
     }  # fmt: skip

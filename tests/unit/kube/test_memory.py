@@ -80,6 +80,8 @@ async def test_errors_are_the_real_clients() -> None:
         await kube.create(CMS, cm("x"), namespace="absent")
     with pytest.raises(errors.BadRequestError):
         await kube.create(CMS, cm("x", namespace="other"), namespace="default")
+    with pytest.raises(errors.ServerError, match="resourceVersion should not be set"):
+        await kube.create(CMS, cm("x", resourceVersion="5"), namespace="default")
     created = await kube.create(LBS, lb("lb"), namespace="default")
     unversioned = {k: v for k, v in created.items() if k != "metadata"}
     unversioned["metadata"] = {"name": "lb", "namespace": "default"}
@@ -198,7 +200,15 @@ async def test_finalizers_hold_deletion_and_the_last_one_deletes() -> None:
                          namespace="default")  # fmt: skip
     one = await kube.patch(LBS, "lb", {"metadata": {"finalizers": ["b/y"]}}, namespace="default")
     assert objects.finalizers(one) == ["b/y"]
-    await kube.patch(LBS, "lb", {"metadata": {"finalizers": []}}, namespace="default")
+    start = kube.resource_version
+    last = await kube.patch(LBS, "lb", {"metadata": {"finalizers": []}}, namespace="default")
+    assert objects.finalizers(last) == []
+    assert objects.resource_version(last) == start  # answered at the version it had
+    stream = kube.watch(LBS, namespace="default", resource_version=start, timeout_seconds=0)
+    async with stream:
+        deleted = [e["object"] async for e in stream if e["type"] == "DELETED"]
+    assert objects.finalizers(deleted[0]) == ["b/y"]  # the stored state, as the server shows
+    assert int(objects.resource_version(deleted[0])) == int(start) + 1
     with pytest.raises(errors.NotFoundError):
         await kube.get(LBS, "lb", namespace="default")
     with pytest.raises(errors.NotFoundError):
@@ -215,6 +225,7 @@ async def test_deletion_cascades_to_owned_objects_unless_orphaned() -> None:
     await kube.create(CMS, cm("free"), namespace="default")
     status = await kube.delete(LBS, "owner", namespace="default", propagation_policy="Background")
     assert status["kind"] == "Status"
+    assert status["details"]["group"] == "kubelb.k8c.io"
     remaining = {objects.name(o): o for o in (await kube.list(CMS, namespace="default")).items}
     assert set(remaining) == {"held", "free"}
     assert objects.is_deleting(remaining["held"])
@@ -290,8 +301,14 @@ async def test_watch_streams_live_changes_and_selector_moves() -> None:
 async def test_watch_without_version_starts_with_the_current_objects() -> None:
     kube = memory.MemoryClient()
     await kube.create(CMS, cm("old"), namespace="default")
-    seen = await collect(kube.watch(CMS, namespace="default", timeout_seconds=0))
-    assert seen == [("ADDED", "old"), ("BOOKMARK", "")]
+    stream = kube.watch(CMS, namespace="default", timeout_seconds=0)
+    async with stream:
+        events = [event async for event in stream]
+    assert [(e["type"], objects.name(e["object"])) for e in events] == [
+        ("ADDED", "old"), ("BOOKMARK", ""), ("BOOKMARK", "")]  # fmt: skip
+    marked = objects.annotations(events[1]["object"])
+    assert marked == {"k8s.io/initial-events-end": "true"}
+    assert objects.resource_version(events[1]["object"]) == kube.resource_version
 
 
 async def test_watch_from_a_compacted_version_is_gone() -> None:
