@@ -23,20 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelb.app import logs, manager_dataplane, runner
+from kubelb.app import core, logs, manager_dataplane, runner
 from kubelb.envoy import binary, kubernetes as envoy_k8s
 from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra
-from kubelb.kube import (
-    client,
-    controller,
-    events,
-    informer,
-    kubeconfig,
-    leader,
-    objects,
-    writer as kwriter,
-)
-from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies, tenants
+from kubelb.kube import client, events, kubeconfig, leader
+from kubelb.manager import infrastructure, tenants
 from kubelb.observe import manager_metrics, server
 from kubelb.placement import pool
 from kubelb.xds import cache, server as xds_server
@@ -45,10 +36,6 @@ logger = logging.getLogger(__name__)
 
 LEASE_NAME = "19f32e7b.kubelb.k8c.io"
 FIELD_MANAGER = "kubelb-manager"
-# A tenant's snapshot is rebuilt this long after the first change of a burst: 1,000 LoadBalancers
-# created at once cost a few rebuilds per tenant instead of one per write, and a lone change
-# waits no more than this.
-SNAPSHOT_COALESCE = 0.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,9 +56,7 @@ class Settings:
     envoy_xds_port: int | None = None  # default: the --listen-address port
     envoy_drain_seconds: float = 5.0
     state_dir: Path = Path(tempfile.gettempdir()) / "kubelb-manager"
-    # Reconciles mostly wait for the API server: 16 in flight keep up with a burst of creates
-    # (1,000 LoadBalancers) where 4 left the manager waiting on round trips.
-    workers: int = 16
+    workers: int = core.LB_WORKERS
     debug: bool = False
     xds_delta: bool = False  # Envoys use incremental xDS
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
@@ -236,35 +221,36 @@ class Manager:
     def __init__(self, settings: Settings, kube: client.Client) -> None:
         self.settings = settings
         self.kube = kube
-        self.writer = kwriter.Writer(kube)
         self.events = events.EventRecorder(kube, FIELD_MANAGER)
-        self.informers = informer.Informers(kube)
-        self.inputs = common.Inputs(self.informers, namespace=settings.namespace)
         self.cache = cache.SnapshotCache()
         self.xds = xds_server.XdsServer(self.cache)
         self.publisher = manager_dataplane.SnapshotPublisher(self.cache)
         # The one place that knows how Envoy runs; every reconciler gets the object.
-        self.infra = INFRASTRUCTURES[settings.envoy_deployer](self)
-        self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, self.infra)
-        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra)
-        self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
+        make_infra = INFRASTRUCTURES[settings.envoy_deployer]
+        self.core = core.Core(kube, namespace=settings.namespace,
+                              infra=lambda c: make_infra(settings, c), publisher=self.publisher,
+                              workers=settings.workers)  # fmt: skip
+        self.writer = self.core.writer
+        self.informers = self.core.informers
+        self.inputs = self.core.inputs
+        self.infra = self.core.infra
+        self.snapshots = self.core.snapshots
+        self.lbs = self.core.lbs
+        self.proxies = self.core.proxies
+        self.snapshot_controller = self.core.snapshot_controller
+        self.lb_controller = self.core.lb_controller
+        self.proxy_controller = self.core.proxy_controller
         self.elector = None
         if settings.enable_leader_election:
             self.elector = leader.LeaderElector(kube, namespace=settings.namespace,
                                                 name=LEASE_NAME)  # fmt: skip
         self.readiness = server.Readiness()
-        self.readiness.add("informers-synced", self._synced)
+        self.readiness.add("informers-synced", self.core.synced)
         self.probes = server.HTTPServer("probes", settings.health_probe_bind_address,
                                         server.probe_routes(self.readiness))  # fmt: skip
         self.metrics = server.HTTPServer("metrics", settings.metrics_addr,
                                          server.metrics_routes())  # fmt: skip
         self.xds_port = 0
-        self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
-                                                         coalesce=SNAPSHOT_COALESCE)  # fmt: skip
-        self.lb_controller = controller.Controller(
-            self.lbs, self.informers, workers=settings.workers, observer=loadbalancers.observe
-        )
-        self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
         tenant_options = tenants.TenantControllerOptions(
             namespace=settings.namespace, server_override=settings.tenant_api_server
         )
@@ -273,11 +259,7 @@ class Manager:
             observer=_observe_tenant,
         )  # fmt: skip
         # Writers: run only while this replica leads.
-        self.leader_controllers = [self.lb_controller, self.proxy_controller,
-                                   self.tenant_controller]  # fmt: skip
-
-    def _reconcile_lb(self, key: objects.ObjectKey) -> None:
-        self.lb_controller.enqueue(key)
+        self.leader_controllers = [*self.core.writers, self.tenant_controller]
 
     async def run(self) -> None:
         self.xds_port = await self.xds.start(self.settings.listen_address)
@@ -288,8 +270,7 @@ class Manager:
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.informers.run(), name="informers")
-                group.create_task(self.snapshot_controller.run(), name="envoycp")
+                group.create_task(self.core.run_readers(), name="readers")
                 if self.elector is not None:
                     group.create_task(self.elector.run(self._lead), name="leader-election")
                 else:
@@ -299,19 +280,7 @@ class Manager:
 
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""
-        logger.info("leading: starting the writers")
-        self.proxies.running.clear()
-        try:
-            async with asyncio.TaskGroup() as group:
-                for c in self.leader_controllers:
-                    group.create_task(c.run(), name=f"controller-{c.name}")
-                for r in self.infra.runners():
-                    group.create_task(r.run(), name=r.name)
-        finally:
-            await self.infra.close()  # a replica that does not lead runs no Envoy itself
-
-    def _synced(self) -> bool:
-        return all(i.synced.is_set() for i in self.informers)
+        await self.core.lead([self.tenant_controller])
 
     async def _shutdown(self) -> None:
         try:
@@ -323,28 +292,26 @@ class Manager:
         await self.metrics.stop()
 
 
-def _process_infra(m: Manager) -> infrastructure.Infra:
-    s = m.settings
+def _process_infra(s: Settings, c: core.Core) -> infrastructure.Infra:
     return process_infra.ProcessInfra(
-        m.inputs, m.writer, pool=s.address_pool, state_dir=s.state_dir,
+        c.inputs, c.writer, pool=s.address_pool, state_dir=s.state_dir,
         envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
-        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb,
+        xds_delta=s.xds_delta, reconcile_lb=c.reconcile_lb,
     )  # fmt: skip
 
 
-def _kubernetes_infra(m: Manager) -> infrastructure.Infra:
-    s = m.settings
+def _kubernetes_infra(s: Settings, c: core.Core) -> infrastructure.Infra:
     options = envoy_k8s.Options(
         xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
         shutdown_manager_image=s.envoy_shutdown_manager_image,
         admin_on_all_interfaces=s.debug, xds_delta=s.xds_delta,
     )  # fmt: skip
-    return kubernetes_infra.KubernetesInfra(m.inputs, m.writer, m.informers, options,
+    return kubernetes_infra.KubernetesInfra(c.inputs, c.writer, c.informers, options,
                                             xds_port=s.envoy_xds_port)  # fmt: skip
 
 
 # --envoy-deployer -> how the manager runs Envoy. A new way is a new `Infra` class and one entry.
-INFRASTRUCTURES: dict[str, Callable[[Manager], infrastructure.Infra]] = {
+INFRASTRUCTURES: dict[str, Callable[[Settings, core.Core], infrastructure.Infra]] = {
     "kubernetes": _kubernetes_infra,
     "process": _process_infra,
 }
