@@ -105,7 +105,7 @@ class MemoryClient:
     ) -> objects.RawObject:
         await asyncio.sleep(0)
         entry = self._server.find(resource, _ns(resource, namespace), name)
-        return copy.deepcopy(entry.obj)
+        return patching.clone(entry.obj)
 
     async def list(
         self,
@@ -119,7 +119,7 @@ class MemoryClient:
         await asyncio.sleep(0)
         labels, fields = memstore.parse_selectors(label_selector, field_selector)
         items = [
-            copy.deepcopy(entry.obj)
+            patching.clone(entry.obj)
             for key, entry in sorted(self._server.table(resource).items())
             if (not namespace or key.namespace == namespace)
             and labels.matches(entry.obj)
@@ -151,7 +151,7 @@ class MemoryClient:
         await asyncio.sleep(0)
         ns = _ns(resource, namespace or objects.namespace(obj))
         entry = self._server.insert(resource, obj, ns or "", self.field_manager)
-        return copy.deepcopy(entry.obj)
+        return patching.clone(entry.obj)
 
     async def replace(
         self,
@@ -252,12 +252,12 @@ class MemoryClient:
                 raise memstore.not_found(resource, key.name)
             entry = self._server.insert(resource, obj, ns, manager, operation="Apply")
             entry.applied[manager] = memstore.applied_fields(entry.resource, obj, subresource)
-            return copy.deepcopy(entry.obj)
+            return patching.clone(entry.obj)
         version = objects.resource_version(obj)
         if version and version != objects.resource_version(entry.obj):
             raise memstore.conflict(resource, key.name)
         wanted = memstore.applied_fields(resource, obj, subresource)
-        result = copy.deepcopy(entry.obj)
+        result = patching.clone(entry.obj)
         taken: dict[str, set[patching.Path]] = {}
         for other, owned in entry.applied.items():
             if other == manager:

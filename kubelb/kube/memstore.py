@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import collections
-import copy
 import datetime
 import re
 import uuid
@@ -97,6 +96,8 @@ class Server:
         self.history: collections.deque[Change] = collections.deque()
         self.objects: dict[Rid, dict[objects.ObjectKey, Entry]] = {}
         self.watches: set[Subscriber] = set()
+        # owner uid -> (kind, key) of the objects naming it in ownerReferences
+        self.owned: dict[str, set[tuple[Rid, objects.ObjectKey]]] = {}
         for name in dict.fromkeys((*_INITIAL_NAMESPACES, *namespaces)):
             self.insert(resources.NAMESPACES, {"metadata": {"name": name}}, "", "kube-apiserver")
 
@@ -128,7 +129,7 @@ class Server:
         *,
         operation: str = "Update",
     ) -> Entry:
-        body = copy.deepcopy(obj)
+        body = patching.clone(obj)
         meta = body.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise invalid("metadata", "must be an object")
@@ -186,24 +187,24 @@ class Server:
         old = entry.obj
         resource = entry.resource
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = patching.clone(old)
             new.pop("status", None)
             if body.get("status") is not None:
-                new["status"] = copy.deepcopy(body["status"])
+                new["status"] = patching.clone(body["status"])
         else:
-            new = copy.deepcopy(body)
+            new = patching.clone(body)
             meta = new.setdefault("metadata", {})
             for server_field in _SERVER_METADATA:
                 meta.pop(server_field, None)
                 if server_field in old["metadata"]:
-                    meta[server_field] = copy.deepcopy(old["metadata"][server_field])
+                    meta[server_field] = patching.clone(old["metadata"][server_field])
             meta["name"] = old["metadata"]["name"]
             if resource.namespaced:
                 meta["namespace"] = old["metadata"]["namespace"]
             if has_status(resource):
                 new.pop("status", None)
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = patching.clone(old["status"])
             added = set(objects.finalizers(new)) - set(objects.finalizers(old))
             if objects.is_deleting(old) and added:
                 raise invalid(
@@ -213,7 +214,7 @@ class Server:
         new["apiVersion"], new["kind"] = resource.api_version, resource.kind
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _content(new) == _content(old):
-            return copy.deepcopy(old)  # a no-op: no write, no new resourceVersion
+            return patching.clone(old)  # a no-op: no write, no new resourceVersion
         if operation != "Apply":
             changed = _changed_fields(old, new)
             for owned in entry.applied.values():
@@ -225,17 +226,17 @@ class Server:
             # The last finalizer went: the object is deleted instead of updated (the DELETED
             # event shows the stored state; the answer, the update at the old version).
             self.remove(entry, orphan=False)
-            return copy.deepcopy(new)
+            return patching.clone(new)
         entry.obj = new
         self.commit(entry, "MODIFIED", old)
-        return copy.deepcopy(new)
+        return patching.clone(new)
 
     def delete(self, entry: Entry, *, orphan: bool) -> objects.RawObject:
         obj = entry.obj
         is_namespace = entry.resource == resources.NAMESPACES
         if objects.finalizers(obj) or is_namespace:
             if not objects.is_deleting(obj):
-                new = copy.deepcopy(obj)
+                new = patching.clone(obj)
                 new["metadata"]["deletionTimestamp"] = _now()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 if objects.generation(new) is not None:
@@ -246,7 +247,7 @@ class Server:
                 self.commit(entry, "MODIFIED", obj)
             if is_namespace:
                 self.empty_namespace(objects.name(obj))
-            return copy.deepcopy(entry.obj)
+            return patching.clone(entry.obj)
         self.remove(entry, orphan=orphan)
         return status_success(entry)
 
@@ -262,18 +263,14 @@ class Server:
 
     def collect(self, owner_uid: str, *, orphan: bool) -> None:
         """Delete (or, orphaning, unlink) the objects that `owner_uid` owns."""
-        owned = [
-            entry
-            for table in self.objects.values()
-            for entry in table.values()
-            if owner_uid in {ref.get("uid") for ref in objects.owner_references(entry.obj)}
-        ]
-        for entry in owned:
+        for rid, key in sorted(self.owned.get(owner_uid, ())):
+            entry = self.objects.get(rid, {}).get(key)
+            if entry is None:
+                continue  # gone with an earlier dependent
             if not orphan:
-                if objects.key_of(entry.obj) in self.table(entry.resource):
-                    self.delete(entry, orphan=False)
+                self.delete(entry, orphan=False)
                 continue
-            body = copy.deepcopy(entry.obj)
+            body = patching.clone(entry.obj)
             refs = [r for r in objects.owner_references(body) if r.get("uid") != owner_uid]
             body["metadata"]["ownerReferences"] = refs
             if not refs:
@@ -311,12 +308,13 @@ class Server:
         self.version += 1
         self.writes += 1
         if change == "DELETED":
-            new = copy.deepcopy(entry.obj)
+            new = patching.clone(entry.obj)
             new["metadata"]["resourceVersion"] = str(self.version)
         else:
             new = entry.obj
             new["metadata"]["resourceVersion"] = str(self.version)
         rid = (entry.resource.group, entry.resource.plural)
+        self._index_owners(rid, old, None if change == "DELETED" else new)
         record = Change(rid, self.version, change, old, new)
         self.history.append(record)
         while len(self.history) > self.history_limit:
@@ -324,6 +322,21 @@ class Server:
         for watch in list(self.watches):
             watch.offer(record)
         return new
+
+    def _index_owners(
+        self, rid: Rid, old: objects.RawObject | None, new: objects.RawObject | None
+    ) -> None:
+        before = {str(r.get("uid")) for r in objects.owner_references(old or {})}
+        after = {str(r.get("uid")) for r in objects.owner_references(new or {})}
+        key = objects.key_of(new or old or {})
+        for uid in before - after:
+            dependents = self.owned.get(uid)
+            if dependents is not None:
+                dependents.discard((rid, key))
+                if not dependents:
+                    del self.owned[uid]
+        for uid in after - before:
+            self.owned.setdefault(uid, set()).add((rid, key))
 
     def subscribe(
         self, watch: Subscriber, rid: Rid, since: str

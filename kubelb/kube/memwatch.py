@@ -11,12 +11,11 @@ BOOKMARK marked `k8s.io/initial-events-end`.
 from __future__ import annotations
 
 import asyncio
-import copy
 import enum
 from types import TracebackType
 from typing import Any, Self
 
-from kubelb.kube import errors, memstore, objects, resources, selectors
+from kubelb.kube import errors, memstore, objects, patching, resources, selectors
 
 
 class _Mark(enum.Enum):
@@ -151,7 +150,7 @@ class MemoryWatch:
             kind = "DELETED"
         else:
             return None
-        return {"type": kind, "object": copy.deepcopy(change.new)}
+        return {"type": kind, "object": patching.clone(change.new)}
 
     def _bookmark(self, annotations: dict[str, str] | None = None) -> objects.WatchEvent:
         # Every change was queued when it was made, and whatever is still queued is newer
