@@ -121,7 +121,7 @@ class MemoryClient:
         items = [
             patching.clone(entry.obj)
             for key, entry in sorted(self._server.table(resource).items())
-            if (not namespace or key.namespace == namespace)
+            if (not namespace or not resource.namespaced or key.namespace == namespace)
             and labels.matches(entry.obj)
             and fields.matches(entry.obj)
         ]

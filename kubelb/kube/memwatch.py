@@ -43,7 +43,7 @@ class MemoryWatch:
         self.resource = resource
         self.rid: memstore.Rid = (resource.group, resource.plural)
         self._server = server
-        self._namespace = namespace or ""
+        self._namespace = (namespace or "") if resource.namespaced else ""
         self._since = resource_version
         self._label_selector, self._field_selector = label_selector, field_selector
         self._labels = self._fields = selectors.EVERYTHING
