@@ -56,8 +56,9 @@ from kubelb.kube import client, errors, memstore, memwatch, objects, patching, r
 
 class MemoryClient:
     """An in-memory API server with its client. `history` bounds the changes kept for watches
-    that resume; `bookmark_interval` is how often an idle watch gets a BOOKMARK; `namespaces`
-    exist from the start, besides the four every cluster has."""
+    that resume; `bookmark_interval` is how often an idle watch gets a BOOKMARK; Events are
+    deleted `event_ttl` seconds after their creation; `namespaces` exist from the start, besides
+    the four every cluster has."""
 
     def __init__(
         self,
@@ -65,11 +66,14 @@ class MemoryClient:
         field_manager: str = "kubelb",
         history: int = 10000,
         bookmark_interval: float = 60.0,
+        event_ttl: float = 3600.0,
         namespaces: Iterable[str] = (),
     ) -> None:
         self.field_manager = field_manager
-        self._server = memstore.Server(history=history, bookmark_interval=bookmark_interval,
-                                       namespaces=namespaces)  # fmt: skip
+        self._server = memstore.Server(
+            history=history, bookmark_interval=bookmark_interval, event_ttl=event_ttl,
+            namespaces=namespaces,
+        )  # fmt: skip
 
     @property
     def resource_version(self) -> str:

@@ -14,6 +14,7 @@ import builtins
 import collections
 import datetime
 import re
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ _UNTRACKED_GROUPS = frozenset(
 )
 _CORE_WITH_STATUS = frozenset({"Service", "Namespace", "Node", "Pod"})
 _BUILTIN_GROUPS = _UNTRACKED_GROUPS | {"apps", "batch", "networking.k8s.io", "policy"}
+_EVENT_KINDS = (resources.EVENTS, resources.EVENTS_V1)
 _INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -61,6 +63,7 @@ class Entry:
     obj: objects.RawObject
     resource: resources.Resource
     applied: dict[str, set[patching.Path]] = field(default_factory=dict)  # manager -> fields
+    created: float = 0.0  # time.monotonic() at creation (Events expire by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +87,18 @@ class Server:
     """One in-memory API server; `history` bounds the changes kept for watches that resume."""
 
     def __init__(
-        self, *, history: int, bookmark_interval: float, namespaces: Iterable[str] = ()
+        self,
+        *,
+        history: int,
+        bookmark_interval: float,
+        event_ttl: float = 3600.0,
+        namespaces: Iterable[str] = (),
     ) -> None:
         if history < 1:
             raise ValueError("history must be >= 1")
         self.history_limit = history
         self.bookmark_interval = bookmark_interval
+        self.event_ttl = event_ttl
         self.version = 0
         self.compacted = 0  # newest version dropped from the history
         self.writes = 0  # changes committed
@@ -170,10 +179,21 @@ class Server:
             body["status"] = {"phase": "Active"}
         body["apiVersion"], body["kind"] = resource.api_version, resource.kind
         _managed(body, resource, manager, operation, None)
-        entry = Entry(body, resource)
+        entry = Entry(body, resource, created=time.monotonic())
+        if resource in _EVENT_KINDS:
+            self._expire_events(table, entry.created)
         table[key] = entry
         self.commit(entry, "ADDED", None)
         return entry
+
+    def _expire_events(self, table: dict[objects.ObjectKey, Entry], now: float) -> None:
+        """Delete Events older than `event_ttl`, as the API server's --event-ttl does, so a
+        long-running process does not accumulate them. Checked on each new Event; tables keep
+        creation order, so the oldest come first."""
+        for entry in list(table.values()):
+            if now - entry.created < self.event_ttl:
+                return
+            self.remove(entry, orphan=False)
 
     def update(
         self,

@@ -342,3 +342,14 @@ async def test_informer_relists_after_gone_and_sees_deletes() -> None:
     assert ("delete", "drop") in changes
     assert ("add", "new") in changes
     assert inf.lists == 2
+
+
+async def test_events_expire_after_their_ttl() -> None:
+    kube = memory.MemoryClient(event_ttl=0.0)
+    kept = memory.MemoryClient()
+    for store in (kube, kept):
+        for i in range(3):
+            event = {"metadata": {"name": f"e{i}"}, "reason": "R", "message": "m"}
+            await store.create(resources.EVENTS, event, namespace="default")
+    assert [objects.name(e) for e in (await kube.list(resources.EVENTS)).items] == ["e2"]
+    assert len((await kept.list(resources.EVENTS)).items) == 3
