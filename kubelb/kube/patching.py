@@ -15,11 +15,11 @@ Every function returns a new value and leaves its inputs alone. A patch that can
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 Path = tuple[str, ...]
+T = TypeVar("T")
 
 _MERGE_KEYS = ("name", "port", "type", "uid")
 _MISSING = object()
@@ -29,9 +29,19 @@ class PatchError(ValueError):
     """The patch does not apply to the object."""
 
 
+def clone(value: T) -> T:
+    """A deep copy of decoded JSON (dicts, lists, scalars), several times faster than
+    `copy.deepcopy`, which the in-memory server would otherwise spend most of its time in."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [clone(v) for v in value]  # type: ignore[return-value]
+    return value
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -45,7 +55,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     if isinstance(patch, list) and isinstance(target, list):
         return _merge_lists(target, patch)
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):
@@ -61,7 +71,7 @@ def _merge_lists(target: list[Any], patch: list[Any]) -> list[Any]:
     key = _merge_key(target, patch)
     if key is None:
         return [strategic_merge_patch(None, item) for item in patch]
-    result = [copy.deepcopy(item) for item in target]
+    result = [clone(item) for item in target]
     for item in patch:
         position = next((i for i, old in enumerate(result) if old.get(key) == item.get(key)), -1)
         if item.get("$patch") == "delete":
@@ -84,7 +94,7 @@ def _merge_key(target: list[Any], patch: list[Any]) -> str | None:
 def json_patch(target: Any, operations: Any) -> Any:
     if not isinstance(operations, list):
         raise PatchError("a JSON patch is a list of operations")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for op in operations:
         if not isinstance(op, dict) or not isinstance(op.get("path"), str):
             raise PatchError(f"invalid operation {op!r}")
@@ -107,12 +117,12 @@ def _operation(doc: Any, op: dict[str, Any]) -> Any:
         if kind == "replace":
             _resolve(doc, path)
             doc = _remove(doc, path)
-        return _add(doc, path, copy.deepcopy(op["value"]))
+        return _add(doc, path, clone(op["value"]))
     if kind in ("move", "copy"):
         source = op.get("from")
         if not isinstance(source, str):
             raise PatchError(f"{kind} at {op['path']} has no from")
-        value = copy.deepcopy(_resolve(doc, _pointer(source)))
+        value = clone(_resolve(doc, _pointer(source)))
         if kind == "move":
             doc = _remove(doc, _pointer(source))
         return _add(doc, path, value)
@@ -198,7 +208,7 @@ def set_path(target: dict[str, Any], path: Path, value: Any) -> None:
         if not isinstance(child, dict):
             child = node[part] = {}
         node = child
-    node[path[-1]] = copy.deepcopy(value)
+    node[path[-1]] = clone(value)
 
 
 def delete_path(target: dict[str, Any], path: Path) -> None:

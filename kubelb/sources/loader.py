@@ -29,7 +29,8 @@ Rules:
   `kubectl apply`. Without a valid predecessor the document is stored as it is, so the
   manager's reconciler reports InvalidSpec on the object and serves nothing for it.
 - An object that is being deleted (finalizers still held) when its document is present again
-  is left alone and reported (`waiting`); the next sync after it is gone creates it afresh.
+  is left alone and reported (`waiting`); the next sync after it is gone creates it afresh
+  (`watch` syncs again until then).
 
 Files that do not parse keep their last good documents (`file.FileSource`); their errors are
 passed through in `SyncResult.file_errors`.
@@ -137,15 +138,34 @@ class Loader:
     async def watch(
         self, source: file.FileSource, poll_seconds: float = file.DEFAULT_POLL_SECONDS
     ) -> AsyncGenerator[SyncResult, None]:
-        """Sync every snapshot the source yields; yield each result (errors logged)."""
-        async for snapshot in source.watch(poll_seconds):
-            result = await self.sync(snapshot)
-            for error in result.errors:
-                logger.error("%s: %s", error.origin, error.message)
-            if result.changed:
-                logger.info("files: %d created, %d updated, %d deleted", len(result.created),
-                            len(result.updated), len(result.deleted))  # fmt: skip
-            yield result
+        """Sync every snapshot the source yields and yield each result (errors logged). While
+        some objects wait for their deletion to finish, the last snapshot is synced again every
+        `poll_seconds` and the result yielded once they are back."""
+        snapshots = source.watch(poll_seconds)
+        upcoming: asyncio.Future[file.Snapshot] | None = None
+        last: SyncResult | None = None
+        current: file.Snapshot | None = None
+        try:
+            while True:
+                if upcoming is None:
+                    upcoming = asyncio.ensure_future(anext(snapshots))
+                retry = poll_seconds if last is not None and last.waiting else None
+                done, _ = await asyncio.wait({upcoming}, timeout=retry)
+                if upcoming in done:
+                    current, upcoming = upcoming.result(), None
+                assert current is not None
+                result = await self.sync(current)
+                if upcoming is not None and not result.changed:
+                    last = result
+                    continue  # a retry that brought nothing back: say nothing
+                _log(result)
+                last = result
+                yield result
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
+                await asyncio.gather(upcoming, return_exceptions=True)
+            await snapshots.aclose()
 
     async def _sync(self, snapshot: file.Snapshot) -> SyncResult:
         plan = self._plan(snapshot)
@@ -306,3 +326,13 @@ class Loader:
             del self._applied[ref]
             deleted.append(ref)
         return deleted
+
+
+def _log(result: SyncResult) -> None:
+    for error in result.errors:
+        logger.error("%s: %s", error.origin, error.message)
+    if result.changed:
+        logger.info("files: %d created, %d updated, %d deleted", len(result.created),
+                    len(result.updated), len(result.deleted))  # fmt: skip
+    for ref in result.waiting:
+        logger.info("%s: still being deleted; it is created again once that finishes", ref)

@@ -122,7 +122,7 @@ async def test_list_selectors_and_namespaces() -> None:
     assert await names(label_selector="!parity") == ["cm9"]
     assert await names(field_selector="metadata.name=cm3") == ["cm3"]
     assert await names(field_selector="metadata.namespace!=default") == ["cm9"]
-    namespaces = await kube.list(resources.NAMESPACES)
+    namespaces = await kube.list(resources.NAMESPACES, namespace="ignored for cluster kinds")
     assert {"default", "kube-system", "other"} <= {objects.name(n) for n in namespaces.items}
 
 
@@ -342,3 +342,14 @@ async def test_informer_relists_after_gone_and_sees_deletes() -> None:
     assert ("delete", "drop") in changes
     assert ("add", "new") in changes
     assert inf.lists == 2
+
+
+async def test_events_expire_after_their_ttl() -> None:
+    kube = memory.MemoryClient(event_ttl=0.0)
+    kept = memory.MemoryClient()
+    for store in (kube, kept):
+        for i in range(3):
+            event = {"metadata": {"name": f"e{i}"}, "reason": "R", "message": "m"}
+            await store.create(resources.EVENTS, event, namespace="default")
+    assert [objects.name(e) for e in (await kube.list(resources.EVENTS)).items] == ["e2"]
+    assert len((await kept.list(resources.EVENTS)).items) == 3

@@ -201,3 +201,24 @@ async def test_watch_feeds_an_informer(tmp_path, store):
         await asyncio.gather(task, return_exceptions=True)
         await results.aclose()
     assert seen == [("add", "api"), ("add", "web"), ("delete", "api")]
+
+
+async def test_watch_recreates_an_object_once_its_deletion_finishes(tmp_path, store):
+    path = tmp_path / "lb.yaml"
+    path.write_text(lb("api"))
+    source, load = setup(tmp_path, store)
+    results = load.watch(source, poll_seconds=0.01)
+    try:
+        await anext(results)
+        await store.patch(LBS, "api", {"metadata": {"finalizers": ["x.io/hold"]}}, namespace="shop")
+        path.write_text("")
+        assert names((await anext(results)).deleted) == ["LoadBalancer shop/api"]
+        path.write_text(lb("api", 81))
+        assert names((await anext(results)).waiting) == ["LoadBalancer shop/api"]
+        await store.patch(LBS, "api", {"metadata": {"finalizers": None}}, namespace="shop")
+        back = await anext(results)  # no file changed: the loader retried by itself
+        assert names(back.created) == ["LoadBalancer shop/api"]
+    finally:
+        await results.aclose()
+    live = await store.get(LBS, "api", namespace="shop")
+    assert live["spec"]["ports"][0]["port"] == 81
