@@ -207,17 +207,18 @@ class Standalone:
             await self.admin.start()
         try:
             await self.driver.start()
-            files = self.loader.watch(self.source)
-            self._loaded(await anext(files))
-            restored = await state.restore(self.state, self.kube)
-            if restored:
-                logger.info("restored %d management Services from %s", restored, self.state.path)
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self.core.run_readers(), name="readers")
-                group.create_task(self.core.lead(), name="writers")
-                group.create_task(self.publisher.run(), name="dataplane")
-                group.create_task(self.recorder.run(), name=self.recorder.name)
-                group.create_task(self._follow(files), name="files")
+            async with contextlib.aclosing(self.loader.watch(self.source)) as files:
+                self._loaded(await anext(files))
+                restored = await state.restore(self.state, self.kube)
+                if restored:
+                    logger.info("restored %d management Services from %s", restored,
+                                self.state.path)  # fmt: skip
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self.core.run_readers(), name="readers")
+                    group.create_task(self.core.lead(), name="writers")
+                    group.create_task(self.publisher.run(), name="dataplane")
+                    group.create_task(self.recorder.run(), name=self.recorder.name)
+                    group.create_task(self._follow(files), name="files")
         finally:
             try:
                 if self.core.inputs.services.synced.is_set():
