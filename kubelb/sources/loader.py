@@ -13,7 +13,8 @@ Rules:
 - Identity: kind, namespace and name; a namespaced object without a namespace lands in
   "default". A second document with the same identity is an error; the first wins.
 - Writes: server-side apply of the document without `status` and without server-owned metadata
-  (a pasted `kubectl get -o yaml` applies cleanly). Apply creates the object, updates what
+  (a pasted `kubectl get -o yaml` applies cleanly), with the caller's per-kind `defaults`
+  beneath it. Apply creates the object, updates what
   changed (a spec change bumps the generation) and removes fields dropped from the file. A
   document equal to the one last applied, whose object still exists, is not written.
 - Removal: objects this loader applied whose documents vanished are deleted (their finalizers
@@ -43,7 +44,7 @@ import copy
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kubelb.api import errors as api_errors, labels, registry
 from kubelb.kube import errors, interface, objects, resources
@@ -124,10 +125,14 @@ class Loader:
         *,
         kinds: Sequence[resources.Resource] = DEFAULT_KINDS,
         default_namespace: str = DEFAULT_NAMESPACE,
+        defaults: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """`defaults`: per kind, fields a document gets when it does not set them (what a
+        defaulting webhook would add; e.g. standalone mode's `spec.type: LoadBalancer`)."""
         self.kube = kube
         self.kinds: Mapping[str, resources.Resource] = {r.kind: r for r in kinds}
         self.default_namespace = default_namespace
+        self.defaults = dict(defaults or {})
         self._applied: dict[ObjectRef, _Applied] = {}
         self._lock = asyncio.Lock()
 
@@ -249,6 +254,7 @@ class Loader:
         if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
             raise ValueError(f"{kind} has no metadata.name")
         body = {k: copy.deepcopy(v) for k, v in doc.body.items() if k != "status"}
+        body = _beneath(self.defaults.get(resource.kind) or {}, body)
         body_meta = {k: v for k, v in body["metadata"].items() if k not in _SERVER_METADATA}
         if resource.namespaced:
             body_meta["namespace"] = str(meta.get("namespace") or self.default_namespace)
@@ -336,3 +342,15 @@ def _log(result: SyncResult) -> None:
                     len(result.updated), len(result.deleted))  # fmt: skip
     for ref in result.waiting:
         logger.info("%s: still being deleted; it is created again once that finishes", ref)
+
+
+def _beneath(defaults: Mapping[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with `defaults` filled in where it sets nothing (maps merge, the body wins)."""
+    merged = {k: copy.deepcopy(v) for k, v in defaults.items()}
+    for key, value in body.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, Mapping):
+            merged[key] = _beneath(below, value)
+        else:
+            merged[key] = value
+    return merged

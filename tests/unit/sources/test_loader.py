@@ -222,3 +222,19 @@ async def test_watch_recreates_an_object_once_its_deletion_finishes(tmp_path, st
         await results.aclose()
     live = await store.get(LBS, "api", namespace="shop")
     assert live["spec"]["ports"][0]["port"] == 81
+
+
+async def test_defaults_fill_what_documents_leave_unset(tmp_path, store):
+    (tmp_path / "lb.yaml").write_text(lb("api") + "---\n" + lb("web").replace(
+        "spec:\n", "spec:\n  type: ClusterIP\n"))  # fmt: skip
+    defaults = {
+        "LoadBalancer": {"spec": {"type": "LoadBalancer"}, "metadata": {"labels": {"a": "b"}}}
+    }
+    load = loader.Loader(store, defaults=defaults)
+    await load.sync(file.FileSource(tmp_path).load())
+    api = await store.get(LBS, "api", namespace="shop")
+    web = await store.get(LBS, "web", namespace="shop")
+    assert (api["spec"]["type"], web["spec"]["type"]) == ("LoadBalancer", "ClusterIP")
+    assert api["spec"]["ports"] == [{"name": "http", "port": 80}]
+    assert objects.labels(web) == {"a": "b"}
+    assert objects.name(web) == "web"
