@@ -81,6 +81,7 @@ class DocumentError:
     origin: str  # "path#index" of the document, or the object for a failed delete
     message: str
     kept_last_valid: bool = False  # an earlier valid version still stands in the store
+    ref: ObjectRef | None = None  # the object concerned, once the document names one
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,8 @@ class Loader:
         self.default_namespace = default_namespace
         self.defaults = dict(defaults or {})
         self._applied: dict[ObjectRef, _Applied] = {}
+        # Where each object of the last snapshot is defined ("path#index"): status pages show it.
+        self.origins: dict[ObjectRef, str] = {}
         self._lock = asyncio.Lock()
 
     async def sync(self, snapshot: file.Snapshot) -> SyncResult:
@@ -174,6 +177,7 @@ class Loader:
 
     async def _sync(self, snapshot: file.Snapshot) -> SyncResult:
         plan = self._plan(snapshot)
+        self.origins = {ref: doc.origin for ref, (_, doc, _) in plan.bodies.items()}
         unusable = await self._ensure_namespaces(plan)
         created: list[ObjectRef] = []
         updated: list[ObjectRef] = []
@@ -182,7 +186,9 @@ class Loader:
         for ref, (body, doc, valid) in plan.bodies.items():
             if ref.namespace in unusable:
                 why = unusable[ref.namespace]
-                plan.errors.append(DocumentError(doc.origin, f"namespace {ref.namespace}: {why}"))
+                plan.errors.append(
+                    DocumentError(doc.origin, f"namespace {ref.namespace}: {why}", ref=ref)
+                )
                 continue
             outcome = await self._apply(ref, body, doc, valid, plan.errors)
             if outcome == "created":
@@ -223,7 +229,7 @@ class Loader:
                 last = self._applied.get(ref)
                 kept = last is not None and last.valid
                 detail = "; the last valid version stays in place" if kept else ""
-                plan.errors.append(DocumentError(doc.origin, f"{exc}{detail}", kept))
+                plan.errors.append(DocumentError(doc.origin, f"{exc}{detail}", kept, ref))
                 if kept:
                     assert last is not None
                     body = last.body
@@ -301,7 +307,7 @@ class Loader:
         except errors.NotFoundError:
             live = None
         except errors.ApiError as exc:
-            problems.append(DocumentError(doc.origin, str(exc)))
+            problems.append(DocumentError(doc.origin, str(exc), ref=ref))
             return "failed"
         if live is not None and objects.is_deleting(live):
             return "waiting"
@@ -311,7 +317,7 @@ class Loader:
         try:
             await self.kube.apply(resource, body, force=True)
         except errors.ApiError as exc:
-            problems.append(DocumentError(doc.origin, f"{ref}: {exc.message or exc}"))
+            problems.append(DocumentError(doc.origin, f"{ref}: {exc.message or exc}", ref=ref))
             return "failed"
         self._applied[ref] = _Applied(body, valid)
         return "created" if live is None else "updated"
@@ -327,7 +333,7 @@ class Loader:
             except errors.NotFoundError:
                 pass
             except errors.ApiError as exc:
-                problems.append(DocumentError(str(ref), f"cannot delete: {exc}"))
+                problems.append(DocumentError(str(ref), f"cannot delete: {exc}", ref=ref))
                 continue
             del self._applied[ref]
             deleted.append(ref)

@@ -131,6 +131,8 @@ async def test_invalid_versions_never_replace_a_valid_one(tmp_path, store):
     result = await load.sync(source.load())
     kept, stored = result.errors
     assert kept.kept_last_valid
+    assert kept.ref == loader.ObjectRef("LoadBalancer", "shop", "api")
+    assert load.origins[kept.ref] == kept.origin
     assert "SCTP" in kept.message
     assert kept.origin.endswith("lb.yaml#0")
     live = await store.get(LBS, "api", namespace="shop")
