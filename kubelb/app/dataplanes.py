@@ -49,7 +49,7 @@ def create(
             envoy_binary=envoy_binary,
             work_dir=state_dir / "envoy",
             drain_seconds=drain_seconds,
-            delta_xds=xds_delta,
+            xds_delta=xds_delta,
         )
     if kind == "python":
         from kubelb.app import python_driver

@@ -15,11 +15,10 @@ from kubelb.app import errors
 from kubelb.envoy import binary, deployer, supervisor
 from kubelb.ir import proxy
 from kubelb.observe import server as observe_server
+from kubelb.standalone import engine
 from kubelb.xds import cache, server, snapshot, translate
 
 logger = logging.getLogger(__name__)
-
-NODE_ID = "standalone"
 
 
 class EnvoyDriver:
@@ -29,13 +28,13 @@ class EnvoyDriver:
         listen_address: str,
         envoy_binary: str | None,
         work_dir: Path,
-        node_id: str = NODE_ID,
+        node_id: str = engine.NODE_ID,
         concurrency: int | None = None,
         drain_seconds: float = 5.0,
-        delta_xds: bool = False,
+        xds_delta: bool = False,
     ) -> None:
         self.node_id = node_id
-        self.delta_xds = delta_xds
+        self.xds_delta = xds_delta
         self.listen_address = listen_address
         self.concurrency = concurrency
         self.drain_seconds = drain_seconds
@@ -64,7 +63,7 @@ class EnvoyDriver:
             health_port=None,
             concurrency=self.concurrency,
             drain_seconds=self.drain_seconds,
-            delta_xds=self.delta_xds,
+            xds_delta=self.xds_delta,
         )
         # Our server never answers an unknown node (that would wipe a running Envoy after a
         # control-plane restart), so a new Envoy needs a snapshot, even an empty one, to be ready.

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubelb.app import logs, manager_dataplane, runner
-from kubelb.envoy import binary, deployer, kubernetes as envoy_k8s, supervisor
+from kubelb.envoy import binary, kubernetes as envoy_k8s
+from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra
 from kubelb.kube import (
     client,
     controller,
@@ -33,11 +34,9 @@ from kubelb.kube import (
     kubeconfig,
     leader,
     objects,
-    resources,
-    watches,
     writer as kwriter,
 )
-from kubelb.manager import common, envoycp, loadbalancers, process, proxies, tenants
+from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies, tenants
 from kubelb.observe import manager_metrics, server
 from kubelb.placement import pool
 from kubelb.xds import cache, server as xds_server
@@ -50,9 +49,6 @@ FIELD_MANAGER = "kubelb-manager"
 # created at once cost a few rebuilds per tenant instead of one per write, and a lone change
 # waits no more than this.
 SNAPSHOT_COALESCE = 0.1
-# Process deployer: how long a new LoadBalancer waits for the pool's address before it is reported
-# NoAddress (the pool's write usually reconciles it sooner).
-ADDRESS_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--envoy-deployer",
-        choices=["kubernetes", "process"],
+        choices=sorted(INFRASTRUCTURES),
         default=d.envoy_deployer,
         help="kubernetes: Deployment envoy-<tenant-ns>; process: local Envoy processes "
         "(default: kubernetes)",
@@ -247,20 +243,15 @@ class Manager:
         self.cache = cache.SnapshotCache()
         self.xds = xds_server.XdsServer(self.cache)
         self.publisher = manager_dataplane.SnapshotPublisher(self.cache)
-        process_mode = settings.envoy_deployer == "process"
-        placer = envoycp.process_placement if process_mode else envoycp.kubernetes_placement
-        self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, placer=placer)
+        # The one place that knows how Envoy runs; every reconciler gets the object.
+        self.infra = INFRASTRUCTURES[settings.envoy_deployer](self)
+        self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, self.infra)
+        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra)
+        self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
         self.elector = None
         if settings.enable_leader_election:
             self.elector = leader.LeaderElector(kube, namespace=settings.namespace,
                                                 name=LEASE_NAME)  # fmt: skip
-        self.addresses: process.ProcessAddresses | None = None
-        self.process_workloads: manager_dataplane.ProcessWorkloads | None = None
-        self.k8s_deployer: envoy_k8s.KubernetesDeployer | None = None
-        if process_mode:
-            self._build_process_mode()
-        else:
-            self._build_kubernetes_mode()
         self.readiness = server.Readiness()
         self.readiness.add("informers-synced", self._synced)
         self.probes = server.HTTPServer("probes", settings.health_probe_bind_address,
@@ -274,62 +265,24 @@ class Manager:
             self.lbs, self.informers, workers=settings.workers, observer=loadbalancers.observe
         )
         self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
-        tenant_settings = tenants.TenantSettings(
+        tenant_options = tenants.TenantControllerOptions(
             namespace=settings.namespace, server_override=settings.tenant_api_server
         )
         self.tenant_controller = tenants.tenant_controller(
-            self.informers, self.writer, self.events, tenant_settings, workers=2,
+            self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
         )  # fmt: skip
         # Writers: run only while this replica leads.
         self.leader_controllers = [self.lb_controller, self.proxy_controller,
                                    self.tenant_controller]  # fmt: skip
 
-    def _build_process_mode(self) -> None:
-        s = self.settings
-        envoys = supervisor.EnvoySupervisor(s.state_dir, envoy_binary=s.envoy_binary)
-        spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
-                                  drain_seconds=s.envoy_drain_seconds,
-                                  delta_xds=s.xds_delta)  # fmt: skip
-        self.process_workloads = manager_dataplane.ProcessWorkloads(envoys, spec)
-        self.addresses = process.ProcessAddresses(self.inputs, self.writer, s.address_pool)
-        self.addresses.on_unplaced = self._reconcile_lb
-        self.lbs = loadbalancers.LoadBalancerReconciler(
-            self.inputs, self.writer, envoy_ready=self.process_workloads.ready,
-            address_problem=self.addresses.problem, not_ready_requeue=1.0,
-            address_wait=ADDRESS_WAIT, node_ports=False, selector=False,
-        )  # fmt: skip
-        self.proxies = proxies.ProxyReconciler(self.inputs, self.process_workloads)
-
     def _reconcile_lb(self, key: objects.ObjectKey) -> None:
         self.lb_controller.enqueue(key)
 
-    def _build_kubernetes_mode(self) -> None:
-        s = self.settings
-        deployments = watches.Watch(resource=resources.DEPLOYMENTS,
-                                    label_selector=envoy_k8s.SELECTOR,
-                                    mapper=envoy_k8s.tenant_of_deployment)  # fmt: skip
-        options = envoy_k8s.Options(
-            xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
-            shutdown_manager_image=s.envoy_shutdown_manager_image,
-            admin_on_all_interfaces=s.debug, delta_xds=s.xds_delta,
-        )  # fmt: skip
-        informer_ = self.informers.get(resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR)
-        self.k8s_deployer = envoy_k8s.KubernetesDeployer(self.writer, informer_, options)
-        ready_changes = dataclasses.replace(
-            deployments, mapper=self.inputs.lbs_of_namespace,
-            predicate=watches.fields_changed("status.readyReplicas"),
-        )  # fmt: skip
-        self.lbs = loadbalancers.LoadBalancerReconciler(
-            self.inputs, self.writer, envoy_ready=self.k8s_deployer.ready,
-            extra_watches=[ready_changes],
-        )  # fmt: skip
-        self.proxies = proxies.ProxyReconciler(self.inputs, self.k8s_deployer,
-                                               extra_watches=[deployments])  # fmt: skip
-
     async def run(self) -> None:
         self.xds_port = await self.xds.start(self.settings.listen_address)
-        self._bind_xds(self.xds_port)
+        host, _ = server.parse_address(self.settings.listen_address)
+        self.infra.bind_xds(host, self.xds_port)
         await self.probes.start()
         await self.metrics.start()
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
@@ -352,34 +305,49 @@ class Manager:
             async with asyncio.TaskGroup() as group:
                 for c in self.leader_controllers:
                     group.create_task(c.run(), name=f"controller-{c.name}")
-                if self.addresses is not None:
-                    group.create_task(self.addresses.run(), name="address-pool")
+                for r in self.infra.runners():
+                    group.create_task(r.run(), name=r.name)
         finally:
-            if self.process_workloads is not None:
-                await self.process_workloads.close()  # a replica that does not lead runs no Envoy
-
-    def _bind_xds(self, port: int) -> None:
-        host, _ = server.parse_address(self.settings.listen_address)
-        if self.process_workloads is not None:
-            local = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
-            self.process_workloads.bind_xds(local, port)
-        if self.k8s_deployer is not None:
-            options = self.k8s_deployer.options
-            pod_port = self.settings.envoy_xds_port or port
-            self.k8s_deployer.options = dataclasses.replace(options, xds_port=pod_port)
+            await self.infra.close()  # a replica that does not lead runs no Envoy itself
 
     def _synced(self) -> bool:
         return all(i.synced.is_set() for i in self.informers)
 
     async def _shutdown(self) -> None:
-        if self.process_workloads is not None:
-            try:
-                await self.process_workloads.close()
-            except Exception:
-                logger.exception("stopping the Envoy processes failed")
+        try:
+            await self.infra.close()
+        except Exception:
+            logger.exception("closing the Envoy infrastructure failed")
         await self.xds.stop(grace=1.0)
         await self.probes.stop()
         await self.metrics.stop()
+
+
+def _process_infra(m: Manager) -> infrastructure.Infra:
+    s = m.settings
+    return process_infra.ProcessInfra(
+        m.inputs, m.writer, pool=s.address_pool, state_dir=s.state_dir,
+        envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
+        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb,
+    )  # fmt: skip
+
+
+def _kubernetes_infra(m: Manager) -> infrastructure.Infra:
+    s = m.settings
+    options = envoy_k8s.Options(
+        xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
+        shutdown_manager_image=s.envoy_shutdown_manager_image,
+        admin_on_all_interfaces=s.debug, xds_delta=s.xds_delta,
+    )  # fmt: skip
+    return kubernetes_infra.KubernetesInfra(m.inputs, m.writer, m.informers, options,
+                                            xds_port=s.envoy_xds_port)  # fmt: skip
+
+
+# --envoy-deployer -> how the manager runs Envoy. A new way is a new `Infra` class and one entry.
+INFRASTRUCTURES: dict[str, Callable[[Manager], infrastructure.Infra]] = {
+    "kubernetes": _kubernetes_infra,
+    "process": _process_infra,
+}
 
 
 def _observe_tenant(name: str, key: object, result: str, seconds: float) -> None:

@@ -1,21 +1,15 @@
-"""Adapters between the manager's reconcilers and the data-plane packages they may not import.
+"""The manager's xDS side, which its reconcilers may not import.
 
 `SnapshotPublisher` implements `kubelb.manager.envoycp.Publisher`: a tenant's IR -> Envoy
 resources (`kubelb.xds.translate`) -> snapshot in the xDS cache (node id = tenant namespace). A
-translation that fails keeps the last good snapshot serving. `ProcessWorkloads` implements
-`kubelb.manager.proxies.Workloads` with the Envoy supervisor (one local Envoy per tenant).
+translation that fails keeps the last good snapshot serving.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
 
-from kubelb.api import config as api_config
-from kubelb.envoy import deployer, supervisor
 from kubelb.ir import proxy
 from kubelb.observe import metrics
 from kubelb.xds import cache, snapshot, translate
@@ -48,32 +42,3 @@ class SnapshotPublisher:
 
     def clear(self, node_id: str) -> None:
         self.cache.clear_snapshot(node_id)
-
-
-class ProcessWorkloads:
-    """One supervised Envoy process per tenant namespace; replicas and resources do not apply."""
-
-    def __init__(self, envoys: supervisor.EnvoySupervisor, spec: deployer.EnvoySpec) -> None:
-        self.supervisor = envoys
-        self.spec = spec
-
-    def bind_xds(self, host: str, port: int) -> None:
-        self.spec = dataclasses.replace(self.spec, xds_host=host, xds_port=port)
-
-    async def ensure(
-        self,
-        namespace: str,
-        proxy: api_config.EnvoyProxy,
-        replicas: int,
-        resources: Mapping[str, Any] | None,
-    ) -> None:
-        await self.supervisor.ensure(namespace, self.spec)
-
-    async def remove(self, namespace: str) -> None:
-        await self.supervisor.remove(namespace)
-
-    def ready(self, namespace: str) -> bool:
-        return self.supervisor.ready(namespace)
-
-    async def close(self) -> None:
-        await self.supervisor.close()

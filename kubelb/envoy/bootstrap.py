@@ -50,7 +50,7 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
         "admin": {"address": _socket(spec.admin_address, spec.admin_port)},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "DELTA_GRPC" if spec.delta_xds else "GRPC",
+                "api_type": "DELTA_GRPC" if spec.xds_delta else "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],

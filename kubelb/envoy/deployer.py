@@ -1,18 +1,14 @@
-"""The seam between kubelb and whatever runs Envoy: local processes, or Kubernetes workloads.
+"""What every way of running Envoy is given: an `EnvoySpec`, with a node id.
 
-Input: a node id (tenant namespace in manager mode, `standalone` in standalone mode) and an
-`EnvoySpec`. Output: an Envoy that connects to our xDS server with that node id. Config never
-travels this way: it comes over xDS, so `ensure` with an unchanged spec is a no-op. Implemented
-by `kubelb.envoy.supervisor.EnvoySupervisor` (host processes); a Kubernetes Deployment deployer
-implements the same protocol.
+The node id is the tenant namespace in manager mode and `kubelb.standalone.engine.NODE_ID` in
+standalone mode. Config never travels this way: it comes over xDS, so running an Envoy again with
+an unchanged spec changes nothing. Read by `kubelb.envoy.supervisor` (local processes),
+`kubelb.envoy.kubernetes` (the Deployment's bootstrap) and `kubelb.envoy.bootstrap`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
-
-STANDALONE_NODE_ID = "standalone"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,20 +35,4 @@ class EnvoySpec:
     stop_timeout_seconds: float = 10.0  # SIGTERM -> SIGKILL
     extra_args: tuple[str, ...] = ()
     # Incremental (delta) ADS: each update carries only the resources that changed.
-    delta_xds: bool = False
-
-
-class Deployer(Protocol):
-    """Runs one Envoy (or one set of replicas) per node id."""
-
-    async def ensure(self, node_id: str, spec: EnvoySpec) -> None:
-        """Make sure an Envoy for `node_id` runs with `spec`; return without waiting for it."""
-
-    async def remove(self, node_id: str) -> None:
-        """Drain and stop the node's Envoy; return when it is gone."""
-
-    def ready(self, node_id: str) -> bool:
-        """The node's Envoy is up and reports ready."""
-
-    async def close(self) -> None:
-        """Drain and stop every Envoy."""
+    xds_delta: bool = False

@@ -1,9 +1,8 @@
-"""The Kubernetes deployer: a tenant's Envoy as Deployment `envoy-<tenant-ns>` (inventory §3.6).
+"""A tenant's Envoy as Deployment `envoy-<tenant-ns>` on the management cluster: what it looks like.
 
-Input: the tenant namespace (also Envoy's node id), the Config's `spec.envoyProxy` and the
-effective replicas and resources (Tenant over Config). Output: the Deployment, written only when
-the live one differs on the fields we set (`kube.writer.Writer.ensure`), and deleted by
-`remove`. The only module of `kubelb.envoy` that talks to the API server.
+Pure. Input: the tenant namespace (also Envoy's node id), the manager-wide `Options`, the
+Config's `spec.envoyProxy` and the effective replicas and resources (Tenant over Config). Output:
+the Deployment as it should be; `kubelb.infra.kubernetes` writes it and reads it back.
 
 The pods match upstream: labels `app.kubernetes.io/{name=kubelb-envoy-proxy, instance=<ns>,
 managed-by=kubelb}` on the Deployment and selector/pod label `app.kubernetes.io/name=<ns>` (the
@@ -17,17 +16,13 @@ liveness GET /healthz:19004; graceful shutdown through the Envoy Gateway shutdow
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubelb.api import config as api_config, labels, meta
 from kubelb.envoy import bootstrap, deployer
-from kubelb.kube import informer, objects, resources, writer as kwriter
 from kubelb.util import naming
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_IMAGE = "envoyproxy/envoy:distroless-v1.36.4"
 DEFAULT_SHUTDOWN_MANAGER_IMAGE = "docker.io/envoyproxy/gateway:v1.3.0"
@@ -50,7 +45,7 @@ class Options:
     image: str = DEFAULT_IMAGE
     shutdown_manager_image: str = DEFAULT_SHUTDOWN_MANAGER_IMAGE
     admin_on_all_interfaces: bool = False  # upstream --debug
-    delta_xds: bool = False  # incremental xDS (--xds-delta)
+    xds_delta: bool = False  # incremental xDS (--xds-delta)
 
 
 def workload_name(namespace: str) -> str:
@@ -63,7 +58,7 @@ def bootstrap_config(namespace: str, options: Options, proxy: api_config.EnvoyPr
         xds_host=options.xds_host, xds_port=options.xds_port, node_cluster=namespace,
         admin_address="0.0.0.0" if options.admin_on_all_interfaces else "127.0.0.1",
         admin_port=ADMIN_PORT, probe_address="0.0.0.0", readiness_port=READINESS_PORT,
-        health_port=HEALTH_PORT, delta_xds=options.delta_xds,
+        health_port=HEALTH_PORT, xds_delta=options.xds_delta,
         max_downstream_connections=proxy.overload_manager.max_active_downstream_connections
         if proxy.overload_manager.enabled else None,
     )  # fmt: skip
@@ -221,44 +216,3 @@ def _stats_listener() -> dict[str, Any]:
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
                                         "typed_config": hcm}]}],
     }  # fmt: skip
-
-
-class KubernetesDeployer:
-    """Implements the manager's `Workloads` with Deployments; reads them from `deployments`."""
-
-    def __init__(
-        self, writer: kwriter.Writer, deployments: informer.Informer, options: Options
-    ) -> None:
-        self.writer = writer
-        self.deployments = deployments
-        self.options = options
-
-    async def ensure(
-        self,
-        namespace: str,
-        proxy: api_config.EnvoyProxy,
-        replicas: int,
-        resources_: Mapping[str, Any] | None,
-    ) -> None:
-        desired = desired_deployment(namespace, self.options, proxy, replicas, resources_)
-        key = objects.key_of(desired)
-        written = await self.writer.ensure(resources.DEPLOYMENTS, desired,
-                                           current=self.deployments.store.get(key))  # fmt: skip
-        if written.changed:
-            logger.info("tenant %s: Deployment %s applied", namespace, key.name)
-
-    async def remove(self, namespace: str) -> None:
-        key = objects.ObjectKey(namespace, workload_name(namespace))
-        if key in self.deployments.store and await self.writer.delete(resources.DEPLOYMENTS, key):
-            logger.info("tenant %s: Deployment %s deleted", namespace, key.name)
-
-    def ready(self, namespace: str) -> bool:
-        """At least one Envoy pod of the tenant is ready."""
-        live = self.deployments.store.get(objects.ObjectKey(namespace, workload_name(namespace)))
-        status = (live or {}).get("status") or {}
-        return int(status.get("readyReplicas") or 0) > 0
-
-
-def tenant_of_deployment(obj: objects.RawObject) -> list[objects.ObjectKey]:
-    """Mapper: a Deployment of ours -> its tenant namespace key."""
-    return [objects.ObjectKey("", objects.namespace(obj))]

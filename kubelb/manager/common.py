@@ -7,7 +7,8 @@ effective settings, which LoadBalancers live there, parsed. Parsing goes through
 the model of each object's current resourceVersion (one entry per object, dropped when the
 object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event, and a
 `lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
-namespace are known without listing or parsing it.
+namespace are known without listing or parsing it. `pieces` holds each LoadBalancer's IR piece,
+built once for the LoadBalancer controller and envoycp alike.
 
 Invalid objects never stop anything: an invalid LoadBalancer is reported to its own reconciler
 (`ParsedLB.error`); an invalid Config or Tenant is logged, naming the object and the fields, and
@@ -32,7 +33,7 @@ from kubelb.api import (
     tenant as api_tenant,
 )
 from kubelb.kube import informer, objects, resources, watches
-from kubelb.manager import lbindex, settings
+from kubelb.manager import effective as tenant_effective, lbindex, pieces
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ CONFIG_NAME = "default"
 MANAGED_SELECTOR = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE}"
 # Management Services of LoadBalancers carry the LB's name in this label.
 SERVICE_SELECTOR = labels.LB_NAME
-TOPOLOGY = "shared"  # deprecated topologies behave as shared (inventory §3.6)
+# The metrics' topology label: a Config naming a deprecated topology (dedicated, global) still
+# gets one Envoy workload per tenant, as with shared.
+TOPOLOGY = "shared"
 
 T = TypeVar("T", bound=meta.KubeObject)
 
@@ -72,6 +75,8 @@ class Inputs:
         # (kind, uid) -> (resourceVersion, model or validation error)
         self._parsed: dict[tuple[str, str], tuple[str, object]] = {}
         self.lb_index = lbindex.LoadBalancerIndex(lambda raw: self.load_balancer(raw).model)
+        # Each LoadBalancer's IR piece, shared by its status and its tenant's snapshot.
+        self.pieces = pieces.Pieces()
         self.load_balancers.add_handler(self._load_balancer_changed)
 
     # --- watches other reconcilers declare on these informers ---
@@ -96,7 +101,8 @@ class Inputs:
 
     # --- questions ---
     def managed(self, namespace: str) -> bool:
-        """Only namespaces labelled managed-by=kubelb are tenants' (inventory §3.1)."""
+        """Only namespaces labelled managed-by=kubelb are tenants': LoadBalancers elsewhere are
+        left alone."""
         return objects.ObjectKey("", namespace) in self.namespaces.store
 
     def config(self) -> api_config.Config | None:
@@ -107,8 +113,8 @@ class Inputs:
         raw = self.tenants.store.get(objects.ObjectKey("", api_tenant.tenant_name_for(namespace)))
         return self._parse_or_log(api_tenant.Tenant, raw) if raw is not None else None
 
-    def effective(self, namespace: str) -> settings.Effective:
-        return settings.effective(self.config(), self.tenant(namespace))
+    def effective(self, namespace: str) -> tenant_effective.Effective:
+        return tenant_effective.resolve(self.config(), self.tenant(namespace))
 
     def disabled_reason(self, namespace: str) -> str | None:
         """ "Config" or "Tenant" when L4 load balancing is off for this namespace."""
@@ -164,6 +170,7 @@ class Inputs:
     def _load_balancer_changed(self, change: informer.Change) -> None:
         if change.new is None:
             self._parsed.pop(_parse_key(api_lb.LoadBalancer, change.obj), None)
+            self.pieces.forget(objects.key_of(change.obj))
         self.lb_index.update(objects.key_of(change.obj), change.new)
 
     def _parse(self, cls: type[T], raw: objects.RawObject, *, log: bool = False) -> T | str:

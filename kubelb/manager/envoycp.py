@@ -1,41 +1,37 @@
-"""Envoy control, snapshot half (every replica, not leader-elected; inventory §3.6).
+"""Envoy control, snapshot half (every replica, not leader-elected): one xDS node per tenant.
 
 Reads, per tenant namespace (the work-queue key; node id = namespace): its LoadBalancers, its
-Addresses, the Tenant and Config (load balancing disabled?) and, for placement, either the
-allocated ports recorded in each LoadBalancer's status (`kubernetes_placement`: Envoy binds
-0.0.0.0 on the allocated port) or the address in each management Service's status
-(`process_placement`: Envoy binds that address on the LoadBalancer's own ports). Writes
-nothing to the API server: it builds the tenant's IR with `kubelb.irbuild` and hands it to a
-`Publisher` (the composition root translates it to xDS and sets the snapshot). A tenant with no
-LoadBalancers left is cleared.
+Addresses, the Tenant and Config (load balancing disabled?) and each management Service, from
+which the manager's `infrastructure.Infra` tells where each LoadBalancer binds (e.g. every
+interface on the ports recorded in its status, or the address in its Service's status on its
+own ports). Writes nothing to the API server: it builds the tenant's IR with `kubelb.irbuild` and
+hands it to a `Publisher` (the composition root translates it to xDS and sets the snapshot). A
+tenant with no LoadBalancers left is cleared.
 
 Only the tenant whose objects changed is rebuilt, and an IR equal to the one published last is
-not published again, so our own status writes cost no translation. A rebuild reuses the IR piece
-of every LoadBalancer whose object version, placement and the tenant's Addresses are unchanged
-(the pieces are kept per tenant for its current LoadBalancers only), so a change costs one
-LoadBalancer's build plus assembly; the composition root also delays each tenant's rebuild
-briefly so a burst of changes becomes one rebuild. LoadBalancers that are not placed yet (no
-recorded ports or no address) are left out until they are.
+not published again, so our own status writes cost no translation. A rebuild takes each
+LoadBalancer's IR piece from `Inputs.pieces`, which builds it only when the LoadBalancer's spec,
+its placement or the tenant's Addresses changed (the LoadBalancer controller has usually built it
+already, for the problems in its status), so a change costs at most one LoadBalancer's build plus
+assembly; the composition root also delays each tenant's rebuild briefly so a burst of changes
+becomes one rebuild. LoadBalancers that are not placed yet (no recorded ports or no address) are
+left out until they are.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
-from kubelb.api import addresses as api_addresses, loadbalancer as api_lb
 from kubelb.ir import proxy
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, objects, resources, watches
-from kubelb.manager import common, lbservice
+from kubelb.manager import common, infrastructure, lbservice
 from kubelb.observe import manager_metrics
 
 logger = logging.getLogger(__name__)
-
-# (LoadBalancer, its management Service or None) -> where its listeners bind, None = not yet
-Placer = Callable[[api_lb.LoadBalancer, Mapping[str, Any] | None], irbuild.Placement | None]
 
 
 class Publisher(Protocol):
@@ -48,34 +44,15 @@ class Publisher(Protocol):
         """Forget the node's configuration."""
 
 
-def kubernetes_placement(
-    lb: api_lb.LoadBalancer, service: Mapping[str, Any] | None
-) -> irbuild.Placement | None:
-    """All interfaces, on the ports the LoadBalancer controller recorded in the status."""
-    recorded = lbservice.recorded_ports(lb)
-    if not lb.spec.ports or any(irbuild.port_key(p) not in recorded for p in lb.spec.ports):
-        return None
-    return irbuild.Placement("0.0.0.0", recorded)
-
-
-def process_placement(
-    lb: api_lb.LoadBalancer, service: Mapping[str, Any] | None
-) -> irbuild.Placement | None:
-    """The address the manager's pool wrote into the management Service, on the LB's ports."""
-    status = (service or {}).get("status") or {}
-    for entry in (status.get("loadBalancer") or {}).get("ingress") or ():
-        if isinstance(entry, dict) and entry.get("ip"):
-            return irbuild.Placement(str(entry["ip"]))
-    return None
-
-
 class SnapshotReconciler:
     name = "envoycp"
 
-    def __init__(self, inputs: common.Inputs, publisher: Publisher, *, placer: Placer) -> None:
+    def __init__(
+        self, inputs: common.Inputs, publisher: Publisher, infra: infrastructure.Infra
+    ) -> None:
         self.inputs = inputs
         self.publisher = publisher
-        self.placer = placer
+        self.infra = infra
         self.primary = inputs.watch_namespaces(common.tenant_of)
         lb_fields = watches.any_of(watches.spec_changed,
                                    watches.fields_changed("status.service.ports"))  # fmt: skip
@@ -90,8 +67,7 @@ class SnapshotReconciler:
             inputs.watch_tenants(common.tenant_of_tenant),
         )  # fmt: skip
         self.published: dict[str, proxy.ProxyConfig] = {}
-        self._pieces: dict[str, _Pieces] = {}  # per tenant, what each LB contributed last
-        self.builds = 0  # IRs built (tests, bench)
+        self.builds = 0  # IRs assembled (tests, bench)
 
     async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
         started = time.perf_counter()
@@ -112,33 +88,19 @@ class SnapshotReconciler:
     def desired(self, namespace: str) -> proxy.ProxyConfig | None:
         """The tenant's IR, or None when it has nothing to serve."""
         if not self.inputs.managed(namespace) or self.inputs.disabled_reason(namespace):
-            self._pieces.pop(namespace, None)
             return None
         lbs = self.inputs.live_load_balancers_in(namespace)
         if not lbs:
-            self._pieces.pop(namespace, None)
             return None
         addresses = self.inputs.addresses_in(namespace)
-        previous = self._pieces.get(namespace)
-        if previous is None or previous.addresses != addresses:
-            previous = _Pieces(addresses)
-        current = _Pieces(addresses)
+        pieces = []
         for lb in lbs:
             service = self.inputs.service(namespace, lbservice.service_name(lb.name))
-            placement = self.placer(lb, service)
-            if placement is None:
-                continue
-            known = previous.by_name.get(lb.name)
-            # The parse cache hands out one model per object version, so `is` means unchanged.
-            if known is not None and known[0] is lb and known[1] == placement:
-                current.by_name[lb.name] = known
-            else:
-                piece = irbuild.build_load_balancer(lb, placement, addresses)
-                current.by_name[lb.name] = (lb, placement, piece)
-        self._pieces[namespace] = current
+            placement = self.infra.placement(lb, service)
+            if placement is not None:
+                pieces.append(self.inputs.pieces.get(lb, placement, addresses))
         self.builds += 1
-        built = irbuild.assemble(namespace, (p for _, _, p in current.by_name.values()))
-        return built.config
+        return irbuild.assemble(namespace, pieces).config
 
     def _publish(self, config: proxy.ProxyConfig) -> None:
         node = config.node_id
@@ -160,19 +122,8 @@ class SnapshotReconciler:
                      len(config.listeners), len(config.clusters))  # fmt: skip
 
     def _clear(self, namespace: str) -> None:
-        self._pieces.pop(namespace, None)
         if self.published.pop(namespace, None) is None:
             return
         self.publisher.clear(namespace)
         manager_metrics.forget_snapshot(namespace)
         logger.info("tenant %s: no LoadBalancers left, snapshot cleared", namespace)
-
-
-class _Pieces:
-    """A tenant's LoadBalancers' IR pieces, valid for one set of Addresses."""
-
-    __slots__ = ("addresses", "by_name")
-
-    def __init__(self, addresses: Mapping[str, api_addresses.Addresses]) -> None:
-        self.addresses = addresses
-        self.by_name: dict[str, tuple[api_lb.LoadBalancer, irbuild.Placement, irbuild.Piece]] = {}

@@ -1,19 +1,22 @@
-"""LoadBalancer controller (leader only): ports, the management Service, status (inventory §3.3).
+"""LoadBalancer controller (leader only): ports, the management Service, status.
 
 Reads: LoadBalancers in tenant namespaces (labelled managed-by=kubelb), the tenant's Addresses,
 Tenant and Config, and the management Services `envoy-<lb>` (their status carries the external
 address). Writes: the finalizer `kubelb.k8c.io/cleanup`, Service `envoy-<lb>` (owned by the
-LoadBalancer; targetPort = the allocated Envoy listener port, selector = the tenant's Envoy
-pods, none with the process deployer), and the LoadBalancer's status: `service.ports` (the
-persisted port allocation, with `upstreamTargetPort`), `loadBalancer` copied from the
-Service, and a `Ready` condition whose reason says why it is pending: InvalidSpec,
-AddressesNotFound, NoAddress (or the address pool's PortConflict / AddressPoolExhausted in
-process mode), EnvoyNotReady, TenantDisabled, ConfigDisabled; Reconciled when served.
+LoadBalancer; targetPort = the allocated Envoy listener port; NodePorts and a selector for the
+tenant's Envoy pods as the manager's `infrastructure.Infra` says), and the LoadBalancer's status:
+`service.ports` (the persisted port allocation, with `upstreamTargetPort`), `loadBalancer`
+copied from the Service, and a `Ready` condition whose reason says why it is pending:
+InvalidSpec, AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
+address pool's PortConflict / AddressPoolExhausted), EnvoyNotReady, TenantDisabled,
+ConfigDisabled; Reconciled when served. The agent copies `loadBalancer` into the tenant's
+Service.
 
-With the process deployer's address pool (`address_wait`), a LoadBalancer whose Service was
-just created is not reported NoAddress at once: the pool's status write reconciles it again
-within moments, so its first status is usually the final one (one API write fewer per
-LoadBalancer in a burst); a requeue reports NoAddress if the address is slow after all.
+When the infrastructure places Services itself (`Requeue.address_wait`, the address pool), a
+LoadBalancer whose Service was just created is not reported NoAddress at once: the pool's status
+write reconciles it again within moments, so its first status is usually the final one (one API
+write fewer per LoadBalancer in a burst); a requeue reports NoAddress if the address is slow
+after all.
 
 Ports are allocated per tenant namespace, deterministically and from what the statuses record
 (`kubelb.manager.ports`), so a restart changes nothing (KubeLB #409). Every write is skipped when
@@ -24,24 +27,26 @@ its tenant, deletes its Service and so frees its ports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubelb.api import conditions, finalizers, loadbalancer as api_lb, meta, tenant as api_tenant
+from kubelb.api import (
+    conditions,
+    finalizers,
+    loadbalancer as api_lb,
+    meta,
+    ports as api_ports,
+    tenant as api_tenant,
+)
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, errors, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, lbservice, ports, settings
+from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
 from kubelb.observe import manager_metrics
 
 logger = logging.getLogger(__name__)
 
-# namespace -> True when the tenant's Envoy is up (None: no way to tell, assume it is)
-EnvoyReady = Callable[[str], bool]
-# (namespace, Service name) -> (reason, message) when the address pool cannot place the Service
-AddressProblem = Callable[[str, str], tuple[str, str] | None]
-
-ListenPorts = Mapping[irbuild.PortKey, int]
+ListenPorts = Mapping[api_ports.PortKey, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,23 +113,11 @@ class LoadBalancerReconciler:
         self,
         inputs: common.Inputs,
         writer: kwriter.Writer,
-        *,
-        envoy_ready: EnvoyReady | None = None,
-        address_problem: AddressProblem | None = None,
-        not_ready_requeue: float | None = None,
-        address_wait: float | None = None,
-        node_ports: bool = True,
-        selector: bool = True,
-        extra_watches: Sequence[watches.Watch] = (),
+        infra: infrastructure.Infra,
     ) -> None:
         self.inputs = inputs
         self.writer = writer
-        self.envoy_ready = envoy_ready
-        self.address_problem = address_problem
-        self.not_ready_requeue = not_ready_requeue
-        self.address_wait = address_wait
-        self.node_ports = node_ports
-        self.selector = selector
+        self.infra = infra
         self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
                                      predicate=watches.spec_changed)  # fmt: skip
         service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
@@ -139,7 +132,7 @@ class LoadBalancerReconciler:
                 mapper=inputs.lbs_of_namespace,
                 predicate=watches.generation_changed,
             ),
-            *extra_watches,
+            *infra.lb_watches,
         )
         self._ports_by_namespace: dict[str, tuple[int, int]] = {}
         # Per namespace: the index version and the allocation computed at it. A burst of n
@@ -175,18 +168,19 @@ class LoadBalancerReconciler:
         effective = self.inputs.effective(key.namespace)
         service, created = await self._ensure_service(raw, lb, listen, effective)
         result = self._verdict(lb, listen, service)
-        if created and self.address_wait and result.reason == conditions.NO_ADDRESS:
+        requeue = self.infra.requeue
+        if created and requeue.address_wait and result.reason == conditions.NO_ADDRESS:
             # The manager's own pool places a Service it has just seen within moments, and its
             # status write reconciles this LB again: a NoAddress now would be overwritten at
             # once. The requeue reports NoAddress if the address is slow after all.
             self._count_namespace(key.namespace)
-            return controller.Result(requeue_after=self.address_wait)
+            return controller.Result(requeue_after=requeue.address_wait)
         load_balancer = (service.get("status") or {}).get("loadBalancer") or {}
         status_ports = lbservice.desired_status_service_ports(lb, listen)
         await self._write_status(raw, result, load_balancer=load_balancer, ports=status_ports)
         self._count_namespace(key.namespace)
-        if result.reason == conditions.ENVOY_NOT_READY and self.not_ready_requeue:
-            return controller.Result(requeue_after=self.not_ready_requeue)
+        if result.reason == conditions.ENVOY_NOT_READY and requeue.not_ready:
+            return controller.Result(requeue_after=requeue.not_ready)
         return controller.DONE
 
     # --- steps ---
@@ -209,10 +203,10 @@ class LoadBalancerReconciler:
         if indexed and memo is not None and memo[0] == inputs.version:
             allocation = memo[1]  # nothing in the namespace changed since
         else:
-            wanted: Mapping[str, Iterable[irbuild.PortKey]] = inputs.wanted
-            recorded: Mapping[str, Mapping[irbuild.PortKey, int]] = inputs.recorded
+            wanted: Mapping[str, Iterable[api_ports.PortKey]] = inputs.wanted
+            recorded: Mapping[str, Mapping[api_ports.PortKey, int]] = inputs.recorded
             if not indexed:  # a version the index does not hold (yet): allocate with this one
-                own = tuple(sorted({irbuild.port_key(p) for p in lb.spec.ports}))
+                own = tuple(sorted({api_ports.port_key(p) for p in lb.spec.ports}))
                 wanted = {**inputs.wanted, lb.name: own}
                 recorded = {**inputs.recorded, lb.name: {
                     k: p for k, p in lbservice.recorded_ports(lb).items() if k in own}}  # fmt: skip
@@ -234,16 +228,17 @@ class LoadBalancerReconciler:
         raw: objects.RawObject,
         lb: api_lb.LoadBalancer,
         listen: ListenPorts,
-        effective: settings.Effective,
+        effective: tenant_effective.Effective,
     ) -> tuple[objects.RawObject, bool]:
         """The Service after the write, and whether it was created just now."""
         name = lbservice.service_name(lb.name)
         live = self.inputs.service(lb.namespace, name)
         # Applied without the live object's extras: server-side apply keeps other managers'
         # annotations and allocated nodePorts, and drops annotations we no longer propagate.
+        shape = self.infra.service_shape
         desired = lbservice.desired_service(lb, listen, effective, None,
-                                            node_ports=self.node_ports,
-                                            selector=self.selector)  # fmt: skip
+                                            node_ports=shape.node_ports,
+                                            selector=shape.selector)  # fmt: skip
         desired["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if written.changed:
@@ -261,17 +256,18 @@ class LoadBalancerReconciler:
                           not in self.inputs.addresses.store})  # fmt: skip
         problems: tuple[str, ...] = ()
         if not missing:
-            built = irbuild.build_proxy_config(ns, [(lb, irbuild.Placement("0.0.0.0", listen))],
-                                               self.inputs.addresses_in(ns))  # fmt: skip
-            problems = built.problems.get(irbuild.lb_key(lb), ())
+            # The piece envoycp serves, when the LoadBalancer is placed: built once for both.
+            # Not placed yet (no address): problems do not depend on where it will bind.
+            placement = self.infra.placement(lb, service, listen)
+            if placement is None:
+                placement = irbuild.Placement("0.0.0.0", listen)
+            piece = self.inputs.pieces.get(lb, placement, self.inputs.addresses_in(ns))
+            problems = irbuild.assemble(ns, [piece]).problems.get(piece.key, ())
         if not lb.spec.ports:
             problems = (*problems, "spec.ports is empty: nothing to expose")
-        problem = None
-        if self.address_problem is not None:
-            problem = self.address_problem(ns, lbservice.service_name(lb.name))
-        ready = self.envoy_ready(ns) if self.envoy_ready is not None else True
+        problem = self.infra.address_problem(ns, lbservice.service_name(lb.name))
         return verdict(lb, missing_addresses=missing, problems=problems, service=service,
-                       address_problem=problem, envoy_ready=ready)  # fmt: skip
+                       address_problem=problem, envoy_ready=self.infra.ready(ns))  # fmt: skip
 
     async def _write_status(
         self,

@@ -1,4 +1,4 @@
-"""Which tenant annotations reach management objects (inventory §3.10). Pure.
+"""Which annotations of a tenant's object reach the management objects made for it. Pure.
 
 Order: drop denied keys (shell globs; a malformed pattern matches literally); keep everything when
 propagate-all is on, else keep keys matching an allow glob whose value list is empty or holds the
@@ -11,14 +11,14 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 
-from kubelb.manager import settings
+from kubelb.manager import effective
 
 # Annotations of kubelb itself and kubectl bookkeeping never propagate.
 NEVER = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
 def propagate(
-    source: Mapping[str, str], policy: settings.AnnotationPolicy, kind: str
+    source: Mapping[str, str], policy: effective.AnnotationPolicy, kind: str
 ) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in sorted(source.items()):

@@ -5,8 +5,8 @@ objects for `kubelb.kube.writer.Writer.ensure` (namespace `tenant-<name>`, Servi
 and RoleBinding `kubelb-ccm`, Secret `kubelb-ccm-kubeconfig`, TenantState `default`), each owned
 by the Tenant, and the new statuses of the Tenant, the TenantState and the Config.
 
-The Role is exactly upstream's tenant grant (inventory §5.4): the tenant's own KubeLB objects in
-its own namespace, nothing cluster-scoped, no core resources (not even Secrets or Services).
+The Role is exactly upstream's tenant grant: the tenant's own KubeLB objects in its own
+namespace, nothing cluster-scoped, no core resources (not even Secrets or Services).
 """
 
 from __future__ import annotations

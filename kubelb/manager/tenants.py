@@ -53,7 +53,7 @@ from kubelb.kube import (
     watches,
     writer as kube_writer,
 )
-from kubelb.manager import kubeconfigs, settings as tenant_settings, tenantobjects
+from kubelb.manager import effective as tenant_effective, kubeconfigs, tenantobjects
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ _DRAINED = (resources.LOAD_BALANCERS, resources.ROUTES, resources.SYNC_SECRETS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TenantSettings:
+class TenantControllerOptions:
+    """The Tenant controller's options: where the manager lives, and token and recheck timings."""
+
     namespace: str = "kubelb"  # the manager's namespace: Config `default` lives there
     server_override: str | None = None  # API server URL for tenant kubeconfigs (else resolved)
     server_override_ca_pem: bytes | None = None  # CA for that URL (else the cluster's)
@@ -101,12 +103,12 @@ class TenantReconciler:
         informers: informer.Informers,
         writer: kube_writer.Writer,
         events: kube_events.EventRecorder,
-        settings: TenantSettings,
+        options: TenantControllerOptions,
     ) -> None:
         self._writer = writer
         self._client = writer.client
         self._events = events
-        self.settings = settings
+        self.options = options
         secondary = watches.generation_changed
         every_tenant = self._every_tenant
         self.primary = watches.Watch(resource=resources.TENANTS, predicate=watches.spec_changed)
@@ -132,7 +134,7 @@ class TenantReconciler:
                                       field_selector=_named(kubeconfigs.ROOT_CA_CONFIG_MAP),
                                       mapper=tenant_of_namespace, predicate=secondary),
             # Unfiltered, like the LoadBalancer controller's, so the two share one informer.
-            "configs": watches.Watch(resource=resources.CONFIGS, namespace=settings.namespace,
+            "configs": watches.Watch(resource=resources.CONFIGS, namespace=options.namespace,
                                      mapper=every_tenant, predicate=secondary),
             "cluster_info": watches.Watch(resource=resources.CONFIG_MAPS,
                                           namespace=kubeconfigs.CLUSTER_INFO_NAMESPACE,
@@ -203,7 +205,7 @@ class TenantReconciler:
             message = f"namespace {ns} is still being deleted; waiting to recreate it"
             logger.info("tenant %s: %s", objects.name(tenant), message)
             await self._set_status(tenant, Phase.PENDING, conditions.PENDING, message)
-            return controller.Result(requeue_after=self.settings.pending_interval)
+            return controller.Result(requeue_after=self.options.pending_interval)
         account = await self._ensure(resources.SERVICE_ACCOUNTS, self._accounts,
                                      tenantobjects.desired_service_account(tenant))  # fmt: skip
         await self._ensure(resources.ROLES, self._roles, tenantobjects.desired_role(tenant))
@@ -260,7 +262,7 @@ class TenantReconciler:
             return None, 0.0
         if claims.service_account_uid and claims.service_account_uid != objects.uid(account):
             return None, 0.0  # the account was recreated: the old token no longer works
-        rotate_at = kubeconfigs.rotation_time(claims, self.settings.token_rotate_fraction)
+        rotate_at = kubeconfigs.rotation_time(claims, self.options.token_rotate_fraction)
         return (parts.token, rotate_at) if time.time() < rotate_at else (None, 0.0)
 
     async def _issue_token(
@@ -268,16 +270,16 @@ class TenantReconciler:
     ) -> tuple[str, float]:
         ns = api_tenant.namespace_for(objects.name(tenant))
         issued = await self._client.create_token(
-            ns, tenantobjects.CCM_NAME, expiration_seconds=self.settings.token_expiration_seconds
+            ns, tenantobjects.CCM_NAME, expiration_seconds=self.options.token_expiration_seconds
         )
         self.tokens_issued += 1
         claims = kubeconfigs.token_claims(issued.token)
         if claims is not None:
-            rotate_at = kubeconfigs.rotation_time(claims, self.settings.token_rotate_fraction)
+            rotate_at = kubeconfigs.rotation_time(claims, self.options.token_rotate_fraction)
         else:  # not a JWT: trust the expiry the server reported
             now = time.time()
             lifetime = issued.expiration.timestamp() - now
-            rotate_at = now + self.settings.token_rotate_fraction * lifetime
+            rotate_at = now + self.options.token_rotate_fraction * lifetime
         reason = "TokenRotated" if replacing else "TokenIssued"
         logger.info("tenant %s: %s, valid until %s", objects.name(tenant), reason,
                     issued.expiration.isoformat())  # fmt: skip
@@ -289,8 +291,8 @@ class TenantReconciler:
     async def _server(self, namespace: str) -> kubeconfigs.Server:
         connection = await self._client.connection()
         return kubeconfigs.resolve_server(
-            override=self.settings.server_override,
-            override_ca_pem=self.settings.server_override_ca_pem,
+            override=self.options.server_override,
+            override_ca_pem=self.options.server_override_ca_pem,
             cluster_info=self._cluster_info.get(
                 Key(kubeconfigs.CLUSTER_INFO_NAMESPACE, kubeconfigs.CLUSTER_INFO_NAME)),
             endpoint_slice=self._slices.get(
@@ -303,7 +305,7 @@ class TenantReconciler:
     async def _ensure_states(self, tenant: objects.RawObject, spec: api_tenant.Tenant) -> None:
         """TenantState `default` and its status; Config `default`'s status version."""
         config = self._config()
-        effective = tenant_settings.effective(config, spec)
+        effective = tenant_effective.resolve(config, spec)
         state = await self._ensure(resources.TENANT_STATES, self._states,
                                    tenantobjects.desired_tenant_state(tenant))  # fmt: skip
         now = meta.rfc3339()
@@ -313,21 +315,21 @@ class TenantReconciler:
                 s, load_balancer_disabled=effective.load_balancer_disabled, now=now),
             current=state,
         )  # fmt: skip
-        raw_config = self._configs.get(Key(self.settings.namespace, api_config.CONFIG_NAME))
+        raw_config = self._configs.get(Key(self.options.namespace, api_config.CONFIG_NAME))
         if raw_config is not None:
             await self._writer.update_status(resources.CONFIGS, objects.key_of(raw_config),
                                              tenantobjects.desired_config_status,
                                              current=raw_config)  # fmt: skip
 
     def _config(self) -> api_config.Config | None:
-        raw = self._configs.get(Key(self.settings.namespace, api_config.CONFIG_NAME))
+        raw = self._configs.get(Key(self.options.namespace, api_config.CONFIG_NAME))
         if raw is None:
             return None
         try:
             return registry.parse_as(api_config.Config, raw)
         except api_errors.APIValidationError as exc:
             logger.warning("Config %s/%s is invalid, using built-in defaults: %s",
-                           self.settings.namespace, api_config.CONFIG_NAME, exc)  # fmt: skip
+                           self.options.namespace, api_config.CONFIG_NAME, exc)  # fmt: skip
             return None
 
     async def _finalize(self, tenant: objects.RawObject) -> controller.Result:
@@ -340,7 +342,7 @@ class TenantReconciler:
             await self._set_status(tenant, Phase.TERMINATING, conditions.TERMINATING,
                                    f"waiting for {remaining} LoadBalancers, Routes and "
                                    f"SyncSecrets in {ns} to be deleted")  # fmt: skip
-            return controller.Result(requeue_after=self.settings.drain_interval)
+            return controller.Result(requeue_after=self.options.drain_interval)
         await self._set_status(tenant, Phase.TERMINATING, conditions.TERMINATING,
                                f"deleting namespace {ns} and the tenant's credentials")  # fmt: skip
         # The ServiceAccount first: deleting it invalidates every token issued for it.
@@ -400,10 +402,11 @@ def tenant_controller(
     informers: informer.Informers,
     writer: kube_writer.Writer,
     events: kube_events.EventRecorder,
-    settings: TenantSettings,
-    **options: Any,
+    options: TenantControllerOptions,
+    **controller_options: Any,
 ) -> controller.Controller:
     """The Tenant controller, registered on `informers` (run them and the controller's `run()`).
-    `options` go to `kubelb.kube.controller.Controller` (workers, resync_period, observer...)."""
-    return controller.Controller(TenantReconciler(informers, writer, events, settings),
-                                 informers, **options)  # fmt: skip
+    `controller_options` go to `kubelb.kube.controller.Controller` (workers, resync_period,
+    observer...)."""
+    return controller.Controller(TenantReconciler(informers, writer, events, options),
+                                 informers, **controller_options)  # fmt: skip

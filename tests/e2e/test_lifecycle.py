@@ -155,7 +155,7 @@ async def test_manager_restart_moves_no_port_or_address(stack: Stack, mgmt, kube
         assert ingress_ips(tenant_svc) == [ip]
 
 
-async def test_manager_switching_to_delta_xds_keeps_serving(stack: Stack, kube_a, shop):
+async def test_manager_switching_to_xds_delta_keeps_serving(stack: Stack, kube_a, shop):
     """`--xds-delta` on a running fleet: the manager's new Envoys take their configuration by
     delta xDS, the existing LB is served again on its address and port, and a new one works."""
     argv = list(stack.manager.argv)

@@ -31,8 +31,6 @@ from tests.integration.dataplane.conftest import (  # noqa: F401  (no_leaks: aut
 )
 from tests.integration.xds.conftest import envoy_spec
 
-pytestmark = pytest.mark.integration
-
 # "envoy-delta": Envoy on incremental xDS; it must behave exactly as "envoy".
 KINDS = ("envoy", "envoy-delta", "python")
 
@@ -97,7 +95,7 @@ class EnvoyPlane(Plane):
         self.cache.set_snapshot(node, snap)
         if node not in self._nodes:
             self._nodes.add(node)
-            await self.envoys.ensure(node, envoy_spec(self._port, delta_xds=self.delta))
+            await self.envoys.ensure(node, envoy_spec(self._port, xds_delta=self.delta))
             async with asyncio.timeout(60):
                 await self.envoys.wait_ready(node)
 

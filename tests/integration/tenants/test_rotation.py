@@ -17,8 +17,9 @@ pytestmark = pytest.mark.integration
 def tenant_settings(management_namespace):
     # TokenRequest's minimum lifetime is 600 s; rotating after 0.5% of it forces a new token
     # about every 3 s.
-    return tenants.TenantSettings(namespace=management_namespace, token_expiration_seconds=600,
-                                  token_rotate_fraction=0.005)  # fmt: skip
+    return tenants.TenantControllerOptions(namespace=management_namespace,
+                                           token_expiration_seconds=600,
+                                           token_rotate_fraction=0.005)  # fmt: skip
 
 
 def token_of(text: str) -> str:
@@ -62,7 +63,8 @@ async def test_rotated_token_reaches_the_secret_and_works(harness):
 
         await until(reloaded, what="the client to load the new kubeconfig")
         api = await source.api()
-        assert api.configuration.api_key["BearerToken"].endswith(token_of(second))
+        assert api.auth is not None
+        assert await api.auth.authorization() == f"Bearer {token_of(second)}"
         await kube.create(resources.LOAD_BALANCERS, load_balancer("after"), namespace=ns)
         await kube.delete(resources.LOAD_BALANCERS, "before", namespace=ns)
         await kube.delete(resources.LOAD_BALANCERS, "after", namespace=ns)

@@ -24,7 +24,7 @@ class Xds:
     delta: bool = False  # Envoys started with `spec()` use incremental xDS
 
     def spec(self, **overrides: object) -> deployer.EnvoySpec:
-        return envoy_spec(self.port, delta_xds=self.delta, **overrides)
+        return envoy_spec(self.port, xds_delta=self.delta, **overrides)
 
     def publish(self, config: proxy.ProxyConfig) -> snapshot.Snapshot:
         snap = snapshot.Snapshot.from_resources(translate.translate(config))

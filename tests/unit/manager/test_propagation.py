@@ -1,18 +1,18 @@
 import pytest
 
-from kubelb.manager import propagation, settings
+from kubelb.manager import effective, propagation
 
 
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
-        (settings.AnnotationPolicy(), {}),
-        (settings.AnnotationPolicy(propagate_all=True), {"a.io/x": "1", "b.io/y": "2"}),
-        (settings.AnnotationPolicy(propagated={"a.io/*": ""}), {"a.io/x": "1"}),
-        (settings.AnnotationPolicy(propagated={"*": "2,3"}), {"b.io/y": "2"}),
-        (settings.AnnotationPolicy(propagate_all=True, denied=("b.io/*",)), {"a.io/x": "1"}),
+        (effective.AnnotationPolicy(), {}),
+        (effective.AnnotationPolicy(propagate_all=True), {"a.io/x": "1", "b.io/y": "2"}),
+        (effective.AnnotationPolicy(propagated={"a.io/*": ""}), {"a.io/x": "1"}),
+        (effective.AnnotationPolicy(propagated={"*": "2,3"}), {"b.io/y": "2"}),
+        (effective.AnnotationPolicy(propagate_all=True, denied=("b.io/*",)), {"a.io/x": "1"}),
         (
-            settings.AnnotationPolicy(propagate_all=True, denied=("[bad",)),
+            effective.AnnotationPolicy(propagate_all=True, denied=("[bad",)),
             {"a.io/x": "1", "b.io/y": "2"},
         ),
     ],
@@ -27,7 +27,7 @@ def test_policy(policy, expected):
 
 
 def test_defaults_kind_then_all_never_override():
-    policy = settings.AnnotationPolicy(
+    policy = effective.AnnotationPolicy(
         propagate_all=True,
         defaults={
             "service": {"k": "svc", "s": "1"},

@@ -10,7 +10,6 @@ import pytest
 from kubelb.api import labels
 from kubelb.kube import errors, informer, memory, objects, resources
 from kubelb.sources import file, loader
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
 LBS = resources.LOAD_BALANCERS
 

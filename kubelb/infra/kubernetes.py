@@ -1,0 +1,113 @@
+"""Envoys as Deployments on the management cluster (`--envoy-deployer=kubernetes`, the default).
+
+A tenant's Envoy is Deployment `envoy-<tenant-ns>` (rendered by `kubelb.envoy.kubernetes`),
+written only when the live one differs on the fields we set and deleted when the tenant has
+nothing to serve. Its pods bind every interface, each LoadBalancer port on the listener port the
+LoadBalancer controller allocated; the management Service selects those pods and has NodePorts,
+and its external address comes from whatever serves Services of type LoadBalancer (MetalLB, a
+cloud). A tenant's Envoy is ready when its Deployment reports a ready replica; a change of that
+count reconciles the tenant's LoadBalancers, and any change of a Deployment of ours reconciles
+its tenant's Envoy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
+from kubelb.envoy import kubernetes as envoy_k8s
+from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.kube import informer, objects, resources, watches, writer as kwriter
+from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice
+
+logger = logging.getLogger(__name__)
+
+
+def placement(
+    lb: api_lb.LoadBalancer, allocated: Mapping[api_ports.PortKey, int] | None = None
+) -> irbuild.Placement | None:
+    """All interfaces, on the allocated ports (None: those recorded in the LoadBalancer's
+    status); None until every LoadBalancer port has one."""
+    ports = lbservice.recorded_ports(lb) if allocated is None else allocated
+    keys = {api_ports.port_key(p) for p in lb.spec.ports}
+    if not keys or not keys <= ports.keys():
+        return None
+    return irbuild.Placement("0.0.0.0", {k: ports[k] for k in keys})
+
+
+class KubernetesInfra:
+    service_shape = infrastructure.ServiceShape(node_ports=True, selector=True)
+    requeue = infrastructure.Requeue()
+
+    def __init__(
+        self,
+        inputs: common.Inputs,
+        writer: kwriter.Writer,
+        informers: informer.Informers,
+        options: envoy_k8s.Options,
+        *,
+        xds_port: int | None = None,
+    ) -> None:
+        """`xds_port`: the port Envoy pods reach the xDS server on (None: the one it binds)."""
+        self.writer = writer
+        self.options = options
+        self.xds_port = xds_port
+        self.deployments = informers.get(resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR)
+        ours = watches.Watch(resource=resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR,
+                             mapper=tenant_of_deployment)  # fmt: skip
+        self.proxy_watches: Sequence[watches.Watch] = (ours,)
+        ready_changes = dataclasses.replace(
+            ours, mapper=inputs.lbs_of_namespace,
+            predicate=watches.fields_changed("status.readyReplicas"),
+        )  # fmt: skip
+        self.lb_watches: Sequence[watches.Watch] = (ready_changes,)
+
+    def placement(
+        self,
+        lb: api_lb.LoadBalancer,
+        service: Mapping[str, Any] | None,
+        allocated: Mapping[api_ports.PortKey, int] | None = None,
+    ) -> irbuild.Placement | None:
+        return placement(lb, allocated)
+
+    def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
+        return None  # the address comes from outside: nothing to say about it here
+
+    def ready(self, namespace: str) -> bool:
+        """At least one Envoy pod of the tenant is ready."""
+        key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
+        status = (self.deployments.store.get(key) or {}).get("status") or {}
+        return int(status.get("readyReplicas") or 0) > 0
+
+    async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
+        desired = envoy_k8s.desired_deployment(namespace, self.options, tenant.envoy,
+                                               tenant.envoy_replicas,
+                                               tenant.envoy_resources)  # fmt: skip
+        key = objects.key_of(desired)
+        written = await self.writer.ensure(resources.DEPLOYMENTS, desired,
+                                           current=self.deployments.store.get(key))  # fmt: skip
+        if written.changed:
+            logger.info("tenant %s: Deployment %s applied", namespace, key.name)
+
+    async def remove(self, namespace: str) -> None:
+        key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
+        if key in self.deployments.store and await self.writer.delete(resources.DEPLOYMENTS, key):
+            logger.info("tenant %s: Deployment %s deleted", namespace, key.name)
+
+    def runners(self) -> Sequence[infrastructure.Runner]:
+        return ()
+
+    def bind_xds(self, host: str, port: int) -> None:
+        """Envoy pods reach the server at the configured host, on `xds_port` or `port`."""
+        self.options = dataclasses.replace(self.options, xds_port=self.xds_port or port)
+
+    async def close(self) -> None:
+        """The Deployments outlive this replica: the next leader keeps them."""
+
+
+def tenant_of_deployment(obj: objects.RawObject) -> Iterable[objects.ObjectKey]:
+    """Mapper: a Deployment of ours -> its tenant namespace key."""
+    return [common.tenant_key(objects.namespace(obj))]

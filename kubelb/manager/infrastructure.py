@@ -1,0 +1,103 @@
+"""What the manager's reconcilers need from whatever runs the tenants' Envoys: one `Infra` object,
+chosen once by the composition root (`kubelb.app.manager`) and handed to every reconciler.
+
+An implementation decides, for its way of running Envoy (`kubelb.infra`: local processes with an
+address pool, or Deployments on the management cluster):
+
+- where a LoadBalancer's listeners bind (`placement`), from its management Service and its
+  allocated listener ports;
+- the management Service's shape (`service_shape`: NodePorts, a selector for Envoy pods);
+- whether a tenant's Envoy is ready, and why a Service has no address (`ready`,
+  `address_problem`), plus how soon to look again when no event will say so (`requeue`);
+- running and removing a tenant's Envoy (`ensure`, `remove`), the extra objects whose changes
+  matter (`lb_watches`, `proxy_watches`), the background tasks it needs while this replica
+  leads (`runners`), where Envoy reaches the xDS server (`bind_xds`), and `close`.
+
+The reconcilers never ask which implementation they have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
+from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.kube import watches
+from kubelb.manager import effective as tenant_effective
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceShape:
+    """How the management Service `envoy-<lb>` routes to Envoy."""
+
+    node_ports: bool  # kube-proxy allocates NodePorts (Envoy pods behind a cloud LB)
+    selector: bool  # selects the tenant's Envoy pods (none when Envoy is not a pod)
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """When the LoadBalancer controller looks again although no watched object changed."""
+
+    # A LoadBalancer whose tenant's Envoy is not ready yet (None: a watch reports readiness).
+    not_ready: float | None = None
+    # A LoadBalancer whose Service was just created and has no address yet: the status waits
+    # this long for the address instead of reporting NoAddress at once (None: report at once).
+    address_wait: float | None = None
+
+
+class Runner(Protocol):
+    """A background task the infrastructure needs while this replica leads."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def run(self) -> None: ...
+
+
+class Infra(Protocol):
+    @property
+    def service_shape(self) -> ServiceShape: ...
+
+    @property
+    def requeue(self) -> Requeue: ...
+
+    @property
+    def lb_watches(self) -> Sequence[watches.Watch]:
+        """Objects besides the usual inputs whose changes reconcile LoadBalancers."""
+
+    @property
+    def proxy_watches(self) -> Sequence[watches.Watch]:
+        """Objects besides the usual inputs whose changes reconcile a tenant's Envoy."""
+
+    def placement(
+        self,
+        lb: api_lb.LoadBalancer,
+        service: Mapping[str, Any] | None,
+        allocated: Mapping[api_ports.PortKey, int] | None = None,
+    ) -> irbuild.Placement | None:
+        """Where the LoadBalancer's listeners bind; None while it cannot be placed yet.
+        `allocated`: its listener ports just allocated (None: as recorded in its status)."""
+
+    def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
+        """(reason, message) when the infrastructure cannot give Service `service` an address."""
+
+    def ready(self, namespace: str) -> bool:
+        """The tenant's Envoy is up."""
+
+    async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
+        """Run the tenant's Envoy as its effective settings say. Unchanged arguments: cheap and
+        idempotent."""
+
+    async def remove(self, namespace: str) -> None:
+        """The tenant has nothing to serve: its Envoy goes."""
+
+    def runners(self) -> Sequence[Runner]:
+        """Background tasks to run while this replica leads."""
+
+    def bind_xds(self, host: str, port: int) -> None:
+        """The xDS server listens on host:port (host as configured, maybe a wildcard)."""
+
+    async def close(self) -> None:
+        """Stop what this replica runs itself (it stopped leading, or shuts down)."""

@@ -1,0 +1,53 @@
+from kubelb.api import config as api_config, tenant as api_tenant
+from kubelb.manager import effective
+
+
+def make_config(spec):
+    return api_config.Config.model_validate(
+        {"metadata": {"name": "default", "namespace": "kubelb"}, "spec": spec}
+    )
+
+
+def make_tenant(spec):
+    return api_tenant.Tenant.model_validate({"metadata": {"name": "a"}, "spec": spec})
+
+
+def test_builtin_defaults_without_config():
+    eff = effective.resolve(None, None)
+    assert eff.envoy_replicas == effective.DEFAULT_REPLICAS
+    assert not eff.load_balancer_disabled
+    assert eff.annotations == effective.AnnotationPolicy()
+
+
+def test_tenant_overrides_config():
+    cfg = make_config(
+        {
+            "envoyProxy": {"replicas": 2},
+            "loadBalancer": {"class": "cfg"},
+            "propagateAllAnnotations": True,
+            "deniedAnnotations": ["x/*"],
+        }
+    )
+    ten = make_tenant(
+        {
+            "envoyProxy": {"replicas": 5},
+            "loadBalancer": {"class": "ten"},
+            "propagatedAnnotations": {"a": ""},
+        }
+    )
+    eff = effective.resolve(cfg, ten)
+    assert eff.envoy_replicas == 5
+    assert eff.load_balancer_class == "ten"
+    # The policy comes from the Tenant as a unit; denied falls back to the Config's.
+    assert not eff.annotations.propagate_all
+    assert dict(eff.annotations.propagated) == {"a": ""}
+    assert eff.annotations.denied == ("x/*",)
+
+
+def test_either_level_can_disable_layer4():
+    assert effective.resolve(
+        make_config({"loadBalancer": {"disable": True}}), None
+    ).load_balancer_disabled
+    assert effective.resolve(
+        None, make_tenant({"loadBalancer": {"disable": True}})
+    ).load_balancer_disabled
