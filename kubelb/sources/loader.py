@@ -263,7 +263,7 @@ class Loader:
         body = _beneath(self.defaults.get(resource.kind) or {}, body)
         body_meta = {k: v for k, v in body["metadata"].items() if k not in _SERVER_METADATA}
         if resource.namespaced:
-            body_meta["namespace"] = str(meta.get("namespace") or self.default_namespace)
+            body_meta["namespace"] = str(body_meta.get("namespace") or self.default_namespace)
         else:
             body_meta.pop("namespace", None)
         body["metadata"] = body_meta

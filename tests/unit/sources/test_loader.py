@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -228,11 +229,14 @@ async def test_watch_recreates_an_object_once_its_deletion_finishes(tmp_path, st
 async def test_defaults_fill_what_documents_leave_unset(tmp_path, store):
     (tmp_path / "lb.yaml").write_text(lb("api") + "---\n" + lb("web").replace(
         "spec:\n", "spec:\n  type: ClusterIP\n"))  # fmt: skip
-    defaults = {
-        "LoadBalancer": {"spec": {"type": "LoadBalancer"}, "metadata": {"labels": {"a": "b"}}}
+    (tmp_path / "config.yaml").write_text(CONFIG.replace(", namespace: kubelb", ""))
+    defaults: dict[str, dict[str, Any]] = {
+        "LoadBalancer": {"spec": {"type": "LoadBalancer"}, "metadata": {"labels": {"a": "b"}}},
+        "Config": {"metadata": {"namespace": "kubelb"}},  # where the manager reads it
     }
     load = loader.Loader(store, defaults=defaults)
-    await load.sync(file.FileSource(tmp_path).load())
+    result = await load.sync(file.FileSource(tmp_path).load())
+    assert "Config kubelb/default" in names(result.created)
     api = await store.get(LBS, "api", namespace="shop")
     web = await store.get(LBS, "web", namespace="shop")
     assert (api["spec"]["type"], web["spec"]["type"]) == ("LoadBalancer", "ClusterIP")
