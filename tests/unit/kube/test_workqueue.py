@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from kubelb.kube import backoff, workqueue
+from kubelb.kube import workqueue
+from kubelb.util import backoff
 
 DEADLINE = 10.0
 
