@@ -17,6 +17,14 @@ import pydantic
 from kubelb.api import common, meta
 
 
+class ServiceType(StrEnum):
+    """Types of the management Service that `spec.type` names."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
 class ExternalTrafficPolicy(StrEnum):
     CLUSTER = "Cluster"
     LOCAL = "Local"
@@ -56,7 +64,7 @@ class LoadBalancerSpec(meta.KubeModel):
     """Ports exposed by the load balancer service (layer 4)."""
     hostname: str | None = None
     """Domain name at which the load balancer will be reachable, exposed with TLS."""
-    type: str = meta.crd_default("ClusterIP")
+    type: str = meta.crd_default(ServiceType.CLUSTER_IP.value)
     """Type of the management Service: ClusterIP, NodePort or LoadBalancer. Defaults to
     ClusterIP."""
     external_traffic_policy: ExternalTrafficPolicy | None = None

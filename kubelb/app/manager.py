@@ -262,11 +262,11 @@ class Manager:
         self.leader_controllers = [*self.core.writers, self.tenant_controller]
 
     async def run(self) -> None:
+        await self.probes.start()
+        await self.metrics.start()
         self.xds_port = await self.xds.start(self.settings.listen_address)
         host, _ = server.parse_address(self.settings.listen_address)
         self.infra.bind_xds(host, self.xds_port)
-        await self.probes.start()
-        await self.metrics.start()
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
             async with asyncio.TaskGroup() as group:

@@ -28,12 +28,11 @@ from typing import Any
 
 from aiohttp import web
 
-from kubelb.api import conditions as api_conditions
+from kubelb.api import conditions as api_conditions, config as api_config
 from kubelb.app import core, dataplanes, errors, logs, runner
 from kubelb.infra import host
 from kubelb.ir import proxy
 from kubelb.kube import memory, objects
-from kubelb.manager import common
 from kubelb.observe import server
 from kubelb.placement import pool
 from kubelb.sources import file, loader
@@ -164,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     try:
         return logs.run_loop(serve(settings))
-    except errors.DataPlaneError as e:
+    except (errors.DataPlaneError, server.BindError) as e:
         logger.error("%s", e)
         return 1
 
@@ -359,8 +358,8 @@ def _origins(
         kind = doc.body.get("kind")
         if kind == "LoadBalancer":
             origins.setdefault(objects.ObjectKey(namespace, name), doc.origin)
-        elif kind == "Config" and (namespace, name) != (CONFIG_NAMESPACE, common.CONFIG_NAME):
-            wanted = f"{CONFIG_NAMESPACE}/{common.CONFIG_NAME}"
+        elif kind == "Config" and (namespace, name) != (CONFIG_NAMESPACE, api_config.CONFIG_NAME):
+            wanted = f"{CONFIG_NAMESPACE}/{api_config.CONFIG_NAME}"
             problems.append(f"{doc.origin}: Config {namespace}/{name} is not used; standalone "
                             f"mode reads Config {wanted}")  # fmt: skip
     return origins, problems

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from kubelb.api import conditions
 from kubelb.app import logs, standalone
 from kubelb.ir import codec, proxy
 from kubelb.placement import pool
@@ -71,7 +72,7 @@ def _from_objects(
         problems.extend(
             f"LoadBalancer {lb['namespace']}/{lb['name']}: {c['reason']}: {c['message']}"
             for c in lb["conditions"]
-            if c["status"] != "True"
+            if c["reason"] != conditions.RECONCILED
         )
     return config, problems
 

@@ -164,7 +164,7 @@ def build(
                         route=r,
                         picker=balancer.Picker(
                             [states[r.cluster]],
-                            persistent=states[r.cluster].cluster.source_ip_persistence,
+                            persistent=listener.source_ip_persistence,
                         ),
                     ),
                 )
@@ -182,12 +182,11 @@ def build(
             pool=pool,
         )
     cluster_states = [states[name] for name in listener.clusters]
-    persistent = any(s.cluster.source_ip_persistence for s in cluster_states)
     return ListenerContext(
         listener=listener,
         options=options,
         tracker=tracker,
         buffer=buffer,
         clock=clock,
-        picker=balancer.Picker(cluster_states, persistent=persistent),
+        picker=balancer.Picker(cluster_states, persistent=listener.source_ip_persistence),
     )

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kubelb.api import loadbalancer as api_lb
+from kubelb.api import config as api_config, loadbalancer as api_lb, ports as api_ports
 from kubelb.infra import addresspool, process
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import informer, objects, watches, writer as kwriter
@@ -64,7 +64,7 @@ class HostInfra:
         self,
         lb: api_lb.LoadBalancer,
         service: Mapping[str, Any] | None,
-        allocated: Mapping[irbuild.PortKey, int] | None = None,
+        allocated: Mapping[api_ports.PortKey, int] | None = None,
     ) -> irbuild.Placement | None:
         return process.placement(service)
 
@@ -93,7 +93,7 @@ class HostInfra:
         if self._flag_pool is not None:
             return
         raw = self.inputs.configs.store.get(objects.ObjectKey(self.inputs.namespace,
-                                                              common.CONFIG_NAME))  # fmt: skip
+                                                              api_config.CONFIG_NAME))  # fmt: skip
         spec = objects.annotations(raw).get(ADDRESS_POOL_ANNOTATION) if raw else None
         wanted: tuple[str, ...] = DEFAULT_POOL
         self.pool_problem = None

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from kubelb.api import loadbalancer as api_lb
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
@@ -27,12 +27,12 @@ logger = logging.getLogger(__name__)
 
 
 def placement(
-    lb: api_lb.LoadBalancer, allocated: Mapping[irbuild.PortKey, int] | None = None
+    lb: api_lb.LoadBalancer, allocated: Mapping[api_ports.PortKey, int] | None = None
 ) -> irbuild.Placement | None:
     """All interfaces, on the allocated ports (None: those recorded in the LoadBalancer's
     status); None until every LoadBalancer port has one."""
     ports = lbservice.recorded_ports(lb) if allocated is None else allocated
-    keys = {irbuild.port_key(p) for p in lb.spec.ports}
+    keys = {api_ports.port_key(p) for p in lb.spec.ports}
     if not keys or not keys <= ports.keys():
         return None
     return irbuild.Placement("0.0.0.0", {k: ports[k] for k in keys})
@@ -69,7 +69,7 @@ class KubernetesInfra:
         self,
         lb: api_lb.LoadBalancer,
         service: Mapping[str, Any] | None,
-        allocated: Mapping[irbuild.PortKey, int] | None = None,
+        allocated: Mapping[api_ports.PortKey, int] | None = None,
     ) -> irbuild.Placement | None:
         return placement(lb, allocated)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubelb.api import loadbalancer as api_lb
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, supervisor
 from kubelb.infra import addresspool
 from kubelb.irbuild import loadbalancers as irbuild
@@ -70,7 +70,7 @@ class ProcessInfra:
         self,
         lb: api_lb.LoadBalancer,
         service: Mapping[str, Any] | None,
-        allocated: Mapping[irbuild.PortKey, int] | None = None,
+        allocated: Mapping[api_ports.PortKey, int] | None = None,
     ) -> irbuild.Placement | None:
         return placement(service)
 

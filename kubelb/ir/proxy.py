@@ -67,8 +67,6 @@ class Cluster:
     connect_timeout_seconds: float = 5.0
     # None disables active checks (always the case for UDP, which has no connect to check).
     health_check: HealthCheck | None = None
-    # Sticky upstream choice by client source IP (consistent hashing).
-    source_ip_persistence: bool = False
     proxy_protocol: ProxyProtocol | None = None
     upstream_protocol: UpstreamProtocol = UpstreamProtocol.HTTP1
 
@@ -105,7 +103,13 @@ class HTTPOptions:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listener:
     """A bound socket. TCP and UDP listeners forward to `clusters` (equal weights, one per endpoint
-    entry); HTTP listeners route requests with `routes`."""
+    entry); HTTP listeners route requests with `routes`.
+
+    `source_ip_persistence` keeps each client source IP on one upstream endpoint by consistent
+    hashing: over the endpoints of all `clusters` together (TCP, UDP), or within the cluster a
+    request's route picks (HTTP). It belongs to what the client connects to, so the clusters of
+    one listener can never disagree about it.
+    """
 
     name: str
     address: str
@@ -114,6 +118,7 @@ class Listener:
     clusters: tuple[str, ...] = ()
     routes: tuple[HTTPRoute, ...] = ()
     http: HTTPOptions | None = None
+    source_ip_persistence: bool = False
     # Who asked for this listener, e.g. "tenant-a/my-lb": for errors and status, never for config.
     owner: str = ""
 

@@ -5,10 +5,11 @@ by the caller: an address pool in standalone mode, the port allocator in manager
 tenant's `Addresses` objects by name. Output: one `proxy.ProxyConfig` plus, per LoadBalancer, the
 problems that kept part of it from being served (for status conditions).
 
-Pairing rules (upstream KubeLB): each LB port forwards to the endpoint port of the same name, or
-of the same position when the LB port is unnamed; every endpoint entry becomes its own cluster,
-and the listener spreads connections over those clusters. Names come from identity (namespace,
-LB name, port name or number, protocol), never from list positions that a reorder would change.
+Each LB port forwards to the endpoint port `kubelb.api.ports.pair` finds in each endpoints entry
+(same name and protocol, or same position when unnamed); every endpoint entry becomes its own
+cluster, and the listener spreads connections over those clusters. Names come from identity
+(namespace, LB name, port name or number, protocol), never from list positions that a reorder
+would change.
 """
 
 from __future__ import annotations
@@ -22,31 +23,26 @@ from kubelb.api import (
     annotations as api_annotations,
     common as api_common,
     loadbalancer as api_lb,
+    ports as api_ports,
 )
 from kubelb.ir import proxy
 
 logger = logging.getLogger(__name__)
 
-# (port name, or the port number when unnamed; protocol)
-PortKey = tuple[str, str]
-
-
-def port_key(port: api_lb.LoadBalancerPort) -> PortKey:
-    return (port.name or str(port.port), str(port.protocol))
-
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where one LoadBalancer's listeners bind. `listen_ports` maps a `port_key` to the port Envoy
-    binds; a missing key means the LB port number itself (standalone and process deployers)."""
+    """Where one LoadBalancer's listeners bind. `listen_ports` maps an `api.ports.port_key` to
+    the port Envoy binds; a missing key means the LB port number itself (standalone and process
+    deployers)."""
 
     address: str
-    listen_ports: Mapping[PortKey, int] | None = None
+    listen_ports: Mapping[api_ports.PortKey, int] | None = None
 
     def listen_port(self, port: api_lb.LoadBalancerPort) -> int:
         if self.listen_ports is None:
             return port.port
-        return self.listen_ports.get(port_key(port), port.port)
+        return self.listen_ports.get(api_ports.port_key(port), port.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +125,6 @@ def _build_one(
     prefix = f"{lb.metadata.namespace or 'default'}-{lb.metadata.name}"
     problems: list[str] = []
     proxy_protocol = _proxy_protocol(lb, problems)
-    persistence = lb.spec.persistence is not None and str(lb.spec.persistence.type) == "SourceIP"
     namespace = lb.metadata.namespace or "default"
     entries = [
         (_entry_id(entry, index), entry, _resolve(entry, index, namespace, addresses, problems))
@@ -141,7 +136,7 @@ def _build_one(
     for position, port in enumerate(lb.spec.ports):
         protocol = proxy.Protocol(str(port.protocol))
         listen_port = placement.listen_port(port)
-        if not _valid_port(listen_port):
+        if not api_ports.valid_port(listen_port):
             problems.append(f"port {port.port}/{protocol}: {listen_port} is outside 1-65535")
             continue
         names: list[str] = []
@@ -161,11 +156,12 @@ def _build_one(
                     )
                 ),
                 health_check=proxy.HealthCheck() if protocol is proxy.Protocol.TCP else None,
-                source_ip_persistence=persistence,
                 proxy_protocol=proxy_protocol if protocol is proxy.Protocol.TCP else None,
             )
         if not names:
-            problems.append(f"port {port_key(port)[0]}/{protocol}: no endpoint port to forward to")
+            problems.append(
+                f"port {api_ports.port_key(port)[0]}/{protocol}: no endpoint port to forward to"
+            )
             continue
         port_id = port.name or str(port.port)
         listeners.append(
@@ -175,6 +171,7 @@ def _build_one(
                 port=listen_port,
                 protocol=protocol,
                 clusters=tuple(names),
+                source_ip_persistence=lb.spec.source_ip_persistence,
                 owner=key,
             )
         )
@@ -192,25 +189,21 @@ def _target_port(
     entry_id: str,
     problems: list[str],
 ) -> int | None:
-    candidates = entry.ports
-    if port.name:
-        match = next((p for p in candidates if p.name == port.name), None)
-    else:
-        match = candidates[position] if position < len(candidates) else None
+    pairing = api_ports.pair(port, position, entry)
+    match = pairing.candidate
+    if pairing.problem is None:
+        return pairing.target
     if match is None:
         wanted = f"named {port.name!r}" if port.name else f"at position {position}"
         problems.append(f"endpoints {entry_id!r} has no port {wanted} for port {port.port}")
-        return None
-    if not _valid_port(match.port):
+    elif pairing.problem is api_ports.Unpaired.OUT_OF_RANGE:
         problems.append(f"endpoints {entry_id!r} port {match.port} is outside 1-65535")
-        return None
-    if str(match.protocol) != str(port.protocol):
+    else:
         problems.append(
             f"endpoints {entry_id!r} port {match.port} is {match.protocol} "
             f"but port {port.port} is {port.protocol}"
         )
-        return None
-    return match.port
+    return None
 
 
 def _resolve(
@@ -243,10 +236,6 @@ def _proxy_protocol(lb: api_lb.LoadBalancer, problems: list[str]) -> proxy.Proxy
         f"annotation {api_annotations.PROXY_PROTOCOL}={value!r} is not supported (use v2)"
     )
     return None
-
-
-def _valid_port(port: int) -> bool:
-    return 1 <= port <= 65535
 
 
 def _bind_text(li: proxy.Listener) -> str:

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kubelb.kube import backoff, errors, interface, objects, resources, store as stores
+from kubelb.kube import errors, interface, objects, resources, store as stores
+from kubelb.util import backoff
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubelb.api import loadbalancer as api_lb
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import watches
 from kubelb.manager import effective as tenant_effective
@@ -75,7 +75,7 @@ class Infra(Protocol):
         self,
         lb: api_lb.LoadBalancer,
         service: Mapping[str, Any] | None,
-        allocated: Mapping[irbuild.PortKey, int] | None = None,
+        allocated: Mapping[api_ports.PortKey, int] | None = None,
     ) -> irbuild.Placement | None:
         """Where the LoadBalancer's listeners bind; None while it cannot be placed yet.
         `allocated`: its listener ports just allocated (None: as recorded in its status)."""

@@ -18,8 +18,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from kubelb.api import loadbalancer as api_lb
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.kube import objects
 from kubelb.manager import lbservice, ports
 
@@ -37,14 +36,14 @@ class _Namespace:
         self._versions = versions
         self.version = next(versions)
         self.models: dict[str, api_lb.LoadBalancer] = {}
-        self.wanted: dict[str, tuple[irbuild.PortKey, ...]] = {}
+        self.wanted: dict[str, tuple[api_ports.PortKey, ...]] = {}
         # Only the recorded ports of keys the LoadBalancer still wants (what the allocator reads).
-        self.recorded: dict[str, dict[irbuild.PortKey, int]] = {}
-        self.owners: dict[int, set[tuple[str, irbuild.PortKey]]] = {}
+        self.recorded: dict[str, dict[api_ports.PortKey, int]] = {}
+        self.owners: dict[int, set[tuple[str, api_ports.PortKey]]] = {}
         self.sorted_models: list[api_lb.LoadBalancer] | None = None
 
     def add(self, name: str, lb: api_lb.LoadBalancer) -> None:
-        wanted = tuple(sorted({irbuild.port_key(p) for p in lb.spec.ports}))
+        wanted = tuple(sorted({api_ports.port_key(p) for p in lb.spec.ports}))
         recorded = {k: p for k, p in lbservice.recorded_ports(lb).items() if k in wanted}
         self.models[name], self.wanted[name], self.recorded[name] = lb, wanted, recorded
         for key, port in recorded.items():
@@ -73,8 +72,8 @@ class AllocationInputs:
     namespace: str
     version: int
     models: Mapping[str, api_lb.LoadBalancer]
-    wanted: Mapping[str, tuple[irbuild.PortKey, ...]]
-    recorded: Mapping[str, Mapping[irbuild.PortKey, int]]
+    wanted: Mapping[str, tuple[api_ports.PortKey, ...]]
+    recorded: Mapping[str, Mapping[api_ports.PortKey, int]]
 
 
 class LoadBalancerIndex:
@@ -128,7 +127,7 @@ class LoadBalancerIndex:
         return AllocationInputs(namespace, entry.version, entry.models, entry.wanted,
                                 entry.recorded)  # fmt: skip
 
-    def keeps_recorded(self, lb: api_lb.LoadBalancer) -> Mapping[irbuild.PortKey, int] | None:
+    def keeps_recorded(self, lb: api_lb.LoadBalancer) -> Mapping[api_ports.PortKey, int] | None:
         """The LoadBalancer's listener ports when `ports.allocate` over the whole namespace
         would return exactly the ones its status records: every port it wants is recorded,
         valid, and recorded by no other LoadBalancer port. None: allocate for real."""

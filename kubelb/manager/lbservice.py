@@ -4,7 +4,7 @@ Input: a LoadBalancer, its allocated Envoy listener ports, the effective tenant 
 live Service (if any). Output: raw Service and status dicts for the writer. The Service receives
 the external address (from MetalLB, a cloud, or the process deployer) and targets the tenant's
 Envoy pods on the allocated ports; its status is copied back into the LoadBalancer's status,
-from which the agent copies it to the tenant's Service (inventory §3.3).
+from which the agent copies it to the tenant's Service.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubelb.api import labels, loadbalancer as api_lb
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.api import common as api_common, labels, loadbalancer as api_lb, ports as api_ports
 from kubelb.manager import effective as tenant_effective, propagation
 from kubelb.util import naming
 
 SERVICE_PREFIX = "envoy-"
+# Service types with external traffic, the only ones externalTrafficPolicy applies to.
+_EXTERNAL_TYPES = (api_lb.ServiceType.LOAD_BALANCER, api_lb.ServiceType.NODE_PORT)
 
 
 def service_name(lb_name: str) -> str:
@@ -37,7 +38,7 @@ def service_port_name(port: api_lb.LoadBalancerPort) -> str:
 
 def desired_service(
     lb: api_lb.LoadBalancer,
-    listen_ports: Mapping[irbuild.PortKey, int],
+    listen_ports: Mapping[api_ports.PortKey, int],
     effective: tenant_effective.Effective,
     live: Mapping[str, Any] | None,
     *,
@@ -56,7 +57,7 @@ def desired_service(
     live_meta = (live or {}).get("metadata", {})
     live_spec = (live or {}).get("spec", {})
     live_node_ports = {
-        (p.get("name"), p.get("protocol", "TCP")): p.get("nodePort")
+        (p.get("name"), p.get("protocol", api_common.Protocol.TCP)): p.get("nodePort")
         for p in live_spec.get("ports", [])
     }
     annotations = dict(live_meta.get("annotations") or {})
@@ -70,7 +71,7 @@ def desired_service(
             "name": name,
             "port": port.port,
             "protocol": str(port.protocol),
-            "targetPort": listen_ports[irbuild.port_key(port)],
+            "targetPort": listen_ports[api_ports.port_key(port)],
         }
         node_port = live_node_ports.get((name, str(port.protocol)))
         if node_port:
@@ -81,11 +82,11 @@ def desired_service(
         "selector": envoy_selector(namespace) if selector else None,
         "ports": sorted(ports, key=lambda p: (p["name"], p["protocol"])),
     }
-    if lb.spec.external_traffic_policy and lb.spec.type in ("LoadBalancer", "NodePort"):
+    if lb.spec.external_traffic_policy and lb.spec.type in _EXTERNAL_TYPES:
         spec["externalTrafficPolicy"] = str(lb.spec.external_traffic_policy)
-    if not node_ports and lb.spec.type == "LoadBalancer":
+    if not node_ports and lb.spec.type == api_lb.ServiceType.LOAD_BALANCER:
         spec["allocateLoadBalancerNodePorts"] = False
-    if effective.load_balancer_class and lb.spec.type == "LoadBalancer":
+    if effective.load_balancer_class and lb.spec.type == api_lb.ServiceType.LOAD_BALANCER:
         spec["loadBalancerClass"] = effective.load_balancer_class
     lb_labels = lb.metadata.labels or {}
     service_labels = {
@@ -111,75 +112,40 @@ def desired_service(
     }
 
 
-def service_needs_update(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
-    """Compare only the fields we own; the API server adds many we must not fight over."""
-    d_meta, l_meta = desired["metadata"], live.get("metadata", {})
-    d_spec, l_spec = desired["spec"], live.get("spec", {})
-    if d_meta["labels"] != (l_meta.get("labels") or {}):
-        return True
-    if d_meta["annotations"] != (l_meta.get("annotations") or {}):
-        return True
-    for key in ("type", "selector", "loadBalancerClass"):
-        if d_spec.get(key) != l_spec.get(key):
-            return True
-    # The API server defaults externalTrafficPolicy; only a policy we set is ours to enforce.
-    etp = d_spec.get("externalTrafficPolicy")
-    if etp is not None and etp != l_spec.get("externalTrafficPolicy"):
-        return True
-    live_ports = sorted(
-        (
-            {k: p.get(k) for k in ("name", "port", "protocol", "targetPort") if k in p}
-            for p in l_spec.get("ports", [])
-        ),
-        key=lambda p: (str(p.get("name")), str(p.get("protocol"))),
-    )
-    want_ports = [
-        {k: p[k] for k in ("name", "port", "protocol", "targetPort")} for p in d_spec["ports"]
-    ]
-    return bool(live_ports != want_ports)
-
-
 def desired_status_service_ports(
-    lb: api_lb.LoadBalancer, listen_ports: Mapping[irbuild.PortKey, int]
+    lb: api_lb.LoadBalancer, listen_ports: Mapping[api_ports.PortKey, int]
 ) -> list[dict[str, Any]]:
     """`status.service.ports`: the Service ports plus the endpoint port each forwards to.
 
-    Pairing goes by name and protocol; an unnamed port pairs by position (KubeLB #91). This list
+    Paired as the IR builder pairs them (`api_ports.pair`, KubeLB #91): the first endpoints
+    entry that pairs a port gives its `upstreamTargetPort` (0 when none does). This list
     doubles as the persisted port allocation.
     """
-    endpoint_ports = lb.spec.endpoints[0].ports if lb.spec.endpoints else ()
     out = []
     for position, port in enumerate(lb.spec.ports):
-        if port.name:
-            match = next(
-                (
-                    p
-                    for p in endpoint_ports
-                    if p.name == port.name and str(p.protocol) == str(port.protocol)
-                ),
-                None,
-            )
-        else:
-            match = endpoint_ports[position] if position < len(endpoint_ports) else None
+        upstream = api_ports.upstream_port(port, position, lb.spec.endpoints)
         out.append(
             {
                 "name": service_port_name(port),
                 "port": port.port,
                 "protocol": str(port.protocol),
-                "targetPort": listen_ports[irbuild.port_key(port)],
-                "upstreamTargetPort": match.port if match is not None else 0,
+                "targetPort": listen_ports[api_ports.port_key(port)],
+                "upstreamTargetPort": upstream if upstream is not None else 0,
             }
         )
     return sorted(out, key=lambda p: (p["name"], p["protocol"]))
 
 
-def recorded_ports(lb: api_lb.LoadBalancer) -> dict[irbuild.PortKey, int]:
-    """The allocation persisted in the LB's status, keyed like `irbuild.port_key`."""
-    by_service_name = {service_port_name(p): irbuild.port_key(p) for p in lb.spec.ports}
-    out: dict[irbuild.PortKey, int] = {}
+def recorded_ports(lb: api_lb.LoadBalancer) -> dict[api_ports.PortKey, int]:
+    """The allocation persisted in the LB's status, keyed like `api_ports.port_key`."""
+    # By name and protocol: a TCP and a UDP port may share a name.
+    by_service_port = {
+        (service_port_name(p), str(p.protocol)): api_ports.port_key(p) for p in lb.spec.ports
+    }
+    out: dict[api_ports.PortKey, int] = {}
     for p in lb.status.service.ports:
-        key = by_service_name.get(p.name or "")
+        key = by_service_port.get((p.name or "", str(p.protocol)))
         target = p.target_port
-        if key is not None and key[1] == str(p.protocol) and isinstance(target, int):
+        if key is not None and isinstance(target, int):
             out[key] = target
     return out

@@ -31,7 +31,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubelb.api import conditions, finalizers, loadbalancer as api_lb, meta, tenant as api_tenant
+from kubelb.api import (
+    conditions,
+    config as api_config,
+    finalizers,
+    loadbalancer as api_lb,
+    meta,
+    ports as api_ports,
+    tenant as api_tenant,
+)
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, errors, objects, resources, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
@@ -39,7 +47,7 @@ from kubelb.observe import manager_metrics
 
 logger = logging.getLogger(__name__)
 
-ListenPorts = Mapping[irbuild.PortKey, int]
+ListenPorts = Mapping[api_ports.PortKey, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +204,10 @@ class LoadBalancerReconciler:
         if indexed and memo is not None and memo[0] == inputs.version:
             allocation = memo[1]  # nothing in the namespace changed since
         else:
-            wanted: Mapping[str, Iterable[irbuild.PortKey]] = inputs.wanted
-            recorded: Mapping[str, Mapping[irbuild.PortKey, int]] = inputs.recorded
+            wanted: Mapping[str, Iterable[api_ports.PortKey]] = inputs.wanted
+            recorded: Mapping[str, Mapping[api_ports.PortKey, int]] = inputs.recorded
             if not indexed:  # a version the index does not hold (yet): allocate with this one
-                own = tuple(sorted({irbuild.port_key(p) for p in lb.spec.ports}))
+                own = tuple(sorted({api_ports.port_key(p) for p in lb.spec.ports}))
                 wanted = {**inputs.wanted, lb.name: own}
                 recorded = {**inputs.recorded, lb.name: {
                     k: p for k, p in lbservice.recorded_ports(lb).items() if k in own}}  # fmt: skip
@@ -314,7 +322,7 @@ class LoadBalancerReconciler:
             count = 0
         manager_metrics.LOAD_BALANCERS.labels(
             namespace=namespace, tenant=api_tenant.tenant_name_for(namespace),
-            topology=common.TOPOLOGY,
+            topology=api_config.TOPOLOGY,
         ).set(count)  # fmt: skip
         if count == 0:
             self._ports_by_namespace.pop(namespace, None)

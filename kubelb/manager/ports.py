@@ -19,8 +19,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# (port name, or the port number when unnamed; protocol), as irbuild.loadbalancers.port_key.
-PortKey = tuple[str, str]
+from kubelb.api import ports as api_ports
 
 RANGE_START = 10000
 RANGE_END = 65535  # exclusive, as upstream
@@ -34,22 +33,22 @@ class PortsExhaustedError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
-    ports: Mapping[str, Mapping[PortKey, int]]  # LB name -> port key -> listener port
+    ports: Mapping[str, Mapping[api_ports.PortKey, int]]  # LB name -> port key -> listener port
     healed: int  # recorded ports that had to move because another owner had them
 
 
 def allocate(
-    wanted: Mapping[str, Iterable[PortKey]],
-    recorded: Mapping[str, Mapping[PortKey, int]],
+    wanted: Mapping[str, Iterable[api_ports.PortKey]],
+    recorded: Mapping[str, Mapping[api_ports.PortKey, int]],
     *,
     start: int = RANGE_START,
     end: int = RANGE_END,
     reserved: frozenset[int] = RESERVED,
 ) -> Allocation:
     """Give every wanted (LB, port key) a listener port unique within the tenant."""
-    used: dict[int, tuple[str, PortKey]] = {}
-    result: dict[str, dict[PortKey, int]] = {lb: {} for lb in wanted}
-    pending: list[tuple[str, PortKey]] = []
+    used: dict[int, tuple[str, api_ports.PortKey]] = {}
+    result: dict[str, dict[api_ports.PortKey, int]] = {lb: {} for lb in wanted}
+    pending: list[tuple[str, api_ports.PortKey]] = []
     healed = 0
 
     for lb in sorted(wanted):
@@ -79,6 +78,6 @@ def allocate(
 
 
 @functools.lru_cache(maxsize=16384)
-def _offset(lb: str, key: PortKey, span: int) -> int:
+def _offset(lb: str, key: api_ports.PortKey, span: int) -> int:
     digest = hashlib.sha256(f"{lb}\x00{key[0]}\x00{key[1]}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % span

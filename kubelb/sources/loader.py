@@ -13,7 +13,8 @@ Rules:
 - Identity: kind, namespace and name; a namespaced object without a namespace lands in
   "default". A second document with the same identity is an error; the first wins.
 - Writes: server-side apply of the document without `status` and without server-owned metadata
-  (a pasted `kubectl get -o yaml` applies cleanly). Apply creates the object, updates what
+  (a pasted `kubectl get -o yaml` applies cleanly), with the caller's per-kind `defaults`
+  beneath it. Apply creates the object, updates what
   changed (a spec change bumps the generation) and removes fields dropped from the file. A
   document equal to the one last applied, whose object still exists, is not written.
 - Removal: objects this loader applied whose documents vanished are deleted (their finalizers
@@ -43,7 +44,7 @@ import copy
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kubelb.api import errors as api_errors, labels, registry
 from kubelb.kube import errors, interface, objects, resources
@@ -80,6 +81,7 @@ class DocumentError:
     origin: str  # "path#index" of the document, or the object for a failed delete
     message: str
     kept_last_valid: bool = False  # an earlier valid version still stands in the store
+    ref: ObjectRef | None = None  # the object concerned, once the document names one
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +126,17 @@ class Loader:
         *,
         kinds: Sequence[resources.Resource] = DEFAULT_KINDS,
         default_namespace: str = DEFAULT_NAMESPACE,
+        defaults: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """`defaults`: per kind, fields a document gets when it does not set them (what a
+        defaulting webhook would add; e.g. standalone mode's `spec.type: LoadBalancer`)."""
         self.kube = kube
         self.kinds: Mapping[str, resources.Resource] = {r.kind: r for r in kinds}
         self.default_namespace = default_namespace
+        self.defaults = dict(defaults or {})
         self._applied: dict[ObjectRef, _Applied] = {}
+        # Where each object of the last snapshot is defined ("path#index"): status pages show it.
+        self.origins: dict[ObjectRef, str] = {}
         self._lock = asyncio.Lock()
 
     async def sync(self, snapshot: file.Snapshot) -> SyncResult:
@@ -169,6 +177,7 @@ class Loader:
 
     async def _sync(self, snapshot: file.Snapshot) -> SyncResult:
         plan = self._plan(snapshot)
+        self.origins = {ref: doc.origin for ref, (_, doc, _) in plan.bodies.items()}
         unusable = await self._ensure_namespaces(plan)
         created: list[ObjectRef] = []
         updated: list[ObjectRef] = []
@@ -177,7 +186,9 @@ class Loader:
         for ref, (body, doc, valid) in plan.bodies.items():
             if ref.namespace in unusable:
                 why = unusable[ref.namespace]
-                plan.errors.append(DocumentError(doc.origin, f"namespace {ref.namespace}: {why}"))
+                plan.errors.append(
+                    DocumentError(doc.origin, f"namespace {ref.namespace}: {why}", ref=ref)
+                )
                 continue
             outcome = await self._apply(ref, body, doc, valid, plan.errors)
             if outcome == "created":
@@ -218,7 +229,7 @@ class Loader:
                 last = self._applied.get(ref)
                 kept = last is not None and last.valid
                 detail = "; the last valid version stays in place" if kept else ""
-                plan.errors.append(DocumentError(doc.origin, f"{exc}{detail}", kept))
+                plan.errors.append(DocumentError(doc.origin, f"{exc}{detail}", kept, ref))
                 if kept:
                     assert last is not None
                     body = last.body
@@ -249,9 +260,10 @@ class Loader:
         if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
             raise ValueError(f"{kind} has no metadata.name")
         body = {k: copy.deepcopy(v) for k, v in doc.body.items() if k != "status"}
+        body = _beneath(self.defaults.get(resource.kind) or {}, body)
         body_meta = {k: v for k, v in body["metadata"].items() if k not in _SERVER_METADATA}
         if resource.namespaced:
-            body_meta["namespace"] = str(meta.get("namespace") or self.default_namespace)
+            body_meta["namespace"] = str(body_meta.get("namespace") or self.default_namespace)
         else:
             body_meta.pop("namespace", None)
         body["metadata"] = body_meta
@@ -295,7 +307,7 @@ class Loader:
         except errors.NotFoundError:
             live = None
         except errors.ApiError as exc:
-            problems.append(DocumentError(doc.origin, str(exc)))
+            problems.append(DocumentError(doc.origin, str(exc), ref=ref))
             return "failed"
         if live is not None and objects.is_deleting(live):
             return "waiting"
@@ -305,7 +317,7 @@ class Loader:
         try:
             await self.kube.apply(resource, body, force=True)
         except errors.ApiError as exc:
-            problems.append(DocumentError(doc.origin, f"{ref}: {exc.message or exc}"))
+            problems.append(DocumentError(doc.origin, f"{ref}: {exc.message or exc}", ref=ref))
             return "failed"
         self._applied[ref] = _Applied(body, valid)
         return "created" if live is None else "updated"
@@ -321,7 +333,7 @@ class Loader:
             except errors.NotFoundError:
                 pass
             except errors.ApiError as exc:
-                problems.append(DocumentError(str(ref), f"cannot delete: {exc}"))
+                problems.append(DocumentError(str(ref), f"cannot delete: {exc}", ref=ref))
                 continue
             del self._applied[ref]
             deleted.append(ref)
@@ -336,3 +348,15 @@ def _log(result: SyncResult) -> None:
                     len(result.updated), len(result.deleted))  # fmt: skip
     for ref in result.waiting:
         logger.info("%s: still being deleted; it is created again once that finishes", ref)
+
+
+def _beneath(defaults: Mapping[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with `defaults` filled in where it sets nothing (maps merge, the body wins)."""
+    merged = {k: copy.deepcopy(v) for k, v in defaults.items()}
+    for key, value in body.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, Mapping):
+            merged[key] = _beneath(below, value)
+        else:
+            merged[key] = value
+    return merged

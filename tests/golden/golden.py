@@ -1,4 +1,5 @@
-"""Golden-file helpers shared by every suite under tests/golden/ (`xds`, later `ir`, `bootstrap`).
+"""Golden-file helpers shared by every suite under tests/golden/ (`ir`: API objects -> IR,
+`xds`: IR -> Envoy, `chain`: API objects -> IR -> Envoy, `bootstrap`).
 
 A suite is a directory with `in/<case>.yaml` inputs and `out/<case>.<kind>.yaml` outputs. A test
 renders each case to {kind: text} and calls `Suite.check`: without --update-golden any difference,

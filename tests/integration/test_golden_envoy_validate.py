@@ -1,4 +1,5 @@
-"""Every golden `tests/golden/xds/out/<case>.*.yaml` set loads in a real Envoy.
+"""Every golden Envoy output set, `tests/golden/{xds,chain}/out/<case>.*.yaml`, loads in a real
+Envoy.
 
 Each case becomes a bootstrap with the listeners and clusters as static resources and is checked
 with `envoy --mode validate`, which runs Envoy's full config validation (proto constraints,
@@ -21,15 +22,20 @@ import yaml
 from kubelb.envoy import binary
 from tests.golden import golden
 
-SUITE = golden.Suite.named("xds")
-CASES = [p for p in SUITE.params() if "expectError" not in SUITE.load(p.values[0])]
+SUITES = (golden.Suite.named("xds"), golden.Suite.named("chain"))
+CASES = [
+    pytest.param(suite, case, id=f"{suite.root.name}/{case.stem}")
+    for suite in SUITES
+    for case in suite.cases()
+    if "expectError" not in suite.load(case)
+]
 
 pytestmark = pytest.mark.integration
 
 
-def load_outputs(case: str) -> dict[str, list[dict[str, Any]]]:
+def load_outputs(suite: golden.Suite, case: str) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    for kind, path in SUITE.existing(case).items():
+    for kind, path in suite.existing(case).items():
         out[kind] = yaml.safe_load(path.read_text())
     return out
 
@@ -51,9 +57,9 @@ def static_bootstrap(outputs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]
     }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_envoy_accepts_golden_output(case: Path, tmp_path: Path) -> None:
-    outputs = load_outputs(case.stem)
+@pytest.mark.parametrize(("suite", "case"), CASES)
+def test_envoy_accepts_golden_output(suite: golden.Suite, case: Path, tmp_path: Path) -> None:
+    outputs = load_outputs(suite, case.stem)
     assert outputs, f"{case.stem} has no golden outputs"
     config = tmp_path / "bootstrap.json"
     config.write_text(json.dumps(static_bootstrap(outputs), indent=1))

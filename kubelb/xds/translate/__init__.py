@@ -52,15 +52,12 @@ def translate(config: proxy.ProxyConfig) -> Resources:
     if errors:
         raise TranslateError("; ".join(errors))
     plan = balance.plan(config)
-    persistent = {b.name for b in plan.backends if b.cluster.source_ip_persistence}
-    listeners = [_listener(li, plan.targets, persistent) for li in config.listeners]
+    listeners = [_listener(li, plan.targets) for li in config.listeners]
     http_options = http.upstream_options(config)
     clusters = [_cluster(b, http_options.get(b.name)) for b in plan.backends]
     endpoints = [_load_assignment(b) for b in plan.backends if not b.uses_dns]
     routes = [
-        _route_configuration(li, frozenset(r.cluster for r in li.routes if r.cluster in persistent))
-        for li in config.listeners
-        if li.protocol is proxy.Protocol.HTTP
+        _route_configuration(li) for li in config.listeners if li.protocol is proxy.Protocol.HTTP
     ]
     return Resources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
@@ -82,15 +79,12 @@ def clear_cache() -> None:
         cached.cache_clear()
 
 
-def _listener(li: proxy.Listener, targets: dict[str, tuple[str, ...]], persistent: set[str]) -> Any:
+def _listener(li: proxy.Listener, targets: dict[str, tuple[str, ...]]) -> Any:
     if li.protocol is proxy.Protocol.HTTP:
-        # Without its routes: a route change leaves the listener's message, and its packing in
-        # the snapshot, as it was.
-        return _http_listener(dataclasses.replace(li, routes=()))
-    names = targets[li.name]
-    # Hashing by source IP only matters when the chosen cluster runs Maglev.
-    persistence = any(n in persistent for n in names)
-    return _tcp_udp_listener(li, names, persistence)
+        # Without its routes (nor persistence, which only the routes carry): a route change
+        # leaves the listener's message, and its packing in the snapshot, as it was.
+        return _http_listener(dataclasses.replace(li, routes=(), source_ip_persistence=False))
+    return _tcp_udp_listener(li, targets[li.name])
 
 
 # Each resource depends only on its hashable, frozen IR inputs, so a tenant's unchanged listeners
@@ -101,11 +95,11 @@ _CACHE_SIZE = 8192
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _tcp_udp_listener(li: proxy.Listener, names: tuple[str, ...], persistence: bool) -> Any:
+def _tcp_udp_listener(li: proxy.Listener, names: tuple[str, ...]) -> Any:
     if li.protocol is proxy.Protocol.UDP:
         (name,) = names
-        return listener.build_udp_listener(li, name, persistence=persistence)
-    return listener.build_tcp_listener(li, names, persistence=persistence)
+        return listener.build_udp_listener(li, name)
+    return listener.build_tcp_listener(li, names)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
@@ -114,8 +108,8 @@ def _http_listener(li: proxy.Listener) -> Any:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _route_configuration(li: proxy.Listener, persistent: frozenset[str]) -> Any:
-    return http.build_route_configuration(li, persistent)
+def _route_configuration(li: proxy.Listener) -> Any:
+    return http.build_route_configuration(li)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)

@@ -11,7 +11,9 @@ share (see `endpoint.member_weights`):
 - TCP with source-IP persistence: `weighted_clusters` picks a cluster at random per connection,
   which would break stickiness across entries; one Maglev ring over all endpoints keeps it.
 
-Member clusters are emitted on their own only when something else refers to them directly.
+Member clusters are emitted on their own only when something else refers to them directly. A
+backend runs Maglev (`persistent`) when a listener with source-IP persistence forwards or routes
+to it, so that the listener's source-IP hash has a ring to pick from.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Backend:
     cluster: proxy.Cluster
     endpoints: tuple[tuple[proxy.Endpoint, int | None], ...]
     merged: bool = False
+    persistent: bool = False
 
     @property
     def name(self) -> str:
@@ -55,13 +58,16 @@ def plan(config: proxy.ProxyConfig) -> Plan:
     merged: list[Backend] = []
     direct: set[str] = set()
     merged_members: set[str] = set()
+    persistent: set[str] = set()
     for li in config.listeners:
         if li.protocol is proxy.Protocol.HTTP:
             direct.update(r.cluster for r in li.routes)
+            if li.source_ip_persistence:
+                persistent.update(r.cluster for r in li.routes)
             continue
         names = sorted(dict.fromkeys(li.clusters))
         members = [by_name[n] for n in names]
-        if len(members) > 1 and needs_merge(li, members):
+        if len(members) > 1 and needs_merge(li):
             backend = merge(li, members)
             if backend.name in by_name:
                 raise common.TranslateError(
@@ -74,9 +80,15 @@ def plan(config: proxy.ProxyConfig) -> Plan:
         else:
             direct.update(names)
             targets[li.name] = tuple(names)
+            if li.source_ip_persistence:
+                persistent.update(names)
     referenced = direct | merged_members
     singles = [
-        Backend(cluster=c, endpoints=tuple(endpoint.weighted_endpoints([c])))
+        Backend(
+            cluster=c,
+            endpoints=tuple(endpoint.weighted_endpoints([c])),
+            persistent=c.name in persistent,
+        )
         for c in config.clusters
         if c.name in direct or c.name not in referenced
     ]
@@ -84,16 +96,15 @@ def plan(config: proxy.ProxyConfig) -> Plan:
     return Plan(backends=tuple(backends), targets=targets)
 
 
-def needs_merge(li: proxy.Listener, members: Sequence[proxy.Cluster]) -> bool:
-    if li.protocol is proxy.Protocol.UDP:
-        return True
-    return any(m.source_ip_persistence for m in members)
+def needs_merge(li: proxy.Listener) -> bool:
+    """Several clusters behind `li` must become one Envoy cluster (see the module docstring)."""
+    return li.protocol is proxy.Protocol.UDP or li.source_ip_persistence
 
 
 def merge(li: proxy.Listener, members: Sequence[proxy.Cluster]) -> Backend:
     """One cluster for all `members`. Entries of one LoadBalancer share their options; where
-    they differ the safer choice wins (persistence if any asks, the longest connect timeout, the
-    first health check and PROXY protocol setting in name order)."""
+    they differ the safer choice wins (the longest connect timeout, the first health check and
+    PROXY protocol setting in name order). It runs Maglev when the listener is persistent."""
     health_checks = [m.health_check for m in members if m.health_check is not None]
     proxy_protocols = [m.proxy_protocol for m in members if m.proxy_protocol is not None]
     synthetic = proxy.Cluster(
@@ -102,9 +113,11 @@ def merge(li: proxy.Listener, members: Sequence[proxy.Cluster]) -> Backend:
         endpoints=tuple(e for m in members for e in m.endpoints),
         connect_timeout_seconds=max(m.connect_timeout_seconds for m in members),
         health_check=health_checks[0] if health_checks else None,
-        source_ip_persistence=any(m.source_ip_persistence for m in members),
         proxy_protocol=proxy_protocols[0] if proxy_protocols else None,
     )
     return Backend(
-        cluster=synthetic, endpoints=tuple(endpoint.weighted_endpoints(members)), merged=True
+        cluster=synthetic,
+        endpoints=tuple(endpoint.weighted_endpoints(members)),
+        merged=True,
+        persistent=li.source_ip_persistence,
     )

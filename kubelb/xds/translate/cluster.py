@@ -39,9 +39,7 @@ def build_cluster(
         name=c.name,
         connect_timeout=common.duration(c.connect_timeout_seconds),
         lb_policy=(
-            cluster_pb2.Cluster.MAGLEV
-            if c.source_ip_persistence
-            else cluster_pb2.Cluster.ROUND_ROBIN
+            cluster_pb2.Cluster.MAGLEV if backend.persistent else cluster_pb2.Cluster.ROUND_ROBIN
         ),
         common_lb_config=cluster_pb2.Cluster.CommonLbConfig(
             healthy_panic_threshold=percent_pb2.Percent(value=0.0)

@@ -16,7 +16,7 @@ the hostname beat the fallbacks.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from envoy.config.core.v3 import config_source_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -53,15 +53,14 @@ def build_http_listener(li: proxy.Listener) -> listener_pb2.Listener:
     )
 
 
-def build_route_configuration(
-    li: proxy.Listener, persistent: Collection[str] = ()
-) -> route_pb2.RouteConfiguration:
-    """The listener's route table, served by RDS under the listener's name. `persistent`:
-    clusters with source-IP persistence; their routes hash on the client IP."""
+def build_route_configuration(li: proxy.Listener) -> route_pb2.RouteConfiguration:
+    """The listener's route table, served by RDS under the listener's name. With source-IP
+    persistence every route hashes on the client IP."""
     options = li.http or proxy.HTTPOptions()
     check_hostnames(li)
     return route_pb2.RouteConfiguration(
-        name=li.name, virtual_hosts=build_virtual_hosts(li.routes, options, persistent)
+        name=li.name,
+        virtual_hosts=build_virtual_hosts(li.routes, options, persistence=li.source_ip_persistence),
     )
 
 
@@ -111,7 +110,8 @@ def build_connection_manager(
 def build_virtual_hosts(
     routes: Sequence[proxy.HTTPRoute],
     options: proxy.HTTPOptions,
-    persistent: Collection[str] = (),
+    *,
+    persistence: bool = False,
 ) -> list[route_components_pb2.VirtualHost]:
     catch_all = [r for r in routes if not r.hostnames]
     by_host: dict[str, list[proxy.HTTPRoute]] = {}
@@ -128,7 +128,7 @@ def build_virtual_hosts(
             route_components_pb2.VirtualHost(
                 name=host,
                 domains=[host],
-                routes=[_route(r, options, persistent) for r in order_routes(selected)],
+                routes=[_route(r, options, persistence) for r in order_routes(selected)],
             )
         )
     return hosts
@@ -178,12 +178,12 @@ def check_options(listener: str, options: proxy.HTTPOptions) -> None:
 
 
 def _route(
-    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistent: Collection[str]
+    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool
 ) -> route_components_pb2.Route:
     action = route_components_pb2.RouteAction(
         cluster=r.cluster, timeout=common.duration(options.request_timeout_seconds)
     )
-    if r.cluster in persistent:
+    if persistence:
         # The cluster runs Maglev; without a hash policy it would pick a random host.
         action.hash_policy.append(
             route_components_pb2.RouteAction.HashPolicy(

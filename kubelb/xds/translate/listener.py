@@ -24,9 +24,7 @@ UDP_PROXY = "envoy.filters.udp_listener.udp_proxy"
 UDP_ROUTE_ACTION = "route"
 
 
-def build_tcp_listener(
-    li: proxy.Listener, clusters: Sequence[str], *, persistence: bool
-) -> listener_pb2.Listener:
+def build_tcp_listener(li: proxy.Listener, clusters: Sequence[str]) -> listener_pb2.Listener:
     tcp = tcp_proxy_pb2.TcpProxy(
         stat_prefix=common.stat_prefix(li.name),
         access_log=[accesslog.build_stdout_access_log(accesslog.TCP_FORMAT)],
@@ -42,7 +40,7 @@ def build_tcp_listener(
                 ]
             )
         )
-    if persistence:
+    if li.source_ip_persistence:
         tcp.hash_policy.append(
             hash_policy_pb2.HashPolicy(source_ip=hash_policy_pb2.HashPolicy.SourceIp())
         )
@@ -57,9 +55,7 @@ def build_tcp_listener(
     )
 
 
-def build_udp_listener(
-    li: proxy.Listener, cluster: str, *, persistence: bool
-) -> listener_pb2.Listener:
+def build_udp_listener(li: proxy.Listener, cluster: str) -> listener_pb2.Listener:
     route = route_pb2.Route(cluster=cluster)
     matcher = matcher_pb2.Matcher(
         on_no_match=matcher_pb2.Matcher.OnMatch(
@@ -73,7 +69,7 @@ def build_udp_listener(
         matcher=matcher,
         access_log=[accesslog.build_stdout_access_log(accesslog.UDP_FORMAT)],
     )
-    if persistence:
+    if li.source_ip_persistence:
         udp.hash_policies.append(udp_proxy_pb2.UdpProxyConfig.HashPolicy(source_ip=True))
     return listener_pb2.Listener(
         name=li.name,

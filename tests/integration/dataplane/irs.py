@@ -20,7 +20,7 @@ def endpoints(servers: Sequence[HasPort]) -> tuple[proxy.Endpoint, ...]:
 
 def l4(
     protocol: proxy.Protocol, servers: Sequence[HasPort], *, port: int | None = None,
-    name: str = "l4", **cluster: Any,
+    name: str = "l4", source_ip_persistence: bool = False, **cluster: Any,
 ) -> proxy.ProxyConfig:  # fmt: skip
     kind = socket.SOCK_DGRAM if protocol is proxy.Protocol.UDP else socket.SOCK_STREAM
     return proxy.ProxyConfig(
@@ -29,6 +29,7 @@ def l4(
             proxy.Listener(
                 name=name, address="127.0.0.1", port=port or backends.free_port(kind),
                 protocol=protocol, clusters=(f"{name}-c",),
+                source_ip_persistence=source_ip_persistence,
             ),
         ),
         clusters=(
@@ -41,7 +42,8 @@ def l4(
 
 def http(
     routes: Sequence[tuple[str, Sequence[HasPort], tuple[str, ...], str]], *,
-    port: int | None = None, options: proxy.HTTPOptions | None = None, **cluster: Any,
+    port: int | None = None, options: proxy.HTTPOptions | None = None,
+    source_ip_persistence: bool = False, **cluster: Any,
 ) -> proxy.ProxyConfig:  # fmt: skip
     """`routes`: (cluster name, servers, hostnames, path prefix) in any order."""
     return proxy.ProxyConfig(
@@ -50,6 +52,7 @@ def http(
             proxy.Listener(
                 name="web", address="127.0.0.1", port=port or backends.free_port(),
                 protocol=proxy.Protocol.HTTP, http=options,
+                source_ip_persistence=source_ip_persistence,
                 routes=tuple(
                     proxy.HTTPRoute(name=f"r-{c}", cluster=c, hostnames=h, path_prefix=p)
                     for c, _, h, p in routes

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from kubelb.api import loadbalancer as api_lb
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.app import manager as app_manager
 from kubelb.infra import process as process_infra
-from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import client, objects, resources
 from kubelb.manager import effective as tenant_effective, lbservice
 from tests.integration.manager.helpers import (
@@ -130,7 +129,7 @@ async def test_selector_of_an_earlier_manager_is_dropped_once(
                             namespace=ns)  # fmt: skip
     lb = api_lb.LoadBalancer.model_validate(raw)
     effective = tenant_effective.resolve(None, None)
-    listen = {irbuild.port_key(port): 10000 for port in lb.spec.ports}
+    listen = {api_ports.port_key(port): 10000 for port in lb.spec.ports}
     old = lbservice.desired_service(lb, listen, effective, None, node_ports=False)
     assert old["spec"]["selector"] == lbservice.envoy_selector(ns)
     old["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
@@ -162,7 +161,7 @@ async def test_selector_of_an_earlier_manager_is_dropped_once(
 
         # Settled: reconciling again writes nothing (the Service and the status are skipped).
         # Counted in this namespace: the API server is shared with other tests' leftovers.
-        await settled(manager)
+        await settled(manager, ns)
         writes, skipped = manager.writer.writes_in[ns], manager.writer.skipped_in[ns]
         manager.lb_controller.enqueue(objects.ObjectKey(ns, "web"))
         await eventually(lambda: _async(manager.writer.skipped_in[ns] >= skipped + 2),

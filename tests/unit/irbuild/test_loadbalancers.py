@@ -95,8 +95,7 @@ def test_persistence_proxy_protocol_and_hostname_endpoints():
     udp = next(c for c in config.clusters if c.protocol is proxy.Protocol.UDP)
     assert tcp.proxy_protocol is proxy.ProxyProtocol.V2
     assert udp.proxy_protocol is None  # PROXY protocol is TCP only
-    assert tcp.source_ip_persistence
-    assert udp.source_ip_persistence
+    assert all(li.source_ip_persistence for li in config.listeners)
     assert {e.address for e in tcp.endpoints} == {
         "node.example",
         "10.0.0.9",

@@ -6,8 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from kubelb.api import loadbalancer as api_lb
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.kube import objects
 from kubelb.manager import lbindex, lbservice, ports
 
@@ -105,7 +104,7 @@ def test_fast_path_agrees_with_a_full_allocation():
             raw = raw_lb(f"lb{i}", lb_ports=names, recorded=recorded)
             index.update(objects.key_of(raw), raw)
         lbs = index.live("tenant-a")
-        wanted = {lb.name: [irbuild.port_key(p) for p in lb.spec.ports] for lb in lbs}
+        wanted = {lb.name: [api_ports.port_key(p) for p in lb.spec.ports] for lb in lbs}
         recorded_all = {lb.name: lbservice.recorded_ports(lb) for lb in lbs}
         full = ports.allocate(wanted, recorded_all)
         for lb in lbs:
@@ -139,7 +138,7 @@ def test_allocation_inputs_match_the_models_and_change_version_on_every_update()
         lbs = index.live("tenant-a")
         assert dict(inputs.models) == {lb.name: lb for lb in lbs}
         wanted = {
-            lb.name: tuple(sorted({irbuild.port_key(p) for p in lb.spec.ports})) for lb in lbs
+            lb.name: tuple(sorted({api_ports.port_key(p) for p in lb.spec.ports})) for lb in lbs
         }
         assert dict(inputs.wanted) == wanted
         full = ports.allocate(wanted, {lb.name: lbservice.recorded_ports(lb) for lb in lbs})

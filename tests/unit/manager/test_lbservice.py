@@ -1,4 +1,5 @@
 from kubelb.api import loadbalancer as api_lb, tenant as api_tenant
+from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import writer
 from kubelb.manager import effective, lbservice
 
@@ -71,25 +72,6 @@ def test_live_node_ports_and_third_party_annotations_are_kept():
     assert svc["spec"]["loadBalancerClass"] == "metallb"
 
 
-def test_needs_update_only_on_owned_fields():
-    eff = effective.resolve(None, None)
-    desired = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
-    live = {
-        "metadata": {**desired["metadata"], "resourceVersion": "5"},
-        "spec": {
-            **desired["spec"],
-            "clusterIP": "10.0.0.1",
-            "externalTrafficPolicy": "Cluster",
-            "ports": [{**p, "nodePort": 30000 + i} for i, p in enumerate(desired["spec"]["ports"])],
-        },
-    }
-    assert not lbservice.service_needs_update(desired, live)
-    moved = {**ALLOCATED, ("http", "TCP"): 20081}
-    assert lbservice.service_needs_update(
-        lbservice.desired_service(make_lb(), moved, eff, live), live
-    )
-
-
 def test_status_ports_pair_by_name_and_round_trip_as_recorded_ports():
     lb = make_lb()
     ports = lbservice.desired_status_service_ports(lb, ALLOCATED)
@@ -115,6 +97,56 @@ def test_status_ports_pair_by_name_and_round_trip_as_recorded_ports():
     assert lbservice.recorded_ports(with_status) == ALLOCATED
 
 
+def test_status_ports_pair_over_every_endpoints_entry_as_the_ir_does():
+    """An entry without the port is skipped, like the IR builder skips it: the status reports the
+    endpoint port the first cluster of the port's listener forwards to."""
+    lb = make_lb(
+        ports=[
+            {"name": "https", "port": 443},
+            {"name": "dns", "port": 53, "protocol": "UDP"},
+            {"name": "none", "port": 9},
+        ],
+        endpoints=[
+            {"addresses": [{"ip": "10.0.0.1"}],
+             "ports": [{"name": "dns", "port": 30053}, {"name": "other", "port": 30001}]},
+            {"addresses": [{"ip": "10.0.0.2"}],
+             "ports": [{"name": "https", "port": 31443},
+                       {"name": "dns", "port": 31053, "protocol": "UDP"}]},
+        ],
+    )  # fmt: skip
+    allocated = {("https", "TCP"): 20443, ("dns", "UDP"): 20053, ("none", "TCP"): 20009}
+    upstream = {
+        (p["name"], p["protocol"]): p["upstreamTargetPort"]
+        for p in lbservice.desired_status_service_ports(lb, allocated)
+    }
+    assert upstream == {("https", "TCP"): 31443, ("dns", "UDP"): 31053, ("none", "TCP"): 0}
+    config = irbuild.build_proxy_config(
+        TENANT_NS, [(lb, irbuild.Placement("0.0.0.0", allocated))], {}
+    ).config
+    served = {
+        (li.port, li.protocol.value): config.cluster(li.clusters[0]).endpoints[0].port
+        for li in config.listeners
+    }
+    assert served == {(20443, "TCP"): 31443, (20053, "UDP"): 31053}
+
+
+def test_recorded_ports_tell_a_tcp_and_a_udp_port_of_one_name_apart():
+    lb = make_lb(
+        ports=[{"name": "dns", "port": 53}, {"name": "dns", "port": 53, "protocol": "UDP"}],
+        endpoints=[
+            {"addresses": [{"ip": "10.0.0.1"}],
+             "ports": [{"name": "dns", "port": 30053},
+                       {"name": "dns", "port": 30053, "protocol": "UDP"}]},
+        ],
+    )  # fmt: skip
+    allocated = {("dns", "TCP"): 20053, ("dns", "UDP"): 21053}
+    written = lbservice.desired_status_service_ports(lb, allocated)
+    with_status = lb.model_copy(
+        update={"status": api_lb.LoadBalancerStatus.model_validate({"service": {"ports": written}})}
+    )
+    assert lbservice.recorded_ports(with_status) == allocated
+
+
 def test_node_ports_can_be_declined_for_load_balancer_services_only():
     eff = effective.resolve(None, None)
     default = lbservice.desired_service(make_lb(), ALLOCATED, eff, None)
@@ -135,8 +167,6 @@ def test_no_selector_differs_from_a_live_selector_only():
         **desired["spec"], "selector": lbservice.envoy_selector(TENANT_NS)}}  # fmt: skip
     without = {"metadata": desired["metadata"],
                "spec": {k: v for k, v in desired["spec"].items() if k != "selector"}}  # fmt: skip
-    assert lbservice.service_needs_update(desired, with_selector)
-    assert not lbservice.service_needs_update(desired, without)
-    # The writer's comparison agrees: the stale selector is written away, its absence is kept.
+    # The writer's comparison: the stale selector is written away, its absence is kept.
     assert not writer.covers(with_selector, desired)
     assert writer.covers(without, desired)

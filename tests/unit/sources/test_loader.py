@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kubelb.api import labels
 from kubelb.kube import errors, informer, memory, objects, resources
 from kubelb.sources import file, loader
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 
 LBS = resources.LOAD_BALANCERS
 
@@ -131,6 +131,8 @@ async def test_invalid_versions_never_replace_a_valid_one(tmp_path, store):
     result = await load.sync(source.load())
     kept, stored = result.errors
     assert kept.kept_last_valid
+    assert kept.ref == loader.ObjectRef("LoadBalancer", "shop", "api")
+    assert load.origins[kept.ref] == kept.origin
     assert "SCTP" in kept.message
     assert kept.origin.endswith("lb.yaml#0")
     live = await store.get(LBS, "api", namespace="shop")
@@ -222,3 +224,22 @@ async def test_watch_recreates_an_object_once_its_deletion_finishes(tmp_path, st
         await results.aclose()
     live = await store.get(LBS, "api", namespace="shop")
     assert live["spec"]["ports"][0]["port"] == 81
+
+
+async def test_defaults_fill_what_documents_leave_unset(tmp_path, store):
+    (tmp_path / "lb.yaml").write_text(lb("api") + "---\n" + lb("web").replace(
+        "spec:\n", "spec:\n  type: ClusterIP\n"))  # fmt: skip
+    (tmp_path / "config.yaml").write_text(CONFIG.replace(", namespace: kubelb", ""))
+    defaults: dict[str, dict[str, Any]] = {
+        "LoadBalancer": {"spec": {"type": "LoadBalancer"}, "metadata": {"labels": {"a": "b"}}},
+        "Config": {"metadata": {"namespace": "kubelb"}},  # where the manager reads it
+    }
+    load = loader.Loader(store, defaults=defaults)
+    result = await load.sync(file.FileSource(tmp_path).load())
+    assert "Config kubelb/default" in names(result.created)
+    api = await store.get(LBS, "api", namespace="shop")
+    web = await store.get(LBS, "web", namespace="shop")
+    assert (api["spec"]["type"], web["spec"]["type"]) == ("LoadBalancer", "ClusterIP")
+    assert api["spec"]["ports"] == [{"name": "http", "port": 80}]
+    assert objects.labels(web) == {"a": "b"}
+    assert objects.name(web) == "web"

@@ -17,10 +17,15 @@ def cluster(name: str, protocol: proxy.Protocol = TCP, **kw: object) -> proxy.Cl
 
 
 def listener(
-    name: str, clusters: tuple[str, ...], protocol: proxy.Protocol = TCP
+    name: str, clusters: tuple[str, ...], protocol: proxy.Protocol = TCP, *, sticky: bool = False
 ) -> proxy.Listener:
     return proxy.Listener(
-        name=name, address="0.0.0.0", port=80, protocol=protocol, clusters=clusters
+        name=name,
+        address="0.0.0.0",
+        port=80,
+        protocol=protocol,
+        clusters=clusters,
+        source_ip_persistence=sticky,
     )
 
 
@@ -62,16 +67,30 @@ def test_persistent_tcp_entries_are_merged_with_the_safer_options() -> None:
     hc = proxy.HealthCheck(interval_seconds=2)
     config = proxy.ProxyConfig(
         node_id="n",
-        listeners=(listener("l", ("a", "b")),),
+        listeners=(listener("l", ("a", "b"), sticky=True),),
         clusters=(
-            cluster("a", source_ip_persistence=True, connect_timeout_seconds=1),
+            cluster("a", connect_timeout_seconds=1),
             cluster("b", connect_timeout_seconds=7, health_check=hc),
         ),
     )
     (merged,) = balance.plan(config).backends
-    assert merged.cluster.source_ip_persistence
+    assert merged.persistent
     assert merged.cluster.connect_timeout_seconds == 7
     assert merged.cluster.health_check == hc
+
+
+def test_clusters_run_maglev_only_behind_a_persistent_listener() -> None:
+    config = proxy.ProxyConfig(
+        node_id="n",
+        listeners=(
+            listener("sticky", ("a",), sticky=True),
+            listener("plain", ("b",)),
+            listener("both", ("a", "b"), UDP),
+        ),
+        clusters=(cluster("a"), cluster("b"), cluster("orphan")),
+    )
+    persistent = {b.name: b.persistent for b in balance.plan(config).backends}
+    assert persistent == {"a": True, "b": False, "both-merged": False, "orphan": False}
 
 
 def test_member_also_used_directly_is_still_emitted() -> None:
