@@ -33,6 +33,7 @@ from kubelb.app import core, dataplanes, errors, logs, runner
 from kubelb.infra import host
 from kubelb.ir import proxy
 from kubelb.kube import memory, objects
+from kubelb.manager import lbservice
 from kubelb.observe import server
 from kubelb.placement import pool
 from kubelb.sources import file, loader
@@ -208,7 +209,7 @@ class Standalone:
             await self.driver.start()
             async with contextlib.aclosing(self.loader.watch(self.source)) as files:
                 self._loaded(await anext(files))
-                restored = await state.restore(self.state, self.kube)
+                restored = await state.restore(self.state, self.kube, lbservice.service_name)
                 if restored:
                     logger.info("restored %d management Services from %s", restored,
                                 self.state.path)  # fmt: skip

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "services.json"
 FORMAT_VERSION = 2
+# Format 1, before standalone mode ran the manager's reconcilers: "namespace/name" of each
+# LoadBalancer -> its address. Read once, when there is no STATE_FILE yet.
+LEGACY_FILE = "assignments.json"
 
 
 def record_of(service: objects.RawObject) -> dict[str, Any]:
@@ -87,11 +90,18 @@ def _identity(record: dict[str, Any]) -> tuple[str, str]:
     return (record["metadata"]["namespace"], record["metadata"]["name"])
 
 
-async def restore(store: StateStore, kube: interface.KubeApi) -> int:
+async def restore(
+    store: StateStore, kube: interface.KubeApi, service_name: Callable[[str], str]
+) -> int:
     """Put back the saved Services whose LoadBalancer exists in `kube`; the number restored.
-    Call after the files are loaded and before the reconcilers start."""
+    Call after the files are loaded and before the reconcilers start. `service_name(lb name)`:
+    the management Service's name, for a state folder in format 1."""
     restored = 0
-    for record in store.load():
+    if await asyncio.to_thread(store.path.exists):
+        records = await asyncio.to_thread(store.load)
+    else:
+        records = await _legacy_records(store.path.parent / LEGACY_FILE, kube, service_name)
+    for record in records:
         meta = record.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         lb_name = (meta.get("labels") or {}).get(labels.LB_NAME)
@@ -112,6 +122,40 @@ async def restore(store: StateStore, kube: interface.KubeApi) -> int:
             continue
         restored += 1
     return restored
+
+
+async def _legacy_records(
+    path: Path, kube: interface.KubeApi, service_name: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    """Format 1's addresses as Service records, with the ports of the LoadBalancers now in the
+    files (the address pool needs no more)."""
+    try:
+        raw = json.loads(await asyncio.to_thread(path.read_text))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        logger.warning("ignoring unreadable state file %s: %s", path, e)
+        return []
+    addresses = raw.get("addresses") if isinstance(raw, dict) else None
+    records = []
+    for key, address in (addresses if isinstance(addresses, dict) else {}).items():
+        namespace, _, name = str(key).partition("/")
+        try:
+            lb = await kube.get(resources.LOAD_BALANCERS, name, namespace=namespace)
+        except errors.NotFoundError:
+            continue
+        ports = [{"port": p["port"], "protocol": p.get("protocol") or "TCP"}
+                 for p in (lb.get("spec") or {}).get("ports") or ()
+                 if isinstance(p, dict) and isinstance(p.get("port"), int)]  # fmt: skip
+        records.append({
+            "metadata": {"namespace": namespace, "name": service_name(name),
+                         "labels": {labels.LB_NAME: name}},
+            "spec": {"type": "LoadBalancer", "ports": ports},
+            "status": {"loadBalancer": {"ingress": [{"ip": str(address)}]}},
+        })  # fmt: skip
+    if records:
+        logger.info("taking %d addresses from %s (the previous state format)", len(records), path)
+    return records
 
 
 class Recorder:

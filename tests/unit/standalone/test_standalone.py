@@ -179,6 +179,18 @@ async def test_addresses_survive_a_restart(tmp_path):
         assert (lbs["z"]["address"], lbs["a"]["address"]) == ("127.0.0.1", "127.0.0.2")
 
 
+async def test_addresses_of_the_previous_state_format_are_kept(tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "assignments.json").write_text(
+        '{"version": 1, "addresses": {"demo/z": "127.0.0.1", "demo/gone": "127.0.0.2"}}'
+    )
+    (cfg(tmp_path) / "a.yaml").write_text(lb_yaml("a", 8080) + "---\n" + lb_yaml("z", 8080))
+    async with running(tmp_path, ("127.0.0.1", "127.0.0.2")) as app:
+        lbs = by_name(await settled(app))
+        # Placed afresh, a (sorting first) would take 127.0.0.1.
+        assert (lbs["z"]["address"], lbs["a"]["address"]) == ("127.0.0.1", "127.0.0.2")
+
+
 async def test_a_lb_removed_while_stopped_gives_its_address_back(tmp_path):
     (cfg(tmp_path) / "z.yaml").write_text(lb_yaml("z", 8080))
     pool = ("127.0.0.1", "127.0.0.2")
