@@ -61,7 +61,9 @@ def test_openssl_verifies_the_chain(authority: ca.Authority, tmp_path: Path) -> 
         s_in.write(outgoing.read())
         incoming.write(s_out.read())
     c.do_handshake()  # raises SSLCertVerificationError when the chain or the name is wrong
-    assert c.getpeercert()["subjectAltName"] == (
+    peer = c.getpeercert()
+    assert peer is not None
+    assert peer["subjectAltName"] == (
         ("URI", identity.SERVER_URI),
         ("DNS", "envoycp.kubelb.svc"),
         ("IP Address", "127.0.0.1"),
@@ -137,4 +139,4 @@ def test_write_dir_swaps_every_file_at_once(authority: ca.Authority, tmp_path: P
     assert files.read(directory, files.KEY) == two.key
     versions = [p for p in directory.iterdir() if p.name.startswith("..") and not p.is_symlink()]
     assert len(versions) == 1  # the old version is gone
-    assert f'"filename": "{directory}/tls.crt"' in files.read(directory, files.SDS).decode()
+    assert f'"filename": "{directory}/tls.crt"' in (directory / files.SDS).read_text()
