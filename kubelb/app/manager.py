@@ -8,6 +8,12 @@ one Envoy per tenant over xDS (node id = tenant namespace). Envoys run as Deploy
 from --address-pool (--envoy-deployer=process). With leader election (the default) only the
 leader writes; every replica serves xDS.
 
+xDS is served over mTLS (--xds-tls, the default): the manager keeps a small CA (Secret
+kubelb-xds-ca in --namespace, or <state-dir>/_xds-certs/_ca with the process deployer), gives each
+Envoy a certificate naming its node (Secret envoy-<tenant-ns>-xds-cert, or a file in the state
+dir), rotates it, and serves a stream only the node its certificate names. Plaintext
+(--xds-tls=false) is for the process deployer on a loopback --listen-address only.
+
 Example:
   kubelb --mode=manager --kubeconfig mgmt.kubeconfig --envoy-deployer=process \\
       --address-pool 127.0.0.16/28 --listen-address 127.0.0.1:8001
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import ipaddress
 import logging
 import tempfile
 from collections.abc import Callable
@@ -25,7 +33,7 @@ from pathlib import Path
 
 from kubelb.app import logs, manager_dataplane, runner
 from kubelb.envoy import binary, kubernetes as envoy_k8s
-from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra
+from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra, xdscerts
 from kubelb.kube import (
     client,
     controller,
@@ -38,6 +46,7 @@ from kubelb.kube import (
 )
 from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies, tenants
 from kubelb.observe import manager_metrics, server
+from kubelb.pki import ca, serving
 from kubelb.placement import pool
 from kubelb.xds import cache, server as xds_server
 
@@ -75,6 +84,8 @@ class Settings:
     debug: bool = False
     xds_delta: bool = False  # Envoys use incremental xDS
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
+    xds_tls: bool = True  # mTLS between Envoys and the xDS server
+    xds_cert_validity: float = ca.LEAF_VALIDITY.total_seconds()  # leaf certificates, seconds
 
 
 def _bool(text: str) -> bool:
@@ -178,6 +189,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Envoys take their configuration by incremental (delta) xDS: an update carries "
         "only what changed (default: false, state of the world)",
     )
+    add(
+        "--xds-tls",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=d.xds_tls,
+        help="serve xDS over mTLS: each Envoy gets a certificate naming its node and may take "
+        "only that node's configuration; false (plaintext) is allowed only with "
+        "--envoy-deployer=process and a loopback --listen-address (default: true)",
+    )
+    add(
+        "--xds-cert-validity",
+        type=float,
+        default=d.xds_cert_validity,
+        help="lifetime in seconds of the Envoys' and the xDS server's certificates; each is "
+        f"replaced after {ca.RENEW_AT:.0%} of it (default: {d.xds_cert_validity:.0f})",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -194,6 +222,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit("kubelb: --workers must be at least 1")
     if not args.namespace:
         raise SystemExit("kubelb: --namespace must not be empty")
+    if not args.xds_tls and not (
+        args.envoy_deployer == "process" and _loopback(args.listen_address)
+    ):
+        raise SystemExit(
+            "kubelb: --xds-tls=false hands any tenant's configuration to whoever reaches the xDS "
+            "port: allowed only with --envoy-deployer=process and a loopback --listen-address"
+        )
+    if args.xds_cert_validity < 1:
+        raise SystemExit("kubelb: --xds-cert-validity must be at least 1 second")
     return Settings(
         kubeconfig=args.kubeconfig, namespace=args.namespace, log_level=args.log_level,
         listen_address=args.listen_address,
@@ -206,7 +243,18 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
         xds_delta=args.xds_delta, tenant_api_server=args.tenant_api_server,
+        xds_tls=args.xds_tls, xds_cert_validity=args.xds_cert_validity,
     )  # fmt: skip
+
+
+def _loopback(address: str) -> bool:
+    host, _ = server.parse_address(address)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -243,6 +291,9 @@ class Manager:
         self.cache = cache.SnapshotCache()
         self.xds = xds_server.XdsServer(self.cache)
         self.publisher = manager_dataplane.SnapshotPublisher(self.cache)
+        # Envoys' xDS certificates (None: plaintext); the CA is loaded in `run`.
+        self.xds_certs = XDS_CERTS[settings.envoy_deployer](self) if settings.xds_tls else None
+        self.server_certs: serving.ServerCertificates | None = None
         # The one place that knows how Envoy runs; every reconciler gets the object.
         self.infra = INFRASTRUCTURES[settings.envoy_deployer](self)
         self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, self.infra)
@@ -280,7 +331,15 @@ class Manager:
         self.lb_controller.enqueue(key)
 
     async def run(self) -> None:
-        self.xds_port = await self.xds.start(self.settings.listen_address)
+        credentials = None
+        if self.xds_certs is not None:
+            self.server_certs = serving.ServerCertificates(
+                await self.xds_certs.load_authority(),
+                dns_names=self._server_names(), ips=self._server_ips(),
+                validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
+            )  # fmt: skip
+            credentials = self.server_certs.credentials()
+        self.xds_port = await self.xds.start(self.settings.listen_address, credentials=credentials)
         host, _ = server.parse_address(self.settings.listen_address)
         self.infra.bind_xds(host, self.xds_port)
         await self.probes.start()
@@ -296,6 +355,16 @@ class Manager:
                     group.create_task(self._lead(), name="leader-work")
         finally:
             await self._shutdown()
+
+    def _server_names(self) -> list[str]:
+        ns, host = self.settings.namespace, self.settings.envoy_xds_host
+        names = [f"envoycp.{ns}.svc", f"envoycp.{ns}.svc.cluster.local", "localhost"]
+        return [host, *names] if host and not _is_ip(host) else names
+
+    def _server_ips(self) -> list[str]:
+        listen, _ = server.parse_address(self.settings.listen_address)
+        wanted = ["127.0.0.1", "::1", listen.strip("[]"), self.settings.envoy_xds_host or ""]
+        return [a for a in wanted if _is_ip(a) and not ipaddress.ip_address(a).is_unspecified]
 
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""
@@ -323,12 +392,22 @@ class Manager:
         await self.metrics.stop()
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _process_infra(m: Manager) -> infrastructure.Infra:
     s = m.settings
+    certs = m.xds_certs
+    assert certs is None or isinstance(certs, xdscerts.FileCerts)
     return process_infra.ProcessInfra(
         m.inputs, m.writer, pool=s.address_pool, state_dir=s.state_dir,
         envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
-        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb,
+        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb, certs=certs,
     )  # fmt: skip
 
 
@@ -339,8 +418,25 @@ def _kubernetes_infra(m: Manager) -> infrastructure.Infra:
         shutdown_manager_image=s.envoy_shutdown_manager_image,
         admin_on_all_interfaces=s.debug, xds_delta=s.xds_delta,
     )  # fmt: skip
+    certs = m.xds_certs
+    assert certs is None or isinstance(certs, xdscerts.SecretCerts)
     return kubernetes_infra.KubernetesInfra(m.inputs, m.writer, m.informers, options,
-                                            xds_port=s.envoy_xds_port)  # fmt: skip
+                                            xds_port=s.envoy_xds_port, certs=certs)  # fmt: skip
+
+
+def _validity(m: Manager) -> datetime.timedelta:
+    return datetime.timedelta(seconds=m.settings.xds_cert_validity)
+
+
+# --envoy-deployer -> where the Envoys' xDS certificates and the CA live.
+XDS_CERTS: dict[str, Callable[[Manager], xdscerts.FileCerts | xdscerts.SecretCerts]] = {
+    "kubernetes": lambda m: xdscerts.SecretCerts(
+        m.kube, m.writer, m.informers, m.settings.namespace, validity=_validity(m)
+    ),
+    "process": lambda m: xdscerts.FileCerts(
+        m.settings.state_dir / "_xds-certs", validity=_validity(m)
+    ),
+}
 
 
 # --envoy-deployer -> how the manager runs Envoy. A new way is a new `Infra` class and one entry.

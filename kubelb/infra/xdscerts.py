@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.kube import client, errors, informer, objects, resources, writer as kwriter
 from kubelb.pki import ca, files
 from kubelb.util import naming
@@ -33,9 +34,9 @@ from kubelb.util import naming
 logger = logging.getLogger(__name__)
 
 CA_SECRET = "kubelb-xds-ca"
-MOUNT_PATH = "/etc/kubelb/xds-tls"
 TLS_DIR = "xds-tls"
 SECRET_LABEL = "kubelb.k8c.io/xds-certificate"
+SECRET_SELECTOR = f"{SECRET_LABEL}=true"
 MAX_CHECK_PERIOD = 60.0
 
 
@@ -49,8 +50,27 @@ class Issuer(Protocol):
     name: str
     check_period: float
 
+    async def load_authority(self) -> ca.Authority:
+        """Load the persisted CA (created when missing); needed before anything is issued."""
+
     async def rotate(self) -> int:
         """Re-issue every due certificate; how many were."""
+
+
+class _Certs:
+    """The CA, once loaded (`load_authority`, or given)."""
+
+    def __init__(self, authority: ca.Authority | None, validity: datetime.timedelta) -> None:
+        self._authority = authority
+        self.validity = validity
+        self.check_period = check_period(validity)
+        self.issued = 0
+
+    @property
+    def authority(self) -> ca.Authority:
+        if self._authority is None:
+            raise RuntimeError("the xDS CA is not loaded yet")
+        return self._authority
 
 
 class Rotation:
@@ -70,17 +90,26 @@ class Rotation:
             await asyncio.sleep(self.issuer.check_period)
 
 
-class FileCerts:
+class FileCerts(_Certs):
     name = "files"
 
-    def __init__(self, authority: ca.Authority, root: Path, *,
-                 validity: datetime.timedelta = ca.LEAF_VALIDITY) -> None:  # fmt: skip
-        self.authority = authority
+    def __init__(
+        self,
+        root: Path,
+        *,
+        ca_dir: Path | None = None,
+        authority: ca.Authority | None = None,
+        validity: datetime.timedelta = ca.LEAF_VALIDITY,
+    ) -> None:
+        """Certificates under `root`; the CA persists in `ca_dir` (default `root/_ca`)."""
+        super().__init__(authority, validity)
         self.root = Path(root)
-        self.validity = validity
-        self.check_period = check_period(validity)
+        self.ca_dir = ca_dir or self.root / "_ca"  # no node id (DNS-1035) is "_ca"
         self.nodes: set[str] = set()
-        self.issued = 0
+
+    async def load_authority(self) -> ca.Authority:
+        self._authority = await asyncio.to_thread(files.load_or_create_authority, self.ca_dir)
+        return self._authority
 
     def directory(self, node_id: str) -> Path:
         return self.root / naming.dns1035(node_id) / TLS_DIR
@@ -113,10 +142,6 @@ def load_authority_dir(directory: Path) -> ca.Authority:
     return files.load_or_create_authority(directory)
 
 
-def secret_name(namespace: str) -> str:
-    return naming.truncate(f"envoy-{namespace}-xds-cert")
-
-
 def _data(secret: objects.RawObject | None, key: str) -> bytes | None:
     value = ((secret or {}).get("data") or {}).get(key)
     return base64.b64decode(value) if isinstance(value, str) else None
@@ -126,37 +151,48 @@ def _encode(data: dict[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode() for k, v in sorted(data.items())}
 
 
-class SecretCerts:
-    """Kubernetes mode: one Secret per tenant namespace, read back through `secrets`."""
+class SecretCerts(_Certs):
+    """Kubernetes mode: one Secret per tenant namespace, read back through `secrets`; the CA in
+    Secret `CA_SECRET` of the manager's `namespace`."""
 
     name = "secrets"
 
-    def __init__(self, authority: ca.Authority, writer: kwriter.Writer,
-                 secrets: informer.Informer, *,
-                 validity: datetime.timedelta = ca.LEAF_VALIDITY) -> None:  # fmt: skip
-        self.authority = authority
+    def __init__(
+        self,
+        kube: client.Client,
+        writer: kwriter.Writer,
+        informers: informer.Informers,
+        namespace: str,
+        *,
+        authority: ca.Authority | None = None,
+        validity: datetime.timedelta = ca.LEAF_VALIDITY,
+    ) -> None:
+        super().__init__(authority, validity)
+        self.kube = kube
         self.writer = writer
-        self.secrets = secrets
-        self.validity = validity
-        self.check_period = check_period(validity)
-        self.issued = 0
+        self.namespace = namespace
+        self.secrets = informers.get(resources.SECRETS, label_selector=SECRET_SELECTOR)
+
+    async def load_authority(self) -> ca.Authority:
+        self._authority = await load_authority_secret(self.kube, self.namespace)
+        return self._authority
 
     def desired(self, namespace: str, leaf: ca.Leaf) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
-                "name": secret_name(namespace),
+                "name": envoy_k8s.xds_cert_secret(namespace),
                 "namespace": namespace,
                 "labels": {SECRET_LABEL: "true"},
             },
             "type": "Opaque",
-            "data": _encode(files.leaf_files(leaf, MOUNT_PATH)),
+            "data": _encode(files.leaf_files(leaf, envoy_k8s.XDS_TLS_MOUNT)),
         }
 
     async def ensure(self, namespace: str) -> bool:
         """Write the tenant's Secret when missing or due; True when written."""
-        key = objects.ObjectKey(namespace, secret_name(namespace))
+        key = objects.ObjectKey(namespace, envoy_k8s.xds_cert_secret(namespace))
         current = self.secrets.store.get(key)
         if not ca.due(_data(current, files.CERT), self.authority, node_id=namespace):
             return False
@@ -168,7 +204,7 @@ class SecretCerts:
         return True
 
     async def remove(self, namespace: str) -> None:
-        key = objects.ObjectKey(namespace, secret_name(namespace))
+        key = objects.ObjectKey(namespace, envoy_k8s.xds_cert_secret(namespace))
         if key in self.secrets.store:
             await self.writer.delete(resources.SECRETS, key)
 

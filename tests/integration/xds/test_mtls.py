@@ -152,7 +152,7 @@ async def test_envoy_takes_its_config_over_mtls_and_rotates(
     mtls: Mtls, envoys: supervisor.EnvoySupervisor, tmp_path: Path
 ) -> None:
     validity = datetime.timedelta(seconds=8)
-    certs = xdscerts.FileCerts(mtls.authority, tmp_path / "certs", validity=validity)
+    certs = xdscerts.FileCerts(tmp_path / "certs", authority=mtls.authority, validity=validity)
     directory = certs.ensure(NODE)
     first = x509.load_pem_x509_certificate((directory / "tls.crt").read_bytes())
     port = backends.free_port()
