@@ -204,7 +204,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d.xds_cert_validity,
         help="lifetime in seconds of the Envoys' and the xDS server's certificates; each is "
-        f"replaced after {ca.RENEW_AT:.0%} of it (default: {d.xds_cert_validity:.0f})",
+        f"replaced after {round(ca.RENEW_AT * 100)}%% of it (default: {d.xds_cert_validity:.0f})",
     )
 
 
