@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from cryptography import x509
 
 from kubelb.envoy import supervisor
 from kubelb.infra import xdscerts
-from kubelb.pki import ca, serving
+from kubelb.pki import ca, identity, serving
 from kubelb.xds import cache, server, snapshot, translate
 from tests.integration.xds import backends
 from tests.integration.xds.conftest import NODE, answers, config, envoy_spec, tcp_lb
@@ -162,3 +164,48 @@ async def test_envoy_takes_its_config_over_mtls_and_rotates(
         assert certs.issued >= 2
         assert mtls.server.refused == 0
         assert envoys.restarts(NODE) == 0
+
+
+def _server_serial(port: int, authority: ca.Authority, client: ca.Leaf, tmp_path: Path) -> int:
+    """One TLS handshake with the xDS port: the serial number of the certificate it presents
+    (checked against the CA and its URI SAN)."""
+    (tmp_path / "ca.crt").write_bytes(authority.cert_pem)
+    (tmp_path / "tls.crt").write_bytes(client.cert)
+    (tmp_path / "tls.key").write_bytes(client.key)
+    context = ssl.create_default_context(cafile=tmp_path / "ca.crt")
+    context.check_hostname = False  # Envoy checks the URI SAN, as below
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    assert ca.uris(cert) == [identity.SERVER_URI]
+    return cert.serial_number
+
+
+async def test_server_certificate_is_replaced_before_it_expires(tmp_path: Path) -> None:
+    """gRPC asks for the server's certificate at each handshake: a due one is re-issued, so the
+    server never presents an expired certificate and needs no restart."""
+    authority = ca.Authority.create()
+    certs = serving.ServerCertificates(
+        authority, ips=["127.0.0.1"], validity=datetime.timedelta(seconds=3)
+    )
+    srv = server.XdsServer(cache.SnapshotCache())
+    port = await srv.start("127.0.0.1:0", credentials=certs.credentials())
+    client = authority.issue_node(NODE)
+    try:
+        first = await asyncio.to_thread(_server_serial, port, authority, client, tmp_path)
+        assert first == certs.leaf.certificate.serial_number
+
+        async def replaced() -> bool:
+            serial = await asyncio.to_thread(_server_serial, port, authority, client, tmp_path)
+            return serial != first
+
+        await backends.eventually(replaced, what="a new server certificate")
+        assert certs.issued >= 2
+    finally:
+        await srv.stop(grace=0.5)
