@@ -9,10 +9,10 @@ timeout, plus TCP keepalive, on the `xds_cluster`. Probe listeners mirror upstre
 `probe_listener` (GET /ready, answered by the admin interface) and `health_check_listener`
 (GET /healthz, which fails once Envoy is told to drain).
 
-With `spec.xds_tls_dir` the `xds_cluster` speaks mTLS: its client certificate comes by file-based
-SDS from that directory (`kubelb.pki.files`), so a rotated certificate is used from the next
-connection on without a restart; the server must present a certificate of the same CA naming
-`kubelb.pki.identity.SERVER_URI`.
+With `spec.xds_tls_dir` the `xds_cluster` speaks mTLS: its client certificate and the CA come by
+file-based SDS from that directory (`kubelb.pki.files`), so a rotated certificate (or a new CA)
+is used from the next connection on without a restart; the server must present a certificate of
+that CA naming `kubelb.pki.identity.SERVER_URI`.
 """
 
 from __future__ import annotations
@@ -157,35 +157,44 @@ def _xds_cluster(host: str, port: int, tls_dir: str | None) -> dict[str, Any]:
 
 
 def _xds_tls(host: str, directory: str) -> dict[str, Any]:
-    """mTLS to the xDS server: our certificate by file-based SDS (re-read when the directory
-    changes), the server's checked against the CA and its identity."""
+    """mTLS to the xDS server: our certificate and the CA by file-based SDS (re-read when the
+    directory changes); the server's certificate is checked against both."""
     context: dict[str, Any] = {
         "@type": _UPSTREAM_TLS,
         "common_tls_context": {
             "alpn_protocols": ["h2"],
             "tls_certificate_sds_secret_configs": [
-                {
-                    "name": pki_files.SDS_NAME,
-                    "sds_config": {
-                        "path_config_source": {
-                            "path": f"{directory}/{pki_files.SDS}",
-                            "watched_directory": {"path": directory},
-                        },
-                        "resource_api_version": "V3",
-                    },
-                }
+                _file_sds(pki_files.SDS_NAME, directory, pki_files.SDS)
             ],
-            "validation_context": {
-                "trusted_ca": {"filename": f"{directory}/{pki_files.CA}"},
-                "match_typed_subject_alt_names": [
-                    {"san_type": "URI", "matcher": {"exact": identity.SERVER_URI}}
-                ],
+            # The CA by SDS too, so a replaced CA needs no Envoy restart.
+            "combined_validation_context": {
+                "default_validation_context": {
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": identity.SERVER_URI}}
+                    ]
+                },
+                "validation_context_sds_secret_config": _file_sds(
+                    pki_files.CA_SDS_NAME, directory, pki_files.CA_SDS
+                ),
             },
         },
     }
     if not _is_ip(host):
         context["sni"] = host
     return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _file_sds(name: str, directory: str, filename: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "sds_config": {
+            "path_config_source": {
+                "path": f"{directory}/{filename}",
+                "watched_directory": {"path": directory},
+            },
+            "resource_api_version": "V3",
+        },
+    }
 
 
 def _admin_cluster(spec: deployer.EnvoySpec) -> dict[str, Any]:

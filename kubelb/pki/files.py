@@ -1,13 +1,15 @@
 """The files an Envoy reads its xDS client certificate from, laid out as the kubelet lays out a
 mounted Secret, so one bootstrap serves both modes.
 
-A certificate directory holds `tls.crt`, `tls.key`, `ca.crt` and `sds.json`, each a symlink into
-`..data`, itself a symlink to the current version's folder. `write_dir` swaps `..data` in one
-rename: Envoy's file-based SDS (`sds.json`, watched through the directory) sees a move into the
-directory and reads the new certificate and key together, never a half-written pair.
+A certificate directory holds `tls.crt`, `tls.key`, `ca.crt`, `sds.json` and `ca-sds.json`,
+each a symlink into `..data`, itself a symlink to the current version's folder. `write_dir` swaps
+`..data` in one rename: Envoy's file-based SDS (the two JSON files, watched through the
+directory) sees a move into the directory and reads the new certificate and key together, never
+a half-written pair; a new CA is picked up the same way.
 
-`sds_resource(directory)` is the SDS file's content: one TLS certificate Secret, `SDS_NAME`,
-whose files are in `directory` (the directory as Envoy sees it: in Kubernetes the mount path).
+`sds_resource(directory)` and `ca_sds_resource(directory)` are the SDS files' content: the TLS
+certificate Secret `SDS_NAME` and the validation context Secret `CA_SDS_NAME`, whose files are
+in `directory` (the directory as Envoy sees it: in Kubernetes the mount path).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ CERT = "tls.crt"
 KEY = "tls.key"
 CA = "ca.crt"
 SDS = "sds.json"
+CA_SDS = "ca-sds.json"
 SDS_NAME = "xds_client_certificate"
+CA_SDS_NAME = "xds_server_ca"
 _DATA = "..data"
 _SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
@@ -44,9 +48,23 @@ def sds_resource(directory: str) -> str:
     return json.dumps({"resources": [secret]}, indent=2, sort_keys=True) + "\n"
 
 
+def ca_sds_resource(directory: str) -> str:
+    """The file-based SDS document naming the CA that signs the server's certificate."""
+    secret = {
+        "@type": _SECRET_TYPE,
+        "name": CA_SDS_NAME,
+        "validation_context": {
+            "trusted_ca": {"filename": f"{directory}/{CA}"},
+            "watched_directory": {"path": directory},
+        },
+    }
+    return json.dumps({"resources": [secret]}, indent=2, sort_keys=True) + "\n"
+
+
 def leaf_files(leaf: ca.Leaf, directory: str) -> dict[str, bytes]:
     """Every file of a certificate directory for `leaf`, seen by Envoy at `directory`."""
-    return {CERT: leaf.cert, KEY: leaf.key, CA: leaf.ca, SDS: sds_resource(directory).encode()}
+    return {CERT: leaf.cert, KEY: leaf.key, CA: leaf.ca, SDS: sds_resource(directory).encode(),
+            CA_SDS: ca_sds_resource(directory).encode()}  # fmt: skip
 
 
 def write_dir(directory: Path, files: Mapping[str, bytes]) -> None:

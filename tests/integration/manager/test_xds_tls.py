@@ -112,7 +112,7 @@ async def test_kubernetes_mode_mounts_a_node_certificate(
         secret = await eventually(lambda: get(kube, resources.SECRETS, alpha, name),
                                   what="the certificate Secret")  # fmt: skip
         data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
-        assert set(data) == {files.CERT, files.KEY, files.CA, files.SDS}
+        assert set(data) == {files.CERT, files.KEY, files.CA, files.SDS, files.CA_SDS}
         assert secret["metadata"]["labels"] == {xdscerts.SECRET_LABEL: "true"}
         stored = await get(kube, resources.SECRETS, management_namespace, xdscerts.CA_SECRET)
         authority = ca.Authority.from_pem(base64.b64decode(stored["data"]["ca.crt"]),

@@ -209,3 +209,37 @@ async def test_server_certificate_is_replaced_before_it_expires(tmp_path: Path) 
         assert certs.issued >= 2
     finally:
         await srv.stop(grace=0.5)
+
+
+async def test_envoy_follows_a_new_ca_without_a_restart(
+    mtls: Mtls, envoys: supervisor.EnvoySupervisor, tmp_path: Path
+) -> None:
+    """The CA reaches Envoy by SDS as well: after the CA is replaced (its Secret deleted, the
+    managers restarted), Envoy's re-issued certificate directory is all it needs."""
+    root = tmp_path / "certs"
+    directory = xdscerts.FileCerts(root, authority=mtls.authority).ensure(NODE)
+    port = backends.free_port()
+    async with backends.TCPEcho("a") as a, backends.TCPEcho("b") as b:
+        mtls.cache.set_snapshot(
+            NODE,
+            snapshot.Snapshot.from_resources(
+                translate.translate(config(tcp_lb("lb", port, a.port)))
+            ),
+        )
+        await envoys.ensure(NODE, envoy_spec(mtls.port, xds_tls_dir=str(directory)))
+        await backends.eventually(lambda: answers(port, "a:"), what="traffic over the first CA")
+
+        replacement = ca.Authority.create()
+        assert xdscerts.FileCerts(root, authority=replacement).ensure(NODE) == directory
+        mtls.certs = serving.ServerCertificates(replacement, ips=["127.0.0.1"])
+        await mtls.restart()
+        mtls.cache.set_snapshot(
+            NODE,
+            snapshot.Snapshot.from_resources(
+                translate.translate(config(tcp_lb("lb", port, b.port)))
+            ),
+        )
+        await backends.eventually(lambda: answers(port, "b:"), within=60,
+                                  what="the new config from a server of the new CA")  # fmt: skip
+        assert envoys.restarts(NODE) == 0
+        assert mtls.server.refused == 0

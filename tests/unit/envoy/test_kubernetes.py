@@ -103,9 +103,9 @@ def test_xds_tls_mounts_the_certificate_secret():
     (xds,) = [c for c in boot["static_resources"]["clusters"] if c["name"] == "xds_cluster"]
     tls = xds["transport_socket"]["typed_config"]
     assert tls["sni"] == "envoycp.kubelb.svc"
-    assert tls["common_tls_context"]["validation_context"]["trusted_ca"] == {
-        "filename": "/etc/kubelb/xds-tls/ca.crt"
-    }
+    validation = tls["common_tls_context"]["combined_validation_context"]
+    sds = validation["validation_context_sds_secret_config"]["sds_config"]["path_config_source"]
+    assert sds["path"] == "/etc/kubelb/xds-tls/ca-sds.json"
     plain = render()
     assert "volumes" not in plain["spec"]["template"]["spec"]
     assert "transport_socket" not in containers(plain)["envoy-proxy"]["args"][1]
