@@ -339,11 +339,11 @@ class Manager:
                 validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
             )  # fmt: skip
             credentials = self.server_certs.credentials()
+        await self.probes.start()
+        await self.metrics.start()
         self.xds_port = await self.xds.start(self.settings.listen_address, credentials=credentials)
         host, _ = server.parse_address(self.settings.listen_address)
         self.infra.bind_xds(host, self.xds_port)
-        await self.probes.start()
-        await self.metrics.start()
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
             async with asyncio.TaskGroup() as group:

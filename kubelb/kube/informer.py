@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kubelb.kube import backoff, client, errors, objects, resources, store as stores
+from kubelb.kube import client, errors, objects, resources, store as stores
+from kubelb.util import backoff
 
 logger = logging.getLogger(__name__)
 

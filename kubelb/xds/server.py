@@ -36,6 +36,7 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from kubelb.observe import server as observe_server
 from kubelb.pki import identity
 from kubelb.xds import cache, callbacks, delta, snapshot, sotw
 
@@ -76,7 +77,17 @@ class ServerOptions:
             ("grpc.max_connection_age_ms", _ms(age)),
             ("grpc.max_connection_age_grace_ms", _ms(self.max_connection_age_grace_seconds)),
             ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            # A second server on a port in use must fail, not silently share its connections.
+            ("grpc.so_reuseport", 0),
         ]
+
+
+def grpc_target(host: str, port: int) -> str:
+    """gRPC's spelling of a listen address: it refuses an empty host, and a wildcard host makes
+    it listen on every interface of both families (`[::]` falls back to IPv4 without IPv6)."""
+    if not host:
+        host = "::"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _ms(seconds: float) -> int:
@@ -115,20 +126,31 @@ class XdsServer:
     async def start(
         self, address: str, *, credentials: grpc.ServerCredentials | None = None
     ) -> int:
-        """Listen on `address` ("host:port"; port 0 picks a free one) and return the port.
+        """Listen on `address` (`HOST:PORT`, `:PORT` for every interface; port 0 picks a free
+        one) and return the port. Raises `BindError` when the address cannot be bound.
         `credentials`: serve mTLS (client certificate required), each node to itself only."""
+        host, port = observe_server.parse_address(address)
+        # Bind once ourselves first: gRPC tells no reason for a failure, and logs its own line.
+        if (error := observe_server.bind_error(host, port)) is not None:
+            raise observe_server.BindError(
+                observe_server.cannot_listen("xDS server", address, error)
+            )
         server = grpc.aio.server(options=self.options.grpc_options())
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
-        if credentials is None:
-            port: int = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, credentials)
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(grpc_target(host, port))
+            else:
+                port = server.add_secure_port(grpc_target(host, port), credentials)
+        except RuntimeError:  # gRPC's only word on a failed bind
+            port = 0
         if port == 0:
-            raise OSError(f"xDS server cannot listen on {address}")
+            await server.stop(None)
+            raise observe_server.BindError(observe_server.cannot_listen("xDS server", address))
         await server.start()
         self._server, self.port, self._stopping = server, port, False
         self.mtls = credentials is not None
-        logger.info("xDS server listening on %s (port %d, %s)", address, port,
+        logger.info("xDS server listening on %s (%s)", observe_server.format_address(host, port),
                     "mTLS" if self.mtls else "plaintext")  # fmt: skip
         return port
 

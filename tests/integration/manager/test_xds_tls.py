@@ -85,12 +85,10 @@ async def test_process_mode_envoys_use_mtls_and_rotate(kube, tenants, managers, 
 
         # Rotation: a new certificate replaces the 6 s one, and Envoy loads it.
         first = leaf.certificate.serial_number
-        admin = infra.envoys.admin_port(alpha)
-        assert admin is not None
 
         async def rotated_and_loaded():
             current = _serial((directory / files.CERT).read_bytes())
-            return current != first and await envoy_client_serials(admin) == {current}
+            return current != first and await envoy_client_serials(infra.envoys, alpha) == {current}
 
         await eventually(rotated_and_loaded, what="a rotated certificate in Envoy")
         answer = await exchange(POOL_ADDRESS, lb_port, b"again")

@@ -45,9 +45,9 @@ async def ask(
         await channel.close()
 
 
-async def envoy_client_serials(admin_port: int) -> set[int]:
-    """Serial numbers of the client certificates Envoy holds (admin /certs)."""
-    _, body = await supervisor.admin_request("127.0.0.1", admin_port, "GET", "/certs")
+async def envoy_client_serials(envoys: supervisor.EnvoySupervisor, node_id: str) -> set[int]:
+    """Serial numbers of the client certificates the node's Envoy holds (admin /certs)."""
+    _, body = await envoys.admin(node_id, "GET", "/certs")
     return {
         int(cert["serial_number"], 16)
         for entry in json.loads(body)["certificates"]

@@ -130,12 +130,10 @@ async def test_envoy_takes_its_config_over_mtls_and_rotates(
 
         rotation = asyncio.create_task(xdscerts.Rotation(certs).run())
         try:
-            admin = envoys.admin_port(NODE)
-            assert admin is not None
 
             async def envoy_holds_a_new_certificate() -> bool:
                 current = x509.load_pem_x509_certificate((directory / "tls.crt").read_bytes())
-                held = await envoy_client_serials(admin)
+                held = await envoy_client_serials(envoys, NODE)
                 return current.serial_number != first.serial_number and held == {
                     current.serial_number
                 }
