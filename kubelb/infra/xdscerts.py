@@ -10,8 +10,8 @@ well before it expires and Envoy's file-based SDS picks it up without a restart.
 the tenant namespace, which the Envoy Deployment mounts; the kubelet refreshes a mounted Secret
 in place, so rotation needs no new pod.
 
-The CA itself persists across restarts: `load_authority_dir` (files in the state directory) and
-`load_authority_secret` (Secret `CA_SECRET` in the manager's namespace, created when missing; a
+The CA itself persists across restarts (`load_authority`): files in the state directory, or
+Secret `CA_SECRET` in the manager's namespace (`load_authority_secret`: created when missing; a
 replica that loses the race to create it reads the winner's).
 """
 
@@ -136,10 +136,6 @@ class FileCerts(_Certs):
         for node_id in sorted(self.nodes):
             self.ensure(node_id)
         return self.issued - before
-
-
-def load_authority_dir(directory: Path) -> ca.Authority:
-    return files.load_or_create_authority(directory)
 
 
 def _data(secret: objects.RawObject | None, key: str) -> bytes | None:
