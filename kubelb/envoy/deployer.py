@@ -36,3 +36,6 @@ class EnvoySpec:
     extra_args: tuple[str, ...] = ()
     # Incremental (delta) ADS: each update carries only the resources that changed.
     xds_delta: bool = False
+    # mTLS to the xDS server: the certificate directory as Envoy sees it (`kubelb.pki.files`
+    # layout); None: plaintext.
+    xds_tls_dir: str | None = None
