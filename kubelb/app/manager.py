@@ -30,21 +30,28 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubelb.app import core, logs, manager_dataplane, runner
 from kubelb.envoy import binary, kubernetes as envoy_k8s
 from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra, xdscerts
-from kubelb.kube import client, events, kubeconfig, leader
+from kubelb.kube import client, errors as kerrors, events, kubeconfig, leader
 from kubelb.manager import infrastructure, tenants
 from kubelb.observe import manager_metrics, server
 from kubelb.pki import ca, serving
 from kubelb.placement import pool
+from kubelb.util import backoff
 from kubelb.xds import cache, server as xds_server
+
+if TYPE_CHECKING:
+    import grpc
 
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "19f32e7b.kubelb.k8c.io"
 FIELD_MANAGER = "kubelb-manager"
+# Reading the xDS CA while the API server is unreachable at start.
+CA_RETRY = backoff.Backoff(initial=0.5, cap=10.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,21 +324,15 @@ class Manager:
         return INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
 
     async def run(self) -> None:
-        credentials = None
-        if self.xds_certs is not None:
-            self.server_certs = serving.ServerCertificates(
-                await self.xds_certs.load_authority(),
-                dns_names=self._server_names(), ips=self._server_ips(),
-                validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
-            )  # fmt: skip
-            credentials = self.server_certs.credentials()
         await self.probes.start()
         await self.metrics.start()
-        self.xds_port = await self.xds.start(self.settings.listen_address, credentials=credentials)
-        host, _ = server.parse_address(self.settings.listen_address)
-        self.infra.bind_xds(host, self.xds_port)
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
+            credentials = await self._xds_credentials()
+            self.xds_port = await self.xds.start(self.settings.listen_address,
+                                                 credentials=credentials)  # fmt: skip
+            host, _ = server.parse_address(self.settings.listen_address)
+            self.infra.bind_xds(host, self.xds_port)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.core.run_readers(), name="readers")
                 if self.elector is not None:
@@ -340,6 +341,29 @@ class Manager:
                     group.create_task(self._lead(), name="leader-work")
         finally:
             await self._shutdown()
+
+    async def _xds_credentials(self) -> grpc.ServerCredentials | None:
+        """The xDS server's mTLS credentials (None: plaintext). The CA may live in the API
+        server: while it cannot be read the manager keeps retrying, its probes up and not ready,
+        rather than crash-looping."""
+        if self.xds_certs is None:
+            return None
+        failures = 0
+        authority: ca.Authority | None = None
+        while authority is None:
+            try:
+                authority = await self.xds_certs.load_authority()
+            except (kerrors.TransportError, kerrors.ServerError,
+                    kerrors.TooManyRequestsError) as exc:  # fmt: skip
+                delay = CA_RETRY.delay(failures)
+                failures += 1
+                logger.warning("loading the xDS CA failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+        self.server_certs = serving.ServerCertificates(
+            authority, dns_names=self._server_names(), ips=self._server_ips(),
+            validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
+        )  # fmt: skip
+        return self.server_certs.credentials()
 
     def _server_names(self) -> list[str]:
         ns, host = self.settings.namespace, self.settings.envoy_xds_host
