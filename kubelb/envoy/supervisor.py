@@ -6,7 +6,8 @@ from our xDS server. Per node a supervision task owned by the supervisor:
 - starts Envoy with `asyncio.create_subprocess_exec` in its own session (so a terminal's Ctrl-C
   reaches only us), with PR_SET_PDEATHSIG so it dies with this process, and a dynamic hot-restart
   base id so several Envoys coexist on one host;
-- polls the admin `/ready` until Envoy is LIVE;
+- polls the admin `/ready` until Envoy is LIVE (admin on a free loopback port, or on the Unix
+  socket `admin.sock` in the node's state directory when the spec asks for `admin_pipe`);
 - restarts Envoy when it exits unexpectedly, with capped exponential backoff;
 - logs Envoy's stderr through Python logging (`kubelb.envoy.process`; Envoy's info as DEBUG,
   warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`);
@@ -26,6 +27,7 @@ import logging
 import os
 import re
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +52,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _SHM_DIR = Path("/dev/shm")
+_UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +121,11 @@ class EnvoySupervisor:
         envoy = self._envoys.get(node_id)
         return envoy.admin_port if envoy else None
 
+    def admin_path(self, node_id: str) -> str | None:
+        """The admin interface's Unix socket (specs with `admin_pipe`), else None."""
+        envoy = self._envoys.get(node_id)
+        return envoy.admin_path if envoy else None
+
     def restarts(self, node_id: str) -> int:
         envoy = self._envoys.get(node_id)
         return envoy.restarts if envoy else 0
@@ -133,6 +141,7 @@ class _Envoy:
         self.dir = owner.state_dir / naming.dns1035(node_id)
         self.process: asyncio.subprocess.Process | None = None
         self.admin_port: int | None = None
+        self.admin_path: str | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
         self._stopping = asyncio.Event()
@@ -184,12 +193,14 @@ class _Envoy:
 
     async def _run_once(self) -> int:
         """Start Envoy, wait for it to become ready, then for it to exit; return its exit code."""
-        admin_port = self.spec.admin_port or _free_port(self.spec.admin_address)
+        admin_path = _admin_socket(self.dir) if self.spec.admin_pipe else None
+        admin_port = (
+            0 if admin_path else self.spec.admin_port or _free_port(self.spec.admin_address)
+        )
         spec = dataclasses.replace(self.spec, admin_port=admin_port)
         config = self.dir / "bootstrap.json"
-        await asyncio.to_thread(
-            _write, config, bootstrap.to_json(bootstrap.render(self.node_id, spec))
-        )
+        rendered = bootstrap.render(self.node_id, spec, admin_path=admin_path)
+        await asyncio.to_thread(_write, config, bootstrap.to_json(rendered))
         proc = await asyncio.create_subprocess_exec(
             *self._command(spec, config),
             stdin=asyncio.subprocess.DEVNULL,
@@ -198,14 +209,14 @@ class _Envoy:
             start_new_session=True,
             preexec_fn=children.die_with_parent(),
         )
-        self.process, self.admin_port = proc, admin_port
+        self.process, self.admin_port, self.admin_path = proc, admin_port or None, admin_path
         if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
             await _terminate(proc, self.spec.stop_timeout_seconds)
         logger.info(
-            "Envoy for node %r started (pid %d, admin 127.0.0.1:%d)",
+            "Envoy for node %r started (pid %d, admin %s)",
             self.node_id,
             proc.pid,
-            admin_port,
+            admin_path or f"{spec.admin_address}:{admin_port}",
             extra={"tenant": self.node_id},
         )
         assert proc.stdout is not None
@@ -252,7 +263,7 @@ class _Envoy:
         while proc.returncode is None:
             try:
                 status, _ = await admin_request(
-                    spec.admin_address, spec.admin_port, "GET", "/ready"
+                    spec.admin_address, spec.admin_port, "GET", "/ready", unix=self.admin_path
                 )
             except (OSError, TimeoutError, ValueError):
                 status = 0
@@ -263,11 +274,12 @@ class _Envoy:
             await asyncio.sleep(0.1)
 
     async def _drain_and_stop(self, proc: asyncio.subprocess.Process) -> None:
-        port = self.admin_port
-        if port is not None:
+        port, unix = self.admin_port, self.admin_path
+        if port is not None or unix is not None:
             for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
                 try:
-                    await admin_request(self.spec.admin_address, port, "POST", path)
+                    await admin_request(self.spec.admin_address, port or 0, "POST", path,
+                                        unix=unix)  # fmt: skip
                 except (OSError, TimeoutError, ValueError) as e:
                     logger.debug("Envoy for node %r: %s failed: %s", self.node_id, path, e)
             logger.info(
@@ -300,11 +312,21 @@ class _Envoy:
 
 
 async def admin_request(
-    host: str, port: int, method: str, path: str, *, limit_seconds: float = 2.0
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    *,
+    limit_seconds: float = 2.0,
+    unix: str | None = None,
 ) -> tuple[int, str]:
-    """One HTTP/1.1 request to Envoy's admin interface (or a probe listener): (status, body)."""
+    """One HTTP/1.1 request to Envoy's admin interface (or a probe listener): (status, body).
+    `unix`: the admin interface's Unix socket, used instead of host and port."""
     async with asyncio.timeout(limit_seconds):
-        reader, writer = await asyncio.open_connection(host, port)
+        if unix is not None:
+            reader, writer = await asyncio.open_unix_connection(unix)
+        else:
+            reader, writer = await asyncio.open_connection(host, port)
         try:
             authority = f"[{host}]" if ":" in host else host
             writer.write(
@@ -356,6 +378,18 @@ async def _pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> No
         text = line.decode(errors="replace").rstrip()
         if text:
             sink(text)
+
+
+def _admin_socket(directory: Path) -> str:
+    """`<directory>/admin.sock`, any stale one removed (a restarted Envoy binds it again). A
+    path longer than a Unix socket allows gets a private temporary directory instead."""
+    path = directory / "admin.sock"
+    if len(os.fsencode(path)) >= _UNIX_PATH_MAX:
+        path = Path(tempfile.mkdtemp(prefix="kubelb-envoy-")) / "admin.sock"
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return str(path)
 
 
 def _free_port(host: str) -> int:
