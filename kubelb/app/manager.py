@@ -25,7 +25,12 @@ from pathlib import Path
 
 from kubelb.app import logs, manager_dataplane, runner
 from kubelb.envoy import binary, kubernetes as envoy_k8s
-from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra
+from kubelb.infra import (
+    hubsockets,
+    kubernetes as kubernetes_infra,
+    process as process_infra,
+)
+from kubelb.irbuild import endpointpolicy
 from kubelb.kube import (
     client,
     controller,
@@ -75,6 +80,10 @@ class Settings:
     debug: bool = False
     xds_delta: bool = False  # Envoys use incremental xDS
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
+    # The management cluster's Service and Pod CIDRs: denied to tenant endpoints (kubernetes
+    # deployer).
+    service_cidrs: tuple[str, ...] = ()
+    pod_cidrs: tuple[str, ...] = ()
 
 
 def _bool(text: str) -> bool:
@@ -162,6 +171,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: kube-public/cluster-info, else the kubernetes EndpointSlice)",
     )
     add(
+        "--service-cidr",
+        default="",
+        help="kubernetes deployer: the management cluster's Service CIDRs (comma-separated), "
+        "which tenant endpoints may not name (default: none besides the built-in denies)",
+    )
+    add(
+        "--pod-cidr",
+        default="",
+        help="kubernetes deployer: the management cluster's Pod CIDRs (comma-separated), "
+        "which tenant endpoints may not name",
+    )
+    add(
         "--debug",
         type=_bool,
         nargs="?",
@@ -194,6 +215,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit("kubelb: --workers must be at least 1")
     if not args.namespace:
         raise SystemExit("kubelb: --namespace must not be empty")
+    cidrs = {}
+    for flag in ("service_cidr", "pod_cidr"):
+        values = tuple(c.strip() for c in (getattr(args, flag, "") or "").split(",") if c.strip())
+        try:
+            endpointpolicy.parse_networks(values)
+        except ValueError as exc:
+            raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {exc}") from None
+        cidrs[flag] = values
     return Settings(
         kubeconfig=args.kubeconfig, namespace=args.namespace, log_level=args.log_level,
         listen_address=args.listen_address,
@@ -206,6 +235,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
         xds_delta=args.xds_delta, tenant_api_server=args.tenant_api_server,
+        service_cidrs=cidrs["service_cidr"], pod_cidrs=cidrs["pod_cidr"],
     )  # fmt: skip
 
 
@@ -246,7 +276,8 @@ class Manager:
         # The one place that knows how Envoy runs; every reconciler gets the object.
         self.infra = INFRASTRUCTURES[settings.envoy_deployer](self)
         self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, self.infra)
-        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra)
+        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra,
+                                                        self.events)  # fmt: skip
         self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
         self.elector = None
         if settings.enable_leader_election:
@@ -285,6 +316,7 @@ class Manager:
         self.infra.bind_xds(host, self.xds_port)
         await self.probes.start()
         await self.metrics.start()
+        await self._refuse_hub_sockets(host)
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
             async with asyncio.TaskGroup() as group:
@@ -296,6 +328,19 @@ class Manager:
                     group.create_task(self._lead(), name="leader-work")
         finally:
             await self._shutdown()
+
+    async def _refuse_hub_sockets(self, xds_host: str) -> None:
+        """Tenant endpoints may never name the servers just bound, Envoy's own sockets or the
+        API server (before any reconciler builds an IR)."""
+        local = await asyncio.to_thread(hubsockets.local_networks)
+        ours = [hubsockets.bound(xds_host, self.xds_port, local),
+                hubsockets.bound(self.probes.host, self.probes.port, local),
+                hubsockets.bound(self.metrics.host, self.metrics.port, local),
+                *await hubsockets.api_server(self.kube, local)]  # fmt: skip
+        self.inputs.endpoint_base = self.infra.endpoint_base.with_hub(ours)
+        logger.info("endpoint policy: %d hub sockets refused, %d CIDRs denied by default",
+                    len(self.inputs.endpoint_base.hub),
+                    len(self.inputs.endpoint_base.denied))  # fmt: skip
 
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""
@@ -340,7 +385,9 @@ def _kubernetes_infra(m: Manager) -> infrastructure.Infra:
         admin_on_all_interfaces=s.debug, xds_delta=s.xds_delta,
     )  # fmt: skip
     return kubernetes_infra.KubernetesInfra(m.inputs, m.writer, m.informers, options,
-                                            xds_port=s.envoy_xds_port)  # fmt: skip
+                                            xds_port=s.envoy_xds_port,
+                                            service_cidrs=s.service_cidrs,
+                                            pod_cidrs=s.pod_cidrs)  # fmt: skip
 
 
 # --envoy-deployer -> how the manager runs Envoy. A new way is a new `Infra` class and one entry.
