@@ -332,12 +332,26 @@ class Manager:
     async def _refuse_hub_sockets(self, xds_host: str) -> None:
         """Tenant endpoints may never name the servers just bound, Envoy's own sockets or the
         API server (before any reconciler builds an IR)."""
+        s = self.settings
         local = await asyncio.to_thread(hubsockets.local_networks)
         ours = [hubsockets.bound(xds_host, self.xds_port, local),
                 hubsockets.bound(self.probes.host, self.probes.port, local),
                 hubsockets.bound(self.metrics.host, self.metrics.port, local),
                 *await hubsockets.api_server(self.kube, local)]  # fmt: skip
-        self.inputs.endpoint_base = self.infra.endpoint_base.with_hub(ours)
+        base = self.infra.endpoint_base
+        if s.envoy_deployer == "kubernetes":
+            # Envoy pods reach the xDS server through a Service (its ClusterIP), and the
+            # cluster's Service ranges are denied even when no flag names them.
+            xds = s.envoy_xds_host or f"envoycp.{s.namespace}.svc"
+            ours.append(
+                await asyncio.to_thread(
+                    hubsockets.bound, xds, s.envoy_xds_port or self.xds_port, local
+                )
+            )
+            if not s.service_cidrs:
+                discovered = await hubsockets.service_cidrs(self.kube)
+                base = base.with_denied(endpointpolicy.parse_networks(discovered))
+        self.inputs.endpoint_base = base.with_hub(ours)
         logger.info("endpoint policy: %d hub sockets refused, %d CIDRs denied by default",
                     len(self.inputs.endpoint_base.hub),
                     len(self.inputs.endpoint_base.denied))  # fmt: skip

@@ -11,6 +11,9 @@ policy always refuses.
   EndpointSlice and the `kubernetes` Service (its ClusterIP) in namespace `default`, each read
   once at start-up (a moved API server is picked up by a restart). An API server on an address
   of this host may be bound to a wildcard, so its port is refused on every local address.
+
+`service_cidrs` reads the cluster's Service ranges (ServiceCIDR objects) for the built-in denies
+when no `--service-cidr` names them.
 """
 
 from __future__ import annotations
@@ -115,6 +118,26 @@ async def _from_cluster(kube: client.Client) -> list[tuple[str, int]]:
     except errors.ApiError as exc:
         logger.warning("endpoint policy: the kubernetes EndpointSlice not read: %s", exc)
     return places
+
+
+SERVICE_CIDRS = resources.Resource("networking.k8s.io", "v1", "servicecidrs", "ServiceCIDR",
+                                   namespaced=False)  # fmt: skip
+
+
+async def service_cidrs(kube: client.Client) -> tuple[str, ...]:
+    """The management cluster's Service ranges from its ServiceCIDR objects (Kubernetes 1.33
+    and later); () when they cannot be read."""
+    try:
+        listed = await kube.list(SERVICE_CIDRS)
+    except errors.ApiError as exc:
+        logger.warning("endpoint policy: ServiceCIDRs not read (give --service-cidr): %s", exc)
+        return ()
+    found = []
+    for item in listed.items:
+        for cidr in (item.get("spec") or {}).get("cidrs") or ():
+            with contextlib.suppress(ValueError):
+                found.append(str(ipaddress.ip_network(str(cidr), strict=False)))
+    return tuple(dict.fromkeys(found))
 
 
 def _resolve(host: str) -> list[str]:

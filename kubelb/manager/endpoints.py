@@ -25,6 +25,9 @@ class Base:
     def with_hub(self, sockets: Iterable[endpointpolicy.HubSocket]) -> Base:
         return Base(hub=(*self.hub, *sockets), denied=self.denied)
 
+    def with_denied(self, networks: Iterable[endpointpolicy.IPNetwork]) -> Base:
+        return Base(hub=self.hub, denied=(*self.denied, *networks))
+
 
 def policy(base: Base, cidrs: tenant_effective.EndpointCIDRs) -> endpointpolicy.EndpointPolicy:
     """The Config and Tenant were validated, so their CIDRs parse."""

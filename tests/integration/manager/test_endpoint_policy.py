@@ -165,3 +165,48 @@ async def _published(manager: Any, ns: str, name: str) -> Any:
 
 async def _superset(found: Awaitable[set[str]], wanted: set[str]) -> bool:
     return wanted <= await found
+
+
+async def test_kubernetes_deployer_defaults(
+    kube, tenants, managers, manager_settings, management_namespace
+):
+    """With the kubernetes deployer: loopback, link-local, the Service range the manager reads
+    from the cluster's ServiceCIDRs, the Pod range from its flag, Envoy pods' admin port and
+    the Config's denied CIDRs are refused; the rest is published."""
+    ns = await tenants()
+    await kube.create(resources.CONFIGS, {"metadata": {"name": "default"}, "spec": {
+        "loadBalancer": {"deniedEndpointCIDRs": ["198.51.100.0/24"],
+                         "allowedEndpointCIDRs": ["198.51.100.7/32", "0.0.0.0/0"]}}},
+        namespace=management_namespace)  # fmt: skip
+    hostile = ["127.0.0.1", "10.96.0.1", "169.254.169.254", "10.244.1.5", "198.51.100.8"]
+    honest = ["192.0.2.9", "198.51.100.7"]
+    lb = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "type": "LoadBalancer",
+            "ports": [{"name": "p", "port": 80, "protocol": "TCP"}],
+            "endpoints": [
+                {"name": "nodes", "addresses": [{"ip": a} for a in (*hostile, *honest)],
+                 "ports": [{"name": "p", "port": 30080, "protocol": "TCP"}]},
+                {"name": "admin", "addresses": [{"ip": "192.0.2.10"}],
+                 "ports": [{"name": "p", "port": 9001, "protocol": "TCP"}]},
+            ],
+        },
+    }  # fmt: skip
+    await kube.create(resources.LOAD_BALANCERS, lb, namespace=ns)
+    async with managers(manager_settings, pod_cidrs=("10.244.0.0/16",)) as manager:
+        condition = await eventually(partial(refused_condition, kube, ns, "web"),
+                                     what="EndpointRefused")  # fmt: skip
+        message = condition["message"]
+        for why in ("127.0.0.1 is in denied CIDR 127.0.0.0/8",
+                    "10.96.0.1 is in denied CIDR 10.96.0.0/16",
+                    "169.254.169.254 is in denied CIDR 169.254.0.0/16",
+                    "10.244.1.5 is in denied CIDR 10.244.0.0/16",
+                    "198.51.100.8 is in denied CIDR 198.51.100.0/24",
+                    "192.0.2.10:9001 is refused: it is one of the hub's own sockets"):  # fmt: skip
+            assert why in message, message
+        assert message.count("is refused") == len(hostile) + 1
+        clusters = await eventually(partial(_published, manager, ns, "web"),
+                                    what="the LoadBalancer published")  # fmt: skip
+        endpoints = {(e.address, e.port) for c in clusters for e in c.endpoints}
+        assert endpoints == {(a, 30080) for a in honest}
