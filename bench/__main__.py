@@ -1,7 +1,8 @@
 """`python -m bench [SUITE] [ARGS]` (`make bench BENCH_ARGS=...`): run a benchmark suite.
 
 Suites are modules under `bench/` with `main(argv) -> int`; with no suite name every suite runs
-with default arguments. Results go to `bench/results/`.
+with the arguments given. Results go to `bench/results/`. Every suite takes `--out DIR` and
+`--quick` (smoke-test size; `tests/integration/test_bench_smoke.py` runs each suite so).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SUITES: dict[str, str] = {
 def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(f"usage: python -m bench [{'|'.join(SUITES)}] [suite arguments]")
+        print("every suite takes --quick (smoke-test size) and --out DIR; SUITE --help for more")
         return 0
     if argv and argv[0] in SUITES:
         return int(importlib.import_module(SUITES[argv[0]]).main(argv[1:]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import sys
 import tempfile
@@ -59,7 +60,7 @@ def _summary(samples: list[float]) -> dict[str, float]:
     return {
         "runs": len(samples),
         "median_s": statistics.median(ordered),
-        "p90_s": ordered[max(0, int(len(ordered) * 0.9) - 1)],
+        "p90_s": ordered[math.ceil(len(ordered) * 0.9) - 1],
         "max_s": ordered[-1],
     }
 
@@ -68,7 +69,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench standalone_latency")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--dataplanes", default="envoy,python")
+    results_file.add_arguments(parser, "two changes per data plane")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 2
     report: dict[str, dict[str, float]] = {}
     for dataplane in args.dataplanes.split(","):
         samples = asyncio.run(_measure(dataplane, args.runs))
@@ -79,7 +83,7 @@ def main(argv: list[str]) -> int:
             f"median {s['median_s']:.3f} s, p90 {s['p90_s']:.3f} s, "
             f"max {s['max_s']:.3f} s over {s['runs']} runs"
         )
-    results_file.write("standalone_latency", report, echo=False)
+    results_file.write("standalone_latency", report, results_file.folder(args), echo=False)
     return 0
 
 

@@ -56,7 +56,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--listeners", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=3)
     parser.add_argument("--runs", type=int, default=7)
+    results_file.add_arguments(parser, "20 listeners, one run")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.listeners, args.runs = 20, 1
     config = lb_config(args.listeners, args.endpoints)
     timings, translate_timings = [], []
     snap = build(config)  # warm-up (imports, descriptor pools)
@@ -83,7 +86,7 @@ def main(argv: list[str]) -> int:
         "median_translate_seconds": round(statistics.median(translate_timings), 4),
         "payload_bytes": sizes,
     }
-    results_file.write("xds_snapshot", result)
+    results_file.write("xds_snapshot", result, results_file.folder(args))
     return 0
 
 

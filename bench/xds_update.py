@@ -107,7 +107,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--listeners", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=3)
     parser.add_argument("--runs", type=int, default=7)
+    results_file.add_arguments(parser, "20 listeners, one run")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.listeners, args.runs = 20, 1
     config = xds_snapshot.lb_config(args.listeners, args.endpoints)
     before = xds_snapshot.build(config)
     result: dict[str, Any] = {"listeners": args.listeners, "runs": args.runs, "changes": {}}
@@ -130,7 +133,7 @@ def main(argv: list[str]) -> int:
             row["delta"]["median_seconds"] / row["sotw"]["median_seconds"], 3
         )
         result["changes"][change] = row
-    results_file.write("xds_update", result)
+    results_file.write("xds_update", result, results_file.folder(args))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Shared test guards. A conftest opts in by importing a fixture from here."""
+"""Guards every test runs under; tests/conftest.py loads this module as a plugin."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from pytest_asyncio import is_async_test
 
 
 @pytest.fixture(autouse=True)
-async def no_leftover_tasks() -> AsyncIterator[None]:
-    """Fail a test that leaves asyncio tasks running (and cancel them so others are unaffected)."""
+def no_leftover_tasks(request: pytest.FixtureRequest) -> None:
+    """Fail an async test that leaves asyncio tasks running, after its fixtures are torn down.
+    A sync test has no event loop of the test's to look at."""
+    if is_async_test(request.node):
+        request.getfixturevalue("leftover_tasks_check")
+
+
+@pytest.fixture
+async def leftover_tasks_check() -> AsyncIterator[None]:
+    """The check itself, in the test's event loop; it cancels leftovers so others are unaffected."""
     yield
     for _ in range(5):
         await asyncio.sleep(0)

@@ -1,12 +1,13 @@
-"""pytest fixtures for tests against a real Kubernetes control plane (kubelb.testing.controlplane).
+"""pytest fixtures for tests against a real Kubernetes control plane (kubelb.localcluster).
 
 Session-scoped: `control_plane` (both clusters, started once), `management` and `tenant`
-(`kubelb.testing.cluster.Cluster`). Function-scoped: `management_namespace` and
+(`tests.support.cluster.Cluster`). Function-scoped: `management_namespace` and
 `tenant_namespace` (a fresh namespace, deleted afterwards), `management_api` and `tenant_api`
 (an admin ApiClient in the test's event loop, closed afterwards).
 
-Without the binaries the tests that use these fixtures skip, unless the environment variable CI
-is set: then they fail, because `make test` builds the binaries first.
+Without the binaries the tests that use these fixtures skip, and the run ends with one line that
+counts them and says how to build the binaries; when the environment variable CI is set they
+fail instead, because `make test` builds the binaries first.
 
 The control plane runs in processes independent of any event loop; starting and stopping run
 their coroutines in a private loop on a worker thread, so tests keep pytest-asyncio's
@@ -24,9 +25,12 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes_asyncio import client
 
-from kubelb.testing import binaries, cluster, controlplane
+from kubelb.localcluster import binaries, controlplane
+from tests.support import cluster
 
 T = TypeVar("T")
+
+NO_CONTROL_PLANE = "no Kubernetes control plane"
 
 
 def run_in_private_loop(coro: Coroutine[Any, Any, T]) -> T:
@@ -42,7 +46,25 @@ def require_binaries() -> None:
     except binaries.BinariesMissingError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set and the control plane cannot run: {exc}", pytrace=False)
-        pytest.skip(f"no Kubernetes control plane: {exc}")
+        pytest.skip(f"{NO_CONTROL_PLANE}: {exc}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    """After the short test summary: one line counting the tests skipped for want of binaries."""
+    yield
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", ())
+        if NO_CONTROL_PLANE in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} tests skipped: {NO_CONTROL_PLANE} (binaries missing in "
+            f"{binaries.default_dir()}); build them with `make controlplane`",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -58,12 +80,12 @@ def control_plane() -> Iterator[controlplane.ControlPlane]:
 
 @pytest.fixture(scope="session")
 def management(control_plane: controlplane.ControlPlane) -> cluster.Cluster:
-    return control_plane.clusters["management"]
+    return cluster.Cluster.of(control_plane.clusters["management"])
 
 
 @pytest.fixture(scope="session")
 def tenant(control_plane: controlplane.ControlPlane) -> cluster.Cluster:
-    return control_plane.clusters["tenant"]
+    return cluster.Cluster.of(control_plane.clusters["tenant"])
 
 
 @pytest.fixture

@@ -44,6 +44,19 @@ def test_module_is_small_and_documented(path: Path) -> None:
     assert ast.get_docstring(ast.parse(source)), f"{path.relative_to(ROOT)} has no module docstring"
 
 
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_module_does_not_import_test_or_bench_code(path: Path) -> None:
+    # tests/ and bench/ are not in the wheel; test helpers live in tests/support.
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module)
+    outside = sorted(n for n in imported if n.split(".")[0] in ("tests", "bench"))
+    assert not outside, f"{path.relative_to(ROOT)} imports {outside}"
+
+
 def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
     # One interpreter per module catches import cycles that a shared interpreter hides. A small
     # driver keeps that affordable: it loads the heavy third-party libraries once, then forks a

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from bench import procstat
 from kubelb.kube import client, errors, kubeconfig, resources
-from kubelb.testing import cluster as testing_cluster
+from kubelb.localcluster import cluster as local_cluster
+from tests.support import cluster as test_cluster
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
 DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"
 TENANT_KUBECONFIG_SECRET = "kubelb-ccm-kubeconfig"
 TENANT_KUBECONFIG_KEY = "kubelb"
@@ -119,14 +119,14 @@ class ManagerProcess:
             await self.process.wait()
 
 
-async def manager_identity(cluster: testing_cluster.Cluster, path: Path) -> Path:
+async def manager_identity(cluster: local_cluster.Cluster, path: Path) -> Path:
     """A kubeconfig for what the manager runs as when deployed: ServiceAccount kubelb/kubelb
     with the RBAC of `configs/deploy/manager.yaml` (so a missing permission fails here), and
     its token, as the in-cluster configuration would give it. Bearer tokens are also what a
     real API server sees from the manager: it caches their verification, while a client
     certificate is verified again on every request."""
     manifest = await asyncio.to_thread(DEPLOY_MANIFEST.read_text)
-    return await cluster.deployed_identity(manifest, path)
+    return await test_cluster.Cluster.of(cluster).deployed_identity(manifest, path)
 
 
 async def tenant_client(kube: client.Client, namespace: str, path: Path) -> client.Client:

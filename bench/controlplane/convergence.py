@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import statistics
 import sys
 import tempfile
@@ -25,9 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import results_file
 from bench.controlplane import common
 from kubelb.kube import client, errors, resources
-from kubelb.testing import controlplane
+from kubelb.localcluster import controlplane
+from tests.support import cluster as test_cluster
 
 NODE_ADDRESS = "127.0.0.21"
 POOL = "127.0.0.70"
@@ -158,7 +159,8 @@ async def run(count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kubelb-bench-conv-") as tmp:
         workdir = Path(tmp)
         async with controlplane.ControlPlane() as cp:
-            mgmt_cluster, tenant_cluster = cp.clusters["management"], cp.clusters["tenant"]
+            mgmt_cluster = cp.clusters["management"]
+            tenant_cluster = test_cluster.Cluster.of(cp.clusters["tenant"])
             mgmt = await common.kube_client(mgmt_cluster.kubeconfig)
             tenant = await common.kube_client(tenant_cluster.kubeconfig)
             try:
@@ -201,14 +203,13 @@ async def run(count: int) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench controlplane_convergence")
     parser.add_argument("--services", type=int, default=50)
+    results_file.add_arguments(parser, "two Services")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.services = 2
     common.exit_cleanly_on_sigterm()
     result = asyncio.run(run(args.services))
-    print(json.dumps(result, indent=2))
-    common.RESULTS.mkdir(exist_ok=True)
-    (common.RESULTS / "controlplane_convergence.json").write_text(
-        json.dumps(result, indent=2) + "\n"
-    )
+    results_file.write("controlplane_convergence", result, results_file.folder(args))
     return 0
 
 

@@ -6,7 +6,9 @@ manager runs as its deployed ServiceAccount with the RBAC of `configs/deploy/man
 each tenant's LoadBalancers are written as its agent would write them: the agent's mapping, with
 the kubeconfig the manager issued for that tenant. Measured: seconds from the last
 create until every LoadBalancer is converged (an address in its status and Ready=True, which needs
-its tenant's Envoy to serve it; seen through a watch), the manager's RSS, the number of xDS
+its tenant's Envoy to serve it; seen through a watch), the manager's RSS (current and peak at
+convergence, and at start in a run of its own before any LoadBalancer exists), an agent's idle
+RSS (started for one tenant, ready, no Services to serve), the number of xDS
 pushes, the API server's writes per LoadBalancer by resource (all clients: the manager,
 kube-controller-manager, the benchmark), and the load average before and after (the machine is
 shared; the write count does not depend on its load).
@@ -29,19 +31,21 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import json
 import os
+import re
+import signal
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import procstat, results_file
 from bench.controlplane import common
 from kubelb.agent import lbmapping
 from kubelb.kube import client, informer, objects, resources
-from kubelb.testing import controlplane
+from kubelb.localcluster import controlplane
 
 NODE_ADDRESS = "127.0.0.21"
 POOL = "127.0.0.60"
@@ -157,6 +161,74 @@ async def wait_converged(tracker: Convergence, manager: common.ManagerProcess) -
                            f"exit code {manager.process.returncode}")  # fmt: skip
 
 
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of process `pid`, in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return rss / 1024, hwm / 1024
+
+
+async def manager_rss_at_start(identity: Path, workdir: Path) -> tuple[float, float]:
+    """(current, peak) RSS of a manager that has just become ready, before any LoadBalancer
+    exists: started, read and stopped on its own, so the measured run is undisturbed."""
+    await asyncio.to_thread(workdir.mkdir)
+    manager = common.ManagerProcess(identity, workdir, address_pool=POOL)
+    await manager.start()
+    try:
+        return manager.rss_mib()
+    finally:
+        await manager.stop()
+
+
+async def agent_idle_rss(
+    tenant_kubeconfig: Path, management_kubeconfig: Path, tenant: str, workdir: Path
+) -> tuple[float, float]:
+    """(current, peak) RSS of `kubelb --mode=agent` for `tenant` once ready, with nothing to
+    serve: its tenant cluster is the management cluster, which has no kubelb-class Services."""
+    probes = common.free_port()
+    log = (workdir / "agent.log").open("ab")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kubelb", "--mode=agent",
+        f"--cluster-name={tenant}",
+        f"--kubeconfig={tenant_kubeconfig}",
+        f"--kubelb-kubeconfig={management_kubeconfig}",
+        "--node-address-type=InternalIP",
+        "--use-loadbalancer-class",
+        "--enable-leader-election=false",
+        f"--metrics-addr=127.0.0.1:{common.free_port()}",
+        f"--health-probe-bind-address=127.0.0.1:{probes}",
+        "--log-level=warning",
+        stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    try:
+        for _ in range(300):  # another process's HTTP endpoint: poll it
+            if process.returncode is not None:
+                raise RuntimeError(f"the agent exited; see {workdir}/agent.log")
+            if await asyncio.to_thread(_ready, probes):
+                return rss_mib(process.pid)
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"the agent did not become ready; see {workdir}/agent.log")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(60):
+                    await process.wait()
+            except TimeoutError:
+                os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 async def create_tenants(
     kube: client.Client, count: int, workdir: Path
 ) -> dict[str, client.Client]:
@@ -191,6 +263,8 @@ async def run(
                 identity = await common.manager_identity(
                     management, Path(tmp) / "manager.kubeconfig"
                 )
+                start_rss, start_peak = await manager_rss_at_start(identity, Path(tmp) / "start")
+                print(f"manager at start: RSS {start_rss:.1f} MiB (peak {start_peak:.1f})")
                 as_manager = await common.kube_client(identity)
                 try:
                     floor = await api_floor(as_manager, total)
@@ -208,6 +282,11 @@ async def run(
                 try:
                     await tracker.informer.wait_synced()
                     agents = await create_tenants(kube, tenants, Path(tmp))
+                    agent_rss, agent_peak = await agent_idle_rss(
+                        management.kubeconfig, Path(tmp) / "tenant-bench0.kubeconfig", "bench0",
+                        Path(tmp),
+                    )  # fmt: skip
+                    print(f"agent idle: RSS {agent_rss:.1f} MiB (peak {agent_peak:.1f})")
                     writes_before = await common.api_writes(kube)
                     reads_before = await common.api_writes(kube, common.READ_VERBS)
                     load_before = os.getloadavg()
@@ -266,6 +345,10 @@ async def run(
         "ratio_to_api_floor": (done_at - started) / floor,
         "manager_rss_mib": rss,
         "manager_peak_rss_mib": peak,
+        "manager_rss_at_start_mib": start_rss,  # ready, before any LoadBalancer
+        "manager_peak_rss_at_start_mib": start_peak,
+        "agent_idle_rss_mib": agent_rss,  # ready, nothing to serve
+        "agent_idle_peak_rss_mib": agent_peak,
         "manager_cpu_seconds": cpu,  # from the first create until converged
         # The same window: etcd, kube-apiserver and kube-controller-manager; this benchmark (it
         # stands in for the agents, and follows every LoadBalancer through a watch); and the
@@ -298,7 +381,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--manager-args", default="", help="extra manager flags, e.g. '--workers 32'"
     )
+    results_file.add_arguments(parser, "one run of one tenant with 3 LoadBalancers")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.tenants, args.per_tenant = 1, 1, 3
     common.exit_cleanly_on_sigterm()
     results = []
     for i in range(args.runs):
@@ -314,16 +400,17 @@ def main(argv: list[str]) -> int:
     result = dict(ranked[(len(ranked) - 1) // 2])
     result["runs"] = [
         {k: r[k] for k in (key, "create_seconds", "api_floor_seconds", "manager_cpu_seconds",
-                           "manager_rss_mib", "snapshot_pushes")}
+                           "manager_rss_mib", "manager_peak_rss_mib", "manager_rss_at_start_mib",
+                           "agent_idle_rss_mib", "snapshot_pushes")}
         for r in results
     ]  # fmt: skip
     for key, value in result.items():
         print(f"  {key}: {value:.2f}" if isinstance(value, float) else f"  {key}: {value}")
-    # Only the default size with default flags is the recorded result; the rest are experiments.
-    if (args.tenants, args.per_tenant) == (10, 100) and not args.manager_args:
-        common.RESULTS.mkdir(exist_ok=True)
-        text = json.dumps(result, indent=2) + "\n"
-        (common.RESULTS / "controlplane_scale.json").write_text(text)
+    # Only the default size with default flags is the recorded result; the rest are experiments
+    # (written only where --out says).
+    recorded = (args.tenants, args.per_tenant) == (10, 100) and not args.manager_args
+    if args.out is not None or recorded:
+        results_file.write("controlplane_scale", result, results_file.folder(args), echo=False)
     return 0
 
 

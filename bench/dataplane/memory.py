@@ -21,7 +21,7 @@ async def _open(port: int, count: int, batch: int = 500) -> list[asyncio.StreamW
     return writers
 
 
-def idle_rss(pid: int, port: int, count: int) -> dict[str, float]:
+def idle_rss(pid: int, port: int, count: int, *, settle: float = 3.0) -> dict[str, float]:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
     before = processes.rss_bytes(pid)
@@ -29,7 +29,7 @@ def idle_rss(pid: int, port: int, count: int) -> dict[str, float]:
     async def hold() -> tuple[int, int]:
         writers = await _open(port, count)
         # Let the proxy finish its upstream connects before measuring.
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(settle)
         after = processes.rss_bytes(pid)
         for w in writers:
             w.close()

@@ -1,12 +1,13 @@
 """The processes a data-plane benchmark runs: nginx (or a uvloop fallback) as the backend, an
-iperf3 server for bulk transfers, Envoy configured by kubelb's translator, and the Python data
-plane. Each is pinned to a CPU with taskset when there is more than one core.
+iperf3 server for bulk transfers, Envoy with the product's bootstrap programmed over ADS by
+kubelb's xDS server (`bench.dataplane.xds_server`), and the Python data plane. Each is pinned
+to a CPU with taskset when there is more than one core.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import http.client
 import os
 import resource
 import shutil
@@ -14,16 +15,16 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from kubelb.envoy import binary
+from bench.dataplane import xds_server
+from kubelb.envoy import binary, bootstrap, deployer
 from kubelb.ir import codec, proxy
-from kubelb.xds import translate
-from kubelb.xds.translate import render
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -76,6 +77,23 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_http(port: int, timeout: float = 20.0) -> None:
+    """Until GET / through 127.0.0.1:`port` answers 200: a proxy's HTTP listener can accept
+    connections before its route table has arrived."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                if r.status == 200:
+                    return
+                last = f"status {r.status}"
+        except (OSError, http.client.HTTPException) as e:
+            last = str(e)
+        time.sleep(0.05)
+    raise RuntimeError(f"no 200 through 127.0.0.1:{port} after {timeout}s: {last}")
 
 
 @contextlib.contextmanager
@@ -145,27 +163,26 @@ def proxy_config(ports: dict[str, int], backend: int, sink: int) -> proxy.ProxyC
     )  # fmt: skip
 
 
-def envoy_bootstrap(config: proxy.ProxyConfig, admin_port: int) -> dict[str, Any]:
-    """Translator output as static resources (EDS clusters become STATIC with the same
-    endpoints), the way the golden validation test loads it."""
-    outputs = render.to_json_dicts(translate.translate(config))
-    assignments = {e["clusterName"]: e for e in outputs.get("endpoints", [])}
-    clusters = []
-    for c in outputs.get("clusters", []):
-        if c.get("type") == "EDS":
-            c = {k: v for k, v in c.items() if k != "edsClusterConfig"}
-            c |= {"type": "STATIC", "loadAssignment": assignments[c["name"]]}
-        clusters.append(c)
-    return {
-        "node": {"id": "bench", "cluster": "bench"},
-        "admin": {"address": {"socketAddress": {"address": "127.0.0.1", "portValue": admin_port}}},
-        "staticResources": {"listeners": outputs.get("listeners", []), "clusters": clusters},
-    }
+def xds_server_cmd(workdir: Path, config: proxy.ProxyConfig, port: int) -> list[str]:
+    """kubelb's xDS server for `config` on `port` (see `bench.dataplane.xds_server`)."""
+    path = workdir / "envoy-ir.yaml"
+    path.write_text(yaml.safe_dump(codec.to_dict(config)))
+    return [sys.executable, "-m", "bench.dataplane.xds_server", str(path), str(port)]
 
 
-def envoy_cmd(workdir: Path, config: proxy.ProxyConfig) -> list[str]:
+def envoy_bootstrap(xds_port: int, admin_port: int) -> dict[str, Any]:
+    """The product's bootstrap (as standalone mode's Envoy gets it): everything else, listeners
+    and their route tables included, comes from the xDS server on `xds_port`."""
+    spec = deployer.EnvoySpec(
+        xds_port=xds_port, admin_port=admin_port, readiness_port=None, health_port=None,
+        log_level="error", concurrency=1,
+    )  # fmt: skip
+    return bootstrap.render(xds_server.NODE_ID, spec)
+
+
+def envoy_cmd(workdir: Path, xds_port: int) -> list[str]:
     path = workdir / "envoy.json"
-    path.write_text(json.dumps(envoy_bootstrap(config, free_port()), indent=1))
+    path.write_text(bootstrap.to_json(envoy_bootstrap(xds_port, free_port())))
     return [
         str(binary.find_envoy()), "-c", str(path), "--concurrency", "1",
         "--disable-hot-restart", "--log-level", "error", "--base-id", str(os.getpid() % 10000),

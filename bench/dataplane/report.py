@@ -19,9 +19,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Data-plane benchmark",
         "",
-        f"wrk -t1 -c{s['connections']}, {s['seconds']:g} s per point, median of {s['runs']} "
-        f"interleaved runs; backend {s['backend']}; proxy on CPU {s['proxy_cpu']}, load and "
-        f"backend on CPU {s['load_cpu']}; one worker per proxy.",
+        f"{_generator(s)} -c{s['connections']}, {s['seconds']:g} s per point, median of "
+        f"{s['runs']} interleaved runs; backend {s['backend']}; proxy on CPU {s['proxy_cpu']}, "
+        f"load and backend on CPU {s['load_cpu']}; one worker per proxy.",
         *_load_line(s),
         "",
         "| scenario | path | value | p50 ms | p99 ms | CPU µs/req | proxy core busy "
@@ -77,6 +77,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _generator(settings: dict[str, Any]) -> str:
+    if settings.get("http_load_generator", "wrk") == "wrk":
+        return "wrk -t1"
+    return "Python load generator (wrk missing: rates are the generator's limit)"
 
 
 def _load_line(settings: dict[str, Any]) -> list[str]:

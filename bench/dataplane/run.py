@@ -1,13 +1,14 @@
 """Data-plane benchmark (`python -m bench dataplane`, `make bench`).
 
 Three paths in one invocation, interleaved run by run: direct to the backend (nginx, or a uvloop
-server without nginx), through Envoy configured by kubelb's translator, and through the Python data
+server without nginx), through Envoy programmed over ADS by kubelb's own xDS server (as the product
+runs it: the product's bootstrap, EDS clusters, route tables by RDS), and through the Python data
 plane, both with one worker. Scenarios: HTTP requests per second with p50/p99 (wrk -t1 -c50, HTTP
 listener), the same through the TCP listener, new connections per second (wrk with
 `Connection: close` through the TCP listener) and bulk TCP throughput (iperf3). The proxy is
 pinned to the first CPU, load generator and backend to the second. Medians of `--runs`, ratios
 to direct and Python vs Envoy, CPU time per request of the proxy, and the RSS per connection of
-10,000 idle connections, written as JSON, Markdown and PNG to bench/results/.
+10,000 idle connections, written as JSON, Markdown and PNG to bench/results/ (or --out).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import procstat, results_file
 from bench.dataplane import load, memory, processes, report
 
 PATHS = ("direct", "envoy", "python")
@@ -39,18 +40,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--idle-connections", type=int, default=10_000)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results")
+    results_file.add_arguments(parser, "one run of 1 s points, 100 idle connections, no pauses")
     args = parser.parse_args(argv)
+    # Pauses between points and before reading RSS let connections settle; --quick only checks
+    # that every scenario runs.
+    args.pause, args.settle = 0.5, 3.0
+    if args.quick:
+        args.seconds, args.runs, args.idle_connections = 1.0, 1, min(args.idle_connections, 100)
+        args.pause, args.settle = 0.0, 0.2
     scenarios = [s for s in args.scenarios.split(",") if s]
     load_start = os.getloadavg()
     results = run(args, scenarios)
     # Rates depend on what else the machine runs; CPU per request and per GB much less so.
     results["settings"]["loadavg_start"] = list(load_start)
     results["settings"]["loadavg_end"] = list(os.getloadavg())
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dataplane.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "dataplane.md").write_text(report.markdown(results))
-    report.chart(results, args.out / "dataplane.png")
+    out = results_file.folder(args)
+    results_file.save(out, "dataplane.json", json.dumps(results, indent=1) + "\n")
+    results_file.save(out, "dataplane.md", report.markdown(results))
+    if out is not None:
+        report.chart(results, out / "dataplane.png")
     print(report.markdown(results))
     return 0
 
@@ -76,8 +84,15 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             ))  # fmt: skip
         else:
             load.sink_server(sink_port)
+        # Idle once Envoy has its configuration, so it shares the load core.
+        xds_port = processes.free_port()
+        env_config = processes.proxy_config(env_ports, backend_port, sink_port)
+        stack.enter_context(processes.process(
+            processes.xds_server_cmd(work, env_config, xds_port),
+            ready_port=xds_port, log=work / "xds.log", cpu=load_cpu,
+        ))  # fmt: skip
         envoy_pid = stack.enter_context(processes.process(
-            processes.envoy_cmd(work, processes.proxy_config(env_ports, backend_port, sink_port)),
+            processes.envoy_cmd(work, xds_port),
             ready_port=env_ports["http"], log=work / "envoy.log", cpu=proxy_cpu,
         ))  # fmt: skip
         py_config = processes.proxy_config(py_ports, backend_port, sink_port)
@@ -85,6 +100,8 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             processes.python_cmd(work, py_config, 1),
             ready_port=py_ports["http"], log=work / "python.log", cpu=proxy_cpu,
         ))  # fmt: skip
+        for ports in (env_ports, py_ports):
+            processes.wait_http(ports["http"])
         targets = {
             "direct": ({"http": backend_port, "tcp": backend_port, "bulk": sink_port}, None),
             "envoy": (env_ports, envoy_pid),
@@ -106,9 +123,11 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             for path in ("python", "envoy"):
                 ports, pid = targets[path]
                 assert pid is not None
-                mem[path] = memory.idle_rss(pid, ports["tcp"], args.idle_connections)
+                mem[path] = memory.idle_rss(
+                    pid, ports["tcp"], args.idle_connections, settle=args.settle
+                )
                 print(f"memory {path}: {mem[path]}", flush=True)
-                time.sleep(2.0)
+                time.sleep(min(2.0, args.settle))
     return summarize(raw, mem, args, backend_name, proxy_cpu, load_cpu)
 
 
@@ -143,7 +162,7 @@ def measure(
         point["cpu_seconds"] = procstat.process_cpu_seconds(pid) - before
         gigabytes = point["gbps"] * args.seconds / 8
         point["cpu_seconds_per_gb"] = point["cpu_seconds"] / gigabytes if gigabytes else 0.0
-    time.sleep(0.5)
+    time.sleep(args.pause)
     return point
 
 
@@ -176,6 +195,8 @@ def summarize(
             "backend": backend, "proxy_cpu": proxy_cpu, "load_cpu": load_cpu,
             "cpus": processes.cpus(), "python": platform.python_version(),
             "machine": platform.machine(), "workers": 1,
+            "http_load_generator": load.http_generator(),
+            "bulk_load_generator": "iperf3" if processes.iperf3_cmd(0) else "python",
         },
         "raw": raw,
         "medians": medians,

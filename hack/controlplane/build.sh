@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager and etcd from Go modules into a versioned cache
-# folder, once. Later runs reuse it. kubelb.testing.binaries computes the same folder.
+# folder, once. Later runs reuse it. kubelb.localcluster.binaries computes the same folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 k8s_version="$(awk '$1=="k8s.io/kubernetes"{print $2; exit}' "$here/go.mod")"

@@ -1,4 +1,5 @@
-"""Pure mapping of a tenant LoadBalancer Service to its KubeLB LoadBalancer (inventory §4.3).
+"""Pure mapping of a tenant LoadBalancer Service to its KubeLB LoadBalancer, as upstream's CCM
+maps it, so an upstream agent and this one write the same objects.
 
 Inputs: a raw Service (tenant cluster) and the agent's options. Outputs: `Mapping`, the desired
 LoadBalancer as a raw object (or None with the reason it cannot exist yet) plus the ports that

@@ -1,4 +1,6 @@
-"""Well-known annotation keys and values (inventory §2.3, §3.11, §3.7)."""
+"""Well-known annotation keys and values: the ones KubeLB reads from tenant objects, the ones it
+writes on the objects it generates, and those of other projects it sets (external-dns,
+cert-manager) or honours (ingress-nginx). Keys match upstream KubeLB's."""
 
 from __future__ import annotations
 

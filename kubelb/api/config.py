@@ -2,7 +2,8 @@
 
 Only the Config named `default` in the manager's namespace is read (a controller rule, not a
 schema rule: see `CONFIG_NAME`). When it is absent the built-in defaults below apply (shared
-topology, 3 Envoy replicas). Tenant overrides Config field by field (inventory §3.10).
+topology, 3 Envoy replicas). A Tenant overrides Config field by field: what the Tenant sets
+wins, what it leaves unset comes from Config (precedence lives in `kubelb.manager.settings`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ class Topology(StrEnum):
     DEDICATED = "dedicated"
     GLOBAL = "global"
 
+
+# The topology every tenant runs with, and the metrics' topology label: a Config naming a
+# deprecated topology (dedicated, global) still gets one Envoy workload per tenant, as with shared.
+TOPOLOGY = Topology.SHARED
 
 TOPOLOGY_RULE = meta.CELRule(
     rule="self == oldSelf || (self == 'shared' && (oldSelf == 'dedicated' || oldSelf == 'global'))",

@@ -1,4 +1,5 @@
-"""Finalizers KubeLB adds and removes (inventory §2.3)."""
+"""Finalizers KubeLB adds and removes: the current ones, and upstream's legacy ones, which are
+removed wherever they are found and never added."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Well-known label keys (and fixed values) that KubeLB reads and writes (inventory §2.3)."""
+"""Well-known label keys (and fixed values) that KubeLB reads and writes; keys match upstream
+KubeLB's, so objects written by either are recognised by both."""
 
 from __future__ import annotations
 

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     try:
         return logs.run_loop(serve(settings))
-    except kubeconfig.ConfigError as exc:
+    except (kubeconfig.ConfigError, server.BindError) as exc:
         logger.error("%s", exc)
         return 1
 

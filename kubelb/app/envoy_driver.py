@@ -48,10 +48,9 @@ class EnvoyDriver:
     async def start(self) -> None:
         try:
             port = await self.xds.start(self.listen_address)
-        except (OSError, RuntimeError) as e:
+        except observe_server.BindError as e:
             raise errors.DataPlaneError(
-                f"xDS server cannot listen on {self.listen_address}: {e} "
-                "(is another kubelb running? choose another --listen-address)"
+                f"{e} (is another kubelb running? choose another --listen-address)"
             ) from e
         host, _ = observe_server.parse_address(self.listen_address)
         spec = deployer.EnvoySpec(

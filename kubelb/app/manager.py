@@ -311,11 +311,11 @@ class Manager:
         self.lb_controller.enqueue(key)
 
     async def run(self) -> None:
+        await self.probes.start()
+        await self.metrics.start()
         self.xds_port = await self.xds.start(self.settings.listen_address)
         host, _ = server.parse_address(self.settings.listen_address)
         self.infra.bind_xds(host, self.xds_port)
-        await self.probes.start()
-        await self.metrics.start()
         await self._refuse_hub_sockets(host)
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:

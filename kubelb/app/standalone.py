@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     try:
         return logs.run_loop(serve(settings))
-    except errors.DataPlaneError as e:
+    except (errors.DataPlaneError, server.BindError) as e:
         logger.error("%s", e)
         return 1
 

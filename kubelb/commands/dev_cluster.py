@@ -20,7 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
-from kubelb.testing import binaries, controlplane, crds, kubeconfig
+from kubelb.localcluster import binaries, controlplane, crds, kubeconfig
 
 logger = logging.getLogger(__name__)
 

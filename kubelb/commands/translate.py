@@ -19,10 +19,14 @@ from typing import Any
 
 import yaml
 
+from kubelb.api import conditions
 from kubelb.ir import codec, proxy
 from kubelb.placement import pool
 from kubelb.sources import file
 from kubelb.standalone import engine, state
+
+# Ready reasons that leave nothing to warn about: standalone mode's, and the manager's.
+_SERVED = frozenset({conditions.SERVING, conditions.RECONCILED})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +77,7 @@ def _from_objects(
         problems.extend(
             f"LoadBalancer {lb.namespace}/{lb.name}: {c.reason}: {c.message}"
             for c in lb.conditions
-            if c.reason != "Serving"
+            if c.reason not in _SERVED
         )
     return outcome.config, problems
 

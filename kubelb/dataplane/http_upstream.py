@@ -1,7 +1,8 @@
 """Upstream side of the HTTP reverse proxy: one protocol per upstream connection, and the pool of
 idle keep-alive connections shared by all HTTP listeners.
 
-Input: a request head and body written by `http.HTTPDownstream`. Output: the response bytes passed
+Input: a request head and body written by a `Downstream` (the client side, implemented by
+`http.HTTPDownstream`, which this module never imports). Output: the response bytes passed
 through unchanged (status line, headers and body framing as the upstream sent them) while a
 response parser only tracks where the message ends, whether the connection can be reused, and
 whether it switched protocols (WebSocket). Responses whose head exceeds the listener's limit are
@@ -14,16 +15,44 @@ import asyncio
 import logging
 import typing
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 
 from kubelb.dataplane import flow_control
 
-if TYPE_CHECKING:
-    from kubelb.dataplane import http
-
 logger = logging.getLogger(__name__)
+
+
+class Downstream(Protocol):
+    """The client-side exchange an upstream connection serves, and what it tells it."""
+
+    def write_upstream_bytes(self, data: bytes | memoryview) -> None:
+        """Response bytes (or tunnelled bytes after an upgrade) for the client."""
+
+    def response_started(self) -> None:
+        """The response head (status 200 or above) is complete."""
+
+    def response_complete(self, conn: UpstreamHTTP) -> None:
+        """The whole response went through."""
+
+    def upgraded(self, conn: UpstreamHTTP) -> None:
+        """The upstream switched protocols: bytes flow both ways untouched from now on."""
+
+    def upstream_eof(self) -> None:
+        """The upstream half-closed a tunnel."""
+
+    def upstream_failed(self, conn: UpstreamHTTP, status: int, detail: str) -> None:
+        """No usable response: answer the client with `status`."""
+
+    def upstream_lost(self, conn: UpstreamHTTP) -> None:
+        """The connection closed before the response was complete."""
+
+    def pause_reading(self) -> None:
+        """The upstream cannot take more request bytes for now."""
+
+    def resume_reading(self) -> None:
+        """The upstream takes request bytes again."""
 
 
 class UpstreamHTTP(asyncio.BufferedProtocol):
@@ -53,7 +82,7 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
         self.buffer = buffer
         self.pool_key = pool_key
         self.transport: asyncio.Transport | None = None
-        self.down: http.HTTPDownstream | None = None
+        self.down: Downstream | None = None
         self._parser: httptools.HttpResponseParser | None = None
         self._head_buf: list[bytes] = []
         self._head_pending = False
@@ -72,7 +101,7 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
     def usable(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
 
-    def attach(self, down: http.HTTPDownstream, *, head_only: bool, max_head: int) -> None:
+    def attach(self, down: Downstream, *, head_only: bool, max_head: int) -> None:
         self.down = down
         self._parser = httptools.HttpResponseParser(self)
         self._head_buf = []

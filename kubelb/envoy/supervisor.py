@@ -6,8 +6,9 @@ from our xDS server. Per node a supervision task owned by the supervisor:
 - starts Envoy with `asyncio.create_subprocess_exec` in its own session (so a terminal's Ctrl-C
   reaches only us), with PR_SET_PDEATHSIG so it dies with this process, and a dynamic hot-restart
   base id so several Envoys coexist on one host;
-- polls the admin `/ready` until Envoy is LIVE (admin on a free loopback port, or on the Unix
-  socket `admin.sock` in the node's state directory when the spec asks for `admin_pipe`);
+- polls the admin `/ready` until Envoy is LIVE, through one aiohttp session per supervisor
+  (opened on first use, closed by `close()`; one per socket path for Envoys whose spec asks
+  for `admin_pipe`: admin on the Unix socket `admin.sock` in the node's state directory);
 - restarts Envoy when it exits unexpectedly, with capped exponential backoff;
 - logs Envoy's stderr through Python logging (`kubelb.envoy.process`; Envoy's info as DEBUG,
   warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`);
@@ -31,15 +32,17 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
+
+from kubelb.api import config as api_config
 from kubelb.envoy import binary, bootstrap, deployer
 from kubelb.observe import metrics
-from kubelb.util import children, naming
+from kubelb.util import backoff, children, naming
 
 logger = logging.getLogger(__name__)
 process_logger = logging.getLogger("kubelb.envoy.process")
 access_logger = logging.getLogger("kubelb.envoy.access")
 
-TOPOLOGY = "shared"
 _LOG_FORMAT = "[%l][%n] %v"
 _LOG_LINE = re.compile(r"^\[(\w+)\]\[([\w.-]*)\] ?(.*)$")
 # Envoy's info level is routine chatter (start-up inventory, every xDS update): DEBUG for us.
@@ -53,16 +56,11 @@ _LEVELS = {
 }
 _SHM_DIR = Path("/dev/shm")
 _UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Backoff:
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-
-    def next(self, delay: float) -> float:
-        return min(self.maximum, max(self.initial, delay * self.factor))
+# An Envoy that ran longer than the cap before exiting restarts at the initial delay again.
+RESTART_BACKOFF = backoff.Backoff(initial=0.5, cap=30.0)
+_ADMIN_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
+# What an admin request raises when Envoy is not (yet, or any more) there to answer.
+ADMIN_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 class EnvoySupervisor:
@@ -73,12 +71,14 @@ class EnvoySupervisor:
         state_dir: Path,
         *,
         envoy_binary: str | os.PathLike[str] | None = None,
-        backoff: Backoff | None = None,
+        restart_backoff: backoff.Backoff = RESTART_BACKOFF,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.binary = binary.find_envoy(envoy_binary)
-        self.backoff = backoff or Backoff()
+        self.restart_backoff = restart_backoff
         self._envoys: dict[str, _Envoy] = {}
+        self._admin_session: aiohttp.ClientSession | None = None
+        self._pipe_sessions: dict[str, aiohttp.ClientSession] = {}
 
     async def ensure(self, node_id: str, spec: deployer.EnvoySpec) -> None:
         current = self._envoys.get(node_id)
@@ -90,7 +90,7 @@ class EnvoySupervisor:
         envoy = _Envoy(self, node_id, spec)
         self._envoys[node_id] = envoy
         envoy.start()
-        metrics.ENVOY_PROXIES.labels(namespace=node_id, topology=TOPOLOGY).set(1)
+        metrics.ENVOY_PROXIES.labels(namespace=node_id, topology=api_config.TOPOLOGY).set(1)
         metrics.ENVOY_PROXY_CREATES.labels(namespace=node_id).inc()
 
     async def remove(self, node_id: str) -> None:
@@ -98,7 +98,7 @@ class EnvoySupervisor:
         if envoy is None:
             return
         await envoy.stop()
-        metrics.ENVOY_PROXIES.remove(node_id, TOPOLOGY)
+        metrics.ENVOY_PROXIES.remove(node_id, api_config.TOPOLOGY)
         metrics.ENVOY_PROXY_DELETES.labels(namespace=node_id).inc()
 
     def ready(self, node_id: str) -> bool:
@@ -110,7 +110,53 @@ class EnvoySupervisor:
         await self._envoys[node_id].ready.wait()
 
     async def close(self) -> None:
-        await asyncio.gather(*(self.remove(n) for n in list(self._envoys)))
+        """Drain and stop every Envoy. The supervisor stays usable: `ensure` starts anew."""
+        try:
+            await asyncio.gather(*(self.remove(n) for n in list(self._envoys)))
+        finally:
+            session, self._admin_session = self._admin_session, None
+            pipes, self._pipe_sessions = self._pipe_sessions, {}
+            for s in (session, *pipes.values()):
+                if s is not None:
+                    await s.close()
+
+    async def admin(self, node_id: str, method: str, path: str) -> tuple[int, str]:
+        """One request to the admin interface of the node's running Envoy: (status, body).
+        Raises LookupError when the node has no Envoy, or one of `ADMIN_ERRORS`."""
+        envoy = self._envoys.get(node_id)
+        if envoy is None or (envoy.admin_port is None and envoy.admin_path is None):
+            raise LookupError(f"no Envoy runs for node {node_id!r}")
+        return await self.request(envoy.spec.admin_address, envoy.admin_port or 0, method, path,
+                                  unix=envoy.admin_path)  # fmt: skip
+
+    async def request(
+        self, host: str, port: int, method: str, path: str, *, unix: str | None = None
+    ) -> tuple[int, str]:
+        """One HTTP request to an Envoy admin interface or probe listener: (status, body).
+        `unix`: the admin interface's Unix socket, used instead of host and port."""
+        if unix is not None:
+            host, port = "localhost", 80
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        session = self._session() if unix is None else self._pipe_session(unix)
+        async with session.request(
+            method, f"http://{authority}{path}", timeout=_ADMIN_TIMEOUT
+        ) as response:
+            return response.status, await response.text(errors="replace")
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._admin_session is None or self._admin_session.closed:
+            # A fresh connection per request: a kept-alive one may point at an Envoy that has
+            # exited, and an admin port is reused by the next Envoy.
+            connector = aiohttp.TCPConnector(force_close=True)
+            self._admin_session = aiohttp.ClientSession(connector=connector)
+        return self._admin_session
+
+    def _pipe_session(self, path: str) -> aiohttp.ClientSession:
+        session = self._pipe_sessions.get(path)
+        if session is None or session.closed:
+            connector = aiohttp.UnixConnector(path=path, force_close=True)
+            session = self._pipe_sessions[path] = aiohttp.ClientSession(connector=connector)
+        return session
 
     def pid(self, node_id: str) -> int | None:
         envoy = self._envoys.get(node_id)
@@ -166,7 +212,7 @@ class _Envoy:
                 await self._task
 
     async def _supervise(self) -> None:
-        delay = 0.0
+        failures = 0  # exits in a row, each within the backoff's cap of its start
         while not self._stopping.is_set():
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -177,8 +223,10 @@ class _Envoy:
                 code = None
             if self._stopping.is_set():
                 return
-            delay = 0.0 if loop.time() - started > self.owner.backoff.maximum else delay
-            delay = self.owner.backoff.next(delay)
+            retry = self.owner.restart_backoff
+            failures = 0 if loop.time() - started > retry.cap else failures
+            delay = retry.delay(failures)
+            failures += 1
             self.restarts += 1
             metrics.ENVOY_PROXY_RESTARTS.labels(namespace=self.node_id).inc()
             logger.warning(
@@ -262,10 +310,10 @@ class _Envoy:
     ) -> None:
         while proc.returncode is None:
             try:
-                status, _ = await admin_request(
+                status, _ = await self.owner.request(
                     spec.admin_address, spec.admin_port, "GET", "/ready", unix=self.admin_path
                 )
-            except (OSError, TimeoutError, ValueError):
+            except ADMIN_ERRORS:
                 status = 0
             if status == 200:
                 self.ready.set()
@@ -278,9 +326,9 @@ class _Envoy:
         if port is not None or unix is not None:
             for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
                 try:
-                    await admin_request(self.spec.admin_address, port or 0, "POST", path,
-                                        unix=unix)  # fmt: skip
-                except (OSError, TimeoutError, ValueError) as e:
+                    await self.owner.request(self.spec.admin_address, port or 0, "POST", path,
+                                             unix=unix)  # fmt: skip
+                except ADMIN_ERRORS as e:
                     logger.debug("Envoy for node %r: %s failed: %s", self.node_id, path, e)
             logger.info(
                 "Envoy for node %r draining for %.1f s", self.node_id, self.spec.drain_seconds
@@ -309,56 +357,6 @@ class _Envoy:
             logger.error(
                 "supervision of Envoy for node %r failed", self.node_id, exc_info=task.exception()
             )
-
-
-async def admin_request(
-    host: str,
-    port: int,
-    method: str,
-    path: str,
-    *,
-    limit_seconds: float = 2.0,
-    unix: str | None = None,
-) -> tuple[int, str]:
-    """One HTTP/1.1 request to Envoy's admin interface (or a probe listener): (status, body).
-    `unix`: the admin interface's Unix socket, used instead of host and port."""
-    async with asyncio.timeout(limit_seconds):
-        if unix is not None:
-            reader, writer = await asyncio.open_unix_connection(unix)
-        else:
-            reader, writer = await asyncio.open_connection(host, port)
-        try:
-            authority = f"[{host}]" if ":" in host else host
-            writer.write(
-                f"{method} {path} HTTP/1.1\r\nHost: {authority}:{port}\r\n"
-                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
-            )
-            await writer.drain()
-            return await _read_response(reader, f"{host}:{port}{path}")
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
-async def _read_response(reader: asyncio.StreamReader, where: str) -> tuple[int, str]:
-    # Read by framing, not to EOF: Envoy delays closing its side (delayed_close_timeout).
-    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-    status_line, *lines = head.split("\r\n")
-    fields = status_line.split()
-    if len(fields) < 2 or not fields[1].isdigit():
-        raise ValueError(f"not an HTTP response from {where}")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines if h)}
-    if "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while size := int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16):
-            body += await reader.readexactly(size)
-            await reader.readline()
-    else:
-        body = await reader.read()
-    return int(fields[1]), body.decode(errors="replace")
 
 
 async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -24,9 +24,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kubelb.kube import backoff, errors, informer, objects, resources, writer as kwriter
+from kubelb.kube import errors, informer, objects, resources, writer as kwriter
 from kubelb.manager import common
 from kubelb.placement import pool
+from kubelb.util import backoff
 
 logger = logging.getLogger(__name__)
 

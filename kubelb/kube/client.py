@@ -1,10 +1,10 @@
-"""A thin raw-JSON client for the Kubernetes API over `kubernetes_asyncio`'s transport.
+"""A thin raw-JSON client for the Kubernetes API over `kubelb.kube.transport`.
 
-Input: an `ApiSource` (or a bare ApiClient) and `resources.Resource` descriptors. Output: decoded
-JSON dicts, never generated models: requests go through `ApiClient.call_api` with
-`_preload_content=False` and the body is parsed here. Failures raise the `kubelb.kube.errors`
-tree (a 401 first asks the source for fresh credentials and retries once). Every write names
-`field_manager`, so managedFields say which kubelb component wrote what.
+Input: an `ApiSource` (or a bare `transport.Api`, or a kubernetes_asyncio ApiClient as tests and
+the test control plane hold) and `resources.Resource` descriptors. Output: decoded JSON dicts,
+never generated models: the body of each answer is parsed here. Failures raise the
+`kubelb.kube.errors` tree (a 401 first asks the source for fresh credentials and retries once).
+Every write names `field_manager`, so managedFields say which kubelb component wrote what.
 
 Operations: get, list (all pages, selectors), watch (a `WatchStream` of events, bookmarks on),
 create, replace, patch (merge, strategic-merge, JSON patch, server-side apply), the `status`
@@ -15,21 +15,18 @@ object this package hands out carries both.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-from kubernetes_asyncio import client as k8s_client
 
-from kubelb.kube import errors, kubeconfig, objects, resources
+from kubelb.kube import errors, kubeconfig, objects, resources, transport
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +65,15 @@ class Client:
 
     def __init__(
         self,
-        source: kubeconfig.ApiSource | k8s_client.ApiClient,
+        source: kubeconfig.ApiSource | transport.Api | transport.ApiClientLike,
         *,
         field_manager: str = "kubelb",
         timeout: float = 30.0,
     ) -> None:
-        if isinstance(source, k8s_client.ApiClient):
+        if isinstance(source, transport.Api):
             source = kubeconfig.FixedApi(source)
+        elif not isinstance(source, kubeconfig.ApiSource):  # a kubernetes_asyncio ApiClient
+            source = kubeconfig.FixedApi(transport.Api.of_api_client(source))
         self.source = source
         self.field_manager = field_manager
         self.timeout = timeout
@@ -84,10 +83,8 @@ class Client:
 
     async def connection(self) -> Connection:
         """The current server URL and CA (e.g. for kubeconfigs handed to others)."""
-        configuration = (await self.source.api()).configuration
-        ca_file = configuration.ssl_ca_cert
-        ca_pem = await asyncio.to_thread(Path(ca_file).read_bytes) if ca_file else b""
-        return Connection(str(configuration.host), ca_pem)
+        api = await self.source.api()
+        return Connection(api.server, api.ca_pem)
 
     async def get(
         self, resource: resources.Resource, name: str, *, namespace: str | None = None
@@ -299,10 +296,9 @@ class Client:
         for attempt in (1, 2):
             api = await self.source.api()
             try:
-                response: aiohttp.ClientResponse = await api.call_api(
-                    path, method, query_params=list(query), header_params=dict(headers),
-                    body=body, auth_settings=["BearerToken"], _preload_content=False,
-                    _request_timeout=request_timeout or self.timeout,
+                response = await api.open(
+                    method, path, query=query, headers=headers, body=body,
+                    request_timeout=request_timeout or self.timeout,
                 )  # fmt: skip
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise errors.TransportError(str(exc) or type(exc).__name__, request=label) from exc

@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from kubelb.kube import backoff, errors, informer, objects, watches, workqueue
+from kubelb.kube import errors, informer, objects, watches, workqueue
+from kubelb.util import backoff
 
 logger = logging.getLogger(__name__)
 

@@ -2,13 +2,13 @@
 
 Input: a kubeconfig path (flag), or nothing: then `$KUBECONFIG`, in-cluster credentials, and
 `~/.kube/config` are tried in that order. Output: an `ApiSource`, which `kubelb.kube.client.Client`
-asks for the current `kubernetes_asyncio` ApiClient on every request.
+asks for the current `transport.Api` on every request.
 
 `KubeconfigFile` re-reads its file (at most every `check_interval` seconds on use, and at once
-after a 401) and swaps in a new ApiClient when the content changed, so a kubeconfig mounted from a
+after a 401) and swaps in a new Api when the content changed, so a kubeconfig mounted from a
 Secret that is rotated in place needs no restart. A file that does not parse (half written) keeps
-the previous client. Swapped-out clients stay open for `retire_after` seconds so in-flight
-requests and watches finish, then are closed.
+the previous Api. Swapped-out Apis stay open for `retire_after` seconds so in-flight requests and
+watches finish, then are closed. The kubeconfig itself is read by `kubelb.kube.credentials`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ import hashlib
 import logging
 import os
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol, runtime_checkable
 
 import yaml
-from kubernetes_asyncio import client as k8s_client, config as k8s_config
-from kubernetes_asyncio.config import kube_config
+
+from kubelb.kube import credentials, transport
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +34,11 @@ class ConfigError(RuntimeError):
     """No usable kubeconfig or in-cluster configuration."""
 
 
+@runtime_checkable
 class ApiSource(Protocol):
-    """Hands out the ApiClient to use now."""
+    """Hands out the Api to use now."""
 
-    async def api(self) -> k8s_client.ApiClient: ...
+    async def api(self) -> transport.Api: ...
 
     async def refresh(self) -> bool:
         """Called after a 401: True when new credentials are in place (retry the request)."""
@@ -49,17 +48,17 @@ class ApiSource(Protocol):
 
 
 class FixedApi:
-    """One ApiClient for good; closes it only when `owned`."""
+    """One Api for good; closes it only when `owned`."""
 
-    def __init__(self, api: k8s_client.ApiClient, *, owned: bool = False) -> None:
+    def __init__(self, api: transport.Api, *, owned: bool = False) -> None:
         self._api = api
         self._owned = owned
 
-    async def api(self) -> k8s_client.ApiClient:
+    async def api(self) -> transport.Api:
         return self._api
 
     async def refresh(self) -> bool:
-        return False
+        return await self._api.refresh()
 
     async def close(self) -> None:
         if self._owned:
@@ -81,22 +80,26 @@ class KubeconfigFile:
         self._context = context
         self._check_interval = check_interval
         self._retire_after = retire_after
-        self._api: k8s_client.ApiClient | None = None
+        self._api: transport.Api | None = None
         self._digest = b""
         self._checked_at = float("-inf")
-        self._retired: list[tuple[float, k8s_client.ApiClient]] = []
+        self._retired: list[tuple[float, transport.Api]] = []
         self._lock = asyncio.Lock()
         self.namespace = ""  # the current context's namespace (known once loaded), "" if unset
         self.reloads = 0  # how many times a changed file replaced the client
 
-    async def api(self) -> k8s_client.ApiClient:
+    async def api(self) -> transport.Api:
         if self._api is None or time.monotonic() - self._checked_at >= self._check_interval:
             await self._reload()
         assert self._api is not None
         return self._api
 
     async def refresh(self) -> bool:
-        return await self._reload(force=True)
+        """A changed file, or else fresh credentials from the same one (a re-read token file,
+        an exec plugin run again)."""
+        if await self._reload(force=True):
+            return True
+        return self._api is not None and await self._api.refresh()
 
     async def close(self) -> None:
         clients = [api for _, api in self._retired]
@@ -153,55 +156,21 @@ class KubeconfigFile:
 
 async def _client_from_bytes(
     data: bytes, context: str | None, base: Path
-) -> tuple[k8s_client.ApiClient, str]:
+) -> tuple[transport.Api, str]:
     document: Any = yaml.safe_load(data)
     if not isinstance(document, dict):
         raise ConfigError("not a kubeconfig mapping")
-    loader = kube_config.KubeConfigLoader(
-        config_dict=document, active_context=context, config_base_path=str(base)
-    )
-    configuration = k8s_client.Configuration()
-    await loader.load_and_set(configuration)
-    current = loader.current_context or {}
-    namespace = (current.get("context") or {}).get("namespace") or ""
-    return api_client(configuration), str(namespace)
-
-
-def env_proxy(server: str) -> str | None:
-    """The proxy `$HTTPS_PROXY`/`$HTTP_PROXY` name for `server`, unless `$NO_PROXY` exempts it."""
-    url = urlsplit(server)
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(url.scheme)
-    if not proxy or urllib.request.proxy_bypass(url.hostname or ""):
-        return None
-    return proxy
-
-
-def api_client(configuration: k8s_client.Configuration) -> k8s_client.ApiClient:
-    """An ApiClient whose proxy is settled once, here.
-
-    kubernetes_asyncio's aiohttp session trusts the environment, so every request looked up the
-    proxy variables and read `~/.netrc` in a worker thread: about 8% of the manager's CPU in a
-    burst of writes. The environment does not change while we run, and a netrc entry could only
-    break requests (aiohttp refuses it next to the bearer token's Authorization header).
-    """
-    if not configuration.proxy:
-        configuration.proxy = env_proxy(str(configuration.host))
-    api = k8s_client.ApiClient(configuration)
-    session = api.rest_client.pool_manager
-    if hasattr(session, "_trust_env"):  # aiohttp offers no public setter
-        session._trust_env = False
-    return api
+    endpoint = await credentials.from_kubeconfig(document, context, base)
+    return transport.Api.connect(endpoint), endpoint.namespace
 
 
 def in_cluster() -> FixedApi:
-    """The Pod's ServiceAccount; kubernetes_asyncio re-reads the projected token itself."""
-    configuration = k8s_client.Configuration()
+    """The Pod's ServiceAccount (its projected token re-read as the kubelet rotates it)."""
     try:
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException as exc:
+        endpoint = credentials.in_cluster()
+    except credentials.CredentialsError as exc:
         raise ConfigError(f"in-cluster configuration: {exc}") from exc
-    return FixedApi(api_client(configuration), owned=True)
+    return FixedApi(transport.Api.connect(endpoint), owned=True)
 
 
 async def open_source(path: str | os.PathLike[str] | None = None) -> ApiSource:

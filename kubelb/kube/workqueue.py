@@ -22,7 +22,7 @@ import logging
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-from kubelb.kube import backoff
+from kubelb.util import backoff
 
 logger = logging.getLogger(__name__)
 

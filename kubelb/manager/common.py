@@ -38,13 +38,9 @@ from kubelb.manager import effective as tenant_effective, endpoints, lbindex, pi
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "default"
 MANAGED_SELECTOR = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE}"
 # Management Services of LoadBalancers carry the LB's name in this label.
 SERVICE_SELECTOR = labels.LB_NAME
-# The metrics' topology label: a Config naming a deprecated topology (dedicated, global) still
-# gets one Envoy workload per tenant, as with shared.
-TOPOLOGY = "shared"
 
 T = TypeVar("T", bound=meta.KubeObject)
 
@@ -110,7 +106,7 @@ class Inputs:
         return objects.ObjectKey("", namespace) in self.namespaces.store
 
     def config(self) -> api_config.Config | None:
-        raw = self.configs.store.get(objects.ObjectKey(self.namespace, CONFIG_NAME))
+        raw = self.configs.store.get(objects.ObjectKey(self.namespace, api_config.CONFIG_NAME))
         return self._parse_or_log(api_config.Config, raw) if raw is not None else None
 
     def tenant(self, namespace: str) -> api_tenant.Tenant | None:

@@ -35,6 +35,7 @@ from typing import Any
 
 from kubelb.api import (
     conditions,
+    config as api_config,
     finalizers,
     loadbalancer as api_lb,
     meta,
@@ -343,7 +344,7 @@ class LoadBalancerReconciler:
             count = 0
         manager_metrics.LOAD_BALANCERS.labels(
             namespace=namespace, tenant=api_tenant.tenant_name_for(namespace),
-            topology=common.TOPOLOGY,
+            topology=api_config.TOPOLOGY,
         ).set(count)  # fmt: skip
         if count == 0:
             self._ports_by_namespace.pop(namespace, None)

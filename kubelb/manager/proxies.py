@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from kubelb.api import config as api_config
 from kubelb.kube import controller, objects, resources, watches
 from kubelb.manager import common, infrastructure
 from kubelb.observe import manager_metrics
@@ -44,7 +45,7 @@ class ProxyReconciler:
             and bool(self.inputs.live_load_balancers_in(namespace))
         )
         gauge = manager_metrics.ENVOY_PROXIES.labels(namespace=namespace,
-                                                     topology=common.TOPOLOGY)  # fmt: skip
+                                                     topology=api_config.TOPOLOGY)  # fmt: skip
         if not wanted:
             await self.infra.remove(namespace)
             if namespace in self.running:

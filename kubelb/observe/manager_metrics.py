@@ -1,4 +1,5 @@
-"""Prometheus metrics of the manager (`kubelb_manager_*`), names and labels as upstream (§6).
+"""Prometheus metrics of the manager (`kubelb_manager_*`), with upstream's names and labels so
+its dashboards and alerts work unchanged.
 
 Input: calls from the manager's reconcilers. Output: series in the default registry, served on
 `--metrics-addr`. Sections: LoadBalancer controller, port allocator, Envoy control (snapshots

@@ -4,11 +4,18 @@ Manager and agent bind probes and metrics on separate addresses, as upstream doe
 serves all of them on its one admin address. Readiness is a set of named checks so `/readyz`
 explains what is not ready yet instead of a bare 503. Probes never touch the metrics registry, so
 a slow scrape cannot fail a probe (KubeLB #303, #287).
+
+Addresses are `HOST:PORT`; `:PORT` means every interface (IPv4 and IPv6). A server that cannot
+bind raises `BindError`, whose message names the server, the address and the reason, so a mode
+can log it as one line and exit 1.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +25,10 @@ from aiohttp import web
 logger = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], bool]
+
+
+class BindError(OSError):
+    """A server cannot listen on its address (port in use, address not on this host, ...)."""
 
 
 @dataclass
@@ -72,6 +83,7 @@ class HTTPServer:
 
     def __init__(self, name: str, address: str, routes: Iterable[web.RouteDef]) -> None:
         self.name = name
+        self.address = address
         self.host, self.port = parse_address(address)
         self._app = web.Application()
         self._app.add_routes(list(routes))
@@ -80,8 +92,16 @@ class HTTPServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host or None, self.port, reuse_address=True)
-        await site.start()
+        site: web.BaseSite
+        try:
+            if self.host:
+                site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+            else:
+                site = web.SockSite(self._runner, listen_everywhere(self.port))
+            await site.start()
+        except OSError as e:
+            await self.stop()
+            raise BindError(cannot_listen(self.name, self.address, e)) from None
         sockets = self._runner.addresses
         if self.port == 0 and sockets:
             self.port = sockets[0][1]
@@ -91,6 +111,14 @@ class HTTPServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def listen_everywhere(port: int) -> socket.socket:
+    """One listening socket for every interface of both families (IPv4 alone on a host without
+    IPv6), as gRPC binds `[::]`: one port, even when `port` is 0 and the kernel picks it."""
+    if socket.has_dualstack_ipv6():
+        return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    return socket.create_server(("0.0.0.0", port))
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -109,6 +137,38 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 def format_address(host: str, port: int) -> str:
+    if not host:
+        return f":{port} (all interfaces)"
     if ":" in host:
         return f"[{host}]:{port}"
-    return f"{host or '0.0.0.0'}:{port}"
+    return f"{host}:{port}"
+
+
+def cannot_listen(name: str, address: str, error: OSError | None = None) -> str:
+    """The one line that says why `name` cannot listen on `address`."""
+    if error is None:
+        reason = "the address was refused"
+    elif error.errno is not None and error.errno > 0:  # resolver errors are negative
+        reason = os.strerror(error.errno)
+    else:
+        reason = error.strerror or str(error)
+    return f"{name} cannot listen on {address}: {reason}"
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """The error binding a TCP socket to (host, port) gives now, or None if it binds."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as e:
+        return e
+    for family, kind, proto, _, sockaddr in infos:
+        try:
+            with socket.socket(family, kind, proto) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(sockaddr)
+        except OSError as e:
+            if e.errno != errno.EAFNOSUPPORT:  # a host without IPv6 still binds IPv4
+                return e
+    return None

@@ -30,6 +30,7 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from kubelb.observe import server as observe_server
 from kubelb.xds import cache, callbacks, delta, snapshot, sotw
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,17 @@ class ServerOptions:
             ("grpc.max_connection_age_ms", _ms(age)),
             ("grpc.max_connection_age_grace_ms", _ms(self.max_connection_age_grace_seconds)),
             ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            # A second server on a port in use must fail, not silently share its connections.
+            ("grpc.so_reuseport", 0),
         ]
+
+
+def grpc_target(host: str, port: int) -> str:
+    """gRPC's spelling of a listen address: it refuses an empty host, and a wildcard host makes
+    it listen on every interface of both families (`[::]` falls back to IPv4 without IPv6)."""
+    if not host:
+        host = "::"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _ms(seconds: float) -> int:
@@ -104,15 +115,26 @@ class XdsServer:
         self._stopping = False
 
     async def start(self, address: str) -> int:
-        """Listen on `address` ("host:port"; port 0 picks a free one) and return the port."""
+        """Listen on `address` (`HOST:PORT`, `:PORT` for every interface; port 0 picks a free
+        one) and return the port. Raises `BindError` when the address cannot be bound."""
+        host, port = observe_server.parse_address(address)
+        # Bind once ourselves first: gRPC tells no reason for a failure, and logs its own line.
+        if (error := observe_server.bind_error(host, port)) is not None:
+            raise observe_server.BindError(
+                observe_server.cannot_listen("xDS server", address, error)
+            )
         server = grpc.aio.server(options=self.options.grpc_options())
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
-        port: int = server.add_insecure_port(address)
+        try:
+            port = server.add_insecure_port(grpc_target(host, port))
+        except RuntimeError:  # gRPC's only word on a failed bind
+            port = 0
         if port == 0:
-            raise OSError(f"xDS server cannot listen on {address}")
+            await server.stop(None)
+            raise observe_server.BindError(observe_server.cannot_listen("xDS server", address))
         await server.start()
         self._server, self.port, self._stopping = server, port, False
-        logger.info("xDS server listening on %s (port %d)", address, port)
+        logger.info("xDS server listening on %s", observe_server.format_address(host, port))
         return port
 
     async def stop(self, grace: float | None = 5.0) -> None:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from kubelb.testing import processes
+from kubelb.localcluster import processes
 
 logger = logging.getLogger(__name__)
 

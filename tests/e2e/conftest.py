@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from kubelb.kube import client, resources
-from kubelb.testing import cluster, controlplane
+from kubelb.localcluster import controlplane
 from tests.e2e import stack as stack_mod
 from tests.e2e.helpers import find, until
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
 from tests.kube_fixtures import require_binaries, run_in_private_loop
+from tests.support import cluster
 
 POOL = ("127.0.0.71", "127.0.0.72", "127.0.0.73")
 NODES = {
@@ -90,7 +90,7 @@ def e2e_plane() -> Iterator[controlplane.ControlPlane]:
 @pytest.fixture(scope="session")
 def management(e2e_plane: controlplane.ControlPlane) -> cluster.Cluster:
     """Overrides the shared fixture inside tests/e2e: the suite's own management cluster."""
-    return e2e_plane.clusters["management"]
+    return cluster.Cluster.of(e2e_plane.clusters["management"])
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +125,7 @@ async def _start(built: Stack, plane: controlplane.ControlPlane) -> None:
 async def _start_tenant(
     built: Stack, kube: client.Client, plane: controlplane.ControlPlane, name: str
 ) -> None:
-    tenant_cluster = plane.clusters[CLUSTERS[name]]
+    tenant_cluster = cluster.Cluster.of(plane.clusters[CLUSTERS[name]])
     path = await stack_mod.onboard_tenant(kube, name, built.workdir / f"{name}.kubeconfig")
     for node, address in NODES[name].items():
         await tenant_cluster.create_node(node, addresses=[("InternalIP", address)])

@@ -1,7 +1,7 @@
 """KubeLB run as an operator would: `python -m kubelb --mode=manager|agent` processes, a Tenant
 created in the management cluster, and its issued kubeconfig handed to that tenant's agent.
 
-Inputs: the e2e control plane's clusters (`kubelb.testing.cluster.Cluster`). Outputs:
+Inputs: the e2e control plane's clusters (`tests.support.cluster.Cluster`). Outputs:
 `KubelbProcess` (start, wait for /readyz, stop with SIGTERM, restart on the same ports) and
 `onboard_tenant` (Tenant -> Ready -> the `kubelb-ccm-kubeconfig` Secret written to a file). Every
 server listens on 127.0.0.1 (probes, metrics, xDS) or on the address pool's 127.0.0.x.
@@ -17,9 +17,10 @@ from pathlib import Path
 import aiohttp
 
 from kubelb.kube import client, objects, resources
+from kubelb.localcluster import processes
 from kubelb.manager import kubeconfigs, tenantobjects
-from kubelb.testing import cluster, processes
 from tests.e2e.helpers import find, until
+from tests.support import cluster
 
 MANAGER_NAMESPACE = "kubelb"
 DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"

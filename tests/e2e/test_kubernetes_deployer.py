@@ -16,9 +16,9 @@ import pytest
 
 from kubelb.envoy import binary
 from kubelb.kube import client, kubeconfig, objects, resources
-from kubelb.testing import cluster
 from tests.e2e import conftest, stack as stack_mod
 from tests.e2e.helpers import find, ingress_ips, ready_condition, until
+from tests.support import cluster
 
 pytestmark = pytest.mark.e2e
 

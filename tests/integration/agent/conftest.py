@@ -26,10 +26,7 @@ from kubelb.agent import common
 from kubelb.api import finalizers, labels
 from kubelb.app import agent as agent_app
 from kubelb.kube import client, errors, objects, resources
-from kubelb.testing import cluster
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
-
-pytestmark = pytest.mark.integration
+from tests.support import cluster
 
 ACCOUNT = "kubelb-ccm"
 _KUBELB_KINDS = ["loadbalancers", "routes", "addresses", "syncsecrets"]

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from kubelb.testing import cluster, crds
+from kubelb.localcluster import crds
+from tests.support import cluster
 
 pytestmark = pytest.mark.integration
 

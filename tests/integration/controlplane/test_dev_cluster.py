@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
-from kubelb.testing import processes
 from tests import kube_fixtures
+from tests.support import processes
 
 pytestmark = pytest.mark.integration
 

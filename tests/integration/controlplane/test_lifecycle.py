@@ -17,8 +17,9 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from kubelb.testing import controlplane, crds, processes
+from kubelb.localcluster import controlplane, crds
 from tests import kube_fixtures
+from tests.support import processes
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ async def test_starts_and_stops_cleanly():
 OWNER = textwrap.dedent(
     """
     import asyncio, json, sys
-    from kubelb.testing import controlplane
+    from kubelb.localcluster import controlplane
 
     async def main():
         spec = controlplane.ClusterSpec(name="solo", service_cidr="10.98.0.0/16")

@@ -128,6 +128,15 @@ class TCPBackend:
             await self._server.wait_closed()
             self._server = None
 
+    def echo_blocked(self) -> bool:
+        """An echo waits to be sent: its write buffer is above the high mark, because the peer
+        (the proxy) stopped reading."""
+        for writer in self._handlers.writers:
+            _, high = writer.transport.get_write_buffer_limits()
+            if writer.transport.get_write_buffer_size() > high:
+                return True
+        return False
+
 
 class _UDPEcho(asyncio.DatagramProtocol):
     def __init__(self, backend: UDPBackend) -> None:

@@ -14,8 +14,6 @@ import uvloop
 from kubelb.dataplane import context, runtime
 from kubelb.ir import proxy
 
-pytestmark = pytest.mark.integration
-
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """The data plane runs on uvloop in production, so its integration tests do too."""

@@ -10,6 +10,8 @@ from kubelb.ir import proxy
 from tests.integration.dataplane import backends, irs, scenarios
 from tests.integration.dataplane.conftest import eventually
 
+pytestmark = pytest.mark.integration
+
 LIMITS = proxy.HTTPOptions(max_request_headers_kb=60, max_request_headers_count=100)
 
 

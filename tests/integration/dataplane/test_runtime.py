@@ -12,6 +12,8 @@ from kubelb.ir import proxy
 from tests.integration.dataplane import backends, irs, scenarios
 from tests.integration.dataplane.conftest import eventually
 
+pytestmark = pytest.mark.integration
+
 TCP = proxy.Protocol.TCP
 
 

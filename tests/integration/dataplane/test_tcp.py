@@ -8,12 +8,15 @@ import dataclasses
 import hashlib
 import logging
 import os
+import typing
 
 import pytest
 
 from kubelb.ir import proxy
 from tests.integration.dataplane import backends, irs, scenarios
 from tests.integration.dataplane.conftest import eventually
+
+pytestmark = pytest.mark.integration
 
 TCP = proxy.Protocol.TCP
 
@@ -200,7 +203,13 @@ async def test_bulk_stream_with_backpressure_keeps_every_byte(start_dataplane, t
             writer.write_eof()
 
         sending = asyncio.create_task(send())
-        await asyncio.sleep(0.5)  # not reading: the echo backs up through the proxy
+        transport = typing.cast(asyncio.Transport, writer.transport)
+        # Not reading: the echo backs up through the proxy. The proxy stops reading from the
+        # backend only while its writes to this client are backed up.
+        await eventually(
+            lambda: not transport.is_reading() and tcp_backends[0].echo_blocked(),
+            what="the echo backed up from this client to the backend",
+        )
         echoed = await reader.readexactly(len(payload))
         await sending
         assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()

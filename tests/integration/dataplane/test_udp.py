@@ -8,6 +8,8 @@ from kubelb.ir import proxy
 from tests.integration.dataplane import backends, irs, scenarios
 from tests.integration.dataplane.conftest import eventually
 
+pytestmark = pytest.mark.integration
+
 UDP = proxy.Protocol.UDP
 
 

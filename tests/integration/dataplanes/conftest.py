@@ -24,14 +24,13 @@ import uvloop
 from kubelb.dataplane import runtime
 from kubelb.envoy import supervisor
 from kubelb.ir import proxy
+from kubelb.util import backoff
 from kubelb.xds import cache, server, snapshot, translate
 from tests.integration.dataplane.conftest import (  # noqa: F401  (no_leaks: autouse guard)
     eventually,
     no_leaks,
 )
 from tests.integration.xds.conftest import envoy_spec
-
-pytestmark = pytest.mark.integration
 
 # "envoy-delta": Envoy on incremental xDS; it must behave exactly as "envoy".
 KINDS = ("envoy", "envoy-delta", "python")
@@ -83,7 +82,7 @@ class EnvoyPlane(Plane):
         self.cache = cache.SnapshotCache()
         self.server = server.XdsServer(self.cache)
         self.envoys = supervisor.EnvoySupervisor(
-            state_dir, backoff=supervisor.Backoff(initial=0.2, maximum=2.0)
+            state_dir, restart_backoff=backoff.Backoff(initial=0.2, cap=2.0)
         )
         self._port = 0
         self._nodes: set[str] = set()

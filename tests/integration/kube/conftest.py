@@ -5,9 +5,6 @@ from __future__ import annotations
 import pytest
 
 from kubelb.kube import client
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

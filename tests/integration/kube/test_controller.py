@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from collections.abc import Sequence
 
 import pytest
@@ -59,7 +60,7 @@ class LoadBalancerReconciler:
         self.calls[key] += 1
         if self.hold is not None:
             await self.hold.wait()
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # hold the key across a suspension: other workers run meanwhile
         if self.fail[key]:
             self.fail[key] -= 1
             raise RuntimeError(f"injected failure for {key}")
@@ -156,16 +157,21 @@ async def test_bounded_concurrency_and_one_worker_per_key(kube, ns):
     async with running(informers.run()), running(ctrl.run()):
         await eventually(lambda: all(Key(ns, n) in rec.finished for n in names))
         for _ in range(3):  # churn: many events for the same keys while they are processed
+            started = rec.calls.total()
             for name in names[:4]:
                 for i in range(3):
                     ctrl.enqueue(Key(ns, name))
                     ctrl.enqueue(Key(ns, name), after=0.01 * i)
-            await asyncio.sleep(0.02)
+            await eventually(functools.partial(_called_more, rec, started), what="the churn run")
         await eventually(
             lambda: len(ctrl.queue) == 0 and ctrl.queue.processing == 0 and ctrl.queue.waiting == 0
         )
     assert rec.overlaps == []
     assert 1 < rec.max_in_flight <= 3
+
+
+def _called_more(rec: LoadBalancerReconciler, than: int) -> bool:
+    return rec.calls.total() > than
 
 
 async def test_periodic_resync_reconciles_every_key(kube, ns):
@@ -186,7 +192,7 @@ async def test_shutdown_lets_in_flight_reconciles_finish(kube, ns):
         task = asyncio.create_task(ctrl.run())
         await eventually(lambda: rec.in_flight == {Key(ns, "slow")}, what="reconcile started")
         task.cancel()
-        await asyncio.sleep(0.05)
+        await eventually(lambda: ctrl.queue.shutting_down, what="the controller stopping")
         assert not task.done()  # draining: waits for the reconcile in flight
         rec.hold.set()
         with pytest.raises(asyncio.CancelledError):

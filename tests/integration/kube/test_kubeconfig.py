@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kubelb.kube import client, errors, kubeconfig, resources
-from kubelb.testing import kubeconfig as test_kubeconfig
+from tests.support import kubeconfig as test_kubeconfig
 
 pytestmark = pytest.mark.integration
 

@@ -126,6 +126,7 @@ async def test_losing_the_lease_stops_leader_work_and_campaigns_again(kube, ns):
         await eventually(lambda: work.cancelled == ["a"], what="leader-only work stopped")
         assert not a.is_leader
         assert not task.done()  # still a candidate
+        # Deliberately let a's own lease duration pass: proves something does not happen.
         await asyncio.sleep(TIMINGS["lease_duration"])
         assert not a.is_leader  # the intruder's lease is valid: a does not steal it
         assert a.leader == "intruder"

@@ -16,9 +16,6 @@ import pytest
 from kubelb.api import labels
 from kubelb.app import manager as app_manager
 from kubelb.kube import client, errors, objects, resources
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -26,17 +26,45 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
-async def settled(manager: Any) -> None:
-    """Every leader controller has run and has nothing queued or in flight."""
+async def settled(manager: Any, *namespaces: str) -> None:
+    """The manager is done: every leader controller has run, nothing is queued or in flight, and
+    its informers hold what the API server holds, so the events of its own writes have arrived
+    and been handled. Only objects in `namespaces` and cluster-scoped ones count (all if none
+    are given): the API server is shared with other tests' leftovers."""
     controllers = manager.leader_controllers
 
-    async def check():
-        return all(c.reconciles > 0 and not len(c.queue) and not c.queue.processing
-                   for c in controllers)  # fmt: skip
+    def idle() -> tuple[int, ...] | None:
+        if all(c.reconciles > 0 and not len(c.queue) and not c.queue.processing
+               for c in controllers):  # fmt: skip
+            return tuple(c.reconciles for c in controllers)
+        return None
+
+    async def check() -> bool:
+        before = idle()
+        # No reconcile between `before` and `after`, so no write either: every write was
+        # echoed by the time the informers matched the server, and its events were handled.
+        return before is not None and await _caught_up(manager, namespaces) and idle() == before
 
     await eventually(check, what="controllers settled")
-    await asyncio.sleep(0.5)  # let late events (our own writes echoing back) arrive
-    await eventually(check, what="controllers settled again")
+
+
+async def _caught_up(manager: Any, namespaces: tuple[str, ...]) -> bool:
+    """Each informer's objects are on the server at the same resourceVersion. (An object the
+    server has and an informer lacks may be outside its selectors, so only that way is checked.)"""
+
+    def counted(key: objects.ObjectKey) -> bool:
+        return not namespaces or not key.namespace or key.namespace in namespaces
+
+    for informer in manager.informers:
+        listed = await manager.informers.client.list(
+            informer.resource, namespace=informer.namespace
+        )
+        server = {objects.key_of(o): objects.resource_version(o) for o in listed.items}
+        for obj in informer.store.list():
+            key = objects.key_of(obj)
+            if counted(key) and server.get(key) != objects.resource_version(obj):
+                return False
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:

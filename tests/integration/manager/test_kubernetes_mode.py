@@ -91,7 +91,7 @@ async def test_service_deployment_status_and_restart(
         lb = await eventually(reason_is(kube, ns, "web", "EnvoyNotReady"), what="EnvoyNotReady")
         lb = await get(kube, resources.LOAD_BALANCERS, ns, "web")
         assert ingress_ips(lb) == ["203.0.113.10"]
-        await settled(manager)
+        await settled(manager, ns, management_namespace)
         before = lb["status"]
 
     # Nothing in the unmanaged namespace was touched.
@@ -100,7 +100,7 @@ async def test_service_deployment_status_and_restart(
 
     # A restart over a converged state: the same ports, and not one write.
     async with managers(manager_settings) as manager:
-        await settled(manager)
+        await settled(manager, ns, management_namespace)
         # Other tests' leftovers on the shared API server may still be cleaned up: count ours.
         written = {where: manager.writer.writes_in[where] for where in (ns, management_namespace)}
         assert written == {ns: 0, management_namespace: 0}, "a restart must not rewrite anything"

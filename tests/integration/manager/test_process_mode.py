@@ -161,7 +161,7 @@ async def test_selector_of_an_earlier_manager_is_dropped_once(
 
         # Settled: reconciling again writes nothing (the Service and the status are skipped).
         # Counted in this namespace: the API server is shared with other tests' leftovers.
-        await settled(manager)
+        await settled(manager, ns)
         writes, skipped = manager.writer.writes_in[ns], manager.writer.skipped_in[ns]
         manager.lb_controller.enqueue(objects.ObjectKey(ns, "web"))
         await eventually(lambda: _async(manager.writer.skipped_in[ns] >= skipped + 2),

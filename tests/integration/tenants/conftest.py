@@ -21,9 +21,6 @@ import pytest
 
 from kubelb.kube import client, errors, events, informer, kubeconfig, objects, resources, writer
 from kubelb.manager import kubeconfigs, tenantobjects, tenants
-from tests.guards import no_leftover_tasks  # noqa: F401  (autouse guard)
-
-pytestmark = pytest.mark.integration
 
 DEADLINE = 90.0
 

@@ -10,6 +10,7 @@ import pytest
 
 from kubelb.envoy import deployer, supervisor
 from kubelb.ir import proxy
+from kubelb.util import backoff
 from kubelb.xds import cache, server, snapshot, translate
 from tests.integration.xds import backends
 
@@ -50,7 +51,7 @@ both_flavours = pytest.mark.parametrize("xds", ["sotw", "delta"], indirect=True)
 @pytest.fixture
 async def envoys(tmp_path: Path) -> AsyncIterator[supervisor.EnvoySupervisor]:
     sup = supervisor.EnvoySupervisor(
-        tmp_path / "envoy", backoff=supervisor.Backoff(initial=0.2, maximum=2.0)
+        tmp_path / "envoy", restart_backoff=backoff.Backoff(initial=0.2, cap=2.0)
     )
     yield sup
     await sup.close()

@@ -40,13 +40,13 @@ async def test_probe_listeners_and_drain_on_remove(
     async with asyncio.timeout(30):
         await envoys.wait_ready(NODE)
     assert envoys.ready(NODE)
-    assert await supervisor.admin_request("127.0.0.1", ready_port, "GET", "/ready") == (
+    assert await envoys.request("127.0.0.1", ready_port, "GET", "/ready") == (
         200,
         "LIVE\n",
     )
-    status, _ = await supervisor.admin_request("127.0.0.1", health_port, "GET", "/healthz")
+    status, _ = await envoys.request("127.0.0.1", health_port, "GET", "/healthz")
     assert status == 200
-    status, _ = await supervisor.admin_request("127.0.0.1", ready_port, "GET", "/stats")
+    status, _ = await envoys.request("127.0.0.1", ready_port, "GET", "/stats")
     assert status == 404, "the readiness listener exposes nothing but /ready"
     proxies = metrics.REGISTRY.get_sample_value(
         "kubelb_envoy_control_plane_envoy_proxies", {"namespace": NODE, "topology": "shared"}
@@ -58,7 +58,7 @@ async def test_probe_listeners_and_drain_on_remove(
     removing = asyncio.create_task(envoys.remove(NODE))
 
     async def failing_health() -> bool:
-        status, _ = await supervisor.admin_request("127.0.0.1", health_port, "GET", "/healthz")
+        status, _ = await envoys.request("127.0.0.1", health_port, "GET", "/healthz")
         return status == 503
 
     await backends.eventually(failing_health, what="/healthz failing while draining")
@@ -85,6 +85,35 @@ async def test_same_spec_is_a_no_op_and_a_new_spec_replaces(
     assert envoys.pid(NODE) not in (None, pid)
     assert pid is not None
     assert not alive(pid)
+
+
+async def test_admin_requests_share_a_session_closed_with_the_supervisor(
+    xds: Xds, envoys: supervisor.EnvoySupervisor
+) -> None:
+    xds.cache.set_snapshot(NODE, snapshot.Snapshot())
+    with pytest.raises(LookupError):
+        await envoys.admin(NODE, "GET", "/ready")
+    await envoys.ensure(NODE, envoy_spec(xds.port))
+    async with asyncio.timeout(30):
+        await envoys.wait_ready(NODE)
+    assert await envoys.admin(NODE, "GET", "/ready") == (200, "LIVE\n")
+    status, body = await envoys.admin(NODE, "GET", "/server_info")
+    assert status == 200
+    assert '"state": "LIVE"' in body
+    session = envoys._admin_session
+    assert session is not None
+    open_while_serving = not session.closed
+
+    await envoys.close()
+    assert open_while_serving
+    assert session.closed
+    with pytest.raises(LookupError):
+        await envoys.admin(NODE, "GET", "/ready")
+    # A closed supervisor starts anew, with a new session.
+    await envoys.ensure(NODE, envoy_spec(xds.port))
+    async with asyncio.timeout(30):
+        await envoys.wait_ready(NODE)
+    assert await envoys.admin(NODE, "GET", "/ready") == (200, "LIVE\n")
 
 
 CHILD = """

@@ -49,8 +49,8 @@ async def test_admin_on_a_unix_socket(xds: Xds, envoys: supervisor.EnvoySupervis
     assert envoys.admin_port(NODE) is None
     assert stat.S_ISSOCK(os.stat(path).st_mode)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert await supervisor.admin_request("", 0, "GET", "/ready", unix=path) == (200, "LIVE\n")
-    _, info = await supervisor.admin_request("", 0, "GET", "/server_info", unix=path)
+    assert await envoys.admin(NODE, "GET", "/ready") == (200, "LIVE\n")
+    _, info = await envoys.admin(NODE, "GET", "/server_info")
     assert '"state": "LIVE"' in info
     pid = envoys.pid(NODE)
     assert pid is not None
@@ -65,15 +65,16 @@ async def test_admin_on_a_unix_socket(xds: Xds, envoys: supervisor.EnvoySupervis
 
     await backends.eventually(restarted, what="Envoy restarted and ready again")
     assert envoys.admin_path(NODE) == path
-    assert await supervisor.admin_request("", 0, "GET", "/ready", unix=path) == (200, "LIVE\n")
+    assert await envoys.admin(NODE, "GET", "/ready") == (200, "LIVE\n")
 
     # Drain goes through the socket too: /healthcheck/fail is seen before Envoy stops.
     removing = asyncio.create_task(envoys.remove(NODE))
 
     async def draining() -> bool:
         try:
-            _, body = await supervisor.admin_request("", 0, "GET", "/server_info", unix=path)
-        except (OSError, TimeoutError, ValueError):
+            # The node is no longer listed while it drains: ask its socket directly.
+            _, body = await envoys.request("", 0, "GET", "/server_info", unix=path)
+        except (*supervisor.ADMIN_ERRORS, LookupError):
             return False
         return '"state": "DRAINING"' in body
 

@@ -163,12 +163,10 @@ async def test_a_changed_cluster_finishes_warming(
         recorder = Recorder()
         xds.server.hooks += (recorder,)
         xds.publish(config((listener, checked)))
-        admin = envoys.admin_port(NODE)
-        assert admin is not None
 
         async def warmed() -> bool:
-            code, body = await supervisor.admin_request(
-                "127.0.0.1", admin, "GET", "/config_dump?resource=dynamic_warming_clusters"
+            code, body = await envoys.admin(
+                NODE, "GET", "/config_dump?resource=dynamic_warming_clusters"
             )
             return code == 200 and "lb-cluster" not in body and xds.cache.status(NODE).in_sync()
 
@@ -278,11 +276,7 @@ async def test_envoy_with_nothing_to_serve_starts_without_fetch_timeouts(
     starts only after its 15 s initial fetch timeout per type, and counts it."""
     xds.publish(config())
     await start(xds, envoys)
-    admin = envoys.admin_port(NODE)
-    assert admin is not None
-    status, body = await supervisor.admin_request(
-        "127.0.0.1", admin, "GET", "/stats?filter=init_fetch_timeout"
-    )
+    status, body = await envoys.admin(NODE, "GET", "/stats?filter=init_fetch_timeout")
     assert status == 200
     counters = dict(line.split(": ") for line in body.splitlines() if line)
     assert {
@@ -318,10 +312,7 @@ async def test_killed_envoy_is_restarted(xds: Xds, envoys: supervisor.EnvoySuper
 
 async def test_two_envoys_share_a_node_id(xds: Xds, tmp_path: Path) -> None:
     port = backends.free_port()
-    sups = [
-        supervisor.EnvoySupervisor(tmp_path / f"envoy-{i}", backoff=supervisor.Backoff())
-        for i in range(2)
-    ]
+    sups = [supervisor.EnvoySupervisor(tmp_path / f"envoy-{i}") for i in range(2)]
     try:
         async with backends.TCPEcho("a") as a:
             xds.publish(config(tcp_lb("lb", port, a.port)))
@@ -334,9 +325,7 @@ async def test_two_envoys_share_a_node_id(xds: Xds, tmp_path: Path) -> None:
 
             await backends.eventually(both_in_sync, what="both Envoys ACKing the snapshot")
             for sup in sups:
-                admin = sup.admin_port(NODE)
-                assert admin is not None
-                code, body = await supervisor.admin_request("127.0.0.1", admin, "GET", "/listeners")
+                code, body = await sup.admin(NODE, "GET", "/listeners")
                 assert code == 200
                 assert "lb::127.0.0.1:" in body
     finally:

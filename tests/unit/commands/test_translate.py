@@ -44,3 +44,23 @@ def test_translate_reports_bad_input(tmp_path, capsys):
     assert cli.main(["translate", "-f", str(tmp_path)]) == 1
     assert "x.yaml" in capsys.readouterr().err
     assert cli.main(["translate", "-f", str(tmp_path / "missing")]) == 2
+
+
+LB = """\
+apiVersion: kubelb.k8c.io/v1alpha1
+kind: LoadBalancer
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  ports: [{{name: http, port: 8080, protocol: TCP}}]
+  endpoints: [{{addresses: [{{ip: 127.0.0.11}}], ports: [{{name: http, port: 18080}}]}}]
+"""
+
+
+def test_translate_warns_only_about_loadbalancers_not_served(tmp_path, capsys):
+    # One pool address, two LoadBalancers on port 8080: the second cannot be placed.
+    (tmp_path / "lbs.yaml").write_text(LB.format(name="a") + "---\n" + LB.format(name="b"))
+    args = ["translate", "-f", str(tmp_path), "--to", "ir", "--address-pool", "127.0.0.5"]
+    assert cli.main(args) == 0
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("warning: LoadBalancer shop/b: PortConflict: ")

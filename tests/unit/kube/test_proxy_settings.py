@@ -4,9 +4,8 @@ letting aiohttp look it up (and read ~/.netrc) in a thread on every request."""
 from __future__ import annotations
 
 import pytest
-from kubernetes_asyncio import client as k8s_client
 
-from kubelb.kube import kubeconfig
+from kubelb.kube import credentials, transport
 
 SERVER = "https://10.0.0.1:6443"
 PROXY = "http://proxy.example:3128"
@@ -20,11 +19,9 @@ def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def settled(proxy: str | None = None) -> tuple[str | None, bool]:
-    configuration = k8s_client.Configuration(host=SERVER)
-    configuration.proxy = proxy
-    api = kubeconfig.api_client(configuration)
+    api = transport.Api.connect(credentials.Endpoint(server=SERVER, proxy=proxy))
     try:
-        return api.rest_client.proxy, api.rest_client.pool_manager.trust_env
+        return api.proxy, api.session.trust_env
     finally:
         await api.close()
 
@@ -51,5 +48,5 @@ async def test_a_kubeconfig_proxy_url_wins_over_the_environment(monkeypatch: pyt
 
 def test_http_proxy_does_not_apply_to_an_https_server(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HTTP_PROXY", PROXY)
-    assert kubeconfig.env_proxy(SERVER) is None
-    assert kubeconfig.env_proxy("http://10.0.0.1:8080") == PROXY
+    assert transport.env_proxy(SERVER) is None
+    assert transport.env_proxy("http://10.0.0.1:8080") == PROXY

@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from kubelb.kube import backoff, workqueue
+from kubelb.kube import workqueue
+from kubelb.util import backoff
 
 DEADLINE = 10.0
 
@@ -25,7 +26,9 @@ async def test_key_added_while_processing_waits_for_done_then_runs_again():
     q.add("a")
     assert len(q) == 0  # not handed to a second worker while the first holds it
     second = asyncio.create_task(q.get())
-    await asyncio.sleep(0.01)
+    # One loop turn runs the getter until it waits; it waits on no timer or I/O, so only
+    # `done` can wake it.
+    await asyncio.sleep(0)
     assert not second.done()
     q.done("a")
     assert await asyncio.wait_for(second, DEADLINE) == "a"  # processed once more, not twice
@@ -49,7 +52,7 @@ async def test_workers_never_share_a_key():
             if key in running:
                 overlaps.append(key)
             running.add(key)
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0)  # hold the key across a suspension: other workers run meanwhile
             running.discard(key)
             handled.append(key)
             q.done(key)
@@ -125,7 +128,7 @@ async def test_wait_idle_waits_for_keys_in_flight():
     q.add("a")
     key = await q.get()
     idle = asyncio.create_task(q.wait_idle())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one loop turn runs it until it waits (on no timer or I/O)
     assert not idle.done()
     q.done(key)
     await asyncio.wait_for(idle, DEADLINE)

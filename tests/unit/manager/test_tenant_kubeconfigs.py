@@ -129,8 +129,9 @@ async def test_kubeconfig_loads_with_the_kube_client(tmp_path):
     source = kube_kubeconfig.KubeconfigFile(path)
     try:
         api = await source.api()
-        assert api.configuration.host == "https://127.0.0.1:1"
-        assert api.configuration.api_key["BearerToken"].endswith("abc")
+        assert api.server == "https://127.0.0.1:1"
+        assert api.auth is not None
+        assert await api.auth.authorization() == "Bearer abc"
         assert source.namespace == "tenant-a"
     finally:
         await source.close()

@@ -1,8 +1,8 @@
-"""A real Kubernetes control plane for tests and local development: one etcd, and per cluster a
+"""A real Kubernetes control plane for local development and tests: one etcd, and per cluster a
 kube-apiserver and a kube-controller-manager, all on free 127.0.0.1 ports in a temporary folder.
 
-Inputs: the binaries (`kubelb.testing.binaries`), cluster specs (name, service CIDR), CRD files.
-Outputs: `Cluster` handles (`kubelb.testing.cluster`) with an admin kubeconfig, each ready when
+Inputs: the binaries (`binaries`), cluster specs (name, service CIDR), CRD files.
+Outputs: `Cluster` handles (`cluster`) with an admin kubeconfig, each ready when
 `start()` returns: `/readyz` is ok, the CRDs are Established and the controller manager runs
 (it has created the `default` ServiceAccount). `stop()` ends every process group it started and
 removes the folder it created, and is safe to call after a failed or partial start.
@@ -10,8 +10,8 @@ removes the folder it created, and is safe to call after a failed or partial sta
 Clusters share the etcd under different `--etcd-prefix`es. Each has its own ServiceAccount signing
 key; one CA signs the serving certificate and the admin client certificate (O=system:masters).
 The controller manager runs without the node lifecycle controller (there is no kubelet: Nodes are
-test fixtures whose readiness tests set through `kubelb.testing.nodes`), and the apiserver
-without the TaintNodesByCondition admission plugin, whose taints only that controller would lift.
+objects whose readiness their creator sets, as tests do), and the apiserver without the
+TaintNodesByCondition admission plugin, whose taints only that controller would lift.
 API priority and fairness stays on, as in real clusters: turning it off saved no measurable
 start-up time.
 """
@@ -36,7 +36,7 @@ from typing import Self
 import aiohttp
 from kubernetes_asyncio import client
 
-from kubelb.testing import binaries, certs, cluster as cluster_mod, crds, kubeconfig, processes
+from kubelb.localcluster import binaries, certs, cluster as cluster_mod, crds, kubeconfig, processes
 
 logger = logging.getLogger(__name__)
 

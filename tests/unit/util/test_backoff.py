@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubelb.kube import backoff
+from kubelb.util import backoff
 
 
 def test_doubles_until_the_cap_and_stays_there():

@@ -1,4 +1,4 @@
-"""Install CustomResourceDefinitions into a test cluster and wait until they are served.
+"""Install CustomResourceDefinitions into a local cluster and wait until they are served.
 
 Inputs: YAML files (by default `configs/crd/*.yaml` of the source tree), an admin API client.
 Outputs: the CRDs created (or replaced when they exist), each Established before `install`
@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 
 logger = logging.getLogger(__name__)
 
-# kubelb/testing/crds.py -> repository root -> configs/crd. Absent in an installed wheel.
+# kubelb/localcluster/crds.py -> repository root -> configs/crd. Absent in an installed wheel.
 DEFAULT_CRD_DIR = Path(__file__).resolve().parents[2] / "configs" / "crd"
 
 

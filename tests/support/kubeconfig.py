@@ -1,44 +1,31 @@
-"""Kubeconfig files for the test control plane: admin (client certificate) and ServiceAccount
-(token from the TokenRequest API).
-
-Inputs: a server URL, the cluster CA, credentials. Outputs: self-contained kubeconfig files (all
-certificates embedded, mode 0600) that kubectl, kubernetes_asyncio and kubelb itself can load.
-"""
+"""Kubeconfigs that tests write for ServiceAccounts (token from the TokenRequest API), and a
+kubeconfig's server and CA read back; with `kubelb.localcluster.kubeconfig`'s admin kubeconfigs
+and `write`, so tests need one module."""
 
 from __future__ import annotations
 
 import base64
-import logging
-import os
-from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes_asyncio import client
 
-logger = logging.getLogger(__name__)
+from kubelb.localcluster import kubeconfig as local
+from kubelb.localcluster.kubeconfig import admin_config, write
 
-
-def admin_config(
-    *, cluster: str, server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
-) -> dict[str, Any]:
-    """A kubeconfig authenticating with a client certificate (admin if O is system:masters)."""
-    user = {"client-certificate-data": _b64(cert_pem), "client-key-data": _b64(key_pem)}
-    return _config(
-        cluster=cluster,
-        server=server,
-        ca_pem=ca_pem,
-        user=f"{cluster}-admin",
-        credentials=user,
-        namespace="default",
-    )
+__all__ = [
+    "admin_config",
+    "server_and_ca",
+    "service_account_config",
+    "token_config",
+    "write",
+]
 
 
 def token_config(
     *, cluster: str, server: str, ca_pem: bytes, user: str, token: str, namespace: str
 ) -> dict[str, Any]:
     """A kubeconfig authenticating with a bearer token, defaulting to `namespace`."""
-    return _config(
+    return local.build(
         cluster=cluster,
         server=server,
         ca_pem=ca_pem,
@@ -46,17 +33,6 @@ def token_config(
         credentials={"token": token},
         namespace=namespace,
     )
-
-
-def write(path: Path, config: dict[str, Any]) -> Path:
-    """Write `config` to `path` atomically (readers never see half a file), mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
-    tmp.replace(path)
-    return path
 
 
 def server_and_ca(config: dict[str, Any]) -> tuple[str, bytes]:
@@ -90,12 +66,11 @@ async def service_account_config(
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
     )
     response = await core.create_namespaced_service_account_token(name, namespace, request)
-    user = f"system:serviceaccount:{namespace}:{name}"
     return token_config(
         cluster=cluster,
         server=server,
         ca_pem=ca_pem,
-        user=user,
+        user=f"system:serviceaccount:{namespace}:{name}",
         token=response.status.token,
         namespace=namespace,
     )
@@ -108,38 +83,6 @@ async def _ensure_service_account(core: client.CoreV1Api, namespace: str, name: 
     except client.ApiException as exc:
         if exc.status != 409:
             raise
-    else:
-        logger.debug("created ServiceAccount %s/%s", namespace, name)
-
-
-def _config(
-    *,
-    cluster: str,
-    server: str,
-    ca_pem: bytes,
-    user: str,
-    credentials: dict[str, str],
-    namespace: str,
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": cluster,
-                "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)},
-            },
-        ],
-        "users": [{"name": user, "user": credentials}],
-        "contexts": [
-            {
-                "name": cluster,
-                "context": {"cluster": cluster, "user": user, "namespace": namespace},
-            },
-        ],
-        "current-context": cluster,
-        "preferences": {},
-    }
 
 
 def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -147,7 +90,3 @@ def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
         if item["name"] == name:
             return item
     raise KeyError(f"kubeconfig has no entry named {name!r}")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -1,5 +1,5 @@
-"""Pure parts of kubelb.testing: binary versions and location, kubeconfigs, certificates, the
-Ready condition a fake kubelet posts."""
+"""Pure parts of kubelb.localcluster and tests.support: binary versions and location, kubeconfigs,
+certificates, the Ready condition a fake kubelet posts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from kubelb.testing import binaries, certs, kubeconfig, nodes
+from kubelb.localcluster import binaries, certs, kubeconfig
+from tests.support import kubeconfig as test_kubeconfig, nodes
 
 GO_MOD = Path(__file__).resolve().parents[3] / "hack" / "controlplane" / "go.mod"
 
@@ -88,7 +89,7 @@ def test_leaf_needs_a_usage(tmp_path):
 
 
 def test_kubeconfig_round_trip(tmp_path):
-    config = kubeconfig.token_config(
+    config = test_kubeconfig.token_config(
         cluster="tenant",
         server="https://127.0.0.1:1",
         ca_pem=b"PEM",
@@ -99,7 +100,7 @@ def test_kubeconfig_round_trip(tmp_path):
     path = kubeconfig.write(tmp_path / "sub" / "k", config)
     assert path.stat().st_mode & 0o777 == 0o600
     loaded = yaml.safe_load(path.read_text())
-    assert kubeconfig.server_and_ca(loaded) == ("https://127.0.0.1:1", b"PEM")
+    assert test_kubeconfig.server_and_ca(loaded) == ("https://127.0.0.1:1", b"PEM")
     assert loaded["contexts"][0]["context"]["namespace"] == "ns"
     assert loaded["users"][0]["user"] == {"token": "t0k"}
     assert [p.name for p in path.parent.iterdir()] == ["k"]

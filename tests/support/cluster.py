@@ -1,26 +1,26 @@
-"""A running test cluster as its users see it: server URL, admin kubeconfig, API clients, helpers.
+"""A local cluster with the helpers tests use: namespaces, Nodes (there is no kubelet), and
+kubeconfigs for ServiceAccounts, including the identity a deploy manifest gives its workload.
 
-`kubelb.testing.controlplane.ControlPlane` creates these; tests and `kubelb dev-cluster` use them.
-Each helper opens a short-lived admin ApiClient in the caller's event loop, so a `Cluster` can be
-shared by tests that run in different loops. Callers that already hold a client can use the
-functions in `kubelb.testing.nodes` and `kubelb.testing.kubeconfig` directly.
+`Cluster.of` wraps what `kubelb.localcluster.controlplane.ControlPlane` started. Each helper opens
+a short-lived admin ApiClient in the caller's event loop, so a `Cluster` can be shared by tests
+that run in different loops. Callers that already hold a client can use the functions in
+`tests.support.nodes` and `tests.support.kubeconfig` directly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import yaml
 from kubernetes_asyncio import client
 
 from kubelb.kube import client as raw_client, errors, resources
-from kubelb.testing import kubeconfig, nodes
-
-logger = logging.getLogger(__name__)
+from kubelb.localcluster import cluster as local
+from tests.support import kubeconfig, nodes
 
 # What a deploy manifest's workload runs as (`Cluster.deployed_identity`).
 _IDENTITY_KINDS = {r.kind: r for r in (
@@ -29,36 +29,13 @@ _IDENTITY_KINDS = {r.kind: r for r in (
 )}  # fmt: skip
 
 
-@dataclass(kw_only=True)
-class Cluster:
-    """One kube-apiserver (plus controller manager) of the test control plane."""
+class Cluster(local.Cluster):
+    """`kubelb.localcluster.cluster.Cluster` plus the writes tests make as the admin."""
 
-    name: str
-    server: str
-    kubeconfig: Path  # admin kubeconfig, self-contained
-    ca_file: Path
-    cert_file: Path  # admin client certificate (O=system:masters)
-    key_file: Path
-    etcd_prefix: str
-    service_cidr: str
-    startup_seconds: float = 0.0
-    pids: list[int] = field(default_factory=list)
-
-    @property
-    def ca_pem(self) -> bytes:
-        return self.ca_file.read_bytes()
-
-    def configuration(self) -> client.Configuration:
-        """A kubernetes_asyncio Configuration for the admin identity."""
-        config = client.Configuration(host=self.server)
-        config.ssl_ca_cert = str(self.ca_file)
-        config.cert_file = str(self.cert_file)
-        config.key_file = str(self.key_file)
-        return config
-
-    def api_client(self) -> client.ApiClient:
-        """A new admin ApiClient; the caller closes it: `async with cluster.api_client() as api`."""
-        return client.ApiClient(self.configuration())
+    @classmethod
+    def of(cls, started: local.Cluster) -> Self:
+        """The same cluster (same fields, same `pids` list) with the test helpers."""
+        return cls(**{f.name: getattr(started, f.name) for f in dataclasses.fields(started)})
 
     async def create_namespace(self, prefix: str = "test") -> str:
         """Create a namespace named `<prefix>-<random>` and return its name."""
@@ -85,21 +62,21 @@ class Cluster:
         ready: bool = True,
         labels: Mapping[str, str] | None = None,
     ) -> client.V1Node:
-        """See `kubelb.testing.nodes.create_node`."""
+        """See `tests.support.nodes.create_node`."""
         async with self.api_client() as api:
             return await nodes.create_node(
                 api, name, addresses=addresses, ready=ready, labels=labels
             )
 
     async def set_node_ready(self, name: str, ready: bool) -> client.V1Node:
-        """See `kubelb.testing.nodes.set_node_ready`."""
+        """See `tests.support.nodes.set_node_ready`."""
         async with self.api_client() as api:
             return await nodes.set_node_ready(api, name, ready)
 
     async def set_node_addresses(
         self, name: str, addresses: Sequence[nodes.NodeAddress]
     ) -> client.V1Node:
-        """See `kubelb.testing.nodes.set_node_addresses`."""
+        """See `tests.support.nodes.set_node_addresses`."""
         async with self.api_client() as api:
             return await nodes.set_node_addresses(api, name, addresses)
 

@@ -1,7 +1,8 @@
 """Capped exponential backoff: the delay before retry number `failures` (0 = first retry).
 
-Used by informers (watch/list errors) and work queues (per-key reconcile failures). It never gives
-up: past the cap every retry waits `cap` seconds. `jitter` spreads retries of many clients.
+Used by informers (watch/list errors), work queues (per-key reconcile failures) and the Envoy
+supervisor (restarts of an exited Envoy). It never gives up: past the cap every retry waits `cap`
+seconds. `jitter` spreads retries of many clients.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Certificates and keys for the test control plane, made with the `openssl` command line tool.
+"""Certificates and keys for the local control plane, made with the `openssl` command line tool.
 
 Inputs: a folder and names. Outputs: PEM files in that folder: a self-signed CA, leaf certificates
 it signs (serving and client, EC P-256) and ServiceAccount signing key pairs. The `openssl` CLI
@@ -149,7 +149,7 @@ def create_signing_key(directory: Path, name: str) -> SigningKey:
 def _openssl(*args: str, stdin: bytes | None = None) -> bytes:
     binary = shutil.which("openssl")
     if binary is None:
-        raise OpenSSLError("the `openssl` command is needed to make test certificates")
+        raise OpenSSLError("the `openssl` command is needed for the control plane's certificates")
     result = subprocess.run(
         [binary, *args], input=stdin, capture_output=True, check=False, timeout=60
     )

@@ -1,4 +1,4 @@
-"""Child processes of the test control plane: start with output to a log file, stop by process
+"""Child processes of the local control plane: start with output to a log file, stop by process
 group, never leave one behind.
 
 Inputs: argv, a log path. Outputs: `Process` handles. Each child leads its own process group
@@ -99,18 +99,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    # Field 3 (after the parenthesised command name, which may contain spaces) is the state.
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def listens_on(pid: int, port: int) -> bool:

@@ -1,1 +1,0 @@
-"""Test support shipped with the package: the real Kubernetes control plane for tests and dev."""
