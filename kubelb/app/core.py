@@ -14,7 +14,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from kubelb.kube import controller, informer, interface, objects, writer as kwriter
+from kubelb.kube import (
+    controller,
+    events as kevents,
+    informer,
+    interface,
+    objects,
+    writer as kwriter,
+)
 from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies
 
 logger = logging.getLogger(__name__)
@@ -40,16 +47,19 @@ class Core:
         publisher: envoycp.Publisher,
         workers: int = LB_WORKERS,
         snapshot_coalesce: float = SNAPSHOT_COALESCE,
+        events: kevents.EventRecorder | None = None,
     ) -> None:
         """`infra(core)` builds the infrastructure from the read side (`inputs`, `writer`,
-        `informers`, `reconcile_lb`), which exists by then; the reconcilers are built after."""
+        `informers`, `reconcile_lb`), which exists by then; the reconcilers are built after.
+        `events`: where the LoadBalancer controller also reports refused endpoints."""
         self.kube = kube
         self.writer = kwriter.Writer(kube)
         self.informers = informer.Informers(kube)
         self.inputs = common.Inputs(self.informers, namespace=namespace)
         self.infra = infra(self)
         self.snapshots = envoycp.SnapshotReconciler(self.inputs, publisher, self.infra)
-        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra)
+        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra,
+                                                        events)  # fmt: skip
         self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
         self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
                                                          coalesce=snapshot_coalesce)  # fmt: skip
