@@ -6,22 +6,29 @@ do not apply), connected to the manager's own xDS server. A LoadBalancer binds t
 pool wrote into its Service's status, on the LoadBalancer's own ports; the Service needs neither
 NodePorts nor a pod selector. The pool (`addresspool.AddressPool`) runs while this replica
 leads, and the Envoys stop when it stops leading: a replica that does not lead runs no Envoy.
+
+With `certs` (--xds-tls) each Envoy dials xDS over mTLS with a certificate naming its node,
+written before it starts (`xdscerts.FileCerts`) and rotated by a runner while this replica leads.
+
+Endpoints: each Envoy's admin interface is a Unix socket in its state directory, which no
+endpoint can name; probe listeners are off. Local development runs tenants' "nodes" on 127.x
+addresses, so loopback stays allowed by default; link-local and unspecified addresses are
+denied, and the manager's own sockets are added by the composition root.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, supervisor
-from kubelb.infra import addresspool
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.infra import addresspool, xdscerts
+from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
-from kubelb.manager import common, effective as tenant_effective, infrastructure
-from kubelb.placement import pool as address_pool
+from kubelb.manager import common, effective as tenant_effective, endpoints, infrastructure
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
@@ -45,6 +52,7 @@ class ProcessInfra:
     requeue = infrastructure.Requeue(not_ready=NOT_READY_REQUEUE, address_wait=ADDRESS_WAIT)
     lb_watches: Sequence[watches.Watch] = ()
     proxy_watches: Sequence[watches.Watch] = ()
+    endpoint_base = endpoints.Base(denied=(*endpointpolicy.LINK_LOCAL, *endpointpolicy.UNSPECIFIED))
 
     def __init__(
         self,
@@ -57,20 +65,19 @@ class ProcessInfra:
         drain_seconds: float,
         xds_delta: bool,
         reconcile_lb: Callable[[objects.ObjectKey], None],
-        hub_sockets: Callable[[], Iterable[address_pool.Reservation]] = tuple,
+        certs: xdscerts.FileCerts | None = None,
     ) -> None:
         """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
-        `hub_sockets()`: the manager's own servers, kept free of LoadBalancers."""
+        `certs`: xDS over mTLS with these certificates (None: plaintext)."""
+        self.certs = certs
         self.envoys = supervisor.EnvoySupervisor(state_dir, envoy_binary=envoy_binary)
         # The supervisor checks readiness through the admin interface; fixed probe ports would
-        # keep two tenants' Envoys from sharing the host.
+        # keep two tenants' Envoys from sharing the host. Admin on a Unix socket: no tenant
+        # endpoint can name it.
         self.spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
-                                       drain_seconds=drain_seconds,
-                                       xds_delta=xds_delta)  # fmt: skip
-        self.hub_sockets = hub_sockets
-        self.nodes: set[str] = set()
-        self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb,
-                                                 reserved=self.reserved)  # fmt: skip
+                                       drain_seconds=drain_seconds, xds_delta=xds_delta,
+                                       admin_pipe=True)  # fmt: skip
+        self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
 
     def placement(
         self,
@@ -83,29 +90,25 @@ class ProcessInfra:
     def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
         return self.addresses.problem(namespace, service)
 
-    def reserved(self) -> list[address_pool.Reservation]:
-        """Sockets no LoadBalancer may take: the manager's servers and every Envoy's admin."""
-        out = list(self.hub_sockets())
-        for node in sorted(self.nodes):
-            port = self.envoys.admin_port(node)
-            if port:
-                holder = f"Envoy admin of {node}"
-                out.append(address_pool.Reservation(self.spec.admin_address, port, holder))
-        return out
-
     def ready(self, namespace: str) -> bool:
         return self.envoys.ready(namespace)
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
-        self.nodes.add(namespace)
-        await self.envoys.ensure(namespace, self.spec)
+        spec = self.spec
+        if self.certs is not None:
+            directory = self.certs.ensure(namespace)
+            spec = dataclasses.replace(spec, xds_tls_dir=str(directory))
+        await self.envoys.ensure(namespace, spec)
 
     async def remove(self, namespace: str) -> None:
         await self.envoys.remove(namespace)
-        self.nodes.discard(namespace)
+        if self.certs is not None:
+            self.certs.forget(namespace)
 
     def runners(self) -> Sequence[infrastructure.Runner]:
-        return (self.addresses,)
+        if self.certs is None:
+            return (self.addresses,)
+        return (self.addresses, xdscerts.Rotation(self.certs))
 
     def bind_xds(self, host: str, port: int) -> None:
         local = host if host not in WILDCARDS else "127.0.0.1"

@@ -1,11 +1,12 @@
 """A tenant LoadBalancer cannot take a socket the hub listens on (process mode, real API server,
-real Envoy): its port equal to the manager's xDS, probe or metrics port, or another tenant's
-Envoy admin port, on the pool's one address, is refused with PortReserved, and the other
-tenant's Envoy keeps its xDS connection and configuration."""
+real Envoy): its port equal to the manager's xDS, probe or metrics port, or the management API
+server's, on the pool's one address, is refused with PortReserved, and the other tenant's Envoy
+keeps its xDS connection and configuration. (Envoy's admin is a Unix socket: no port to take.)"""
 
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -40,7 +41,8 @@ async def test_tenant_lb_on_hub_ports_is_refused(kube, tenants, managers, manage
         await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
     web = load_balancer("web", ports=[("http", good_port, node_port)])
     await kube.create(resources.LOAD_BALANCERS, web, namespace=good)
-    settings = {"envoy_deployer": "process", "address_pool": (HOST,)}
+    # Plaintext xDS (allowed on loopback) so the test can dial it as an unauthenticated client.
+    settings = {"envoy_deployer": "process", "address_pool": (HOST,), "xds_tls": False}
     async with (
         echo_server(NODE_ADDRESS, node_port, b"node:"),
         managers(manager_settings, **settings) as manager,
@@ -48,12 +50,13 @@ async def test_tenant_lb_on_hub_ports_is_refused(kube, tenants, managers, manage
         answer = await eventually(lambda: exchange(HOST, good_port, b"hello"),
                                   what="the good tenant served")  # fmt: skip
         assert answer == b"node:hello"
-        good_admin = manager.infra.envoys.admin_port(good)
+        api = urlsplit((await kube.connection()).server)
+        assert api.hostname == HOST, "the test API server listens on the pool's address"
         hub = {
             "xds": manager.xds_port,
             "probes": manager.probes.port,
             "metrics": manager.metrics.port,
-            "admin": good_admin,
+            "api": api.port,
         }
         for name, port in hub.items():
             lb = load_balancer(f"evil-{name}", ports=[("p", port, node_port)])

@@ -1,5 +1,5 @@
 """Standalone kubelb never lets a listener share a socket with itself or another instance: a
-LoadBalancer on kubelb's own xDS, admin or Envoy admin port is refused (PortReserved, not
+LoadBalancer on kubelb's own xDS or admin port is refused (PortReserved, not
 Serving); a second instance on the same --listen-address refuses to start; one on another
 --listen-address but the same pool and ports refuses the taken listener (PortConflict)."""
 
@@ -61,14 +61,7 @@ async def test_lb_on_kubelb_own_ports_is_refused(instances):
         doc = await kubelb.wait_for(
             lambda d: all(_reason(d, n) == "PortReserved" for n in own), "own ports refused"
         )
-        envoy_admin = doc["dataplane"]["adminPort"]
-        (kubelb.config_dir / "envoy.yaml").write_text(
-            lb_yaml("envoy", envoy_admin, [(BACKEND_A, backend)])
-        )
-        doc = await kubelb.wait_for(
-            lambda d: _reason(d, "envoy") == "PortReserved", "Envoy's admin port refused"
-        )
-        for name in (*own, "envoy"):
+        for name in own:
             lb = kubelb.lb(doc, name)
             assert not lb["ready"], lb
             assert lb["address"] is None, lb
