@@ -47,6 +47,9 @@ ADDRESS_POOL_EXHAUSTED = "AddressPoolExhausted"
 ADDRESSES_NOT_FOUND = "AddressesNotFound"
 # Addresses x ports expands to no upstream endpoint.
 NO_ENDPOINTS = "NoEndpoints"
+# Nothing can serve the LoadBalancer's `spec.type` where the manager runs Envoy (process mode
+# binds a LoadBalancer at its pool address, and the pool places type LoadBalancer only).
+SERVICE_TYPE_NOT_SERVED = "ServiceTypeNotServed"
 # The Envoy proxy for the tenant is not ready (or not yet configured).
 ENVOY_NOT_READY = "EnvoyNotReady"
 # The Tenant disables this feature (loadBalancer/ingress/gatewayAPI disable).

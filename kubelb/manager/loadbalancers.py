@@ -8,7 +8,8 @@ tenant's Envoy pods as the manager's `infrastructure.Infra` says), and the LoadB
 `service.ports` (the persisted port allocation, with `upstreamTargetPort`), `loadBalancer`
 copied from the Service, and a `Ready` condition whose reason says why it is pending:
 InvalidSpec, AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
-address pool's PortConflict / AddressPoolExhausted), EnvoyNotReady, TenantDisabled,
+address pool's PortConflict / AddressPoolExhausted), ServiceTypeNotServed (a spec.type the
+infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady, TenantDisabled,
 ConfigDisabled; Reconciled when served. The agent copies `loadBalancer` into the tenant's
 Service.
 
@@ -67,6 +68,7 @@ def verdict(
     service: Mapping[str, Any] | None,
     address_problem: tuple[str, str] | None,
     envoy_ready: bool,
+    placed: bool = True,
 ) -> Verdict:
     """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure."""
     if missing_addresses:
@@ -83,6 +85,14 @@ def verdict(
         return Verdict(False, conditions.NO_ADDRESS,
                        f"waiting for an external address on Service {name} (from MetalLB, a "
                        "cloud load balancer, or the manager's address pool)")  # fmt: skip
+    if not placed and lb.spec.type != "LoadBalancer":
+        # Only an external address places such an infrastructure's listeners, and only
+        # type LoadBalancer gets one: waiting would never end.
+        return Verdict(False, conditions.SERVICE_TYPE_NOT_SERVED,
+                       f"spec.type {lb.spec.type}: the manager's Envoys bind a LoadBalancer at "
+                       f"the external address of Service {name}, which only spec.type "
+                       "LoadBalancer gets (--envoy-deployer=process: the address pool); set "
+                       "spec.type: LoadBalancer")  # fmt: skip
     if not envoy_ready:
         return Verdict(False, conditions.ENVOY_NOT_READY,
                        f"the tenant's Envoy (envoy-{lb.namespace}) is not ready")  # fmt: skip
@@ -256,19 +266,19 @@ class LoadBalancerReconciler:
                           and objects.ObjectKey(ns, e.addresses_reference.name)
                           not in self.inputs.addresses.store})  # fmt: skip
         problems: tuple[str, ...] = ()
+        placement = self.infra.placement(lb, service, listen)
         if not missing:
             # The piece envoycp serves, when the LoadBalancer is placed: built once for both.
             # Not placed yet (no address): problems do not depend on where it will bind.
-            placement = self.infra.placement(lb, service, listen)
-            if placement is None:
-                placement = irbuild.Placement("0.0.0.0", listen)
-            piece = self.inputs.pieces.get(lb, placement, self.inputs.addresses_in(ns))
+            where = placement or irbuild.Placement("0.0.0.0", listen)
+            piece = self.inputs.pieces.get(lb, where, self.inputs.addresses_in(ns))
             problems = irbuild.assemble(ns, [piece]).problems.get(piece.key, ())
         if not lb.spec.ports:
             problems = (*problems, "spec.ports is empty: nothing to expose")
         problem = self.infra.address_problem(ns, lbservice.service_name(lb.name))
         return verdict(lb, missing_addresses=missing, problems=problems, service=service,
-                       address_problem=problem, envoy_ready=self.infra.ready(ns))  # fmt: skip
+                       address_problem=problem, envoy_ready=self.infra.ready(ns),
+                       placed=placement is not None)  # fmt: skip
 
     async def _write_status(
         self,

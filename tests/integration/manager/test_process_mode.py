@@ -115,6 +115,39 @@ async def test_pool_conflict_is_reported(kube, tenants, managers, manager_settin
         assert await eventually(second_placed, what="second LB placed") == [POOL_ADDRESS]
 
 
+async def test_load_balancer_without_type_load_balancer_says_why_it_is_not_served(
+    kube, tenants, managers, manager_settings
+):
+    """Nothing serves a ClusterIP LoadBalancer in process mode (the pool places type
+    LoadBalancer only): Ready says so instead of claiming to serve it, and turns True once the
+    type is LoadBalancer and traffic flows."""
+    ns = await tenants()
+    node_port, lb_port = free_port(NODE_ADDRESS), free_port(POOL_ADDRESS)
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    untyped = load_balancer("untyped", ports=[("p", lb_port, node_port)])
+    del untyped["spec"]["type"]  # the CRD's default: ClusterIP
+    await kube.create(resources.LOAD_BALANCERS, untyped, namespace=ns)
+    settings = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,)}
+
+    async def condition(reason):
+        found = ready(await get(kube, resources.LOAD_BALANCERS, ns, "untyped"))
+        return found if found and found["reason"] == reason else None
+
+    async with echo_server(NODE_ADDRESS, node_port, b"node:"):
+        async with managers(manager_settings, **settings):
+            found = await eventually(lambda: condition("ServiceTypeNotServed"),
+                                     what="Ready=False ServiceTypeNotServed")  # fmt: skip
+            assert found["status"] == "False"
+            assert "ClusterIP" in found["message"]
+            await kube.patch(resources.LOAD_BALANCERS, "untyped",
+                             {"spec": {"type": "LoadBalancer"}}, namespace=ns)  # fmt: skip
+            found = await eventually(lambda: condition("Reconciled"), what="Ready=True")
+            assert found["status"] == "True"
+            answer = await eventually(lambda: exchange(POOL_ADDRESS, lb_port, b"hi"),
+                                      what="traffic once it is type LoadBalancer")  # fmt: skip
+            assert answer == b"node:hi"
+
+
 async def test_selector_of_an_earlier_manager_is_dropped_once(
     kube, management_api, tenants, managers, manager_settings
 ):

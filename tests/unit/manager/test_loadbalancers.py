@@ -65,6 +65,14 @@ def test_cluster_ip_needs_no_external_address():
     assert "ClusterIP" in result.message
 
 
+def test_cluster_ip_that_the_infrastructure_cannot_place_is_not_ready():
+    """Process mode binds at the pool's address, which a ClusterIP Service never gets."""
+    result = loadbalancers.verdict(lb("ClusterIP"), **{**BASE, "service": {}, "placed": False})
+    assert not result.ready
+    assert result.reason == "ServiceTypeNotServed"
+    assert "spec.type: LoadBalancer" in result.message
+
+
 def test_served_message_names_the_address():
     assert "203.0.113.1" in loadbalancers.verdict(lb(), **BASE).message
 
