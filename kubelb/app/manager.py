@@ -246,7 +246,8 @@ class Manager:
         # The one place that knows how Envoy runs; every reconciler gets the object.
         self.infra = INFRASTRUCTURES[settings.envoy_deployer](self)
         self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, self.infra)
-        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra)
+        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra,
+                                                        self.publisher.rejection)  # fmt: skip
         self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
         self.elector = None
         if settings.enable_leader_election:
@@ -272,12 +273,18 @@ class Manager:
             self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
         )  # fmt: skip
+        self.cache.watch_rejections(self._rejection_changed)
         # Writers: run only while this replica leads.
         self.leader_controllers = [self.lb_controller, self.proxy_controller,
                                    self.tenant_controller]  # fmt: skip
 
     def _reconcile_lb(self, key: objects.ObjectKey) -> None:
         self.lb_controller.enqueue(key)
+
+    def _rejection_changed(self, namespace: str) -> None:
+        """A tenant's Envoy NACKed, or ACKs again: its LoadBalancers' Ready says so."""
+        for lb in self.inputs.load_balancers.store.list(namespace):
+            self.lb_controller.enqueue(objects.key_of(lb))
 
     async def run(self) -> None:
         await self.probes.start()

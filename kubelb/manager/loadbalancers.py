@@ -9,8 +9,10 @@ tenant's Envoy pods as the manager's `infrastructure.Infra` says), and the LoadB
 copied from the Service, and a `Ready` condition whose reason says why it is pending:
 InvalidSpec, AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
 address pool's PortConflict / AddressPoolExhausted), ServiceTypeNotServed (a spec.type the
-infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady, TenantDisabled,
-ConfigDisabled; Reconciled when served. The agent copies `loadBalancer` into the tenant's
+infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady,
+RejectedByDataplane (the tenant's Envoy NACKed a configuration that holds this LoadBalancer, or
+one that names none: Envoy's error detail is the message), TenantDisabled, ConfigDisabled;
+Reconciled when served. The agent copies `loadBalancer` into the tenant's
 Service.
 
 When the infrastructure places Services itself (`Requeue.address_wait`, the address pool), a
@@ -28,7 +30,7 @@ its tenant, deletes its Service and so frees its ports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,26 @@ ListenPorts = Mapping[api_ports.PortKey, int]
 
 
 @dataclass(frozen=True, slots=True)
+class Rejection:
+    """The tenant's Envoy rejected its configuration (an xDS NACK that still stands)."""
+
+    detail: str  # Envoy's error detail
+    # Listener and cluster names the detail mentions; empty when it names none we know.
+    names: frozenset[str] = frozenset()
+
+    def affects(self, piece: irbuild.Piece | None) -> bool:
+        """Whether a LoadBalancer with `piece` is concerned (all are when nothing is named)."""
+        if not self.names or piece is None:
+            return True
+        mine = {li.name for li in piece.listeners} | {c.name for c in piece.clusters}
+        return bool(self.names & mine)
+
+
+# Tenant namespace -> its standing Rejection, if any (the composition root reads the xDS cache).
+Rejections = Callable[[str], Rejection | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The `Ready` condition to set."""
 
@@ -69,6 +91,7 @@ def verdict(
     address_problem: tuple[str, str] | None,
     envoy_ready: bool,
     placed: bool = True,
+    rejected: str | None = None,
 ) -> Verdict:
     """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure."""
     if missing_addresses:
@@ -96,6 +119,10 @@ def verdict(
     if not envoy_ready:
         return Verdict(False, conditions.ENVOY_NOT_READY,
                        f"the tenant's Envoy (envoy-{lb.namespace}) is not ready")  # fmt: skip
+    if rejected is not None:
+        return Verdict(False, conditions.REJECTED_BY_DATAPLANE,
+                       f"the tenant's Envoy rejected its configuration and serves its last good "
+                       f"one: {rejected}")  # fmt: skip
     where = ", ".join(_ingress(service)) or f"Service {name} ({lb.spec.type})"
     return Verdict(True, conditions.RECONCILED, f"served at {where}")
 
@@ -125,10 +152,13 @@ class LoadBalancerReconciler:
         inputs: common.Inputs,
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
+        rejections: Rejections | None = None,
     ) -> None:
+        """`rejections`: what the tenants' Envoys NACKed (None: nothing reports it)."""
         self.inputs = inputs
         self.writer = writer
         self.infra = infra
+        self.rejections = rejections
         self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
                                      predicate=watches.spec_changed)  # fmt: skip
         service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
@@ -266,6 +296,7 @@ class LoadBalancerReconciler:
                           and objects.ObjectKey(ns, e.addresses_reference.name)
                           not in self.inputs.addresses.store})  # fmt: skip
         problems: tuple[str, ...] = ()
+        piece: irbuild.Piece | None = None
         placement = self.infra.placement(lb, service, listen)
         if not missing:
             # The piece envoycp serves, when the LoadBalancer is placed: built once for both.
@@ -276,9 +307,11 @@ class LoadBalancerReconciler:
         if not lb.spec.ports:
             problems = (*problems, "spec.ports is empty: nothing to expose")
         problem = self.infra.address_problem(ns, lbservice.service_name(lb.name))
+        rejection = self.rejections(ns) if self.rejections is not None else None
+        rejected = rejection.detail if rejection and rejection.affects(piece) else None
         return verdict(lb, missing_addresses=missing, problems=problems, service=service,
                        address_problem=problem, envoy_ready=self.infra.ready(ns),
-                       placed=placement is not None)  # fmt: skip
+                       placed=placement is not None, rejected=rejected)  # fmt: skip
 
     async def _write_status(
         self,
