@@ -30,7 +30,7 @@ from kubelb.ir import proxy
 from kubelb.xds.translate import balance, common, endpoint, healthcheck, proxy_protocol
 
 DNS_REFRESH_SECONDS = 30.0
-# See the module docstring: traffic goes to unchecked (new) hosts only while none is healthy.
+# See the module docstring: every host, checked or not, takes traffic only while none passes.
 PANIC_THRESHOLD_PERCENT = 1.0
 DNS_CLUSTER = "envoy.clusters.dns"
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
