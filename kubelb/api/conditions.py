@@ -26,9 +26,6 @@ RECONCILED = "Reconciled"
 ASSIGNED = "Assigned"
 PROGRAMMED_REASON = "Programmed"
 INSTALLATION_SUCCESSFUL = "InstallationSuccessful"
-# Standalone mode's Ready: every port served, or some of them (the message says which are not).
-SERVING = "Serving"
-PARTIALLY_SERVING = "PartiallyServing"
 
 # --- Reasons: failure or waiting ---
 RECONCILIATION_FAILED = "ReconciliationFailed"

@@ -15,7 +15,7 @@ from kubelb.app import errors
 from kubelb.envoy import binary, deployer, supervisor
 from kubelb.ir import proxy
 from kubelb.observe import server as observe_server
-from kubelb.standalone import engine
+from kubelb.standalone import publisher
 from kubelb.xds import cache, server, snapshot, translate
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class EnvoyDriver:
         listen_address: str,
         envoy_binary: str | None,
         work_dir: Path,
-        node_id: str = engine.NODE_ID,
+        node_id: str = publisher.NODE_ID,
         concurrency: int | None = None,
         drain_seconds: float = 5.0,
         xds_delta: bool = False,

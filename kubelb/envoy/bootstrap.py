@@ -8,6 +8,11 @@ The xDS link must notice a dead peer (KubeLB #163): HTTP/2 keepalive pings every
 timeout, plus TCP keepalive, on the `xds_cluster`. Probe listeners mirror upstream's
 `probe_listener` (GET /ready, answered by the admin interface) and `health_check_listener`
 (GET /healthz, which fails once Envoy is told to drain).
+
+With `spec.xds_tls_dir` the `xds_cluster` speaks mTLS: its client certificate and the CA come by
+file-based SDS from that directory (`kubelb.pki.files`), so a rotated certificate (or a new CA)
+is used from the next connection on without a restart; the server must present a certificate of
+that CA naming `kubelb.pki.identity.SERVER_URI`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 from typing import Any
 
 from kubelb.envoy import deployer
+from kubelb.pki import files as pki_files, identity
 
 XDS_CLUSTER = "xds_cluster"
 ADMIN_CLUSTER = "admin_cluster"
@@ -31,6 +37,7 @@ _DOWNSTREAM_CONNECTIONS = (
     ".DownstreamConnectionsConfig"
 )
 _HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
 def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
@@ -59,7 +66,10 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
         "static_resources": {
-            "clusters": [_xds_cluster(spec.xds_host, spec.xds_port), _admin_cluster(spec)],
+            "clusters": [
+                _xds_cluster(spec.xds_host, spec.xds_port, spec.xds_tls_dir),
+                _admin_cluster(spec),
+            ],
             "listeners": listeners,
         },
     }
@@ -98,8 +108,8 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _xds_cluster(host: str, port: int) -> dict[str, Any]:
-    return {
+def _xds_cluster(host: str, port: int, tls_dir: str | None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
         "name": XDS_CLUSTER,
         # A hostname (a Service name in-cluster) is re-resolved, so a moved control plane is found.
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
@@ -139,6 +149,50 @@ def _xds_cluster(host: str, port: int) -> dict[str, Any]:
                     "max_retries": 50,
                 },
             ]
+        },
+    }
+    if tls_dir is not None:
+        cluster["transport_socket"] = _xds_tls(host, tls_dir.rstrip("/") or "/")
+    return cluster
+
+
+def _xds_tls(host: str, directory: str) -> dict[str, Any]:
+    """mTLS to the xDS server: our certificate and the CA by file-based SDS (re-read when the
+    directory changes); the server's certificate is checked against both."""
+    context: dict[str, Any] = {
+        "@type": _UPSTREAM_TLS,
+        "common_tls_context": {
+            "alpn_protocols": ["h2"],
+            "tls_certificate_sds_secret_configs": [
+                _file_sds(pki_files.SDS_NAME, directory, pki_files.SDS)
+            ],
+            # The CA by SDS too, so a replaced CA needs no Envoy restart.
+            "combined_validation_context": {
+                "default_validation_context": {
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": identity.SERVER_URI}}
+                    ]
+                },
+                "validation_context_sds_secret_config": _file_sds(
+                    pki_files.CA_SDS_NAME, directory, pki_files.CA_SDS
+                ),
+            },
+        },
+    }
+    if not _is_ip(host):
+        context["sni"] = host
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _file_sds(name: str, directory: str, filename: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "sds_config": {
+            "path_config_source": {
+                "path": f"{directory}/{filename}",
+                "watched_directory": {"path": directory},
+            },
+            "resource_api_version": "V3",
         },
     }
 

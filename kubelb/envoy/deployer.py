@@ -1,6 +1,6 @@
 """What every way of running Envoy is given: an `EnvoySpec`, with a node id.
 
-The node id is the tenant namespace in manager mode and `kubelb.standalone.engine.NODE_ID` in
+The node id is the tenant namespace in manager mode and `kubelb.standalone.publisher.NODE_ID` in
 standalone mode. Config never travels this way: it comes over xDS, so running an Envoy again with
 an unchanged spec changes nothing. Read by `kubelb.envoy.supervisor` (local processes),
 `kubelb.envoy.kubernetes` (the Deployment's bootstrap) and `kubelb.envoy.bootstrap`.
@@ -36,3 +36,6 @@ class EnvoySpec:
     extra_args: tuple[str, ...] = ()
     # Incremental (delta) ADS: each update carries only the resources that changed.
     xds_delta: bool = False
+    # mTLS to the xDS server: the certificate directory as Envoy sees it (`kubelb.pki.files`
+    # layout); None: plaintext.
+    xds_tls_dir: str | None = None

@@ -8,6 +8,11 @@ and its external address comes from whatever serves Services of type LoadBalance
 cloud). A tenant's Envoy is ready when its Deployment reports a ready replica; a change of that
 count reconciles the tenant's LoadBalancers, and any change of a Deployment of ours reconciles
 its tenant's Envoy.
+
+With `certs` (--xds-tls, the default) the tenant's Envoy takes its configuration over mTLS: its
+certificate Secret (`xdscerts.SecretCerts`) is written before the Deployment that mounts it,
+rotated by a runner while this replica leads, re-created when deleted (a change of it reconciles
+its tenant's Envoy) and deleted with the Deployment.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import kubernetes as envoy_k8s
+from kubelb.infra import xdscerts
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice
@@ -50,15 +56,24 @@ class KubernetesInfra:
         options: envoy_k8s.Options,
         *,
         xds_port: int | None = None,
+        certs: xdscerts.SecretCerts | None = None,
     ) -> None:
-        """`xds_port`: the port Envoy pods reach the xDS server on (None: the one it binds)."""
+        """`xds_port`: the port Envoy pods reach the xDS server on (None: the one it binds).
+        `certs`: xDS over mTLS with these certificates (None: plaintext)."""
         self.writer = writer
+        self.certs = certs
+        options = dataclasses.replace(options, xds_tls=certs is not None)
         self.options = options
         self.xds_port = xds_port
         self.deployments = informers.get(resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR)
         ours = watches.Watch(resource=resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR,
                              mapper=tenant_of_deployment)  # fmt: skip
         self.proxy_watches: Sequence[watches.Watch] = (ours,)
+        if certs is not None:
+            cert_secrets = watches.Watch(resource=resources.SECRETS,
+                                         label_selector=xdscerts.SECRET_SELECTOR,
+                                         mapper=tenant_of_deployment)  # fmt: skip
+            self.proxy_watches = (ours, cert_secrets)
         ready_changes = dataclasses.replace(
             ours, mapper=inputs.lbs_of_namespace,
             predicate=watches.fields_changed("status.readyReplicas"),
@@ -83,6 +98,8 @@ class KubernetesInfra:
         return int(status.get("readyReplicas") or 0) > 0
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
+        if self.certs is not None:
+            await self.certs.ensure(namespace)  # before the pods that mount it
         desired = envoy_k8s.desired_deployment(namespace, self.options, tenant.envoy,
                                                tenant.envoy_replicas,
                                                tenant.envoy_resources)  # fmt: skip
@@ -96,9 +113,11 @@ class KubernetesInfra:
         key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
         if key in self.deployments.store and await self.writer.delete(resources.DEPLOYMENTS, key):
             logger.info("tenant %s: Deployment %s deleted", namespace, key.name)
+        if self.certs is not None:
+            await self.certs.remove(namespace)
 
     def runners(self) -> Sequence[infrastructure.Runner]:
-        return ()
+        return () if self.certs is None else (xdscerts.Rotation(self.certs),)
 
     def bind_xds(self, host: str, port: int) -> None:
         """Envoy pods reach the server at the configured host, on `xds_port` or `port`."""
@@ -109,5 +128,5 @@ class KubernetesInfra:
 
 
 def tenant_of_deployment(obj: objects.RawObject) -> Iterable[objects.ObjectKey]:
-    """Mapper: a Deployment of ours -> its tenant namespace key."""
+    """Mapper: a Deployment (or certificate Secret) of ours -> its tenant namespace key."""
     return [common.tenant_key(objects.namespace(obj))]

@@ -6,6 +6,9 @@ do not apply), connected to the manager's own xDS server. A LoadBalancer binds t
 pool wrote into its Service's status, on the LoadBalancer's own ports; the Service needs neither
 NodePorts nor a pod selector. The pool (`addresspool.AddressPool`) runs while this replica
 leads, and the Envoys stop when it stops leading: a replica that does not lead runs no Envoy.
+
+With `certs` (--xds-tls) each Envoy dials xDS over mTLS with a certificate naming its node,
+written before it starts (`xdscerts.FileCerts`) and rotated by a runner while this replica leads.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, supervisor
-from kubelb.infra import addresspool
+from kubelb.infra import addresspool, xdscerts
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure
@@ -56,8 +59,11 @@ class ProcessInfra:
         drain_seconds: float,
         xds_delta: bool,
         reconcile_lb: Callable[[objects.ObjectKey], None],
+        certs: xdscerts.FileCerts | None = None,
     ) -> None:
-        """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed."""
+        """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
+        `certs`: xDS over mTLS with these certificates (None: plaintext)."""
+        self.certs = certs
         self.envoys = supervisor.EnvoySupervisor(state_dir, envoy_binary=envoy_binary)
         # The supervisor checks readiness through the admin interface; fixed probe ports would
         # keep two tenants' Envoys from sharing the host.
@@ -81,13 +87,21 @@ class ProcessInfra:
         return self.envoys.ready(namespace)
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
-        await self.envoys.ensure(namespace, self.spec)
+        spec = self.spec
+        if self.certs is not None:
+            directory = self.certs.ensure(namespace)
+            spec = dataclasses.replace(spec, xds_tls_dir=str(directory))
+        await self.envoys.ensure(namespace, spec)
 
     async def remove(self, namespace: str) -> None:
         await self.envoys.remove(namespace)
+        if self.certs is not None:
+            self.certs.forget(namespace)
 
     def runners(self) -> Sequence[infrastructure.Runner]:
-        return (self.addresses,)
+        if self.certs is None:
+            return (self.addresses,)
+        return (self.addresses, xdscerts.Rotation(self.certs))
 
     def bind_xds(self, host: str, port: int) -> None:
         local = host if host not in WILDCARDS else "127.0.0.1"

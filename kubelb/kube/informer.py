@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kubelb.kube import client, errors, objects, resources, store as stores
+from kubelb.kube import errors, interface, objects, resources, store as stores
 from kubelb.util import backoff
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ Handler = Callable[[Change], None]
 class Informer:
     def __init__(
         self,
-        kube: client.Client,
+        kube: interface.KubeApi,
         resource: resources.Resource,
         *,
         namespace: str | None = None,
@@ -201,7 +201,7 @@ def _call(handler: Handler, change: Change, informer: Informer) -> None:
 class Informers:
     """One shared informer per (resource, namespace, selectors); `run()` runs them all."""
 
-    def __init__(self, kube: client.Client, *, watch_timeout: int = 300) -> None:
+    def __init__(self, kube: interface.KubeApi, *, watch_timeout: int = 300) -> None:
         self.client = kube
         self._watch_timeout = watch_timeout
         self._informers: dict[tuple[object, ...], Informer] = {}
