@@ -112,9 +112,9 @@ def verdict(
         # Only an external address places such an infrastructure's listeners, and only
         # type LoadBalancer gets one: waiting would never end.
         return Verdict(False, conditions.SERVICE_TYPE_NOT_SERVED,
-                       f"spec.type {lb.spec.type}: the manager's Envoys bind a LoadBalancer at "
-                       f"the external address of Service {name}, which only spec.type "
-                       "LoadBalancer gets (--envoy-deployer=process: the address pool); set "
+                       f"spec.type {lb.spec.type}: the data plane binds a LoadBalancer at the "
+                       f"external address of Service {name}, which the address pool (process "
+                       "and standalone mode) gives to spec.type LoadBalancer only; set "
                        "spec.type: LoadBalancer")  # fmt: skip
     if not envoy_ready:
         return Verdict(False, conditions.ENVOY_NOT_READY,
