@@ -14,7 +14,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from kubelb.kube import controller, informer, interface, objects, writer as kwriter
+from kubelb.kube import (
+    controller,
+    events as kevents,
+    informer,
+    interface,
+    objects,
+    writer as kwriter,
+)
 from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies
 
 logger = logging.getLogger(__name__)
@@ -41,11 +48,13 @@ class Core:
         workers: int = LB_WORKERS,
         snapshot_coalesce: float = SNAPSHOT_COALESCE,
         rejections: loadbalancers.Rejections | None = None,
+        events: kevents.EventRecorder | None = None,
     ) -> None:
         """`infra(core)` builds the infrastructure from the read side (`inputs`, `writer`,
         `informers`, `reconcile_lb`), which exists by then; the reconcilers are built after.
         `rejections`: what the data plane refused, for the LoadBalancers' Ready (call
-        `reconcile_namespace_lbs` when that changes)."""
+        `reconcile_namespace_lbs` when that changes); `events`: where the LoadBalancer
+        controller also reports refused endpoints."""
         self.kube = kube
         self.writer = kwriter.Writer(kube)
         self.informers = informer.Informers(kube)
@@ -53,7 +62,7 @@ class Core:
         self.infra = infra(self)
         self.snapshots = envoycp.SnapshotReconciler(self.inputs, publisher, self.infra)
         self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra,
-                                                        rejections)  # fmt: skip
+                                                        rejections, events)  # fmt: skip
         self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
         self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
                                                          coalesce=snapshot_coalesce)  # fmt: skip

@@ -28,6 +28,10 @@ class Driver(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    def sockets(self) -> list[tuple[str, int]]:
+        """(host, port) of the servers it listens on for itself, never tenant endpoints."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -45,6 +49,9 @@ class OfflineDriver:
 
     def ready(self) -> bool:
         return True
+
+    def sockets(self) -> list[tuple[str, int]]:
+        return []
 
     def status(self) -> dict[str, Any]:
         return {"ready": True}

@@ -40,6 +40,7 @@ class EnvoyDriver:
         self.drain_seconds = drain_seconds
         self.cache = cache.SnapshotCache()
         self.xds = server.XdsServer(self.cache)
+        self.xds_socket: tuple[str, int] | None = None
         try:
             self.supervisor = supervisor.EnvoySupervisor(work_dir, envoy_binary=envoy_binary)
         except binary.EnvoyNotFoundError as e:
@@ -53,6 +54,7 @@ class EnvoyDriver:
                 f"{e} (is another kubelb running? choose another --listen-address)"
             ) from e
         host, _ = observe_server.parse_address(self.listen_address)
+        self.xds_socket = (host, port)
         spec = deployer.EnvoySpec(
             xds_host=host if host not in ("", "0.0.0.0", "::") else "127.0.0.1",
             xds_port=port,
@@ -63,6 +65,8 @@ class EnvoyDriver:
             concurrency=self.concurrency,
             drain_seconds=self.drain_seconds,
             xds_delta=self.xds_delta,
+            # Admin on a Unix socket: no LoadBalancer endpoint can name it.
+            admin_pipe=True,
         )
         # Our server never answers an unknown node (that would wipe a running Envoy after a
         # control-plane restart), so a new Envoy needs a snapshot, even an empty one, to be ready.
@@ -82,6 +86,9 @@ class EnvoyDriver:
             return False
         status = self.cache.status(self.node_id)
         return any(s.acked for s in status.streams)
+
+    def sockets(self) -> list[tuple[str, int]]:
+        return [self.xds_socket] if self.xds_socket is not None else []
 
     def status(self) -> dict[str, Any]:
         status = self.cache.status(self.node_id)

@@ -30,21 +30,34 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubelb.app import core, logs, manager_dataplane, runner
 from kubelb.envoy import binary, kubernetes as envoy_k8s
-from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra, xdscerts
-from kubelb.kube import client, events, kubeconfig, leader
+from kubelb.infra import (
+    hubsockets,
+    kubernetes as kubernetes_infra,
+    process as process_infra,
+    xdscerts,
+)
+from kubelb.irbuild import endpointpolicy
+from kubelb.kube import client, errors as kerrors, events, kubeconfig, leader
 from kubelb.manager import infrastructure, tenants
 from kubelb.observe import manager_metrics, server
 from kubelb.pki import ca, serving
 from kubelb.placement import pool
+from kubelb.util import backoff
 from kubelb.xds import cache, server as xds_server
+
+if TYPE_CHECKING:
+    import grpc
 
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "19f32e7b.kubelb.k8c.io"
 FIELD_MANAGER = "kubelb-manager"
+# Reading the xDS CA while the API server is unreachable at start.
+CA_RETRY = backoff.Backoff(initial=0.5, cap=10.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +84,10 @@ class Settings:
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
     xds_tls: bool = True  # mTLS between Envoys and the xDS server
     xds_cert_validity: float = ca.LEAF_VALIDITY.total_seconds()  # leaf certificates, seconds
+    # The management cluster's Service and Pod CIDRs: denied to tenant endpoints (kubernetes
+    # deployer).
+    service_cidrs: tuple[str, ...] = ()
+    pod_cidrs: tuple[str, ...] = ()
 
 
 def _bool(text: str) -> bool:
@@ -158,6 +175,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: kube-public/cluster-info, else the kubernetes EndpointSlice)",
     )
     add(
+        "--service-cidr",
+        default="",
+        help="kubernetes deployer: the management cluster's Service CIDRs (comma-separated), "
+        "which tenant endpoints may not name (default: none besides the built-in denies)",
+    )
+    add(
+        "--pod-cidr",
+        default="",
+        help="kubernetes deployer: the management cluster's Pod CIDRs (comma-separated), "
+        "which tenant endpoints may not name",
+    )
+    add(
         "--debug",
         type=_bool,
         nargs="?",
@@ -216,6 +245,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         )
     if args.xds_cert_validity < 1:
         raise SystemExit("kubelb: --xds-cert-validity must be at least 1 second")
+    cidrs = {}
+    for flag in ("service_cidr", "pod_cidr"):
+        values = tuple(c.strip() for c in (getattr(args, flag, "") or "").split(",") if c.strip())
+        try:
+            endpointpolicy.parse_networks(values)
+        except ValueError as exc:
+            raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {exc}") from None
+        cidrs[flag] = values
     return Settings(
         kubeconfig=args.kubeconfig, namespace=args.namespace, log_level=args.log_level,
         listen_address=args.listen_address,
@@ -229,6 +266,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
         xds_delta=args.xds_delta, tenant_api_server=args.tenant_api_server,
         xds_tls=args.xds_tls, xds_cert_validity=args.xds_cert_validity,
+        service_cidrs=cidrs["service_cidr"], pod_cidrs=cidrs["pod_cidr"],
     )  # fmt: skip
 
 
@@ -279,7 +317,8 @@ class Manager:
         # The one place that knows how Envoy runs; every reconciler gets the object.
         self.core = core.Core(kube, namespace=settings.namespace, infra=self._make_infra,
                               publisher=self.publisher, workers=settings.workers,
-                              rejections=self.publisher.rejection)  # fmt: skip
+                              rejections=self.publisher.rejection,
+                              events=self.events)  # fmt: skip
         self.writer = self.core.writer
         self.informers = self.core.informers
         self.inputs = self.core.inputs
@@ -319,21 +358,16 @@ class Manager:
         return INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
 
     async def run(self) -> None:
-        credentials = None
-        if self.xds_certs is not None:
-            self.server_certs = serving.ServerCertificates(
-                await self.xds_certs.load_authority(),
-                dns_names=self._server_names(), ips=self._server_ips(),
-                validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
-            )  # fmt: skip
-            credentials = self.server_certs.credentials()
         await self.probes.start()
         await self.metrics.start()
-        self.xds_port = await self.xds.start(self.settings.listen_address, credentials=credentials)
-        host, _ = server.parse_address(self.settings.listen_address)
-        self.infra.bind_xds(host, self.xds_port)
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
+            credentials = await self._xds_credentials()
+            self.xds_port = await self.xds.start(self.settings.listen_address,
+                                                 credentials=credentials)  # fmt: skip
+            host, _ = server.parse_address(self.settings.listen_address)
+            self.infra.bind_xds(host, self.xds_port)
+            await self._refuse_hub_sockets(host)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.core.run_readers(), name="readers")
                 if self.elector is not None:
@@ -342,6 +376,29 @@ class Manager:
                     group.create_task(self._lead(), name="leader-work")
         finally:
             await self._shutdown()
+
+    async def _xds_credentials(self) -> grpc.ServerCredentials | None:
+        """The xDS server's mTLS credentials (None: plaintext). The CA may live in the API
+        server: while it cannot be read the manager keeps retrying, its probes up and not ready,
+        rather than crash-looping."""
+        if self.xds_certs is None:
+            return None
+        failures = 0
+        authority: ca.Authority | None = None
+        while authority is None:
+            try:
+                authority = await self.xds_certs.load_authority()
+            except (kerrors.TransportError, kerrors.ServerError,
+                    kerrors.TooManyRequestsError) as exc:  # fmt: skip
+                delay = CA_RETRY.delay(failures)
+                failures += 1
+                logger.warning("loading the xDS CA failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+        self.server_certs = serving.ServerCertificates(
+            authority, dns_names=self._server_names(), ips=self._server_ips(),
+            validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
+        )  # fmt: skip
+        return self.server_certs.credentials()
 
     def _server_names(self) -> list[str]:
         ns, host = self.settings.namespace, self.settings.envoy_xds_host
@@ -352,6 +409,33 @@ class Manager:
         listen, _ = server.parse_address(self.settings.listen_address)
         wanted = ["127.0.0.1", "::1", listen.strip("[]"), self.settings.envoy_xds_host or ""]
         return [a for a in wanted if _is_ip(a) and not ipaddress.ip_address(a).is_unspecified]
+
+    async def _refuse_hub_sockets(self, xds_host: str) -> None:
+        """Tenant endpoints may never name the servers just bound, Envoy's own sockets or the
+        API server (before any reconciler builds an IR)."""
+        s = self.settings
+        local = await asyncio.to_thread(hubsockets.local_networks)
+        ours = [hubsockets.bound(xds_host, self.xds_port, local),
+                hubsockets.bound(self.probes.host, self.probes.port, local),
+                hubsockets.bound(self.metrics.host, self.metrics.port, local),
+                *await hubsockets.api_server(self.kube, local)]  # fmt: skip
+        base = self.infra.endpoint_base
+        if s.envoy_deployer == "kubernetes":
+            # Envoy pods reach the xDS server through a Service (its ClusterIP), and the
+            # cluster's Service ranges are denied even when no flag names them.
+            xds = s.envoy_xds_host or f"envoycp.{s.namespace}.svc"
+            ours.append(
+                await asyncio.to_thread(
+                    hubsockets.bound, xds, s.envoy_xds_port or self.xds_port, local
+                )
+            )
+            if not s.service_cidrs:
+                discovered = await hubsockets.service_cidrs(self.kube)
+                base = base.with_denied(endpointpolicy.parse_networks(discovered))
+        self.inputs.endpoint_base = base.with_hub(ours)
+        logger.info("endpoint policy: %d hub sockets refused, %d CIDRs denied by default",
+                    len(self.inputs.endpoint_base.hub),
+                    len(self.inputs.endpoint_base.denied))  # fmt: skip
 
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""
@@ -395,7 +479,9 @@ def _kubernetes_infra(s: Settings, c: core.Core, certs: XdsCerts | None) -> infr
     )  # fmt: skip
     assert certs is None or isinstance(certs, xdscerts.SecretCerts)
     return kubernetes_infra.KubernetesInfra(c.inputs, c.writer, c.informers, options,
-                                            xds_port=s.envoy_xds_port, certs=certs)  # fmt: skip
+                                            xds_port=s.envoy_xds_port, certs=certs,
+                                            service_cidrs=s.service_cidrs,
+                                            pod_cidrs=s.pod_cidrs)  # fmt: skip
 
 
 def _validity(s: Settings) -> datetime.timedelta:

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from kubelb.api import conditions as api_conditions, config as api_config
 from kubelb.app import core, dataplanes, errors, logs, runner
-from kubelb.infra import host
+from kubelb.infra import host, hubsockets
 from kubelb.ir import proxy
 from kubelb.kube import memory, objects
 from kubelb.manager import lbservice
@@ -207,6 +207,7 @@ class Standalone:
             await self.admin.start()
         try:
             await self.driver.start()
+            await self._refuse_own_sockets()
             async with contextlib.aclosing(self.loader.watch(self.source)) as files:
                 self._loaded(await anext(files))
                 restored = await state.restore(self.state, self.kube, lbservice.service_name)
@@ -228,6 +229,14 @@ class Standalone:
                 await self.kube.close()
                 if self.admin is not None:
                     await self.admin.stop()
+
+    async def _refuse_own_sockets(self) -> None:
+        """LoadBalancer endpoints may never name kubelb's own servers."""
+        local = await asyncio.to_thread(hubsockets.local_networks)
+        ours = [hubsockets.bound(h, p, local) for h, p in self.driver.sockets()]
+        if self.admin is not None:
+            ours.append(hubsockets.bound(self.admin.host, self.admin.port, local))
+        self.core.inputs.endpoint_base = self.infra.endpoint_base.with_hub(ours)
 
     async def _follow(self, files: AsyncIterator[loader.SyncResult]) -> None:
         async for result in files:

@@ -1,8 +1,9 @@
 """Envoy's bootstrap: who it is, where our xDS server is, and its admin and probe listeners.
 
-Pure: `render(node_id, spec)` returns the bootstrap as a plain dict (Envoy's JSON form, v3), and
-`to_json` serializes it for `envoy -c`. Golden-tested under `tests/golden/bootstrap/`. Everything
-else (listeners, clusters) comes over ADS: LDS and CDS through one aggregated gRPC stream.
+Pure: `render(node_id, spec, admin_path=...)` returns the bootstrap as a plain dict (Envoy's JSON
+form, v3), and `to_json` serializes it for `envoy -c`. Golden-tested under
+`tests/golden/bootstrap/`. Everything else (listeners, clusters) comes over ADS: LDS and CDS through
+one aggregated gRPC stream.
 
 The xDS link must notice a dead peer (KubeLB #163): HTTP/2 keepalive pings every 30 s with a 5 s
 timeout, plus TCP keepalive, on the `xds_cluster`. Probe listeners mirror upstream's
@@ -40,13 +41,23 @@ _HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProt
 _UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
-def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
-    """The bootstrap for `node_id`. `spec.admin_port` must be a real port (the supervisor picks
-    one for a spec that says 0): the readiness listener forwards to it."""
+def render(
+    node_id: str, spec: deployer.EnvoySpec, *, admin_path: str | None = None
+) -> dict[str, Any]:
+    """The bootstrap for `node_id`. The admin interface listens on the Unix socket
+    `admin_path` when given (owner-only, mode 0600), else on `spec.admin_port`, which must
+    then be a real port (the supervisor picks one for a spec that says 0): the readiness
+    listener forwards to the admin interface."""
     if not node_id:
         raise ValueError("an Envoy needs a node id")
-    if not 0 < spec.admin_port < 65536:
+    if admin_path is None and not 0 < spec.admin_port < 65536:
         raise ValueError(f"admin port {spec.admin_port} is not a port; pick one before rendering")
+
+    def admin() -> dict[str, Any]:
+        if admin_path is not None:
+            return _pipe(admin_path)
+        return _socket(spec.admin_address, spec.admin_port)
+
     listeners = []
     if spec.readiness_port is not None:
         listeners.append(_readiness_listener(spec.probe_address, spec.readiness_port))
@@ -54,7 +65,7 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
         listeners.append(_health_listener(spec.probe_address, spec.health_port))
     rendered: dict[str, Any] = {
         "node": {"id": node_id, "cluster": spec.node_cluster},
-        "admin": {"address": _socket(spec.admin_address, spec.admin_port)},
+        "admin": {"address": admin()},
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "DELTA_GRPC" if spec.xds_delta else "GRPC",
@@ -68,7 +79,7 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
         "static_resources": {
             "clusters": [
                 _xds_cluster(spec.xds_host, spec.xds_port, spec.xds_tls_dir),
-                _admin_cluster(spec),
+                _admin_cluster(admin()),
             ],
             "listeners": listeners,
         },
@@ -197,19 +208,27 @@ def _file_sds(name: str, directory: str, filename: str) -> dict[str, Any]:
     }
 
 
-def _admin_cluster(spec: deployer.EnvoySpec) -> dict[str, Any]:
+def _pipe(path: str) -> dict[str, Any]:
+    return {"pipe": {"path": path, "mode": 0o600}}
+
+
+def _admin_cluster(admin: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": ADMIN_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
-        "load_assignment": _assignment(ADMIN_CLUSTER, spec.admin_address, spec.admin_port),
+        "load_assignment": _assignment_at(ADMIN_CLUSTER, admin),
     }
 
 
 def _assignment(name: str, host: str, port: int) -> dict[str, Any]:
+    return _assignment_at(name, _socket(host, port))
+
+
+def _assignment_at(name: str, address: dict[str, Any]) -> dict[str, Any]:
     return {
         "cluster_name": name,
-        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}}]}],
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
     }
 
 

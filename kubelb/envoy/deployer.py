@@ -24,6 +24,9 @@ class EnvoySpec:
     node_cluster: str = "kubelb"
     admin_address: str = "127.0.0.1"
     admin_port: int = 0
+    # Admin on a Unix socket the runner places (the supervisor: in the node's state directory)
+    # instead of a TCP port: nothing an Envoy proxies to can name it.
+    admin_pipe: bool = False
     probe_address: str = "127.0.0.1"
     readiness_port: int | None = 19003  # GET /ready, answered by the admin interface
     health_port: int | None = 19004  # GET /healthz, fails once draining starts

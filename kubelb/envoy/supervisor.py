@@ -7,7 +7,8 @@ from our xDS server. Per node a supervision task owned by the supervisor:
   reaches only us), with PR_SET_PDEATHSIG so it dies with this process, and a dynamic hot-restart
   base id so several Envoys coexist on one host;
 - polls the admin `/ready` until Envoy is LIVE, through one aiohttp session per supervisor
-  (opened on first use, closed by `close()`);
+  (opened on first use, closed by `close()`; one per socket path for Envoys whose spec asks
+  for `admin_pipe`: admin on the Unix socket `admin.sock` in the node's state directory);
 - restarts Envoy when it exits unexpectedly, with capped exponential backoff;
 - logs Envoy's stderr through Python logging (`kubelb.envoy.process`; Envoy's info as DEBUG,
   warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`);
@@ -27,6 +28,7 @@ import logging
 import os
 import re
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +55,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _SHM_DIR = Path("/dev/shm")
+_UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
 # An Envoy that ran longer than the cap before exiting restarts at the initial delay again.
 RESTART_BACKOFF = backoff.Backoff(initial=0.5, cap=30.0)
 _ADMIN_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
@@ -75,6 +78,7 @@ class EnvoySupervisor:
         self.restart_backoff = restart_backoff
         self._envoys: dict[str, _Envoy] = {}
         self._admin_session: aiohttp.ClientSession | None = None
+        self._pipe_sessions: dict[str, aiohttp.ClientSession] = {}
 
     async def ensure(self, node_id: str, spec: deployer.EnvoySpec) -> None:
         current = self._envoys.get(node_id)
@@ -111,21 +115,29 @@ class EnvoySupervisor:
             await asyncio.gather(*(self.remove(n) for n in list(self._envoys)))
         finally:
             session, self._admin_session = self._admin_session, None
-            if session is not None:
-                await session.close()
+            pipes, self._pipe_sessions = self._pipe_sessions, {}
+            for s in (session, *pipes.values()):
+                if s is not None:
+                    await s.close()
 
     async def admin(self, node_id: str, method: str, path: str) -> tuple[int, str]:
         """One request to the admin interface of the node's running Envoy: (status, body).
         Raises LookupError when the node has no Envoy, or one of `ADMIN_ERRORS`."""
         envoy = self._envoys.get(node_id)
-        if envoy is None or envoy.admin_port is None:
+        if envoy is None or (envoy.admin_port is None and envoy.admin_path is None):
             raise LookupError(f"no Envoy runs for node {node_id!r}")
-        return await self.request(envoy.spec.admin_address, envoy.admin_port, method, path)
+        return await self.request(envoy.spec.admin_address, envoy.admin_port or 0, method, path,
+                                  unix=envoy.admin_path)  # fmt: skip
 
-    async def request(self, host: str, port: int, method: str, path: str) -> tuple[int, str]:
-        """One HTTP request to an Envoy admin interface or probe listener: (status, body)."""
+    async def request(
+        self, host: str, port: int, method: str, path: str, *, unix: str | None = None
+    ) -> tuple[int, str]:
+        """One HTTP request to an Envoy admin interface or probe listener: (status, body).
+        `unix`: the admin interface's Unix socket, used instead of host and port."""
+        if unix is not None:
+            host, port = "localhost", 80
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        session = self._session()
+        session = self._session() if unix is None else self._pipe_session(unix)
         async with session.request(
             method, f"http://{authority}{path}", timeout=_ADMIN_TIMEOUT
         ) as response:
@@ -139,6 +151,13 @@ class EnvoySupervisor:
             self._admin_session = aiohttp.ClientSession(connector=connector)
         return self._admin_session
 
+    def _pipe_session(self, path: str) -> aiohttp.ClientSession:
+        session = self._pipe_sessions.get(path)
+        if session is None or session.closed:
+            connector = aiohttp.UnixConnector(path=path, force_close=True)
+            session = self._pipe_sessions[path] = aiohttp.ClientSession(connector=connector)
+        return session
+
     def pid(self, node_id: str) -> int | None:
         envoy = self._envoys.get(node_id)
         proc = envoy.process if envoy else None
@@ -147,6 +166,11 @@ class EnvoySupervisor:
     def admin_port(self, node_id: str) -> int | None:
         envoy = self._envoys.get(node_id)
         return envoy.admin_port if envoy else None
+
+    def admin_path(self, node_id: str) -> str | None:
+        """The admin interface's Unix socket (specs with `admin_pipe`), else None."""
+        envoy = self._envoys.get(node_id)
+        return envoy.admin_path if envoy else None
 
     def restarts(self, node_id: str) -> int:
         envoy = self._envoys.get(node_id)
@@ -163,6 +187,7 @@ class _Envoy:
         self.dir = owner.state_dir / naming.dns1035(node_id)
         self.process: asyncio.subprocess.Process | None = None
         self.admin_port: int | None = None
+        self.admin_path: str | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
         self._stopping = asyncio.Event()
@@ -216,12 +241,14 @@ class _Envoy:
 
     async def _run_once(self) -> int:
         """Start Envoy, wait for it to become ready, then for it to exit; return its exit code."""
-        admin_port = self.spec.admin_port or _free_port(self.spec.admin_address)
+        admin_path = _admin_socket(self.dir) if self.spec.admin_pipe else None
+        admin_port = (
+            0 if admin_path else self.spec.admin_port or _free_port(self.spec.admin_address)
+        )
         spec = dataclasses.replace(self.spec, admin_port=admin_port)
         config = self.dir / "bootstrap.json"
-        await asyncio.to_thread(
-            _write, config, bootstrap.to_json(bootstrap.render(self.node_id, spec))
-        )
+        rendered = bootstrap.render(self.node_id, spec, admin_path=admin_path)
+        await asyncio.to_thread(_write, config, bootstrap.to_json(rendered))
         proc = await asyncio.create_subprocess_exec(
             *self._command(spec, config),
             stdin=asyncio.subprocess.DEVNULL,
@@ -230,14 +257,14 @@ class _Envoy:
             start_new_session=True,
             preexec_fn=children.die_with_parent(),
         )
-        self.process, self.admin_port = proc, admin_port
+        self.process, self.admin_port, self.admin_path = proc, admin_port or None, admin_path
         if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
             await _terminate(proc, self.spec.stop_timeout_seconds)
         logger.info(
-            "Envoy for node %r started (pid %d, admin 127.0.0.1:%d)",
+            "Envoy for node %r started (pid %d, admin %s)",
             self.node_id,
             proc.pid,
-            admin_port,
+            admin_path or f"{spec.admin_address}:{admin_port}",
             extra={"tenant": self.node_id},
         )
         assert proc.stdout is not None
@@ -284,7 +311,7 @@ class _Envoy:
         while proc.returncode is None:
             try:
                 status, _ = await self.owner.request(
-                    spec.admin_address, spec.admin_port, "GET", "/ready"
+                    spec.admin_address, spec.admin_port, "GET", "/ready", unix=self.admin_path
                 )
             except ADMIN_ERRORS:
                 status = 0
@@ -295,11 +322,12 @@ class _Envoy:
             await asyncio.sleep(0.1)
 
     async def _drain_and_stop(self, proc: asyncio.subprocess.Process) -> None:
-        port = self.admin_port
-        if port is not None:
+        port, unix = self.admin_port, self.admin_path
+        if port is not None or unix is not None:
             for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
                 try:
-                    await self.owner.request(self.spec.admin_address, port, "POST", path)
+                    await self.owner.request(self.spec.admin_address, port or 0, "POST", path,
+                                             unix=unix)  # fmt: skip
                 except ADMIN_ERRORS as e:
                     logger.debug("Envoy for node %r: %s failed: %s", self.node_id, path, e)
             logger.info(
@@ -348,6 +376,18 @@ async def _pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> No
         text = line.decode(errors="replace").rstrip()
         if text:
             sink(text)
+
+
+def _admin_socket(directory: Path) -> str:
+    """`<directory>/admin.sock`, any stale one removed (a restarted Envoy binds it again). A
+    path longer than a Unix socket allows gets a private temporary directory instead."""
+    path = directory / "admin.sock"
+    if len(os.fsencode(path)) >= _UNIX_PATH_MAX:
+        path = Path(tempfile.mkdtemp(prefix="kubelb-envoy-")) / "admin.sock"
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return str(path)
 
 
 def _free_port(host: str) -> int:

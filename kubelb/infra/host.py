@@ -37,6 +37,9 @@ class HostInfra:
                                      address_wait=process.ADDRESS_WAIT)  # fmt: skip
     lb_watches: Sequence[watches.Watch] = ()
     proxy_watches: Sequence[watches.Watch] = ()
+    # As the process deployer: local development names 127.x backends; the composition root
+    # adds kubelb's own sockets.
+    endpoint_base = process.ProcessInfra.endpoint_base
 
     def __init__(
         self,

@@ -13,6 +13,12 @@ With `certs` (--xds-tls, the default) the tenant's Envoy takes its configuration
 certificate Secret (`xdscerts.SecretCerts`) is written before the Deployment that mounts it,
 rotated by a runner while this replica leads, re-created when deleted (a change of it reconciles
 its tenant's Envoy) and deleted with the Deployment.
+
+Endpoints: tenants may never name Envoy's fixed admin and probe ports (admin 9001 on the pod's
+loopback, or every interface with --debug; metrics, shutdown, readiness and health on every
+interface), on any address, since any Envoy pod's IP is reachable from any other; by default
+they may not name loopback, link-local, unspecified addresses or the management cluster's
+Service and Pod CIDRs (`service_cidrs`, `pod_cidrs`).
 """
 
 from __future__ import annotations
@@ -25,9 +31,15 @@ from typing import Any
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.infra import xdscerts
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice
+from kubelb.manager import (
+    common,
+    effective as tenant_effective,
+    endpoints,
+    infrastructure,
+    lbservice,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +69,15 @@ class KubernetesInfra:
         *,
         xds_port: int | None = None,
         certs: xdscerts.SecretCerts | None = None,
+        service_cidrs: Sequence[str] = (),
+        pod_cidrs: Sequence[str] = (),
     ) -> None:
         """`xds_port`: the port Envoy pods reach the xDS server on (None: the one it binds).
-        `certs`: xDS over mTLS with these certificates (None: plaintext)."""
+        `certs`: xDS over mTLS with these certificates (None: plaintext).
+        `service_cidrs`, `pod_cidrs`: the management cluster's, denied to tenant endpoints."""
         self.writer = writer
         self.certs = certs
+        self.endpoint_base = endpoint_base(service_cidrs, pod_cidrs)
         options = dataclasses.replace(options, xds_tls=certs is not None)
         self.options = options
         self.xds_port = xds_port
@@ -125,6 +141,29 @@ class KubernetesInfra:
 
     async def close(self) -> None:
         """The Deployments outlive this replica: the next leader keeps them."""
+
+
+ENVOY_PORTS = (
+    envoy_k8s.ADMIN_PORT,
+    envoy_k8s.METRICS_PORT,
+    envoy_k8s.SHUTDOWN_PORT,
+    envoy_k8s.READINESS_PORT,
+    envoy_k8s.HEALTH_PORT,
+)
+
+
+def endpoint_base(service_cidrs: Sequence[str], pod_cidrs: Sequence[str]) -> endpoints.Base:
+    """Envoy pods' own ports on every address; loopback, link-local, unspecified and the
+    cluster's Service and Pod CIDRs denied."""
+    denied = (
+        *endpointpolicy.LOOPBACK,
+        *endpointpolicy.LINK_LOCAL,
+        *endpointpolicy.UNSPECIFIED,
+        *endpointpolicy.parse_networks(service_cidrs),
+        *endpointpolicy.parse_networks(pod_cidrs),
+    )
+    hub = tuple(endpointpolicy.HubSocket(endpointpolicy.ANY, p) for p in ENVOY_PORTS)
+    return endpoints.Base(hub=hub, denied=denied)
 
 
 def tenant_of_deployment(obj: objects.RawObject) -> Iterable[objects.ObjectKey]:

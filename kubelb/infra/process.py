@@ -9,6 +9,11 @@ leads, and the Envoys stop when it stops leading: a replica that does not lead r
 
 With `certs` (--xds-tls) each Envoy dials xDS over mTLS with a certificate naming its node,
 written before it starts (`xdscerts.FileCerts`) and rotated by a runner while this replica leads.
+
+Endpoints: each Envoy's admin interface is a Unix socket in its state directory, which no
+endpoint can name; probe listeners are off. Local development runs tenants' "nodes" on 127.x
+addresses, so loopback stays allowed by default; link-local and unspecified addresses are
+denied, and the manager's own sockets are added by the composition root.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from typing import Any
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, supervisor
 from kubelb.infra import addresspool, xdscerts
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
-from kubelb.manager import common, effective as tenant_effective, infrastructure
+from kubelb.manager import common, effective as tenant_effective, endpoints, infrastructure
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
@@ -47,6 +52,7 @@ class ProcessInfra:
     requeue = infrastructure.Requeue(not_ready=NOT_READY_REQUEUE, address_wait=ADDRESS_WAIT)
     lb_watches: Sequence[watches.Watch] = ()
     proxy_watches: Sequence[watches.Watch] = ()
+    endpoint_base = endpoints.Base(denied=(*endpointpolicy.LINK_LOCAL, *endpointpolicy.UNSPECIFIED))
 
     def __init__(
         self,
@@ -66,10 +72,11 @@ class ProcessInfra:
         self.certs = certs
         self.envoys = supervisor.EnvoySupervisor(state_dir, envoy_binary=envoy_binary)
         # The supervisor checks readiness through the admin interface; fixed probe ports would
-        # keep two tenants' Envoys from sharing the host.
+        # keep two tenants' Envoys from sharing the host. Admin on a Unix socket: no tenant
+        # endpoint can name it.
         self.spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
-                                       drain_seconds=drain_seconds,
-                                       xds_delta=xds_delta)  # fmt: skip
+                                       drain_seconds=drain_seconds, xds_delta=xds_delta,
+                                       admin_pipe=True)  # fmt: skip
         self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
 
     def placement(

@@ -3,10 +3,10 @@
 Input: a `kube.informer.Informers` and the manager's namespace. Output: `Inputs`, which holds the
 informers (tenant namespaces, LoadBalancers, Addresses, Tenants, Config, management Services) and
 answers the questions every reconciler asks: is this namespace a tenant's, what are the tenant's
-effective settings, which LoadBalancers live there, parsed. Parsing goes through a cache holding
-the model of each object's current resourceVersion (one entry per object, dropped when the
-object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event, and a
-`lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
+effective settings and endpoint policy, which LoadBalancers live there, parsed. Parsing goes through
+a cache holding the model of each object's current resourceVersion (one entry per object, dropped
+when the object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event,
+and a `lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
 namespace are known without listing or parsing it. `pieces` holds each LoadBalancer's IR piece,
 built once for the LoadBalancer controller and envoycp alike.
 
@@ -32,8 +32,9 @@ from kubelb.api import (
     registry,
     tenant as api_tenant,
 )
+from kubelb.irbuild import endpointpolicy
 from kubelb.kube import informer, objects, resources, watches
-from kubelb.manager import effective as tenant_effective, lbindex, pieces
+from kubelb.manager import effective as tenant_effective, endpoints, lbindex, pieces
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class Inputs:
         self.lb_index = lbindex.LoadBalancerIndex(lambda raw: self.load_balancer(raw).model)
         # Each LoadBalancer's IR piece, shared by its status and its tenant's snapshot.
         self.pieces = pieces.Pieces()
+        # The hub's own sockets and the built-in denied CIDRs: set by the composition root once
+        # the manager has bound its servers, before any reconciler runs.
+        self.endpoint_base = endpoints.Base()
         self.load_balancers.add_handler(self._load_balancer_changed)
 
     # --- watches other reconcilers declare on these informers ---
@@ -111,6 +115,11 @@ class Inputs:
 
     def effective(self, namespace: str) -> tenant_effective.Effective:
         return tenant_effective.resolve(self.config(), self.tenant(namespace))
+
+    def endpoint_policy(self, namespace: str) -> endpointpolicy.EndpointPolicy:
+        """What the tenant's endpoints must pass: the hub's sockets, the built-in denies and
+        the Config's and Tenant's CIDR lists."""
+        return endpoints.policy(self.endpoint_base, self.effective(namespace).endpoint_cidrs)
 
     def disabled_reason(self, namespace: str) -> str | None:
         """ "Config" or "Tenant" when L4 load balancing is off for this namespace."""

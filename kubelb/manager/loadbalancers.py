@@ -7,7 +7,9 @@ LoadBalancer; targetPort = the allocated Envoy listener port; NodePorts and a se
 tenant's Envoy pods as the manager's `infrastructure.Infra` says), and the LoadBalancer's status:
 `service.ports` (the persisted port allocation, with `upstreamTargetPort`), `loadBalancer`
 copied from the Service, and a `Ready` condition whose reason says why it is pending:
-InvalidSpec, AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
+EndpointRefused (an endpoint names an address the tenant's endpoint policy refuses; the other
+endpoints are served, and a Warning Event on the LoadBalancer says so too), InvalidSpec,
+AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
 address pool's PortConflict / AddressPoolExhausted), ServiceTypeNotServed (a spec.type the
 infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady,
 RejectedByDataplane (the tenant's Envoy NACKed a configuration that holds this LoadBalancer, or
@@ -44,7 +46,15 @@ from kubelb.api import (
     tenant as api_tenant,
 )
 from kubelb.irbuild import loadbalancers as irbuild
-from kubelb.kube import controller, errors, objects, resources, watches, writer as kwriter
+from kubelb.kube import (
+    controller,
+    errors,
+    events as kevents,
+    objects,
+    resources,
+    watches,
+    writer as kwriter,
+)
 from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
 from kubelb.observe import manager_metrics
 
@@ -87,6 +97,7 @@ def verdict(
     *,
     missing_addresses: Sequence[str],
     problems: Sequence[str],
+    refused: Sequence[str] = (),
     service: Mapping[str, Any] | None,
     address_problem: tuple[str, str] | None,
     envoy_ready: bool,
@@ -99,6 +110,8 @@ def verdict(
         return Verdict(False, conditions.ADDRESSES_NOT_FOUND,
                        f"Addresses {names} not found in the tenant namespace (the agent writes "
                        "Addresses/default from the tenant's Ready nodes)")  # fmt: skip
+    if refused:
+        return Verdict(False, conditions.ENDPOINT_REFUSED, "; ".join((*refused, *problems)))
     if problems:
         return Verdict(False, conditions.INVALID_SPEC, "; ".join(problems))
     name = lbservice.service_name(lb.name)
@@ -153,12 +166,15 @@ class LoadBalancerReconciler:
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
         rejections: Rejections | None = None,
+        events: kevents.EventRecorder | None = None,
     ) -> None:
-        """`rejections`: what the tenants' Envoys NACKed (None: nothing reports it)."""
+        """`rejections`: what the tenants' Envoys NACKed (None: nothing reports it); `events`:
+        where refused endpoints are also reported (None: the condition only)."""
         self.inputs = inputs
         self.writer = writer
         self.infra = infra
         self.rejections = rejections
+        self.events = events
         self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
                                      predicate=watches.spec_changed)  # fmt: skip
         service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
@@ -296,22 +312,26 @@ class LoadBalancerReconciler:
                           and objects.ObjectKey(ns, e.addresses_reference.name)
                           not in self.inputs.addresses.store})  # fmt: skip
         problems: tuple[str, ...] = ()
+        refused: tuple[str, ...] = ()
         piece: irbuild.Piece | None = None
         placement = self.infra.placement(lb, service, listen)
         if not missing:
             # The piece envoycp serves, when the LoadBalancer is placed: built once for both.
             # Not placed yet (no address): problems do not depend on where it will bind.
             where = placement or irbuild.Placement("0.0.0.0", listen)
-            piece = self.inputs.pieces.get(lb, where, self.inputs.addresses_in(ns))
+            policy = self.inputs.endpoint_policy(ns)
+            piece = self.inputs.pieces.get(lb, where, self.inputs.addresses_in(ns), policy)
             problems = irbuild.assemble(ns, [piece]).problems.get(piece.key, ())
+            refused = piece.refused
         if not lb.spec.ports:
             problems = (*problems, "spec.ports is empty: nothing to expose")
         problem = self.infra.address_problem(ns, lbservice.service_name(lb.name))
         rejection = self.rejections(ns) if self.rejections is not None else None
         rejected = rejection.detail if rejection and rejection.affects(piece) else None
-        return verdict(lb, missing_addresses=missing, problems=problems, service=service,
-                       address_problem=problem, envoy_ready=self.infra.ready(ns),
-                       placed=placement is not None, rejected=rejected)  # fmt: skip
+        return verdict(lb, missing_addresses=missing, problems=problems, refused=refused,
+                       service=service, address_problem=problem,
+                       envoy_ready=self.infra.ready(ns), placed=placement is not None,
+                       rejected=rejected)  # fmt: skip
 
     async def _write_status(
         self,
@@ -334,6 +354,8 @@ class LoadBalancerReconciler:
         if written.changed:
             logger.info("LoadBalancer %s: Ready=%s %s: %s", objects.key_of(raw), result.ready,
                         result.reason, result.message)  # fmt: skip
+            if result.reason == conditions.ENDPOINT_REFUSED and self.events is not None:
+                await self.events.warning(raw, result.reason, result.message)
 
     async def _delete_service(self, raw: objects.RawObject) -> None:
         key = objects.ObjectKey(objects.namespace(raw), lbservice.service_name(objects.name(raw)))

@@ -72,7 +72,7 @@ async def test_deployment_and_service_spec(kubernetes_manager, mgmt, e2e_workdir
         path = await stack_mod.onboard_tenant(mgmt, TENANT, e2e_workdir / f"{TENANT}.kubeconfig")
         async with as_agent(path) as agent:
             await agent.create(resources.ADDRESSES, {"metadata": {"name": "default"}, "spec": {
-                "addresses": [{"ip": "127.0.0.29"}]}}, namespace=NS)  # fmt: skip
+                "addresses": [{"ip": "192.0.2.29"}]}}, namespace=NS)  # fmt: skip
             await agent.create(resources.LOAD_BALANCERS, _load_balancer(), namespace=NS)
             await _check_objects(mgmt)
             # The tenant's last LB goes (its Service was deleted): so do its Envoy pods.

@@ -1,4 +1,4 @@
-"""Golden tests of the Envoy bootstrap: in/<case>.yaml (node_id, spec, expect_error) ->
+"""Golden tests of the Envoy bootstrap: in/<case>.yaml (node_id, spec, admin_path, expect_error) ->
 out/<case>.bootstrap.yaml. The integration test feeds each output to `envoy --mode validate`."""
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ def render_case(case: Path, tls_dir: Path | None = None) -> tuple[dict[str, Any]
         files.write_dir(tls_dir, files.leaf_files(leaf, str(tls_dir)))
         spec = dataclasses.replace(spec, xds_tls_dir=str(tls_dir))
     expected_error = data.get("expect_error")
+    admin_path = data.get("admin_path")
     if expected_error:
         with pytest.raises(ValueError, match=expected_error):
-            bootstrap.render(data["node_id"], spec)
+            bootstrap.render(data["node_id"], spec, admin_path=admin_path)
         return {}, ""
-    rendered = bootstrap.render(data["node_id"], spec)
+    rendered = bootstrap.render(data["node_id"], spec, admin_path=admin_path)
     return rendered, yaml.safe_dump(rendered, sort_keys=True, indent=2)
 
 

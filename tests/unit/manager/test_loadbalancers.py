@@ -49,6 +49,11 @@ BASE: dict[str, Any] = {
             "AddressesNotFound",
         ),
         ({"problems": ["port 80: no endpoint"], "service": None}, "InvalidSpec"),
+        (
+            {"refused": ["endpoint 127.0.0.1:9443 is refused"], "problems": ["x"], "service": None},
+            "EndpointRefused",
+        ),
+        ({"refused": ["r"], "missing_addresses": ["default"]}, "AddressesNotFound"),
         ({"service": None}, "NoAddress"),
         ({"service": None, "address_problem": ("PortConflict", "taken")}, "PortConflict"),
         ({"envoy_ready": False}, "EnvoyNotReady"),
@@ -59,6 +64,12 @@ def test_the_most_fundamental_reason_wins(changes, reason):
     assert result.reason == reason
     assert result.ready is (reason == "Reconciled")
     assert result.message
+
+
+def test_a_refusal_names_every_refused_endpoint_and_the_other_problems():
+    refused = ["endpoint 127.0.0.1:9443 is refused", "endpoint 10.0.0.1:1 is refused"]
+    result = loadbalancers.verdict(lb(), **{**BASE, "refused": refused, "problems": ["p"]})
+    assert result.message == "; ".join([*refused, "p"])
 
 
 def test_cluster_ip_needs_no_external_address():
