@@ -58,7 +58,7 @@ class HostInfra:
         # Probed: another kubelb on this host may hold a socket this pool would hand out.
         self.addresses = addresspool.AddressPool(inputs, writer, self._flag_pool or DEFAULT_POOL,
                                                  on_unplaced=reconcile_lb,
-                                                 probe=address_pool.socket_free)  # fmt: skip
+                                                 probe=address_pool.unshared)  # fmt: skip
         inputs.configs.add_handler(self._config_changed)
 
     @property

@@ -100,22 +100,32 @@ class Unplaced:
 
 # Prefixes a reservation's holder in the `taken` map: no LoadBalancer key starts with it.
 _RESERVED = "\x00"
-# Holds a socket a probe found bound by someone else.
-_IN_USE = "\x01another process on this host"
+# Holds a socket a probe found shared with another process (SO_REUSEPORT).
+_IN_USE = "\x01another process on this host, sharing the socket"
 
-# (address, port, transport) -> True when nobody else holds that socket.
+# (address, port, transport) -> False when a listener there would share another's socket.
 Probe = Callable[[str, int, str], bool]
 
 
-def socket_free(address: str, port: int, transport: str) -> bool:
-    """Whether (address, port) binds now without SO_REUSEPORT: a socket another process holds,
-    with or without SO_REUSEPORT (another kubelb's Envoy), refuses this bind."""
+def unshared(address: str, port: int, transport: str) -> bool:
+    """False when a listener on (address, port) would share its socket with another process:
+    a holder bound with SO_REUSEPORT under our user (another kubelb's Envoy) refuses a plain
+    bind but admits one with SO_REUSEPORT, and the kernel would split connections between the
+    two. A holder that refuses both makes the data plane's own bind fail, which it reports."""
+    if _binds(address, port, transport, reuse_port=False):
+        return True
+    return not _binds(address, port, transport, reuse_port=True)
+
+
+def _binds(address: str, port: int, transport: str, *, reuse_port: bool) -> bool:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     kind = socket.SOCK_DGRAM if transport == "UDP" else socket.SOCK_STREAM
     try:
         with socket.socket(family, kind) as probe:
             if kind == socket.SOCK_STREAM:  # a closing connection (TIME_WAIT) does not count
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             probe.bind((address, port))
     except OSError:
         return False

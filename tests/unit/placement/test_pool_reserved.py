@@ -42,27 +42,35 @@ def test_sticky_assignment_on_a_now_reserved_socket_is_refused():
     assert result.unplaced["a/b"].reason == pool.PORT_RESERVED
 
 
-def test_probe_refuses_a_socket_another_process_holds():
+def test_probe_refuses_a_socket_it_would_share_with_another_process():
+    # Another kubelb's Envoy binds with SO_REUSEPORT: a listener of ours would join its socket.
     with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        assert not pool.socket_free("127.0.0.1", port, "TCP")
+        assert not pool.unshared("127.0.0.1", port, "TCP")
         result = pool.assign(["127.0.0.1"], {"a/b": [(port, "TCP")]}, {},
-                             probe=pool.socket_free)  # fmt: skip
+                             probe=pool.unshared)  # fmt: skip
         why = result.unplaced["a/b"]
         assert why.reason == pool.PORT_CONFLICT
-        assert "another process on this host" in why.message
-    assert pool.socket_free("127.0.0.1", port, "TCP")
+        assert "another process on this host, sharing the socket" in why.message
+    assert pool.unshared("127.0.0.1", port, "TCP")
 
 
-def test_probe_sees_a_reuseport_holder_and_udp():
-    # Envoy binds its listeners with SO_REUSEPORT: a bind without it must still fail.
+def test_probe_leaves_an_exclusive_holder_to_the_data_plane():
+    # No sharing is possible: the data plane's bind fails and it reports that itself.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        assert pool.unshared("127.0.0.1", held.getsockname()[1], "TCP")
+
+
+def test_probe_sees_a_reuseport_udp_holder():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
         held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         held.bind(("127.0.0.1", 0))
-        port = held.getsockname()[1]
-        assert not pool.socket_free("127.0.0.1", port, "UDP")
+        assert not pool.unshared("127.0.0.1", held.getsockname()[1], "UDP")
 
 
 def test_probe_is_asked_only_for_new_placements():
