@@ -153,6 +153,8 @@ class Loader:
         self.origins: dict[ObjectRef, str] = {}
         self._paths: dict[ObjectRef, Path] = {}  # the file of each object's origin
         self._lock = asyncio.Lock()
+        # Per object, the body last checked and its verdict: a reload re-checks only what changed.
+        self._checked: dict[ObjectRef, tuple[objects.RawObject, str | None, tuple[str, ...]]] = {}
 
     async def sync(self, snapshot: file.Snapshot) -> SyncResult:
         async with self._lock:
@@ -194,6 +196,7 @@ class Loader:
         plan = self._plan(snapshot)
         self.origins = {ref: doc.origin for ref, (_, doc, _) in plan.bodies.items()}
         self._paths = {ref: doc.path for ref, (_, doc, _) in plan.bodies.items()}
+        self._checked = {ref: v for ref, v in self._checked.items() if ref in plan.bodies}
         unusable = await self._ensure_namespaces(plan)
         created: list[ObjectRef] = []
         updated: list[ObjectRef] = []
@@ -241,7 +244,8 @@ class Loader:
                                                  "ignored", ref=ref))  # fmt: skip
                 continue
             valid = True
-            problem = _invalid(ref, body, doc, plan.warnings)
+            problem, warned = self._check(ref, body)
+            plan.warnings.extend(DocumentError(doc.origin, w, ref=ref) for w in warned)
             if problem is not None:
                 valid = False
                 last = self._applied.get(ref)
@@ -257,6 +261,15 @@ class Loader:
                 tenant = plan.namespaces.get(ref.namespace, False) or ref.kind in TENANT_KINDS
                 plan.namespaces[ref.namespace] = tenant
         return plan
+
+    def _check(self, ref: ObjectRef, body: objects.RawObject) -> tuple[str | None, tuple[str, ...]]:
+        """Why `body` may not replace a valid version (None: it may), and its warnings."""
+        cached = self._checked.get(ref)
+        if cached is not None and cached[0] == body:
+            return cached[1], cached[2]
+        problem, warned = _invalid(ref, body)
+        self._checked[ref] = (body, problem, warned)
+        return problem, warned
 
     def _winners(
         self, prepared: Sequence[tuple[file.Document, ObjectRef, objects.RawObject]]
@@ -371,24 +384,20 @@ class Loader:
         return deleted
 
 
-def _invalid(
-    ref: ObjectRef, body: objects.RawObject, doc: file.Document, warnings: list[DocumentError]
-) -> str | None:
-    """Why `body` may not replace a valid version (None: it may); its unknown fields are
-    added to `warnings`."""
+def _invalid(ref: ObjectRef, body: objects.RawObject) -> tuple[str | None, tuple[str, ...]]:
+    """Why `body` may not replace a valid version (None: it may), and its unknown fields."""
     if ref.kind not in registry.KINDS:
-        return None
+        return None, ()
     try:
         model = registry.parse(copy.deepcopy(body))
     except api_errors.APIValidationError as exc:
-        return str(exc)
-    warnings.extend(DocumentError(doc.origin, f"{ref}: unknown field {path!r} is ignored",
-                                  ref=ref) for path in unknown_fields(model))  # fmt: skip
+        return str(exc), ()
+    warned = tuple(f"{ref}: unknown field {path!r} is ignored" for path in unknown_fields(model))
     if isinstance(model, api_lb.LoadBalancer):
         problems = irbuild.spec_problems(model)
         if problems:
-            return f"{ref} is invalid: {'; '.join(problems)}"
-    return None
+            return f"{ref} is invalid: {'; '.join(problems)}", warned
+    return None, warned
 
 
 # Metadata fields the API server knows but the models do not spell out.

@@ -333,3 +333,22 @@ async def test_unknown_fields_are_warned_about_and_applied(tmp_path, store):
         "LoadBalancer shop/api: unknown field 'spec.prots' is ignored",
     ]
     assert all(w.origin.endswith("lb.yaml#0") for w in result.warnings)
+
+
+async def test_warnings_and_refusals_stand_on_every_sync_until_fixed(tmp_path, store):
+    path = tmp_path / "lb.yaml"
+    path.write_text(lb("api"))
+    source, load = setup(tmp_path, store)
+    await load.sync(source.load())
+    path.write_text(lb("api", 70000) + "  colour: blue\n")
+    for _ in range(2):  # the second sync checks nothing anew, and says the same
+        result = await load.sync(source.load())
+        assert [e.kept_last_valid for e in result.errors] == [True]
+        assert len(result.warnings) == 1
+    path.write_text(lb("api") + "  colour: blue\n")
+    for _ in range(2):
+        result = await load.sync(source.load())
+        assert not result.errors
+        assert [w.message for w in result.warnings] == [
+            "LoadBalancer shop/api: unknown field 'spec.colour' is ignored"
+        ]
