@@ -47,6 +47,9 @@ NO_ENDPOINTS = "NoEndpoints"
 # An endpoint names an address the endpoint policy refuses (the hub's own sockets, a denied
 # CIDR, a hostname); the refused endpoints are left out, the rest is served.
 ENDPOINT_REFUSED = "EndpointRefused"
+# Nothing can serve the LoadBalancer's `spec.type` where the manager runs Envoy (process mode
+# binds a LoadBalancer at its pool address, and the pool places type LoadBalancer only).
+SERVICE_TYPE_NOT_SERVED = "ServiceTypeNotServed"
 # The Envoy proxy for the tenant is not ready (or not yet configured).
 ENVOY_NOT_READY = "EnvoyNotReady"
 # The Tenant disables this feature (loadBalancer/ingress/gatewayAPI disable).

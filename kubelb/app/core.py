@@ -47,11 +47,14 @@ class Core:
         publisher: envoycp.Publisher,
         workers: int = LB_WORKERS,
         snapshot_coalesce: float = SNAPSHOT_COALESCE,
+        rejections: loadbalancers.Rejections | None = None,
         events: kevents.EventRecorder | None = None,
     ) -> None:
         """`infra(core)` builds the infrastructure from the read side (`inputs`, `writer`,
         `informers`, `reconcile_lb`), which exists by then; the reconcilers are built after.
-        `events`: where the LoadBalancer controller also reports refused endpoints."""
+        `rejections`: what the data plane refused, for the LoadBalancers' Ready (call
+        `reconcile_namespace_lbs` when that changes); `events`: where the LoadBalancer
+        controller also reports refused endpoints."""
         self.kube = kube
         self.writer = kwriter.Writer(kube)
         self.informers = informer.Informers(kube)
@@ -59,7 +62,7 @@ class Core:
         self.infra = infra(self)
         self.snapshots = envoycp.SnapshotReconciler(self.inputs, publisher, self.infra)
         self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra,
-                                                        events)  # fmt: skip
+                                                        rejections, events)  # fmt: skip
         self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
         self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
                                                          coalesce=snapshot_coalesce)  # fmt: skip
@@ -72,6 +75,11 @@ class Core:
 
     def reconcile_lb(self, key: objects.ObjectKey) -> None:
         self.lb_controller.enqueue(key)
+
+    def reconcile_namespace_lbs(self, namespace: str) -> None:
+        """Every LoadBalancer of the namespace (its data plane NACKed, or ACKs again)."""
+        for lb in self.inputs.load_balancers.store.list(namespace):
+            self.lb_controller.enqueue(objects.key_of(lb))
 
     def synced(self) -> bool:
         return all(i.synced.is_set() for i in self.informers)

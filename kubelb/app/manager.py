@@ -317,6 +317,7 @@ class Manager:
         # The one place that knows how Envoy runs; every reconciler gets the object.
         self.core = core.Core(kube, namespace=settings.namespace, infra=self._make_infra,
                               publisher=self.publisher, workers=settings.workers,
+                              rejections=self.publisher.rejection,
                               events=self.events)  # fmt: skip
         self.writer = self.core.writer
         self.informers = self.core.informers
@@ -346,6 +347,7 @@ class Manager:
             self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
         )  # fmt: skip
+        self.cache.watch_rejections(self.core.reconcile_namespace_lbs)
         # Writers: run only while this replica leads.
         self.leader_controllers = [*self.core.writers, self.tenant_controller]
 

@@ -179,8 +179,11 @@ class Standalone:
         self.kube = memory.MemoryClient(field_manager=FIELD_MANAGER)
         self.loader = loader.Loader(self.kube.with_manager(FILES_FIELD_MANAGER))
         self.publisher = publisher.HostPublisher(driver.apply)
+        # One data plane serves every namespace: what it refuses, it refuses for all of them.
         self.core = core.Core(self.kube, namespace=CONFIG_NAMESPACE, infra=self._infra,
-                              publisher=self.publisher)  # fmt: skip
+                              publisher=self.publisher,
+                              rejections=lambda _namespace: driver.rejection())  # fmt: skip
+        driver.watch_rejections(self._reconcile_every_lb)
         self.state = state.StateStore(settings.state_dir)
         self.recorder = state.Recorder(self.state, self.core.inputs.services)
         self.source = HostFiles(settings.config)
@@ -229,6 +232,10 @@ class Standalone:
                 await self.kube.close()
                 if self.admin is not None:
                     await self.admin.stop()
+
+    def _reconcile_every_lb(self) -> None:
+        for raw in self.core.inputs.load_balancers.store.list():
+            self.core.reconcile_lb(objects.key_of(raw))
 
     async def _refuse_own_sockets(self) -> None:
         """LoadBalancer endpoints may never name kubelb's own servers."""

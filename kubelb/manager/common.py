@@ -7,7 +7,9 @@ effective settings and endpoint policy, which LoadBalancers live there, parsed. 
 a cache holding the model of each object's current resourceVersion (one entry per object, dropped
 when the object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event,
 and a `lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
-namespace are known without listing or parsing it. `pieces` holds each LoadBalancer's IR piece,
+namespace are known without listing or parsing it. Only tenant namespaces' LoadBalancers are
+parsed and indexed: those of other namespaces are stored, and indexed when their namespace
+becomes a tenant's. `pieces` holds each LoadBalancer's IR piece,
 built once for the LoadBalancer controller and envoycp alike.
 
 Invalid objects never stop anything: an invalid LoadBalancer is reported to its own reconciler
@@ -78,6 +80,7 @@ class Inputs:
         # the manager has bound its servers, before any reconciler runs.
         self.endpoint_base = endpoints.Base()
         self.load_balancers.add_handler(self._load_balancer_changed)
+        self.namespaces.add_handler(self._namespace_changed)
 
     # --- watches other reconcilers declare on these informers ---
     def watch_namespaces(self, mapper: watches.Mapper = watches.own_key) -> watches.Watch:
@@ -173,10 +176,31 @@ class Inputs:
 
     # --- parsing with a cache ---
     def _load_balancer_changed(self, change: informer.Change) -> None:
-        if change.new is None:
-            self._parsed.pop(_parse_key(api_lb.LoadBalancer, change.obj), None)
-            self.pieces.forget(objects.key_of(change.obj))
-        self.lb_index.update(objects.key_of(change.obj), change.new)
+        key = objects.key_of(change.obj)
+        if change.new is None or not self.managed(key.namespace):
+            self._forget_load_balancer(change.obj)
+        else:
+            self.lb_index.update(key, change.new)
+
+    def _namespace_changed(self, change: informer.Change) -> None:
+        """A namespace that becomes a tenant's gets its LoadBalancers indexed; one that stops
+        being one (label removed, deleted) has them forgotten. LoadBalancers of other namespaces
+        are stored but neither parsed nor indexed (another user's 1,000 cost the parsed models
+        nothing)."""
+        if change.type is informer.ChangeType.UPDATE:
+            return
+        namespace = objects.name(change.obj)
+        for raw in self.load_balancers.store.list(namespace):
+            if change.new is None:
+                self._forget_load_balancer(raw)
+            else:
+                self.lb_index.update(objects.key_of(raw), raw)
+
+    def _forget_load_balancer(self, raw: objects.RawObject) -> None:
+        key = objects.key_of(raw)
+        self._parsed.pop(_parse_key(api_lb.LoadBalancer, raw), None)
+        self.pieces.forget(key)
+        self.lb_index.update(key, None)
 
     def _parse(self, cls: type[T], raw: objects.RawObject, *, log: bool = False) -> T | str:
         key = _parse_key(cls, raw)

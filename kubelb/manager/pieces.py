@@ -7,13 +7,16 @@ Addresses of its namespace and on the tenant's endpoint policy. One piece per Lo
 and handed out again while all of these are unchanged: the same parsed object, or another version of
 it with the same uid, generation and annotations (our own status writes change none of them), an
 equal placement and equal Addresses and an equal policy. A LoadBalancer that is deleted is
-forgotten.
+forgotten. An entry keeps only what identifies those inputs, not the parsed LoadBalancer: holding
+the model a piece was built from would keep a second model of every LoadBalancer alive once its
+status write is parsed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kubelb.api import addresses as api_addresses, loadbalancer as api_lb
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
@@ -24,7 +27,7 @@ Addresses = Mapping[str, api_addresses.Addresses]
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    lb: api_lb.LoadBalancer
+    built_from: tuple[Any, ...] | api_lb.LoadBalancer  # `_build_inputs` of the LoadBalancer
     placement: irbuild.Placement
     addresses: Addresses
     policy: endpointpolicy.EndpointPolicy | None
@@ -46,16 +49,17 @@ class Pieces:
         keyed "namespace/name") and the tenant's endpoint `policy`."""
         key = objects.ObjectKey(lb.namespace, lb.name)
         known = self._by_lb.get(key)
+        built_from = _build_inputs(lb)
         if (
             known is not None
-            and _same_build_inputs(known.lb, lb)
+            and _same(known.built_from, lb, built_from)
             and known.placement == placement
             and known.addresses == addresses
             and known.policy == policy
         ):
             return known.piece
         piece = irbuild.build_load_balancer(lb, placement, addresses, policy)
-        self._by_lb[key] = _Entry(lb, placement, addresses, policy, piece)
+        self._by_lb[key] = _Entry(built_from, placement, addresses, policy, piece)
         return piece
 
     def forget(self, key: objects.ObjectKey) -> None:
@@ -65,15 +69,16 @@ class Pieces:
         return len(self._by_lb)
 
 
-def _same_build_inputs(a: api_lb.LoadBalancer, b: api_lb.LoadBalancer) -> bool:
-    """Whether a piece built from `a` is the piece of `b`. The API server bumps the generation on
-    every spec change; status and labels do not count."""
-    if a is b:
-        return True
-    ma, mb = a.metadata, b.metadata
-    return (
-        ma.uid is not None
-        and ma.generation is not None
-        and (ma.uid, ma.generation, ma.name) == (mb.uid, mb.generation, mb.name)
-        and ma.annotations == mb.annotations
-    )
+def _same(known: tuple[Any, ...] | api_lb.LoadBalancer, lb: api_lb.LoadBalancer,
+          built_from: tuple[Any, ...] | api_lb.LoadBalancer) -> bool:  # fmt: skip
+    return known is lb or (isinstance(built_from, tuple) and known == built_from)
+
+
+def _build_inputs(lb: api_lb.LoadBalancer) -> tuple[Any, ...] | api_lb.LoadBalancer:
+    """What makes a piece built from `lb` the piece of another version of it: uid, generation (the
+    API server bumps it on every spec change; status and labels do not count), name and
+    annotations. Without a uid or a generation, only the very same object is known to be."""
+    meta = lb.metadata
+    if meta.uid is None or meta.generation is None:
+        return lb
+    return (meta.uid, meta.generation, meta.name, meta.annotations)

@@ -242,6 +242,9 @@ class XdsServer:
                 nack.error_detail,
                 extra={"tenant": info.node_id},
             )
+        elif outcome is sotw.Outcome.ACK:
+            self.cache.note_ack(info.node_id, request.type_url)
+            logger.debug("xDS stream %d: %s %s", info.stream_id, outcome, kind)
         elif outcome is sotw.Outcome.UNKNOWN_TYPE:
             logger.debug("xDS stream %d asked for unserved type %s", info.stream_id, kind)
         else:

@@ -4,6 +4,8 @@ the piece. Real informer stores fed as a watch would feed them; no API server.""
 from __future__ import annotations
 
 import copy
+import gc
+import types
 from typing import Any
 
 import pytest
@@ -152,3 +154,28 @@ def test_a_piece_is_rebuilt_when_what_it_reads_changes(builds: list[str]) -> Non
     assert len(builds) == 4
     cache.forget(objects.ObjectKey(NS, "web"))
     assert len(cache) == 0
+
+
+def reachable(root: object) -> list[object]:
+    """Every object reachable from `root` through references (classes and modules excluded)."""
+    seen: dict[int, object] = {}
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType)):
+            continue
+        seen[id(obj)] = obj
+        stack.extend(gc.get_referents(obj))
+    return list(seen.values())
+
+
+def test_a_piece_does_not_keep_the_load_balancer_it_was_built_from(builds: list[str]) -> None:
+    # Each version's model lives in the parse cache; a second copy per LoadBalancer in the
+    # pieces doubled the manager's memory for them.
+    cache = pieces.Pieces()
+    raw = load_balancer(30080, generation=1)
+    here = irbuild.Placement("10.0.0.9")
+    cache.get(api_lb.LoadBalancer.model_validate(raw), here, {})
+    cache.get(api_lb.LoadBalancer.model_validate({**raw, "status": {"service": {}}}), here, {})
+    assert builds == ["web"]
+    assert not [o for o in reachable(cache) if isinstance(o, api_lb.LoadBalancer)]

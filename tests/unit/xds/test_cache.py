@@ -5,7 +5,7 @@ import functools
 import pytest
 
 from kubelb.observe import metrics
-from kubelb.xds import cache, callbacks, snapshot
+from kubelb.xds import cache, callbacks, snapshot, sotw
 from tests.unit.xds import protos
 
 
@@ -64,3 +64,21 @@ def test_streams_are_notified_per_node():
     assert c.keys() == ["a", "b"]
     c.unregister(callbacks.StreamInfo(stream_id=3, peer="test", node_id="b"))
     assert c.keys() == ["a"]
+
+
+def test_a_nack_stands_until_that_type_is_acked_again():
+    c = cache.SnapshotCache()
+    heard: list[str] = []
+    c.watch_rejections(heard.append)
+    nack = sotw.Nack(type_url=snapshot.LISTENER, version="v2", nonce="3", error_detail="bad")
+    c.note_nack("n", nack)
+    c.note_nack("n", nack)  # Envoy says the same again: nothing new to tell
+    assert c.rejection("n") == nack
+    assert c.status("n").last_nack == nack
+    c.note_ack("n", snapshot.CLUSTER)  # another type says nothing about the listeners
+    assert c.rejection("n") == nack
+    assert heard == ["n"]
+    c.note_ack("n", snapshot.LISTENER)
+    assert c.rejection("n") is None
+    assert c.status("n").last_nack is None
+    assert heard == ["n", "n"]
