@@ -340,7 +340,7 @@ async def test_warnings_and_refusals_stand_on_every_sync_until_fixed(tmp_path, s
     path.write_text(lb("api"))
     source, load = setup(tmp_path, store)
     await load.sync(source.load())
-    path.write_text(lb("api", 70000) + "  colour: blue\n")
+    path.write_text(lb("api").replace("10.0.0.1", "999.1.1.1") + "  colour: blue\n")
     for _ in range(2):  # the second sync checks nothing anew, and says the same
         result = await load.sync(source.load())
         assert [e.kept_last_valid for e in result.errors] == [True]
