@@ -213,6 +213,8 @@ class XdsServer:
                 nack.error_detail,
                 extra={"tenant": info.node_id},
             )
+        elif outcome is sotw.Outcome.ACK:
+            self.cache.note_ack(info)
         elif outcome is sotw.Outcome.UNKNOWN_TYPE:
             logger.debug("xDS stream %d asked for unserved type %s", info.stream_id, kind)
         else:
