@@ -328,7 +328,7 @@ def _process_infra(m: Manager) -> infrastructure.Infra:
     return process_infra.ProcessInfra(
         m.inputs, m.writer, pool=s.address_pool, state_dir=s.state_dir,
         envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
-        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb,
+        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb, snapshots=m.cache,
     )  # fmt: skip
 
 

@@ -93,7 +93,7 @@ class Exit:
 
     node_id: str
     code: int | None  # the exit status; -N: killed by signal N; None: unknown (adopted Envoy)
-    log_tail: tuple[str, ...]  # its last stderr lines
+    log_tail: tuple[str, ...]  # its last warning and error lines
 
     @property
     def killed(self) -> bool:
@@ -524,13 +524,15 @@ class _Envoy:
         logger.info("Envoy for node %r stopped (code %s)", self.node_id, proc.returncode)
 
     def _log_stderr(self, line: str) -> None:
-        self.log_tail.append(line)
         match = _LOG_LINE.match(line)
         level, component, text = (
             (_LEVELS.get(match[1], logging.INFO), match[2], match[3])
             if match
             else (logging.INFO, "", line)
         )
+        # What may tell why Envoy exits: its warnings and errors, without crash backtraces.
+        if level >= logging.WARNING and component != "backtrace" and not text.startswith("#"):
+            self.log_tail.append(line)
         process_logger.log(
             level, "envoy[%s] %s: %s", self.node_id, component, text, extra={"tenant": self.node_id}
         )

@@ -6,6 +6,9 @@ do not apply), connected to the manager's own xDS server. A LoadBalancer binds t
 pool wrote into its Service's status, on the LoadBalancer's own ports; the Service needs neither
 NodePorts nor a pod selector. The pool (`addresspool.AddressPool`) runs while this replica
 leads, and the Envoys stop when it stops leading: a replica that does not lead runs no Envoy.
+The Envoys outlive a crash of the manager and are adopted from `--state-dir` when it restarts; an
+Envoy that dies of a new snapshot gets the last one it ACKed (`snapshots.rollback`), and a
+snapshot with more listeners than its file descriptors allow is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from kubelb.infra import addresspool
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure
+from kubelb.xds import cache, snapshot
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
@@ -56,9 +60,16 @@ class ProcessInfra:
         drain_seconds: float,
         xds_delta: bool,
         reconcile_lb: Callable[[objects.ObjectKey], None],
+        snapshots: cache.SnapshotCache | None = None,
     ) -> None:
-        """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed."""
-        self.envoys = supervisor.EnvoySupervisor(state_dir, envoy_binary=envoy_binary)
+        """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
+        `snapshots`: the xDS cache serving these Envoys (fallback and capacity checks)."""
+        self.snapshots = snapshots
+        self.envoys = supervisor.EnvoySupervisor(
+            state_dir, envoy_binary=envoy_binary, detach=True, on_exit=self._on_exit
+        )
+        if snapshots is not None:
+            snapshots.admit = self._admit
         # The supervisor checks readiness through the admin interface; fixed probe ports would
         # keep two tenants' Envoys from sharing the host.
         self.spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
@@ -79,6 +90,17 @@ class ProcessInfra:
 
     def ready(self, namespace: str) -> bool:
         return self.envoys.ready(namespace)
+
+    def not_ready_message(self, namespace: str) -> str | None:
+        """Why the tenant's Envoy is not ready, when the supervisor knows: "Envoy restarting
+        after exit code 1 (Too many open files)"."""
+        return self.envoys.restart_cause(namespace)
+
+    def _on_exit(self, exit_: supervisor.Exit) -> bool:
+        return self.snapshots is not None and self.snapshots.rollback(exit_.node_id)
+
+    def _admit(self, namespace: str, snap: snapshot.Snapshot) -> str | None:
+        return self.envoys.capacity_problem(namespace, snap.counts()["listeners"])
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         await self.envoys.ensure(namespace, self.spec)

@@ -36,7 +36,8 @@ class StateStore:
             from_backup = _read(backup)
             if not isinstance(from_backup, dict):
                 logger.error("ignoring unreadable state file %s (%s) and its previous copy "
-                             "(%s): addresses may move", self.path, loaded, from_backup or "none")  # fmt: skip
+                             "(%s): addresses may move",
+                             self.path, loaded, from_backup or "none")  # fmt: skip
                 return {}
             logger.error("unreadable state file %s (%s): using its previous good copy %s",
                          self.path, loaded, backup)  # fmt: skip
