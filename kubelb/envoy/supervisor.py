@@ -6,7 +6,8 @@ from our xDS server. Per node a supervision task owned by the supervisor:
 - starts Envoy with `asyncio.create_subprocess_exec` in its own session (so a terminal's Ctrl-C
   reaches only us), with a dynamic hot-restart base id so several Envoys coexist on one host, and
   its soft file descriptor limit raised to the hard one (a socket per listener per worker);
-- `detach=True` (process and standalone mode): Envoy outlives a crash of this process. Its pid,
+- `detach=True` (process and standalone mode): Envoy outlives a crash of this process (it runs
+  under `kubelb.envoy.shim`, as Envoy dies with its parent by its own PR_SET_PDEATHSIG). Its pid,
   start time, admin address and bootstrap hash are recorded in `<state dir>/<node>/envoy.json`,
   and a supervisor started later adopts a live Envoy with the same bootstrap instead of starting
   another one; Envoy keeps its configuration and reconnects to xDS by itself. Otherwise
@@ -43,6 +44,7 @@ import re
 import resource
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,6 +72,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _SHM_DIR = Path("/dev/shm")
+_SHIM = Path(__file__).with_name("shim.py")
 # An Envoy that ran longer than the cap before exiting restarts at the initial delay again.
 RESTART_BACKOFF = backoff.Backoff(initial=0.5, cap=30.0)
 # Exits that restarting fixes: killed from outside, or a configuration `on_exit` rolled back.
@@ -248,7 +251,11 @@ class EnvoySupervisor:
         configuration until xDS serves one) rather than start a new one."""
         if not self.detach or node_id in self._envoys:
             return False
-        return _Envoy(self, node_id, spec).adoptable() is not None
+        found = _Envoy(self, node_id, spec).adoptable()
+        if found is None:
+            return False
+        found[0].close()
+        return True
 
     def capacity_problem(self, node_id: str, listeners: int) -> str | None:
         """Why `listeners` listeners cannot fit the file descriptors Envoy may open, or None.
@@ -280,7 +287,8 @@ def reap(state_dir: Path) -> list[int]:
         record = _read_record(path)
         if record is not None and _start_time(record["pid"]) == record["start_time"]:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(record["pid"], signal.SIGKILL)
+                # The shim leads its own process group, with Envoy in it.
+                os.killpg(record["pid"], signal.SIGKILL)
                 killed.append(record["pid"])
         path.unlink(missing_ok=True)
     return killed
@@ -450,8 +458,11 @@ class _Envoy:
         config = self.dir / "bootstrap.json"
         text = self._bootstrap(spec)
         await asyncio.to_thread(_write, config, text)
+        command = self._command(spec, config)
+        if self.owner.detach:
+            command = [sys.executable, "-I", str(_SHIM), *command]
         proc = await asyncio.create_subprocess_exec(
-            *self._command(spec, config),
+            *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=stdout.open_writer(),
             stderr=stderr.open_writer(),
@@ -572,6 +583,12 @@ class _Adopted:
             os.close(self._pidfd)
             self.returncode = 0  # unknown: only its parent learns the real status
         return self.returncode
+
+    def close(self) -> None:
+        """Stop watching (the Envoy keeps running)."""
+        if self.returncode is None:
+            os.close(self._pidfd)
+            self.returncode = 0
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)

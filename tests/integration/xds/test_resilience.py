@@ -54,7 +54,7 @@ async def test_a_log_line_over_64k_is_cut_and_envoy_keeps_logging(
     for i in range(4):
         long = f"l{i}-" + "x" * (70 * 1024)
         snap = xds.publish(config(tcp_lb(long, port, backend_port)))
-        await backends.eventually(lambda s=snap: _true(acked(xds, s)), what=f"ACK of #{i}")
+        await _acked_soon(xds, snap)
     last = xds.publish(config(tcp_lb("after", port, backend_port)))
     await backends.eventually(lambda: _true(acked(xds, last)), what="ACK after long lines")
     status, _ = await envoys.admin(NODE, "GET", "/ready")
@@ -130,6 +130,10 @@ async def test_envoy_dying_of_a_new_config_falls_back_to_the_last_acked_one(
             assert envoys.restarts(NODE) == 1
     finally:
         await envoys.close()
+
+
+async def _acked_soon(xds: Xds, snap: snapshot.Snapshot) -> None:
+    await backends.eventually(lambda: _true(acked(xds, snap)), what="the snapshot's ACK")
 
 
 async def _true(value: bool) -> bool:
