@@ -691,7 +691,8 @@ def _preexec(*, die_with_parent: bool) -> Callable[[], None]:
     limit = fd_limit()
 
     def preexec() -> None:
-        # A socket per listener per worker: the usual soft limit (1024) is far too low.
+        # A socket per listener per worker: the usual soft limit (1024) is far too low. (Envoy
+        # 1.40 raises it itself as well; an older or custom build may not.)
         with contextlib.suppress(OSError, ValueError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
         if die is not None:
