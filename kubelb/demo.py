@@ -120,7 +120,8 @@ async def _show(app: standalone.Standalone, running: asyncio.Task[None]) -> None
                     counts[(await response.text()).split()[2]] += 1
             spread = ", ".join(f"{backend}: {n}" for backend, n in sorted(counts.items()))
             print(f"  {name:<16} {url:<26} {REQUESTS} requests -> {spread}")
-    print(f"status: http://{app.admin.host}:{app.admin.port}/api/loadbalancers")
+    if app.admin is not None:
+        print(f"status: http://{app.admin.host}:{app.admin.port}/api/loadbalancers")
 
 
 async def _wait_until_serving(
@@ -142,13 +143,12 @@ async def _wait_until_serving(
 
 
 def _urls(app: standalone.Standalone) -> list[tuple[str, str]]:
-    outcome = app.outcome
-    if outcome is None or not app.driver.ready():
+    if app.loaded is None or not app.driver.ready():
         return []
     return [
-        (f"{lb.namespace}/{lb.name}", f"http://{lb.address}:{lb.ports[0].port}/")
-        for lb in outcome.loadbalancers
-        if lb.ready and lb.address and lb.ports
+        (f"{lb['namespace']}/{lb['name']}", f"http://{lb['address']}:{lb['ports'][0]['port']}/")
+        for lb in app.status_document()["loadBalancers"]
+        if lb["ready"] and lb["address"] and lb["ports"]
     ]
 
 

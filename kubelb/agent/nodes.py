@@ -43,6 +43,8 @@ Address = dict[str, str]  # {"ip": ...} or {"hostname": ...}
 
 
 def is_ready(node: Mapping[str, Any]) -> bool:
+    """Ready is `True`: `False` (NotReady), `Unknown` (the kubelet went silent and the node
+    lifecycle controller says so) and no Ready condition at all leave the endpoints."""
     conditions = objects.lookup(node, "status.conditions") or ()
     return any(
         isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"

@@ -204,10 +204,14 @@ class ServiceReconciler:
                 await self.recorder.normal(
                     service, conditions.ADDRESS_ASSIGNED, f"load balancer address: {shown}"
                 )
-        if ingress:
-            return
         ready = lbmapping.ready_condition(lb)
         lb_name = f"{self.tenant.namespace}/{objects.name(lb)}"
+        if ingress:
+            # Served, perhaps in part: endpoints the hub refused are news for the Service too.
+            if ready is not None and ready.get("reason") == conditions.ENDPOINT_REFUSED:
+                message = f"LoadBalancer {lb_name}: {ready.get('message') or ''}"
+                await self.recorder.warning(service, conditions.ENDPOINT_REFUSED, message)
+            return
         if ready is None or ready.get("status") == "True" or not ready.get("reason"):
             await self.recorder.normal(
                 service,

@@ -26,9 +26,6 @@ RECONCILED = "Reconciled"
 ASSIGNED = "Assigned"
 PROGRAMMED_REASON = "Programmed"
 INSTALLATION_SUCCESSFUL = "InstallationSuccessful"
-# Standalone mode's Ready: every port served, or some of them (the message says which are not).
-SERVING = "Serving"
-PARTIALLY_SERVING = "PartiallyServing"
 
 # --- Reasons: failure or waiting ---
 RECONCILIATION_FAILED = "ReconciliationFailed"
@@ -47,6 +44,12 @@ ADDRESS_POOL_EXHAUSTED = "AddressPoolExhausted"
 ADDRESSES_NOT_FOUND = "AddressesNotFound"
 # Addresses x ports expands to no upstream endpoint.
 NO_ENDPOINTS = "NoEndpoints"
+# An endpoint names an address the endpoint policy refuses (the hub's own sockets, a denied
+# CIDR, a hostname); the refused endpoints are left out, the rest is served.
+ENDPOINT_REFUSED = "EndpointRefused"
+# Nothing can serve the LoadBalancer's `spec.type` where the manager runs Envoy (process mode
+# binds a LoadBalancer at its pool address, and the pool places type LoadBalancer only).
+SERVICE_TYPE_NOT_SERVED = "ServiceTypeNotServed"
 # The Envoy proxy for the tenant is not ready (or not yet configured).
 ENVOY_NOT_READY = "EnvoyNotReady"
 # The Tenant disables this feature (loadBalancer/ingress/gatewayAPI disable).

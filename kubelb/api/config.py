@@ -8,6 +8,7 @@ wins, what it leaves unset comes from Config (precedence lives in `kubelb.manage
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -59,6 +60,29 @@ class LoadBalancerSettings(meta.KubeModel):
     """loadBalancerClass of the management Services."""
     disable: bool = False
     """Disable L4 load balancing."""
+    allowed_endpoint_cidrs: tuple[str, ...] | None = pydantic.Field(
+        default=None, alias="allowedEndpointCIDRs"
+    )
+    """CIDRs tenant endpoints may name; empty or unset: any address no deny names. The most
+    specific CIDR of both lists that contains an address decides (deny wins a tie). In a
+    Tenant: replaces the Config's list when set."""
+    denied_endpoint_cidrs: tuple[str, ...] | None = pydantic.Field(
+        default=None, alias="deniedEndpointCIDRs"
+    )
+    """CIDRs tenant endpoints may not name, besides the manager's built-in ones (Kubernetes
+    deployer: loopback, link-local and the management cluster's Service and Pod CIDRs). The
+    hub's own sockets are refused whatever these lists say. In a Tenant: replaces the Config's
+    list when set."""
+
+    @pydantic.field_validator("allowed_endpoint_cidrs", "denied_endpoint_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for cidr in value or ():
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR: {exc}") from None
+        return value
 
 
 class IngressSettings(meta.KubeModel):

@@ -3,7 +3,8 @@ manager's process deployer).
 
 `EnvoyDriver` translates the IR to Envoy resources, publishes them in the xDS snapshot cache and
 keeps one supervised Envoy process connected to our xDS server. `PythonDriver` hands the same IR
-to the built-in Python proxy. Neither restarts its proxy on a config change.
+to the built-in Python proxy. Neither restarts its proxy on a config change. `OfflineDriver`
+only keeps the IR.
 """
 
 from __future__ import annotations
@@ -27,7 +28,36 @@ class Driver(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    def sockets(self) -> list[tuple[str, int]]:
+        """(host, port) of the servers it listens on for itself, never tenant endpoints."""
+        ...
+
     async def close(self) -> None: ...
+
+
+class OfflineDriver:
+    """No data plane: keeps the IR it is given (`kubelb translate`)."""
+
+    def __init__(self) -> None:
+        self.config: proxy.ProxyConfig | None = None
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def apply(self, config: proxy.ProxyConfig) -> None:
+        self.config = config
+
+    def ready(self) -> bool:
+        return True
+
+    def sockets(self) -> list[tuple[str, int]]:
+        return []
+
+    def status(self) -> dict[str, Any]:
+        return {"ready": True}
+
+    async def close(self) -> None:
+        """Nothing to stop."""
 
 
 def create(
@@ -55,4 +85,6 @@ def create(
         from kubelb.app import python_driver
 
         return python_driver.PythonDriver(workers=workers, drain_seconds=drain_seconds)
+    if kind == "offline":
+        return OfflineDriver()
     raise errors.DataPlaneError(f"unknown data plane {kind!r}; choose envoy or python")

@@ -18,7 +18,7 @@ from kubelb.app import errors
 from kubelb.envoy import binary, deployer, supervisor
 from kubelb.ir import proxy
 from kubelb.observe import server as observe_server
-from kubelb.standalone import engine
+from kubelb.standalone import publisher
 from kubelb.xds import cache, server, snapshot, translate
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class EnvoyDriver:
         listen_address: str,
         envoy_binary: str | None,
         work_dir: Path,
-        node_id: str = engine.NODE_ID,
+        node_id: str = publisher.NODE_ID,
         concurrency: int | None = None,
         drain_seconds: float = 5.0,
         xds_delta: bool = False,
@@ -43,6 +43,7 @@ class EnvoyDriver:
         self.drain_seconds = drain_seconds
         self.cache = cache.SnapshotCache(admit=self._admit)
         self.xds = server.XdsServer(self.cache)
+        self.xds_socket: tuple[str, int] | None = None
         try:
             self.supervisor = supervisor.EnvoySupervisor(
                 work_dir, envoy_binary=envoy_binary, detach=True, on_exit=self._on_exit
@@ -58,6 +59,7 @@ class EnvoyDriver:
                 f"{e} (is another kubelb running? choose another --listen-address)"
             ) from e
         host, _ = observe_server.parse_address(self.listen_address)
+        self.xds_socket = (host, port)
         spec = deployer.EnvoySpec(
             xds_host=host if host not in ("", "0.0.0.0", "::") else "127.0.0.1",
             xds_port=port,
@@ -68,6 +70,8 @@ class EnvoyDriver:
             concurrency=self.concurrency,
             drain_seconds=self.drain_seconds,
             xds_delta=self.xds_delta,
+            # Admin on a Unix socket: no LoadBalancer endpoint can name it.
+            admin_pipe=True,
         )
         # Our server never answers an unknown node (that would wipe a running Envoy after a
         # control-plane restart), so a new Envoy needs a snapshot, even an empty one, to be ready;
@@ -95,6 +99,9 @@ class EnvoyDriver:
             return False
         status = self.cache.status(self.node_id)
         return any(s.acked for s in status.streams)
+
+    def sockets(self) -> list[tuple[str, int]]:
+        return [self.xds_socket] if self.xds_socket is not None else []
 
     def status(self) -> dict[str, Any]:
         status = self.cache.status(self.node_id)

@@ -8,6 +8,12 @@ one Envoy per tenant over xDS (node id = tenant namespace). Envoys run as Deploy
 from --address-pool (--envoy-deployer=process). With leader election (the default) only the
 leader writes; every replica serves xDS.
 
+xDS is served over mTLS (--xds-tls, the default): the manager keeps a small CA (Secret
+kubelb-xds-ca in --namespace, or <state-dir>/_xds-certs/_ca with the process deployer), gives each
+Envoy a certificate naming its node (Secret envoy-<tenant-ns>-xds-cert, or a file in the state
+dir), rotates it, and serves a stream only the node its certificate names. Plaintext
+(--xds-tls=false) is for the process deployer on a loopback --listen-address only.
+
 Example:
   kubelb --mode=manager --kubeconfig mgmt.kubeconfig --envoy-deployer=process \\
       --address-pool 127.0.0.16/28 --listen-address 127.0.0.1:8001
@@ -17,38 +23,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import ipaddress
 import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kubelb.app import logs, manager_dataplane, runner
+from kubelb.app import core, logs, manager_dataplane, runner
 from kubelb.envoy import binary, kubernetes as envoy_k8s
-from kubelb.infra import kubernetes as kubernetes_infra, process as process_infra
-from kubelb.kube import (
-    client,
-    controller,
-    events,
-    informer,
-    kubeconfig,
-    leader,
-    objects,
-    writer as kwriter,
+from kubelb.infra import (
+    hubsockets,
+    kubernetes as kubernetes_infra,
+    process as process_infra,
+    xdscerts,
 )
-from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies, tenants
+from kubelb.irbuild import endpointpolicy
+from kubelb.kube import client, errors as kerrors, events, kubeconfig, leader
+from kubelb.manager import infrastructure, tenants
 from kubelb.observe import manager_metrics, server
+from kubelb.pki import ca, serving
 from kubelb.placement import pool
+from kubelb.util import backoff
 from kubelb.xds import cache, server as xds_server
+
+if TYPE_CHECKING:
+    import grpc
 
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "19f32e7b.kubelb.k8c.io"
 FIELD_MANAGER = "kubelb-manager"
-# A tenant's snapshot is rebuilt this long after the first change of a burst: 1,000 LoadBalancers
-# created at once cost a few rebuilds per tenant instead of one per write, and a lone change
-# waits no more than this.
-SNAPSHOT_COALESCE = 0.1
+# Reading the xDS CA while the API server is unreachable at start.
+CA_RETRY = backoff.Backoff(initial=0.5, cap=10.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,12 +78,16 @@ class Settings:
     envoy_xds_port: int | None = None  # default: the --listen-address port
     envoy_drain_seconds: float = 5.0
     state_dir: Path = Path(tempfile.gettempdir()) / "kubelb-manager"
-    # Reconciles mostly wait for the API server: 16 in flight keep up with a burst of creates
-    # (1,000 LoadBalancers) where 4 left the manager waiting on round trips.
-    workers: int = 16
+    workers: int = core.LB_WORKERS
     debug: bool = False
     xds_delta: bool = False  # Envoys use incremental xDS
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
+    xds_tls: bool = True  # mTLS between Envoys and the xDS server
+    xds_cert_validity: float = ca.LEAF_VALIDITY.total_seconds()  # leaf certificates, seconds
+    # The management cluster's Service and Pod CIDRs: denied to tenant endpoints (kubernetes
+    # deployer).
+    service_cidrs: tuple[str, ...] = ()
+    pod_cidrs: tuple[str, ...] = ()
 
 
 def _bool(text: str) -> bool:
@@ -162,6 +175,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: kube-public/cluster-info, else the kubernetes EndpointSlice)",
     )
     add(
+        "--service-cidr",
+        default="",
+        help="kubernetes deployer: the management cluster's Service CIDRs (comma-separated), "
+        "which tenant endpoints may not name (default: none besides the built-in denies)",
+    )
+    add(
+        "--pod-cidr",
+        default="",
+        help="kubernetes deployer: the management cluster's Pod CIDRs (comma-separated), "
+        "which tenant endpoints may not name",
+    )
+    add(
         "--debug",
         type=_bool,
         nargs="?",
@@ -177,6 +202,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.xds_delta,
         help="Envoys take their configuration by incremental (delta) xDS: an update carries "
         "only what changed (default: false, state of the world)",
+    )
+    add(
+        "--xds-tls",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=d.xds_tls,
+        help="serve xDS over mTLS: each Envoy gets a certificate naming its node and may take "
+        "only that node's configuration; false (plaintext) is allowed only with "
+        "--envoy-deployer=process and a loopback --listen-address (default: true)",
+    )
+    add(
+        "--xds-cert-validity",
+        type=float,
+        default=d.xds_cert_validity,
+        help="lifetime in seconds of the Envoys' and the xDS server's certificates; each is "
+        f"replaced after {round(ca.RENEW_AT * 100)}%% of it (default: {d.xds_cert_validity:.0f})",
     )
 
 
@@ -194,6 +236,23 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit("kubelb: --workers must be at least 1")
     if not args.namespace:
         raise SystemExit("kubelb: --namespace must not be empty")
+    if not args.xds_tls and not (
+        args.envoy_deployer == "process" and _loopback(args.listen_address)
+    ):
+        raise SystemExit(
+            "kubelb: --xds-tls=false hands any tenant's configuration to whoever reaches the xDS "
+            "port: allowed only with --envoy-deployer=process and a loopback --listen-address"
+        )
+    if args.xds_cert_validity < 1:
+        raise SystemExit("kubelb: --xds-cert-validity must be at least 1 second")
+    cidrs = {}
+    for flag in ("service_cidr", "pod_cidr"):
+        values = tuple(c.strip() for c in (getattr(args, flag, "") or "").split(",") if c.strip())
+        try:
+            endpointpolicy.parse_networks(values)
+        except ValueError as exc:
+            raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {exc}") from None
+        cidrs[flag] = values
     return Settings(
         kubeconfig=args.kubeconfig, namespace=args.namespace, log_level=args.log_level,
         listen_address=args.listen_address,
@@ -206,7 +265,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
         xds_delta=args.xds_delta, tenant_api_server=args.tenant_api_server,
+        xds_tls=args.xds_tls, xds_cert_validity=args.xds_cert_validity,
+        service_cidrs=cidrs["service_cidr"], pod_cidrs=cidrs["pod_cidr"],
     )  # fmt: skip
+
+
+def _loopback(address: str) -> bool:
+    host, _ = server.parse_address(address)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -236,35 +307,39 @@ class Manager:
     def __init__(self, settings: Settings, kube: client.Client) -> None:
         self.settings = settings
         self.kube = kube
-        self.writer = kwriter.Writer(kube)
         self.events = events.EventRecorder(kube, FIELD_MANAGER)
-        self.informers = informer.Informers(kube)
-        self.inputs = common.Inputs(self.informers, namespace=settings.namespace)
         self.cache = cache.SnapshotCache()
         self.xds = xds_server.XdsServer(self.cache)
         self.publisher = manager_dataplane.SnapshotPublisher(self.cache)
+        # Envoys' xDS certificates (None: plaintext), made with the infra; the CA loads in `run`.
+        self.xds_certs: XdsCerts | None = None
+        self.server_certs: serving.ServerCertificates | None = None
         # The one place that knows how Envoy runs; every reconciler gets the object.
-        self.infra = INFRASTRUCTURES[settings.envoy_deployer](self)
-        self.snapshots = envoycp.SnapshotReconciler(self.inputs, self.publisher, self.infra)
-        self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra)
-        self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
+        self.core = core.Core(kube, namespace=settings.namespace, infra=self._make_infra,
+                              publisher=self.publisher, workers=settings.workers,
+                              rejections=self.publisher.rejection,
+                              events=self.events)  # fmt: skip
+        self.writer = self.core.writer
+        self.informers = self.core.informers
+        self.inputs = self.core.inputs
+        self.infra = self.core.infra
+        self.snapshots = self.core.snapshots
+        self.lbs = self.core.lbs
+        self.proxies = self.core.proxies
+        self.snapshot_controller = self.core.snapshot_controller
+        self.lb_controller = self.core.lb_controller
+        self.proxy_controller = self.core.proxy_controller
         self.elector = None
         if settings.enable_leader_election:
             self.elector = leader.LeaderElector(kube, namespace=settings.namespace,
                                                 name=LEASE_NAME)  # fmt: skip
         self.readiness = server.Readiness()
-        self.readiness.add("informers-synced", self._synced)
+        self.readiness.add("informers-synced", self.core.synced)
         self.probes = server.HTTPServer("probes", settings.health_probe_bind_address,
                                         server.probe_routes(self.readiness))  # fmt: skip
         self.metrics = server.HTTPServer("metrics", settings.metrics_addr,
                                          server.metrics_routes())  # fmt: skip
         self.xds_port = 0
-        self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
-                                                         coalesce=SNAPSHOT_COALESCE)  # fmt: skip
-        self.lb_controller = controller.Controller(
-            self.lbs, self.informers, workers=settings.workers, observer=loadbalancers.observe
-        )
-        self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
         tenant_options = tenants.TenantControllerOptions(
             namespace=settings.namespace, server_override=settings.tenant_api_server
         )
@@ -272,24 +347,32 @@ class Manager:
             self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
         )  # fmt: skip
+        self.cache.watch_rejections(self.core.reconcile_namespace_lbs)
         # Writers: run only while this replica leads.
-        self.leader_controllers = [self.lb_controller, self.proxy_controller,
-                                   self.tenant_controller]  # fmt: skip
+        self.leader_controllers = [*self.core.writers, self.tenant_controller]
 
-    def _reconcile_lb(self, key: objects.ObjectKey) -> None:
-        self.lb_controller.enqueue(key)
+    def _make_infra(self, c: core.Core) -> infrastructure.Infra:
+        s = self.settings
+        if s.xds_tls:
+            self.xds_certs = XDS_CERTS[s.envoy_deployer](s, self.kube, c)
+        infra = INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
+        if isinstance(infra, process_infra.ProcessInfra):
+            infra.use_snapshots(self.cache)  # its Envoys' fallback and capacity checks
+        return infra
 
     async def run(self) -> None:
         await self.probes.start()
         await self.metrics.start()
-        self.xds_port = await self.xds.start(self.settings.listen_address)
-        host, _ = server.parse_address(self.settings.listen_address)
-        self.infra.bind_xds(host, self.xds_port)
         self.readiness.add("xds-serving", lambda: self.xds_port > 0)
         try:
+            credentials = await self._xds_credentials()
+            self.xds_port = await self.xds.start(self.settings.listen_address,
+                                                 credentials=credentials)  # fmt: skip
+            host, _ = server.parse_address(self.settings.listen_address)
+            self.infra.bind_xds(host, self.xds_port)
+            await self._refuse_hub_sockets(host)
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.informers.run(), name="informers")
-                group.create_task(self.snapshot_controller.run(), name="envoycp")
+                group.create_task(self.core.run_readers(), name="readers")
                 if self.elector is not None:
                     group.create_task(self.elector.run(self._lead), name="leader-election")
                 else:
@@ -297,21 +380,69 @@ class Manager:
         finally:
             await self._shutdown()
 
+    async def _xds_credentials(self) -> grpc.ServerCredentials | None:
+        """The xDS server's mTLS credentials (None: plaintext). The CA may live in the API
+        server: while it cannot be read the manager keeps retrying, its probes up and not ready,
+        rather than crash-looping."""
+        if self.xds_certs is None:
+            return None
+        failures = 0
+        authority: ca.Authority | None = None
+        while authority is None:
+            try:
+                authority = await self.xds_certs.load_authority()
+            except (kerrors.TransportError, kerrors.ServerError,
+                    kerrors.TooManyRequestsError) as exc:  # fmt: skip
+                delay = CA_RETRY.delay(failures)
+                failures += 1
+                logger.warning("loading the xDS CA failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+        self.server_certs = serving.ServerCertificates(
+            authority, dns_names=self._server_names(), ips=self._server_ips(),
+            validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
+        )  # fmt: skip
+        return self.server_certs.credentials()
+
+    def _server_names(self) -> list[str]:
+        ns, host = self.settings.namespace, self.settings.envoy_xds_host
+        names = [f"envoycp.{ns}.svc", f"envoycp.{ns}.svc.cluster.local", "localhost"]
+        return [host, *names] if host and not _is_ip(host) else names
+
+    def _server_ips(self) -> list[str]:
+        listen, _ = server.parse_address(self.settings.listen_address)
+        wanted = ["127.0.0.1", "::1", listen.strip("[]"), self.settings.envoy_xds_host or ""]
+        return [a for a in wanted if _is_ip(a) and not ipaddress.ip_address(a).is_unspecified]
+
+    async def _refuse_hub_sockets(self, xds_host: str) -> None:
+        """Tenant endpoints may never name the servers just bound, Envoy's own sockets or the
+        API server (before any reconciler builds an IR)."""
+        s = self.settings
+        local = await asyncio.to_thread(hubsockets.local_networks)
+        ours = [hubsockets.bound(xds_host, self.xds_port, local),
+                hubsockets.bound(self.probes.host, self.probes.port, local),
+                hubsockets.bound(self.metrics.host, self.metrics.port, local),
+                *await hubsockets.api_server(self.kube, local)]  # fmt: skip
+        base = self.infra.endpoint_base
+        if s.envoy_deployer == "kubernetes":
+            # Envoy pods reach the xDS server through a Service (its ClusterIP), and the
+            # cluster's Service ranges are denied even when no flag names them.
+            xds = s.envoy_xds_host or f"envoycp.{s.namespace}.svc"
+            ours.append(
+                await asyncio.to_thread(
+                    hubsockets.bound, xds, s.envoy_xds_port or self.xds_port, local
+                )
+            )
+            if not s.service_cidrs:
+                discovered = await hubsockets.service_cidrs(self.kube)
+                base = base.with_denied(endpointpolicy.parse_networks(discovered))
+        self.inputs.endpoint_base = base.with_hub(ours)
+        logger.info("endpoint policy: %d hub sockets refused, %d CIDRs denied by default",
+                    len(self.inputs.endpoint_base.hub),
+                    len(self.inputs.endpoint_base.denied))  # fmt: skip
+
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""
-        logger.info("leading: starting the writers")
-        self.proxies.running.clear()
-        try:
-            async with asyncio.TaskGroup() as group:
-                for c in self.leader_controllers:
-                    group.create_task(c.run(), name=f"controller-{c.name}")
-                for r in self.infra.runners():
-                    group.create_task(r.run(), name=r.name)
-        finally:
-            await self.infra.close()  # a replica that does not lead runs no Envoy itself
-
-    def _synced(self) -> bool:
-        return all(i.synced.is_set() for i in self.informers)
+        await self.core.lead([self.tenant_controller])
 
     async def _shutdown(self) -> None:
         try:
@@ -323,28 +454,58 @@ class Manager:
         await self.metrics.stop()
 
 
-def _process_infra(m: Manager) -> infrastructure.Infra:
-    s = m.settings
+XdsCerts = xdscerts.FileCerts | xdscerts.SecretCerts
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _process_infra(s: Settings, c: core.Core, certs: XdsCerts | None) -> infrastructure.Infra:
+    assert certs is None or isinstance(certs, xdscerts.FileCerts)
     return process_infra.ProcessInfra(
-        m.inputs, m.writer, pool=s.address_pool, state_dir=s.state_dir,
+        c.inputs, c.writer, pool=s.address_pool, state_dir=s.state_dir,
         envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
-        xds_delta=s.xds_delta, reconcile_lb=m._reconcile_lb, snapshots=m.cache,
+        xds_delta=s.xds_delta, reconcile_lb=c.reconcile_lb, certs=certs,
     )  # fmt: skip
 
 
-def _kubernetes_infra(m: Manager) -> infrastructure.Infra:
-    s = m.settings
+def _kubernetes_infra(s: Settings, c: core.Core, certs: XdsCerts | None) -> infrastructure.Infra:
     options = envoy_k8s.Options(
         xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
         shutdown_manager_image=s.envoy_shutdown_manager_image,
         admin_on_all_interfaces=s.debug, xds_delta=s.xds_delta,
     )  # fmt: skip
-    return kubernetes_infra.KubernetesInfra(m.inputs, m.writer, m.informers, options,
-                                            xds_port=s.envoy_xds_port)  # fmt: skip
+    assert certs is None or isinstance(certs, xdscerts.SecretCerts)
+    return kubernetes_infra.KubernetesInfra(c.inputs, c.writer, c.informers, options,
+                                            xds_port=s.envoy_xds_port, certs=certs,
+                                            service_cidrs=s.service_cidrs,
+                                            pod_cidrs=s.pod_cidrs)  # fmt: skip
+
+
+def _validity(s: Settings) -> datetime.timedelta:
+    return datetime.timedelta(seconds=s.xds_cert_validity)
+
+
+# --envoy-deployer -> where the Envoys' xDS certificates and the CA live.
+XDS_CERTS: dict[str, Callable[[Settings, client.Client, core.Core], XdsCerts]] = {
+    "kubernetes": lambda s, kube, c: xdscerts.SecretCerts(
+        kube, c.writer, c.informers, s.namespace, validity=_validity(s)
+    ),
+    "process": lambda s, kube, c: xdscerts.FileCerts(
+        s.state_dir / "_xds-certs", validity=_validity(s)
+    ),
+}
 
 
 # --envoy-deployer -> how the manager runs Envoy. A new way is a new `Infra` class and one entry.
-INFRASTRUCTURES: dict[str, Callable[[Manager], infrastructure.Infra]] = {
+INFRASTRUCTURES: dict[
+    str, Callable[[Settings, core.Core, XdsCerts | None], infrastructure.Infra]
+] = {
     "kubernetes": _kubernetes_infra,
     "process": _process_infra,
 }

@@ -2,17 +2,24 @@
 
 `SnapshotPublisher` implements `kubelb.manager.envoycp.Publisher`: a tenant's IR -> Envoy
 resources (`kubelb.xds.translate`) -> snapshot in the xDS cache (node id = tenant namespace). A
-translation that fails keeps the last good snapshot serving.
+translation that fails keeps the last good snapshot serving. `rejection` tells the LoadBalancer
+controller what a tenant's Envoy NACKed, and which of the snapshot's resources the error names.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from kubelb.ir import proxy
+from kubelb.manager import loadbalancers
 from kubelb.observe import metrics
 from kubelb.xds import cache, snapshot, translate
+from kubelb.xds.translate import balance
+
+# What separates resource names in Envoy's error details ("listener(s) a, b: ...", 'name').
+_NAME_SEPARATORS = re.compile(r"[\s,:;'\"()\[\]{}]+")
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +49,19 @@ class SnapshotPublisher:
 
     def clear(self, node_id: str) -> None:
         self.cache.clear_snapshot(node_id)
+
+    def rejection(self, node_id: str) -> loadbalancers.Rejection | None:
+        """`loadbalancers.Rejections`: the node's standing NACK and the listener and cluster
+        names of its snapshot that the error detail mentions (a merged cluster stands for its
+        listener)."""
+        nack = self.cache.rejection(node_id)
+        if nack is None:
+            return None
+        snap = self.cache.get_snapshot(node_id)
+        known: set[str] = set()
+        if snap is not None:
+            for type_url in (snapshot.LISTENER, snapshot.CLUSTER, snapshot.ENDPOINT):
+                known.update(snap[type_url].items)
+        mentioned = set(_NAME_SEPARATORS.split(nack.error_detail)) & known
+        names = frozenset(n.removesuffix(balance.MERGED_SUFFIX) for n in mentioned)
+        return loadbalancers.Rejection(detail=nack.error_detail, names=names)

@@ -27,6 +27,9 @@ class PythonDriver:
     def ready(self) -> bool:
         return self._applied
 
+    def sockets(self) -> list[tuple[str, int]]:
+        return []  # the proxy process has no control socket: its config comes on a pipe
+
     def status(self) -> dict[str, Any]:
         return {"ready": self._applied, **self._dataplane.status()}
 

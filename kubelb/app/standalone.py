@@ -1,9 +1,13 @@
 """Serve KubeLB LoadBalancers from files, without Kubernetes.
 
 Reads LoadBalancer (and optional Config and Addresses) objects from --config, a YAML file or a
-folder of them, watches it, gives each LoadBalancer an address from the pool where all its ports
-are free, and programs the data plane: a real Envoy over xDS (default) or the built-in Python
-proxy. Status: GET /api/loadbalancers on --admin-address.
+folder of them, watches it, and applies them into an in-memory API server (`kube.memory`,
+`sources.loader`), where the manager's own reconcilers (`app.core`) run over them with a host
+infrastructure (`infra.host`): each LoadBalancer gets a management Service, an address from the
+pool where all its ports are free, and a `Ready` condition with the manager's reasons. The
+tenants' IRs, merged, program one data plane for the host: a real Envoy over xDS (default) or the
+built-in Python proxy. The management Services are kept in --state-dir, so addresses survive a
+restart. Status: GET /api/loadbalancers on --admin-address, from the memory store.
 
 Example:
   kubelb --mode=standalone --config configs/demo/ --address-pool 127.0.0.1,127.0.0.2
@@ -12,21 +16,35 @@ Example:
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import dataclasses
 import logging
-import time
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from kubelb.app import dataplanes, errors, logs, runner
+from kubelb.api import conditions as api_conditions, config as api_config
+from kubelb.app import core, dataplanes, errors, logs, runner
+from kubelb.infra import host, hubsockets
+from kubelb.ir import proxy
+from kubelb.kube import memory, objects
+from kubelb.manager import lbservice
 from kubelb.observe import server
 from kubelb.placement import pool
-from kubelb.sources import file
-from kubelb.standalone import engine, state
+from kubelb.sources import file, loader
+from kubelb.standalone import publisher, state
 
 logger = logging.getLogger(__name__)
+
+# The manager's namespace in the memory store: where Config `default` is read.
+CONFIG_NAMESPACE = "kubelb"
+FIELD_MANAGER = "kubelb-manager"
+FILES_FIELD_MANAGER = "kubelb-files"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,7 +52,7 @@ class Settings:
     config: Path
     dataplane: str
     state_dir: Path
-    admin_address: str
+    admin_address: str | None  # None: no admin server
     listen_address: str
     address_pool: tuple[str, ...] | None
     envoy_binary: str | None
@@ -152,78 +170,239 @@ def run(args: argparse.Namespace) -> int:
 
 
 class Standalone:
-    """The running pipeline: file source -> engine -> data plane, plus the admin server."""
+    """The running pipeline: files -> loader -> in-memory API server -> the manager's
+    reconcilers -> merged IR -> data plane, plus the admin server."""
 
     def __init__(self, settings: Settings, driver: dataplanes.Driver) -> None:
         self.settings = settings
         self.driver = driver
-        self.engine = engine.Engine(
-            store=state.StateStore(settings.state_dir), pool=settings.address_pool
-        )
-        self.source = file.FileSource(settings.config)
-        self.outcome: engine.Outcome | None = None
+        self.kube = memory.MemoryClient(field_manager=FIELD_MANAGER)
+        self.loader = loader.Loader(self.kube.with_manager(FILES_FIELD_MANAGER))
+        self.publisher = publisher.HostPublisher(driver.apply)
+        self.core = core.Core(self.kube, namespace=CONFIG_NAMESPACE, infra=self._infra,
+                              publisher=self.publisher)  # fmt: skip
+        self.state = state.StateStore(settings.state_dir)
+        self.recorder = state.Recorder(self.state, self.core.inputs.services)
+        self.source = HostFiles(settings.config)
+        self.loaded: loader.SyncResult | None = None
+        self.origins: dict[objects.ObjectKey, str] = {}  # LoadBalancer -> its document
+        self.config_problems: list[str] = []
         self.readiness = server.Readiness()
-        self.readiness.add("config-loaded", lambda: self.outcome is not None)
+        self.readiness.add("config-loaded", lambda: self.loaded is not None)
         self.readiness.add("dataplane", self.driver.ready)
-        self.admin = server.HTTPServer(
-            "admin",
-            settings.admin_address,
-            [
-                *server.probe_routes(self.readiness),
-                *server.metrics_routes(),
-                web.get("/api/loadbalancers", self._loadbalancers),
-            ],
-        )
+        self.admin = None
+        if settings.admin_address is not None:
+            routes = [*server.probe_routes(self.readiness), *server.metrics_routes(),
+                      web.get("/api/loadbalancers", self._loadbalancers)]  # fmt: skip
+            self.admin = server.HTTPServer("admin", settings.admin_address, routes)
+
+    def _infra(self, c: core.Core) -> host.HostInfra:
+        self.infra = host.HostInfra(c.inputs, c.writer, pool=self.settings.address_pool,
+                                    ready=self.driver.ready,
+                                    reconcile_lb=c.reconcile_lb)  # fmt: skip
+        return self.infra
 
     async def run(self) -> None:
-        await self.admin.start()
+        if self.admin is not None:
+            await self.admin.start()
         try:
             await self.driver.start()
-            async for snapshot in self.source.watch():
-                started = time.perf_counter()
-                outcome = self.engine.reconcile(snapshot)
-                await self.driver.apply(outcome.config)
-                self.outcome = outcome
-                for error in outcome.errors:
-                    logger.error("%s", error)
-                served = sum(1 for lb in outcome.loadbalancers if lb.ready)
-                logger.info(
-                    "applied %d listeners for %d/%d LoadBalancers in %.1f ms",
-                    len(outcome.config.listeners),
-                    served,
-                    len(outcome.loadbalancers),
-                    (time.perf_counter() - started) * 1000,
-                )
+            await self._refuse_own_sockets()
+            async with contextlib.aclosing(self.loader.watch(self.source)) as files:
+                self._loaded(await anext(files))
+                restored = await state.restore(self.state, self.kube, lbservice.service_name)
+                if restored:
+                    logger.info("restored %d management Services from %s", restored,
+                                self.state.path)  # fmt: skip
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self.core.run_readers(), name="readers")
+                    group.create_task(self.core.lead(), name="writers")
+                    group.create_task(self.publisher.run(), name="dataplane")
+                    group.create_task(self.recorder.run(), name=self.recorder.name)
+                    group.create_task(self._follow(files), name="files")
         finally:
-            await self.driver.close()
-            await self.admin.stop()
+            try:
+                if self.core.inputs.services.synced.is_set():
+                    self.recorder.save()
+            finally:
+                await self.driver.close()
+                await self.kube.close()
+                if self.admin is not None:
+                    await self.admin.stop()
+
+    async def _refuse_own_sockets(self) -> None:
+        """LoadBalancer endpoints may never name kubelb's own servers."""
+        local = await asyncio.to_thread(hubsockets.local_networks)
+        ours = [hubsockets.bound(h, p, local) for h, p in self.driver.sockets()]
+        if self.admin is not None:
+            ours.append(hubsockets.bound(self.admin.host, self.admin.port, local))
+        self.core.inputs.endpoint_base = self.infra.endpoint_base.with_hub(ours)
+
+    async def _follow(self, files: AsyncIterator[loader.SyncResult]) -> None:
+        async for result in files:
+            self._loaded(result)
+
+    def _loaded(self, result: loader.SyncResult) -> None:
+        """The files are in the memory store; the reconcilers take it from there."""
+        self.origins, self.config_problems = _origins(self.source.last.documents)
+        for problem in self.config_problems:
+            logger.warning("%s", problem)
+        self.loaded = result
+
+    def settled(self) -> bool:
+        """Everything loaded is reconciled and applied: every LoadBalancer has its verdict for
+        its current generation, and no controller, pool pass or data-plane apply is pending."""
+        c = self.core
+        if self.loaded is None or not c.synced() or not self.infra.addresses.idle:
+            return False
+        if self.publisher.pending or self.publisher.applied is None:
+            return False
+        controllers = (c.lb_controller, c.snapshot_controller, c.proxy_controller)
+        if any(len(x.queue) or x.queue.processing for x in controllers):
+            return False
+        if c.snapshot_controller.queue.waiting:
+            return False  # a coalesced snapshot rebuild
+        return all(_has_verdict(raw) for raw in c.inputs.load_balancers.store.list())
 
     async def _loadbalancers(self, _: web.Request) -> web.Response:
         return web.json_response(self.status_document())
 
     def status_document(self) -> dict[str, Any]:
-        outcome = self.outcome
+        """What the memory store says about every LoadBalancer, with the file problems."""
+        result = self.loaded
+        errors: list[str] = []
+        by_origin: dict[str, list[str]] = {}
+        if result is not None:
+            errors.extend(f"{e.path}: {e.message}" for e in result.file_errors)
+            for e in result.errors:
+                errors.append(f"{e.origin}: {e.message}")
+                by_origin.setdefault(e.origin, []).append(e.message)
+        errors.extend(self.config_problems)
+        if self.infra.pool_problem:
+            errors.append(self.infra.pool_problem)
+        inputs = self.core.inputs
+        lbs = sorted((raw for raw in inputs.load_balancers.store.list()
+                      if inputs.managed(objects.namespace(raw)) and not objects.is_deleting(raw)),
+                     key=lambda raw: (objects.namespace(raw), objects.name(raw)))  # fmt: skip
+        documents = []
+        for raw in lbs:
+            origin = self.origins.get(objects.key_of(raw), "")
+            documents.append(_lb_document(raw, origin, by_origin.get(origin, [])))
         return {
-            "pool": list(outcome.pool) if outcome else [],
+            "pool": list(self.infra.pool),
             "dataplane": {"kind": self.settings.dataplane, **self.driver.status()},
-            "errors": list(outcome.errors) if outcome else [],
-            "loadBalancers": [_lb_document(lb) for lb in outcome.loadbalancers] if outcome else [],
+            "errors": errors,
+            "loadBalancers": documents,
         }
 
 
-def _lb_document(lb: engine.LoadBalancerStatus) -> dict[str, Any]:
+def _has_verdict(raw: objects.RawObject) -> bool:
+    for c in (raw.get("status") or {}).get("conditions") or ():
+        if isinstance(c, Mapping) and c.get("type") == api_conditions.READY:
+            current = c.get("observedGeneration") == objects.generation(raw)
+            return current and c.get("reason") != api_conditions.NO_ADDRESS
+    return False
+
+
+async def translate(
+    config: Path, address_pool: tuple[str, ...] | None
+) -> tuple[proxy.ProxyConfig, dict[str, Any]]:
+    """What standalone mode would serve for the objects in `config`, and its status document,
+    without a data plane or an admin server; no state is kept."""
+    with tempfile.TemporaryDirectory(prefix="kubelb-translate-") as tmp:
+        settings = Settings(
+            config=config, dataplane="offline", state_dir=Path(tmp), admin_address=None,
+            listen_address="127.0.0.1:0", address_pool=address_pool, envoy_binary=None,
+            workers=1, drain_seconds=0.0, xds_delta=False, duration=None, log_level="warning",
+        )  # fmt: skip
+        driver = dataplanes.OfflineDriver()
+        app = Standalone(settings, driver)
+        running = asyncio.create_task(app.run(), name="standalone")
+        try:
+            while not app.settled():
+                if running.done():
+                    running.result()
+                    raise RuntimeError("standalone mode stopped before it settled")
+                await asyncio.sleep(0.01)
+            served = driver.config or proxy.ProxyConfig(node_id=publisher.NODE_ID)
+            return served, app.status_document()
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+
+@dataclasses.dataclass
+class HostFiles(file.FileSource):
+    """The files as standalone mode serves them: every LoadBalancer gets an address from the
+    pool, since there is no cluster for another Service type to mean anything, so `spec.type`
+    is LoadBalancer whatever the file says. `last`: the snapshot loaded last."""
+
+    last: file.Snapshot = dataclasses.field(default_factory=file.Snapshot)
+
+    def load(self) -> file.Snapshot:
+        documents = []
+        snapshot = super().load()
+        for doc in snapshot.documents:
+            spec = doc.body.get("spec")
+            if doc.body.get("kind") == "LoadBalancer" and isinstance(spec, Mapping):
+                body = {**doc.body, "spec": {**spec, "type": "LoadBalancer"}}
+                doc = dataclasses.replace(doc, body=body)
+            documents.append(doc)
+        self.last = dataclasses.replace(snapshot, documents=tuple(documents))
+        return self.last
+
+
+def _origins(
+    documents: Iterable[file.Document],
+) -> tuple[dict[objects.ObjectKey, str], list[str]]:
+    """Each LoadBalancer's document (the first, as the loader keeps it), and the Configs that
+    standalone mode does not read."""
+    origins: dict[objects.ObjectKey, str] = {}
+    problems = []
+    for doc in documents:
+        meta = doc.body.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        namespace = str(meta.get("namespace") or loader.DEFAULT_NAMESPACE)
+        name = str(meta.get("name") or "")
+        kind = doc.body.get("kind")
+        if kind == "LoadBalancer":
+            origins.setdefault(objects.ObjectKey(namespace, name), doc.origin)
+        elif kind == "Config" and (namespace, name) != (CONFIG_NAMESPACE, api_config.CONFIG_NAME):
+            wanted = f"{CONFIG_NAMESPACE}/{api_config.CONFIG_NAME}"
+            problems.append(f"{doc.origin}: Config {namespace}/{name} is not used; standalone "
+                            f"mode reads Config {wanted}")  # fmt: skip
+    return origins, problems
+
+
+def _lb_document(raw: objects.RawObject, origin: str, errors: list[str]) -> dict[str, Any]:
+    status = raw.get("status") or {}
+    conditions = [c for c in status.get("conditions") or () if isinstance(c, Mapping)]
+    ingress = (status.get("loadBalancer") or {}).get("ingress") or ()
+    address = next((str(e["ip"]) for e in ingress if isinstance(e, Mapping) and e.get("ip")), None)
+    ports = [p for p in (raw.get("spec") or {}).get("ports") or () if isinstance(p, Mapping)]
+    ready = any(c.get("type") == api_conditions.READY and c.get("status") == "True"
+                for c in conditions)  # fmt: skip
     return {
-        "namespace": lb.namespace,
-        "name": lb.name,
-        "source": lb.origin,
-        "address": lb.address,
-        "ready": lb.ready,
-        "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in lb.ports],
-        "conditions": [
-            {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}
-            for c in lb.conditions
-        ],
+        "namespace": objects.namespace(raw),
+        "name": objects.name(raw),
+        "source": origin,
+        "address": address,
+        "ready": ready,
+        "ports": [_port_document(p) for p in ports],
+        "conditions": [_condition_document(c) for c in conditions],
+        # Problems with its document, such as an invalid version that was not applied.
+        "errors": errors,
     }
+
+
+def _port_document(port: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": port.get("name") or "", "port": port.get("port"),
+            "protocol": port.get("protocol") or "TCP"}  # fmt: skip
+
+
+def _condition_document(condition: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: condition.get(k) for k in ("type", "status", "reason", "message")}
 
 
 async def serve(settings: Settings) -> int:

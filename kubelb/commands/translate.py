@@ -2,7 +2,8 @@
 
 FILE holds LoadBalancer (plus optional Addresses and Config) objects, placed with standalone
 mode's rules (addresses from --address-pool, Envoy binding each LB's own ports), or a single IR
-document (as printed by --to ir). Nothing is started and no state is written.
+document (as printed by --to ir). Standalone mode's reconcilers run in memory for it: no data
+plane starts and no state is written.
 
 Examples:
   kubelb translate -f configs/demo/loadbalancers.yaml             # Envoy resources as YAML
@@ -13,20 +14,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kubelb.api import conditions
+from kubelb.app import logs, standalone
 from kubelb.ir import codec, proxy
 from kubelb.placement import pool
 from kubelb.sources import file
-from kubelb.standalone import engine, state
-
-# Ready reasons that leave nothing to warn about: standalone mode's, and the manager's.
-_SERVED = frozenset({conditions.SERVING, conditions.RECONCILED})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         problems.extend(config.validate())
     else:
-        config, lb_problems = _from_objects(snapshot, address_pool)
-        problems.extend(lb_problems)
+        config, lb_problems = _from_objects(args.file, address_pool)
+        problems.extend(p for p in lb_problems if p not in problems)  # file errors: once
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     print(_render(config, args.to), end="")
@@ -67,19 +64,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _from_objects(
-    snapshot: file.Snapshot, address_pool: tuple[str, ...] | None
+    path: Path, address_pool: tuple[str, ...] | None
 ) -> tuple[proxy.ProxyConfig, list[str]]:
-    with tempfile.TemporaryDirectory(prefix="kubelb-translate-") as tmp:
-        eng = engine.Engine(store=state.StateStore(Path(tmp)), pool=address_pool)
-        outcome = eng.reconcile(file.Snapshot(documents=snapshot.documents))
-    problems = list(outcome.errors)
-    for lb in outcome.loadbalancers:
+    config, status = logs.run_loop(standalone.translate(path, address_pool))
+    problems = list(status["errors"])
+    for lb in status["loadBalancers"]:
         problems.extend(
-            f"LoadBalancer {lb.namespace}/{lb.name}: {c.reason}: {c.message}"
-            for c in lb.conditions
-            if c.reason not in _SERVED
+            f"LoadBalancer {lb['namespace']}/{lb['name']}: {c['reason']}: {c['message']}"
+            for c in lb["conditions"]
+            if c["reason"] != conditions.RECONCILED
         )
-    return outcome.config, problems
+    return config, problems
 
 
 def _render(config: proxy.ProxyConfig, to: str) -> str:

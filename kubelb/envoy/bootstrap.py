@@ -1,13 +1,19 @@
 """Envoy's bootstrap: who it is, where our xDS server is, and its admin and probe listeners.
 
-Pure: `render(node_id, spec)` returns the bootstrap as a plain dict (Envoy's JSON form, v3), and
-`to_json` serializes it for `envoy -c`. Golden-tested under `tests/golden/bootstrap/`. Everything
-else (listeners, clusters) comes over ADS: LDS and CDS through one aggregated gRPC stream.
+Pure: `render(node_id, spec, admin_path=...)` returns the bootstrap as a plain dict (Envoy's JSON
+form, v3), and `to_json` serializes it for `envoy -c`. Golden-tested under
+`tests/golden/bootstrap/`. Everything else (listeners, clusters) comes over ADS: LDS and CDS through
+one aggregated gRPC stream.
 
 The xDS link must notice a dead peer (KubeLB #163): HTTP/2 keepalive pings every 30 s with a 5 s
 timeout, plus TCP keepalive, on the `xds_cluster`. Probe listeners mirror upstream's
 `probe_listener` (GET /ready, answered by the admin interface) and `health_check_listener`
 (GET /healthz, which fails once Envoy is told to drain).
+
+With `spec.xds_tls_dir` the `xds_cluster` speaks mTLS: its client certificate and the CA come by
+file-based SDS from that directory (`kubelb.pki.files`), so a rotated certificate (or a new CA)
+is used from the next connection on without a restart; the server must present a certificate of
+that CA naming `kubelb.pki.identity.SERVER_URI`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 from typing import Any
 
 from kubelb.envoy import deployer
+from kubelb.pki import files as pki_files, identity
 
 XDS_CLUSTER = "xds_cluster"
 ADMIN_CLUSTER = "admin_cluster"
@@ -31,15 +38,26 @@ _DOWNSTREAM_CONNECTIONS = (
     ".DownstreamConnectionsConfig"
 )
 _HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
-def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
-    """The bootstrap for `node_id`. `spec.admin_port` must be a real port (the supervisor picks
-    one for a spec that says 0): the readiness listener forwards to it."""
+def render(
+    node_id: str, spec: deployer.EnvoySpec, *, admin_path: str | None = None
+) -> dict[str, Any]:
+    """The bootstrap for `node_id`. The admin interface listens on the Unix socket
+    `admin_path` when given (owner-only, mode 0600), else on `spec.admin_port`, which must
+    then be a real port (the supervisor picks one for a spec that says 0): the readiness
+    listener forwards to the admin interface."""
     if not node_id:
         raise ValueError("an Envoy needs a node id")
-    if not 0 < spec.admin_port < 65536:
+    if admin_path is None and not 0 < spec.admin_port < 65536:
         raise ValueError(f"admin port {spec.admin_port} is not a port; pick one before rendering")
+
+    def admin() -> dict[str, Any]:
+        if admin_path is not None:
+            return _pipe(admin_path)
+        return _socket(spec.admin_address, spec.admin_port)
+
     listeners = []
     if spec.readiness_port is not None:
         listeners.append(_readiness_listener(spec.probe_address, spec.readiness_port))
@@ -47,7 +65,7 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
         listeners.append(_health_listener(spec.probe_address, spec.health_port))
     rendered: dict[str, Any] = {
         "node": {"id": node_id, "cluster": spec.node_cluster},
-        "admin": {"address": _socket(spec.admin_address, spec.admin_port)},
+        "admin": {"address": admin()},
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "DELTA_GRPC" if spec.xds_delta else "GRPC",
@@ -59,7 +77,10 @@ def render(node_id: str, spec: deployer.EnvoySpec) -> dict[str, Any]:
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
         "static_resources": {
-            "clusters": [_xds_cluster(spec.xds_host, spec.xds_port), _admin_cluster(spec)],
+            "clusters": [
+                _xds_cluster(spec.xds_host, spec.xds_port, spec.xds_tls_dir),
+                _admin_cluster(admin()),
+            ],
             "listeners": listeners,
         },
     }
@@ -98,8 +119,8 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _xds_cluster(host: str, port: int) -> dict[str, Any]:
-    return {
+def _xds_cluster(host: str, port: int, tls_dir: str | None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
         "name": XDS_CLUSTER,
         # A hostname (a Service name in-cluster) is re-resolved, so a moved control plane is found.
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
@@ -141,21 +162,73 @@ def _xds_cluster(host: str, port: int) -> dict[str, Any]:
             ]
         },
     }
+    if tls_dir is not None:
+        cluster["transport_socket"] = _xds_tls(host, tls_dir.rstrip("/") or "/")
+    return cluster
 
 
-def _admin_cluster(spec: deployer.EnvoySpec) -> dict[str, Any]:
+def _xds_tls(host: str, directory: str) -> dict[str, Any]:
+    """mTLS to the xDS server: our certificate and the CA by file-based SDS (re-read when the
+    directory changes); the server's certificate is checked against both."""
+    context: dict[str, Any] = {
+        "@type": _UPSTREAM_TLS,
+        "common_tls_context": {
+            "alpn_protocols": ["h2"],
+            "tls_certificate_sds_secret_configs": [
+                _file_sds(pki_files.SDS_NAME, directory, pki_files.SDS)
+            ],
+            # The CA by SDS too, so a replaced CA needs no Envoy restart.
+            "combined_validation_context": {
+                "default_validation_context": {
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": identity.SERVER_URI}}
+                    ]
+                },
+                "validation_context_sds_secret_config": _file_sds(
+                    pki_files.CA_SDS_NAME, directory, pki_files.CA_SDS
+                ),
+            },
+        },
+    }
+    if not _is_ip(host):
+        context["sni"] = host
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _file_sds(name: str, directory: str, filename: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "sds_config": {
+            "path_config_source": {
+                "path": f"{directory}/{filename}",
+                "watched_directory": {"path": directory},
+            },
+            "resource_api_version": "V3",
+        },
+    }
+
+
+def _pipe(path: str) -> dict[str, Any]:
+    return {"pipe": {"path": path, "mode": 0o600}}
+
+
+def _admin_cluster(admin: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": ADMIN_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
-        "load_assignment": _assignment(ADMIN_CLUSTER, spec.admin_address, spec.admin_port),
+        "load_assignment": _assignment_at(ADMIN_CLUSTER, admin),
     }
 
 
 def _assignment(name: str, host: str, port: int) -> dict[str, Any]:
+    return _assignment_at(name, _socket(host, port))
+
+
+def _assignment_at(name: str, address: dict[str, Any]) -> dict[str, Any]:
     return {
         "cluster_name": name,
-        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}}]}],
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
     }
 
 

@@ -1,6 +1,6 @@
 """What every way of running Envoy is given: an `EnvoySpec`, with a node id.
 
-The node id is the tenant namespace in manager mode and `kubelb.standalone.engine.NODE_ID` in
+The node id is the tenant namespace in manager mode and `kubelb.standalone.publisher.NODE_ID` in
 standalone mode. Config never travels this way: it comes over xDS, so running an Envoy again with
 an unchanged spec changes nothing. Read by `kubelb.envoy.supervisor` (local processes),
 `kubelb.envoy.kubernetes` (the Deployment's bootstrap) and `kubelb.envoy.bootstrap`.
@@ -24,6 +24,9 @@ class EnvoySpec:
     node_cluster: str = "kubelb"
     admin_address: str = "127.0.0.1"
     admin_port: int = 0
+    # Admin on a Unix socket the runner places (the supervisor: in the node's state directory)
+    # instead of a TCP port: nothing an Envoy proxies to can name it.
+    admin_pipe: bool = False
     probe_address: str = "127.0.0.1"
     readiness_port: int | None = 19003  # GET /ready, answered by the admin interface
     health_port: int | None = 19004  # GET /healthz, fails once draining starts
@@ -36,3 +39,6 @@ class EnvoySpec:
     extra_args: tuple[str, ...] = ()
     # Incremental (delta) ADS: each update carries only the resources that changed.
     xds_delta: bool = False
+    # mTLS to the xDS server: the certificate directory as Envoy sees it (`kubelb.pki.files`
+    # layout); None: plaintext.
+    xds_tls_dir: str | None = None

@@ -11,6 +11,11 @@ management Services select it); container `envoy-proxy` with the bootstrap inlin
 ports metrics 19001, readiness 19003, health 19004; startup probe GET /ready:19003, readiness and
 liveness GET /healthz:19004; graceful shutdown through the Envoy Gateway shutdown-manager sidecar
 (preStop GET /shutdown/ready:19002) and terminationGracePeriodSeconds from the Config.
+
+With `Options.xds_tls` the pod mounts Secret `envoy-<tenant-ns>-xds-cert` (`xds_cert_secret`,
+written and rotated by `kubelb.infra.xdscerts`) read-only at `XDS_TLS_MOUNT`, and the bootstrap
+dials the xDS server over mTLS with the certificate there. The kubelet swaps a mounted Secret's
+files in place, so a rotated certificate needs no new pod.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ SHUTDOWN_PORT = 19002
 READINESS_PORT = 19003
 HEALTH_PORT = 19004
 SELECTOR = f"{labels.APP_NAME}={labels.ENVOY_PROXY_APP_NAME}"
+XDS_TLS_MOUNT = "/etc/kubelb/xds-tls"
+XDS_TLS_VOLUME = "xds-tls"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,10 +53,16 @@ class Options:
     shutdown_manager_image: str = DEFAULT_SHUTDOWN_MANAGER_IMAGE
     admin_on_all_interfaces: bool = False  # upstream --debug
     xds_delta: bool = False  # incremental xDS (--xds-delta)
+    xds_tls: bool = False  # mTLS to the xDS server with the mounted certificate (--xds-tls)
 
 
 def workload_name(namespace: str) -> str:
     return naming.truncate(f"envoy-{namespace}")
+
+
+def xds_cert_secret(namespace: str) -> str:
+    """The Secret holding the tenant Envoy's xDS client certificate."""
+    return naming.truncate(f"envoy-{namespace}-xds-cert")
 
 
 def bootstrap_config(namespace: str, options: Options, proxy: api_config.EnvoyProxy) -> str:
@@ -59,6 +72,7 @@ def bootstrap_config(namespace: str, options: Options, proxy: api_config.EnvoyPr
         admin_address="0.0.0.0" if options.admin_on_all_interfaces else "127.0.0.1",
         admin_port=ADMIN_PORT, probe_address="0.0.0.0", readiness_port=READINESS_PORT,
         health_port=HEALTH_PORT, xds_delta=options.xds_delta,
+        xds_tls_dir=XDS_TLS_MOUNT if options.xds_tls else None,
         max_downstream_connections=proxy.overload_manager.max_active_downstream_connections
         if proxy.overload_manager.enabled else None,
     )  # fmt: skip
@@ -91,6 +105,14 @@ def desired_deployment(
         "terminationGracePeriodSeconds": proxy.graceful_shutdown.termination_grace_period_seconds
         if graceful else 30,
     }  # fmt: skip
+    if options.xds_tls:
+        # The kubelet's default file mode: the Envoy image runs as a non-root user.
+        pod_spec["volumes"] = [
+            {"name": XDS_TLS_VOLUME, "secret": {"secretName": xds_cert_secret(namespace)}}
+        ]
+        envoy["volumeMounts"] = [
+            {"name": XDS_TLS_VOLUME, "mountPath": XDS_TLS_MOUNT, "readOnly": True}
+        ]
     if proxy.node_selector:
         pod_spec["nodeSelector"] = dict(proxy.node_selector)
     if proxy.tolerations:

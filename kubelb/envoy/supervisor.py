@@ -14,7 +14,8 @@ from our xDS server. Per node a supervision task owned by the supervisor:
   PR_SET_PDEATHSIG makes Envoy die with this process. `reap(state_dir)` kills recorded Envoys
   (tests);
 - polls the admin `/ready` until Envoy is LIVE, through one aiohttp session per supervisor
-  (opened on first use, closed by `close()`);
+  (opened on first use, closed by `close()`; one per socket path for Envoys whose spec asks
+  for `admin_pipe`: admin on the Unix socket `admin.sock` in the node's state directory);
 - restarts Envoy when it exits unexpectedly, with capped exponential backoff per cause (a kill
   from outside or a configuration rolled back by `on_exit` restarts within `QUICK_RESTART`'s cap),
   and says why in `restart_cause`;
@@ -45,6 +46,7 @@ import resource
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,6 +74,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _SHM_DIR = Path("/dev/shm")
+_UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
 _SHIM = Path(__file__).with_name("shim.py")
 # An Envoy that ran longer than the cap before exiting restarts at the initial delay again.
 RESTART_BACKOFF = backoff.Backoff(initial=0.5, cap=30.0)
@@ -154,6 +157,7 @@ class EnvoySupervisor:
         self.on_exit = on_exit
         self._envoys: dict[str, _Envoy] = {}
         self._admin_session: aiohttp.ClientSession | None = None
+        self._pipe_sessions: dict[str, aiohttp.ClientSession] = {}
 
     async def ensure(self, node_id: str, spec: deployer.EnvoySpec) -> None:
         current = self._envoys.get(node_id)
@@ -190,21 +194,29 @@ class EnvoySupervisor:
             await asyncio.gather(*(self.remove(n) for n in list(self._envoys)))
         finally:
             session, self._admin_session = self._admin_session, None
-            if session is not None:
-                await session.close()
+            pipes, self._pipe_sessions = self._pipe_sessions, {}
+            for s in (session, *pipes.values()):
+                if s is not None:
+                    await s.close()
 
     async def admin(self, node_id: str, method: str, path: str) -> tuple[int, str]:
         """One request to the admin interface of the node's running Envoy: (status, body).
         Raises LookupError when the node has no Envoy, or one of `ADMIN_ERRORS`."""
         envoy = self._envoys.get(node_id)
-        if envoy is None or envoy.admin_port is None:
+        if envoy is None or (envoy.admin_port is None and envoy.admin_path is None):
             raise LookupError(f"no Envoy runs for node {node_id!r}")
-        return await self.request(envoy.spec.admin_address, envoy.admin_port, method, path)
+        return await self.request(envoy.spec.admin_address, envoy.admin_port or 0, method, path,
+                                  unix=envoy.admin_path)  # fmt: skip
 
-    async def request(self, host: str, port: int, method: str, path: str) -> tuple[int, str]:
-        """One HTTP request to an Envoy admin interface or probe listener: (status, body)."""
+    async def request(
+        self, host: str, port: int, method: str, path: str, *, unix: str | None = None
+    ) -> tuple[int, str]:
+        """One HTTP request to an Envoy admin interface or probe listener: (status, body).
+        `unix`: the admin interface's Unix socket, used instead of host and port."""
+        if unix is not None:
+            host, port = "localhost", 80
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        session = self._session()
+        session = self._session() if unix is None else self._pipe_session(unix)
         async with session.request(
             method, f"http://{authority}{path}", timeout=_ADMIN_TIMEOUT
         ) as response:
@@ -218,6 +230,13 @@ class EnvoySupervisor:
             self._admin_session = aiohttp.ClientSession(connector=connector)
         return self._admin_session
 
+    def _pipe_session(self, path: str) -> aiohttp.ClientSession:
+        session = self._pipe_sessions.get(path)
+        if session is None or session.closed:
+            connector = aiohttp.UnixConnector(path=path, force_close=True)
+            session = self._pipe_sessions[path] = aiohttp.ClientSession(connector=connector)
+        return session
+
     def pid(self, node_id: str) -> int | None:
         envoy = self._envoys.get(node_id)
         proc = envoy.process if envoy else None
@@ -226,6 +245,11 @@ class EnvoySupervisor:
     def admin_port(self, node_id: str) -> int | None:
         envoy = self._envoys.get(node_id)
         return envoy.admin_port if envoy else None
+
+    def admin_path(self, node_id: str) -> str | None:
+        """The admin interface's Unix socket (specs with `admin_pipe`), else None."""
+        envoy = self._envoys.get(node_id)
+        return envoy.admin_path if envoy else None
 
     def restarts(self, node_id: str) -> int:
         envoy = self._envoys.get(node_id)
@@ -304,6 +328,7 @@ class _Envoy:
         self.dir = owner.state_dir / naming.dns1035(node_id)
         self.process: _Proc | None = None
         self.admin_port: int | None = None
+        self.admin_path: str | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
         self.adopted = False
@@ -375,21 +400,25 @@ class _Envoy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    def adoptable(self) -> tuple[_Adopted, int] | None:
-        """The recorded Envoy and its admin port, when it still runs this spec's bootstrap."""
+    def adoptable(self) -> tuple[_Adopted, int, str | None] | None:
+        """The recorded Envoy and its admin port and socket, when it still runs this spec's
+        bootstrap."""
         record = _read_record(self.dir / RECORD)
         if record is None or _start_time(record["pid"]) != record["start_time"]:
             return None
+        admin_path = record.get("admin_path")
+        if (admin_path is not None) != self.spec.admin_pipe:
+            return None
         spec = dataclasses.replace(self.spec, admin_port=record["admin_port"])
-        if (record["bootstrap"] != _digest(self._bootstrap(spec))
+        if (record["bootstrap"] != _digest(self._bootstrap(spec, admin_path))
                 or record["binary"] != str(self.owner.binary)):  # fmt: skip
             return None
         try:
-            return _Adopted(record["pid"]), record["admin_port"]
+            return _Adopted(record["pid"]), record["admin_port"], admin_path
         except ProcessLookupError:
             return None
 
-    async def _adopt_or_replace(self) -> tuple[_Proc, int] | None:
+    async def _adopt_or_replace(self) -> tuple[_Proc, int, str | None] | None:
         found = self.adoptable()
         if found is not None:
             return found
@@ -412,24 +441,24 @@ class _Envoy:
         stderr = _Fifo(self.dir / "stderr.fifo")
         try:
             if found is not None:
-                proc, admin_port = found
+                proc, admin_port, admin_path = found
                 self.adopted = True
             else:
-                proc, admin_port = await self._spawn(stdout, stderr)
+                proc, admin_port, admin_path = await self._spawn(stdout, stderr)
                 self.adopted = False
         finally:
             stdout.close_writer()
             stderr.close_writer()
         spec = dataclasses.replace(self.spec, admin_port=admin_port)
-        self.process, self.admin_port = proc, admin_port
+        self.process, self.admin_port, self.admin_path = proc, admin_port or None, admin_path
         if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
             await _terminate(proc, self.spec.stop_timeout_seconds)
         logger.info(
-            "Envoy for node %r %s (pid %d, admin 127.0.0.1:%d)",
+            "Envoy for node %r %s (pid %d, admin %s)",
             self.node_id,
             "adopted" if found else "started",
             proc.pid,
-            admin_port,
+            admin_path or f"{spec.admin_address}:{admin_port}",
             extra={"tenant": self.node_id},
         )
         self.log_tail.clear()
@@ -452,11 +481,14 @@ class _Envoy:
             stderr.close()
         return None if isinstance(proc, _Adopted) else code
 
-    async def _spawn(self, stdout: _Fifo, stderr: _Fifo) -> tuple[_Proc, int]:
-        admin_port = self.spec.admin_port or _free_port(self.spec.admin_address)
+    async def _spawn(self, stdout: _Fifo, stderr: _Fifo) -> tuple[_Proc, int, str | None]:
+        admin_path = _admin_socket(self.dir) if self.spec.admin_pipe else None
+        admin_port = (
+            0 if admin_path else self.spec.admin_port or _free_port(self.spec.admin_address)
+        )
         spec = dataclasses.replace(self.spec, admin_port=admin_port)
         config = self.dir / "bootstrap.json"
-        text = self._bootstrap(spec)
+        text = self._bootstrap(spec, admin_path)
         await asyncio.to_thread(_write, config, text)
         command = self._command(spec, config)
         if self.owner.detach:
@@ -475,14 +507,15 @@ class _Envoy:
                 "start_time": _start_time(proc.pid),
                 "admin_address": spec.admin_address,
                 "admin_port": admin_port,
+                "admin_path": admin_path,
                 "bootstrap": _digest(text),
                 "binary": str(self.owner.binary),
             }
             await asyncio.to_thread(_write, self.dir / RECORD, json.dumps(record) + "\n")
-        return proc, admin_port
+        return proc, admin_port, admin_path
 
-    def _bootstrap(self, spec: deployer.EnvoySpec) -> str:
-        return bootstrap.to_json(bootstrap.render(self.node_id, spec))
+    def _bootstrap(self, spec: deployer.EnvoySpec, admin_path: str | None) -> str:
+        return bootstrap.to_json(bootstrap.render(self.node_id, spec, admin_path=admin_path))
 
     def _command(self, spec: deployer.EnvoySpec, config: Path) -> list[str]:
         args = [
@@ -507,7 +540,7 @@ class _Envoy:
         while proc.returncode is None:
             try:
                 status, _ = await self.owner.request(
-                    spec.admin_address, spec.admin_port, "GET", "/ready"
+                    spec.admin_address, spec.admin_port, "GET", "/ready", unix=self.admin_path
                 )
             except ADMIN_ERRORS:
                 status = 0
@@ -519,11 +552,12 @@ class _Envoy:
             await asyncio.sleep(0.1)
 
     async def _drain_and_stop(self, proc: _Proc) -> None:
-        port = self.admin_port
-        if port is not None:
+        port, unix = self.admin_port, self.admin_path
+        if port is not None or unix is not None:
             for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
                 try:
-                    await self.owner.request(self.spec.admin_address, port, "POST", path)
+                    await self.owner.request(self.spec.admin_address, port or 0, "POST", path,
+                                             unix=unix)  # fmt: skip
                 except ADMIN_ERRORS as e:
                     logger.debug("Envoy for node %r: %s failed: %s", self.node_id, path, e)
             logger.info(
@@ -745,6 +779,18 @@ def _read_record(path: Path) -> dict[str, Any] | None:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _admin_socket(directory: Path) -> str:
+    """`<directory>/admin.sock`, any stale one removed (a restarted Envoy binds it again). A
+    path longer than a Unix socket allows gets a private temporary directory instead."""
+    path = directory / "admin.sock"
+    if len(os.fsencode(path)) >= _UNIX_PATH_MAX:
+        path = Path(tempfile.mkdtemp(prefix="kubelb-envoy-")) / "admin.sock"
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return str(path)
 
 
 def _free_port(host: str) -> int:

@@ -81,6 +81,21 @@ class AddressPool:
         inputs.services.add_handler(self._changed)
         inputs.namespaces.add_handler(self._changed)
 
+    @property
+    def idle(self) -> bool:
+        """A pass has run and no change waits for the next one."""
+        return self.passes > 0 and not self._dirty.is_set()
+
+    def use_pool(self, addresses: Sequence[str]) -> bool:
+        """Assign from `addresses` from now on (the next pass moves what no longer fits);
+        False when that is the pool already."""
+        wanted = tuple(addresses)
+        if wanted == self.pool:
+            return False
+        self.pool = wanted
+        self._dirty.set()
+        return True
+
     def problem(self, namespace: str, name: str) -> tuple[str, str] | None:
         """Why Service namespace/name has no address (None: it has one, or is not ours)."""
         found = self.unplaced.get(f"{namespace}/{name}")

@@ -8,6 +8,17 @@ and its external address comes from whatever serves Services of type LoadBalance
 cloud). A tenant's Envoy is ready when its Deployment reports a ready replica; a change of that
 count reconciles the tenant's LoadBalancers, and any change of a Deployment of ours reconciles
 its tenant's Envoy.
+
+With `certs` (--xds-tls, the default) the tenant's Envoy takes its configuration over mTLS: its
+certificate Secret (`xdscerts.SecretCerts`) is written before the Deployment that mounts it,
+rotated by a runner while this replica leads, re-created when deleted (a change of it reconciles
+its tenant's Envoy) and deleted with the Deployment.
+
+Endpoints: tenants may never name Envoy's fixed admin and probe ports (admin 9001 on the pod's
+loopback, or every interface with --debug; metrics, shutdown, readiness and health on every
+interface), on any address, since any Envoy pod's IP is reachable from any other; by default
+they may not name loopback, link-local, unspecified addresses or the management cluster's
+Service and Pod CIDRs (`service_cidrs`, `pod_cidrs`).
 """
 
 from __future__ import annotations
@@ -19,9 +30,16 @@ from typing import Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import kubernetes as envoy_k8s
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.infra import xdscerts
+from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice
+from kubelb.manager import (
+    common,
+    effective as tenant_effective,
+    endpoints,
+    infrastructure,
+    lbservice,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +68,28 @@ class KubernetesInfra:
         options: envoy_k8s.Options,
         *,
         xds_port: int | None = None,
+        certs: xdscerts.SecretCerts | None = None,
+        service_cidrs: Sequence[str] = (),
+        pod_cidrs: Sequence[str] = (),
     ) -> None:
-        """`xds_port`: the port Envoy pods reach the xDS server on (None: the one it binds)."""
+        """`xds_port`: the port Envoy pods reach the xDS server on (None: the one it binds).
+        `certs`: xDS over mTLS with these certificates (None: plaintext).
+        `service_cidrs`, `pod_cidrs`: the management cluster's, denied to tenant endpoints."""
         self.writer = writer
+        self.certs = certs
+        self.endpoint_base = endpoint_base(service_cidrs, pod_cidrs)
+        options = dataclasses.replace(options, xds_tls=certs is not None)
         self.options = options
         self.xds_port = xds_port
         self.deployments = informers.get(resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR)
         ours = watches.Watch(resource=resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR,
                              mapper=tenant_of_deployment)  # fmt: skip
         self.proxy_watches: Sequence[watches.Watch] = (ours,)
+        if certs is not None:
+            cert_secrets = watches.Watch(resource=resources.SECRETS,
+                                         label_selector=xdscerts.SECRET_SELECTOR,
+                                         mapper=tenant_of_deployment)  # fmt: skip
+            self.proxy_watches = (ours, cert_secrets)
         ready_changes = dataclasses.replace(
             ours, mapper=inputs.lbs_of_namespace,
             predicate=watches.fields_changed("status.readyReplicas"),
@@ -83,6 +114,8 @@ class KubernetesInfra:
         return int(status.get("readyReplicas") or 0) > 0
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
+        if self.certs is not None:
+            await self.certs.ensure(namespace)  # before the pods that mount it
         desired = envoy_k8s.desired_deployment(namespace, self.options, tenant.envoy,
                                                tenant.envoy_replicas,
                                                tenant.envoy_resources)  # fmt: skip
@@ -96,9 +129,11 @@ class KubernetesInfra:
         key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
         if key in self.deployments.store and await self.writer.delete(resources.DEPLOYMENTS, key):
             logger.info("tenant %s: Deployment %s deleted", namespace, key.name)
+        if self.certs is not None:
+            await self.certs.remove(namespace)
 
     def runners(self) -> Sequence[infrastructure.Runner]:
-        return ()
+        return () if self.certs is None else (xdscerts.Rotation(self.certs),)
 
     def bind_xds(self, host: str, port: int) -> None:
         """Envoy pods reach the server at the configured host, on `xds_port` or `port`."""
@@ -108,6 +143,29 @@ class KubernetesInfra:
         """The Deployments outlive this replica: the next leader keeps them."""
 
 
+ENVOY_PORTS = (
+    envoy_k8s.ADMIN_PORT,
+    envoy_k8s.METRICS_PORT,
+    envoy_k8s.SHUTDOWN_PORT,
+    envoy_k8s.READINESS_PORT,
+    envoy_k8s.HEALTH_PORT,
+)
+
+
+def endpoint_base(service_cidrs: Sequence[str], pod_cidrs: Sequence[str]) -> endpoints.Base:
+    """Envoy pods' own ports on every address; loopback, link-local, unspecified and the
+    cluster's Service and Pod CIDRs denied."""
+    denied = (
+        *endpointpolicy.LOOPBACK,
+        *endpointpolicy.LINK_LOCAL,
+        *endpointpolicy.UNSPECIFIED,
+        *endpointpolicy.parse_networks(service_cidrs),
+        *endpointpolicy.parse_networks(pod_cidrs),
+    )
+    hub = tuple(endpointpolicy.HubSocket(endpointpolicy.ANY, p) for p in ENVOY_PORTS)
+    return endpoints.Base(hub=hub, denied=denied)
+
+
 def tenant_of_deployment(obj: objects.RawObject) -> Iterable[objects.ObjectKey]:
-    """Mapper: a Deployment of ours -> its tenant namespace key."""
+    """Mapper: a Deployment (or certificate Secret) of ours -> its tenant namespace key."""
     return [common.tenant_key(objects.namespace(obj))]

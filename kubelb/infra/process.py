@@ -7,8 +7,16 @@ pool wrote into its Service's status, on the LoadBalancer's own ports; the Servi
 NodePorts nor a pod selector. The pool (`addresspool.AddressPool`) runs while this replica
 leads, and the Envoys stop when it stops leading: a replica that does not lead runs no Envoy.
 The Envoys outlive a crash of the manager and are adopted from `--state-dir` when it restarts; an
-Envoy that dies of a new snapshot gets the last one it ACKed (`snapshots.rollback`), and a
-snapshot with more listeners than its file descriptors allow is refused.
+Envoy that dies of a new snapshot gets the last one it ACKed (`use_snapshots`: the xDS cache's
+rollback), and a snapshot with more listeners than its file descriptors allow is refused.
+
+With `certs` (--xds-tls) each Envoy dials xDS over mTLS with a certificate naming its node,
+written before it starts (`xdscerts.FileCerts`) and rotated by a runner while this replica leads.
+
+Endpoints: each Envoy's admin interface is a Unix socket in its state directory, which no
+endpoint can name; probe listeners are off. Local development runs tenants' "nodes" on 127.x
+addresses, so loopback stays allowed by default; link-local and unspecified addresses are
+denied, and the manager's own sockets are added by the composition root.
 """
 
 from __future__ import annotations
@@ -20,10 +28,10 @@ from typing import Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, supervisor
-from kubelb.infra import addresspool
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.infra import addresspool, xdscerts
+from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
-from kubelb.manager import common, effective as tenant_effective, infrastructure
+from kubelb.manager import common, effective as tenant_effective, endpoints, infrastructure
 from kubelb.xds import cache, snapshot
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
@@ -48,6 +56,7 @@ class ProcessInfra:
     requeue = infrastructure.Requeue(not_ready=NOT_READY_REQUEUE, address_wait=ADDRESS_WAIT)
     lb_watches: Sequence[watches.Watch] = ()
     proxy_watches: Sequence[watches.Watch] = ()
+    endpoint_base = endpoints.Base(denied=(*endpointpolicy.LINK_LOCAL, *endpointpolicy.UNSPECIFIED))
 
     def __init__(
         self,
@@ -60,21 +69,21 @@ class ProcessInfra:
         drain_seconds: float,
         xds_delta: bool,
         reconcile_lb: Callable[[objects.ObjectKey], None],
-        snapshots: cache.SnapshotCache | None = None,
+        certs: xdscerts.FileCerts | None = None,
     ) -> None:
         """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
-        `snapshots`: the xDS cache serving these Envoys (fallback and capacity checks)."""
-        self.snapshots = snapshots
+        `certs`: xDS over mTLS with these certificates (None: plaintext)."""
+        self.certs = certs
+        self.snapshots: cache.SnapshotCache | None = None
         self.envoys = supervisor.EnvoySupervisor(
             state_dir, envoy_binary=envoy_binary, detach=True, on_exit=self._on_exit
         )
-        if snapshots is not None:
-            snapshots.admit = self._admit
         # The supervisor checks readiness through the admin interface; fixed probe ports would
-        # keep two tenants' Envoys from sharing the host.
+        # keep two tenants' Envoys from sharing the host. Admin on a Unix socket: no tenant
+        # endpoint can name it.
         self.spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
-                                       drain_seconds=drain_seconds,
-                                       xds_delta=xds_delta)  # fmt: skip
+                                       drain_seconds=drain_seconds, xds_delta=xds_delta,
+                                       admin_pipe=True)  # fmt: skip
         self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
 
     def placement(
@@ -91,6 +100,12 @@ class ProcessInfra:
     def ready(self, namespace: str) -> bool:
         return self.envoys.ready(namespace)
 
+    def use_snapshots(self, snapshots: cache.SnapshotCache) -> None:
+        """The xDS cache serving these Envoys: rolled back when one dies of a new snapshot, and
+        asked to refuse snapshots with more listeners than Envoy can open sockets for."""
+        self.snapshots = snapshots
+        snapshots.admit = self._admit
+
     def not_ready_message(self, namespace: str) -> str | None:
         """Why the tenant's Envoy is not ready, when the supervisor knows: "Envoy restarting
         after exit code 1 (Too many open files)"."""
@@ -103,13 +118,21 @@ class ProcessInfra:
         return self.envoys.capacity_problem(namespace, snap.counts()["listeners"])
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
-        await self.envoys.ensure(namespace, self.spec)
+        spec = self.spec
+        if self.certs is not None:
+            directory = self.certs.ensure(namespace)
+            spec = dataclasses.replace(spec, xds_tls_dir=str(directory))
+        await self.envoys.ensure(namespace, spec)
 
     async def remove(self, namespace: str) -> None:
         await self.envoys.remove(namespace)
+        if self.certs is not None:
+            self.certs.forget(namespace)
 
     def runners(self) -> Sequence[infrastructure.Runner]:
-        return (self.addresses,)
+        if self.certs is None:
+            return (self.addresses,)
+        return (self.addresses, xdscerts.Rotation(self.certs))
 
     def bind_xds(self, host: str, port: int) -> None:
         local = host if host not in WILDCARDS else "127.0.0.1"

@@ -2,8 +2,10 @@
 
 Input: LoadBalancers, each with a `Placement` (bind address and listen port per LB port, decided
 by the caller: an address pool in standalone mode, the port allocator in manager mode), and the
-tenant's `Addresses` objects by name. Output: one `proxy.ProxyConfig` plus, per LoadBalancer, the
-problems that kept part of it from being served (for status conditions).
+tenant's `Addresses` objects by name, and optionally the `endpointpolicy.EndpointPolicy` its
+endpoints must pass (the manager always gives one). Output: one `proxy.ProxyConfig` plus, per
+LoadBalancer, the problems that kept part of it from being served and the endpoints the policy
+refused (for status conditions); refused endpoints are left out of their clusters.
 
 Each LB port forwards to the endpoint port `kubelb.api.ports.pair` finds in each endpoints entry
 (same name and protocol, or same position when unnamed); every endpoint entry becomes its own
@@ -14,6 +16,7 @@ would change.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from kubelb.api import (
     ports as api_ports,
 )
 from kubelb.ir import proxy
+from kubelb.irbuild import endpointpolicy
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ class Built:
     config: proxy.ProxyConfig
     # "namespace/name" -> problems, for every LoadBalancer that was given (empty tuple when fine)
     problems: Mapping[str, tuple[str, ...]]
+    # "namespace/name" -> endpoints the policy refused (only LoadBalancers with some)
+    refused: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def lb_key(lb: api_lb.LoadBalancer) -> str:
@@ -64,12 +70,14 @@ class Piece:
     listeners: tuple[proxy.Listener, ...]
     clusters: tuple[proxy.Cluster, ...]
     problems: tuple[str, ...]
+    refused: tuple[str, ...] = ()  # endpoints the policy refused, one message each
 
 
 def build_proxy_config(
     node_id: str,
     placed: Iterable[tuple[api_lb.LoadBalancer, Placement]],
     addresses: Mapping[str, api_addresses.Addresses],
+    policy: endpointpolicy.EndpointPolicy | None = None,
 ) -> Built:
     """Build the IR for one data-plane node from its placed LoadBalancers.
 
@@ -78,18 +86,21 @@ def build_proxy_config(
     that would bind an address and port another LoadBalancer already has are dropped and reported
     against the LoadBalancer that lost, which never affects the others.
     """
-    return assemble(node_id, [build_load_balancer(lb, p, addresses) for lb, p in placed])
+    return assemble(node_id, [build_load_balancer(lb, p, addresses, policy) for lb, p in placed])
 
 
 def build_load_balancer(
     lb: api_lb.LoadBalancer,
     placement: Placement,
     addresses: Mapping[str, api_addresses.Addresses],
+    policy: endpointpolicy.EndpointPolicy | None = None,
 ) -> Piece:
-    """One LoadBalancer's listeners, clusters and problems. It reads only the Addresses of its
-    own namespace, so a caller may keep the result while neither changes (the manager does)."""
-    listeners, clusters, problems = _build_one(lb, placement, addresses)
-    return Piece(lb_key(lb), tuple(listeners), tuple(clusters), tuple(problems))
+    """One LoadBalancer's listeners, clusters, problems and refused endpoints. It reads only the
+    Addresses of its own namespace, so a caller may keep the result while neither they nor the
+    policy change (the manager does)."""
+    refused: dict[str, None] = {}  # ordered, each message once
+    listeners, clusters, problems = _build_one(lb, placement, addresses, policy, refused)
+    return Piece(lb_key(lb), tuple(listeners), tuple(clusters), tuple(problems), tuple(refused))
 
 
 def assemble(node_id: str, pieces: Iterable[Piece]) -> Built:
@@ -97,7 +108,10 @@ def assemble(node_id: str, pieces: Iterable[Piece]) -> Built:
     listeners: list[proxy.Listener] = []
     clusters: dict[str, proxy.Cluster] = {}
     problems: dict[str, list[str]] = {}
+    refused: dict[str, tuple[str, ...]] = {}
     for piece in sorted(pieces, key=lambda p: p.key):
+        if piece.refused:
+            refused[piece.key] = piece.refused
         listeners.extend(piece.listeners)
         for c in piece.clusters:
             clusters[c.name] = c
@@ -113,13 +127,16 @@ def assemble(node_id: str, pieces: Iterable[Piece]) -> Built:
         problems.setdefault(li.owner, []).append(
             f"listener {_bind_text(li)} conflicts with another LoadBalancer and is not served"
         )
-    return Built(config=config, problems={k: tuple(v) for k, v in problems.items()})
+    return Built(config=config, problems={k: tuple(v) for k, v in problems.items()},
+                 refused=refused)  # fmt: skip
 
 
 def _build_one(
     lb: api_lb.LoadBalancer,
     placement: Placement,
     addresses: Mapping[str, api_addresses.Addresses],
+    policy: endpointpolicy.EndpointPolicy | None,
+    refused: dict[str, None],
 ) -> tuple[list[proxy.Listener], list[proxy.Cluster], list[str]]:
     key = lb_key(lb)
     prefix = f"{lb.metadata.namespace or 'default'}-{lb.metadata.name}"
@@ -149,11 +166,8 @@ def _build_one(
             clusters[name] = proxy.Cluster(
                 name=name,
                 protocol=protocol,
-                endpoints=tuple(
-                    sorted(
-                        {proxy.Endpoint(address=a, port=target) for a in endpoint_addresses},
-                        key=lambda e: (e.address, e.port),
-                    )
+                endpoints=_endpoints(
+                    _admitted(endpoint_addresses, target, policy, refused), target
                 ),
                 health_check=proxy.HealthCheck() if protocol is proxy.Protocol.TCP else None,
                 proxy_protocol=proxy_protocol if protocol is proxy.Protocol.TCP else None,
@@ -224,6 +238,29 @@ def _resolve(
         source = entry.addresses
     # When both are set the IP wins, as upstream does.
     return [address for a in source if (address := a.ip or a.hostname)]
+
+
+def _endpoints(addresses: Iterable[str], port: int) -> tuple[proxy.Endpoint, ...]:
+    unique = {proxy.Endpoint(address=a, port=port) for a in addresses}
+    return tuple(sorted(unique, key=lambda e: (e.address, e.port)))
+
+
+def _admitted(
+    addresses: Iterable[str],
+    port: int,
+    policy: endpointpolicy.EndpointPolicy | None,
+    refused: dict[str, None],
+) -> list[str]:
+    if policy is None:
+        return list(addresses)
+    out = []
+    for address in addresses:
+        why = policy.refusal(address, port)
+        if why is None:
+            out.append(address)
+        else:
+            refused[why] = None
+    return out
 
 
 def _proxy_protocol(lb: api_lb.LoadBalancer, problems: list[str]) -> proxy.ProxyProtocol | None:

@@ -12,6 +12,9 @@ import-linter keeps it to the test control plane. Objects are raw JSON dicts thr
 - `transport`   `Api`: one aiohttp connection pool to an API server, with the Authorization header.
 - `kubeconfig`  `open_source(path)`: a kubeconfig re-read when it changes, or in-cluster.
 - `client`      `Client`: get/list/watch/create/replace/patch/apply/status/delete/create_token.
+- `interface`   `KubeApi`: that surface as a Protocol, which the modules below take.
+- `memory`      `MemoryClient`: the same surface over an in-memory API server (`memstore`,
+                `memwatch`, `patching`, `selectors`), for standalone mode and tests.
 - `store`       `Store` (indexed cache) and its read-only `Reader` view for reconcilers.
 - `informer`    `Informer` (list+watch into a store, handlers get `Change`s) and `Informers`.
 - `workqueue`   `WorkQueue`: deduplicating, one worker per key, delayed and rate-limited adds.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kubelb.api import meta
-from kubelb.kube import client, errors, objects, resources
+from kubelb.kube import errors, interface, objects, resources
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class _Series:
 class EventRecorder:
     def __init__(
         self,
-        kube: client.Client,
+        kube: interface.KubeApi,
         component: str,
         *,
         host: str = "",

@@ -31,7 +31,7 @@ from collections.abc import Callable, Coroutine
 from enum import Enum
 from typing import Any
 
-from kubelb.kube import client, errors, resources
+from kubelb.kube import errors, interface, resources
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def default_identity() -> str:
 class LeaderElector:
     def __init__(
         self,
-        kube: client.Client,
+        kube: interface.KubeApi,
         *,
         namespace: str,
         name: str,

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kubelb.kube import client, errors, objects, resources
+from kubelb.kube import errors, interface, objects, resources
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Written:
 
 
 class Writer:
-    def __init__(self, kube: client.Client, *, max_attempts: int = 5) -> None:
+    def __init__(self, kube: interface.KubeApi, *, max_attempts: int = 5) -> None:
         self.client = kube
         self.max_attempts = max_attempts
         # Per namespace ("" for cluster-scoped objects): a shared API server has other

@@ -3,11 +3,13 @@
 Input: a `kube.informer.Informers` and the manager's namespace. Output: `Inputs`, which holds the
 informers (tenant namespaces, LoadBalancers, Addresses, Tenants, Config, management Services) and
 answers the questions every reconciler asks: is this namespace a tenant's, what are the tenant's
-effective settings, which LoadBalancers live there, parsed. Parsing goes through a cache holding
-the model of each object's current resourceVersion (one entry per object, dropped when the
-object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event, and a
-`lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
-namespace are known without listing or parsing it. `pieces` holds each LoadBalancer's IR piece,
+effective settings and endpoint policy, which LoadBalancers live there, parsed. Parsing goes through
+a cache holding the model of each object's current resourceVersion (one entry per object, dropped
+when the object is deleted), so a tenant of 100 LoadBalancers is not re-validated on every event,
+and a `lbindex.LoadBalancerIndex` follows the LoadBalancer informer, so the live LoadBalancers of a
+namespace are known without listing or parsing it. Only tenant namespaces' LoadBalancers are
+parsed and indexed: those of other namespaces are stored, and indexed when their namespace
+becomes a tenant's. `pieces` holds each LoadBalancer's IR piece,
 built once for the LoadBalancer controller and envoycp alike.
 
 Invalid objects never stop anything: an invalid LoadBalancer is reported to its own reconciler
@@ -32,8 +34,9 @@ from kubelb.api import (
     registry,
     tenant as api_tenant,
 )
+from kubelb.irbuild import endpointpolicy
 from kubelb.kube import informer, objects, resources, watches
-from kubelb.manager import effective as tenant_effective, lbindex, pieces
+from kubelb.manager import effective as tenant_effective, endpoints, lbindex, pieces
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +76,11 @@ class Inputs:
         self.lb_index = lbindex.LoadBalancerIndex(lambda raw: self.load_balancer(raw).model)
         # Each LoadBalancer's IR piece, shared by its status and its tenant's snapshot.
         self.pieces = pieces.Pieces()
+        # The hub's own sockets and the built-in denied CIDRs: set by the composition root once
+        # the manager has bound its servers, before any reconciler runs.
+        self.endpoint_base = endpoints.Base()
         self.load_balancers.add_handler(self._load_balancer_changed)
+        self.namespaces.add_handler(self._namespace_changed)
 
     # --- watches other reconcilers declare on these informers ---
     def watch_namespaces(self, mapper: watches.Mapper = watches.own_key) -> watches.Watch:
@@ -111,6 +118,11 @@ class Inputs:
 
     def effective(self, namespace: str) -> tenant_effective.Effective:
         return tenant_effective.resolve(self.config(), self.tenant(namespace))
+
+    def endpoint_policy(self, namespace: str) -> endpointpolicy.EndpointPolicy:
+        """What the tenant's endpoints must pass: the hub's sockets, the built-in denies and
+        the Config's and Tenant's CIDR lists."""
+        return endpoints.policy(self.endpoint_base, self.effective(namespace).endpoint_cidrs)
 
     def disabled_reason(self, namespace: str) -> str | None:
         """ "Config" or "Tenant" when L4 load balancing is off for this namespace."""
@@ -164,10 +176,31 @@ class Inputs:
 
     # --- parsing with a cache ---
     def _load_balancer_changed(self, change: informer.Change) -> None:
-        if change.new is None:
-            self._parsed.pop(_parse_key(api_lb.LoadBalancer, change.obj), None)
-            self.pieces.forget(objects.key_of(change.obj))
-        self.lb_index.update(objects.key_of(change.obj), change.new)
+        key = objects.key_of(change.obj)
+        if change.new is None or not self.managed(key.namespace):
+            self._forget_load_balancer(change.obj)
+        else:
+            self.lb_index.update(key, change.new)
+
+    def _namespace_changed(self, change: informer.Change) -> None:
+        """A namespace that becomes a tenant's gets its LoadBalancers indexed; one that stops
+        being one (label removed, deleted) has them forgotten. LoadBalancers of other namespaces
+        are stored but neither parsed nor indexed (another user's 1,000 cost the parsed models
+        nothing)."""
+        if change.type is informer.ChangeType.UPDATE:
+            return
+        namespace = objects.name(change.obj)
+        for raw in self.load_balancers.store.list(namespace):
+            if change.new is None:
+                self._forget_load_balancer(raw)
+            else:
+                self.lb_index.update(objects.key_of(raw), raw)
+
+    def _forget_load_balancer(self, raw: objects.RawObject) -> None:
+        key = objects.key_of(raw)
+        self._parsed.pop(_parse_key(api_lb.LoadBalancer, raw), None)
+        self.pieces.forget(key)
+        self.lb_index.update(key, None)
 
     def _parse(self, cls: type[T], raw: objects.RawObject, *, log: bool = False) -> T | str:
         key = _parse_key(cls, raw)

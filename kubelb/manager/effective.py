@@ -3,8 +3,10 @@
 Pure. Input: the Config `default` (or None: built-in defaults, as upstream's manager runs without
 one) and the tenant's Tenant object (or None). Output: one flat frozen `Effective` the reconcilers
 read, so precedence is decided in exactly one place. Envoy replicas and resources, the
-LoadBalancer class and the annotation settings come from the Tenant when it sets them; load
-balancing is disabled when either disables it; the rest of `spec.envoyProxy` is the Config's.
+LoadBalancer class, the annotation settings and each endpoint CIDR list
+(`spec.loadBalancer.allowedEndpointCIDRs`, `deniedEndpointCIDRs`) come from the Tenant when it
+sets them; load balancing is disabled when either disables it; the rest of `spec.envoyProxy` is
+the Config's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ class AnnotationPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointCIDRs:
+    """The operator's endpoint CIDR lists for a tenant (the manager adds its built-in denies and
+    the hub's own sockets, `kubelb.manager.endpoints`)."""
+
+    allowed: tuple[str, ...] = ()  # empty: any address no deny names
+    denied: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Effective:
     load_balancer_disabled: bool
     load_balancer_class: str | None
@@ -34,6 +45,7 @@ class Effective:
     envoy_resources: Mapping[str, Any] | None
     envoy: api_config.EnvoyProxy
     annotations: AnnotationPolicy
+    endpoint_cidrs: EndpointCIDRs = EndpointCIDRs()
 
 
 def resolve(config: api_config.Config | None, tenant: api_tenant.Tenant | None) -> Effective:
@@ -43,7 +55,13 @@ def resolve(config: api_config.Config | None, tenant: api_tenant.Tenant | None) 
     resources = cfg.envoy_proxy.resources
     lb_class = cfg.load_balancer.class_name
     disabled = cfg.load_balancer.disable
+    allowed = cfg.load_balancer.allowed_endpoint_cidrs
+    denied = cfg.load_balancer.denied_endpoint_cidrs
     if ten is not None:
+        if ten.load_balancer.allowed_endpoint_cidrs is not None:
+            allowed = ten.load_balancer.allowed_endpoint_cidrs
+        if ten.load_balancer.denied_endpoint_cidrs is not None:
+            denied = ten.load_balancer.denied_endpoint_cidrs
         replicas = ten.envoy_proxy.replicas or replicas
         resources = ten.envoy_proxy.resources or resources
         lb_class = ten.load_balancer.class_name or lb_class
@@ -55,6 +73,7 @@ def resolve(config: api_config.Config | None, tenant: api_tenant.Tenant | None) 
         envoy_resources=resources,
         envoy=cfg.envoy_proxy,
         annotations=_annotation_policy(cfg, ten),
+        endpoint_cidrs=EndpointCIDRs(tuple(allowed or ()), tuple(denied or ())),
     )
 
 

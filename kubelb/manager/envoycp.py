@@ -8,14 +8,15 @@ own ports). Writes nothing to the API server: it builds the tenant's IR with `ku
 hands it to a `Publisher` (the composition root translates it to xDS and sets the snapshot). A
 tenant with no LoadBalancers left is cleared.
 
-Only the tenant whose objects changed is rebuilt, and an IR equal to the one published last is
-not published again, so our own status writes cost no translation. A rebuild takes each
-LoadBalancer's IR piece from `Inputs.pieces`, which builds it only when the LoadBalancer's spec,
-its placement or the tenant's Addresses changed (the LoadBalancer controller has usually built it
+Only the tenant whose objects changed is rebuilt, and an IR equal to the one published last is not
+published again, so our own status writes cost no translation. A rebuild takes each LoadBalancer's
+IR piece from `Inputs.pieces`, which builds it only when the LoadBalancer's spec, its placement, the
+tenant's Addresses or its endpoint policy changed (the LoadBalancer controller has usually built it
 already, for the problems in its status), so a change costs at most one LoadBalancer's build plus
 assembly; the composition root also delays each tenant's rebuild briefly so a burst of changes
 becomes one rebuild. LoadBalancers that are not placed yet (no recorded ports or no address) are
-left out until they are.
+left out until they are. Endpoints the tenant's endpoint policy refuses are left out of the IR (the
+LoadBalancer controller reports them).
 """
 
 from __future__ import annotations
@@ -93,12 +94,13 @@ class SnapshotReconciler:
         if not lbs:
             return None
         addresses = self.inputs.addresses_in(namespace)
+        policy = self.inputs.endpoint_policy(namespace)
         pieces = []
         for lb in lbs:
             service = self.inputs.service(namespace, lbservice.service_name(lb.name))
             placement = self.infra.placement(lb, service)
             if placement is not None:
-                pieces.append(self.inputs.pieces.get(lb, placement, addresses))
+                pieces.append(self.inputs.pieces.get(lb, placement, addresses, policy))
         self.builds += 1
         return irbuild.assemble(namespace, pieces).config
 

@@ -11,7 +11,9 @@ address pool, or Deployments on the management cluster):
   `address_problem`), plus how soon to look again when no event will say so (`requeue`);
 - running and removing a tenant's Envoy (`ensure`, `remove`), the extra objects whose changes
   matter (`lb_watches`, `proxy_watches`), the background tasks it needs while this replica
-  leads (`runners`), where Envoy reaches the xDS server (`bind_xds`), and `close`.
+  leads (`runners`), where Envoy reaches the xDS server (`bind_xds`), and `close`;
+- which endpoints tenants may never name for its way of running Envoy (`endpoint_base`: Envoy's
+  own admin and probe sockets, and the built-in denied CIDRs).
 
 The reconcilers never ask which implementation they have.
 """
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import watches
-from kubelb.manager import effective as tenant_effective
+from kubelb.manager import effective as tenant_effective, endpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,11 @@ class Infra(Protocol):
     @property
     def proxy_watches(self) -> Sequence[watches.Watch]:
         """Objects besides the usual inputs whose changes reconcile a tenant's Envoy."""
+
+    @property
+    def endpoint_base(self) -> endpoints.Base:
+        """Envoy's own sockets and the built-in denied CIDRs (the composition root adds the
+        manager's sockets and the API server's)."""
 
     def placement(
         self,

@@ -7,9 +7,14 @@ LoadBalancer; targetPort = the allocated Envoy listener port; NodePorts and a se
 tenant's Envoy pods as the manager's `infrastructure.Infra` says), and the LoadBalancer's status:
 `service.ports` (the persisted port allocation, with `upstreamTargetPort`), `loadBalancer`
 copied from the Service, and a `Ready` condition whose reason says why it is pending:
-InvalidSpec, AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
-address pool's PortConflict / AddressPoolExhausted), EnvoyNotReady, TenantDisabled,
-ConfigDisabled; Reconciled when served. The agent copies `loadBalancer` into the tenant's
+EndpointRefused (an endpoint names an address the tenant's endpoint policy refuses; the other
+endpoints are served, and a Warning Event on the LoadBalancer says so too), InvalidSpec,
+AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
+address pool's PortConflict / AddressPoolExhausted), ServiceTypeNotServed (a spec.type the
+infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady,
+RejectedByDataplane (the tenant's Envoy NACKed a configuration that holds this LoadBalancer, or
+one that names none: Envoy's error detail is the message), TenantDisabled, ConfigDisabled;
+Reconciled when served. The agent copies `loadBalancer` into the tenant's
 Service.
 
 When the infrastructure places Services itself (`Requeue.address_wait`, the address pool), a
@@ -27,7 +32,7 @@ its tenant, deletes its Service and so frees its ports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,13 +46,41 @@ from kubelb.api import (
     tenant as api_tenant,
 )
 from kubelb.irbuild import loadbalancers as irbuild
-from kubelb.kube import controller, errors, objects, resources, watches, writer as kwriter
+from kubelb.kube import (
+    controller,
+    errors,
+    events as kevents,
+    objects,
+    resources,
+    watches,
+    writer as kwriter,
+)
 from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
 from kubelb.observe import manager_metrics
 
 logger = logging.getLogger(__name__)
 
 ListenPorts = Mapping[api_ports.PortKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """The tenant's Envoy rejected its configuration (an xDS NACK that still stands)."""
+
+    detail: str  # Envoy's error detail
+    # Listener and cluster names the detail mentions; empty when it names none we know.
+    names: frozenset[str] = frozenset()
+
+    def affects(self, piece: irbuild.Piece | None) -> bool:
+        """Whether a LoadBalancer with `piece` is concerned (all are when nothing is named)."""
+        if not self.names or piece is None:
+            return True
+        mine = {li.name for li in piece.listeners} | {c.name for c in piece.clusters}
+        return bool(self.names & mine)
+
+
+# Tenant namespace -> its standing Rejection, if any (the composition root reads the xDS cache).
+Rejections = Callable[[str], Rejection | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +97,12 @@ def verdict(
     *,
     missing_addresses: Sequence[str],
     problems: Sequence[str],
+    refused: Sequence[str] = (),
     service: Mapping[str, Any] | None,
     address_problem: tuple[str, str] | None,
     envoy_ready: bool,
+    placed: bool = True,
+    rejected: str | None = None,
 ) -> Verdict:
     """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure."""
     if missing_addresses:
@@ -74,6 +110,8 @@ def verdict(
         return Verdict(False, conditions.ADDRESSES_NOT_FOUND,
                        f"Addresses {names} not found in the tenant namespace (the agent writes "
                        "Addresses/default from the tenant's Ready nodes)")  # fmt: skip
+    if refused:
+        return Verdict(False, conditions.ENDPOINT_REFUSED, "; ".join((*refused, *problems)))
     if problems:
         return Verdict(False, conditions.INVALID_SPEC, "; ".join(problems))
     name = lbservice.service_name(lb.name)
@@ -83,9 +121,21 @@ def verdict(
         return Verdict(False, conditions.NO_ADDRESS,
                        f"waiting for an external address on Service {name} (from MetalLB, a "
                        "cloud load balancer, or the manager's address pool)")  # fmt: skip
+    if not placed and lb.spec.type != "LoadBalancer":
+        # Only an external address places such an infrastructure's listeners, and only
+        # type LoadBalancer gets one: waiting would never end.
+        return Verdict(False, conditions.SERVICE_TYPE_NOT_SERVED,
+                       f"spec.type {lb.spec.type}: the data plane binds a LoadBalancer at the "
+                       f"external address of Service {name}, which the address pool (process "
+                       "and standalone mode) gives to spec.type LoadBalancer only; set "
+                       "spec.type: LoadBalancer")  # fmt: skip
     if not envoy_ready:
         return Verdict(False, conditions.ENVOY_NOT_READY,
                        f"the tenant's Envoy (envoy-{lb.namespace}) is not ready")  # fmt: skip
+    if rejected is not None:
+        return Verdict(False, conditions.REJECTED_BY_DATAPLANE,
+                       f"the tenant's Envoy rejected its configuration and serves its last good "
+                       f"one: {rejected}")  # fmt: skip
     where = ", ".join(_ingress(service)) or f"Service {name} ({lb.spec.type})"
     return Verdict(True, conditions.RECONCILED, f"served at {where}")
 
@@ -115,10 +165,16 @@ class LoadBalancerReconciler:
         inputs: common.Inputs,
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
+        rejections: Rejections | None = None,
+        events: kevents.EventRecorder | None = None,
     ) -> None:
+        """`rejections`: what the tenants' Envoys NACKed (None: nothing reports it); `events`:
+        where refused endpoints are also reported (None: the condition only)."""
         self.inputs = inputs
         self.writer = writer
         self.infra = infra
+        self.rejections = rejections
+        self.events = events
         self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
                                      predicate=watches.spec_changed)  # fmt: skip
         service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
@@ -256,19 +312,26 @@ class LoadBalancerReconciler:
                           and objects.ObjectKey(ns, e.addresses_reference.name)
                           not in self.inputs.addresses.store})  # fmt: skip
         problems: tuple[str, ...] = ()
+        refused: tuple[str, ...] = ()
+        piece: irbuild.Piece | None = None
+        placement = self.infra.placement(lb, service, listen)
         if not missing:
             # The piece envoycp serves, when the LoadBalancer is placed: built once for both.
             # Not placed yet (no address): problems do not depend on where it will bind.
-            placement = self.infra.placement(lb, service, listen)
-            if placement is None:
-                placement = irbuild.Placement("0.0.0.0", listen)
-            piece = self.inputs.pieces.get(lb, placement, self.inputs.addresses_in(ns))
+            where = placement or irbuild.Placement("0.0.0.0", listen)
+            policy = self.inputs.endpoint_policy(ns)
+            piece = self.inputs.pieces.get(lb, where, self.inputs.addresses_in(ns), policy)
             problems = irbuild.assemble(ns, [piece]).problems.get(piece.key, ())
+            refused = piece.refused
         if not lb.spec.ports:
             problems = (*problems, "spec.ports is empty: nothing to expose")
         problem = self.infra.address_problem(ns, lbservice.service_name(lb.name))
-        return verdict(lb, missing_addresses=missing, problems=problems, service=service,
-                       address_problem=problem, envoy_ready=self.infra.ready(ns))  # fmt: skip
+        rejection = self.rejections(ns) if self.rejections is not None else None
+        rejected = rejection.detail if rejection and rejection.affects(piece) else None
+        return verdict(lb, missing_addresses=missing, problems=problems, refused=refused,
+                       service=service, address_problem=problem,
+                       envoy_ready=self.infra.ready(ns), placed=placement is not None,
+                       rejected=rejected)  # fmt: skip
 
     async def _write_status(
         self,
@@ -291,6 +354,8 @@ class LoadBalancerReconciler:
         if written.changed:
             logger.info("LoadBalancer %s: Ready=%s %s: %s", objects.key_of(raw), result.ready,
                         result.reason, result.message)  # fmt: skip
+            if result.reason == conditions.ENDPOINT_REFUSED and self.events is not None:
+                await self.events.warning(raw, result.reason, result.message)
 
     async def _delete_service(self, raw: objects.RawObject) -> None:
         key = objects.ObjectKey(objects.namespace(raw), lbservice.service_name(objects.name(raw)))

@@ -1,2 +1,3 @@
-"""Standalone mode without Kubernetes: LoadBalancers from files, addresses from a local pool,
-assignments persisted in a state folder, one data-plane node for the whole host."""
+"""Standalone mode without Kubernetes: the manager's reconcilers over an in-memory API server fed
+from files, one data-plane node for the whole host, management Services persisted in a state
+folder so that addresses survive restarts."""

@@ -3,14 +3,17 @@
 Input: `set_snapshot(node_id, snapshot)` from whoever translates the IR (the manager per tenant
 namespace; standalone mode with one fixed node id). Output: the ADS server registers each stream
 under its Envoy's node id and is notified whenever that node's snapshot changes; `status(node_id)`
-reports what the node's Envoys have ACKed or NACKed. Several Envoys may share a node id (replicas);
-each has its own stream, and a reconnecting Envoy simply registers again.
+reports what the node's Envoys have ACKed or NACKed. A NACK stands (`rejection(node_id)`) until
+an Envoy of the node ACKs a later response of the same type, and `watch_rejections` callbacks
+hear of every change of what stands, so status can say what is really served. Several Envoys
+may share a node id (replicas); each has its own stream, and a reconnecting Envoy simply
+registers again.
 
 Fallback: the cache remembers the last snapshot an Envoy of the node ACKed in full
-(`note_ack`). When that node's Envoy dies soon after a new snapshot, `rollback(node_id)` serves the
-last ACKed one again and refuses the fatal snapshot until a different one is set, so Envoy is never
-restarted into the configuration that killed it. An optional `admit(node_id, snap)` refuses a
-snapshot the node's Envoys cannot run (`RefusedSnapshotError`, with the reason).
+(`note_stream_ack`). When that node's Envoy dies soon after a new snapshot, `rollback(node_id)`
+serves the last ACKed one again and refuses the fatal snapshot until a different one is set, so
+Envoy is never restarted into the configuration that killed it. An optional `admit(node_id, snap)`
+refuses a snapshot the node's Envoys cannot run (`RefusedSnapshotError`, with the reason).
 
 Not thread-safe: use it from the event loop that runs the server.
 """
@@ -32,6 +35,8 @@ Notify = Callable[[], None]
 Admit = Callable[[str, snapshot.Snapshot], str | None]
 # An Envoy that exits this soon after ACKing a snapshot is taken to have died of it.
 ROLLBACK_WINDOW_SECONDS = 30.0
+# Called with a node id whose standing NACK appeared, changed or cleared.
+RejectionWatcher = Callable[[str], None]
 
 _COUNT_GAUGES = {
     "clusters": metrics.XDS_CLUSTERS,
@@ -57,7 +62,8 @@ class NodeStatus:
     node_id: str
     versions: dict[str, str] | None  # the snapshot's versions per type URL; None if no snapshot
     streams: tuple[StreamStatus, ...]
-    last_nack: sotw.Nack | None  # the most recent NACK from any Envoy of the node, ever
+    # The most recent NACK from any Envoy of the node, until one ACKs that type again.
+    last_nack: sotw.Nack | None
     # Why the snapshot last set was refused (`admit`) or rolled back; None once one is served.
     refused: str | None = None
 
@@ -99,6 +105,7 @@ class SnapshotCache:
         self._acked_before: dict[str, snapshot.Snapshot] = {}
         self._pinned: dict[str, dict[str, str]] = {}  # node -> versions of a fatal snapshot
         self._refused: dict[str, str] = {}
+        self._rejection_watchers: list[RejectionWatcher] = []
 
     def set_snapshot(self, node_id: str, snap: snapshot.Snapshot) -> bool:
         """Serve `snap` to `node_id`'s Envoys; False when nothing changed.
@@ -214,9 +221,36 @@ class SnapshotCache:
             self._streams.pop(stream.node_id, None)
 
     def note_nack(self, node_id: str, nack: sotw.Nack) -> None:
+        previous = self._last_nack.get(node_id)
         self._last_nack[node_id] = nack
+        if previous is None or previous.error_detail != nack.error_detail:
+            self._rejection_changed(node_id)
 
-    def note_ack(self, stream: callbacks.StreamInfo) -> None:
+    def note_ack(self, node_id: str, type_url: str) -> None:
+        """An Envoy of the node ACKed a response of `type_url`: a NACK of that type no longer
+        stands (the input it rejected is gone)."""
+        nack = self._last_nack.get(node_id)
+        if nack is not None and nack.type_url == type_url:
+            del self._last_nack[node_id]
+            logger.info("Envoy (node %r) accepts its configuration again", node_id,
+                        extra={"tenant": node_id})  # fmt: skip
+            self._rejection_changed(node_id)
+
+    def rejection(self, node_id: str) -> sotw.Nack | None:
+        """The NACK that still stands for the node, if any."""
+        return self._last_nack.get(node_id)
+
+    def watch_rejections(self, watcher: RejectionWatcher) -> None:
+        self._rejection_watchers.append(watcher)
+
+    def _rejection_changed(self, node_id: str) -> None:
+        for watcher in self._rejection_watchers:
+            try:
+                watcher(node_id)
+            except Exception:
+                logger.exception("NACK watcher failed for node %r", node_id)
+
+    def note_stream_ack(self, stream: callbacks.StreamInfo) -> None:
         """An Envoy ACKed something: remember the node's snapshot once it runs all of it."""
         node_id = stream.node_id
         snap = self._snapshots.get(node_id)

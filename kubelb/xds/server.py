@@ -13,6 +13,12 @@ Both ADS flavours are served on one port: state of the world (`StreamAggregatedR
 bootstrap `api_type: GRPC`) and delta (`DeltaAggregatedResources`, `api_type: DELTA_GRPC`). They
 share the ordering machine of `kubelb.xds.sotw`; a delta stream sends only what changed
 (`kubelb.xds.delta`).
+
+Authorisation: started with server `credentials` (mTLS, `kubelb.pki.serving`), the server serves
+a stream only the node id its client certificate names (`kubelb.pki.identity`); a first request
+for any other node is refused with PERMISSION_DENIED before anything is sent, and a client
+without a certificate does not get past the handshake. Without credentials (plaintext, for
+loopback only) every node id is served.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from kubelb.observe import server as observe_server
+from kubelb.pki import identity
 from kubelb.xds import cache, callbacks, delta, snapshot, sotw
 
 logger = logging.getLogger(__name__)
@@ -113,10 +120,15 @@ class XdsServer:
         self._inboxes: dict[int, _Inbox] = {}
         self._ids = itertools.count(1)
         self._stopping = False
+        self.mtls = False
+        self.refused = 0  # streams refused: the certificate names another node, or none
 
-    async def start(self, address: str) -> int:
+    async def start(
+        self, address: str, *, credentials: grpc.ServerCredentials | None = None
+    ) -> int:
         """Listen on `address` (`HOST:PORT`, `:PORT` for every interface; port 0 picks a free
-        one) and return the port. Raises `BindError` when the address cannot be bound."""
+        one) and return the port. Raises `BindError` when the address cannot be bound.
+        `credentials`: serve mTLS (client certificate required), each node to itself only."""
         host, port = observe_server.parse_address(address)
         # Bind once ourselves first: gRPC tells no reason for a failure, and logs its own line.
         if (error := observe_server.bind_error(host, port)) is not None:
@@ -126,7 +138,10 @@ class XdsServer:
         server = grpc.aio.server(options=self.options.grpc_options())
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
         try:
-            port = server.add_insecure_port(grpc_target(host, port))
+            if credentials is None:
+                port = server.add_insecure_port(grpc_target(host, port))
+            else:
+                port = server.add_secure_port(grpc_target(host, port), credentials)
         except RuntimeError:  # gRPC's only word on a failed bind
             port = 0
         if port == 0:
@@ -134,7 +149,9 @@ class XdsServer:
             raise observe_server.BindError(observe_server.cannot_listen("xDS server", address))
         await server.start()
         self._server, self.port, self._stopping = server, port, False
-        logger.info("xDS server listening on %s", observe_server.format_address(host, port))
+        self.mtls = credentials is not None
+        logger.info("xDS server listening on %s (%s)", observe_server.format_address(host, port),
+                    "mTLS" if self.mtls else "plaintext")  # fmt: skip
         return port
 
     async def stop(self, grace: float | None = 5.0) -> None:
@@ -154,6 +171,7 @@ class XdsServer:
         """Run one ADS stream (delta when `incremental`) until Envoy goes away or the server
         stops."""
         info = callbacks.StreamInfo(stream_id=next(self._ids), peer=context.peer())
+        certified = _certified_node(context) if self.mtls else None
         if incremental:
             info.delta = delta.DeltaStreamState()
             info.state = info.delta.sotw
@@ -173,7 +191,7 @@ class XdsServer:
                     inbox.woken = False
                 else:
                     if not registered:
-                        registered = self._register(info, item, inbox)
+                        registered = self._register(info, item, inbox, certified)
                     self._receive(info, item)
                 await self._push(info, context)
         finally:
@@ -186,9 +204,20 @@ class XdsServer:
             self._call_hooks("on_stream_closed", info)
             logger.info("xDS stream %d closed (node %r)", info.stream_id, info.node_id)
 
-    def _register(self, info: callbacks.StreamInfo, request: Any, inbox: _Inbox) -> bool:
+    def _register(
+        self, info: callbacks.StreamInfo, request: Any, inbox: _Inbox, certified: str | None
+    ) -> bool:
         if not request.node.id:
             raise _StreamError(grpc.StatusCode.INVALID_ARGUMENT, "first request has no node id")
+        if self.mtls and request.node.id != certified:
+            self.refused += 1
+            logger.warning(
+                "xDS stream %d from %s refused: node %r asked, its certificate names %r",
+                info.stream_id, info.peer, request.node.id, certified,
+            )  # fmt: skip
+            raise _StreamError(
+                grpc.StatusCode.PERMISSION_DENIED, "the client certificate names another node"
+            )
         info.node_id = request.node.id
         self.cache.register(info, inbox.wake)
         logger.info(
@@ -214,7 +243,9 @@ class XdsServer:
                 extra={"tenant": info.node_id},
             )
         elif outcome is sotw.Outcome.ACK:
-            self.cache.note_ack(info)
+            self.cache.note_ack(info.node_id, request.type_url)
+            self.cache.note_stream_ack(info)
+            logger.debug("xDS stream %d: %s %s", info.stream_id, outcome, kind)
         elif outcome is sotw.Outcome.UNKNOWN_TYPE:
             logger.debug("xDS stream %d asked for unserved type %s", info.stream_id, kind)
         else:
@@ -303,6 +334,12 @@ def delta_response(planned: delta.DeltaPush, nonce: str) -> Any:
         removed_resources=planned.removed,
         control_plane=base_pb2.ControlPlane(identifier=CONTROL_PLANE_ID),
     )
+
+
+def _certified_node(context: Any) -> str | None:
+    """The node id the peer's (verified) client certificate names, if any."""
+    uris = context.auth_context().get("peer_uri") or ()
+    return identity.node_of(u.decode("utf-8", "replace") for u in uris)
 
 
 class _StreamError(Exception):

@@ -7,8 +7,10 @@ and the kubelet (Deployment status) to see the address flow back and the LB turn
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 
 from kubelb.envoy import binary
 from kubelb.kube import client, kubeconfig, objects, resources
+from kubelb.pki import files
 from tests.e2e import conftest, stack as stack_mod
 from tests.e2e.helpers import find, ingress_ips, ready_condition, until
 from tests.support import cluster
@@ -27,6 +30,7 @@ NS = f"tenant-{TENANT}"
 XDS_PORT = 8001
 PORTS = [("https", 443, 30443), ("http", 80, 30080)]  # name, Service port, NodePort
 METALLB_IP = "203.0.113.10"
+MOUNT = "/etc/kubelb/xds-tls"  # where the Envoy pods mount their xDS certificate Secret
 
 
 @pytest.fixture
@@ -68,7 +72,7 @@ async def test_deployment_and_service_spec(kubernetes_manager, mgmt, e2e_workdir
         path = await stack_mod.onboard_tenant(mgmt, TENANT, e2e_workdir / f"{TENANT}.kubeconfig")
         async with as_agent(path) as agent:
             await agent.create(resources.ADDRESSES, {"metadata": {"name": "default"}, "spec": {
-                "addresses": [{"ip": "127.0.0.29"}]}}, namespace=NS)  # fmt: skip
+                "addresses": [{"ip": "192.0.2.29"}]}}, namespace=NS)  # fmt: skip
             await agent.create(resources.LOAD_BALANCERS, _load_balancer(), namespace=NS)
             await _check_objects(mgmt)
             # The tenant's last LB goes (its Service was deleted): so do its Envoy pods.
@@ -97,7 +101,7 @@ async def _check_objects(mgmt: client.Client) -> None:
     deployment = await until(lambda: find(mgmt, resources.DEPLOYMENTS, f"envoy-{NS}", NS),
                              what="the Envoy Deployment")  # fmt: skip
     _check_deployment(deployment)
-    await _validate_bootstrap(deployment)
+    await _validate_bootstrap(mgmt, deployment)
 
     # MetalLB's part: the address flows into the LB; the pods are not ready yet.
     await mgmt.patch_status(resources.SERVICES, "envoy-web",
@@ -141,11 +145,23 @@ def _check_deployment(deployment: objects.RawObject) -> None:
     assert str(XDS_PORT) in json.dumps(bootstrap)
 
 
-async def _validate_bootstrap(deployment: objects.RawObject) -> None:
-    """The real Envoy accepts the pod's command line (`--mode validate` opens no sockets)."""
+async def _validate_bootstrap(mgmt: client.Client, deployment: objects.RawObject) -> None:
+    """The real Envoy accepts the pod's command line (`--mode validate` opens no sockets), with
+    the xDS certificate Secret laid out as the kubelet mounts it (Envoy checks the files exist)."""
     (envoy, *_) = deployment["spec"]["template"]["spec"]["containers"]
+    secret = await mgmt.get(resources.SECRETS, f"envoy-{NS}-xds-cert", namespace=NS)
+    with tempfile.TemporaryDirectory() as mount:
+        # The Secret's files as they are, moved from the mount path to a folder of ours.
+        data = {k: base64.b64decode(v).replace(MOUNT.encode(), mount.encode())
+                for k, v in secret["data"].items()}  # fmt: skip
+        files.write_dir(Path(mount), data)
+        args = [a.replace(MOUNT, mount) for a in envoy["args"]]
+        await _envoy_validate(args)
+
+
+async def _envoy_validate(args: list[str]) -> None:
     process = await asyncio.create_subprocess_exec(
-        str(binary.find_envoy()), "--mode", "validate", *envoy["args"],
+        str(binary.find_envoy()), "--mode", "validate", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output, _ = await process.communicate()

@@ -14,8 +14,9 @@ LoadBalancer controller writes (`lbservice.desired_status_service_ports`), the p
 Envoy control reads back from it (`infra.kubernetes.placement`) and the IR builder. Only the
 namespace's own LoadBalancers and Addresses take part, as in the manager.
 
-Standalone mode runs the standalone engine (`kubelb translate` does the same) on a scratch state
-directory: addresses from the pool, each listener on its LoadBalancer's own port.
+Standalone mode runs standalone mode's pipeline in memory (`standalone.translate`, as `kubelb
+translate` does): the manager's reconcilers over the loaded objects, addresses from the pool,
+each listener on its LoadBalancer's own port.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kubelb.api import (
     addresses as api_addresses,
+    conditions,
     config as api_config,
     loadbalancer as api_lb,
     meta,
@@ -36,13 +39,12 @@ from kubelb.api import (
     registry,
     tenant as api_tenant,
 )
+from kubelb.app import logs, standalone
 from kubelb.infra import kubernetes as kubernetes_infra
 from kubelb.ir import proxy
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.manager import effective, lbservice, ports
 from kubelb.placement import pool as address_pool
-from kubelb.sources import file
-from kubelb.standalone import engine, state
 
 DEFAULT_NAMESPACE = "tenant-a"
 
@@ -119,24 +121,24 @@ def _manager(namespace: str, raw: list[dict[str, Any]]) -> Built:
 
 
 def _standalone(raw: list[dict[str, Any]], pool: str | None, scratch: Path) -> Built:
-    documents = tuple(
-        file.Document(body=body, path=Path("case.yaml"), index=i) for i, body in enumerate(raw)
-    )
-    eng = engine.Engine(
-        store=state.StateStore(scratch),
-        pool=address_pool.parse_pool(pool) if pool else None,
-    )
-    outcome = eng.reconcile(file.Snapshot(documents=documents))
+    case = scratch / "case.yaml"
+    case.write_text(yaml.safe_dump_all(raw, sort_keys=False))
+    pool_spec = address_pool.parse_pool(pool) if pool else None
+    config, status = logs.run_loop(standalone.translate(case, pool_spec))
+
+    def here(message: str) -> str:  # origins relative to the scratch folder
+        return message.replace(f"{scratch}/", "")
+
     problems: dict[str, list[str]] = {}
-    if outcome.errors:
-        problems["(not a LoadBalancer)"] = list(outcome.errors)
-    for lb in outcome.loadbalancers:
-        (ready,) = lb.conditions
-        if ready.reason != "Serving":
-            problems[f"{lb.namespace}/{lb.name}"] = [
-                f"Ready={ready.status} {ready.reason}: {ready.message}"
+    if status["errors"]:
+        problems["(files)"] = [here(e) for e in status["errors"]]
+    for lb in status["loadBalancers"]:
+        (ready,) = lb["conditions"]
+        if ready["reason"] != conditions.RECONCILED:
+            problems[f"{lb['namespace']}/{lb['name']}"] = [
+                here(f"Ready={ready['status']} {ready['reason']}: {ready['message']}")
             ]
-    return Built(outcome.config, problems)
+    return Built(config, problems)
 
 
 def _in(obj: meta.KubeObject, namespace: str) -> bool:

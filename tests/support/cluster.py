@@ -68,7 +68,7 @@ class Cluster(local.Cluster):
                 api, name, addresses=addresses, ready=ready, labels=labels
             )
 
-    async def set_node_ready(self, name: str, ready: bool) -> client.V1Node:
+    async def set_node_ready(self, name: str, ready: bool | str) -> client.V1Node:
         """See `tests.support.nodes.set_node_ready`."""
         async with self.api_client() as api:
             return await nodes.set_node_ready(api, name, ready)

@@ -1,5 +1,6 @@
 """Node objects for clusters that have no kubelet: created with chosen addresses and a Ready
-condition, flipped NotReady, re-addressed.
+condition, flipped NotReady (or Unknown, as the node lifecycle controller writes when a kubelet
+goes silent), re-addressed.
 
 Inputs: an admin `kubernetes_asyncio` ApiClient. Outputs: the Node (a `V1Node`) after the write.
 Status is written through the `status` subresource, as a kubelet would, so that watchers of
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # (type, address): type is one of InternalIP, ExternalIP, Hostname, InternalDNS, ExternalDNS.
 NodeAddress = tuple[str, str]
+# The Ready status the node lifecycle controller sets when the kubelet stops posting.
+UNKNOWN = "Unknown"
 
 _CONFLICT_RETRIES = 10
 
@@ -38,8 +41,9 @@ async def create_node(
     return await _update_status(core, name, addresses=addresses, ready=ready)
 
 
-async def set_node_ready(api: client.ApiClient, name: str, ready: bool) -> client.V1Node:
-    """Set Node `name`'s Ready condition to True or False (NotReady), keeping its addresses."""
+async def set_node_ready(api: client.ApiClient, name: str, ready: bool | str) -> client.V1Node:
+    """Set Node `name`'s Ready condition to True, False (NotReady) or `UNKNOWN`, keeping its
+    addresses."""
     return await _update_status(client.CoreV1Api(api), name, ready=ready)
 
 
@@ -60,16 +64,26 @@ async def delete_node(api: client.ApiClient, name: str) -> None:
 
 
 def ready_condition(
-    ready: bool, now: datetime.datetime, previous: client.V1NodeCondition | None
+    ready: bool | str, now: datetime.datetime, previous: client.V1NodeCondition | None
 ) -> client.V1NodeCondition:
-    """The Ready condition a kubelet would post; the transition time moves only on a change."""
-    status = "True" if ready else "False"
+    """The Ready condition a kubelet would post (`UNKNOWN`: the one the node lifecycle
+    controller writes for a silent kubelet); the transition time moves only on a change."""
+    if ready == UNKNOWN:
+        status, reason, message = (
+            UNKNOWN,
+            "NodeStatusUnknown",
+            "Kubelet stopped posting node status.",
+        )
+    elif ready:
+        status, reason, message = "True", "KubeletReady", "kubelet is posting ready status"
+    else:
+        status, reason, message = "False", "KubeletNotReady", "node set NotReady by a test"
     changed = previous is None or previous.status != status
     return client.V1NodeCondition(
         type="Ready",
         status=status,
-        reason="KubeletReady" if ready else "KubeletNotReady",
-        message="kubelet is posting ready status" if ready else "node set NotReady by a test",
+        reason=reason,
+        message=message,
         last_heartbeat_time=now,
         last_transition_time=now if changed or previous is None else previous.last_transition_time,
     )
@@ -80,7 +94,7 @@ async def _update_status(
     name: str,
     *,
     addresses: Sequence[NodeAddress] | None = None,
-    ready: bool | None = None,
+    ready: bool | str | None = None,
 ) -> client.V1Node:
     for _ in range(_CONFLICT_RETRIES):
         node = await core.read_node(name)

@@ -1,8 +1,14 @@
 """Envoy Cluster per `balance.Backend`, with upstream KubeLB's defaults: connect timeout from the
-IR (5 s by default), ROUND_ROBIN (MAGLEV with source-IP persistence), healthy panic threshold 0 %
-(never send to hosts known to be down), TCP connect health checks that never keep a host the
-control plane removed (`ignore_health_on_host_removal`), optional upstream PROXY protocol, and
-for HTTP clusters explicit HTTP/1.1 or HTTP/2 upstream options.
+IR (5 s by default), ROUND_ROBIN (MAGLEV with source-IP persistence), TCP connect health checks
+that never keep a host the control plane removed (`ignore_health_on_host_removal`), optional
+upstream PROXY protocol, and for HTTP clusters explicit HTTP/1.1 or HTTP/2 upstream options.
+
+Healthy panic threshold 1 % where upstream KubeLB sets 0 %: Envoy adds a host marked failed until
+its first health check passes, so with 0 % an endpoint that replaces another (the old one is
+removed at once) takes no connection until then, about a second per change. At 1 % Envoy
+spreads over every host only while none is healthy (fewer than 1 in 100), so a replacement
+serves at once (make before break) and hosts known to be down get no traffic while any other
+host passes; the threshold is a whole percent in Envoy, 1 is the smallest that acts.
 
 IP-only clusters are EDS over ADS (endpoints travel as separate ClusterLoadAssignments, so an
 endpoint change does not re-send the cluster); clusters with any hostname are strict DNS (the
@@ -24,6 +30,8 @@ from kubelb.ir import proxy
 from kubelb.xds.translate import balance, common, endpoint, healthcheck, proxy_protocol
 
 DNS_REFRESH_SECONDS = 30.0
+# See the module docstring: every host, checked or not, takes traffic only while none passes.
+PANIC_THRESHOLD_PERCENT = 1.0
 DNS_CLUSTER = "envoy.clusters.dns"
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 # HTTP/2 flow-control windows and stream limit at Envoy's maxima, as upstream KubeLB sets them.
@@ -42,7 +50,7 @@ def build_cluster(
             cluster_pb2.Cluster.MAGLEV if backend.persistent else cluster_pb2.Cluster.ROUND_ROBIN
         ),
         common_lb_config=cluster_pb2.Cluster.CommonLbConfig(
-            healthy_panic_threshold=percent_pb2.Percent(value=0.0)
+            healthy_panic_threshold=percent_pb2.Percent(value=PANIC_THRESHOLD_PERCENT)
         ),
     )
     if backend.uses_dns:

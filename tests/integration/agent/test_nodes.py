@@ -11,6 +11,7 @@ import pytest
 from kubelb.agent import nodes
 from kubelb.kube import objects, resources
 from tests.integration.agent.helpers import find, idle, wait_for
+from tests.support import nodes as support_nodes
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +84,24 @@ async def test_ready_nodes_become_addresses(agent, tenant, tenant_setup, node_na
         # Deleting Addresses on the management side is repaired.
         await mgmt.delete(resources.ADDRESSES, "default", namespace=ns)
         await wait_addresses(mgmt, ns, [{"ip": "127.0.0.33"}])
+
+
+async def test_node_with_unknown_readiness_leaves_the_addresses(
+    agent, tenant, tenant_setup, node_names, mgmt
+):
+    """A silent kubelet: the node lifecycle controller sets Ready to Unknown. Its node must
+    leave the endpoints as a NotReady one does, and come back when it reports Ready again."""
+    label = {tenant_setup.node_label: "true"}
+    a, b, *_ = node_names
+    ns = tenant_setup.namespace
+    await tenant.create_node(a, addresses=[("ExternalIP", "127.0.0.51")], labels=label)
+    await tenant.create_node(b, addresses=[("ExternalIP", "127.0.0.52")], labels=label)
+    async with agent():
+        await wait_addresses(mgmt, ns, [{"ip": "127.0.0.51"}, {"ip": "127.0.0.52"}])
+        await tenant.set_node_ready(a, support_nodes.UNKNOWN)
+        await wait_addresses(mgmt, ns, [{"ip": "127.0.0.52"}])
+        await tenant.set_node_ready(a, True)
+        await wait_addresses(mgmt, ns, [{"ip": "127.0.0.51"}, {"ip": "127.0.0.52"}])
 
 
 @pytest.mark.parametrize(

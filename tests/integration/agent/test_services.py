@@ -179,6 +179,23 @@ async def test_status_is_written_back_and_events_explain_pending(
         [event] = await wait_for(assigned_event, what="an AddressAssigned event")
         assert "127.0.0.42" in event["message"]
 
+        # Served in part: the endpoints the hub refused reach the Service as a Warning.
+        refused = {**ready, "status": "False", "reason": "EndpointRefused",
+                   "message": "endpoint 127.0.0.1:9443 is refused: it is one of the hub's own "
+                   "sockets"}  # fmt: skip
+        await set_lb_status(mgmt, lb, {"loadBalancer": {"ingress": ingress},
+                                       "conditions": [refused]})  # fmt: skip
+
+        async def refused_event():
+            found = await service_events(tkube, svc)
+            return [e for e in found if e["reason"] == "EndpointRefused"]
+
+        [event] = await wait_for(refused_event, what="an EndpointRefused warning on the Service")
+        assert event["type"] == "Warning"
+        assert "127.0.0.1:9443 is refused" in event["message"]
+        await set_lb_status(mgmt, lb, {"loadBalancer": {"ingress": ingress},
+                                       "conditions": [ready]})  # fmt: skip
+
         # Reconciling again does not rewrite an equal status (ipMode aside).
         written = await tkube.get(resources.SERVICES, "shop", namespace=services_ns)
         before = running.service_controller.reconciles

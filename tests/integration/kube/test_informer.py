@@ -143,3 +143,21 @@ async def test_late_handler_gets_current_objects_and_informers_are_shared(kube, 
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await run
+
+
+async def test_store_keeps_no_managed_fields(kube, ns):
+    await kube.create(resources.LOAD_BALANCERS, load_balancer("listed"), namespace=ns)
+    inf = informer.Informer(kube, resources.LOAD_BALANCERS, namespace=ns)
+    async with running(inf.run()):
+        await asyncio.wait_for(inf.wait_synced(), DEADLINE)
+        await kube.create(resources.LOAD_BALANCERS, load_balancer("watched"), namespace=ns)
+        await eventually(lambda: objects.ObjectKey(ns, "watched") in inf.store)
+    for name in ("listed", "watched"):
+        # The API server records managedFields on every object; the store leaves them out.
+        live = await kube.get(resources.LOAD_BALANCERS, name, namespace=ns)
+        assert live["metadata"]["managedFields"]
+        cached = inf.store.get(objects.ObjectKey(ns, name))
+        assert cached is not None
+        assert "managedFields" not in cached["metadata"]
+        assert cached["spec"] == live["spec"]
+        assert cached["metadata"]["uid"] == live["metadata"]["uid"]

@@ -4,6 +4,8 @@ assignment and ports survive a manager restart, and deleting the LB cleans every
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
@@ -113,6 +115,96 @@ async def test_pool_conflict_is_reported(kube, tenants, managers, manager_settin
             return ingress_ips(await get(kube, resources.LOAD_BALANCERS, second, "b"))
 
         assert await eventually(second_placed, what="second LB placed") == [POOL_ADDRESS]
+
+
+async def test_load_balancer_without_type_load_balancer_says_why_it_is_not_served(
+    kube, tenants, managers, manager_settings
+):
+    """Nothing serves a ClusterIP LoadBalancer in process mode (the pool places type
+    LoadBalancer only): Ready says so instead of claiming to serve it, and turns True once the
+    type is LoadBalancer and traffic flows."""
+    ns = await tenants()
+    node_port, lb_port = free_port(NODE_ADDRESS), free_port(POOL_ADDRESS)
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    untyped = load_balancer("untyped", ports=[("p", lb_port, node_port)])
+    del untyped["spec"]["type"]  # the CRD's default: ClusterIP
+    await kube.create(resources.LOAD_BALANCERS, untyped, namespace=ns)
+    settings = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,)}
+
+    async def condition(reason):
+        found = ready(await get(kube, resources.LOAD_BALANCERS, ns, "untyped"))
+        return found if found and found["reason"] == reason else None
+
+    async with (
+        echo_server(NODE_ADDRESS, node_port, b"node:"),
+        managers(manager_settings, **settings),
+    ):
+        found = await eventually(lambda: condition("ServiceTypeNotServed"),
+                                 what="Ready=False ServiceTypeNotServed")  # fmt: skip
+        assert found["status"] == "False"
+        assert "ClusterIP" in found["message"]
+        await kube.patch(resources.LOAD_BALANCERS, "untyped",
+                         {"spec": {"type": "LoadBalancer"}}, namespace=ns)  # fmt: skip
+        found = await eventually(lambda: condition("Reconciled"), what="Ready=True")
+        assert found["status"] == "True"
+        answer = await eventually(lambda: exchange(POOL_ADDRESS, lb_port, b"hi"),
+                                  what="traffic once it is type LoadBalancer")  # fmt: skip
+        assert answer == b"node:hi"
+
+
+async def test_a_rejected_configuration_is_not_reported_served(
+    kube, tenants, managers, manager_settings
+):
+    """Envoy NACKs a listener it cannot bind (another process holds the port): that
+    LoadBalancer says RejectedByDataplane with Envoy's error while its neighbour stays Ready,
+    and once the input Envoy rejected is gone (a free port) it is Ready and lastNack cleared."""
+    ns = await tenants()
+    node_port = free_port(NODE_ADDRESS)
+    good_port, held_port, free = (free_port(POOL_ADDRESS) for _ in range(3))
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    await kube.create(resources.LOAD_BALANCERS,
+                      load_balancer("good", ports=[("p", good_port, node_port)]),
+                      namespace=ns)  # fmt: skip
+    settings = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,)}
+
+    async def condition(name, reason):
+        found = ready(await get(kube, resources.LOAD_BALANCERS, ns, name))
+        return found if found and found["reason"] == reason else None
+
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind((POOL_ADDRESS, held_port))
+    holder.listen()
+    try:
+        async with (
+            echo_server(NODE_ADDRESS, node_port, b"node:"),
+            managers(manager_settings, **settings) as manager,
+        ):
+            await eventually(lambda: condition("good", "Reconciled"), what="good Ready")
+            clash = load_balancer("clash", ports=[("p", held_port, node_port)])
+            await kube.create(resources.LOAD_BALANCERS, clash, namespace=ns)
+            found = await eventually(lambda: condition("clash", "RejectedByDataplane"),
+                                     what="clash RejectedByDataplane")  # fmt: skip
+            assert found["status"] == "False"
+            nack = manager.cache.rejection(ns)
+            assert nack is not None
+            assert nack.error_detail in found["message"]
+            await settled(manager, ns)  # the NACK reconciled every LoadBalancer of the tenant
+            assert await condition("good", "Reconciled"), "the neighbour is not concerned"
+            assert await exchange(POOL_ADDRESS, good_port, b"still") == b"node:still"
+
+            await kube.patch(resources.LOAD_BALANCERS, "clash",
+                             {"spec": {"ports": [{"name": "p", "port": free,
+                                                  "protocol": "TCP"}]}},
+                             namespace=ns)  # fmt: skip
+            await eventually(lambda: condition("clash", "Reconciled"),
+                             what="clash Ready once Envoy accepts")  # fmt: skip
+            assert manager.cache.rejection(ns) is None
+            assert manager.cache.status(ns).last_nack is None
+            answer = await eventually(lambda: exchange(POOL_ADDRESS, free, b"moved"),
+                                      what="traffic on the free port")  # fmt: skip
+            assert answer == b"node:moved"
+    finally:
+        holder.close()
 
 
 async def test_selector_of_an_earlier_manager_is_dropped_once(

@@ -163,9 +163,13 @@ async def test_bad_input_is_reported_and_others_keep_serving(kubelb):
             invalid, clash, c = (kubelb.lb(doc, n) for n in ("invalid", "clash", "c"))
             return (
                 invalid
+                and invalid["conditions"]
                 and clash
+                and clash["conditions"]
+                and clash["conditions"][0]["reason"] != "NoAddress"
                 and c
                 and c["ready"]
+                and kubelb.lb(doc, "a")["ready"]
                 and any("broken.yaml" in e for e in doc["errors"])
             )
 
@@ -174,7 +178,8 @@ async def test_bad_input_is_reported_and_others_keep_serving(kubelb):
         assert invalid["conditions"][0]["reason"] == "InvalidSpec"
         assert "protocol" in invalid["conditions"][0]["message"]
         assert clash["conditions"][0]["reason"] == "PortConflict"
-        assert "it/a" in clash["conditions"][0]["message"]
+        # The pool places the LoadBalancers' management Services: a's is envoy-a.
+        assert "it/envoy-a" in clash["conditions"][0]["message"]
         assert kubelb.lb(doc, "a")["ready"]
         assert (
             await backends.eventually(lambda: backends.request(HOST, c_port), "LB c") == b"A:ping"
@@ -190,7 +195,9 @@ async def test_restart_keeps_every_address(kubelb):
     (kubelb.config_dir / "z.yaml").write_text(lb_yaml("z", port, [("127.0.0.11", backend)]))
     async with backends.tcp_echo("Z", "127.0.0.11", backend):
         await kubelb.start()
-        doc = await kubelb.wait_for(lambda d: kubelb.lb(d, "z"), "LB z")
+        doc = await kubelb.wait_for(
+            lambda d: kubelb.lb(d, "z") and kubelb.lb(d, "z")["ready"], "LB z"
+        )
         assert kubelb.lb(doc, "z")["address"] == "127.0.0.1"
         assert await kubelb.stop() == 0
         # A newcomer that sorts first must not take z's address after the restart.
@@ -217,3 +224,56 @@ async def test_file_change_to_traffic_is_applied_quickly(kubelb):
     pid_before = (await kubelb.status())["dataplane"].get("pid")
     await asyncio.sleep(0)
     assert (await kubelb.status())["dataplane"].get("pid") == pid_before
+
+
+async def test_endpoints_naming_kubelbs_own_servers_are_refused(kubelb):
+    """A LoadBalancer may not forward to kubelb's admin or xDS server (it would hand out every
+    LoadBalancer's configuration); the others keep serving."""
+    good_port, admin_lb, xds_lb, backend = free_port(), free_port(), free_port(), free_port()
+    (kubelb.config_dir / "good.yaml").write_text(
+        lb_yaml("good", good_port, [("127.0.0.11", backend)])
+    )
+    (kubelb.config_dir / "admin.yaml").write_text(
+        lb_yaml("to-admin", admin_lb, [("127.0.0.1", kubelb.admin_port)])
+    )
+    (kubelb.config_dir / "xds.yaml").write_text(
+        lb_yaml("to-xds", xds_lb, [("127.0.0.1", kubelb.xds_port)])
+    )
+    async with backends.tcp_echo("G", "127.0.0.11", backend):
+        await kubelb.start()
+
+        def reported(doc):
+            lbs = [kubelb.lb(doc, n) for n in ("good", "to-admin", "to-xds")]
+            return all(lb and lb["conditions"] for lb in lbs) and lbs[0]["ready"]
+
+        doc = await kubelb.wait_for(reported, "the refusals to be reported")
+        # The Python data plane has no xDS server: nothing of kubelb's listens on that port.
+        ours = {"to-admin": admin_lb, "to-xds": xds_lb}
+        if kubelb.dataplane == "python":
+            del ours["to-xds"]
+        for name, port in ours.items():
+            condition = kubelb.lb(doc, name)["conditions"][0]
+            assert condition["reason"] == "EndpointRefused", condition
+            assert not kubelb.lb(doc, name)["ready"]
+            await no_answer_through(port)
+        served = await backends.eventually(lambda: backends.request(HOST, good_port), "LB good")
+        assert served == b"G:ping"
+
+
+async def no_answer_through(port: int) -> None:
+    """A request through the LoadBalancer's port gets no answer from kubelb's own server (the
+    listener may still accept and close)."""
+    try:
+        conn = await backends.Connection.open(HOST, port)
+    except OSError:
+        return
+    try:
+        conn.writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+        await conn.writer.drain()
+        async with asyncio.timeout(10):
+            reply = await conn.reader.read()
+    except OSError:
+        return
+    finally:
+        await conn.close()
+    assert not reply, reply

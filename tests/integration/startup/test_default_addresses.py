@@ -60,10 +60,24 @@ def modes(tmp: Path) -> dict[str, Mode]:
     kubeconfig.write_text(KUBECONFIG)
     (tmp / "config").mkdir()
     return {
+        # The process deployer keeps the xDS CA in --state-dir, so every server binds here.
         "manager": Mode(
             "manager",
-            ["--mode=manager", f"--kubeconfig={kubeconfig}", f"--state-dir={tmp / 'state'}"],
+            [
+                "--mode=manager",
+                f"--kubeconfig={kubeconfig}",
+                f"--state-dir={tmp / 'state'}",
+                "--envoy-deployer=process",
+            ],
             {"xDS server": (8001, EVERY), "probes": (8081, EVERY), "metrics": (9443, EVERY)},
+            {},
+        ),
+        # The default deployer reads the xDS CA from the API server, which this namespace lacks:
+        # the manager keeps retrying with its probes and metrics up, and serves xDS once it can.
+        "manager-kubernetes": Mode(
+            "manager-kubernetes",
+            ["--mode=manager", f"--kubeconfig={kubeconfig}"],
+            {"probes": (8081, EVERY), "metrics": (9443, EVERY)},
             {},
         ),
         "agent": Mode(
@@ -119,7 +133,7 @@ def levels(stderr: str, level: str) -> list[str]:
 
 
 @needs_netns
-@pytest.mark.parametrize("name", ["manager", "agent", "standalone"])
+@pytest.mark.parametrize("name", ["manager", "manager-kubernetes", "agent", "standalone"])
 def test_mode_binds_its_default_addresses(name: str, tmp_path: Path) -> None:
     mode = modes(tmp_path)[name]
     result = run_in_netns(mode)

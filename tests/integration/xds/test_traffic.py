@@ -244,6 +244,8 @@ async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySup
             endpoints=[r.message for r in good[snapshot.ENDPOINT].items.values()],
             listeners=[*(r.message for r in good[snapshot.LISTENER].items.values()), invalid],
         )
+        heard: list[str] = []
+        xds.cache.watch_rejections(heard.append)
         xds.cache.set_snapshot(NODE, bad)
 
         async def nacked() -> bool:
@@ -259,6 +261,8 @@ async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySup
         assert await answers(port, "a:"), "the last good listener keeps serving"
         status = xds.cache.status(NODE)
         assert status.streams[0].acked[snapshot.LISTENER] == good.version(snapshot.LISTENER)
+        assert xds.cache.rejection(NODE) == nack
+        assert heard == [NODE]
 
         xds.cache.set_snapshot(NODE, good)  # fixing the config is picked up again
 
@@ -266,6 +270,15 @@ async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySup
             return xds.cache.status(NODE).in_sync()
 
         await backends.eventually(in_sync, what="the good config ACKed")
+
+        # The rejected input is gone: once Envoy ACKs listeners again (the good ones are sent
+        # anew, since the bad ones were the last sent) the NACK no longer stands.
+        async def cleared() -> bool:
+            return xds.cache.status(NODE).last_nack is None
+
+        await backends.eventually(cleared, what="lastNack cleared by the listener ACK")
+        assert xds.cache.rejection(NODE) is None
+        assert heard == [NODE, NODE]
 
 
 @both_flavours

@@ -85,3 +85,27 @@ def test_scheduling_options_and_pod_monitor():
 
 def test_rendering_is_deterministic():
     assert render() == render()
+
+
+def test_xds_tls_mounts_the_certificate_secret():
+    proxy = api_config.EnvoyProxy.model_validate({})
+    options = kubernetes.Options(xds_host="envoycp.kubelb.svc", xds_tls=True)
+    d = kubernetes.desired_deployment("tenant-a", options, proxy, 1, None)
+    pod = d["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "xds-tls", "secret": {"secretName": "envoy-tenant-a-xds-cert"}}
+    ]
+    envoy = containers(d)["envoy-proxy"]
+    assert envoy["volumeMounts"] == [
+        {"name": "xds-tls", "mountPath": "/etc/kubelb/xds-tls", "readOnly": True}
+    ]
+    boot = json.loads(envoy["args"][envoy["args"].index("--config-yaml") + 1])
+    (xds,) = [c for c in boot["static_resources"]["clusters"] if c["name"] == "xds_cluster"]
+    tls = xds["transport_socket"]["typed_config"]
+    assert tls["sni"] == "envoycp.kubelb.svc"
+    validation = tls["common_tls_context"]["combined_validation_context"]
+    sds = validation["validation_context_sds_secret_config"]["sds_config"]["path_config_source"]
+    assert sds["path"] == "/etc/kubelb/xds-tls/ca-sds.json"
+    plain = render()
+    assert "volumes" not in plain["spec"]["template"]["spec"]
+    assert "transport_socket" not in containers(plain)["envoy-proxy"]["args"][1]

@@ -1,3 +1,5 @@
+import pytest
+
 from kubelb.api import config as api_config, tenant as api_tenant
 from kubelb.manager import effective
 
@@ -51,3 +53,29 @@ def test_either_level_can_disable_layer4():
     assert effective.resolve(
         None, make_tenant({"loadBalancer": {"disable": True}})
     ).load_balancer_disabled
+
+
+def test_endpoint_cidrs_unset_everywhere_are_empty():
+    assert effective.resolve(None, None).endpoint_cidrs == effective.EndpointCIDRs()
+
+
+def test_tenant_endpoint_cidrs_replace_the_configs_list_by_list():
+    cfg = make_config({"loadBalancer": {"allowedEndpointCIDRs": ["10.0.0.0/8"],
+                                        "deniedEndpointCIDRs": ["10.9.0.0/16"]}})  # fmt: skip
+    only_allowed = make_tenant({"loadBalancer": {"allowedEndpointCIDRs": ["192.168.0.0/16"]}})
+    assert effective.resolve(cfg, only_allowed).endpoint_cidrs == effective.EndpointCIDRs(
+        allowed=("192.168.0.0/16",), denied=("10.9.0.0/16",)
+    )
+    # An explicit empty list is set: it replaces the Config's.
+    cleared = make_tenant({"loadBalancer": {"deniedEndpointCIDRs": []}})
+    assert effective.resolve(cfg, cleared).endpoint_cidrs == effective.EndpointCIDRs(
+        allowed=("10.0.0.0/8",), denied=()
+    )
+    assert effective.resolve(cfg, make_tenant({})).endpoint_cidrs == effective.EndpointCIDRs(
+        allowed=("10.0.0.0/8",), denied=("10.9.0.0/16",)
+    )
+
+
+def test_a_config_with_a_malformed_cidr_does_not_validate():
+    with pytest.raises(ValueError, match="not a CIDR"):
+        make_config({"loadBalancer": {"deniedEndpointCIDRs": ["10.0.0.1/8"]}})

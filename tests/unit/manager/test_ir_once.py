@@ -4,6 +4,8 @@ the piece. Real informer stores fed as a watch would feed them; no API server.""
 from __future__ import annotations
 
 import copy
+import gc
+import types
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from kubelb.api import labels, loadbalancer as api_lb
 from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.infra import kubernetes as kubernetes_infra
 from kubelb.ir import proxy
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import informer, objects
 from kubelb.manager import common, envoycp, lbservice, loadbalancers, pieces
 
@@ -83,10 +85,10 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real = irbuild.build_load_balancer
 
     def counting(
-        lb: api_lb.LoadBalancer, placement: irbuild.Placement, addresses: Any
+        lb: api_lb.LoadBalancer, placement: irbuild.Placement, addresses: Any, policy: Any = None
     ) -> irbuild.Piece:
         built.append(lb.name)
-        return real(lb, placement, addresses)
+        return real(lb, placement, addresses, policy)
 
     monkeypatch.setattr(irbuild, "build_load_balancer", counting)
     return built
@@ -140,7 +142,40 @@ def test_a_piece_is_rebuilt_when_what_it_reads_changes(builds: list[str]) -> Non
     assert len(builds) == 2
     annotated = copy.deepcopy(raw)
     annotated["metadata"]["annotations"] = {"kubelb.k8c.io/proxy-protocol": "v2"}
-    cache.get(api_lb.LoadBalancer.model_validate(annotated), there, {})
+    annotated_lb = api_lb.LoadBalancer.model_validate(annotated)
+    cache.get(annotated_lb, there, {})
     assert len(builds) == 3
+    # The tenant's endpoint policy changed (a Config or Tenant edit): rebuilt once.
+    policy = endpointpolicy.EndpointPolicy(denied=endpointpolicy.LOOPBACK)
+    cache.get(annotated_lb, there, {}, policy)
+    cache.get(
+        annotated_lb, there, {}, endpointpolicy.EndpointPolicy(denied=endpointpolicy.LOOPBACK)
+    )
+    assert len(builds) == 4
     cache.forget(objects.ObjectKey(NS, "web"))
     assert len(cache) == 0
+
+
+def reachable(root: object) -> list[object]:
+    """Every object reachable from `root` through references (classes and modules excluded)."""
+    seen: dict[int, object] = {}
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType)):
+            continue
+        seen[id(obj)] = obj
+        stack.extend(gc.get_referents(obj))
+    return list(seen.values())
+
+
+def test_a_piece_does_not_keep_the_load_balancer_it_was_built_from(builds: list[str]) -> None:
+    # Each version's model lives in the parse cache; a second copy per LoadBalancer in the
+    # pieces doubled the manager's memory for them.
+    cache = pieces.Pieces()
+    raw = load_balancer(30080, generation=1)
+    here = irbuild.Placement("10.0.0.9")
+    cache.get(api_lb.LoadBalancer.model_validate(raw), here, {})
+    cache.get(api_lb.LoadBalancer.model_validate({**raw, "status": {"service": {}}}), here, {})
+    assert builds == ["web"]
+    assert not [o for o in reachable(cache) if isinstance(o, api_lb.LoadBalancer)]

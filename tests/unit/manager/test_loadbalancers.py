@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from kubelb.api import loadbalancer as api_lb
+from kubelb.ir import proxy
+from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.manager import loadbalancers
 
 
@@ -47,6 +49,11 @@ BASE: dict[str, Any] = {
             "AddressesNotFound",
         ),
         ({"problems": ["port 80: no endpoint"], "service": None}, "InvalidSpec"),
+        (
+            {"refused": ["endpoint 127.0.0.1:9443 is refused"], "problems": ["x"], "service": None},
+            "EndpointRefused",
+        ),
+        ({"refused": ["r"], "missing_addresses": ["default"]}, "AddressesNotFound"),
         ({"service": None}, "NoAddress"),
         ({"service": None, "address_problem": ("PortConflict", "taken")}, "PortConflict"),
         ({"envoy_ready": False}, "EnvoyNotReady"),
@@ -59,10 +66,49 @@ def test_the_most_fundamental_reason_wins(changes, reason):
     assert result.message
 
 
+def test_a_refusal_names_every_refused_endpoint_and_the_other_problems():
+    refused = ["endpoint 127.0.0.1:9443 is refused", "endpoint 10.0.0.1:1 is refused"]
+    result = loadbalancers.verdict(lb(), **{**BASE, "refused": refused, "problems": ["p"]})
+    assert result.message == "; ".join([*refused, "p"])
+
+
 def test_cluster_ip_needs_no_external_address():
     result = loadbalancers.verdict(lb("ClusterIP"), **{**BASE, "service": {}})
     assert result.ready
     assert "ClusterIP" in result.message
+
+
+def test_cluster_ip_that_the_infrastructure_cannot_place_is_not_ready():
+    """Process mode binds at the pool's address, which a ClusterIP Service never gets."""
+    result = loadbalancers.verdict(lb("ClusterIP"), **{**BASE, "service": {}, "placed": False})
+    assert not result.ready
+    assert result.reason == "ServiceTypeNotServed"
+    assert "spec.type: LoadBalancer" in result.message
+
+
+def test_a_standing_nack_is_not_served_and_quotes_envoy():
+    result = loadbalancers.verdict(lb(), **{**BASE, "rejected": "cannot bind 0.0.0.0:80"})
+    assert not result.ready
+    assert result.reason == "RejectedByDataplane"
+    assert "cannot bind 0.0.0.0:80" in result.message
+    # A tenant Envoy that is down says so first.
+    down = loadbalancers.verdict(lb(), **{**BASE, "rejected": "x", "envoy_ready": False})
+    assert down.reason == "EnvoyNotReady"
+
+
+def test_a_rejection_concerns_the_load_balancers_it_names_or_all_when_it_names_none():
+    piece = irbuild.Piece(
+        key="tenant-a/web",
+        listeners=(proxy.Listener(name="web-http", address="0.0.0.0", port=80,
+                                  protocol=proxy.Protocol.TCP, clusters=("web-c",)),),
+        clusters=(proxy.Cluster(name="web-c", protocol=proxy.Protocol.TCP, endpoints=()),),
+        problems=(),
+    )  # fmt: skip
+    assert loadbalancers.Rejection("x", frozenset({"web-http"})).affects(piece)
+    assert loadbalancers.Rejection("x", frozenset({"web-c"})).affects(piece)
+    assert not loadbalancers.Rejection("x", frozenset({"other-http"})).affects(piece)
+    assert loadbalancers.Rejection("x").affects(piece)
+    assert loadbalancers.Rejection("x", frozenset({"other-http"})).affects(None)
 
 
 def test_served_message_names_the_address():

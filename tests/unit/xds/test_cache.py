@@ -5,7 +5,7 @@ import functools
 import pytest
 
 from kubelb.observe import metrics
-from kubelb.xds import cache, callbacks, snapshot
+from kubelb.xds import cache, callbacks, snapshot, sotw
 from tests.unit.xds import protos
 
 
@@ -82,7 +82,7 @@ class _AckedState:
 def ack(c: cache.SnapshotCache, snap: snapshot.Snapshot) -> None:
     info = callbacks.StreamInfo(stream_id=1, peer="test", node_id="t")
     info.state = _AckedState(snap)  # type: ignore[assignment]
-    c.note_ack(info)
+    c.note_stream_ack(info)
 
 
 def test_rollback_serves_the_last_acked_snapshot_until_the_config_changes():
@@ -120,3 +120,21 @@ def test_admit_refuses_with_the_reason_and_keeps_the_last_snapshot():
         c.set_snapshot("t", lb(2))
     assert c.get_snapshot("t") is first
     assert c.status("t").refused == "too big"
+
+
+def test_a_nack_stands_until_that_type_is_acked_again():
+    c = cache.SnapshotCache()
+    heard: list[str] = []
+    c.watch_rejections(heard.append)
+    nack = sotw.Nack(type_url=snapshot.LISTENER, version="v2", nonce="3", error_detail="bad")
+    c.note_nack("n", nack)
+    c.note_nack("n", nack)  # Envoy says the same again: nothing new to tell
+    assert c.rejection("n") == nack
+    assert c.status("n").last_nack == nack
+    c.note_ack("n", snapshot.CLUSTER)  # another type says nothing about the listeners
+    assert c.rejection("n") == nack
+    assert heard == ["n"]
+    c.note_ack("n", snapshot.LISTENER)
+    assert c.rejection("n") is None
+    assert c.status("n").last_nack is None
+    assert heard == ["n", "n"]
