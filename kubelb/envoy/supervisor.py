@@ -593,34 +593,38 @@ class _Envoy:
 
 
 class _Adopted:
-    """An Envoy started by an earlier supervisor: not our child, watched through a pidfd."""
+    """An Envoy started by an earlier supervisor: not our child, watched through a pidfd. Any
+    number of `wait()` calls share one watch (the supervision task and a drain both wait)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._pidfd = os.pidfd_open(pid)
+        self._exit: asyncio.Future[None] | None = None
         self.returncode: int | None = None
 
     async def wait(self) -> int:
         if self.returncode is None:
+            await asyncio.shield(self._exited())
+        return 0  # unknown: only its parent learns the real status
+
+    def _exited(self) -> asyncio.Future[None]:
+        if self._exit is None:
             loop = asyncio.get_running_loop()
-            exited = loop.create_future()
+            self._exit = exit_ = loop.create_future()
 
             def on_exit() -> None:
-                if not exited.done():
-                    exited.set_result(None)
+                self.close()
+                if not exit_.done():
+                    exit_.set_result(None)
 
             loop.add_reader(self._pidfd, on_exit)
-            try:
-                await exited
-            finally:
-                loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self.returncode = 0  # unknown: only its parent learns the real status
-        return self.returncode
+        return self._exit
 
     def close(self) -> None:
-        """Stop watching (the Envoy keeps running)."""
+        """Stop watching (an Envoy still running keeps running)."""
         if self.returncode is None:
+            if self._exit is not None:
+                self._exit.get_loop().remove_reader(self._pidfd)
             os.close(self._pidfd)
             self.returncode = 0
 
