@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, supervisor
@@ -32,7 +32,9 @@ from kubelb.infra import addresspool, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, endpoints, infrastructure
-from kubelb.xds import cache, snapshot
+
+if TYPE_CHECKING:  # at run time the cache is handed in: the Python data plane loads no protos
+    from kubelb.xds import cache, snapshot
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
