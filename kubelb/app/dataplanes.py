@@ -10,11 +10,13 @@ only keeps the IR.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from kubelb.app import errors
 from kubelb.ir import proxy
+from kubelb.manager import loadbalancers
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,14 @@ class Driver(Protocol):
 
     def sockets(self) -> list[tuple[str, int]]:
         """(host, port) of the servers it listens on for itself, never tenant endpoints."""
+        ...
+
+    def rejection(self) -> loadbalancers.Rejection | None:
+        """What the data plane refused of the configuration it was given, while that stands."""
+        ...
+
+    def watch_rejections(self, changed: Callable[[], None]) -> None:
+        """Call `changed()` when a rejection starts or ends."""
         ...
 
     async def close(self) -> None: ...
@@ -52,6 +62,12 @@ class OfflineDriver:
 
     def sockets(self) -> list[tuple[str, int]]:
         return []
+
+    def rejection(self) -> loadbalancers.Rejection | None:
+        return None
+
+    def watch_rejections(self, changed: Callable[[], None]) -> None:
+        """It accepts everything."""
 
     def status(self) -> dict[str, Any]:
         return {"ready": True}

@@ -11,12 +11,14 @@ of a new snapshot restarts with the last one it ACKed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubelb.app import errors
+from kubelb.app import errors, manager_dataplane
 from kubelb.envoy import binary, deployer, supervisor
 from kubelb.ir import proxy
+from kubelb.manager import loadbalancers
 from kubelb.observe import server as observe_server
 from kubelb.standalone import publisher
 from kubelb.xds import cache, server, snapshot, translate
@@ -99,6 +101,12 @@ class EnvoyDriver:
             return False
         status = self.cache.status(self.node_id)
         return any(s.acked for s in status.streams)
+
+    def rejection(self) -> loadbalancers.Rejection | None:
+        return manager_dataplane.rejection(self.cache, self.node_id)
+
+    def watch_rejections(self, changed: Callable[[], None]) -> None:
+        self.cache.watch_rejections(lambda node_id: changed() if node_id == self.node_id else None)
 
     def sockets(self) -> list[tuple[str, int]]:
         return [self.xds_socket] if self.xds_socket is not None else []

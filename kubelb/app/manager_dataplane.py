@@ -51,17 +51,21 @@ class SnapshotPublisher:
         self.cache.clear_snapshot(node_id)
 
     def rejection(self, node_id: str) -> loadbalancers.Rejection | None:
-        """`loadbalancers.Rejections`: the node's standing NACK and the listener and cluster
-        names of its snapshot that the error detail mentions (a merged cluster stands for its
-        listener)."""
-        nack = self.cache.rejection(node_id)
-        if nack is None:
-            return None
-        snap = self.cache.get_snapshot(node_id)
-        known: set[str] = set()
-        if snap is not None:
-            for type_url in (snapshot.LISTENER, snapshot.CLUSTER, snapshot.ENDPOINT):
-                known.update(snap[type_url].items)
-        mentioned = set(_NAME_SEPARATORS.split(nack.error_detail)) & known
-        names = frozenset(n.removesuffix(balance.MERGED_SUFFIX) for n in mentioned)
-        return loadbalancers.Rejection(detail=nack.error_detail, names=names)
+        """`loadbalancers.Rejections` for the manager's tenants (node id = namespace)."""
+        return rejection(self.cache, node_id)
+
+
+def rejection(snapshots: cache.SnapshotCache, node_id: str) -> loadbalancers.Rejection | None:
+    """The node's standing NACK and the listener and cluster names of its snapshot that the
+    error detail mentions (a merged cluster stands for its listener)."""
+    nack = snapshots.rejection(node_id)
+    if nack is None:
+        return None
+    snap = snapshots.get_snapshot(node_id)
+    known: set[str] = set()
+    if snap is not None:
+        for type_url in (snapshot.LISTENER, snapshot.CLUSTER, snapshot.ENDPOINT):
+            known.update(snap[type_url].items)
+    mentioned = set(_NAME_SEPARATORS.split(nack.error_detail)) & known
+    names = frozenset(n.removesuffix(balance.MERGED_SUFFIX) for n in mentioned)
+    return loadbalancers.Rejection(detail=nack.error_detail, names=names)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kubelb.dataplane import runtime
 from kubelb.ir import proxy
+from kubelb.manager import loadbalancers
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,12 @@ class PythonDriver:
 
     def ready(self) -> bool:
         return self._applied
+
+    def rejection(self) -> loadbalancers.Rejection | None:
+        return None  # a configuration it cannot apply is logged and the last good one kept
+
+    def watch_rejections(self, changed: Callable[[], None]) -> None:
+        """Nothing to watch: see `rejection`."""
 
     def sockets(self) -> list[tuple[str, int]]:
         return []  # the proxy process has no control socket: its config comes on a pipe

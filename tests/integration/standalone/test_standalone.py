@@ -7,6 +7,7 @@ behaviour, that is a bug to fix or a documented choice.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -277,3 +278,44 @@ async def no_answer_through(port: int) -> None:
     finally:
         await conn.close()
     assert not reply, reply
+
+
+async def test_a_listener_envoy_rejects_is_not_reported_ready(kubelb):
+    """Ready follows what the data plane accepted: a port another process holds makes Envoy
+    NACK that listener; the LoadBalancer says so, its neighbour stays Ready, and moving it to a
+    free port makes it Ready again."""
+    if kubelb.dataplane == "python":
+        pytest.skip("the Python data plane applies what it can and has no NACK")
+    held_port, ok_port, free, backend = free_port(), free_port(), free_port(), free_port()
+    holder = socket.socket()
+    holder.bind((HOST, held_port))
+    holder.listen()
+    try:
+        (kubelb.config_dir / "ok.yaml").write_text(
+            lb_yaml("ok", ok_port, [("127.0.0.11", backend)])
+        )
+        (kubelb.config_dir / "held.yaml").write_text(
+            lb_yaml("held", held_port, [("127.0.0.11", backend)])
+        )
+        await kubelb.start()
+
+        def rejected(doc):
+            held, ok = kubelb.lb(doc, "held"), kubelb.lb(doc, "ok")
+            return (
+                held
+                and held["conditions"]
+                and held["conditions"][0]["reason"] == "RejectedByDataplane"
+                and ok
+                and ok["ready"]
+            )
+
+        doc = await kubelb.wait_for(rejected, "the rejected listener to be reported")
+        assert not kubelb.lb(doc, "held")["ready"]
+        (kubelb.config_dir / "held.yaml").write_text(
+            lb_yaml("held", free, [("127.0.0.11", backend)])
+        )
+        await kubelb.wait_for(
+            lambda d: kubelb.lb(d, "held") and kubelb.lb(d, "held")["ready"], "held to be Ready"
+        )
+    finally:
+        holder.close()
