@@ -356,7 +356,10 @@ class Manager:
         s = self.settings
         if s.xds_tls:
             self.xds_certs = XDS_CERTS[s.envoy_deployer](s, self.kube, c)
-        return INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
+        infra = INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
+        if isinstance(infra, process_infra.ProcessInfra):
+            infra.use_snapshots(self.cache)  # its Envoys' fallback and capacity checks
+        return infra
 
     async def run(self) -> None:
         await self.probes.start()

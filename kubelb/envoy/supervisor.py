@@ -4,14 +4,26 @@ Input: `ensure(node_id, spec)` / `remove(node_id)` / `close()`. Output: one Envo
 node id, configured by a generated bootstrap (`kubelb.envoy.bootstrap`) to fetch everything else
 from our xDS server. Per node a supervision task owned by the supervisor:
 - starts Envoy with `asyncio.create_subprocess_exec` in its own session (so a terminal's Ctrl-C
-  reaches only us), with PR_SET_PDEATHSIG so it dies with this process, and a dynamic hot-restart
-  base id so several Envoys coexist on one host;
+  reaches only us), with a dynamic hot-restart base id so several Envoys coexist on one host, and
+  its soft file descriptor limit raised to the hard one (a socket per listener per worker);
+- `detach=True` (process and standalone mode): Envoy outlives a crash of this process (it runs
+  under `kubelb.envoy.shim`, as Envoy dies with its parent by its own PR_SET_PDEATHSIG). Its pid,
+  start time, admin address and bootstrap hash are recorded in `<state dir>/<node>/envoy.json`,
+  and a supervisor started later adopts a live Envoy with the same bootstrap instead of starting
+  another one; Envoy keeps its configuration and reconnects to xDS by itself. Otherwise
+  PR_SET_PDEATHSIG makes Envoy die with this process. `reap(state_dir)` kills recorded Envoys
+  (tests);
 - polls the admin `/ready` until Envoy is LIVE, through one aiohttp session per supervisor
   (opened on first use, closed by `close()`; one per socket path for Envoys whose spec asks
   for `admin_pipe`: admin on the Unix socket `admin.sock` in the node's state directory);
-- restarts Envoy when it exits unexpectedly, with capped exponential backoff;
+- restarts Envoy when it exits unexpectedly, with capped exponential backoff per cause (a kill
+  from outside or a configuration rolled back by `on_exit` restarts within `QUICK_RESTART`'s cap),
+  and says why in `restart_cause`;
 - logs Envoy's stderr through Python logging (`kubelb.envoy.process`; Envoy's info as DEBUG,
-  warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`);
+  warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`).
+  Both arrive through FIFOs in the node's folder (a restarted supervisor reopens them), read in
+  chunks: a line longer than `MAX_LOG_LINE` is cut with a marker, and a reader never stops, so
+  Envoy never blocks on a full pipe;
 - on remove/close drains: health check fails, `POST /drain_listeners?graceful`, waits
   `drain_seconds`, then SIGTERM and SIGKILL after `stop_timeout_seconds`.
 
@@ -22,15 +34,22 @@ in the main thread (as `asyncio.run` does).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import re
+import resource
+import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -56,11 +75,65 @@ _LEVELS = {
 }
 _SHM_DIR = Path("/dev/shm")
 _UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
+_SHIM = Path(__file__).with_name("shim.py")
 # An Envoy that ran longer than the cap before exiting restarts at the initial delay again.
 RESTART_BACKOFF = backoff.Backoff(initial=0.5, cap=30.0)
+# Exits that restarting fixes: killed from outside, or a configuration `on_exit` rolled back.
+QUICK_RESTART = backoff.Backoff(initial=0.2, cap=2.0)
 _ADMIN_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 # What an admin request raises when Envoy is not (yet, or any more) there to answer.
 ADMIN_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+MAX_LOG_LINE = 16 * 1024
+TRUNCATED = " [... %d bytes cut]"
+RECORD = "envoy.json"
+_READ_CHUNK = 64 * 1024
+_LOG_TAIL = 20
+# Sockets besides the listeners': admin, xDS, upstream and downstream connections.
+FD_RESERVE = 1024
+_KILL_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Exit:
+    """Why an Envoy ended: given to `on_exit` and told in `restart_cause`."""
+
+    node_id: str
+    code: int | None  # the exit status; -N: killed by signal N; None: unknown (adopted Envoy)
+    log_tail: tuple[str, ...]  # its last warning and error lines
+
+    @property
+    def killed(self) -> bool:
+        """Stopped by a signal from outside, not by a failure of its own."""
+        return self.code is not None and self.code < 0 and -self.code in _KILL_SIGNALS
+
+    def describe(self) -> str:
+        if self.code is None:
+            what = "it exited (an adopted Envoy: exit code unknown)"
+        elif self.code < 0:
+            what = f"signal {_signal_name(-self.code)}"
+        else:
+            what = f"exit code {self.code}"
+        hint = _hint(self.log_tail)
+        return f"{what} ({hint})" if hint else what
+
+
+OnExit = Callable[[Exit], bool]
+
+
+class _Proc(Protocol):
+    """What the supervisor needs of an Envoy process: ours (asyncio) or an adopted one."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 class EnvoySupervisor:
@@ -72,10 +145,16 @@ class EnvoySupervisor:
         *,
         envoy_binary: str | os.PathLike[str] | None = None,
         restart_backoff: backoff.Backoff = RESTART_BACKOFF,
+        detach: bool = False,
+        on_exit: OnExit | None = None,
     ) -> None:
+        """`on_exit(exit)` is told of every unexpected exit before the restart; True means it
+        changed what Envoy will load (a rollback), so the restart need not back off."""
         self.state_dir = Path(state_dir)
         self.binary = binary.find_envoy(envoy_binary)
         self.restart_backoff = restart_backoff
+        self.detach = detach
+        self.on_exit = on_exit
         self._envoys: dict[str, _Envoy] = {}
         self._admin_session: aiohttp.ClientSession | None = None
         self._pipe_sessions: dict[str, aiohttp.ClientSession] = {}
@@ -176,6 +255,68 @@ class EnvoySupervisor:
         envoy = self._envoys.get(node_id)
         return envoy.restarts if envoy else 0
 
+    def adopted(self, node_id: str) -> bool:
+        """The node's Envoy was left running by an earlier supervisor and taken over."""
+        envoy = self._envoys.get(node_id)
+        return envoy is not None and envoy.adopted
+
+    def restart_cause(self, node_id: str) -> str | None:
+        """Why the node's Envoy is restarting, until it is ready again, e.g. "Envoy restarting
+        after exit code 1 (Too many open files)"."""
+        envoy = self._envoys.get(node_id)
+        return envoy.restart_cause if envoy else None
+
+    def last_exit(self, node_id: str) -> Exit | None:
+        envoy = self._envoys.get(node_id)
+        return envoy.last_exit if envoy else None
+
+    def will_adopt(self, node_id: str, spec: deployer.EnvoySpec) -> bool:
+        """Whether `ensure(node_id, spec)` would adopt a running Envoy (which keeps its
+        configuration until xDS serves one) rather than start a new one."""
+        if not self.detach or node_id in self._envoys:
+            return False
+        found = _Envoy(self, node_id, spec).adoptable()
+        if found is None:
+            return False
+        found[0].close()
+        return True
+
+    def capacity_problem(self, node_id: str, listeners: int) -> str | None:
+        """Why `listeners` listeners cannot fit the file descriptors Envoy may open, or None.
+        Each listener takes a socket per worker thread (reuse_port) and one more to start."""
+        envoy = self._envoys.get(node_id)
+        concurrency = envoy.spec.concurrency if envoy else None
+        workers = concurrency or os.cpu_count() or 1
+        limit = fd_limit()
+        needed = listeners * (workers + 1) + FD_RESERVE
+        if needed <= limit:
+            return None
+        fits = max(0, (limit - FD_RESERVE) // (workers + 1))
+        return (f"{listeners} listeners need about {needed} file descriptors in Envoy "
+                f"({workers} workers), over the limit of {limit} (RLIMIT_NOFILE): at most "
+                f"{fits} fit")  # fmt: skip
+
+
+def fd_limit() -> int:
+    """The file descriptor limit an Envoy child gets: our hard RLIMIT_NOFILE."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return hard if hard != resource.RLIM_INFINITY else 1 << 20
+
+
+def reap(state_dir: Path) -> list[int]:
+    """Kill every Envoy recorded under `state_dir` that still runs (for tests, whose clean-up
+    must reach Envoys that outlived their kubelb); return their pids."""
+    killed = []
+    for path in Path(state_dir).rglob(RECORD):
+        record = _read_record(path)
+        if record is not None and _start_time(record["pid"]) == record["start_time"]:
+            with contextlib.suppress(ProcessLookupError):
+                # The shim leads its own process group, with Envoy in it.
+                os.killpg(record["pid"], signal.SIGKILL)
+                killed.append(record["pid"])
+        path.unlink(missing_ok=True)
+    return killed
+
 
 class _Envoy:
     """One node's Envoy and the task that keeps it running."""
@@ -185,11 +326,15 @@ class _Envoy:
         self.node_id = node_id
         self.spec = spec
         self.dir = owner.state_dir / naming.dns1035(node_id)
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: _Proc | None = None
         self.admin_port: int | None = None
         self.admin_path: str | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
+        self.adopted = False
+        self.restart_cause: str | None = None
+        self.last_exit: Exit | None = None
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -202,80 +347,128 @@ class _Envoy:
         proc = self.process
         if proc is not None and proc.returncode is None:
             await self._drain_and_stop(proc)
-        if self._task is None:
-            return
-        try:  # the task ends by itself once its Envoy is gone; cancel only if that hangs
-            await asyncio.wait_for(asyncio.shield(self._task), self.spec.stop_timeout_seconds)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None:
+            try:  # the task ends by itself once its Envoy is gone; cancel only if that hangs
+                await asyncio.wait_for(asyncio.shield(self._task), self.spec.stop_timeout_seconds)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        (self.dir / RECORD).unlink(missing_ok=True)
 
     async def _supervise(self) -> None:
-        failures = 0  # exits in a row, each within the backoff's cap of its start
+        failures: dict[str, int] = {}  # exits in a row per cause, each soon after its start
+        adopt = self.owner.detach
         while not self._stopping.is_set():
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
-                code = await self._run_once()
+                code = await self._run_once(adopt=adopt)
             except OSError:
                 logger.exception("Envoy for node %r could not be started", self.node_id)
-                code = None
+                code = 1
+            adopt = False
             if self._stopping.is_set():
                 return
-            retry = self.owner.restart_backoff
-            failures = 0 if loop.time() - started > retry.cap else failures
-            delay = retry.delay(failures)
-            failures += 1
+            exit_ = Exit(self.node_id, code, tuple(self.log_tail))
+            self.last_exit = exit_
+            rolled_back = False
+            if self.owner.on_exit is not None:
+                try:
+                    rolled_back = self.owner.on_exit(exit_)
+                except Exception:
+                    logger.exception("on_exit of Envoy for node %r failed", self.node_id)
+            cause = "quick" if rolled_back or exit_.killed else "failed"
+            retry = QUICK_RESTART if cause == "quick" else self.owner.restart_backoff
+            retry = backoff.Backoff(initial=min(retry.initial, self.owner.restart_backoff.initial),
+                                    cap=min(retry.cap, self.owner.restart_backoff.cap))  # fmt: skip
+            if loop.time() - started > retry.cap:
+                failures.clear()
+            delay = retry.delay(failures.get(cause, 0))
+            failures[cause] = failures.get(cause, 0) + 1
             self.restarts += 1
+            self.restart_cause = f"Envoy restarting after {exit_.describe()}"
             metrics.ENVOY_PROXY_RESTARTS.labels(namespace=self.node_id).inc()
             logger.warning(
-                "Envoy for node %r exited (code %s); restarting in %.1f s",
+                "Envoy for node %r: %s; restarting in %.1f s%s",
                 self.node_id,
-                code,
+                exit_.describe(),
                 delay,
+                " (configuration rolled back)" if rolled_back else "",
                 extra={"tenant": self.node_id},
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    async def _run_once(self) -> int:
-        """Start Envoy, wait for it to become ready, then for it to exit; return its exit code."""
-        admin_path = _admin_socket(self.dir) if self.spec.admin_pipe else None
-        admin_port = (
-            0 if admin_path else self.spec.admin_port or _free_port(self.spec.admin_address)
-        )
+    def adoptable(self) -> tuple[_Adopted, int, str | None] | None:
+        """The recorded Envoy and its admin port and socket, when it still runs this spec's
+        bootstrap."""
+        record = _read_record(self.dir / RECORD)
+        if record is None or _start_time(record["pid"]) != record["start_time"]:
+            return None
+        admin_path = record.get("admin_path")
+        if (admin_path is not None) != self.spec.admin_pipe:
+            return None
+        spec = dataclasses.replace(self.spec, admin_port=record["admin_port"])
+        if (record["bootstrap"] != _digest(self._bootstrap(spec, admin_path))
+                or record["binary"] != str(self.owner.binary)):  # fmt: skip
+            return None
+        try:
+            return _Adopted(record["pid"]), record["admin_port"], admin_path
+        except ProcessLookupError:
+            return None
+
+    async def _adopt_or_replace(self) -> tuple[_Proc, int, str | None] | None:
+        found = self.adoptable()
+        if found is not None:
+            return found
+        record = _read_record(self.dir / RECORD)
+        if record is not None and _start_time(record["pid"]) == record["start_time"]:
+            # Ours, from an earlier run, but with another bootstrap: it must not keep the ports.
+            logger.info("Envoy for node %r: pid %d runs another bootstrap; replacing it",
+                        self.node_id, record["pid"])  # fmt: skip
+            with contextlib.suppress(ProcessLookupError):
+                await _terminate(_Adopted(record["pid"]), self.spec.stop_timeout_seconds)
+            _release_shared_memory(self.dir / "base-id")
+        (self.dir / RECORD).unlink(missing_ok=True)
+        return None
+
+    async def _run_once(self, *, adopt: bool) -> int | None:
+        """Start (or adopt) Envoy, wait for it to become ready, then for it to exit; return its
+        exit code (None when unknown)."""
+        found = await self._adopt_or_replace() if adopt else None
+        stdout = _Fifo(self.dir / "stdout.fifo")
+        stderr = _Fifo(self.dir / "stderr.fifo")
+        try:
+            if found is not None:
+                proc, admin_port, admin_path = found
+                self.adopted = True
+            else:
+                proc, admin_port, admin_path = await self._spawn(stdout, stderr)
+                self.adopted = False
+        finally:
+            stdout.close_writer()
+            stderr.close_writer()
         spec = dataclasses.replace(self.spec, admin_port=admin_port)
-        config = self.dir / "bootstrap.json"
-        rendered = bootstrap.render(self.node_id, spec, admin_path=admin_path)
-        await asyncio.to_thread(_write, config, bootstrap.to_json(rendered))
-        proc = await asyncio.create_subprocess_exec(
-            *self._command(spec, config),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=children.die_with_parent(),
-        )
         self.process, self.admin_port, self.admin_path = proc, admin_port or None, admin_path
         if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
             await _terminate(proc, self.spec.stop_timeout_seconds)
         logger.info(
-            "Envoy for node %r started (pid %d, admin %s)",
+            "Envoy for node %r %s (pid %d, admin %s)",
             self.node_id,
+            "adopted" if found else "started",
             proc.pid,
             admin_path or f"{spec.admin_address}:{admin_port}",
             extra={"tenant": self.node_id},
         )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
+        self.log_tail.clear()
         pumps = [
-            asyncio.create_task(_pump(proc.stderr, self._log_stderr)),
-            asyncio.create_task(_pump(proc.stdout, self._log_stdout)),
+            asyncio.create_task(stderr.pump(self._log_stderr)),
+            asyncio.create_task(stdout.pump(self._log_stdout)),
         ]
         readiness = asyncio.create_task(self._await_ready(proc, spec))
         try:
-            code = await proc.wait()
+            code: int | None = await proc.wait()
         finally:
             self.ready.clear()
             readiness.cancel()
@@ -284,7 +477,45 @@ class _Envoy:
             # Envoy is gone: free its shared memory before anything else can be cancelled.
             _release_shared_memory(self.dir / "base-id")
             await asyncio.gather(readiness, *pumps, return_exceptions=True)
-        return code
+            stdout.close()
+            stderr.close()
+        return None if isinstance(proc, _Adopted) else code
+
+    async def _spawn(self, stdout: _Fifo, stderr: _Fifo) -> tuple[_Proc, int, str | None]:
+        admin_path = _admin_socket(self.dir) if self.spec.admin_pipe else None
+        admin_port = (
+            0 if admin_path else self.spec.admin_port or _free_port(self.spec.admin_address)
+        )
+        spec = dataclasses.replace(self.spec, admin_port=admin_port)
+        config = self.dir / "bootstrap.json"
+        text = self._bootstrap(spec, admin_path)
+        await asyncio.to_thread(_write, config, text)
+        command = self._command(spec, config)
+        if self.owner.detach:
+            command = [sys.executable, "-I", str(_SHIM), *command]
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=stdout.open_writer(),
+            stderr=stderr.open_writer(),
+            start_new_session=True,
+            preexec_fn=_preexec(die_with_parent=not self.owner.detach),
+        )
+        if self.owner.detach:
+            record = {
+                "pid": proc.pid,
+                "start_time": _start_time(proc.pid),
+                "admin_address": spec.admin_address,
+                "admin_port": admin_port,
+                "admin_path": admin_path,
+                "bootstrap": _digest(text),
+                "binary": str(self.owner.binary),
+            }
+            await asyncio.to_thread(_write, self.dir / RECORD, json.dumps(record) + "\n")
+        return proc, admin_port, admin_path
+
+    def _bootstrap(self, spec: deployer.EnvoySpec, admin_path: str | None) -> str:
+        return bootstrap.to_json(bootstrap.render(self.node_id, spec, admin_path=admin_path))
 
     def _command(self, spec: deployer.EnvoySpec, config: Path) -> list[str]:
         args = [
@@ -305,9 +536,7 @@ class _Envoy:
             args += ["--concurrency", str(spec.concurrency)]
         return [*args, *spec.extra_args]
 
-    async def _await_ready(
-        self, proc: asyncio.subprocess.Process, spec: deployer.EnvoySpec
-    ) -> None:
+    async def _await_ready(self, proc: _Proc, spec: deployer.EnvoySpec) -> None:
         while proc.returncode is None:
             try:
                 status, _ = await self.owner.request(
@@ -316,12 +545,13 @@ class _Envoy:
             except ADMIN_ERRORS:
                 status = 0
             if status == 200:
+                self.restart_cause = None
                 self.ready.set()
                 logger.info("Envoy for node %r is ready", self.node_id)
                 return
             await asyncio.sleep(0.1)
 
-    async def _drain_and_stop(self, proc: asyncio.subprocess.Process) -> None:
+    async def _drain_and_stop(self, proc: _Proc) -> None:
         port, unix = self.admin_port, self.admin_path
         if port is not None or unix is not None:
             for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
@@ -345,6 +575,9 @@ class _Envoy:
             if match
             else (logging.INFO, "", line)
         )
+        # What may tell why Envoy exits: its warnings and errors, without crash backtraces.
+        if level >= logging.WARNING and component != "backtrace" and not text.startswith("#"):
+            self.log_tail.append(line)
         process_logger.log(
             level, "envoy[%s] %s: %s", self.node_id, component, text, extra={"tenant": self.node_id}
         )
@@ -359,7 +592,99 @@ class _Envoy:
             )
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
+class _Adopted:
+    """An Envoy started by an earlier supervisor: not our child, watched through a pidfd. Any
+    number of `wait()` calls share one watch (the supervision task and a drain both wait)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._pidfd = os.pidfd_open(pid)
+        self._exit: asyncio.Future[None] | None = None
+        self.returncode: int | None = None
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            await asyncio.shield(self._exited())
+        return 0  # unknown: only its parent learns the real status
+
+    def _exited(self) -> asyncio.Future[None]:
+        if self._exit is None:
+            loop = asyncio.get_running_loop()
+            self._exit = exit_ = loop.create_future()
+
+            def on_exit() -> None:
+                self.close()
+                if not exit_.done():
+                    exit_.set_result(None)
+
+            loop.add_reader(self._pidfd, on_exit)
+        return self._exit
+
+    def close(self) -> None:
+        """Stop watching (an Envoy still running keeps running)."""
+        if self.returncode is None:
+            if self._exit is not None:
+                self._exit.get_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self.returncode = 0
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.returncode is None:
+            signal.pidfd_send_signal(self._pidfd, sig)
+
+
+class _Fifo:
+    """A named pipe carrying one of Envoy's output streams. We hold the read end; Envoy gets
+    the write end, so Envoy's exit is our end of file, and a supervisor started after a crash
+    reopens the same FIFO of an adopted Envoy. With no reader Envoy's writes fail (EPIPE,
+    which Envoy ignores) rather than block."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_fifo():
+            path.unlink(missing_ok=True)
+            os.mkfifo(path, 0o600)
+        self.path = path
+        # Non-blocking: there may be no writer yet.
+        self._reader: int | None = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._writer: int | None = None
+        self._transport: asyncio.ReadTransport | None = None
+
+    def open_writer(self) -> int:
+        self._writer = os.open(self.path, os.O_WRONLY)
+        return self._writer
+
+    def close_writer(self) -> None:
+        if self._writer is not None:
+            os.close(self._writer)
+            self._writer = None
+
+    async def pump(self, sink: Callable[[str], None]) -> None:
+        assert self._reader is not None
+        reader = asyncio.StreamReader(limit=_READ_CHUNK)
+        loop = asyncio.get_running_loop()
+        fd, self._reader = self._reader, None
+        self._transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+        )
+        await pump(reader, sink)
+
+    def close(self) -> None:
+        self.close_writer()
+        if self._transport is not None:
+            self._transport.close()
+        if self._reader is not None:
+            os.close(self._reader)
+            self._reader = None
+
+
+async def _terminate(proc: _Proc, grace: float) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
@@ -371,11 +696,93 @@ async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
             await proc.wait()
 
 
-async def _pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> None:
-    while line := await stream.readline():
-        text = line.decode(errors="replace").rstrip()
-        if text:
-            sink(text)
+async def pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> None:
+    """Hand every line of `stream` to `sink` until end of file. A line longer than
+    `MAX_LOG_LINE` is cut there with a marker: it can never stop the reading."""
+    pending = b""
+    cut = 0  # bytes dropped from the current line so far
+    while chunk := await stream.read(_READ_CHUNK):
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            _emit(line, cut, sink)
+            cut = 0
+        if len(pending) > MAX_LOG_LINE:
+            cut += len(pending) - MAX_LOG_LINE
+            pending = pending[:MAX_LOG_LINE]
+    if pending:
+        _emit(pending, cut, sink)
+
+
+def _emit(line: bytes, cut: int, sink: Callable[[str], None]) -> None:
+    if len(line) > MAX_LOG_LINE:
+        cut += len(line) - MAX_LOG_LINE
+        line = line[:MAX_LOG_LINE]
+    text = line.decode(errors="replace").rstrip()
+    if cut:
+        text += TRUNCATED % cut
+    if text:
+        sink(text)
+
+
+def _preexec(*, die_with_parent: bool) -> Callable[[], None]:
+    die = children.die_with_parent() if die_with_parent else None
+    limit = fd_limit()
+
+    def preexec() -> None:
+        # A socket per listener per worker: the usual soft limit (1024) is far too low. (Envoy
+        # 1.40 raises it itself as well; an older or custom build may not.)
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        if die is not None:
+            die()
+
+    return preexec
+
+
+def _hint(log_tail: tuple[str, ...]) -> str:
+    """The reason an Envoy's last lines give for its exit, briefly."""
+    for line in reversed(log_tail):
+        if "Too many open files" in line:
+            return "Too many open files"
+    for line in reversed(log_tail):
+        match = _LOG_LINE.match(line)
+        if match and match[1] in ("critical", "error"):
+            return match[3][:200]
+    return ""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot): with the pid, it
+    names one process, even after the pid is reused. None when it does not run."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text())
+        int(record["pid"]), int(record["start_time"]), int(record["admin_port"])
+        str(record["bootstrap"]), str(record["binary"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return dict(record)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _admin_socket(directory: Path) -> str:
@@ -411,5 +818,8 @@ def _release_shared_memory(base_id_path: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
+    """Replace `path` atomically: a crash never leaves half a bootstrap or record."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -79,6 +79,9 @@ class HostInfra:
     def ready(self, namespace: str) -> bool:
         return self._ready()
 
+    def not_ready_message(self, namespace: str) -> str | None:
+        return None  # the data plane driver's status says it
+
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         """The host's data plane already runs."""
 

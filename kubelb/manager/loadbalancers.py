@@ -104,6 +104,7 @@ def verdict(
     envoy_ready: bool,
     placed: bool = True,
     rejected: str | None = None,
+    envoy_problem: str | None = None,
 ) -> Verdict:
     """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure."""
     if missing_addresses:
@@ -132,7 +133,8 @@ def verdict(
                        "spec.type: LoadBalancer")  # fmt: skip
     if not envoy_ready:
         return Verdict(False, conditions.ENVOY_NOT_READY,
-                       f"the tenant's Envoy (envoy-{lb.namespace}) is not ready")  # fmt: skip
+                       f"the tenant's Envoy (envoy-{lb.namespace}) is not ready"
+                       + (f": {envoy_problem}" if envoy_problem else ""))  # fmt: skip
     if rejected is not None:
         return Verdict(False, conditions.REJECTED_BY_DATAPLANE,
                        f"the tenant's Envoy rejected its configuration and serves its last good "
@@ -333,7 +335,8 @@ class LoadBalancerReconciler:
         return verdict(lb, missing_addresses=missing, problems=problems, refused=refused,
                        service=service, address_problem=problem,
                        envoy_ready=self.infra.ready(ns), placed=placement is not None,
-                       rejected=rejected)  # fmt: skip
+                       rejected=rejected,
+                       envoy_problem=self.infra.not_ready_message(ns))  # fmt: skip
 
     async def _write_status(
         self,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubelb.envoy import supervisor
+
 DEADLINE = 60.0
 
 
@@ -128,7 +130,9 @@ class Standalone:
                 return await self.process.wait()
         except TimeoutError:
             self.process.kill()
-            return await self.process.wait()
+            code = await self.process.wait()
+            supervisor.reap(self.state_dir)  # its Envoy outlives a killed kubelb
+            return code
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
