@@ -54,6 +54,15 @@ class LoadBalancerPort(meta.KubeModel):
     port: meta.Int32
     """The port that will be exposed by the LoadBalancer."""
 
+    @pydantic.field_validator("port")
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        # Checked in Python only (the CRD schema is unchanged): a parse refuses port 70000
+        # before it can replace a serving version.
+        if not 1 <= value <= 65535:
+            raise ValueError(f"{value} is outside 1-65535")
+        return value
+
 
 class LoadBalancerSpec(meta.KubeModel):
     """Desired state of a LoadBalancer."""

@@ -251,7 +251,10 @@ class Standalone:
 
     def _loaded(self, result: loader.SyncResult) -> None:
         """The files are in the memory store; the reconcilers take it from there."""
-        self.origins, self.config_problems = _origins(self.source.last.documents)
+        self.origins = {objects.ObjectKey(ref.namespace, ref.name): origin
+                        for ref, origin in self.loader.origins.items()
+                        if ref.kind == "LoadBalancer"}  # fmt: skip
+        self.config_problems = _config_problems(self.source.last.documents)
         for problem in self.config_problems:
             logger.warning("%s", problem)
         self.loaded = result
@@ -278,12 +281,17 @@ class Standalone:
         """What the memory store says about every LoadBalancer, with the file problems."""
         result = self.loaded
         errors: list[str] = []
+        warnings: list[str] = []
         by_origin: dict[str, list[str]] = {}
+        warned: dict[str, list[str]] = {}
         if result is not None:
             errors.extend(f"{e.path}: {e.message}" for e in result.file_errors)
             for e in result.errors:
                 errors.append(f"{e.origin}: {e.message}")
                 by_origin.setdefault(e.origin, []).append(e.message)
+            for w in result.warnings:
+                warnings.append(f"{w.origin}: {w.message}")
+                warned.setdefault(w.origin, []).append(w.message)
         errors.extend(self.config_problems)
         if self.infra.pool_problem:
             errors.append(self.infra.pool_problem)
@@ -294,11 +302,15 @@ class Standalone:
         documents = []
         for raw in lbs:
             origin = self.origins.get(objects.key_of(raw), "")
-            documents.append(_lb_document(raw, origin, by_origin.get(origin, [])))
+            document = _lb_document(raw, origin, by_origin.get(origin, []))
+            document["warnings"] = warned.get(origin, [])
+            documents.append(document)
         return {
             "pool": list(self.infra.pool),
             "dataplane": {"kind": self.settings.dataplane, **self.driver.status()},
             "errors": errors,
+            # Applied all the same: unknown fields (typos), as kubectl warns about them.
+            "warnings": warnings,
             "loadBalancers": documents,
         }
 
@@ -360,26 +372,22 @@ class HostFiles(file.FileSource):
         return self.last
 
 
-def _origins(
-    documents: Iterable[file.Document],
-) -> tuple[dict[objects.ObjectKey, str], list[str]]:
-    """Each LoadBalancer's document (the first, as the loader keeps it), and the Configs that
-    standalone mode does not read."""
-    origins: dict[objects.ObjectKey, str] = {}
+def _config_problems(documents: Iterable[file.Document]) -> list[str]:
+    """The Configs that standalone mode does not read."""
     problems = []
     for doc in documents:
         meta = doc.body.get("metadata")
         meta = meta if isinstance(meta, Mapping) else {}
         namespace = str(meta.get("namespace") or loader.DEFAULT_NAMESPACE)
         name = str(meta.get("name") or "")
-        kind = doc.body.get("kind")
-        if kind == "LoadBalancer":
-            origins.setdefault(objects.ObjectKey(namespace, name), doc.origin)
-        elif kind == "Config" and (namespace, name) != (CONFIG_NAMESPACE, api_config.CONFIG_NAME):
+        if doc.body.get("kind") == "Config" and (namespace, name) != (
+            CONFIG_NAMESPACE,
+            api_config.CONFIG_NAME,
+        ):
             wanted = f"{CONFIG_NAMESPACE}/{api_config.CONFIG_NAME}"
             problems.append(f"{doc.origin}: Config {namespace}/{name} is not used; standalone "
                             f"mode reads Config {wanted}")  # fmt: skip
-    return origins, problems
+    return problems
 
 
 def _lb_document(raw: objects.RawObject, origin: str, errors: list[str]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ Each LB port forwards to the endpoint port `kubelb.api.ports.pair` finds in each
 (same name and protocol, or same position when unnamed); every endpoint entry becomes its own
 cluster, and the listener spreads connections over those clusters. Names come from identity
 (namespace, LB name, port name or number, protocol), never from list positions that a reorder
-would change.
+would change, and are injective (`util.naming.join`): `a-b/c` and `a/b-c` never share a listener
+or a cluster.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kubelb.api import (
 )
 from kubelb.ir import proxy
 from kubelb.irbuild import endpointpolicy
+from kubelb.util import naming
 
 logger = logging.getLogger(__name__)
 
@@ -131,18 +133,38 @@ def assemble(node_id: str, pieces: Iterable[Piece]) -> Built:
                  refused=refused)  # fmt: skip
 
 
+def spec_problems(lb: api_lb.LoadBalancer) -> tuple[str, ...]:
+    """What makes `lb` invalid wherever it is placed and whatever its Addresses hold: the
+    problems its verdict reports as InvalidSpec that depend on nothing but its own spec (a port
+    outside 1-65535, an endpoint port that pairs with no LoadBalancer port, an unsupported
+    annotation, no ports), and `ip` fields that are no IP address. For checking a version before
+    it replaces one that serves."""
+    problems: list[str] = []
+    _, _, built = _build_one(lb, Placement("0.0.0.0"), None, None, {})
+    problems.extend(built)
+    if not lb.spec.ports:
+        problems.append("spec.ports is empty: nothing to expose")
+    for index, entry in enumerate(lb.spec.endpoints):
+        if entry.addresses_reference is not None and entry.addresses_reference.name:
+            continue
+        problems.extend(f"endpoints {_entry_id(entry, index)!r}: ip {a.ip!r} is not an IP "
+                        "address" for a in entry.addresses
+                        if a.ip and endpointpolicy.parse_ip(a.ip) is None)  # fmt: skip
+    return tuple(problems)
+
+
 def _build_one(
     lb: api_lb.LoadBalancer,
     placement: Placement,
-    addresses: Mapping[str, api_addresses.Addresses],
+    addresses: Mapping[str, api_addresses.Addresses] | None,
     policy: endpointpolicy.EndpointPolicy | None,
     refused: dict[str, None],
 ) -> tuple[list[proxy.Listener], list[proxy.Cluster], list[str]]:
     key = lb_key(lb)
-    prefix = f"{lb.metadata.namespace or 'default'}-{lb.metadata.name}"
+    namespace = lb.metadata.namespace or "default"
+    name = lb.metadata.name or ""
     problems: list[str] = []
     proxy_protocol = _proxy_protocol(lb, problems)
-    namespace = lb.metadata.namespace or "default"
     entries = [
         (_entry_id(entry, index), entry, _resolve(entry, index, namespace, addresses, problems))
         for index, entry in enumerate(lb.spec.endpoints)
@@ -161,10 +183,16 @@ def _build_one(
             target = _target_port(port, position, entry, entry_id, problems)
             if target is None:
                 continue
-            name = f"{prefix}-ep-{entry_id}-port-{target}-{protocol.value.lower()}"
-            names.append(name)
-            clusters[name] = proxy.Cluster(
-                name=name,
+            cluster = "/".join(
+                (
+                    naming.join(namespace, name, "ep"),
+                    _cluster_entry(entry, entry_id),
+                    naming.join("port", str(target), protocol.value.lower()),
+                )
+            )
+            names.append(cluster)
+            clusters[cluster] = proxy.Cluster(
+                name=cluster,
                 protocol=protocol,
                 endpoints=_endpoints(
                     _admitted(endpoint_addresses, target, policy, refused), target
@@ -180,7 +208,7 @@ def _build_one(
         port_id = port.name or str(port.port)
         listeners.append(
             proxy.Listener(
-                name=f"{prefix}-{port_id}-{protocol.value.lower()}",
+                name=naming.join(namespace, name, port_id, protocol.value.lower()),
                 address=placement.address,
                 port=listen_port,
                 protocol=protocol,
@@ -194,6 +222,12 @@ def _build_one(
 
 def _entry_id(entry: api_common.LoadBalancerEndpoints, index: int) -> str:
     return entry.name or str(index)
+
+
+def _cluster_entry(entry: api_common.LoadBalancerEndpoints, entry_id: str) -> str:
+    """An unnamed entry's position as `#0`, an entry's name escaped (never holding `#`): an
+    entry named `0` gets a cluster of its own."""
+    return naming.escape(entry.name) if entry.name else f"#{entry_id}"
 
 
 def _target_port(
@@ -224,10 +258,13 @@ def _resolve(
     entry: api_common.LoadBalancerEndpoints,
     index: int,
     namespace: str,
-    addresses: Mapping[str, api_addresses.Addresses],
+    addresses: Mapping[str, api_addresses.Addresses] | None,
     problems: list[str],
 ) -> list[str]:
+    """The entry's addresses; none for a reference when `addresses` is None (not resolved)."""
     if entry.addresses_reference is not None and entry.addresses_reference.name:
+        if addresses is None:
+            return []
         ref = entry.addresses_reference.name
         found = addresses.get(f"{namespace}/{ref}")
         if found is None:

@@ -11,7 +11,10 @@ Rules:
 - Kinds: only those given (`kinds`, by default Config, Addresses and LoadBalancer: what
   standalone mode serves); another kind, or another apiVersion, is an error.
 - Identity: kind, namespace and name; a namespaced object without a namespace lands in
-  "default". A second document with the same identity is an error; the first wins.
+  "default". A second document with the same identity is an error; the first wins: the file
+  that defined the object at the last sync while it still does (a duplicate added to a file
+  that sorts earlier never takes over), else the first in order. The error names the ignored
+  duplicate and where the object is defined.
 - Writes: server-side apply of the document without `status` and without server-owned metadata
   (a pasted `kubectl get -o yaml` applies cleanly), with the caller's per-kind `defaults`
   beneath it. Apply creates the object, updates what
@@ -24,7 +27,9 @@ Rules:
   which is how the manager tells tenant namespaces (`manager.common.Inputs.managed`); others
   (a Config's) are created plain. Namespaces are never deleted or unlabelled: an empty one
   costs nothing, and deleting one would refuse new objects while it terminates.
-- Invalid documents (`kubelb.api.registry` rejects them): when this loader applied a valid
+- Invalid documents (`kubelb.api.registry` rejects them, or for a LoadBalancer
+  `irbuild.loadbalancers.spec_problems` finds what its reconciler would call InvalidSpec
+  wherever it is placed, such as port 70000): when this loader applied a valid
   version of the same object before, that version stays in the store, so traffic keeps
   flowing, and the error says so (`kept_last_valid`), like an API server refusing a bad
   `kubectl apply`. Without a valid predecessor the document is stored as it is, so the
@@ -32,6 +37,9 @@ Rules:
 - An object that is being deleted (finalizers still held) when its document is present again
   is left alone and reported (`waiting`); the next sync after it is gone creates it afresh
   (`watch` syncs again until then).
+
+- Unknown fields (`prots:` for `ports:`) are warned about, as `kubectl` does
+  (`SyncResult.warnings`, logged); the object is applied all the same.
 
 Files that do not parse keep their last good documents (`file.FileSource`); their errors are
 passed through in `SyncResult.file_errors`.
@@ -44,9 +52,13 @@ import copy
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from kubelb.api import errors as api_errors, labels, registry
+import pydantic
+
+from kubelb.api import errors as api_errors, labels, loadbalancer as api_lb, meta, registry
+from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import errors, interface, objects, resources
 from kubelb.sources import file
 
@@ -93,6 +105,7 @@ class SyncResult:
     waiting: tuple[ObjectRef, ...] = ()  # present again while still being deleted
     errors: tuple[DocumentError, ...] = ()
     file_errors: tuple[file.FileError, ...] = ()
+    warnings: tuple[DocumentError, ...] = ()  # applied all the same (unknown fields)
 
     @property
     def changed(self) -> bool:
@@ -113,6 +126,7 @@ class _Plan:
         default_factory=dict
     )
     errors: list[DocumentError] = field(default_factory=list)
+    warnings: list[DocumentError] = field(default_factory=list)
     namespaces: dict[str, bool] = field(default_factory=dict)  # name -> tenant namespace
 
 
@@ -137,7 +151,10 @@ class Loader:
         self._applied: dict[ObjectRef, _Applied] = {}
         # Where each object of the last snapshot is defined ("path#index"): status pages show it.
         self.origins: dict[ObjectRef, str] = {}
+        self._paths: dict[ObjectRef, Path] = {}  # the file of each object's origin
         self._lock = asyncio.Lock()
+        # Per object, the body last checked and its verdict: a reload re-checks only what changed.
+        self._checked: dict[ObjectRef, tuple[objects.RawObject, str | None, tuple[str, ...]]] = {}
 
     async def sync(self, snapshot: file.Snapshot) -> SyncResult:
         async with self._lock:
@@ -178,6 +195,8 @@ class Loader:
     async def _sync(self, snapshot: file.Snapshot) -> SyncResult:
         plan = self._plan(snapshot)
         self.origins = {ref: doc.origin for ref, (_, doc, _) in plan.bodies.items()}
+        self._paths = {ref: doc.path for ref, (_, doc, _) in plan.bodies.items()}
+        self._checked = {ref: v for ref, v in self._checked.items() if ref in plan.bodies}
         unusable = await self._ensure_namespaces(plan)
         created: list[ObjectRef] = []
         updated: list[ObjectRef] = []
@@ -203,33 +222,36 @@ class Loader:
         return SyncResult(
             created=tuple(created), updated=tuple(updated), deleted=tuple(deleted),
             unchanged=unchanged, waiting=tuple(waiting), errors=tuple(plan.errors),
-            file_errors=snapshot.errors,
+            file_errors=snapshot.errors, warnings=tuple(plan.warnings),
         )  # fmt: skip
 
     def _plan(self, snapshot: file.Snapshot) -> _Plan:
         plan = _Plan()
-        seen: dict[ObjectRef, str] = {}
+        prepared: list[tuple[file.Document, ObjectRef, objects.RawObject]] = []
         for doc in sorted(snapshot.documents, key=self._order):
             try:
                 ref, body = self._prepare(doc)
             except ValueError as exc:
                 plan.errors.append(DocumentError(doc.origin, str(exc)))
                 continue
-            if ref in seen:
+            prepared.append((doc, ref, body))
+        winners = self._winners(prepared)
+        for doc, ref, body in prepared:
+            winner = winners[ref]
+            if winner is not doc:
                 plan.errors.append(DocumentError(doc.origin, f"duplicate {ref}, already "
-                                                 f"defined at {seen[ref]}"))  # fmt: skip
+                                                 f"defined at {winner.origin}; this one is "
+                                                 "ignored", ref=ref))  # fmt: skip
                 continue
-            seen[ref] = doc.origin
             valid = True
-            try:
-                if ref.kind in registry.KINDS:
-                    registry.parse(copy.deepcopy(body))
-            except api_errors.APIValidationError as exc:
+            problem, warned = self._check(ref, body)
+            plan.warnings.extend(DocumentError(doc.origin, w, ref=ref) for w in warned)
+            if problem is not None:
                 valid = False
                 last = self._applied.get(ref)
                 kept = last is not None and last.valid
                 detail = "; the last valid version stays in place" if kept else ""
-                plan.errors.append(DocumentError(doc.origin, f"{exc}{detail}", kept, ref))
+                plan.errors.append(DocumentError(doc.origin, f"{problem}{detail}", kept, ref))
                 if kept:
                     assert last is not None
                     body = last.body
@@ -239,6 +261,28 @@ class Loader:
                 tenant = plan.namespaces.get(ref.namespace, False) or ref.kind in TENANT_KINDS
                 plan.namespaces[ref.namespace] = tenant
         return plan
+
+    def _check(self, ref: ObjectRef, body: objects.RawObject) -> tuple[str | None, tuple[str, ...]]:
+        """Why `body` may not replace a valid version (None: it may), and its warnings."""
+        cached = self._checked.get(ref)
+        if cached is not None and cached[0] == body:
+            return cached[1], cached[2]
+        problem, warned = _invalid(ref, body)
+        self._checked[ref] = (body, problem, warned)
+        return problem, warned
+
+    def _winners(
+        self, prepared: Sequence[tuple[file.Document, ObjectRef, objects.RawObject]]
+    ) -> dict[ObjectRef, file.Document]:
+        """Per object, the document that defines it: the first one in the file that defined it
+        at the last sync when that file still does, else the first in order."""
+        winners: dict[ObjectRef, file.Document] = {}
+        for doc, ref, _ in prepared:
+            current = winners.get(ref)
+            incumbent = self._paths.get(ref)
+            if current is None or (current.path != incumbent and doc.path == incumbent):
+                winners[ref] = doc
+        return winners
 
     def _order(self, doc: file.Document) -> int:
         """Documents apply kind by kind in `kinds` order (Config before the LoadBalancers that
@@ -340,9 +384,52 @@ class Loader:
         return deleted
 
 
+def _invalid(ref: ObjectRef, body: objects.RawObject) -> tuple[str | None, tuple[str, ...]]:
+    """Why `body` may not replace a valid version (None: it may), and its unknown fields."""
+    if ref.kind not in registry.KINDS:
+        return None, ()
+    try:
+        model = registry.parse(copy.deepcopy(body))
+    except api_errors.APIValidationError as exc:
+        return str(exc), ()
+    warned = tuple(f"{ref}: unknown field {path!r} is ignored" for path in unknown_fields(model))
+    if isinstance(model, api_lb.LoadBalancer):
+        problems = irbuild.spec_problems(model)
+        if problems:
+            return f"{ref} is invalid: {'; '.join(problems)}", warned
+    return None, warned
+
+
+# Metadata fields the API server knows but the models do not spell out.
+_KNOWN_METADATA = frozenset({"managedFields", "selfLink", "clusterName"})
+
+
+def unknown_fields(model: meta.KubeModel, prefix: str = "") -> list[str]:
+    """The paths (`spec.prots`, `spec.ports[0].prot`) of fields the models do not know: kept
+    by the API (`extra="allow"`) and ignored by every reconciler, so most likely typos."""
+    found = []
+    extras = model.model_extra or {}
+    for key in extras:
+        if isinstance(model, meta.ObjectMeta) and key in _KNOWN_METADATA:
+            continue
+        found.append(f"{prefix}{key}")
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        where = f"{prefix}{info.alias or name}"
+        if isinstance(value, pydantic.BaseModel) and isinstance(value, meta.KubeModel):
+            found.extend(unknown_fields(value, f"{where}."))
+        elif isinstance(value, tuple | list):
+            for index, item in enumerate(value):
+                if isinstance(item, meta.KubeModel):
+                    found.extend(unknown_fields(item, f"{where}[{index}]."))
+    return found
+
+
 def _log(result: SyncResult) -> None:
     for error in result.errors:
         logger.error("%s: %s", error.origin, error.message)
+    for warning in result.warnings:
+        logger.warning("%s: %s", warning.origin, warning.message)
     if result.changed:
         logger.info("files: %d created, %d updated, %d deleted", len(result.created),
                     len(result.updated), len(result.deleted))  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import urllib.parse
 
 MAX_NAME_LENGTH = 63
 _INVALID = re.compile(r"[^a-z0-9-]+")
@@ -30,3 +31,16 @@ def dns1035(name: str, limit: int = MAX_NAME_LENGTH) -> str:
     elif not cleaned[0].isalpha():
         cleaned = f"k-{cleaned}"
     return truncate(cleaned, limit)
+
+
+def join(*parts: str) -> str:
+    """`parts` as one name, `/`-separated, each part `escape`d. Injective: `join("a-b", "c")`
+    and `join("a", "b-c")` differ, where a `-` join gave both `a-b-c`. For data-plane resource
+    names, which Envoy and the Python data plane take as opaque strings of any length."""
+    return "/".join(escape(p) for p in parts)
+
+
+def escape(part: str) -> str:
+    """`part` percent-escaped (`/` as `%2F`, `%` as `%25`; DNS names stay as they are): it never
+    holds `/`, nor `#`, which callers may use as a marker of their own."""
+    return urllib.parse.quote(part, safe="")

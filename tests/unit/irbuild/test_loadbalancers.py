@@ -36,8 +36,8 @@ def test_named_ports_pair_by_name_not_position():
         proxy.Endpoint(address="10.0.0.1", port=30443),
         proxy.Endpoint(address="10.0.0.2", port=30443),
     )
-    assert by_port[80].name == "demo-web-http-tcp"
-    assert https.name == "demo-web-ep-0-port-30443-tcp"
+    assert by_port[80].name == "demo/web/http/tcp"
+    assert https.name == "demo/web/ep/#0/port/30443/tcp"
     assert https.health_check == proxy.HealthCheck()
     assert built.config.validate() == []
 
@@ -56,7 +56,7 @@ def test_unnamed_ports_pair_by_position_and_udp_has_no_health_check():
     (c53,) = [c for c in built.config.clusters if c.endpoints[0].port == 30053]
     assert c53.protocol is proxy.Protocol.UDP
     assert c53.health_check is None
-    assert [li.name for li in built.config.listeners] == ["demo-web-53-udp", "demo-web-54-udp"]
+    assert [li.name for li in built.config.listeners] == ["demo/web/53/udp", "demo/web/54/udp"]
 
 
 def test_several_endpoint_entries_make_one_cluster_each():
@@ -72,7 +72,7 @@ def test_several_endpoint_entries_make_one_cluster_each():
         ],
     )
     (listener,) = build(lb).config.listeners
-    assert listener.clusters == ("demo-web-ep-a-port-1-tcp", "demo-web-ep-b-port-2-tcp")
+    assert listener.clusters == ("demo/web/ep/a/port/1/tcp", "demo/web/ep/b/port/2/tcp")
 
 
 def test_persistence_proxy_protocol_and_hostname_endpoints():
@@ -126,9 +126,9 @@ def test_addresses_reference_resolves_in_own_namespace_only():
     )
     built = build(lb, other, addresses={"demo/default": nodes}, listen_ports=None)
     assert built.problems["other/web"] == ("endpoints '0': Addresses 'default' not found",)
-    demo_cluster = built.config.cluster("demo-web-ep-0-port-31000-tcp")
+    demo_cluster = built.config.cluster("demo/web/ep/#0/port/31000/tcp")
     assert demo_cluster.endpoints == (proxy.Endpoint(address="10.1.1.1", port=31000),)
-    assert built.config.cluster("other-web-ep-0-port-31000-tcp").endpoints == ()
+    assert built.config.cluster("other/web/ep/#0/port/31000/tcp").endpoints == ()
 
 
 def test_problems_for_missing_ports_protocol_mismatch_and_bad_annotation():
@@ -173,3 +173,34 @@ def test_pieces_assembled_in_any_order_equal_the_whole_build():
     # Both bind 127.0.0.1:80: the loser is reported whichever order the pieces come in.
     assert assembled.problems["demo/web"]
     assert assembled.config.dropped_listeners == whole.config.dropped_listeners
+
+
+def test_names_are_injective_across_namespace_and_name():
+    """`a-b/c` and `a/b-c` once shared every listener and cluster name, and then no update
+    reached either data plane."""
+    endpoints = [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 30080}]}]
+    one = make_lb("c", "a-b", ports=[{"port": 80}], endpoints=endpoints)
+    two = make_lb("b-c", "a", ports=[{"port": 80}], endpoints=endpoints)
+    built = irbuild.build_proxy_config(
+        "node", [(one, irbuild.Placement("127.0.0.1")), (two, irbuild.Placement("127.0.0.2"))], {}
+    )
+    listeners = {li.name for li in built.config.listeners}
+    clusters = {c.name for c in built.config.clusters}
+    assert len(listeners) == 2
+    assert len(clusters) == 2
+    assert built.config.validate() == []
+
+
+def test_an_entry_named_like_a_position_gets_its_own_cluster():
+    lb = make_lb(
+        ports=[{"port": 80}],
+        endpoints=[
+            {"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 1}]},
+            {"name": "0", "addresses": [{"ip": "10.0.0.2"}], "ports": [{"port": 1}]},
+        ],
+    )
+    built = build(lb)
+    assert sorted(c.name for c in built.config.clusters) == [
+        "demo/web/ep/#0/port/1/tcp",
+        "demo/web/ep/0/port/1/tcp",
+    ]

@@ -66,3 +66,105 @@ async def test_watch_yields_initial_and_changed_snapshots(tmp_path):
     third = await asyncio.wait_for(anext(stream), timeout=30)
     assert {d.body["metadata"]["name"] for d in third.documents} == {"renamed", "two"}
     await stream.aclose()
+
+
+def test_deeply_nested_file_is_an_error_of_its_own(tmp_path):
+    """4 KB of brackets used to raise RecursionError out of the loader."""
+    (tmp_path / "a.yaml").write_text(LB)
+    (tmp_path / "deep.yaml").write_text("[" * 2048 + "]" * 2048)
+    (tmp_path / "deep-map.yaml").write_text(LB + "spec: " + "{a: " * 200 + "1" + "}" * 200 + "\n")
+    snap = file.FileSource(tmp_path).load()
+    assert [d.body["metadata"]["name"] for d in snap.documents] == ["one"]
+    errors = {e.path.name: e.message for e in snap.errors}
+    assert set(errors) == {"deep.yaml", "deep-map.yaml"}
+    assert all("deeper than" in m for m in errors.values()), errors
+
+
+def test_alias_bomb_is_refused(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    (error,) = file.FileSource(tmp_path).load().errors
+    assert "more than" in error.message
+
+
+def test_deep_file_keeps_its_last_good_version(tmp_path):
+    path = tmp_path / "lb.yaml"
+    path.write_text(LB)
+    source = file.FileSource(tmp_path)
+    source.load()
+    path.write_text("[" * 4096 + "]" * 4096)
+    snap = source.load()
+    assert [d.body["metadata"]["name"] for d in snap.documents] == ["one"]
+    assert snap.errors[0].using_last_good
+
+
+def test_vanished_folder_keeps_last_good_documents_and_says_why(tmp_path):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(LB)
+    (folder / "b.yaml").write_text(LB.replace("one", "two"))
+    source = file.FileSource(folder)
+    assert len(source.load().documents) == 2
+    folder.rename(tmp_path / "renamed")
+    snap = source.load()
+    assert [d.body["metadata"]["name"] for d in snap.documents] == ["one", "two"]
+    (error,) = snap.errors
+    assert error.path == folder
+    assert error.using_last_good
+    assert "does not exist" in error.message
+    # Back, changed: the folder's content is served again.
+    (tmp_path / "renamed").rename(folder)
+    (folder / "b.yaml").unlink()
+    snap = source.load()
+    assert [d.body["metadata"]["name"] for d in snap.documents] == ["one"]
+    assert not snap.errors
+
+
+async def test_watch_serves_last_good_while_the_folder_is_gone(tmp_path):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(LB)
+    source = file.FileSource(folder)
+    stream = source.watch(poll_seconds=0.02)
+    try:
+        assert len((await anext(stream)).documents) == 1
+        folder.rename(tmp_path / "elsewhere")
+        gone = await asyncio.wait_for(anext(stream), timeout=30)
+        assert len(gone.documents) == 1
+        assert gone.errors[0].using_last_good
+        folder.mkdir()  # back, empty: that is a change, and it is served
+        back = await asyncio.wait_for(anext(stream), timeout=30)
+        assert not back.documents
+        assert not back.errors
+    finally:
+        await stream.aclose()
+
+
+@pytest.mark.parametrize("kind", ["folder", "loop", "dangling"])
+def test_unreadable_entries_are_reported_and_keep_their_last_good(tmp_path, kind):
+    path = tmp_path / "lb.yaml"
+    path.write_text(LB)
+    source = file.FileSource(tmp_path)
+    source.load()
+    path.unlink()
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "loop":
+        path.symlink_to(tmp_path / "loop.yaml")
+        (tmp_path / "loop.yaml").symlink_to(path)
+    else:
+        path.symlink_to(tmp_path / "missing")
+    assert source.signature(), "the entry is part of the signature"
+    snap = source.load()
+    assert [d.body["metadata"]["name"] for d in snap.documents] == ["one"]
+    errors = {e.path.name: e for e in snap.errors}
+    assert errors["lb.yaml"].using_last_good
+    assert ("folder" if kind == "folder" else "symlink") in errors["lb.yaml"].message
+
+
+def test_unreadable_entry_without_last_good_is_reported(tmp_path):
+    (tmp_path / "dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    (error,) = file.FileSource(tmp_path).load().errors
+    assert not error.using_last_good
+    assert "dangling" in error.message

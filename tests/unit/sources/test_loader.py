@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kubelb.api import labels
 from kubelb.kube import errors, informer, memory, objects, resources
@@ -243,3 +244,111 @@ async def test_defaults_fill_what_documents_leave_unset(tmp_path, store):
     assert api["spec"]["ports"] == [{"name": "http", "port": 80}]
     assert objects.labels(web) == {"a": "b"}
     assert objects.name(web) == "web"
+
+
+async def test_a_duplicate_in_an_earlier_file_never_takes_over(tmp_path, store):
+    (tmp_path / "m.yaml").write_text(lb("api", 80))
+    source, load = setup(tmp_path, store)
+    await load.sync(source.load())
+    # The same LoadBalancer appears in a file that sorts first: the original keeps serving.
+    (tmp_path / "a.yaml").write_text(lb("api", 81))
+    result = await load.sync(source.load())
+    (error,) = result.errors
+    assert error.origin.endswith("a.yaml#0"), "the duplicate is the one reported"
+    assert "m.yaml#0" in error.message
+    assert not result.changed
+    live = await store.get(LBS, "api", namespace="shop")
+    assert live["spec"]["ports"][0]["port"] == 80
+    assert load.origins[loader.ObjectRef("LoadBalancer", "shop", "api")].endswith("m.yaml#0")
+    # Once the original is gone, the other definition takes over.
+    (tmp_path / "m.yaml").unlink()
+    result = await load.sync(source.load())
+    assert not result.errors
+    live = await store.get(LBS, "api", namespace="shop")
+    assert live["spec"]["ports"][0]["port"] == 81
+
+
+async def test_a_first_sync_with_duplicates_keeps_the_first_in_order(tmp_path, store):
+    (tmp_path / "a.yaml").write_text(lb("api", 80))
+    (tmp_path / "b.yaml").write_text(lb("api", 81))
+    source, load = setup(tmp_path, store)
+    result = await load.sync(source.load())
+    (error,) = result.errors
+    assert error.origin.endswith("b.yaml#0")
+    live = await store.get(LBS, "api", namespace="shop")
+    assert live["spec"]["ports"][0]["port"] == 80
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("port: 90}", "port: 70000}", "70000 is outside 1-65535"),
+        ("port: 30080}", "port: 0}", "port 0 is outside 1-65535"),
+        ("{name: http, port: 90}", "{name: web, port: 90}", "has no port named 'web'"),
+        ("ip: 10.0.0.1", "ip: 999.1.1.1", "'999.1.1.1' is not an IP address"),
+        ("ports: [{name: http, port: 90}]", "ports: []", "spec.ports is empty"),
+    ],
+)
+async def test_a_version_the_reconciler_would_refuse_never_replaces_a_valid_one(
+    tmp_path, store, old, new, why
+):
+    path = tmp_path / "lb.yaml"
+    path.write_text(lb("api", 90))
+    source, load = setup(tmp_path, store)
+    await load.sync(source.load())
+    assert old in lb("api", 90)
+    path.write_text(lb("api", 90).replace(old, new))
+    result = await load.sync(source.load())
+    (error,) = result.errors
+    assert error.kept_last_valid
+    assert why in error.message
+    live = await store.get(LBS, "api", namespace="shop")
+    assert live["spec"] == yaml.safe_load(lb("api", 90))["spec"]
+
+
+async def test_a_new_object_the_reconciler_would_refuse_is_stored_for_its_verdict(tmp_path, store):
+    (tmp_path / "lb.yaml").write_text(lb("api", 70000))
+    source, load = setup(tmp_path, store)
+    result = await load.sync(source.load())
+    (error,) = result.errors
+    assert not error.kept_last_valid
+    assert names(result.created) == ["LoadBalancer shop/api"]
+
+
+async def test_unknown_fields_are_warned_about_and_applied(tmp_path, store):
+    typo = (
+        lb("api")
+        .replace("spec:\n  ports:", "spec:\n  prots: []\n  ports:")
+        .replace("{name: http, port: 80}", "{name: http, port: 80, protocl: UDP}")
+    )
+    (tmp_path / "lb.yaml").write_text(typo + "  colour: blue\n" + "---\n" + lb("web", 81))
+    source, load = setup(tmp_path, store)
+    result = await load.sync(source.load())
+    assert not result.errors
+    assert names(result.created) == ["LoadBalancer shop/api", "LoadBalancer shop/web"]
+    warned = sorted(w.message for w in result.warnings)
+    assert warned == [
+        "LoadBalancer shop/api: unknown field 'spec.colour' is ignored",
+        "LoadBalancer shop/api: unknown field 'spec.ports[0].protocl' is ignored",
+        "LoadBalancer shop/api: unknown field 'spec.prots' is ignored",
+    ]
+    assert all(w.origin.endswith("lb.yaml#0") for w in result.warnings)
+
+
+async def test_warnings_and_refusals_stand_on_every_sync_until_fixed(tmp_path, store):
+    path = tmp_path / "lb.yaml"
+    path.write_text(lb("api"))
+    source, load = setup(tmp_path, store)
+    await load.sync(source.load())
+    path.write_text(lb("api").replace("10.0.0.1", "999.1.1.1") + "  colour: blue\n")
+    for _ in range(2):  # the second sync checks nothing anew, and says the same
+        result = await load.sync(source.load())
+        assert [e.kept_last_valid for e in result.errors] == [True]
+        assert len(result.warnings) == 1
+    path.write_text(lb("api") + "  colour: blue\n")
+    for _ in range(2):
+        result = await load.sync(source.load())
+        assert not result.errors
+        assert [w.message for w in result.warnings] == [
+            "LoadBalancer shop/api: unknown field 'spec.colour' is ignored"
+        ]
