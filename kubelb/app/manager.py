@@ -43,7 +43,7 @@ from kubelb.infra import (
 )
 from kubelb.irbuild import endpointpolicy
 from kubelb.kube import client, errors as kerrors, events, kubeconfig, leader
-from kubelb.manager import infrastructure, tenants
+from kubelb.manager import infrastructure, kubeconfigs, tenants
 from kubelb.observe import manager_metrics, server
 from kubelb.pki import ca, serving
 from kubelb.placement import pool
@@ -83,6 +83,7 @@ class Settings:
     debug: bool = False
     xds_delta: bool = False  # Envoys use incremental xDS
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
+    tenant_token: kubeconfigs.TokenMode = kubeconfigs.TokenMode.BOUND
     xds_tls: bool = True  # mTLS between Envoys and the xDS server
     xds_cert_validity: float = ca.LEAF_VALIDITY.total_seconds()  # leaf certificates, seconds
     # The management cluster's Service and Pod CIDRs: denied to tenant endpoints (kubernetes
@@ -176,6 +177,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: kube-public/cluster-info, else the kubernetes EndpointSlice)",
     )
     add(
+        "--tenant-token",
+        choices=[m.value for m in kubeconfigs.TokenMode],
+        default=d.tenant_token.value,
+        help="token in tenant kubeconfigs. bound: a TokenRequest token that expires (a day), "
+        "rotated in Secret kubelb-ccm-kubeconfig, and renewed by the agent itself for its "
+        "copy in the tenant cluster (the tenant may create tokens for its own ServiceAccount "
+        "only). long-lived: as upstream, the never-expiring token of a "
+        "kubernetes.io/service-account-token Secret kubelb-ccm, revoked only by deleting it "
+        "(default: bound)",
+    )
+    add(
         "--service-cidr",
         default="",
         help="kubernetes deployer: the management cluster's Service CIDRs (comma-separated), "
@@ -266,6 +278,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
         xds_delta=args.xds_delta, tenant_api_server=args.tenant_api_server,
+        tenant_token=kubeconfigs.TokenMode(args.tenant_token),
         xds_tls=args.xds_tls, xds_cert_validity=args.xds_cert_validity,
         service_cidrs=cidrs["service_cidr"], pod_cidrs=cidrs["pod_cidr"],
     )  # fmt: skip
@@ -342,8 +355,9 @@ class Manager:
                                          server.metrics_routes())  # fmt: skip
         self.xds_port = 0
         tenant_options = tenants.TenantControllerOptions(
-            namespace=settings.namespace, server_override=settings.tenant_api_server
-        )
+            namespace=settings.namespace, server_override=settings.tenant_api_server,
+            token_mode=settings.tenant_token,
+        )  # fmt: skip
         self.tenant_controller = tenants.tenant_controller(
             self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
