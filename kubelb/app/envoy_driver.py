@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubelb.app import errors, manager_dataplane
-from kubelb.envoy import binary, deployer, supervisor
+from kubelb.envoy import binary, deployer, procs, supervisor
 from kubelb.ir import proxy
 from kubelb.manager import loadbalancers
 from kubelb.observe import server as observe_server
@@ -93,7 +93,7 @@ class EnvoyDriver:
     def _admit(self, node_id: str, snap: snapshot.Snapshot) -> str | None:
         return self.supervisor.capacity_problem(node_id, snap.counts()["listeners"])
 
-    def _on_exit(self, exit_: supervisor.Exit) -> bool:
+    def _on_exit(self, exit_: procs.Exit) -> bool:
         return self.cache.rollback(exit_.node_id)
 
     def ready(self) -> bool:

@@ -22,7 +22,7 @@ from our xDS server. Per node a supervision task owned by the supervisor:
 - logs Envoy's stderr through Python logging (`kubelb.envoy.process`; Envoy's info as DEBUG,
   warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`).
   Both arrive through FIFOs in the node's folder (a restarted supervisor reopens them), read in
-  chunks: a line longer than `MAX_LOG_LINE` is cut with a marker, and a reader never stops, so
+  chunks: a line longer than `MAXprocs.LOG_LINE` is cut with a marker, and a reader never stops, so
   Envoy never blocks on a full pipe;
 - on remove/close drains: health check fails, `POST /drain_listeners?graceful`, waits
   `drain_seconds`, then SIGTERM and SIGKILL after `stop_timeout_seconds`.
@@ -41,29 +41,26 @@ import hashlib
 import json
 import logging
 import os
-import re
-import resource
 import signal
 import socket
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
 from kubelb.api import config as api_config
-from kubelb.envoy import binary, bootstrap, deployer
+from kubelb.envoy import binary, bootstrap, deployer, logpipe, procs
 from kubelb.observe import metrics
-from kubelb.util import backoff, children, naming
+from kubelb.util import backoff, naming
 
 logger = logging.getLogger(__name__)
 process_logger = logging.getLogger("kubelb.envoy.process")
 access_logger = logging.getLogger("kubelb.envoy.access")
 
 _LOG_FORMAT = "[%l][%n] %v"
-_LOG_LINE = re.compile(r"^\[(\w+)\]\[([\w.-]*)\] ?(.*)$")
 # Envoy's info level is routine chatter (start-up inventory, every xDS update): DEBUG for us.
 _LEVELS = {
     "trace": logging.DEBUG,
@@ -83,57 +80,13 @@ QUICK_RESTART = backoff.Backoff(initial=0.2, cap=2.0)
 _ADMIN_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 # What an admin request raises when Envoy is not (yet, or any more) there to answer.
 ADMIN_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
-MAX_LOG_LINE = 16 * 1024
-TRUNCATED = " [... %d bytes cut]"
 RECORD = "envoy.json"
-_READ_CHUNK = 64 * 1024
 _LOG_TAIL = 20
 # Sockets besides the listeners': admin, xDS, upstream and downstream connections.
 FD_RESERVE = 1024
-_KILL_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Exit:
-    """Why an Envoy ended: given to `on_exit` and told in `restart_cause`."""
-
-    node_id: str
-    code: int | None  # the exit status; -N: killed by signal N; None: unknown (adopted Envoy)
-    log_tail: tuple[str, ...]  # its last warning and error lines
-
-    @property
-    def killed(self) -> bool:
-        """Stopped by a signal from outside, not by a failure of its own."""
-        return self.code is not None and self.code < 0 and -self.code in _KILL_SIGNALS
-
-    def describe(self) -> str:
-        if self.code is None:
-            what = "it exited (an adopted Envoy: exit code unknown)"
-        elif self.code < 0:
-            what = f"signal {_signal_name(-self.code)}"
-        else:
-            what = f"exit code {self.code}"
-        hint = _hint(self.log_tail)
-        return f"{what} ({hint})" if hint else what
-
-
-OnExit = Callable[[Exit], bool]
-
-
-class _Proc(Protocol):
-    """What the supervisor needs of an Envoy process: ours (asyncio) or an adopted one."""
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    async def wait(self) -> int: ...
-
-    def terminate(self) -> None: ...
-
-    def kill(self) -> None: ...
+OnExit = Callable[[procs.Exit], bool]
 
 
 class EnvoySupervisor:
@@ -266,7 +219,7 @@ class EnvoySupervisor:
         envoy = self._envoys.get(node_id)
         return envoy.restart_cause if envoy else None
 
-    def last_exit(self, node_id: str) -> Exit | None:
+    def last_exit(self, node_id: str) -> procs.Exit | None:
         envoy = self._envoys.get(node_id)
         return envoy.last_exit if envoy else None
 
@@ -287,7 +240,7 @@ class EnvoySupervisor:
         envoy = self._envoys.get(node_id)
         concurrency = envoy.spec.concurrency if envoy else None
         workers = concurrency or os.cpu_count() or 1
-        limit = fd_limit()
+        limit = procs.fd_limit()
         needed = listeners * (workers + 1) + FD_RESERVE
         if needed <= limit:
             return None
@@ -297,19 +250,13 @@ class EnvoySupervisor:
                 f"{fits} fit")  # fmt: skip
 
 
-def fd_limit() -> int:
-    """The file descriptor limit an Envoy child gets: our hard RLIMIT_NOFILE."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return hard if hard != resource.RLIM_INFINITY else 1 << 20
-
-
 def reap(state_dir: Path) -> list[int]:
     """Kill every Envoy recorded under `state_dir` that still runs (for tests, whose clean-up
     must reach Envoys that outlived their kubelb); return their pids."""
     killed = []
     for path in Path(state_dir).rglob(RECORD):
         record = _read_record(path)
-        if record is not None and _start_time(record["pid"]) == record["start_time"]:
+        if record is not None and procs.start_time(record["pid"]) == record["start_time"]:
             with contextlib.suppress(ProcessLookupError):
                 # The shim leads its own process group, with Envoy in it.
                 os.killpg(record["pid"], signal.SIGKILL)
@@ -326,14 +273,14 @@ class _Envoy:
         self.node_id = node_id
         self.spec = spec
         self.dir = owner.state_dir / naming.dns1035(node_id)
-        self.process: _Proc | None = None
+        self.process: procs.Proc | None = None
         self.admin_port: int | None = None
         self.admin_path: str | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
         self.adopted = False
         self.restart_cause: str | None = None
-        self.last_exit: Exit | None = None
+        self.last_exit: procs.Exit | None = None
         self.log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -370,7 +317,7 @@ class _Envoy:
             adopt = False
             if self._stopping.is_set():
                 return
-            exit_ = Exit(self.node_id, code, tuple(self.log_tail))
+            exit_ = procs.Exit(self.node_id, code, tuple(self.log_tail))
             self.last_exit = exit_
             rolled_back = False
             if self.owner.on_exit is not None:
@@ -400,11 +347,11 @@ class _Envoy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    def adoptable(self) -> tuple[_Adopted, int, str | None] | None:
+    def adoptable(self) -> tuple[procs.Adopted, int, str | None] | None:
         """The recorded Envoy and its admin port and socket, when it still runs this spec's
         bootstrap."""
         record = _read_record(self.dir / RECORD)
-        if record is None or _start_time(record["pid"]) != record["start_time"]:
+        if record is None or procs.start_time(record["pid"]) != record["start_time"]:
             return None
         admin_path = record.get("admin_path")
         if (admin_path is not None) != self.spec.admin_pipe:
@@ -414,21 +361,21 @@ class _Envoy:
                 or record["binary"] != str(self.owner.binary)):  # fmt: skip
             return None
         try:
-            return _Adopted(record["pid"]), record["admin_port"], admin_path
+            return procs.Adopted(record["pid"]), record["admin_port"], admin_path
         except ProcessLookupError:
             return None
 
-    async def _adopt_or_replace(self) -> tuple[_Proc, int, str | None] | None:
+    async def _adopt_or_replace(self) -> tuple[procs.Proc, int, str | None] | None:
         found = self.adoptable()
         if found is not None:
             return found
         record = _read_record(self.dir / RECORD)
-        if record is not None and _start_time(record["pid"]) == record["start_time"]:
+        if record is not None and procs.start_time(record["pid"]) == record["start_time"]:
             # Ours, from an earlier run, but with another bootstrap: it must not keep the ports.
             logger.info("Envoy for node %r: pid %d runs another bootstrap; replacing it",
                         self.node_id, record["pid"])  # fmt: skip
             with contextlib.suppress(ProcessLookupError):
-                await _terminate(_Adopted(record["pid"]), self.spec.stop_timeout_seconds)
+                await procs.terminate(procs.Adopted(record["pid"]), self.spec.stop_timeout_seconds)
             _release_shared_memory(self.dir / "base-id")
         (self.dir / RECORD).unlink(missing_ok=True)
         return None
@@ -437,8 +384,8 @@ class _Envoy:
         """Start (or adopt) Envoy, wait for it to become ready, then for it to exit; return its
         exit code (None when unknown)."""
         found = await self._adopt_or_replace() if adopt else None
-        stdout = _Fifo(self.dir / "stdout.fifo")
-        stderr = _Fifo(self.dir / "stderr.fifo")
+        stdout = logpipe.Fifo(self.dir / "stdout.fifo")
+        stderr = logpipe.Fifo(self.dir / "stderr.fifo")
         try:
             if found is not None:
                 proc, admin_port, admin_path = found
@@ -452,7 +399,7 @@ class _Envoy:
         spec = dataclasses.replace(self.spec, admin_port=admin_port)
         self.process, self.admin_port, self.admin_path = proc, admin_port or None, admin_path
         if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
-            await _terminate(proc, self.spec.stop_timeout_seconds)
+            await procs.terminate(proc, self.spec.stop_timeout_seconds)
         logger.info(
             "Envoy for node %r %s (pid %d, admin %s)",
             self.node_id,
@@ -473,15 +420,17 @@ class _Envoy:
             self.ready.clear()
             readiness.cancel()
             if proc.returncode is None:  # cancelled: never leave Envoy behind
-                await _terminate(proc, self.spec.stop_timeout_seconds)
+                await procs.terminate(proc, self.spec.stop_timeout_seconds)
             # Envoy is gone: free its shared memory before anything else can be cancelled.
             _release_shared_memory(self.dir / "base-id")
             await asyncio.gather(readiness, *pumps, return_exceptions=True)
             stdout.close()
             stderr.close()
-        return None if isinstance(proc, _Adopted) else code
+        return None if isinstance(proc, procs.Adopted) else code
 
-    async def _spawn(self, stdout: _Fifo, stderr: _Fifo) -> tuple[_Proc, int, str | None]:
+    async def _spawn(
+        self, stdout: logpipe.Fifo, stderr: logpipe.Fifo
+    ) -> tuple[procs.Proc, int, str | None]:
         admin_path = _admin_socket(self.dir) if self.spec.admin_pipe else None
         admin_port = (
             0 if admin_path else self.spec.admin_port or _free_port(self.spec.admin_address)
@@ -499,12 +448,12 @@ class _Envoy:
             stdout=stdout.open_writer(),
             stderr=stderr.open_writer(),
             start_new_session=True,
-            preexec_fn=_preexec(die_with_parent=not self.owner.detach),
+            preexec_fn=procs.preexec_for(die_with_parent=not self.owner.detach),
         )
         if self.owner.detach:
             record = {
                 "pid": proc.pid,
-                "start_time": _start_time(proc.pid),
+                "start_time": procs.start_time(proc.pid),
                 "admin_address": spec.admin_address,
                 "admin_port": admin_port,
                 "admin_path": admin_path,
@@ -536,7 +485,7 @@ class _Envoy:
             args += ["--concurrency", str(spec.concurrency)]
         return [*args, *spec.extra_args]
 
-    async def _await_ready(self, proc: _Proc, spec: deployer.EnvoySpec) -> None:
+    async def _await_ready(self, proc: procs.Proc, spec: deployer.EnvoySpec) -> None:
         while proc.returncode is None:
             try:
                 status, _ = await self.owner.request(
@@ -551,7 +500,7 @@ class _Envoy:
                 return
             await asyncio.sleep(0.1)
 
-    async def _drain_and_stop(self, proc: _Proc) -> None:
+    async def _drain_and_stop(self, proc: procs.Proc) -> None:
         port, unix = self.admin_port, self.admin_path
         if port is not None or unix is not None:
             for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
@@ -565,11 +514,11 @@ class _Envoy:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), self.spec.drain_seconds)
-        await _terminate(proc, self.spec.stop_timeout_seconds)
+        await procs.terminate(proc, self.spec.stop_timeout_seconds)
         logger.info("Envoy for node %r stopped (code %s)", self.node_id, proc.returncode)
 
     def _log_stderr(self, line: str) -> None:
-        match = _LOG_LINE.match(line)
+        match = procs.LOG_LINE.match(line)
         level, component, text = (
             (_LEVELS.get(match[1], logging.INFO), match[2], match[3])
             if match
@@ -590,185 +539,6 @@ class _Envoy:
             logger.error(
                 "supervision of Envoy for node %r failed", self.node_id, exc_info=task.exception()
             )
-
-
-class _Adopted:
-    """An Envoy started by an earlier supervisor: not our child, watched through a pidfd. Any
-    number of `wait()` calls share one watch (the supervision task and a drain both wait)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self._pidfd = os.pidfd_open(pid)
-        self._exit: asyncio.Future[None] | None = None
-        self.returncode: int | None = None
-
-    async def wait(self) -> int:
-        if self.returncode is None:
-            await asyncio.shield(self._exited())
-        return 0  # unknown: only its parent learns the real status
-
-    def _exited(self) -> asyncio.Future[None]:
-        if self._exit is None:
-            loop = asyncio.get_running_loop()
-            self._exit = exit_ = loop.create_future()
-
-            def on_exit() -> None:
-                self.close()
-                if not exit_.done():
-                    exit_.set_result(None)
-
-            loop.add_reader(self._pidfd, on_exit)
-        return self._exit
-
-    def close(self) -> None:
-        """Stop watching (an Envoy still running keeps running)."""
-        if self.returncode is None:
-            if self._exit is not None:
-                self._exit.get_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self.returncode = 0
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        if self.returncode is None:
-            signal.pidfd_send_signal(self._pidfd, sig)
-
-
-class _Fifo:
-    """A named pipe carrying one of Envoy's output streams. We hold the read end; Envoy gets
-    the write end, so Envoy's exit is our end of file, and a supervisor started after a crash
-    reopens the same FIFO of an adopted Envoy. With no reader Envoy's writes fail (EPIPE,
-    which Envoy ignores) rather than block."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.is_fifo():
-            path.unlink(missing_ok=True)
-            os.mkfifo(path, 0o600)
-        self.path = path
-        # Non-blocking: there may be no writer yet.
-        self._reader: int | None = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        self._writer: int | None = None
-        self._transport: asyncio.ReadTransport | None = None
-
-    def open_writer(self) -> int:
-        self._writer = os.open(self.path, os.O_WRONLY)
-        return self._writer
-
-    def close_writer(self) -> None:
-        if self._writer is not None:
-            os.close(self._writer)
-            self._writer = None
-
-    async def pump(self, sink: Callable[[str], None]) -> None:
-        assert self._reader is not None
-        reader = asyncio.StreamReader(limit=_READ_CHUNK)
-        loop = asyncio.get_running_loop()
-        fd, self._reader = self._reader, None
-        self._transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-        )
-        await pump(reader, sink)
-
-    def close(self) -> None:
-        self.close_writer()
-        if self._transport is not None:
-            self._transport.close()
-        if self._reader is not None:
-            os.close(self._reader)
-            self._reader = None
-
-
-async def _terminate(proc: _Proc, grace: float) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-
-
-async def pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> None:
-    """Hand every line of `stream` to `sink` until end of file. A line longer than
-    `MAX_LOG_LINE` is cut there with a marker: it can never stop the reading."""
-    pending = b""
-    cut = 0  # bytes dropped from the current line so far
-    while chunk := await stream.read(_READ_CHUNK):
-        *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines:
-            _emit(line, cut, sink)
-            cut = 0
-        if len(pending) > MAX_LOG_LINE:
-            cut += len(pending) - MAX_LOG_LINE
-            pending = pending[:MAX_LOG_LINE]
-    if pending:
-        _emit(pending, cut, sink)
-
-
-def _emit(line: bytes, cut: int, sink: Callable[[str], None]) -> None:
-    if len(line) > MAX_LOG_LINE:
-        cut += len(line) - MAX_LOG_LINE
-        line = line[:MAX_LOG_LINE]
-    text = line.decode(errors="replace").rstrip()
-    if cut:
-        text += TRUNCATED % cut
-    if text:
-        sink(text)
-
-
-def _preexec(*, die_with_parent: bool) -> Callable[[], None]:
-    die = children.die_with_parent() if die_with_parent else None
-    limit = fd_limit()
-
-    def preexec() -> None:
-        # A socket per listener per worker: the usual soft limit (1024) is far too low. (Envoy
-        # 1.40 raises it itself as well; an older or custom build may not.)
-        with contextlib.suppress(OSError, ValueError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-        if die is not None:
-            die()
-
-    return preexec
-
-
-def _hint(log_tail: tuple[str, ...]) -> str:
-    """The reason an Envoy's last lines give for its exit, briefly."""
-    for line in reversed(log_tail):
-        if "Too many open files" in line:
-            return "Too many open files"
-    for line in reversed(log_tail):
-        match = _LOG_LINE.match(line)
-        if match and match[1] in ("critical", "error"):
-            return match[3][:200]
-    return ""
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
-def _start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot): with the pid, it
-    names one process, even after the pid is reused. None when it does not run."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:

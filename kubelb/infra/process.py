@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
-from kubelb.envoy import deployer, supervisor
+from kubelb.envoy import deployer, procs, supervisor
 from kubelb.infra import addresspool, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
@@ -113,7 +113,7 @@ class ProcessInfra:
         after exit code 1 (Too many open files)"."""
         return self.envoys.restart_cause(namespace)
 
-    def _on_exit(self, exit_: supervisor.Exit) -> bool:
+    def _on_exit(self, exit_: procs.Exit) -> bool:
         return self.snapshots is not None and self.snapshots.rollback(exit_.node_id)
 
     def _admit(self, namespace: str, snap: snapshot.Snapshot) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kubelb.envoy import binary, supervisor
+from kubelb.envoy import binary, logpipe, supervisor
 from kubelb.util import backoff
 from kubelb.xds import snapshot
 from tests.integration.xds import backends
@@ -43,7 +43,7 @@ async def test_a_log_line_over_64k_is_cut_and_envoy_keeps_logging(
     assert status == 200
     cut = [r.getMessage() for r in caplog.records if "bytes cut]" in r.getMessage()]
     assert cut
-    assert all(len(m) < supervisor.MAX_LOG_LINE + 200 for m in cut)
+    assert all(len(m) < logpipe.MAX_LOG_LINE + 200 for m in cut)
     await backends.eventually(
         lambda: _true(any("'after'" in r.getMessage() for r in caplog.records)),
         what="Envoy's lines after the long ones to be logged",

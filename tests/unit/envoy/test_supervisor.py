@@ -6,7 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from kubelb.envoy import supervisor
+from kubelb.envoy import logpipe, procs, supervisor
 
 
 def test_restarts_back_off_doubling_up_to_half_a_minute() -> None:
@@ -24,7 +24,7 @@ def feed(data: bytes) -> list[str]:
         stream.feed_data(data)
         stream.feed_eof()
         lines: list[str] = []
-        await supervisor.pump(stream, lines.append)
+        await logpipe.pump(stream, lines.append)
         return lines
 
     return asyncio.run(run())
@@ -34,8 +34,8 @@ def test_pump_cuts_long_lines_with_a_marker_and_goes_on() -> None:
     long = b"x" * (200 * 1024)
     lines = feed(b"first\n" + long + b"\nafter\nlast without newline")
     assert lines[0] == "first"
-    assert lines[1] == "x" * supervisor.MAX_LOG_LINE + supervisor.TRUNCATED % (
-        len(long) - supervisor.MAX_LOG_LINE
+    assert lines[1] == "x" * logpipe.MAX_LOG_LINE + logpipe.TRUNCATED % (
+        len(long) - logpipe.MAX_LOG_LINE
     )
     assert lines[2:] == ["after", "last without newline"]
 
@@ -45,13 +45,13 @@ def test_exit_describes_code_signal_and_the_cause_from_the_log() -> None:
         "[error][envoy_bug] envoy bug failure: socket(2) failed, got error: Too many open files",
         "[critical][assert] assert failure: io_handle_",
     )
-    assert supervisor.Exit("n", -6, tail).describe() == "signal SIGABRT (Too many open files)"
-    assert supervisor.Exit("n", 1, ("[critical][main] bad flag",)).describe() == (
+    assert procs.Exit("n", -6, tail).describe() == "signal SIGABRT (Too many open files)"
+    assert procs.Exit("n", 1, ("[critical][main] bad flag",)).describe() == (
         "exit code 1 (bad flag)"
     )
-    assert supervisor.Exit("n", -9, ()).killed
-    assert not supervisor.Exit("n", -6, ()).killed
-    assert "unknown" in supervisor.Exit("n", None, ()).describe()
+    assert procs.Exit("n", -9, ()).killed
+    assert not procs.Exit("n", -6, ()).killed
+    assert "unknown" in procs.Exit("n", None, ()).describe()
 
 
 def test_reap_kills_recorded_envoys_only_if_still_the_same_process(tmp_path: Path) -> None:
