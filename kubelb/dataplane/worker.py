@@ -47,9 +47,10 @@ async def _serve(options: context.Options) -> None:
     drain = runtime.DEFAULT_DRAIN_SECONDS
     try:
         while line := await reader.readline():
-            message: dict[str, Any] = json.loads(line)
+            # Decoding 10,000 listeners takes longer than any request should wait: off the loop.
+            message: dict[str, Any] = await asyncio.to_thread(_decode, line)
             if message["op"] == "apply":
-                await dp.apply(codec.proxy_config_from_dict(message["config"]))
+                await dp.apply(message["config"])
                 # Status first, so the parent's view is current once apply() returns.
                 _emit({"op": "status", "status": dp.status()})
                 _emit({"op": "applied"})
@@ -60,6 +61,13 @@ async def _serve(options: context.Options) -> None:
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
         await dp.close(drain)
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(line)
+    if message["op"] == "apply":
+        message["config"] = codec.proxy_config_from_dict(message["config"])
+    return message
 
 
 async def _report(dp: runtime.DataPlane) -> None:
