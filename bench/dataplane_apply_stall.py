@@ -1,0 +1,157 @@
+"""How long does a big apply stall traffic already served by the built-in data plane?
+
+One TCP listener serves a steady request loop (new connection per request) to an echo backend,
+both in a child process so they never compete with the data plane for the GIL; then a config
+adding N more listeners (on 127.0.1.x and up) is applied. Prints the longest gap between
+successful requests while the apply runs, and the time until the apply returned and every new
+listener answers a connect.
+
+    .venv/bin/python -m bench.dataplane_apply_stall [--listeners 10000] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import resource
+import socket
+import socketserver
+import threading
+import time
+from multiprocessing.connection import Connection
+
+import uvloop
+
+from kubelb.dataplane import runtime
+from kubelb.ir import proxy
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+def _address(i: int) -> str:
+    return f"127.0.{1 + i // 250}.{1 + i % 250}"
+
+
+def _config(port: int, backend: int, extra: int, extra_port: int) -> proxy.ProxyConfig:
+    listeners = [
+        proxy.Listener(name="steady", address="127.0.0.1", port=port,
+                       protocol=proxy.Protocol.TCP, clusters=("steady-c",)),
+    ]  # fmt: skip
+    clusters = [
+        proxy.Cluster(name="steady-c", protocol=proxy.Protocol.TCP,
+                      endpoints=(proxy.Endpoint(address="127.0.0.1", port=backend),)),
+    ]  # fmt: skip
+    for i in range(extra):
+        listeners.append(
+            proxy.Listener(name=f"lb-{i}", address=_address(i), port=extra_port,
+                           protocol=proxy.Protocol.TCP, clusters=(f"lb-{i}-c",))
+        )  # fmt: skip
+        clusters.append(
+            proxy.Cluster(name=f"lb-{i}-c", protocol=proxy.Protocol.TCP,
+                          endpoints=(proxy.Endpoint(address="127.0.0.1", port=backend),))
+        )  # fmt: skip
+    return proxy.ProxyConfig(node_id="bench", listeners=tuple(listeners), clusters=tuple(clusters))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Loop(threading.Thread):
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.stamps: list[float] = []
+        self.failures = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                    s.sendall(b"ping")
+                    if s.recv(16) == b"ping":
+                        self.stamps.append(time.monotonic())
+                        continue
+            except OSError:
+                pass
+            self.failures += 1
+
+
+def _longest_gap(stamps: list[float], start: float, end: float) -> float:
+    inside = [start, *(t for t in stamps if start <= t <= end), end]
+    return max(b - a for a, b in itertools.pairwise(inside))
+
+
+def _client(port: int, conn: Connection) -> None:
+    """Child process: the echo backend and the steady loop; sends back the request time stamps."""
+    backend = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+    backend.daemon_threads = True
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    conn.send(backend.server_address[1])
+    conn.recv()  # the data plane serves `port`
+    steady = _Loop(port)
+    steady.start()
+    conn.recv()  # stop
+    steady.stop.set()
+    steady.join()
+    conn.send((steady.stamps, steady.failures))
+
+
+async def _main(extra: int, workers: int) -> None:
+    port, extra_port = _free_port(), _free_port()
+    conn, child_end = multiprocessing.Pipe()
+    child = multiprocessing.Process(target=_client, args=(port, child_end), daemon=True)
+    child.start()
+    backend = conn.recv()
+    dp = runtime.DataPlane(workers=workers, drain_seconds=0.1)
+    await dp.apply(_config(port, backend, 0, extra_port))
+    conn.send("go")
+    await asyncio.sleep(1.0)
+    start = time.monotonic()
+    await dp.apply(_config(port, backend, extra, extra_port))
+    applied = time.monotonic()
+    for i in range(extra):
+        while True:
+            try:
+                socket.create_connection((_address(i), extra_port), timeout=5).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+    serving = time.monotonic()
+    await asyncio.sleep(0.5)
+    conn.send("stop")
+    stamps, failures = await asyncio.to_thread(conn.recv)
+    child.join()
+    print(f"listeners added: {extra}, workers: {workers}")
+    print(f"apply() returned after {applied - start:.2f} s; "
+          f"all serving after {serving - start:.2f} s")  # fmt: skip
+    print(f"longest gap between steady requests during the apply: "
+          f"{_longest_gap(stamps, start, applied):.3f} s")  # fmt: skip
+    print(f"steady requests during the apply: "
+          f"{sum(start <= t <= applied for t in stamps)}, failures: {failures}")  # fmt: skip
+    await dp.close(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--listeners", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    logging.basicConfig(level=logging.WARNING)
+    uvloop.run(_main(args.listeners, args.workers))
+
+
+if __name__ == "__main__":
+    main()
