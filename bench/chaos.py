@@ -103,17 +103,21 @@ class Traffic:
 
         await until(enough, deadline)
 
-    def longest_outage(self) -> float:
-        """Seconds from the last answer before a run of failures to the first answer after."""
-        worst, last_ok, failing = 0.0, None, False
+    def outages(self) -> list[float]:
+        """Per run of failures, seconds from the last answer before it to the first after."""
+        found: list[float] = []
+        last_ok, failing = None, False
         for t, name in self.events:
             if name:
                 if failing and last_ok is not None:
-                    worst = max(worst, t - last_ok)
+                    found.append(round(t - last_ok, 3))
                 last_ok, failing = t, False
             else:
                 failing = True
-        return worst
+        return found
+
+    def longest_outage(self) -> float:
+        return max(self.outages(), default=0.0)
 
 
 def _standalone(root: Path, dataplane: str) -> harness.Standalone:
@@ -186,7 +190,8 @@ async def envoy_kill(sizes: Sizes) -> dict[str, Any]:
                 await until(lambda: bool(set(envoy_pids(root)) - {victim}))  # noqa: B023
                 await traffic.answered(20)
         return {"kills": sizes.envoy_kills, "requests": len(traffic.events),
-                "failed": traffic.failed, "longest_outage_s": traffic.longest_outage()}  # fmt: skip
+                "failed": traffic.failed, "longest_outage_s": traffic.longest_outage(),
+                "outages_s": traffic.outages()}  # fmt: skip
 
 
 async def kubelb_kill(sizes: Sizes, dataplane: str) -> dict[str, Any]:
@@ -200,7 +205,8 @@ async def kubelb_kill(sizes: Sizes, dataplane: str) -> dict[str, Any]:
                 await kubelb.start()
                 await traffic.answered(20)
         return {"kills": sizes.kubelb_kills, "requests": len(traffic.events),
-                "failed": traffic.failed, "longest_outage_s": traffic.longest_outage()}  # fmt: skip
+                "failed": traffic.failed, "longest_outage_s": traffic.longest_outage(),
+                "outages_s": traffic.outages()}  # fmt: skip
 
 
 async def endpoint_churn(sizes: Sizes, dataplane: str) -> dict[str, Any]:
