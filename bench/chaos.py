@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import results_file
+from kubelb.envoy import supervisor
 from tests.integration.standalone import backends, harness
 
 HOST = "127.0.0.1"
@@ -167,6 +168,9 @@ def envoy_pids(root: Path) -> list[int]:
 
 
 def _kill_leftover_envoys(root: Path) -> None:
+    for state in (root / "state", root):
+        if state.exists():
+            supervisor.reap(state)  # Envoys outlive a killed kubelb by design
     for pid in envoy_pids(root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
