@@ -28,6 +28,7 @@ from kubelb.agent import common, lbmapping
 from kubelb.api import conditions, finalizers
 from kubelb.kube import controller, errors, events, objects, resources, store, watches, writer
 from kubelb.observe import agent_metrics
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class ServiceReconciler:
                 if removed.obj is None:
                     return
                 service = removed.obj
-        logger.info("service %s: cleaned up", key)
+        logger.info("service %s: cleaned up", logsafe.shown(key))
 
     async def _delete_load_balancers(self, key: objects.ObjectKey, *, keep_uid: str) -> None:
         """Delete the LoadBalancers made from Service `key`, except the one named `keep_uid`."""
@@ -253,7 +254,9 @@ class ServiceReconciler:
             if objects.name(lb) == keep_uid or objects.is_deleting(lb):
                 continue
             if await self.management.delete(resources.LOAD_BALANCERS, objects.key_of(lb)):
-                logger.info("service %s: deleted LoadBalancer %s", key, objects.key_of(lb))
+                logger.info(
+                    "service %s: deleted LoadBalancer %s", logsafe.shown(key), objects.key_of(lb)
+                )
 
     def _count_managed(self, namespace: str) -> None:
         count = sum(

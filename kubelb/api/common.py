@@ -38,8 +38,8 @@ class EndpointAddress(meta.CELValidated):
 
     ip: str | None = None
     """The IP of this endpoint."""
-    hostname: str | None = None
-    """The hostname of this endpoint."""
+    hostname: meta.EndpointHostname | None = None
+    """The hostname of this endpoint (a DNS-1123 subdomain)."""
 
     @property
     def address(self) -> str:
@@ -50,11 +50,11 @@ class EndpointAddress(meta.CELValidated):
 class EndpointPort(meta.KubeModel):
     """One upstream port (for KubeLB's agent: the tenant Service's NodePort)."""
 
-    name: str | None = None
+    name: meta.DNS1123Label | None = None
     """Name of this port; must match the name of the LoadBalancer port it serves. Optional only
     if one port is defined."""
-    port: meta.Int32
-    """The port number of the endpoint."""
+    port: meta.PortNumber
+    """The port number of the endpoint (1-65535)."""
     protocol: Protocol = meta.crd_default(Protocol.TCP)
     """The IP protocol for this port. Defaults to TCP."""
 

@@ -46,22 +46,13 @@ class Persistence(meta.KubeModel):
 class LoadBalancerPort(meta.KubeModel):
     """A port exposed by the load balancer."""
 
-    name: str | None = None
+    name: meta.DNS1123Label | None = None
     """Name of this port within the service (a DNS_LABEL); matched against the endpoint ports'
     names. Optional if only one port is defined."""
     protocol: common.Protocol = meta.crd_default(common.Protocol.TCP)
     """The IP protocol for this port. Defaults to TCP."""
-    port: meta.Int32
-    """The port that will be exposed by the LoadBalancer."""
-
-    @pydantic.field_validator("port")
-    @classmethod
-    def _port_in_range(cls, value: int) -> int:
-        # Checked in Python only (the CRD schema is unchanged): a parse refuses port 70000
-        # before it can replace a serving version.
-        if not 1 <= value <= 65535:
-            raise ValueError(f"{value} is outside 1-65535")
-        return value
+    port: meta.PortNumber
+    """The port that will be exposed by the LoadBalancer (1-65535)."""
 
 
 class LoadBalancerSpec(meta.KubeModel):
@@ -71,7 +62,7 @@ class LoadBalancerSpec(meta.KubeModel):
     """Sets of addresses and ports that comprise an exposed user service on a cluster."""
     ports: tuple[LoadBalancerPort, ...] = ()
     """Ports exposed by the load balancer service (layer 4)."""
-    hostname: str | None = None
+    hostname: meta.Hostname | None = None
     """Domain name at which the load balancer will be reachable, exposed with TLS."""
     type: str = meta.crd_default(ServiceType.CLUSTER_IP.value)
     """Type of the management Service: ClusterIP, NodePort or LoadBalancer. Defaults to

@@ -166,6 +166,72 @@ def rfc3339(moment: datetime.datetime | None = None) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# --- Names: Kubernetes' DNS-1123 rules, checked here too since objects also come from files ---
+
+DNS1123_LABEL_MAX = 63
+DNS1123_SUBDOMAIN_MAX = 253
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL_PATTERN = rf"^{_LABEL}$"
+DNS1123_SUBDOMAIN_PATTERN = rf"^{_LABEL}(\.{_LABEL})*$"
+_LABEL_RE = re.compile(DNS1123_LABEL_PATTERN)
+_SUBDOMAIN_RE = re.compile(DNS1123_SUBDOMAIN_PATTERN)
+_LABEL_RULE = (
+    "must consist of lower case alphanumeric characters or '-', and must start and end with an "
+    "alphanumeric character"
+)
+_SUBDOMAIN_RULE = (
+    "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with "
+    "an alphanumeric character"
+)
+
+
+def _matching(regex: re.Pattern[str], what: str, rule: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):  # `$` in re.match would let a trailing newline by
+            raise ValueError(f"{value!r}: a lowercase RFC 1123 {what} {rule}")
+        return value
+
+    return check
+
+
+# Hostname fields where "" means unset, as upstream's CEL rules read them.
+_SUBDOMAIN_OR_EMPTY = rf"^({_LABEL}(\.{_LABEL})*)?$"
+_HOSTNAME_OR_EMPTY = rf"^((\*\.)?{_LABEL}(\.{_LABEL})*)?$"
+_HOSTNAME = "subdomain (optionally prefixed by '*.')"
+
+# Each checks the length first, so a 64 KiB name never reaches the pattern or a message.
+DNS1123Label = Annotated[
+    str,
+    pydantic.Field(max_length=DNS1123_LABEL_MAX,
+                   json_schema_extra={"pattern": DNS1123_LABEL_PATTERN}),
+    pydantic.AfterValidator(_matching(_LABEL_RE, "label", _LABEL_RULE)),
+]  # fmt: skip
+DNS1123Subdomain = Annotated[
+    str,
+    pydantic.Field(max_length=DNS1123_SUBDOMAIN_MAX,
+                   json_schema_extra={"pattern": DNS1123_SUBDOMAIN_PATTERN}),
+    pydantic.AfterValidator(_matching(_SUBDOMAIN_RE, "subdomain", _SUBDOMAIN_RULE)),
+]  # fmt: skip
+Hostname = Annotated[
+    str,
+    pydantic.Field(max_length=DNS1123_SUBDOMAIN_MAX,
+                   json_schema_extra={"pattern": _HOSTNAME_OR_EMPTY}),
+    pydantic.AfterValidator(_matching(re.compile(_HOSTNAME_OR_EMPTY), _HOSTNAME,
+                                      _SUBDOMAIN_RULE)),
+]  # fmt: skip
+EndpointHostname = Annotated[
+    str,
+    pydantic.Field(max_length=DNS1123_SUBDOMAIN_MAX,
+                   json_schema_extra={"pattern": _SUBDOMAIN_OR_EMPTY}),
+    pydantic.AfterValidator(_matching(re.compile(_SUBDOMAIN_OR_EMPTY), "subdomain",
+                                      _SUBDOMAIN_RULE)),
+]  # fmt: skip
+
+MIN_PORT, MAX_PORT = 1, 65535
+# A port a tenant asks for: the API server refuses anything outside 1-65535 (CRD bounds).
+PortNumber = Annotated[Int32, pydantic.Field(ge=MIN_PORT, le=MAX_PORT)]
+
+
 # --- ObjectMeta and references ---
 
 
@@ -183,9 +249,11 @@ class OwnerReference(KubeModel):
 class ObjectMeta(KubeModel):
     """Kubernetes object metadata. Fields we do not model (managedFields ...) are kept."""
 
-    name: str | None = None
-    generate_name: str | None = None
-    namespace: str | None = None
+    name: DNS1123Subdomain | None = None
+    """Kubernetes requires a DNS-1123 subdomain for the name of every kind KubeLB defines."""
+    generate_name: str | None = pydantic.Field(default=None, max_length=DNS1123_SUBDOMAIN_MAX)
+    namespace: DNS1123Label | None = None
+    """Namespaces are DNS-1123 labels."""
     uid: str | None = None
     resource_version: str | None = None
     generation: int | None = None
@@ -207,7 +275,7 @@ class ObjectReference(KubeModel):
     """API version of the referent."""
     kind: str | None = None
     """Kind of the referent."""
-    name: str | None = None
+    name: DNS1123Subdomain | None = None
     """Name of the referent."""
     namespace: str | None = None
     """Namespace of the referent."""

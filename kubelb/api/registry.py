@@ -23,6 +23,7 @@ from kubelb.api import (
     tenant,
     tenantstate,
 )
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -104,4 +105,5 @@ def _display_name(obj: dict[str, Any]) -> str:
     name, namespace = metadata.get("name"), metadata.get("namespace")
     if not isinstance(name, str):
         return ""
-    return f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
+    shown = f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
+    return logsafe.shown(shown)  # the name of an invalid object may be anything, of any size

@@ -35,11 +35,32 @@ class KubernetesSource(meta.KubeModel):
         missing = [k for k in ("apiVersion", "kind") if not value.get(k)]
         if missing:
             raise ValueError(f"embedded object must set {' and '.join(missing)}")
+        _check_names(value)
+        return value
+
+    @pydantic.field_validator("services")
+    @classmethod
+    def _services_are_named(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        for service in value:
+            _check_names(service)
         return value
 
     @property
     def resource_kind(self) -> str:
         return str(self.resource.get("kind", ""))
+
+
+def _check_names(obj: dict[str, Any]) -> None:
+    """An embedded object's name and namespace obey Kubernetes' rules: the tenant writes the
+    Route, so nothing proves its cluster's API server ever saw them."""
+    metadata = obj.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise ValueError("embedded metadata must be an object")
+    meta.ObjectMeta.model_validate(
+        {k: metadata[k] for k in ("name", "namespace", "generateName") if k in metadata}
+    )
 
 
 class RouteSource(meta.KubeModel):

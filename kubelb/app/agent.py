@@ -7,7 +7,8 @@ kubeconfig issued for this tenant, re-read when the file changes (token rotation
 restart).
 
 Example:
-  kubelb --mode=agent --cluster-name=shop --kubelb-kubeconfig=/etc/kubelb/kubeconfig
+  kubelb --mode=agent --cluster-name=shop --kubelb-kubeconfig=/etc/kubelb/kubeconfig \
+    --kubelb-kubeconfig-secret=kubelb/kubelb-cluster
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelb.agent import common, nodes, services
+from kubelb.agent import common, nodes, services, tokens
 from kubelb.app import logs, runner
 from kubelb.kube import (
     client,
@@ -32,6 +33,7 @@ from kubelb.kube import (
     writer,
 )
 from kubelb.observe import agent_metrics, server
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +54,15 @@ class Settings:
     enable_leader_election: bool = True
     leader_election_namespace: str = "kube-system"
     log_level: str = "info"
+    kubelb_kubeconfig_secret: tokens.SecretRef | None = None
+    token_expiration_seconds: int = 86400
+    token_renew_remaining: float = 0.2
     # Not flags: narrow what the agent watches (tests share one tenant cluster), and timings.
     service_namespace: str | None = None
     node_label_selector: str | None = None
     resync_period: float = 600.0
     kubeconfig_check_interval: float = 5.0
+    token_retry_interval: float = 30.0
     workers: int = 4
 
 
@@ -93,7 +99,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path.home() / ".kube" / "kubelb",
         help="management cluster kubeconfig issued for this tenant; re-read when "
-        "it changes (default: ~/.kube/kubelb)",
+        "it changes (default: ~/.kube/kubelb). Its token is renewed before it expires "
+        "(TokenRequest for the agent's own ServiceAccount); an expired token fails the "
+        "start with how to fetch a fresh kubeconfig",
+    )
+    parser.add_argument(
+        "--kubelb-kubeconfig-secret",
+        metavar="[NAMESPACE/]NAME",
+        default="",
+        help="tenant-cluster Secret (key kubelb) that --kubelb-kubeconfig is mounted from: "
+        "each renewed token is written into it, so a restarted agent starts with a valid "
+        "token (needs get and patch on that Secret; namespace default: the pod's). "
+        "Default: none, renewed tokens live in memory only",
+    )
+    parser.add_argument(
+        "--kubelb-token-expiration",
+        type=int,
+        default=86400,
+        metavar="SECONDS",
+        help="lifetime asked for a renewed token (at least 600; the management API "
+        "server may shorten it) (default: 86400)",
+    )
+    parser.add_argument(
+        "--kubelb-token-renew-remaining",
+        type=float,
+        default=0.2,
+        metavar="FRACTION",
+        help="renew the token when this part of its lifetime is left, e.g. 0.2: after 19.2 h "
+        "of a 24 h token (default: 0.2)",
     )
     parser.add_argument(
         "--cluster-name",
@@ -147,6 +180,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tenant = common.Tenant.from_cluster_name(args.cluster_name)
     except ValueError as exc:
         raise SystemExit(f"kubelb: --cluster-name: {exc}") from None
+    secret = None
+    if args.kubelb_kubeconfig_secret:
+        try:
+            secret = tokens.SecretRef.parse(args.kubelb_kubeconfig_secret, pod_namespace())
+        except ValueError as exc:
+            raise SystemExit(f"kubelb: --kubelb-kubeconfig-secret: {exc}") from None
+    try:
+        tokens.RenewalOptions(expiration_seconds=args.kubelb_token_expiration,
+                              renew_remaining=args.kubelb_token_renew_remaining)  # fmt: skip
+    except ValueError as exc:
+        raise SystemExit(f"kubelb: --kubelb-token-expiration/-renew-remaining: {exc}") from None
     for flag in ("metrics_addr", "health_probe_bind_address"):
         try:
             server.parse_address(getattr(args, flag))
@@ -164,6 +208,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         enable_leader_election=args.enable_leader_election,
         leader_election_namespace=args.leader_election_namespace or pod_namespace(),
         log_level=args.log_level,
+        kubelb_kubeconfig_secret=secret,
+        token_expiration_seconds=args.kubelb_token_expiration,
+        token_renew_remaining=args.kubelb_token_renew_remaining,
     )
 
 
@@ -275,28 +322,49 @@ class Agent:
         )
         self.serving = asyncio.Event()  # set once probes and metrics listen
         self.metrics = server.HTTPServer("metrics", settings.metrics_addr, server.metrics_routes())
+        self.renewer = (
+            tokens.TokenRenewer(
+                management_source,
+                self.management_client,
+                tokens.RenewalOptions(
+                    expiration_seconds=settings.token_expiration_seconds,
+                    renew_remaining=settings.token_renew_remaining,
+                    retry_interval=settings.token_retry_interval,
+                    check_interval=settings.kubeconfig_check_interval,
+                    secret=settings.kubelb_kubeconfig_secret,
+                ),
+                tenant=self.tenant_client,
+            )
+            if isinstance(management_source, kubeconfig.KubeconfigFile)
+            else None
+        )
 
     @classmethod
     async def open(cls, settings: Settings) -> Agent:
-        """Load both kubeconfigs (a missing or broken one fails here, at start-up)."""
+        """Load both kubeconfigs (a missing or broken one, or an expired management token,
+        fails here, at start-up)."""
         tenant_source = await kubeconfig.open_source(settings.kubeconfig)
         management_source = kubeconfig.KubeconfigFile(
             settings.kubelb_kubeconfig, check_interval=settings.kubeconfig_check_interval
         )
         try:
             await management_source.api()
+            agent = cls(settings, tenant_source, management_source)
+            if agent.renewer is not None:
+                await agent.renewer.start()
         except BaseException:
             await tenant_source.close()
+            await management_source.close()
             raise
-        return cls(settings, tenant_source, management_source)
+        return agent
 
     async def run(self) -> None:
         """Serve until cancelled; then stop controllers, release the lease, close clients."""
         agent_metrics.CLUSTER_CONNECTED.set(1)
         logger.info(
             "agent for tenant %s (namespace %s) starting",
-            self.settings.tenant.name,
-            self.settings.tenant.namespace,
+            logsafe.shown(self.settings.tenant.name),
+            logsafe.shown(self.settings.tenant.namespace),
         )
         try:
             await self.probes.start()
@@ -305,6 +373,8 @@ class Agent:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.tenant_informers.run(), name="tenant-informers")
                 group.create_task(self.management_informers.run(), name="management-informers")
+                if self.renewer is not None:  # every replica: each holds its own token
+                    group.create_task(self.renewer.run(), name="token-renewal")
                 if self.elector is not None:
                     group.create_task(self.elector.run(self._controllers), name="leader-election")
                 else:

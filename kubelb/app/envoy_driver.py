@@ -2,7 +2,10 @@
 
 `apply()` translates the IR and publishes the snapshot; Envoy picks it up over xDS without a
 restart, and listeners the change did not touch keep their connections. A translation failure
-keeps the last good snapshot serving.
+keeps the last good snapshot serving. Envoy outlives a crash of kubelb (`detach`): a restarted
+kubelb adopts it from the work folder, and it serves its last configuration meanwhile. A snapshot
+Envoy cannot run (too many listeners for its file descriptors) is refused, and an Envoy that dies
+of a new snapshot restarts with the last one it ACKed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubelb.app import errors, manager_dataplane
-from kubelb.envoy import binary, deployer, supervisor
+from kubelb.envoy import binary, deployer, procs, supervisor
 from kubelb.ir import proxy
 from kubelb.manager import loadbalancers
 from kubelb.observe import server as observe_server
@@ -40,11 +43,13 @@ class EnvoyDriver:
         self.listen_address = listen_address
         self.concurrency = concurrency
         self.drain_seconds = drain_seconds
-        self.cache = cache.SnapshotCache()
+        self.cache = cache.SnapshotCache(admit=self._admit)
         self.xds = server.XdsServer(self.cache)
         self.xds_socket: tuple[str, int] | None = None
         try:
-            self.supervisor = supervisor.EnvoySupervisor(work_dir, envoy_binary=envoy_binary)
+            self.supervisor = supervisor.EnvoySupervisor(
+                work_dir, envoy_binary=envoy_binary, detach=True, on_exit=self._on_exit
+            )
         except binary.EnvoyNotFoundError as e:
             raise errors.DataPlaneError(str(e)) from e
 
@@ -71,8 +76,10 @@ class EnvoyDriver:
             admin_pipe=True,
         )
         # Our server never answers an unknown node (that would wipe a running Envoy after a
-        # control-plane restart), so a new Envoy needs a snapshot, even an empty one, to be ready.
-        if self.cache.get_snapshot(self.node_id) is None:
+        # control-plane restart), so a new Envoy needs a snapshot, even an empty one, to be ready;
+        # an adopted one keeps serving its configuration until the first `apply`.
+        adopt = self.supervisor.will_adopt(self.node_id, spec)
+        if self.cache.get_snapshot(self.node_id) is None and not adopt:
             self.cache.set_snapshot(self.node_id, snapshot.Snapshot())
         await self.supervisor.ensure(self.node_id, spec)
 
@@ -82,6 +89,12 @@ class EnvoyDriver:
             self.cache.set_snapshot(self.node_id, snap)
         except ValueError as e:
             logger.error("cannot translate the configuration, keeping the last good one: %s", e)
+
+    def _admit(self, node_id: str, snap: snapshot.Snapshot) -> str | None:
+        return self.supervisor.capacity_problem(node_id, snap.counts()["listeners"])
+
+    def _on_exit(self, exit_: procs.Exit) -> bool:
+        return self.cache.rollback(exit_.node_id)
 
     def ready(self) -> bool:
         if not self.supervisor.ready(self.node_id):
@@ -106,11 +119,14 @@ class EnvoyDriver:
             "pid": self.supervisor.pid(self.node_id),
             "restarts": self.supervisor.restarts(self.node_id),
             "adminPort": self.supervisor.admin_port(self.node_id),
+            "adopted": self.supervisor.adopted(self.node_id),
+            "restartCause": self.supervisor.restart_cause(self.node_id),
             "xds": {
                 "connected": status.connected,
                 "inSync": status.in_sync(),
                 "versions": status.versions or {},
                 "lastNack": None if nack is None else nack.error_detail,
+                "refused": status.refused,
             },
         }
 

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import uvloop
 
+from kubelb.util import logsafe
+
 T = TypeVar("T")
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -21,6 +23,7 @@ def setup(level: str = "info") -> None:
     # gRPC's fork handlers only log noise when the Envoy supervisor spawns a process.
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     logging.basicConfig(level=level.upper(), format=FORMAT, stream=sys.stderr, force=True)
+    logsafe.install(FORMAT)  # one record, one line: tenant strings cannot forge a line
     for name in QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 

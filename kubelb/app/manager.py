@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from kubelb.app import core, logs, manager_dataplane, runner
 from kubelb.envoy import binary, kubernetes as envoy_k8s
@@ -42,7 +43,7 @@ from kubelb.infra import (
 )
 from kubelb.irbuild import endpointpolicy
 from kubelb.kube import client, errors as kerrors, events, kubeconfig, leader
-from kubelb.manager import infrastructure, tenants
+from kubelb.manager import infrastructure, kubeconfigs, tenants
 from kubelb.observe import manager_metrics, server
 from kubelb.pki import ca, serving
 from kubelb.placement import pool
@@ -82,6 +83,7 @@ class Settings:
     debug: bool = False
     xds_delta: bool = False  # Envoys use incremental xDS
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
+    tenant_token: kubeconfigs.TokenMode = kubeconfigs.TokenMode.BOUND
     xds_tls: bool = True  # mTLS between Envoys and the xDS server
     xds_cert_validity: float = ca.LEAF_VALIDITY.total_seconds()  # leaf certificates, seconds
     # The management cluster's Service and Pod CIDRs: denied to tenant endpoints (kubernetes
@@ -175,6 +177,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: kube-public/cluster-info, else the kubernetes EndpointSlice)",
     )
     add(
+        "--tenant-token",
+        choices=[m.value for m in kubeconfigs.TokenMode],
+        default=d.tenant_token.value,
+        help="token in tenant kubeconfigs. bound: a TokenRequest token that expires (a day), "
+        "rotated in Secret kubelb-ccm-kubeconfig, and renewed by the agent itself for its "
+        "copy in the tenant cluster (the tenant may create tokens for its own ServiceAccount "
+        "only). long-lived: as upstream, the never-expiring token of a "
+        "kubernetes.io/service-account-token Secret kubelb-ccm, revoked only by deleting it "
+        "(default: bound)",
+    )
+    add(
         "--service-cidr",
         default="",
         help="kubernetes deployer: the management cluster's Service CIDRs (comma-separated), "
@@ -265,6 +278,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         envoy_drain_seconds=args.envoy_drain_seconds,
         state_dir=args.state_dir, workers=args.workers, debug=args.debug,
         xds_delta=args.xds_delta, tenant_api_server=args.tenant_api_server,
+        tenant_token=kubeconfigs.TokenMode(args.tenant_token),
         xds_tls=args.xds_tls, xds_cert_validity=args.xds_cert_validity,
         service_cidrs=cidrs["service_cidr"], pod_cidrs=cidrs["pod_cidr"],
     )  # fmt: skip
@@ -341,8 +355,9 @@ class Manager:
                                          server.metrics_routes())  # fmt: skip
         self.xds_port = 0
         tenant_options = tenants.TenantControllerOptions(
-            namespace=settings.namespace, server_override=settings.tenant_api_server
-        )
+            namespace=settings.namespace, server_override=settings.tenant_api_server,
+            token_mode=settings.tenant_token,
+        )  # fmt: skip
         self.tenant_controller = tenants.tenant_controller(
             self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
@@ -355,7 +370,10 @@ class Manager:
         s = self.settings
         if s.xds_tls:
             self.xds_certs = XDS_CERTS[s.envoy_deployer](s, self.kube, c)
-        return INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
+        infra = INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
+        if isinstance(infra, process_infra.ProcessInfra):
+            infra.use_snapshots(self.cache)  # its Envoys' fallback and capacity checks
+        return infra
 
     async def run(self) -> None:
         await self.probes.start()
@@ -368,6 +386,7 @@ class Manager:
             host, _ = server.parse_address(self.settings.listen_address)
             self.infra.bind_xds(host, self.xds_port)
             await self._refuse_hub_sockets(host)
+            await self._reserve_hub_sockets(host)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.core.run_readers(), name="readers")
                 if self.elector is not None:
@@ -436,6 +455,20 @@ class Manager:
         logger.info("endpoint policy: %d hub sockets refused, %d CIDRs denied by default",
                     len(self.inputs.endpoint_base.hub),
                     len(self.inputs.endpoint_base.denied))  # fmt: skip
+
+    async def _reserve_hub_sockets(self, xds_host: str) -> None:
+        """No LoadBalancer the pool places (process mode) may listen on a socket of ours: Envoy
+        binds with SO_REUSEPORT, and would take a share of, say, the xDS connections."""
+        if not isinstance(self.infra, process_infra.ProcessInfra):
+            return
+        found = [(xds_host, self.xds_port, "kubelb xDS server"),
+                 (self.probes.host, self.probes.port, "kubelb health probes"),
+                 (self.metrics.host, self.metrics.port, "kubelb metrics")]  # fmt: skip
+        url = urlsplit((await self.kube.connection()).server)
+        if url.hostname and _is_ip(url.hostname):
+            api_port = url.port or (80 if url.scheme == "http" else 443)
+            found.append((url.hostname, api_port, "management API server"))
+        self.infra.addresses.reserve(pool.Reservation(h, p, holder) for h, p, holder in found)
 
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""

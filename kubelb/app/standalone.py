@@ -244,6 +244,12 @@ class Standalone:
         if self.admin is not None:
             ours.append(hubsockets.bound(self.admin.host, self.admin.port, local))
         self.core.inputs.endpoint_base = self.infra.endpoint_base.with_hub(ours)
+        # Nor may a LoadBalancer listen on them.
+        reserved = [pool.Reservation(h, p, "kubelb xDS server") for h, p in self.driver.sockets()]
+        if self.admin is not None:
+            admin = pool.Reservation(self.admin.host, self.admin.port, "kubelb admin server")
+            reserved.append(admin)
+        self.infra.addresses.reserve(reserved)
 
     async def _follow(self, files: AsyncIterator[loader.SyncResult]) -> None:
         async for result in files:

@@ -19,6 +19,7 @@ import yaml
 
 from kubelb.dataplane import context, loops, runtime
 from kubelb.ir import codec, proxy
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-connections", type=int, default=50_000)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=args.log_level, format=log_format)
+    logsafe.install(log_format)  # listener names come from tenants: one record, one line
     _raise_file_limit()
     options = context.Options(max_connections=args.max_connections)
     loops.run(_serve(args.config, args.workers, options, args.drain_seconds))

@@ -29,6 +29,7 @@ from kubelb.dataplane import (
     proxyproto,
     upstreams,
 )
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -365,7 +366,9 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         except OSError as err:
             self._connector = None
-            logger.info("listener %s: upstream %s: %s", self.handle.ctx.name, target.key, err)
+            logger.info(
+                "listener %s: upstream %s: %s", logsafe.shown(self.handle.ctx.name), target.key, err
+            )
             self._local_error(502, f"upstream connect error to {target.key}")
             return
         self._connector = None
@@ -486,7 +489,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._end_target(ex)
             self._connect(ex, target)
             return
-        logger.info("listener %s: %s", self.handle.ctx.name, detail)
+        logger.info("listener %s: %s", logsafe.shown(self.handle.ctx.name), detail)
         self._local_error(status, detail)
 
     def upstream_lost(self, conn: http_upstream.UpstreamHTTP) -> None:
@@ -580,7 +583,9 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         ex = self.active
         if ex is not None:
-            logger.info("listener %s: upstream response timed out", self.handle.ctx.name)
+            logger.info(
+                "listener %s: upstream response timed out", logsafe.shown(self.handle.ctx.name)
+            )
             self._local_error(504, "upstream request timeout")
         elif self._in_head and self._head_bytes:
             self._local_error(408, "request headers were not received in time")

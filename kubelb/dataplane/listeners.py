@@ -16,6 +16,7 @@ import socket
 
 from kubelb.dataplane import context, http, tcp, udp
 from kubelb.ir import proxy
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +61,20 @@ class ListenerState:
             self.error = f"cannot bind {li.address}:{li.port}/{li.protocol}: {err.strerror or err}"
             logger.error(
                 "listener %s (owner %s): %s",
-                li.name,
+                logsafe.shown(li.name),
                 li.owner or "-",
                 self.error,
                 extra={"listener": li.name, "owner": li.owner},
             )
             return
         self.error = None
-        logger.info("listener %s: serving %s on %s:%d", li.name, li.protocol, li.address, li.port)
+        logger.info(
+            "listener %s: serving %s on %s:%d",
+            logsafe.shown(li.name),
+            li.protocol,
+            li.address,
+            li.port,
+        )
 
     def _protocol(self) -> asyncio.BaseProtocol:
         ctx = self.handle.ctx
@@ -99,7 +106,7 @@ class ListenerState:
         if conns:
             logger.info(
                 "listener %s: closing %d connections still open after draining %.0fs",
-                self.listener.name,
+                logsafe.shown(self.listener.name),
                 len(conns),
                 seconds,
             )

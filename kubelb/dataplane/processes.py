@@ -4,7 +4,9 @@ all binding the same listeners with SO_REUSEPORT so the kernel spreads connectio
 Input: configs from the parent `DataPlane.apply`. Output: the workers' merged status. Messages are
 JSON lines on the workers' stdin/stdout: `{"op": "apply", "config": ...}` (answered by
 `{"op": "applied"}`), `{"op": "close", "drain": seconds}`; workers push `{"op": "status", ...}`
-every second. A worker that dies is logged, restarted and given the current config.
+every second. A worker that dies is logged, restarted and given the current config. A message
+over `_LINE_LIMIT` is dropped with an error, and reading goes on: a worker never blocks on a full
+pipe.
 """
 
 from __future__ import annotations
@@ -68,8 +70,19 @@ class WorkerPool:
         process = w.process
         assert process is not None
         assert process.stdout is not None
-        while line := await process.stdout.readline():
-            message = json.loads(line)
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:  # over _LINE_LIMIT: dropped, never fatal (the pipe must drain)
+                logger.error("data-plane worker %d: dropped a message over %d bytes",
+                             w.index, _LINE_LIMIT)  # fmt: skip
+                continue
+            if not line:
+                break
+            try:
+                message = json.loads(line)
+            except ValueError:  # the tail of a dropped message
+                continue
             if message["op"] == "status":
                 w.status = message["status"]
             elif message["op"] == "applied":

@@ -19,6 +19,7 @@ from typing import Any
 
 from kubelb.dataplane import context, flow_control, http_upstream, listeners, processes, upstreams
 from kubelb.ir import proxy
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class DataPlane:
             if errors:
                 for e in errors:
                     logger.error(
-                        "node %s: invalid config, keeping the previous one: %s", config.node_id, e
+                        "node %s: invalid config, keeping the previous one: %s",
+                        logsafe.shown(config.node_id),
+                        e,
                     )
                 self.config_errors = errors
                 return
@@ -73,7 +76,7 @@ class DataPlane:
                 logger.error(
                     "listener %s (owner %s): %s:%d/%s is already taken by another listener; "
                     "not serving it",
-                    li.name,
+                    logsafe.shown(li.name),
                     li.owner or "-",
                     li.address,
                     li.port,

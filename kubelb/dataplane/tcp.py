@@ -27,6 +27,7 @@ import typing
 
 from kubelb.dataplane import context, flow_control, proxyproto, upstreams
 from kubelb.ir import proxy
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +107,9 @@ class TCPDownstream(asyncio.Protocol):
             except (OSError, TimeoutError) as err:
                 logger.info(
                     "listener %s: cannot connect to %s in cluster %s: %s",
-                    self.ctx.name,
+                    logsafe.shown(self.ctx.name),
                     target.key,
-                    cluster.name,
+                    logsafe.shown(cluster.name),
                     str(err) or "timeout",
                 )
                 tried = target
@@ -119,7 +120,7 @@ class TCPDownstream(asyncio.Protocol):
         if tried is None:
             logger.warning(
                 "listener %s: no healthy endpoint in clusters %s; closing the client connection",
-                self.ctx.name,
+                logsafe.shown(self.ctx.name),
                 ", ".join(self.ctx.listener.clusters),
             )
         self._close()
@@ -242,7 +243,11 @@ class TCPDownstream(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         timeout = self.ctx.options.tcp_idle_timeout_seconds
         if loop.time() - self.last >= timeout:
-            logger.debug("listener %s: closing a connection idle for %.0fs", self.ctx.name, timeout)
+            logger.debug(
+                "listener %s: closing a connection idle for %.0fs",
+                logsafe.shown(self.ctx.name),
+                timeout,
+            )
             self._timer = None
             self._close()
         else:

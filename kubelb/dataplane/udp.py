@@ -16,6 +16,7 @@ import time
 import typing
 
 from kubelb.dataplane import context, upstreams
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class UDPListener(asyncio.DatagramProtocol):
         session.send(data)
 
     def error_received(self, exc: Exception) -> None:
-        logger.debug("listener %s: %s", self.ctx.name, exc)
+        logger.debug("listener %s: %s", logsafe.shown(self.ctx.name), exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close_sessions()
@@ -126,7 +127,9 @@ class UDPListener(asyncio.DatagramProtocol):
         assert ctx.picker is not None
         target = ctx.picker.pick(addr[0])
         if target is None:
-            logger.debug("listener %s: no endpoint for a datagram from %s", ctx.name, addr[0])
+            logger.debug(
+                "listener %s: no endpoint for a datagram from %s", logsafe.shown(ctx.name), addr[0]
+            )
             return None
         if len(self.sessions) >= ctx.options.udp_max_sessions:
             self._evict_oldest()
@@ -134,7 +137,10 @@ class UDPListener(asyncio.DatagramProtocol):
             session = UDPSession(self, addr, target)
         except OSError as err:
             logger.warning(
-                "listener %s: cannot open a session to %s: %s", ctx.name, target.key, err
+                "listener %s: cannot open a session to %s: %s",
+                logsafe.shown(ctx.name),
+                target.key,
+                err,
             )
             return None
         self.sessions[addr] = session
@@ -150,7 +156,7 @@ class UDPListener(asyncio.DatagramProtocol):
             logger.warning(
                 "listener %s: udp_max_sessions=%d reached; evicting the oldest sessions "
                 "(%d evicted so far)",
-                self.ctx.name,
+                logsafe.shown(self.ctx.name),
                 self.ctx.options.udp_max_sessions,
                 self.evicted,
             )

@@ -16,6 +16,7 @@ import logging
 import socket
 
 from kubelb.ir import proxy
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class ClusterState:
         if target.state != state:
             logger.info(
                 "cluster %s: endpoint %s is now %s",
-                self.name,
+                logsafe.shown(self.name),
                 target.key,
                 state,
                 extra={"cluster": self.name, "endpoint": target.key},
@@ -210,7 +211,7 @@ class ClusterState:
             except OSError as err:
                 logger.warning(
                     "cluster %s: cannot resolve %s (%s); keeping %d known addresses",
-                    self.name,
+                    logsafe.shown(self.name),
                     e.address,
                     err,
                     len(self._resolved.get(e.address, [])),

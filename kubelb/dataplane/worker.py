@@ -16,6 +16,7 @@ from typing import Any
 
 from kubelb.dataplane import context, loops, runtime
 from kubelb.ir import codec
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The parent decides when workers stop; Ctrl-C reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"%(asctime)s worker-{args.index} %(levelname)s %(name)s: %(message)s",
-    )
+    log_format = f"%(asctime)s worker-{args.index} %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=log_format)
+    logsafe.install(log_format)  # listener names come from tenants: one record, one line
     options = context.Options(**json.loads(args.options))
     loops.run(_serve(options))
     return 0

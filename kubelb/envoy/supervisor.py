@@ -4,14 +4,26 @@ Input: `ensure(node_id, spec)` / `remove(node_id)` / `close()`. Output: one Envo
 node id, configured by a generated bootstrap (`kubelb.envoy.bootstrap`) to fetch everything else
 from our xDS server. Per node a supervision task owned by the supervisor:
 - starts Envoy with `asyncio.create_subprocess_exec` in its own session (so a terminal's Ctrl-C
-  reaches only us), with PR_SET_PDEATHSIG so it dies with this process, and a dynamic hot-restart
-  base id so several Envoys coexist on one host;
+  reaches only us), with a dynamic hot-restart base id so several Envoys coexist on one host, and
+  its soft file descriptor limit raised to the hard one (a socket per listener per worker);
+- `detach=True` (process and standalone mode): Envoy outlives a crash of this process (it runs
+  under `kubelb.envoy.shim`, as Envoy dies with its parent by its own PR_SET_PDEATHSIG). Its pid,
+  start time, admin address and bootstrap hash are recorded in `<state dir>/<node>/envoy.json`,
+  and a supervisor started later adopts a live Envoy with the same bootstrap instead of starting
+  another one; Envoy keeps its configuration and reconnects to xDS by itself. Otherwise
+  PR_SET_PDEATHSIG makes Envoy die with this process. `reap(state_dir)` kills recorded Envoys
+  (tests);
 - polls the admin `/ready` until Envoy is LIVE, through one aiohttp session per supervisor
   (opened on first use, closed by `close()`; one per socket path for Envoys whose spec asks
   for `admin_pipe`: admin on the Unix socket `admin.sock` in the node's state directory);
-- restarts Envoy when it exits unexpectedly, with capped exponential backoff;
+- restarts Envoy when it exits unexpectedly, with capped exponential backoff per cause (a kill
+  from outside or a configuration rolled back by `on_exit` restarts within `QUICK_RESTART`'s cap),
+  and says why in `restart_cause`;
 - logs Envoy's stderr through Python logging (`kubelb.envoy.process`; Envoy's info as DEBUG,
-  warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`);
+  warnings and errors as such) and its stdout, the access log, at INFO (`kubelb.envoy.access`).
+  Both arrive through FIFOs in the node's folder (a restarted supervisor reopens them), read in
+  chunks: a line longer than `MAXprocs.LOG_LINE` is cut with a marker, and a reader never stops, so
+  Envoy never blocks on a full pipe;
 - on remove/close drains: health check fails, `POST /drain_listeners?graceful`, waits
   `drain_seconds`, then SIGTERM and SIGKILL after `stop_timeout_seconds`.
 
@@ -22,29 +34,33 @@ in the main thread (as `asyncio.run` does).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import os
-import re
+import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from kubelb.api import config as api_config
-from kubelb.envoy import binary, bootstrap, deployer
+from kubelb.envoy import binary, bootstrap, deployer, logpipe, procs
 from kubelb.observe import metrics
-from kubelb.util import backoff, children, naming
+from kubelb.util import backoff, naming
 
 logger = logging.getLogger(__name__)
 process_logger = logging.getLogger("kubelb.envoy.process")
 access_logger = logging.getLogger("kubelb.envoy.access")
 
 _LOG_FORMAT = "[%l][%n] %v"
-_LOG_LINE = re.compile(r"^\[(\w+)\]\[([\w.-]*)\] ?(.*)$")
 # Envoy's info level is routine chatter (start-up inventory, every xDS update): DEBUG for us.
 _LEVELS = {
     "trace": logging.DEBUG,
@@ -56,11 +72,21 @@ _LEVELS = {
 }
 _SHM_DIR = Path("/dev/shm")
 _UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
+_SHIM = Path(__file__).with_name("shim.py")
 # An Envoy that ran longer than the cap before exiting restarts at the initial delay again.
 RESTART_BACKOFF = backoff.Backoff(initial=0.5, cap=30.0)
+# Exits that restarting fixes: killed from outside, or a configuration `on_exit` rolled back.
+QUICK_RESTART = backoff.Backoff(initial=0.2, cap=2.0)
 _ADMIN_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 # What an admin request raises when Envoy is not (yet, or any more) there to answer.
 ADMIN_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+RECORD = "envoy.json"
+_LOG_TAIL = 20
+# Sockets besides the listeners': admin, xDS, upstream and downstream connections.
+FD_RESERVE = 1024
+
+
+OnExit = Callable[[procs.Exit], bool]
 
 
 class EnvoySupervisor:
@@ -72,10 +98,16 @@ class EnvoySupervisor:
         *,
         envoy_binary: str | os.PathLike[str] | None = None,
         restart_backoff: backoff.Backoff = RESTART_BACKOFF,
+        detach: bool = False,
+        on_exit: OnExit | None = None,
     ) -> None:
+        """`on_exit(exit)` is told of every unexpected exit before the restart; True means it
+        changed what Envoy will load (a rollback), so the restart need not back off."""
         self.state_dir = Path(state_dir)
         self.binary = binary.find_envoy(envoy_binary)
         self.restart_backoff = restart_backoff
+        self.detach = detach
+        self.on_exit = on_exit
         self._envoys: dict[str, _Envoy] = {}
         self._admin_session: aiohttp.ClientSession | None = None
         self._pipe_sessions: dict[str, aiohttp.ClientSession] = {}
@@ -176,6 +208,62 @@ class EnvoySupervisor:
         envoy = self._envoys.get(node_id)
         return envoy.restarts if envoy else 0
 
+    def adopted(self, node_id: str) -> bool:
+        """The node's Envoy was left running by an earlier supervisor and taken over."""
+        envoy = self._envoys.get(node_id)
+        return envoy is not None and envoy.adopted
+
+    def restart_cause(self, node_id: str) -> str | None:
+        """Why the node's Envoy is restarting, until it is ready again, e.g. "Envoy restarting
+        after exit code 1 (Too many open files)"."""
+        envoy = self._envoys.get(node_id)
+        return envoy.restart_cause if envoy else None
+
+    def last_exit(self, node_id: str) -> procs.Exit | None:
+        envoy = self._envoys.get(node_id)
+        return envoy.last_exit if envoy else None
+
+    def will_adopt(self, node_id: str, spec: deployer.EnvoySpec) -> bool:
+        """Whether `ensure(node_id, spec)` would adopt a running Envoy (which keeps its
+        configuration until xDS serves one) rather than start a new one."""
+        if not self.detach or node_id in self._envoys:
+            return False
+        found = _Envoy(self, node_id, spec).adoptable()
+        if found is None:
+            return False
+        found[0].close()
+        return True
+
+    def capacity_problem(self, node_id: str, listeners: int) -> str | None:
+        """Why `listeners` listeners cannot fit the file descriptors Envoy may open, or None.
+        Each listener takes a socket per worker thread (reuse_port) and one more to start."""
+        envoy = self._envoys.get(node_id)
+        concurrency = envoy.spec.concurrency if envoy else None
+        workers = concurrency or os.cpu_count() or 1
+        limit = procs.fd_limit()
+        needed = listeners * (workers + 1) + FD_RESERVE
+        if needed <= limit:
+            return None
+        fits = max(0, (limit - FD_RESERVE) // (workers + 1))
+        return (f"{listeners} listeners need about {needed} file descriptors in Envoy "
+                f"({workers} workers), over the limit of {limit} (RLIMIT_NOFILE): at most "
+                f"{fits} fit")  # fmt: skip
+
+
+def reap(state_dir: Path) -> list[int]:
+    """Kill every Envoy recorded under `state_dir` that still runs (for tests, whose clean-up
+    must reach Envoys that outlived their kubelb); return their pids."""
+    killed = []
+    for path in Path(state_dir).rglob(RECORD):
+        record = _read_record(path)
+        if record is not None and procs.start_time(record["pid"]) == record["start_time"]:
+            with contextlib.suppress(ProcessLookupError):
+                # The shim leads its own process group, with Envoy in it.
+                os.killpg(record["pid"], signal.SIGKILL)
+                killed.append(record["pid"])
+        path.unlink(missing_ok=True)
+    return killed
+
 
 class _Envoy:
     """One node's Envoy and the task that keeps it running."""
@@ -185,11 +273,15 @@ class _Envoy:
         self.node_id = node_id
         self.spec = spec
         self.dir = owner.state_dir / naming.dns1035(node_id)
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: procs.Proc | None = None
         self.admin_port: int | None = None
         self.admin_path: str | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
+        self.adopted = False
+        self.restart_cause: str | None = None
+        self.last_exit: procs.Exit | None = None
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -202,89 +294,177 @@ class _Envoy:
         proc = self.process
         if proc is not None and proc.returncode is None:
             await self._drain_and_stop(proc)
-        if self._task is None:
-            return
-        try:  # the task ends by itself once its Envoy is gone; cancel only if that hangs
-            await asyncio.wait_for(asyncio.shield(self._task), self.spec.stop_timeout_seconds)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None:
+            try:  # the task ends by itself once its Envoy is gone; cancel only if that hangs
+                await asyncio.wait_for(asyncio.shield(self._task), self.spec.stop_timeout_seconds)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        (self.dir / RECORD).unlink(missing_ok=True)
 
     async def _supervise(self) -> None:
-        failures = 0  # exits in a row, each within the backoff's cap of its start
+        failures: dict[str, int] = {}  # exits in a row per cause, each soon after its start
+        adopt = self.owner.detach
         while not self._stopping.is_set():
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
-                code = await self._run_once()
+                code = await self._run_once(adopt=adopt)
             except OSError:
                 logger.exception("Envoy for node %r could not be started", self.node_id)
-                code = None
+                code = 1
+            adopt = False
             if self._stopping.is_set():
                 return
-            retry = self.owner.restart_backoff
-            failures = 0 if loop.time() - started > retry.cap else failures
-            delay = retry.delay(failures)
-            failures += 1
+            exit_ = procs.Exit(self.node_id, code, tuple(self.log_tail))
+            self.last_exit = exit_
+            rolled_back = False
+            if self.owner.on_exit is not None:
+                try:
+                    rolled_back = self.owner.on_exit(exit_)
+                except Exception:
+                    logger.exception("on_exit of Envoy for node %r failed", self.node_id)
+            cause = "quick" if rolled_back or exit_.killed else "failed"
+            retry = QUICK_RESTART if cause == "quick" else self.owner.restart_backoff
+            retry = backoff.Backoff(initial=min(retry.initial, self.owner.restart_backoff.initial),
+                                    cap=min(retry.cap, self.owner.restart_backoff.cap))  # fmt: skip
+            if loop.time() - started > retry.cap:
+                failures.clear()
+            delay = retry.delay(failures.get(cause, 0))
+            failures[cause] = failures.get(cause, 0) + 1
             self.restarts += 1
+            self.restart_cause = f"Envoy restarting after {exit_.describe()}"
             metrics.ENVOY_PROXY_RESTARTS.labels(namespace=self.node_id).inc()
             logger.warning(
-                "Envoy for node %r exited (code %s); restarting in %.1f s",
+                "Envoy for node %r: %s; restarting in %.1f s%s",
                 self.node_id,
-                code,
+                exit_.describe(),
                 delay,
+                " (configuration rolled back)" if rolled_back else "",
                 extra={"tenant": self.node_id},
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    async def _run_once(self) -> int:
-        """Start Envoy, wait for it to become ready, then for it to exit; return its exit code."""
+    def adoptable(self) -> tuple[procs.Adopted, int, str | None] | None:
+        """The recorded Envoy and its admin port and socket, when it still runs this spec's
+        bootstrap."""
+        record = _read_record(self.dir / RECORD)
+        if record is None or procs.start_time(record["pid"]) != record["start_time"]:
+            return None
+        admin_path = record.get("admin_path")
+        if (admin_path is not None) != self.spec.admin_pipe:
+            return None
+        spec = dataclasses.replace(self.spec, admin_port=record["admin_port"])
+        if (record["bootstrap"] != _digest(self._bootstrap(spec, admin_path))
+                or record["binary"] != str(self.owner.binary)):  # fmt: skip
+            return None
+        try:
+            return procs.Adopted(record["pid"]), record["admin_port"], admin_path
+        except ProcessLookupError:
+            return None
+
+    async def _adopt_or_replace(self) -> tuple[procs.Proc, int, str | None] | None:
+        found = self.adoptable()
+        if found is not None:
+            return found
+        record = _read_record(self.dir / RECORD)
+        if record is not None and procs.start_time(record["pid"]) == record["start_time"]:
+            # Ours, from an earlier run, but with another bootstrap: it must not keep the ports.
+            logger.info("Envoy for node %r: pid %d runs another bootstrap; replacing it",
+                        self.node_id, record["pid"])  # fmt: skip
+            with contextlib.suppress(ProcessLookupError):
+                await procs.terminate(procs.Adopted(record["pid"]), self.spec.stop_timeout_seconds)
+            _release_shared_memory(self.dir / "base-id")
+        (self.dir / RECORD).unlink(missing_ok=True)
+        return None
+
+    async def _run_once(self, *, adopt: bool) -> int | None:
+        """Start (or adopt) Envoy, wait for it to become ready, then for it to exit; return its
+        exit code (None when unknown)."""
+        found = await self._adopt_or_replace() if adopt else None
+        stdout = logpipe.Fifo(self.dir / "stdout.fifo")
+        stderr = logpipe.Fifo(self.dir / "stderr.fifo")
+        try:
+            if found is not None:
+                proc, admin_port, admin_path = found
+                self.adopted = True
+            else:
+                proc, admin_port, admin_path = await self._spawn(stdout, stderr)
+                self.adopted = False
+        finally:
+            stdout.close_writer()
+            stderr.close_writer()
+        spec = dataclasses.replace(self.spec, admin_port=admin_port)
+        self.process, self.admin_port, self.admin_path = proc, admin_port or None, admin_path
+        if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
+            await procs.terminate(proc, self.spec.stop_timeout_seconds)
+        logger.info(
+            "Envoy for node %r %s (pid %d, admin %s)",
+            self.node_id,
+            "adopted" if found else "started",
+            proc.pid,
+            admin_path or f"{spec.admin_address}:{admin_port}",
+            extra={"tenant": self.node_id},
+        )
+        self.log_tail.clear()
+        pumps = [
+            asyncio.create_task(stderr.pump(self._log_stderr)),
+            asyncio.create_task(stdout.pump(self._log_stdout)),
+        ]
+        readiness = asyncio.create_task(self._await_ready(proc, spec))
+        try:
+            code: int | None = await proc.wait()
+        finally:
+            self.ready.clear()
+            readiness.cancel()
+            if proc.returncode is None:  # cancelled: never leave Envoy behind
+                await procs.terminate(proc, self.spec.stop_timeout_seconds)
+            # Envoy is gone: free its shared memory before anything else can be cancelled.
+            _release_shared_memory(self.dir / "base-id")
+            await asyncio.gather(readiness, *pumps, return_exceptions=True)
+            stdout.close()
+            stderr.close()
+        return None if isinstance(proc, procs.Adopted) else code
+
+    async def _spawn(
+        self, stdout: logpipe.Fifo, stderr: logpipe.Fifo
+    ) -> tuple[procs.Proc, int, str | None]:
         admin_path = _admin_socket(self.dir) if self.spec.admin_pipe else None
         admin_port = (
             0 if admin_path else self.spec.admin_port or _free_port(self.spec.admin_address)
         )
         spec = dataclasses.replace(self.spec, admin_port=admin_port)
         config = self.dir / "bootstrap.json"
-        rendered = bootstrap.render(self.node_id, spec, admin_path=admin_path)
-        await asyncio.to_thread(_write, config, bootstrap.to_json(rendered))
+        text = self._bootstrap(spec, admin_path)
+        await asyncio.to_thread(_write, config, text)
+        command = self._command(spec, config)
+        if self.owner.detach:
+            command = [sys.executable, "-I", str(_SHIM), *command]
         proc = await asyncio.create_subprocess_exec(
-            *self._command(spec, config),
+            *command,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=stdout.open_writer(),
+            stderr=stderr.open_writer(),
             start_new_session=True,
-            preexec_fn=children.die_with_parent(),
+            preexec_fn=procs.preexec_for(die_with_parent=not self.owner.detach),
         )
-        self.process, self.admin_port, self.admin_path = proc, admin_port or None, admin_path
-        if self._stopping.is_set():  # stop() ran while Envoy was starting: it saw no process
-            await _terminate(proc, self.spec.stop_timeout_seconds)
-        logger.info(
-            "Envoy for node %r started (pid %d, admin %s)",
-            self.node_id,
-            proc.pid,
-            admin_path or f"{spec.admin_address}:{admin_port}",
-            extra={"tenant": self.node_id},
-        )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        pumps = [
-            asyncio.create_task(_pump(proc.stderr, self._log_stderr)),
-            asyncio.create_task(_pump(proc.stdout, self._log_stdout)),
-        ]
-        readiness = asyncio.create_task(self._await_ready(proc, spec))
-        try:
-            code = await proc.wait()
-        finally:
-            self.ready.clear()
-            readiness.cancel()
-            if proc.returncode is None:  # cancelled: never leave Envoy behind
-                await _terminate(proc, self.spec.stop_timeout_seconds)
-            # Envoy is gone: free its shared memory before anything else can be cancelled.
-            _release_shared_memory(self.dir / "base-id")
-            await asyncio.gather(readiness, *pumps, return_exceptions=True)
-        return code
+        if self.owner.detach:
+            record = {
+                "pid": proc.pid,
+                "start_time": procs.start_time(proc.pid),
+                "admin_address": spec.admin_address,
+                "admin_port": admin_port,
+                "admin_path": admin_path,
+                "bootstrap": _digest(text),
+                "binary": str(self.owner.binary),
+            }
+            await asyncio.to_thread(_write, self.dir / RECORD, json.dumps(record) + "\n")
+        return proc, admin_port, admin_path
+
+    def _bootstrap(self, spec: deployer.EnvoySpec, admin_path: str | None) -> str:
+        return bootstrap.to_json(bootstrap.render(self.node_id, spec, admin_path=admin_path))
 
     def _command(self, spec: deployer.EnvoySpec, config: Path) -> list[str]:
         args = [
@@ -305,9 +485,7 @@ class _Envoy:
             args += ["--concurrency", str(spec.concurrency)]
         return [*args, *spec.extra_args]
 
-    async def _await_ready(
-        self, proc: asyncio.subprocess.Process, spec: deployer.EnvoySpec
-    ) -> None:
+    async def _await_ready(self, proc: procs.Proc, spec: deployer.EnvoySpec) -> None:
         while proc.returncode is None:
             try:
                 status, _ = await self.owner.request(
@@ -316,12 +494,13 @@ class _Envoy:
             except ADMIN_ERRORS:
                 status = 0
             if status == 200:
+                self.restart_cause = None
                 self.ready.set()
                 logger.info("Envoy for node %r is ready", self.node_id)
                 return
             await asyncio.sleep(0.1)
 
-    async def _drain_and_stop(self, proc: asyncio.subprocess.Process) -> None:
+    async def _drain_and_stop(self, proc: procs.Proc) -> None:
         port, unix = self.admin_port, self.admin_path
         if port is not None or unix is not None:
             for path in ("/healthcheck/fail", "/drain_listeners?graceful"):
@@ -335,16 +514,19 @@ class _Envoy:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), self.spec.drain_seconds)
-        await _terminate(proc, self.spec.stop_timeout_seconds)
+        await procs.terminate(proc, self.spec.stop_timeout_seconds)
         logger.info("Envoy for node %r stopped (code %s)", self.node_id, proc.returncode)
 
     def _log_stderr(self, line: str) -> None:
-        match = _LOG_LINE.match(line)
+        match = procs.LOG_LINE.match(line)
         level, component, text = (
             (_LEVELS.get(match[1], logging.INFO), match[2], match[3])
             if match
             else (logging.INFO, "", line)
         )
+        # What may tell why Envoy exits: its warnings and errors, without crash backtraces.
+        if level >= logging.WARNING and component != "backtrace" and not text.startswith("#"):
+            self.log_tail.append(line)
         process_logger.log(
             level, "envoy[%s] %s: %s", self.node_id, component, text, extra={"tenant": self.node_id}
         )
@@ -359,23 +541,18 @@ class _Envoy:
             )
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text())
+        int(record["pid"]), int(record["start_time"]), int(record["admin_port"])
+        str(record["bootstrap"]), str(record["binary"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return dict(record)
 
 
-async def _pump(stream: asyncio.StreamReader, sink: Callable[[str], None]) -> None:
-    while line := await stream.readline():
-        text = line.decode(errors="replace").rstrip()
-        if text:
-            sink(text)
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _admin_socket(directory: Path) -> str:
@@ -411,5 +588,8 @@ def _release_shared_memory(base_id_path: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
+    """Replace `path` atomically: a crash never leaves half a bootstrap or record."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -8,7 +8,10 @@ tenant (`kubelb.placement.pool.assign`), since all tenants' Envoys share this ho
 assignment is sticky and recovered from those statuses after a restart (MetalLB #2443); a
 Service that cannot be placed keeps no address, and `problem()` tells the LoadBalancer
 controller why (PortConflict, AddressPoolExhausted); `on_unplaced(lb key)` asks it to look again
-when that answer changes, since no Service write announces it.
+when that answer changes, since no Service write announces it. `reserve()` names the sockets
+the hub itself listens on (xDS, probes, metrics, admin): no Service is placed there
+(PortReserved). With a `probe` (standalone), a new placement also skips a socket another process
+holds, such as another kubelb's Envoy (PortConflict); sockets this pool placed before are ours.
 
 One global pass per burst of changes (an event sets a flag; the loop waits `coalesce` seconds for
 the rest of the burst), plus a periodic resync; a pass writes the statuses that changed
@@ -21,13 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kubelb.kube import errors, informer, objects, resources, writer as kwriter
 from kubelb.manager import common
 from kubelb.placement import pool
-from kubelb.util import backoff
+from kubelb.util import backoff, logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +66,16 @@ class AddressPool:
         addresses: Sequence[str],
         *,
         on_unplaced: Callable[[objects.ObjectKey], None],
+        probe: pool.Probe | None = None,
         resync_period: float = 300.0,
         coalesce: float = PASS_COALESCE,
     ) -> None:
         self.inputs = inputs
         self.writer = writer
         self.pool = tuple(addresses)
+        self.reserved: tuple[pool.Reservation, ...] = ()
+        self._probe = probe
+        self._ours: set[tuple[str, int, str]] = set()  # sockets placed here: our data plane's
         self.resync_period = resync_period
         self.coalesce = coalesce
         self.unplaced: dict[str, pool.Unplaced] = {}
@@ -95,6 +102,11 @@ class AddressPool:
         self.pool = wanted
         self._dirty.set()
         return True
+
+    def reserve(self, reservations: Iterable[pool.Reservation]) -> None:
+        """Keep these sockets (the hub's own servers, once bound) free of LoadBalancers."""
+        self.reserved = tuple(reservations)
+        self._dirty.set()
 
     def problem(self, namespace: str, name: str) -> tuple[str, str] | None:
         """Why Service namespace/name has no address (None: it has one, or is not ours)."""
@@ -140,7 +152,10 @@ class AddressPool:
                     previous[key] = known
         for key in [k for k in self._derived if k not in services]:
             del self._derived[key]
-        result = pool.assign(self.pool, needs, previous)
+        probe = self._probe_free if self._probe is not None else None
+        result = pool.assign(self.pool, needs, previous, self.reserved, probe)
+        self._ours.update((address, port, transport) for key, address in result.addresses.items()
+                          for port, transport in needs[key])  # fmt: skip
         before, self.unplaced = self.unplaced, dict(result.unplaced)
         self._tell_owners(services, before)
         for key in list(self._written):
@@ -161,6 +176,11 @@ class AddressPool:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    def _probe_free(self, address: str, port: int, transport: str) -> bool:
+        if (address, port, transport) in self._ours or self._probe is None:
+            return True
+        return self._probe(address, port, transport)
 
     def _derived_of(
         self, key: str, svc: objects.RawObject
@@ -195,10 +215,12 @@ class AddressPool:
             return
         self._written[key] = address
         if address:
-            logger.info("Service %s: address %s assigned from the pool", key, address)
+            logger.info(
+                "Service %s: address %s assigned from the pool", logsafe.shown(key), address
+            )
         else:
             why = self.unplaced.get(key)
-            logger.warning("Service %s: no address from the pool: %s", key,
+            logger.warning("Service %s: no address from the pool: %s", logsafe.shown(key),
                            why.message if why else "not placed")  # fmt: skip
 
     def _tell_owners(

@@ -55,8 +55,10 @@ class HostInfra:
         self._flag_pool = tuple(pool) if pool else None
         self._ready = ready
         self.pool_problem: str | None = None  # an unusable Config annotation, for the status
+        # Probed: another kubelb on this host may hold a socket this pool would hand out.
         self.addresses = addresspool.AddressPool(inputs, writer, self._flag_pool or DEFAULT_POOL,
-                                                 on_unplaced=reconcile_lb)  # fmt: skip
+                                                 on_unplaced=reconcile_lb,
+                                                 probe=address_pool.unshared)  # fmt: skip
         inputs.configs.add_handler(self._config_changed)
 
     @property
@@ -76,6 +78,9 @@ class HostInfra:
 
     def ready(self, namespace: str) -> bool:
         return self._ready()
+
+    def not_ready_message(self, namespace: str) -> str | None:
+        return None  # the data plane driver's status says it
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         """The host's data plane already runs."""

@@ -107,6 +107,9 @@ class KubernetesInfra:
     def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
         return None  # the address comes from outside: nothing to say about it here
 
+    def not_ready_message(self, namespace: str) -> str | None:
+        return None  # the Deployment's status says it
+
     def ready(self, namespace: str) -> bool:
         """At least one Envoy pod of the tenant is ready."""
         key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))

@@ -6,6 +6,9 @@ do not apply), connected to the manager's own xDS server. A LoadBalancer binds t
 pool wrote into its Service's status, on the LoadBalancer's own ports; the Service needs neither
 NodePorts nor a pod selector. The pool (`addresspool.AddressPool`) runs while this replica
 leads, and the Envoys stop when it stops leading: a replica that does not lead runs no Envoy.
+The Envoys outlive a crash of the manager and are adopted from `--state-dir` when it restarts; an
+Envoy that dies of a new snapshot gets the last one it ACKed (`use_snapshots`: the xDS cache's
+rollback), and a snapshot with more listeners than its file descriptors allow is refused.
 
 With `certs` (--xds-tls) each Envoy dials xDS over mTLS with a certificate naming its node,
 written before it starts (`xdscerts.FileCerts`) and rotated by a runner while this replica leads.
@@ -21,14 +24,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
-from kubelb.envoy import deployer, supervisor
+from kubelb.envoy import deployer, procs, supervisor
 from kubelb.infra import addresspool, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, endpoints, infrastructure
+
+if TYPE_CHECKING:  # at run time the cache is handed in: the Python data plane loads no protos
+    from kubelb.xds import cache, snapshot
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
@@ -70,7 +76,10 @@ class ProcessInfra:
         """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
         `certs`: xDS over mTLS with these certificates (None: plaintext)."""
         self.certs = certs
-        self.envoys = supervisor.EnvoySupervisor(state_dir, envoy_binary=envoy_binary)
+        self.snapshots: cache.SnapshotCache | None = None
+        self.envoys = supervisor.EnvoySupervisor(
+            state_dir, envoy_binary=envoy_binary, detach=True, on_exit=self._on_exit
+        )
         # The supervisor checks readiness through the admin interface; fixed probe ports would
         # keep two tenants' Envoys from sharing the host. Admin on a Unix socket: no tenant
         # endpoint can name it.
@@ -92,6 +101,23 @@ class ProcessInfra:
 
     def ready(self, namespace: str) -> bool:
         return self.envoys.ready(namespace)
+
+    def use_snapshots(self, snapshots: cache.SnapshotCache) -> None:
+        """The xDS cache serving these Envoys: rolled back when one dies of a new snapshot, and
+        asked to refuse snapshots with more listeners than Envoy can open sockets for."""
+        self.snapshots = snapshots
+        snapshots.admit = self._admit
+
+    def not_ready_message(self, namespace: str) -> str | None:
+        """Why the tenant's Envoy is not ready, when the supervisor knows: "Envoy restarting
+        after exit code 1 (Too many open files)"."""
+        return self.envoys.restart_cause(namespace)
+
+    def _on_exit(self, exit_: procs.Exit) -> bool:
+        return self.snapshots is not None and self.snapshots.rollback(exit_.node_id)
+
+    def _admit(self, namespace: str, snap: snapshot.Snapshot) -> str | None:
+        return self.envoys.capacity_problem(namespace, snap.counts()["listeners"])
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         spec = self.spec

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kubelb.kube import errors, informer, objects, watches, workqueue
-from kubelb.util import backoff
+from kubelb.util import backoff, logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,10 @@ class Controller:
             queue.add_rate_limited(key)
             if isinstance(exc, errors.ApiError):
                 logger.warning("controller %s: reconcile %s failed (attempt %d): %s",
-                               self.name, key, attempt, exc)  # fmt: skip
+                               self.name, logsafe.shown(key), attempt, exc)  # fmt: skip
             else:
                 logger.exception("controller %s: reconcile %s failed (attempt %d)",
-                                 self.name, key, attempt)  # fmt: skip
+                                 self.name, logsafe.shown(key), attempt)  # fmt: skip
             self._observe(key, "error", started)
             return
         self.reconciles += 1

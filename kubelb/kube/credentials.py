@@ -52,12 +52,35 @@ class Auth(Protocol):
 
 @dataclass(frozen=True)
 class StaticAuth:
-    """A fixed header: a bearer token, or basic auth."""
+    """A fixed header (basic auth)."""
 
     value: str
 
     async def authorization(self) -> str | None:
         return self.value
+
+    async def refresh(self) -> bool:
+        return False
+
+
+class BearerToken:
+    """A bearer token from the kubeconfig that its holder may replace (a renewed or reloaded
+    token): every request from then on carries the new one, and open watches stay open."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    @property
+    def token(self) -> str:
+        return self._token
+
+    def replace(self, token: str) -> None:
+        if not token:
+            raise CredentialsError("an empty bearer token")
+        self._token = token
+
+    async def authorization(self) -> str | None:
+        return f"Bearer {self._token}"
 
     async def refresh(self) -> bool:
         return False
@@ -242,7 +265,7 @@ async def from_kubeconfig(
         await asyncio.to_thread(token_file.load)
         auth = token_file
     elif user.get("token"):
-        auth = StaticAuth(f"Bearer {user['token']}")
+        auth = BearerToken(str(user["token"]))
     elif user.get("username") and user.get("password"):
         basic = base64.b64encode(f"{user['username']}:{user['password']}".encode()).decode()
         auth = StaticAuth(f"Basic {basic}")

@@ -6,9 +6,12 @@ asks for the current `transport.Api` on every request.
 
 `KubeconfigFile` re-reads its file (at most every `check_interval` seconds on use, and at once
 after a 401) and swaps in a new Api when the content changed, so a kubeconfig mounted from a
-Secret that is rotated in place needs no restart. A file that does not parse (half written) keeps
-the previous Api. Swapped-out Apis stay open for `retire_after` seconds so in-flight requests and
-watches finish, then are closed. The kubeconfig itself is read by `kubelb.kube.credentials`.
+Secret that is rotated in place needs no restart. When only the bearer token changed, the token
+is swapped inside the current Api instead: connections and open watches stay as they are. Its
+holder can also swap the token itself (`replace_token`: the agent renewing its own credential).
+A file that does not parse (half written) keeps the previous Api. Swapped-out Apis stay open for
+`retire_after` seconds so in-flight requests and watches finish, then are closed. The kubeconfig
+itself is read by `kubelb.kube.credentials`.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class KubeconfigFile:
         self._check_interval = check_interval
         self._retire_after = retire_after
         self._api: transport.Api | None = None
+        self._endpoint: credentials.Endpoint | None = None
         self._digest = b""
         self._checked_at = float("-inf")
         self._retired: list[tuple[float, transport.Api]] = []
@@ -100,6 +104,22 @@ class KubeconfigFile:
         if await self._reload(force=True):
             return True
         return self._api is not None and await self._api.refresh()
+
+    def bearer_token(self) -> str | None:
+        """The bearer token requests carry now (None before loading, or when the kubeconfig
+        authenticates otherwise: a client certificate, a token file, an exec plugin)."""
+        auth = self._api.auth if self._api is not None else None
+        return auth.token if isinstance(auth, credentials.BearerToken) else None
+
+    def replace_token(self, token: str) -> bool:
+        """Send `token` from now on, in place: open watches keep running. False when the
+        kubeconfig has no bearer token to replace. The file is not touched: a later change of
+        the file replaces this token in turn."""
+        auth = self._api.auth if self._api is not None else None
+        if not isinstance(auth, credentials.BearerToken):
+            return False
+        auth.replace(token)
+        return True
 
     async def close(self) -> None:
         clients = [api for _, api in self._retired]
@@ -129,19 +149,33 @@ class KubeconfigFile:
             if digest == self._digest:
                 return False
             try:
-                api, namespace = await _client_from_bytes(data, self._context, self.path.parent)
+                endpoint = await _endpoint_from_bytes(data, self._context, self.path.parent)
             except Exception as exc:
                 if self._api is None:
                     raise ConfigError(f"invalid kubeconfig {self.path}: {exc}") from exc
                 logger.warning("kubeconfig %s changed but does not load, keeping the current "
                                "one: %s", self.path, exc)  # fmt: skip
                 return False
+            self._digest = digest
+            if self._api is not None and self._swap_token(endpoint):
+                self.reloads += 1
+                logger.info("kubeconfig %s changed: using its new token", self.path)
+                return True
+            api = transport.Api.connect(endpoint)
             if self._api is not None:
                 self._retired.append((time.monotonic(), self._api))
                 self.reloads += 1
                 logger.info("kubeconfig %s changed: using the new credentials", self.path)
-            self._api, self._digest, self.namespace = api, digest, namespace
+            self._api, self._endpoint, self.namespace = api, endpoint, endpoint.namespace
             return True
+
+    def _swap_token(self, endpoint: credentials.Endpoint) -> bool:
+        """When `endpoint` differs from the current one only in its bearer token (Endpoint
+        equality leaves `auth` out), swap that token into the current Api."""
+        new = endpoint.auth
+        if endpoint != self._endpoint or not isinstance(new, credentials.BearerToken):
+            return False
+        return self.replace_token(new.token)
 
     async def _close_retired(self) -> None:
         now = time.monotonic()
@@ -154,14 +188,13 @@ class KubeconfigFile:
         self._retired = keep
 
 
-async def _client_from_bytes(
+async def _endpoint_from_bytes(
     data: bytes, context: str | None, base: Path
-) -> tuple[transport.Api, str]:
+) -> credentials.Endpoint:
     document: Any = yaml.safe_load(data)
     if not isinstance(document, dict):
         raise ConfigError("not a kubeconfig mapping")
-    endpoint = await credentials.from_kubeconfig(document, context, base)
-    return transport.Api.connect(endpoint), endpoint.namespace
+    return await credentials.from_kubeconfig(document, context, base)
 
 
 def in_cluster() -> FixedApi:
@@ -184,3 +217,41 @@ async def open_source(path: str | os.PathLike[str] | None = None) -> ApiSource:
     source = KubeconfigFile(chosen or Path.home() / ".kube" / "config")
     await source.api()
     return source
+
+
+def user_token(text: str, context: str | None = None) -> str | None:
+    """The inline bearer token of `context`'s user (default: the current context's), or None."""
+    document = _load(text)
+    user = _context_user(document, context) if document is not None else None
+    token = user.get("token") if user is not None else None
+    return token if isinstance(token, str) and token else None
+
+
+def with_token(text: str, token: str, context: str | None = None) -> str | None:
+    """The kubeconfig `text` with the bearer token of `context`'s user (default: the current
+    context's) replaced by `token`; None when that user has no inline token to replace."""
+    document = _load(text)
+    user = _context_user(document, context) if document is not None else None
+    if user is None or not isinstance(user.get("token"), str):
+        return None
+    user["token"] = token
+    result: str = yaml.safe_dump(document, sort_keys=False)
+    return result
+
+
+def _load(text: str) -> dict[str, Any] | None:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _context_user(document: dict[str, Any], context: str | None) -> dict[str, Any] | None:
+    try:
+        name = context or document["current-context"]
+        ctx = next(c["context"] for c in document["contexts"] if c["name"] == name)
+        user = next(u["user"] for u in document["users"] if u["name"] == ctx["user"])
+    except (KeyError, TypeError, StopIteration):
+        return None
+    return user if isinstance(user, dict) else None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from kubelb.kube import errors, objects, patching, resources, selectors
+from kubelb.util import logsafe
 
 ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
 Rid = tuple[str, str]  # (group, plural): one kind, whatever Resource instance names it
@@ -420,7 +421,7 @@ def _check_name(resource: resources.Resource, name: str) -> None:
     if len(name) > limit or not pattern.fullmatch(name):
         raise invalid(
             "metadata.name",
-            f'Invalid value: "{name}": a lowercase RFC 1123 '
+            f'Invalid value: "{logsafe.shown(name)}": a lowercase RFC 1123 '
             "name must consist of lower case alphanumeric characters, '-' or '.'",
         )
 

@@ -31,6 +31,7 @@ from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, objects, resources, watches
 from kubelb.manager import common, infrastructure, lbservice
 from kubelb.observe import manager_metrics
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -128,4 +129,4 @@ class SnapshotReconciler:
             return
         self.publisher.clear(namespace)
         manager_metrics.forget_snapshot(namespace)
-        logger.info("tenant %s: no LoadBalancers left, snapshot cleared", namespace)
+        logger.info("tenant %s: no LoadBalancers left, snapshot cleared", logsafe.shown(namespace))

@@ -93,6 +93,9 @@ class Infra(Protocol):
     def ready(self, namespace: str) -> bool:
         """The tenant's Envoy is up."""
 
+    def not_ready_message(self, namespace: str) -> str | None:
+        """Why the tenant's Envoy is not up, when known (e.g. why it is restarting)."""
+
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         """Run the tenant's Envoy as its effective settings say. Unchanged arguments: cheap and
         idempotent."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from enum import StrEnum
 from typing import Any
 
 import yaml
+
+from kubelb.kube import satokens
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,13 @@ KUBERNETES_SLICE_NAMESPACE = "default"
 KUBERNETES_SLICE_NAME = "kubernetes"
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
 ROOT_CA_KEY = "ca.crt"
+
+
+class TokenMode(StrEnum):
+    """Which token a tenant kubeconfig carries (manager flag --tenant-token)."""
+
+    BOUND = "bound"  # TokenRequest: expires, rotated here and renewed by the agent itself
+    LONG_LIVED = "long-lived"  # upstream's: a kubernetes.io/service-account-token Secret
 
 
 class ServerSource(StrEnum):
@@ -184,21 +192,12 @@ def parse_kubeconfig(text: str) -> KubeconfigParts | None:
 
 
 def token_claims(token: str) -> TokenClaims | None:
-    """The claims of a ServiceAccount JWT (not verified: the API server does that), or None
-    when `token` is not a JWT with `iat`, `exp` and `sub`."""
-    parts = token.split(".")
-    if len(parts) != 3:
+    """The claims of a bound ServiceAccount JWT (not verified: the API server does that), or
+    None when `token` is not a JWT with `iat`, `exp` and a ServiceAccount subject."""
+    read = satokens.claims(token)
+    if read is None or read.issued_at is None or read.expires_at is None:
         return None
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-        issued, expires, subject = claims["iat"], claims["exp"], claims["sub"]
-    except (ValueError, binascii.Error, KeyError, TypeError):
-        return None
-    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
-        return None
-    account = (claims.get("kubernetes.io") or {}).get("serviceaccount") or {}
-    return TokenClaims(float(issued), float(expires), str(subject), str(account.get("uid") or ""))
+    return TokenClaims(read.issued_at, read.expires_at, read.subject, read.service_account_uid)
 
 
 def service_account_subject(namespace: str, name: str) -> str:

@@ -57,6 +57,7 @@ from kubelb.kube import (
 )
 from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
 from kubelb.observe import manager_metrics
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def verdict(
     envoy_ready: bool,
     placed: bool = True,
     rejected: str | None = None,
+    envoy_problem: str | None = None,
 ) -> Verdict:
     """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure."""
     if missing_addresses:
@@ -131,7 +133,8 @@ def verdict(
                        "spec.type: LoadBalancer")  # fmt: skip
     if not envoy_ready:
         return Verdict(False, conditions.ENVOY_NOT_READY,
-                       f"the tenant's Envoy (envoy-{lb.namespace}) is not ready")  # fmt: skip
+                       f"the tenant's Envoy (envoy-{lb.namespace}) is not ready"
+                       + (f": {envoy_problem}" if envoy_problem else ""))  # fmt: skip
     if rejected is not None:
         return Verdict(False, conditions.REJECTED_BY_DATAPLANE,
                        f"the tenant's Envoy rejected its configuration and serves its last good "
@@ -211,7 +214,7 @@ class LoadBalancerReconciler:
             return controller.DONE
         parsed = self.inputs.load_balancer(raw)
         if parsed.model is None:
-            logger.warning("LoadBalancer %s is invalid: %s", key, parsed.error)
+            logger.warning("LoadBalancer %s is invalid: %s", logsafe.shown(key), parsed.error)
             message = f"the LoadBalancer does not validate: {parsed.error}"
             await self._write_status(raw, Verdict(False, conditions.INVALID_SPEC, message))
             return controller.DONE
@@ -275,8 +278,8 @@ class LoadBalancerReconciler:
         moved = sum(1 for k, port in previous.items() if k in mine and mine[k] != port)
         if moved:
             logger.warning("LoadBalancer %s/%s: %d recorded port(s) collided with another "
-                           "LoadBalancer's and were moved", lb.namespace, lb.name,
-                           moved)  # fmt: skip
+                           "LoadBalancer's and were moved", logsafe.shown(lb.namespace),
+                           logsafe.shown(lb.name), moved)  # fmt: skip
             manager_metrics.COLLISIONS_HEALED.inc(moved)
         return mine
 
@@ -299,7 +302,8 @@ class LoadBalancerReconciler:
         desired["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if written.changed:
-            logger.info("LoadBalancer %s/%s: Service %s %s", lb.namespace, lb.name, name,
+            logger.info("LoadBalancer %s/%s: Service %s %s", logsafe.shown(lb.namespace),
+                        logsafe.shown(lb.name), logsafe.shown(name),
                         "updated" if live is not None else "created")  # fmt: skip
         return written.obj or desired, written.changed and live is None
 
@@ -331,7 +335,8 @@ class LoadBalancerReconciler:
         return verdict(lb, missing_addresses=missing, problems=problems, refused=refused,
                        service=service, address_problem=problem,
                        envoy_ready=self.infra.ready(ns), placed=placement is not None,
-                       rejected=rejected)  # fmt: skip
+                       rejected=rejected,
+                       envoy_problem=self.infra.not_ready_message(ns))  # fmt: skip
 
     async def _write_status(
         self,
@@ -360,7 +365,9 @@ class LoadBalancerReconciler:
     async def _delete_service(self, raw: objects.RawObject) -> None:
         key = objects.ObjectKey(objects.namespace(raw), lbservice.service_name(objects.name(raw)))
         if key in self.inputs.services.store and await self.writer.delete(resources.SERVICES, key):
-            logger.info("LoadBalancer %s: Service %s deleted", objects.key_of(raw), key.name)
+            logger.info(
+                "LoadBalancer %s: Service %s deleted", objects.key_of(raw), logsafe.shown(key.name)
+            )
 
     async def _clean_up(self, raw: objects.RawObject) -> None:
         await self._delete_service(raw)

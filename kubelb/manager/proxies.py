@@ -17,6 +17,7 @@ from kubelb.api import config as api_config
 from kubelb.kube import controller, objects, resources, watches
 from kubelb.manager import common, infrastructure
 from kubelb.observe import manager_metrics
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ class ProxyReconciler:
         if not wanted:
             await self.infra.remove(namespace)
             if namespace in self.running:
-                logger.info("tenant %s: no LoadBalancers to serve, Envoy removed", namespace)
+                logger.info(
+                    "tenant %s: no LoadBalancers to serve, Envoy removed", logsafe.shown(namespace)
+                )
             self.running.discard(namespace)
             gauge.set(0)
             return controller.DONE

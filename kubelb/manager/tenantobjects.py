@@ -2,11 +2,15 @@
 
 Pure. Input: the raw Tenant (with apiVersion, kind, name and uid) and computed values. Output: raw
 objects for `kubelb.kube.writer.Writer.ensure` (namespace `tenant-<name>`, ServiceAccount, Role
-and RoleBinding `kubelb-ccm`, Secret `kubelb-ccm-kubeconfig`, TenantState `default`), each owned
-by the Tenant, and the new statuses of the Tenant, the TenantState and the Config.
+and RoleBinding `kubelb-ccm`, Secret `kubelb-ccm-kubeconfig`, the long-lived token Secret
+`kubelb-ccm` when asked for, TenantState `default`), each owned by the Tenant, and the new
+statuses of the Tenant, the TenantState and the Config.
 
-The Role is exactly upstream's tenant grant: the tenant's own KubeLB objects in its own
-namespace, nothing cluster-scoped, no core resources (not even Secrets or Services).
+The Role is upstream's tenant grant: the tenant's own KubeLB objects in its own namespace,
+nothing cluster-scoped, no other core resources (not even Secrets or Services). With bound
+tokens it also lets the agent renew its own token: `create` on `serviceaccounts/token` for the
+ServiceAccount `kubelb-ccm` only (`resourceNames`), so a tenant can mint tokens for no other
+account, in its namespace or anywhere else.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from kubelb.api import conditions, labels, meta, tenant as api_tenant, tenantsta
 from kubelb.kube import objects
 
 CCM_NAME = "kubelb-ccm"
+TOKEN_SECRET_NAME = CCM_NAME  # the long-lived token Secret, named as upstream's
+TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
+SERVICE_ACCOUNT_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+TOKEN_KEY = "token"
 TENANT_STATE_NAME = tenantstate.DEFAULT_NAME
 EDITION = "CE"
 MAX_NAMESPACE_LENGTH = 63
@@ -37,6 +45,18 @@ ROLE_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [meta.GROUP], "resources": ["tenantstates"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [meta.GROUP], "resources": ["tenantstates/status"], "verbs": ["get"]},
 )  # fmt: skip
+
+# The agent renews its own bound token: TokenRequest for exactly its ServiceAccount.
+RENEW_OWN_TOKEN_RULE: dict[str, Any] = {
+    "apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"],
+    "resourceNames": [CCM_NAME],
+}  # fmt: skip
+
+
+def role_rules(*, renew_token: bool) -> list[dict[str, Any]]:
+    """The tenant Role's rules; `renew_token` (bound tokens) adds RENEW_OWN_TOKEN_RULE."""
+    rules = [dict(rule) for rule in ROLE_RULES]
+    return [*rules, dict(RENEW_OWN_TOKEN_RULE)] if renew_token else rules
 
 
 def namespace_problem(tenant_name: str) -> str | None:
@@ -79,13 +99,13 @@ def desired_service_account(tenant: Mapping[str, Any]) -> objects.RawObject:
             "metadata": _metadata(CCM_NAME, namespace, tenant)}  # fmt: skip
 
 
-def desired_role(tenant: Mapping[str, Any]) -> objects.RawObject:
+def desired_role(tenant: Mapping[str, Any], *, renew_token: bool = True) -> objects.RawObject:
     namespace = api_tenant.namespace_for(objects.name(tenant))
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": _metadata(CCM_NAME, namespace, tenant),
-        "rules": [dict(rule) for rule in ROLE_RULES],
+        "rules": role_rules(renew_token=renew_token),
     }
 
 
@@ -112,6 +132,16 @@ def desired_kubeconfig_secret(
         "type": "Opaque",
         "data": {key: base64.b64encode(kubeconfig.encode()).decode()},
     }
+
+
+def desired_token_secret(tenant: Mapping[str, Any]) -> objects.RawObject:
+    """The long-lived token Secret: the token controller fills in `data.token` (and the
+    ServiceAccount's uid); the token lasts until the Secret or the ServiceAccount is deleted."""
+    namespace = api_tenant.namespace_for(objects.name(tenant))
+    metadata = _metadata(TOKEN_SECRET_NAME, namespace, tenant)
+    metadata["annotations"] = {SERVICE_ACCOUNT_NAME_ANNOTATION: CCM_NAME}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata,
+            "type": TOKEN_SECRET_TYPE}  # fmt: skip
 
 
 def secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:

@@ -2,16 +2,24 @@
 
 Reads (informers): Tenants (primary); namespaces labelled `kubelb.k8c.io/managed-by=kubelb`; the
 ServiceAccounts, Roles and RoleBindings named `kubelb-ccm`, the Secrets named
-`kubelb-ccm-kubeconfig`, the TenantStates named `default` and the `kube-root-ca.crt` ConfigMaps
+`kubelb-ccm-kubeconfig` and `kubelb-ccm`, the TenantStates named `default` and the
+`kube-root-ca.crt` ConfigMaps
 (each mapped to the Tenant of its namespace); Config `default` in the manager namespace, the
 `kube-public/cluster-info` ConfigMap and the `default/kubernetes` EndpointSlice (each mapped to
 every Tenant). Deletion lists LoadBalancers, Routes and SyncSecrets directly.
 
 Writes, all owned by the Tenant (ownerReferences): namespace `tenant-X` (label managed-by), the
-ServiceAccount, Role (`tenantobjects.ROLE_RULES`) and RoleBinding `kubelb-ccm`, Secret
-`kubelb-ccm-kubeconfig` (key `kubelb`: a kubeconfig with a TokenRequest token, rotated after
-`token_rotate_fraction` of its lifetime; the tenant is requeued for then), TenantState `default`
-and its status, and Config `default`'s `status.version`. Only differences are written.
+ServiceAccount, Role (`tenantobjects.role_rules`) and RoleBinding `kubelb-ccm`, Secret
+`kubelb-ccm-kubeconfig` (key `kubelb`), TenantState `default` and its status, and Config
+`default`'s `status.version`. Only differences are written.
+
+The kubeconfig's token (`token_mode`): `bound` (default), a TokenRequest token, rotated here after
+`token_rotate_fraction` of its lifetime (the tenant is requeued for then); the Role lets the agent
+renew its own copy (`serviceaccounts/token`, its account only), since the copy in the tenant
+cluster is not this Secret. `long-lived`, as upstream: Secret `kubelb-ccm` of type
+`kubernetes.io/service-account-token`, whose token (filled in by the token controller) never
+expires; the Role then grants no TokenRequest. Going back to `bound` deletes that Secret, which
+revokes the long-lived token.
 
 Status: finalizer `kubelb.k8c.io/cleanup`; `status.phase` Pending | Ready | Failed | Terminating,
 `observedGeneration`, and a `Ready` condition (reasons Reconciled, Pending, ReconciliationFailed,
@@ -54,6 +62,7 @@ from kubelb.kube import (
     writer as kube_writer,
 )
 from kubelb.manager import effective as tenant_effective, kubeconfigs, tenantobjects
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +81,7 @@ class TenantControllerOptions:
     server_override_ca_pem: bytes | None = None  # CA for that URL (else the cluster's)
     token_expiration_seconds: int = 86400  # asked of TokenRequest (the server may shorten it)
     token_rotate_fraction: float = 0.8  # replace a token after this part of its lifetime
+    token_mode: kubeconfigs.TokenMode = kubeconfigs.TokenMode.BOUND
     drain_interval: float = 10.0  # recheck period while LoadBalancers etc. are being deleted
     pending_interval: float = 5.0  # recheck period while the namespace is still terminating
 
@@ -127,6 +137,10 @@ class TenantReconciler:
             "secrets": watches.Watch(resource=resources.SECRETS,
                                      field_selector=_named(kubeconfigs.SECRET_NAME),
                                      mapper=tenant_of_namespace, predicate=secondary),
+            # The token controller fills a long-lived token in: not a generation change.
+            "token_secrets": watches.Watch(resource=resources.SECRETS,
+                                           field_selector=_named(tenantobjects.TOKEN_SECRET_NAME),
+                                           mapper=tenant_of_namespace),
             "states": watches.Watch(resource=resources.TENANT_STATES,
                                     field_selector=_named(tenantobjects.TENANT_STATE_NAME),
                                     mapper=tenant_of_namespace, predicate=secondary),
@@ -152,6 +166,7 @@ class TenantReconciler:
         self._roles = _store(informers, w["roles"])
         self._bindings = _store(informers, w["bindings"])
         self._secrets = _store(informers, w["secrets"])
+        self._token_secrets = _store(informers, w["token_secrets"])
         self._states = _store(informers, w["states"])
         self._root_cas = _store(informers, w["root_cas"])
         self._configs = _store(informers, w["configs"])
@@ -176,7 +191,7 @@ class TenantReconciler:
             except api_errors.APIValidationError as exc:
                 problem = str(exc)
         if problem is not None or spec is None:
-            logger.warning("tenant %s cannot be served: %s", key.name, problem)
+            logger.warning("tenant %s cannot be served: %s", logsafe.shown(key.name), problem)
             await self._set_status(tenant, Phase.FAILED, conditions.RECONCILIATION_FAILED,
                                    problem or "invalid Tenant")  # fmt: skip
             await self._events.warning(tenant, conditions.RECONCILIATION_FAILED, problem or "")
@@ -188,13 +203,15 @@ class TenantReconciler:
         try:
             return await self._apply(tenant, spec)
         except errors.ApiError as exc:
-            logger.warning("tenant %s: reconcile failed: %s", key.name, exc)
+            logger.warning("tenant %s: reconcile failed: %s", logsafe.shown(key.name), exc)
             await self._events.warning(tenant, conditions.RECONCILIATION_FAILED, str(exc))
             try:
                 await self._set_status(tenant, Phase.FAILED, conditions.RECONCILIATION_FAILED,
                                        str(exc))  # fmt: skip
             except errors.ApiError as status_exc:
-                logger.warning("tenant %s: cannot write status: %s", key.name, status_exc)
+                logger.warning(
+                    "tenant %s: cannot write status: %s", logsafe.shown(key.name), status_exc
+                )
             raise
 
     async def _apply(self, tenant: objects.RawObject, spec: api_tenant.Tenant) -> controller.Result:
@@ -208,14 +225,26 @@ class TenantReconciler:
             return controller.Result(requeue_after=self.options.pending_interval)
         account = await self._ensure(resources.SERVICE_ACCOUNTS, self._accounts,
                                      tenantobjects.desired_service_account(tenant))  # fmt: skip
-        await self._ensure(resources.ROLES, self._roles, tenantobjects.desired_role(tenant))
+        bound = self.options.token_mode is kubeconfigs.TokenMode.BOUND
+        await self._ensure(resources.ROLES, self._roles,
+                           tenantobjects.desired_role(tenant, renew_token=bound))  # fmt: skip
         await self._ensure(resources.ROLE_BINDINGS, self._bindings,
                            tenantobjects.desired_role_binding(tenant))  # fmt: skip
-        rotate_at = await self._ensure_kubeconfig(tenant, account)
+        if bound:
+            await self._drop_long_lived_token(ns)
+            rotate_at = await self._ensure_kubeconfig(tenant, account)
+            result = controller.Result(requeue_after=max(rotate_at - time.time(), 1.0))
+        elif await self._ensure_long_lived_kubeconfig(tenant):
+            result = controller.DONE  # the token does not expire
+        else:
+            message = (f"waiting for the token controller to fill in Secret {ns}/"
+                       f"{tenantobjects.TOKEN_SECRET_NAME}")  # fmt: skip
+            await self._set_status(tenant, Phase.PENDING, conditions.PENDING, message)
+            return controller.Result(requeue_after=self.options.pending_interval)
         await self._ensure_states(tenant, spec)
         await self._set_status(tenant, Phase.READY, conditions.RECONCILED,
                                f"namespace {ns} and the tenant kubeconfig are ready")  # fmt: skip
-        return controller.Result(requeue_after=max(rotate_at - time.time(), 1.0))
+        return result
 
     async def _ensure(
         self, resource: resources.Resource, cache: store.Reader, desired: objects.RawObject
@@ -240,13 +269,40 @@ class TenantReconciler:
             token, rotate_at = self._usable_token(fresh, account)
         if token is None:
             token, rotate_at = await self._issue_token(tenant, replacing=cached is not None)
+        await self._write_kubeconfig(tenant, token)
+        return rotate_at
+
+    async def _ensure_long_lived_kubeconfig(self, tenant: objects.RawObject) -> bool:
+        """Secret `kubelb-ccm` of type service-account-token and a kubeconfig with its token;
+        False while the token controller has not filled the token in yet."""
+        ns = api_tenant.namespace_for(objects.name(tenant))
+        secret = await self._ensure(resources.SECRETS, self._token_secrets,
+                                    tenantobjects.desired_token_secret(tenant))  # fmt: skip
+        token = tenantobjects.secret_value(secret, tenantobjects.TOKEN_KEY)
+        if not token:
+            logger.info("tenant %s: waiting for the token controller to fill in Secret %s/%s",
+                        objects.name(tenant), ns, tenantobjects.TOKEN_SECRET_NAME)  # fmt: skip
+            return False
+        await self._write_kubeconfig(tenant, token)
+        return True
+
+    async def _drop_long_lived_token(self, namespace: str) -> None:
+        """Back to bound tokens: delete the long-lived token Secret, which revokes its token."""
+        key = Key(namespace, tenantobjects.TOKEN_SECRET_NAME)
+        secret = self._token_secrets.get(key)
+        if secret is not None and secret.get("type") == tenantobjects.TOKEN_SECRET_TYPE:
+            logger.info("tenant namespace %s: bound tokens now, deleting the long-lived token "
+                        "Secret %s", namespace, key.name)  # fmt: skip
+            await self._writer.delete(resources.SECRETS, key, uid=objects.uid(secret))
+
+    async def _write_kubeconfig(self, tenant: objects.RawObject, token: str) -> None:
+        ns = api_tenant.namespace_for(objects.name(tenant))
         server = await self._server(ns)
         text = kubeconfigs.desired_kubeconfig(server=server.url, ca_pem=server.ca_pem,
                                               token=token, namespace=ns)  # fmt: skip
         desired = tenantobjects.desired_kubeconfig_secret(tenant, kubeconfigs.SECRET_NAME,
                                                           kubeconfigs.SECRET_KEY, text)  # fmt: skip
         await self._ensure(resources.SECRETS, self._secrets, desired)
-        return rotate_at
 
     def _usable_token(
         self, secret: objects.RawObject | None, account: objects.RawObject
@@ -351,11 +407,12 @@ class TenantReconciler:
             (resources.ROLE_BINDINGS, Key(ns, tenantobjects.CCM_NAME)),
             (resources.ROLES, Key(ns, tenantobjects.CCM_NAME)),
             (resources.SECRETS, Key(ns, kubeconfigs.SECRET_NAME)),
+            (resources.SECRETS, Key(ns, tenantobjects.TOKEN_SECRET_NAME)),
             (resources.NAMESPACES, Key("", ns)),
         ):
             await self._writer.delete(resource, key)
         await self._writer.remove_finalizer(resources.TENANTS, tenant, finalizers.CLEANUP)
-        logger.info("tenant %s: cleaned up, finalizer removed", name)
+        logger.info("tenant %s: cleaned up, finalizer removed", logsafe.shown(name))
         return controller.DONE
 
     async def _drain(self, namespace: str) -> int:

@@ -7,16 +7,28 @@ Assignment is deterministic and sticky: an existing assignment is kept as long a
 still in the pool and its ports are still free there, so a restart or an unrelated change never
 moves a LoadBalancer (MetalLB #2443). New LoadBalancers take the first address, in pool order,
 where every port they need is free.
+
+Reserved sockets (`Reservation`: kubelb's own xDS, probe, metrics and admin servers, each
+Envoy's admin port) are taken before any LoadBalancer is placed, so no LoadBalancer ever shares a
+socket with the hub: Envoy binds listeners with SO_REUSEPORT, and a listener on the xDS port would
+take a share of Envoy's control connections. A wildcard reservation holds its port on every
+address. A LoadBalancer kept off every address by a reservation is unplaced with `PortReserved`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 # (port, transport); TCP and UDP on the same port do not conflict.
 PortNeed = tuple[int, str]
+
+PORT_CONFLICT = "PortConflict"
+PORT_RESERVED = "PortReserved"
+ADDRESS_POOL_EXHAUSTED = "AddressPoolExhausted"
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 # Expanding a pool beyond this many addresses is almost certainly a typo (e.g. a /8).
 MAX_POOL_ADDRESSES = 65536
@@ -66,11 +78,58 @@ def _expand(entry: str) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """A socket the hub itself listens on; `address` "" (or 0.0.0.0, ::) means every address."""
+
+    address: str
+    port: int
+    holder: str  # what listens there, for the message: "kubelb xDS server"
+    transport: str = "TCP"
+
+    def covers(self, address: str) -> bool:
+        return self.address in WILDCARDS or self.address == address
+
+
+@dataclass(frozen=True, slots=True)
 class Unplaced:
     """Why a LoadBalancer got no address. `reason` is a condition reason (CamelCase)."""
 
     reason: str
     message: str
+
+
+# Prefixes a reservation's holder in the `taken` map: no LoadBalancer key starts with it.
+_RESERVED = "\x00"
+# Holds a socket a probe found shared with another process (SO_REUSEPORT).
+_IN_USE = "\x01another process on this host, sharing the socket"
+
+# (address, port, transport) -> False when a listener there would share another's socket.
+Probe = Callable[[str, int, str], bool]
+
+
+def unshared(address: str, port: int, transport: str) -> bool:
+    """False when a listener on (address, port) would share its socket with another process:
+    a holder bound with SO_REUSEPORT under our user (another kubelb's Envoy) refuses a plain
+    bind but admits one with SO_REUSEPORT, and the kernel would split connections between the
+    two. A holder that refuses both makes the data plane's own bind fail, which it reports."""
+    if _binds(address, port, transport, reuse_port=False):
+        return True
+    return not _binds(address, port, transport, reuse_port=True)
+
+
+def _binds(address: str, port: int, transport: str, *, reuse_port: bool) -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    kind = socket.SOCK_DGRAM if transport == "UDP" else socket.SOCK_STREAM
+    try:
+        with socket.socket(family, kind) as probe:
+            if kind == socket.SOCK_STREAM:  # a closing connection (TIME_WAIT) does not count
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind((address, port))
+    except OSError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +142,21 @@ def assign(
     pool: Sequence[str],
     needs: Mapping[str, Sequence[PortNeed]],
     previous: Mapping[str, str],
+    reserved: Iterable[Reservation] = (),
+    probe: Probe | None = None,
 ) -> Assignment:
     """Give each LoadBalancer (key -> ports it needs) an address from `pool`.
 
     Previously assigned LoadBalancers are placed first, in key order, so they keep their address;
-    a later newcomer can never displace them.
+    a later newcomer can never displace them. Nothing is placed on a `reserved` socket, nor, for
+    a new placement, on one `probe(address, port, transport)` finds held by another process.
     """
     taken: dict[tuple[str, int, str], str] = {}  # (address, port, transport) -> owner key
+    reservations = tuple(reserved)
+    for r in reservations:
+        for address in pool:
+            if r.covers(address):
+                taken[(address, r.port, r.transport)] = _RESERVED + r.holder
     addresses: dict[str, str] = {}
     unplaced: dict[str, Unplaced] = {}
     pool_set = set(pool)
@@ -104,8 +171,16 @@ def assign(
         else:
             fresh.append(key)  # its old address is now contested: place it like a newcomer
 
+    def placeable(address: str, ports: Sequence[PortNeed]) -> bool:
+        if not _free(taken, address, ports):
+            return False
+        busy = [(p, t) for p, t in ports if probe is not None and not probe(address, p, t)]
+        for port, transport in busy:
+            taken[(address, port, transport)] = _IN_USE
+        return not busy
+
     for key in fresh:
-        found = next((a for a in pool if _free(taken, a, needs[key])), None)
+        found = next((a for a in pool if placeable(a, needs[key])), None)
         if found is None:
             unplaced[key] = _why_unplaced(pool, taken, needs[key])
             continue
@@ -130,16 +205,31 @@ def _take(
 def _why_unplaced(
     pool: Sequence[str], taken: Mapping[tuple[str, int, str], str], ports: Sequence[PortNeed]
 ) -> Unplaced:
-    holders = sorted(
-        {f"{taken[(a, p, t)]} ({a}:{p}/{t})" for a in pool for p, t in ports if (a, p, t) in taken}
-    )
+    blocked = {(a, p, t): taken[(a, p, t)] for a in pool for p, t in ports if (a, p, t) in taken}
+    reserved = {k: _holder(v) for k, v in blocked.items() if v.startswith(_RESERVED)}
+    if reserved and all(any(k[0] == a for k in reserved) for a in pool):
+        # Every address is refused for a hub socket: no other LoadBalancer leaving will help.
+        sockets = sorted({f"{a}:{p}/{t} ({holder})" for (a, p, t), holder in reserved.items()})
+        return Unplaced(
+            reason=PORT_RESERVED,
+            message="port reserved for kubelb itself on " + _first_five(sockets),
+        )
+    holders = sorted({f"{_holder(v)} ({a}:{p}/{t})" for (a, p, t), v in blocked.items()})
     if len(pool) == 1:
         return Unplaced(
-            reason="PortConflict",
+            reason=PORT_CONFLICT,
             message=f"port already in use on {pool[0]} by " + ", ".join(holders),
         )
-    shown = ", ".join(holders[:5]) + (f" and {len(holders) - 5} more" if len(holders) > 5 else "")
     return Unplaced(
-        reason="AddressPoolExhausted",
-        message=f"no address in the pool of {len(pool)} has all ports free; taken by {shown}",
+        reason=ADDRESS_POOL_EXHAUSTED,
+        message=f"no address in the pool of {len(pool)} has all ports free; taken by "
+        + _first_five(holders),
     )
+
+
+def _first_five(items: Sequence[str]) -> str:
+    return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+
+def _holder(owner: str) -> str:
+    return owner.lstrip(_RESERVED + _IN_USE[0])

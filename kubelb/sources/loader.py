@@ -61,6 +61,7 @@ from kubelb.api import errors as api_errors, labels, loadbalancer as api_lb, met
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import errors, interface, objects, resources
 from kubelb.sources import file
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class ObjectRef(NamedTuple):
 
     def __str__(self) -> str:
         where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.kind} {where}"
+        return f"{self.kind} {logsafe.shown(where)}"  # a refused name may be of any size
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ and on start `restore` puts back those of the LoadBalancers that are still in th
 any reconciler runs: the pool then finds them placed, exactly as after a manager restart.
 
 The file is replaced atomically (temporary file, fsync, rename), so a crash mid-write leaves the
-previous state intact; an unreadable file is logged and ignored.
+previous state intact; the replaced file is kept as `services.json.prev`, the fallback (logged as
+an error) when the state file is ever unreadable.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ FORMAT_VERSION = 2
 # Format 1, before standalone mode ran the manager's reconcilers: "namespace/name" of each
 # LoadBalancer -> its address. Read once, when there is no STATE_FILE yet.
 LEGACY_FILE = "assignments.json"
+# The file before the last save, read when the state file itself is unreadable.
+BACKUP_SUFFIX = ".prev"
 
 
 def record_of(service: objects.RawObject) -> dict[str, Any]:
@@ -51,23 +54,28 @@ class StateStore:
         self._saved: list[dict[str, Any]] | None = None
 
     def load(self) -> list[dict[str, Any]]:
-        """The saved Service records; an unreadable file is logged and treated as empty."""
-        try:
-            raw = json.loads(self.path.read_text())
-        except FileNotFoundError:
+        """The saved Service records. An unreadable file falls back to the previous good copy
+        (`BACKUP_SUFFIX`), loudly: a state file silently treated as empty moves addresses."""
+        loaded = _read(self.path)
+        if isinstance(loaded, str):
+            backup = self.path.with_name(self.path.name + BACKUP_SUFFIX)
+            from_backup = _read(backup)
+            if not isinstance(from_backup, list):
+                logger.error("ignoring unreadable state file %s (%s) and its previous copy "
+                             "(%s): addresses may move",
+                             self.path, loaded, from_backup or "none")  # fmt: skip
+                return []
+            logger.error("unreadable state file %s (%s): using its previous good copy %s",
+                         self.path, loaded, backup)  # fmt: skip
+            loaded = from_backup
+        if loaded is None:
             return []
-        except (OSError, ValueError) as e:
-            logger.warning("ignoring unreadable state file %s: %s", self.path, e)
-            return []
-        services = raw.get("services") if isinstance(raw, dict) else None
-        if not isinstance(services, list) or not all(isinstance(s, dict) for s in services):
-            logger.warning("ignoring state file %s: no 'services' list", self.path)
-            return []
-        self._saved = services
-        return list(services)
+        self._saved = loaded
+        return list(loaded)
 
     def save(self, services: Iterable[objects.RawObject]) -> None:
-        """Write the records of `services` when they differ from what was last saved."""
+        """Write the records of `services` when they differ from what was last saved; the file
+        replaced is kept as the previous good copy (only if it still reads back)."""
         current = sorted((record_of(s) for s in services), key=_identity)
         if current == self._saved:
             return
@@ -79,11 +87,40 @@ class StateStore:
                 f.write(body)
                 f.flush()
                 os.fsync(f.fileno())
+            if isinstance(_read(self.path), list):
+                # A hard link keeps the old content under the backup name without a copy.
+                os.link(self.path, f"{tmp}.bak")
+                os.replace(f"{tmp}.bak", self.path.with_name(self.path.name + BACKUP_SUFFIX))
             os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
+            Path(f"{tmp}.bak").unlink(missing_ok=True)
             raise
         self._saved = current
+
+
+def _read(path: Path) -> list[dict[str, Any]] | str | None:
+    """The Service records in `path`, None when it does not exist, or why it cannot be read."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        return str(e)
+    services = raw.get("services") if isinstance(raw, dict) else None
+    if not isinstance(services, list) or not all(isinstance(s, dict) for s in services):
+        return "no 'services' list"
+    return services
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _identity(record: dict[str, Any]) -> tuple[str, str]:

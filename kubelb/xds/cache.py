@@ -9,12 +9,19 @@ hear of every change of what stands, so status can say what is really served. Se
 may share a node id (replicas); each has its own stream, and a reconnecting Envoy simply
 registers again.
 
+Fallback: the cache remembers the last snapshot an Envoy of the node ACKed in full
+(`note_stream_ack`). When that node's Envoy dies soon after a new snapshot, `rollback(node_id)`
+serves the last ACKed one again and refuses the fatal snapshot until a different one is set, so
+Envoy is never restarted into the configuration that killed it. An optional `admit(node_id, snap)`
+refuses a snapshot the node's Envoys cannot run (`RefusedSnapshotError`, with the reason).
+
 Not thread-safe: use it from the event loop that runs the server.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +31,10 @@ from kubelb.xds import callbacks, snapshot, sotw
 logger = logging.getLogger(__name__)
 
 Notify = Callable[[], None]
+# Why a node's Envoys cannot run a snapshot, or None: see `SnapshotCache.admit`.
+Admit = Callable[[str, snapshot.Snapshot], str | None]
+# An Envoy that exits this soon after ACKing a snapshot is taken to have died of it.
+ROLLBACK_WINDOW_SECONDS = 30.0
 # Called with a node id whose standing NACK appeared, changed or cleared.
 RejectionWatcher = Callable[[str], None]
 
@@ -53,6 +64,8 @@ class NodeStatus:
     streams: tuple[StreamStatus, ...]
     # The most recent NACK from any Envoy of the node, until one ACKs that type again.
     last_nack: sotw.Nack | None
+    # Why the snapshot last set was refused (`admit`) or rolled back; None once one is served.
+    refused: str | None = None
 
     @property
     def connected(self) -> int:
@@ -71,11 +84,27 @@ class NodeStatus:
         )
 
 
+class RefusedSnapshotError(ValueError):
+    """The node's Envoys cannot run this snapshot: `SnapshotCache.admit` said why."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Acked:
+    snap: snapshot.Snapshot
+    at: float  # time.monotonic() of the ACK
+
+
 class SnapshotCache:
-    def __init__(self) -> None:
+    def __init__(self, *, admit: Admit | None = None) -> None:
+        self.admit = admit
         self._snapshots: dict[str, snapshot.Snapshot] = {}
         self._streams: dict[str, dict[int, tuple[callbacks.StreamInfo, Notify]]] = {}
         self._last_nack: dict[str, sotw.Nack] = {}
+        # The last snapshot fully ACKed per node, and the one ACKed before it.
+        self._acked: dict[str, _Acked] = {}
+        self._acked_before: dict[str, snapshot.Snapshot] = {}
+        self._pinned: dict[str, dict[str, str]] = {}  # node -> versions of a fatal snapshot
+        self._refused: dict[str, str] = {}
         self._rejection_watchers: list[RejectionWatcher] = []
 
     def set_snapshot(self, node_id: str, snap: snapshot.Snapshot) -> bool:
@@ -88,6 +117,13 @@ class SnapshotCache:
         previous = self._snapshots.get(node_id)
         if previous is not None and previous.versions == snap.versions:
             return False
+        if self._pinned.get(node_id) == snap.versions:
+            return False  # the snapshot rolled back: kept out until the config changes
+        if self.admit is not None and (reason := self.admit(node_id, snap)) is not None:
+            self._refused[node_id] = reason
+            raise RefusedSnapshotError(reason)
+        self._pinned.pop(node_id, None)
+        self._refused.pop(node_id, None)
         self._snapshots[node_id] = snap
         for name, count in snap.counts().items():
             _COUNT_GAUGES[name].labels(snapshot_name=node_id).set(count)
@@ -111,7 +147,9 @@ class SnapshotCache:
         """Forget the node's snapshot. Connected Envoys keep the config they have."""
         if self._snapshots.pop(node_id, None) is None:
             return
-        self._last_nack.pop(node_id, None)
+        for forget in (self._last_nack, self._acked, self._acked_before, self._pinned,
+                       self._refused):  # fmt: skip
+            forget.pop(node_id, None)
         for gauge in _COUNT_GAUGES.values():
             gauge.remove(node_id)
         metrics.XDS_CACHE_CLEARS.inc()
@@ -138,7 +176,34 @@ class SnapshotCache:
             versions=None if snap is None else snap.versions,
             streams=streams,
             last_nack=self._last_nack.get(node_id),
+            refused=self._refused.get(node_id),
         )
+
+    def rollback(self, node_id: str, *, window: float = ROLLBACK_WINDOW_SECONDS) -> bool:
+        """The node's Envoy died: if that may be the fault of the snapshot served (not ACKed
+        yet, or ACKed less than `window` seconds ago), serve the last snapshot ACKed before it
+        and refuse this one until another is set. False when there is nothing to go back to."""
+        current = self._snapshots.get(node_id)
+        acked = self._acked.get(node_id)
+        if current is None or acked is None:
+            return False
+        if acked.snap.versions != current.versions:
+            target = acked.snap
+        elif time.monotonic() - acked.at < window and node_id in self._acked_before:
+            target = self._acked_before.pop(node_id)
+            self._acked[node_id] = _Acked(target, acked.at)
+        else:
+            return False
+        self._pinned[node_id] = current.versions
+        self._snapshots[node_id] = target
+        reason = (
+            "Envoy exited soon after this configuration was served: rolled back to the "
+            "last one it accepted"
+        )
+        self._refused[node_id] = reason
+        logger.warning("node %r: %s", node_id, reason, extra={"tenant": node_id})
+        self._notify(node_id)
+        return True
 
     # --- for the ADS server ---
 
@@ -184,6 +249,21 @@ class SnapshotCache:
                 watcher(node_id)
             except Exception:
                 logger.exception("NACK watcher failed for node %r", node_id)
+
+    def note_stream_ack(self, stream: callbacks.StreamInfo) -> None:
+        """An Envoy ACKed something: remember the node's snapshot once it runs all of it."""
+        node_id = stream.node_id
+        snap = self._snapshots.get(node_id)
+        acked = self._acked.get(node_id)
+        if snap is None or (acked is not None and acked.snap.versions == snap.versions):
+            return
+        versions = stream.state.acked_versions()
+        if all(versions.get(t) == snap.versions[t] for t in snapshot.WILDCARD_TYPES) and (
+            stream.state.routes_acked(snap)
+        ):
+            if acked is not None:
+                self._acked_before[node_id] = acked.snap
+            self._acked[node_id] = _Acked(snap, time.monotonic())
 
     def _notify(self, node_id: str) -> None:
         for _, notify in self._streams.get(node_id, {}).values():

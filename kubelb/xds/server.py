@@ -244,6 +244,7 @@ class XdsServer:
             )
         elif outcome is sotw.Outcome.ACK:
             self.cache.note_ack(info.node_id, request.type_url)
+            self.cache.note_stream_ack(info)
             logger.debug("xDS stream %d: %s %s", info.stream_id, outcome, kind)
         elif outcome is sotw.Outcome.UNKNOWN_TYPE:
             logger.debug("xDS stream %d asked for unserved type %s", info.stream_id, kind)

@@ -2,7 +2,14 @@
 `weighted_clusters` of equal weight. UDP: the `udp_proxy` listener filter routing every session
 to one cluster through the matcher's `on_no_match` action, on a reuse_port socket. HTTP: an
 HttpConnectionManager built by `http.py`. All log to stdout; source-IP persistence adds a
-source-IP hash policy so the cluster's Maglev ring keeps a client on one host."""
+source-IP hash policy so the cluster's Maglev ring keeps a client on one host.
+
+SO_REUSEPORT stays on (Envoy's default for TCP, explicit for UDP): it gives each of Envoy's
+workers its own socket, and the kernel joins only sockets that all set it under one user. The
+danger is sharing across owners, and that is closed where sockets are handed out: kubelb's own
+servers bind without SO_REUSEPORT (no Envoy can join them), the address pool never places a
+listener on a reserved hub socket or on one another process holds, and gives each (address,
+port) to one LoadBalancer only (`kubelb.placement.pool`)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 
 from kubelb.api import labels
 from kubelb.app import manager as app_manager
+from kubelb.envoy import supervisor
 from kubelb.kube import client, errors, objects, resources
 
 
@@ -49,13 +50,15 @@ async def tenants(kube: client.Client) -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def manager_settings(management_namespace: str, tmp_path: Path) -> app_manager.Settings:
-    return app_manager.Settings(
+def manager_settings(management_namespace: str, tmp_path: Path) -> Iterator[app_manager.Settings]:
+    yield app_manager.Settings(
         namespace=management_namespace, listen_address="127.0.0.1:0",
         health_probe_bind_address="127.0.0.1:0", metrics_addr="127.0.0.1:0",
         enable_leader_election=False, state_dir=tmp_path / "envoy", envoy_drain_seconds=0.5,
         envoy_xds_host="envoycp.kubelb.svc", envoy_xds_port=8001,
     )  # fmt: skip
+    # Process-mode Envoys outlive a manager that did not stop them (by design): reap them.
+    supervisor.reap(tmp_path / "envoy")
 
 
 class Replicas:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubelb.envoy import supervisor
+
 DEADLINE = 60.0
 
 
@@ -83,6 +85,11 @@ class Standalone:
     extra_args: tuple[str, ...] = ()
 
     async def start(self) -> None:
+        await self.spawn()
+        await self.wait_for(lambda doc: doc["dataplane"].get("ready"), "the data plane to be ready")
+
+    async def spawn(self) -> None:
+        """Start the process without waiting for it to serve."""
         args = [
             sys.executable,
             "-m",
@@ -111,7 +118,6 @@ class Standalone:
             *args, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
         log.close()
-        await self.wait_for(lambda doc: doc["dataplane"].get("ready"), "the data plane to be ready")
 
     async def stop(self) -> int:
         if self.process is None:
@@ -124,7 +130,9 @@ class Standalone:
                 return await self.process.wait()
         except TimeoutError:
             self.process.kill()
-            return await self.process.wait()
+            code = await self.process.wait()
+            supervisor.reap(self.state_dir)  # its Envoy outlives a killed kubelb
+            return code
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")

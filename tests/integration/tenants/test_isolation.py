@@ -1,11 +1,13 @@
-"""Tenant isolation with real RBAC: the issued kubeconfig may manage its own KubeLB objects and read
-its TenantState, and gets 403 for everything else (the Role of inventory §5.4)."""
+"""Tenant isolation with real RBAC: the issued kubeconfig may manage its own KubeLB objects, read
+its TenantState and renew its own token, and gets 403 for everything else (the Role of inventory
+§5.4, plus TokenRequest for its own ServiceAccount only)."""
 
 from __future__ import annotations
 
 import pytest
 
 from kubelb.kube import errors, resources
+from kubelb.manager import kubeconfigs
 from tests.integration.kube.helpers import load_balancer
 
 pytestmark = pytest.mark.integration
@@ -35,6 +37,10 @@ async def test_tenant_kubeconfig_is_confined_to_its_own_kubelb_objects(
             "addresses": [{"ip": "127.0.0.21"}]}}, namespace=ns)  # fmt: skip
         await kube.create(resources.SYNC_SECRETS, {"metadata": {"name": "s"}, "data": {}},
                           namespace=ns)  # fmt: skip
+        renewed = await kube.create_token(ns, "kubelb-ccm", expiration_seconds=600)
+        claims = kubeconfigs.token_claims(renewed.token)
+        assert claims is not None
+        assert claims.subject == f"system:serviceaccount:{ns}:kubelb-ccm"
         state = await kube.get(STATES, "default", namespace=ns)
         assert state["status"]["version"]["edition"] == "CE"
         assert len((await kube.list(STATES, namespace=ns)).items) == 1
@@ -71,7 +77,17 @@ async def test_tenant_kubeconfig_is_confined_to_its_own_kubelb_objects(
                     "name": "cluster-admin"},
                 "subjects": [{"kind": "ServiceAccount", "name": "kubelb-ccm", "namespace": ns}]},
                 namespace=ns),
-            "mint tokens": kube.create_token(ns, "kubelb-ccm", expiration_seconds=600),
+            # Its own token it may renew (below), no other account's.
+            "mint tokens for another account in its namespace": kube.create_token(
+                ns, "default", expiration_seconds=600),
+            "mint tokens for another tenant's agent": kube.create_token(
+                other_ns, "kubelb-ccm", expiration_seconds=600),
+            "mint tokens in the manager namespace": kube.create_token(
+                management_namespace, "default", expiration_seconds=600),
+            "mint tokens for a kube-system account": kube.create_token(
+                "kube-system", "default", expiration_seconds=600),
+            "create a ServiceAccount": kube.create(resources.SERVICE_ACCOUNTS,
+                {"metadata": {"name": "kubelb-ccm-2"}}, namespace=ns),
             "patch its TenantState": kube.patch(STATES, "default",
                 {"metadata": {"labels": {"x": "y"}}}, namespace=ns),
             "write its TenantState status": kube.patch_status(STATES, "default",

@@ -51,7 +51,7 @@ async def test_tenant_gets_every_object(harness, management, management_namespac
     role = await kube.get(resources.ROLES, CCM, namespace=ns)
     binding = await kube.get(resources.ROLE_BINDINGS, CCM, namespace=ns)
     assert all(owned_by(o, tenant) for o in (account, role, binding))
-    assert role["rules"] == [dict(r) for r in tenantobjects.ROLE_RULES]
+    assert role["rules"] == tenantobjects.role_rules(renew_token=True)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                   "name": CCM}  # fmt: skip
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": CCM, "namespace": ns}]
@@ -202,7 +202,7 @@ async def test_drifted_objects_are_repaired(harness):
     name = await harness.create_tenant()
     await harness.ready(name)
     ns = f"tenant-{name}"
-    widened = [*tenantobjects.ROLE_RULES,
+    widened = [*tenantobjects.role_rules(renew_token=True),
                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]  # fmt: skip
     await kube.patch(resources.ROLES, CCM, {"rules": widened}, namespace=ns)
     await kube.delete(resources.ROLE_BINDINGS, CCM, namespace=ns)
@@ -212,7 +212,7 @@ async def test_drifted_objects_are_repaired(harness):
         role = await kube.get(resources.ROLES, CCM, namespace=ns)
         binding = await find(kube, resources.ROLE_BINDINGS, CCM, ns)
         secret = await find(kube, resources.SECRETS, kubeconfigs.SECRET_NAME, ns)
-        rules_back = role["rules"] == [dict(r) for r in tenantobjects.ROLE_RULES]
+        rules_back = role["rules"] == tenantobjects.role_rules(renew_token=True)
         return rules_back and binding is not None and secret is not None
 
     await until(repaired, what="Role rules restored, RoleBinding and Secret recreated")

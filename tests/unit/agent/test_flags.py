@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubelb.agent import nodes
+from kubelb.agent import nodes, tokens
 from kubelb.app import agent
 
 
@@ -32,6 +32,9 @@ def test_defaults(monkeypatch):
     assert settings.enable_leader_election is True
     assert settings.leader_election_namespace in ("kube-system", agent.pod_namespace())
     assert settings.log_level == "info"
+    assert settings.kubelb_kubeconfig_secret is None
+    assert settings.token_expiration_seconds == 86400
+    assert settings.token_renew_remaining == 0.2
 
 
 def test_prefix_is_not_doubled():
@@ -94,3 +97,27 @@ def test_pod_namespace_from_environment(monkeypatch):
 def test_bad_flags_exit(argv):
     with pytest.raises(SystemExit):
         parse(*argv)
+
+
+def test_token_flags(monkeypatch):
+    monkeypatch.setenv("POD_NAMESPACE", "kubelb")
+    settings = parse(
+        "--cluster-name=a",
+        "--kubelb-kubeconfig-secret=kubelb-cluster",
+        "--kubelb-token-expiration=3600",
+        "--kubelb-token-renew-remaining=0.5",
+    )
+    assert settings.kubelb_kubeconfig_secret == tokens.SecretRef("kubelb", "kubelb-cluster")
+    assert (settings.token_expiration_seconds, settings.token_renew_remaining) == (3600, 0.5)
+    assert parse("--cluster-name=a", "--kubelb-kubeconfig-secret=x/y").kubelb_kubeconfig_secret == (
+        tokens.SecretRef("x", "y"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--kubelb-kubeconfig-secret=a/b/c"], ["--kubelb-token-expiration=60"],
+     ["--kubelb-token-renew-remaining=1.5"]],
+)  # fmt: skip
+def test_bad_token_flags_exit_with_a_message(argv):
+    with pytest.raises(SystemExit, match="kubelb: --kubelb-"):
+        parse("--cluster-name=a", *argv)

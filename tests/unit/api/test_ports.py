@@ -47,7 +47,6 @@ def test_unnamed_port_pairs_by_position():
         (lb_port(80, "http"), 0, {"name": "http", "port": 1, "protocol": "UDP"},
          Unpaired.PROTOCOL_MISMATCH),
         (lb_port(80), 0, {"port": 1, "protocol": "UDP"}, Unpaired.PROTOCOL_MISMATCH),
-        (lb_port(80), 0, {"port": 70000}, Unpaired.OUT_OF_RANGE),
     ],
 )  # fmt: skip
 def test_unpaired_ports_say_why(port, position, endpoint_port, problem):
@@ -63,3 +62,21 @@ def test_upstream_port_comes_from_the_first_entry_that_pairs():
     assert ports.upstream_port(https, 1, [without, with_https]) == 31443
     assert ports.upstream_port(lb_port(80, "http"), 0, [without, with_https]) == 30080
     assert ports.upstream_port(https, 1, [without]) is None
+
+
+def test_endpoint_port_outside_1_65535_is_refused_by_the_api_and_unpaired_if_built_in_code():
+    for bad in (0, 70000):
+        with pytest.raises(ValueError, match="port"):
+            entry({"port": bad})
+    # A model built in code skips validation: pairing still refuses the port.
+    built = common.LoadBalancerEndpoints.model_construct(
+        addresses=(common.EndpointAddress(ip="10.0.0.1"),),
+        ports=(
+            common.EndpointPort.model_construct(
+                name=None, port=70000, protocol=common.Protocol.TCP
+            ),
+        ),
+    )
+    pairing = ports.pair(lb_port(80), 0, built)
+    assert pairing.problem is Unpaired.OUT_OF_RANGE
+    assert pairing.target is None

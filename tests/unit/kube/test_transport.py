@@ -153,3 +153,50 @@ async def test_a_401_retries_once_with_the_rotated_token_file(server: Server, tm
         assert [s["authorization"] for s in server.seen[1:]] == ["Bearer stale", "Bearer good"]
     finally:
         await kube.close()
+
+
+async def test_a_changed_token_is_swapped_in_place(server: Server, tmp_path: Path):
+    path = write_kubeconfig(tmp_path / "kc", server, {"token": "good"})
+    source = kubeconfig.KubeconfigFile(path, check_interval=0)
+    kube = client.Client(source)
+    try:
+        await kube.get(resources.CONFIG_MAPS, "x", namespace="default")
+        api = await source.api()
+        server.token = "renewed"
+        write_kubeconfig(path, server, {"token": "renewed"})  # only the token differs
+        await kube.get(resources.CONFIG_MAPS, "x", namespace="default")
+        # The same connection pool: open watches on it keep running.
+        assert await source.api() is api
+        assert source.reloads == 1
+        assert source.bearer_token() == "renewed"
+        # The holder swaps a token itself (the agent renewing it); the file stays as it is.
+        server.token = "minted"
+        assert source.replace_token("minted")
+        await kube.get(resources.CONFIG_MAPS, "x", namespace="default")
+        assert await source.api() is api
+        assert [s["authorization"] for s in server.seen] == [
+            "Bearer good", "Bearer renewed", "Bearer minted"]  # fmt: skip
+    finally:
+        await kube.close()
+
+
+async def test_a_changed_server_or_identity_gets_a_new_connection_pool(
+    server: Server, tmp_path: Path
+):
+    path = write_kubeconfig(tmp_path / "kc", server, {"token": "good"})
+    source = kubeconfig.KubeconfigFile(path, check_interval=0)
+    kube = client.Client(source)
+    try:
+        api = await source.api()
+        assert source.bearer_token() == "good"
+        cert = server.client_cert
+        write_kubeconfig(path, server, {
+            "client-certificate-data": base64.b64encode(cert.cert.read_bytes()).decode(),
+            "client-key-data": base64.b64encode(cert.key.read_bytes()).decode()})  # fmt: skip
+        await kube.get(resources.CONFIG_MAPS, "x", namespace="default")
+        assert await source.api() is not api
+        assert source.bearer_token() is None
+        assert not source.replace_token("t")  # no bearer token to replace
+        assert server.seen[-1]["client_cn"] == "alice"
+    finally:
+        await kube.close()

@@ -49,3 +49,10 @@ def test_values():
 def test_bad_flags_exit_with_a_message(argv):
     with pytest.raises(SystemExit, match="kubelb: --"):
         parse(*argv)
+
+
+def test_tenant_token_mode():
+    assert parse().tenant_token == "bound"
+    assert parse("--tenant-token=long-lived").tenant_token == "long-lived"
+    with pytest.raises(SystemExit):
+        parse("--tenant-token=forever")

@@ -96,6 +96,13 @@ def test_a_standing_nack_is_not_served_and_quotes_envoy():
     assert down.reason == "EnvoyNotReady"
 
 
+def test_envoy_not_ready_says_why_when_the_infrastructure_knows():
+    cause = "Envoy restarting after exit code 1 (Too many open files)"
+    result = loadbalancers.verdict(lb(), **{**BASE, "envoy_ready": False, "envoy_problem": cause})
+    assert result.reason == "EnvoyNotReady"
+    assert result.message.endswith(f"is not ready: {cause}")
+
+
 def test_a_rejection_concerns_the_load_balancers_it_names_or_all_when_it_names_none():
     piece = irbuild.Piece(
         key="tenant-a/web",

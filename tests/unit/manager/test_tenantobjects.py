@@ -20,10 +20,12 @@ OWNER = {"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "Tenant", "name": "acme
 KINDS = ("loadbalancers", "routes", "addresses", "syncsecrets")
 
 
-def grants():
-    """(resource, verb) pairs the Role grants, all in the kubelb.k8c.io group."""
+def grants(*, renew_token: bool = False):
+    """(resource, verb) pairs the Role grants in the kubelb.k8c.io group (with bound tokens the
+    one more rule is checked apart)."""
     pairs: set[tuple[str, str]] = set()
-    for rule in tenantobjects.desired_role(TENANT)["rules"]:
+    rules = tenantobjects.desired_role(TENANT, renew_token=renew_token)["rules"]
+    for rule in [r for r in rules if r != tenantobjects.RENEW_OWN_TOKEN_RULE]:
         assert rule["apiGroups"] == ["kubelb.k8c.io"]
         assert set(rule) == {"apiGroups", "resources", "verbs"}  # no resourceNames, no URLs
         pairs.update((r, v) for r in rule["resources"] for v in rule["verbs"])
@@ -47,6 +49,25 @@ def test_role_grants_exactly_upstreams_tenant_permissions():
 )  # fmt: skip
 def test_role_grants_nothing_else(denied):
     assert denied not in grants()
+    assert denied not in grants(renew_token=True)
+
+
+def test_with_bound_tokens_the_role_lets_the_agent_renew_only_its_own_token():
+    rules = tenantobjects.desired_role(TENANT, renew_token=True)["rules"]
+    assert rules == tenantobjects.desired_role(TENANT)["rules"]  # bound is the default
+    (extra,) = [r for r in rules if r["apiGroups"] != ["kubelb.k8c.io"]]
+    assert extra == {"apiGroups": [""], "resources": ["serviceaccounts/token"],
+                     "verbs": ["create"], "resourceNames": ["kubelb-ccm"]}  # fmt: skip
+    assert grants(renew_token=True) == grants()
+
+
+def test_long_lived_token_secret():
+    secret = tenantobjects.desired_token_secret(TENANT)
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    assert secret["metadata"] == {
+        "name": "kubelb-ccm", "namespace": "tenant-acme", "ownerReferences": [OWNER],
+        "annotations": {"kubernetes.io/service-account.name": "kubelb-ccm"}}  # fmt: skip
+    assert "data" not in secret  # the token controller fills it in
 
 
 def test_objects_are_named_placed_and_owned():

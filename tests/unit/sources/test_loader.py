@@ -282,8 +282,16 @@ async def test_a_first_sync_with_duplicates_keeps_the_first_in_order(tmp_path, s
 @pytest.mark.parametrize(
     ("old", "new", "why"),
     [
-        ("port: 90}", "port: 70000}", "70000 is outside 1-65535"),
-        ("port: 30080}", "port: 0}", "port 0 is outside 1-65535"),
+        (
+            "port: 90}",
+            "port: 70000}",
+            "spec.ports[0].port: Invalid value: 70000: should be <= 65535",
+        ),
+        (
+            "port: 30080}",
+            "port: 0}",
+            "spec.endpoints[0].ports[0].port: Invalid value: 0: should be >= 1",
+        ),
         ("{name: http, port: 90}", "{name: web, port: 90}", "has no port named 'web'"),
         ("ip: 10.0.0.1", "ip: 999.1.1.1", "'999.1.1.1' is not an IP address"),
         ("ports: [{name: http, port: 90}]", "ports: []", "spec.ports is empty"),

@@ -138,7 +138,10 @@ async def test_new_invalid_lb_is_reported_not_served(tmp_path):
         assert lbs["a"]["ready"]
         assert not lbs["bad"]["ready"]
         assert reason(lbs["bad"]) == "InvalidSpec"
-        assert "0 is outside 1-65535" in lbs["bad"]["conditions"][0]["message"]
+        assert (
+            "spec.ports[0].port: Invalid value: 0: should be >= 1"
+            in lbs["bad"]["conditions"][0]["message"]
+        )
         assert [li.port for li in config(app).listeners] == [8080]
 
 

@@ -31,3 +31,27 @@ def test_corrupt_state_is_ignored_not_fatal(tmp_path, caplog):
     store.path.write_text("{not json")
     assert store.load() == []
     assert "ignoring unreadable state file" in caplog.text
+
+
+def names(records):
+    return [r["metadata"]["name"] for r in records]
+
+
+def test_corrupt_state_falls_back_to_the_previous_good_copy(tmp_path, caplog):
+    store = state.StateStore(tmp_path)
+    store.save([service("a", "127.0.0.1"), service("b", "127.0.0.2")])
+    store.save([service("a", "127.0.0.1"), service("b", "127.0.0.2"), service("c", "127.0.0.3")])
+    store.path.write_text('{"version": 2, "servi')  # e.g. a disk or an editor cut it short
+    assert names(state.StateStore(tmp_path).load()) == ["envoy-a", "envoy-b"]
+    assert "using its previous good copy" in caplog.text
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".bak"))]
+
+
+def test_a_corrupt_file_never_becomes_the_previous_copy(tmp_path):
+    store = state.StateStore(tmp_path)
+    store.save([service("a", "127.0.0.1")])
+    store.save([service("a", "127.0.0.1"), service("b", "127.0.0.2")])
+    store.path.write_text("garbage")
+    state.StateStore(tmp_path).save([service("c", "127.0.0.3")])
+    store.path.write_text("garbage again")
+    assert names(state.StateStore(tmp_path).load()) == ["envoy-a"]

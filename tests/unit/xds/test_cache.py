@@ -66,6 +66,62 @@ def test_streams_are_notified_per_node():
     assert c.keys() == ["a"]
 
 
+class _AckedState:
+    """What `note_ack` reads of a stream: the versions its Envoy ACKed."""
+
+    def __init__(self, snap: snapshot.Snapshot) -> None:
+        self.versions = dict(snap.versions)
+
+    def acked_versions(self) -> dict[str, str]:
+        return self.versions
+
+    def routes_acked(self, snap: snapshot.Snapshot) -> bool:
+        return True
+
+
+def ack(c: cache.SnapshotCache, snap: snapshot.Snapshot) -> None:
+    info = callbacks.StreamInfo(stream_id=1, peer="test", node_id="t")
+    info.state = _AckedState(snap)  # type: ignore[assignment]
+    c.note_stream_ack(info)
+
+
+def test_rollback_serves_the_last_acked_snapshot_until_the_config_changes():
+    c = cache.SnapshotCache()
+    good, fatal, fixed = lb(1), lb(2), lb(3)
+    assert not c.rollback("t")  # nothing ACKed yet: nothing to go back to
+    c.set_snapshot("t", good)
+    ack(c, good)
+    assert not c.rollback("t", window=0)  # the Envoy died of something else
+    c.set_snapshot("t", fatal)
+    assert c.rollback("t")
+    assert c.get_snapshot("t") is good
+    assert c.status("t").refused
+    assert not c.set_snapshot("t", lb(2))  # the same fatal content, rebuilt: kept out
+    assert c.get_snapshot("t") is good
+    assert c.set_snapshot("t", fixed)
+    assert c.status("t").refused is None
+
+
+def test_rollback_after_an_ack_goes_to_the_snapshot_acked_before():
+    c = cache.SnapshotCache()
+    good, fatal = lb(1), lb(2)
+    for snap in (good, fatal):
+        c.set_snapshot("t", snap)
+        ack(c, snap)
+    assert c.rollback("t")  # ACKed, then dead within the window
+    assert c.get_snapshot("t") is good
+
+
+def test_admit_refuses_with_the_reason_and_keeps_the_last_snapshot():
+    c = cache.SnapshotCache(admit=lambda node, snap: "too big" if snap is not first else None)
+    first = lb(1)
+    c.set_snapshot("t", first)
+    with pytest.raises(cache.RefusedSnapshotError, match="too big"):
+        c.set_snapshot("t", lb(2))
+    assert c.get_snapshot("t") is first
+    assert c.status("t").refused == "too big"
+
+
 def test_a_nack_stands_until_that_type_is_acked_again():
     c = cache.SnapshotCache()
     heard: list[str] = []
