@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
         timings.append(time.perf_counter() - start)
         translate_timings.append(translated - start)
     sizes = {
-        snapshot.SHORT_NAMES[t]: sum(len(r.packed.value) for r in res.items.values())
+        snapshot.SHORT_NAMES[t]: sum(len(r.value) for r in res.items.values())
         for t, res in snap.types.items()
     }
     result = {
