@@ -241,9 +241,9 @@ async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySup
             tcp_proxy_pb2.TcpProxy(cluster="lb-cluster")
         )
         bad = snapshot.Snapshot.build(
-            clusters=[r.message for r in good[snapshot.CLUSTER].items.values()],
-            endpoints=[r.message for r in good[snapshot.ENDPOINT].items.values()],
-            listeners=[*(r.message for r in good[snapshot.LISTENER].items.values()), invalid],
+            clusters=good[snapshot.CLUSTER].items.values(),
+            endpoints=good[snapshot.ENDPOINT].items.values(),
+            listeners=[*good[snapshot.LISTENER].items.values(), invalid],
         )
         heard: list[str] = []
         xds.cache.watch_rejections(heard.append)
