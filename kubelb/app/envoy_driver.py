@@ -85,7 +85,7 @@ class EnvoyDriver:
 
     async def apply(self, config: proxy.ProxyConfig) -> None:
         try:
-            snap = snapshot.Snapshot.from_resources(translate.translate(config))
+            snap = snapshot.Snapshot.from_resources(translate.sealed(config))
             self.cache.set_snapshot(self.node_id, snap)
         except ValueError as e:
             logger.error("cannot translate the configuration, keeping the last good one: %s", e)
