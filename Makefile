@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONTROLPLANE_BUILD := hack/controlplane/build.sh
 
-.PHONY: help venv demo test test-fast lint format golden crds controlplane cluster bench clean
+.PHONY: help venv demo test test-fast lint format golden crds controlplane cluster bench chaos clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench: $(STAMP) ## Data-plane and control-plane benchmarks (results in bench/res
 	$(BIN)/pip install --quiet -e '.[bench]'
 	@bash hack/bench-tools.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+chaos: $(STAMP) controlplane ## Faults and hostile inputs on real parts; prints figures (bench/results/chaos.json)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean: ## Remove the venv and caches (not the control-plane binaries)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .kubelb-state

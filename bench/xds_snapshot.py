@@ -46,7 +46,7 @@ def lb_config(listeners: int, endpoints: int) -> proxy.ProxyConfig:
 
 def build(config: proxy.ProxyConfig) -> snapshot.Snapshot:
     """translate + Snapshot + consistency check: what a control plane does per IR change."""
-    snap = snapshot.Snapshot.from_resources(translate.translate(config))
+    snap = snapshot.Snapshot.from_resources(translate.sealed(config))
     snap.consistent()
     return snap
 
@@ -66,14 +66,14 @@ def main(argv: list[str]) -> int:
     for _ in range(args.runs):
         translate.clear_cache()  # a cold translation, not the memoized resources of the last run
         start = time.perf_counter()
-        resources = translate.translate(config)
+        resources = translate.sealed(config)
         translated = time.perf_counter()
         snap = snapshot.Snapshot.from_resources(resources)
         snap.consistent()
         timings.append(time.perf_counter() - start)
         translate_timings.append(translated - start)
     sizes = {
-        snapshot.SHORT_NAMES[t]: sum(len(r.packed.value) for r in res.items.values())
+        snapshot.SHORT_NAMES[t]: sum(len(r.value) for r in res.items.values())
         for t, res in snap.types.items()
     }
     result = {

@@ -194,7 +194,7 @@ def python_cmd(workdir: Path, config: proxy.ProxyConfig, workers: int) -> list[s
     path.write_text(yaml.safe_dump(codec.to_dict(config)))
     return [
         sys.executable, "-m", "kubelb.dataplane", "--config", str(path),
-        "--workers", str(workers), "--log-level", "WARNING",
+        "--workers", str(workers), "--log-level", "WARNING", "--drain-seconds", "0",
     ]  # fmt: skip
 
 

@@ -23,7 +23,7 @@ NODE_ID = "bench"
 
 
 async def serve(config: proxy.ProxyConfig, port: int) -> None:
-    snap = snapshot.Snapshot.from_resources(translate.translate(config))
+    snap = snapshot.Snapshot.from_resources(translate.sealed(config))
     snap.consistent()
     snapshots = cache.SnapshotCache()
     snapshots.set_snapshot(NODE_ID, snap)

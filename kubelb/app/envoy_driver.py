@@ -85,7 +85,7 @@ class EnvoyDriver:
 
     async def apply(self, config: proxy.ProxyConfig) -> None:
         try:
-            snap = snapshot.Snapshot.from_resources(translate.translate(config))
+            snap = snapshot.Snapshot.from_resources(translate.sealed(config))
             self.cache.set_snapshot(self.node_id, snap)
         except ValueError as e:
             logger.error("cannot translate the configuration, keeping the last good one: %s", e)
@@ -94,7 +94,8 @@ class EnvoyDriver:
         return self.supervisor.capacity_problem(node_id, snap.counts()["listeners"])
 
     def _on_exit(self, exit_: procs.Exit) -> bool:
-        return self.cache.rollback(exit_.node_id)
+        # A kill from outside says nothing about the configuration: keep serving it.
+        return not exit_.killed and self.cache.rollback(exit_.node_id)
 
     def ready(self) -> bool:
         if not self.supervisor.ready(self.node_id):

@@ -33,9 +33,7 @@ class SnapshotPublisher:
         node = config.node_id
         started = time.perf_counter()
         try:
-            snap = snapshot.Snapshot.from_resources(
-                translate.translate(config), previous=self.cache.get_snapshot(node)
-            )
+            snap = snapshot.Snapshot.from_resources(translate.sealed(config))
             changed = self.cache.set_snapshot(node, snap)
         except ValueError as exc:
             logger.error("tenant %s: cannot translate the configuration, keeping the last good "

@@ -112,12 +112,15 @@ class ListenerContext:
 class Handle:
     """What a listener's protocols share: the current context and the set of open connections."""
 
-    __slots__ = ("conns", "ctx", "empty")
+    __slots__ = ("conns", "ctx", "draining", "empty")
 
     def __init__(self, ctx: ListenerContext) -> None:
         self.ctx = ctx
         self.conns: set[Connection] = set()
         self.empty: asyncio.Event | None = None
+        # Set when the listener drains: connections accepted from then on finish after their
+        # first exchange (HTTP), as those open before.
+        self.draining = False
 
     def add(self, conn: Connection) -> None:
         self.conns.add(conn)

@@ -151,6 +151,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         self._admitted = True
         self.handle.add(self)
+        self.draining = self.handle.draining
         flow_control.tune(transport)
         self.client = flow_control.peer_ip(transport)
         self.last = self._head_start = ctx.clock()

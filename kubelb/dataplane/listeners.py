@@ -4,8 +4,10 @@ Input: an IR `Listener` and a `context.ListenerContext`. Output: a listening TCP
 HTTP protocols) or a UDP endpoint, swapped to a new context in place when the listener changes
 without moving (`update`), and drained when removed: stop accepting, ask connections to finish
 (HTTP closes idle keep-alive connections and the rest after their response), then close what is
-left when the drain time is over. A bind failure is logged with the listener and its owner and
-reported in `status()`; it never affects other listeners.
+left when the drain time is over. A stopping data plane drains with `accepting=True`: new
+connections are still served until the drain time is over (see `ListenerState.drain`). A bind
+failure is logged with the listener and its owner and reported in `status()`; it never affects
+other listeners.
 """
 
 from __future__ import annotations
@@ -97,12 +99,25 @@ class ListenerState:
             # The listening socket is the only way back to UDP clients: sessions end with it.
             self.udp.close()
 
-    async def drain(self, seconds: float) -> None:
-        self.stop_accepting()
+    async def drain(self, seconds: float, *, accepting: bool = False) -> None:
+        """Ask connections to finish (HTTP: after their current response; TCP runs on), and
+        close what is left after `seconds`. `accepting=False` (a listener removed or moved)
+        stops accepting at once and ends early once no connection is left, as Envoy drains a
+        listener removed by LDS. `accepting=True` (the data plane stopping) keeps accepting and
+        serving new connections for the whole period, then stops: Envoy's
+        `/drain_listeners?graceful`, so that peers which have not yet seen the stop still get
+        through."""
+        self.handle.draining = True
+        if not accepting:
+            self.stop_accepting()
         conns = self.handle.conns
         for conn in list(conns):
             conn.shutdown()
-        await self.handle.wait_empty(seconds)
+        if accepting:
+            await asyncio.sleep(seconds)
+            self.stop_accepting()
+        else:
+            await self.handle.wait_empty(seconds)
         if conns:
             logger.info(
                 "listener %s: closing %d connections still open after draining %.0fs",
@@ -129,6 +144,8 @@ class ListenerState:
         }
         if self.error:
             out["error"] = self.error
+        if self.handle.draining:
+            out["draining"] = True
         if self.udp is not None:
             out["sessions"] = len(self.udp.sessions)
         return out

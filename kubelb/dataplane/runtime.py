@@ -4,8 +4,10 @@ Input: `apply(config)` whenever the IR changes (idempotent; the new config is di
 current one). Output: bound listeners, health-checked clusters and `status()`. Order of an update
 is make-before-break: clusters are created or updated first, then listeners are added or changed,
 and removed listeners drain in the background while everything else keeps serving; clusters no
-longer referenced are closed last. Existing connections keep the target they were connected to.
-An invalid config is logged and ignored (the last good one keeps serving).
+longer referenced are closed last. `close()` drains every listener the way Envoy does on
+shutdown: new connections are accepted for the drain period, then refused. Existing connections
+keep the target they were connected to. An invalid config is logged and ignored (the last good
+one keeps serving).
 
 A big config never stalls what already serves: it is checked in a thread, and clusters and
 listeners are set up in batches of `APPLY_BATCH` with a turn of the event loop between batches.
@@ -149,15 +151,19 @@ class DataPlane:
         for name in [n for n in self._clusters if n not in used]:
             await self._clusters.pop(name).close()
 
-    def _spawn_drain(self, state: listeners.ListenerState, seconds: float) -> None:
+    def _spawn_drain(
+        self, state: listeners.ListenerState, seconds: float, *, accepting: bool = False
+    ) -> None:
         task = asyncio.get_running_loop().create_task(
-            state.drain(seconds), name=f"drain:{state.listener.name}"
+            state.drain(seconds, accepting=accepting), name=f"drain:{state.listener.name}"
         )
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
 
     async def close(self, drain_seconds: float | None = None) -> None:
-        """Stop listening, let connections finish for up to `drain_seconds`, then close all."""
+        """Drain as Envoy does after `/drain_listeners?graceful`: for `drain_seconds` keep
+        accepting and serving new connections while asking every connection to finish (HTTP:
+        after its current response), then stop listening and close what is left."""
         seconds = self.drain_seconds if drain_seconds is None else drain_seconds
         async with self._lock:
             if self._closed:
@@ -165,10 +171,16 @@ class DataPlane:
             self._closed = True
             if self._pool_workers is not None:
                 await self._pool_workers.close(seconds)
+            if self._listeners and seconds > 0:
+                logger.info(
+                    "draining %d listeners for %.1f s; they accept new connections until then",
+                    len(self._listeners),
+                    seconds,
+                )
             for li_state in self._listeners.values():
-                self._spawn_drain(li_state, seconds)
-            self._listeners = {}
+                self._spawn_drain(li_state, seconds, accepting=True)
             await asyncio.gather(*self._draining, return_exceptions=True)
+            self._listeners = {}
             self._pool.close()
             for cl_state in self._clusters.values():
                 await cl_state.close()

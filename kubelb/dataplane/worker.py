@@ -58,9 +58,12 @@ async def _serve(options: context.Options) -> None:
                 drain = float(message["drain"])
                 break
     finally:
-        reporter.cancel()
-        await asyncio.gather(reporter, return_exceptions=True)
-        await dp.close(drain)
+        # Keep reporting while draining: the parent's status shows the listeners draining.
+        try:
+            await dp.close(drain)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
 
 
 def _decode(line: bytes) -> dict[str, Any]:

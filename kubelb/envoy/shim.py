@@ -10,6 +10,7 @@ file: it must start fast and import nothing of kubelb.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,7 +30,8 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, forward)
     code = child.wait()
     if code < 0:  # die of the same signal, so our parent sees what Envoy saw
-        signal.signal(-code, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL's cannot be set (nor need be)
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
 

@@ -114,7 +114,10 @@ class ProcessInfra:
         return self.envoys.restart_cause(namespace)
 
     def _on_exit(self, exit_: procs.Exit) -> bool:
-        return self.snapshots is not None and self.snapshots.rollback(exit_.node_id)
+        # A kill from outside says nothing about the configuration: keep serving it.
+        if exit_.killed or self.snapshots is None:
+            return False
+        return self.snapshots.rollback(exit_.node_id)
 
     def _admit(self, namespace: str, snap: snapshot.Snapshot) -> str | None:
         return self.envoys.capacity_problem(namespace, snap.counts()["listeners"])

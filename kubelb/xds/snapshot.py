@@ -1,10 +1,11 @@
 """Immutable xDS snapshots: what one node id should run, per resource type, with content versions.
 
-Input: `kubelb.xds.translate.Resources` (protobuf messages). Output: a frozen `Snapshot` holding,
-per type URL, every resource packed once into `google.protobuf.Any` with a digest of its bytes, and
-a type version that is a hash of the (name, digest) pairs. Versions depend only on content, never on
-order or time, so an unchanged type keeps its version and is never re-sent, and a control plane
-restart produces the same versions for the same config.
+Input: `kubelb.xds.translate.Resources`, of `translate.Sealed` resources (`translate.sealed`) or of
+protobuf messages. Output: a frozen `Snapshot` holding, per type URL, every resource serialized
+once (a `Sealed`: bytes and their digest, no message) and a type version that is a hash of the
+(name, digest) pairs. Versions depend only on content, never on order or time, so an unchanged
+type keeps its version and is never re-sent, and a control plane restart produces the same
+versions for the same config.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-
-from google.protobuf import any_pb2
 
 from kubelb.xds import translate
 
@@ -40,21 +39,14 @@ SHORT_NAMES: Mapping[str, str] = MappingProxyType(
     {CLUSTER: "clusters", ENDPOINT: "endpoints", LISTENER: "listeners", ROUTE: "routes"}
 )
 
-_EDS = 3  # envoy.config.cluster.v3.Cluster.DiscoveryType.EDS
-
 
 class InconsistentSnapshotError(ValueError):
     """A snapshot refers to resources it does not contain (or contains unreferenced ones)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One resource, packed once: `packed` goes on the wire as is, `digest` identifies content."""
-
-    name: str
-    message: Any
-    packed: any_pb2.Any
-    digest: str
+# One resource: its bytes (`packed` makes the `Any` for the wire) and a digest of them. The
+# translator's memoized objects, so a tenant's unchanged resources are shared, never copied.
+Resource = translate.Sealed
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,31 +58,22 @@ class TypeResources:
     version: str
 
     @classmethod
-    def build(
-        cls, type_url: str, messages: Iterable[Any], previous: TypeResources | None = None
-    ) -> TypeResources:
-        """`previous`: resources of the same type whose packing may be reused for messages that
-        are the very same objects (a memoizing translator hands those out again)."""
+    def build(cls, type_url: str, resources: Iterable[Any]) -> TypeResources:
+        """`resources`: `Resource`s (from `translate.sealed`), kept as they are, or messages,
+        serialized here."""
         items: dict[str, Resource] = {}
-        known = previous.items if previous is not None else {}
-        for message in messages:
-            name = _resource_name(message)
+        for given in resources:
+            resource = given if isinstance(given, Resource) else _seal(given)
+            name = resource.name
             if name in items:
                 raise InconsistentSnapshotError(
                     f"duplicate {SHORT_NAMES.get(type_url, type_url)} name {name!r}"
                 )
-            reuse = known.get(name)
-            if reuse is not None and reuse.message is message:
-                items[name] = reuse
-                continue
-            packed = any_pb2.Any()
-            packed.Pack(message, deterministic=True)
-            if packed.type_url != type_url:
+            if resource.type_url != type_url:
                 raise InconsistentSnapshotError(
-                    f"resource {name!r} is a {packed.type_url}, expected {type_url}"
+                    f"resource {name!r} is a {resource.type_url}, expected {type_url}"
                 )
-            digest = hashlib.sha256(packed.value).hexdigest()[:16]
-            items[name] = Resource(name=name, message=message, packed=packed, digest=digest)
+            items[name] = resource
         return cls(
             type_url=type_url,
             items=MappingProxyType(items),
@@ -129,34 +112,24 @@ class Snapshot:
         endpoints: Iterable[Any] = (),
         listeners: Iterable[Any] = (),
         routes: Iterable[Any] = (),
-        previous: Snapshot | None = None,
     ) -> Snapshot:
-        """`previous`: the node's last snapshot; resources given as the same message objects
-        keep their packing and digest instead of being serialized and hashed again."""
-
-        def typed(type_url: str, messages: Iterable[Any]) -> TypeResources:
-            before = previous.types.get(type_url) if previous is not None else None
-            return TypeResources.build(type_url, messages, before)
-
+        """Each argument: messages or `Resource`s (see `TypeResources.build`)."""
         by_type = {
-            CLUSTER: typed(CLUSTER, clusters),
-            ENDPOINT: typed(ENDPOINT, endpoints),
-            LISTENER: typed(LISTENER, listeners),
-            ROUTE: typed(ROUTE, routes),
+            CLUSTER: TypeResources.build(CLUSTER, clusters),
+            ENDPOINT: TypeResources.build(ENDPOINT, endpoints),
+            LISTENER: TypeResources.build(LISTENER, listeners),
+            ROUTE: TypeResources.build(ROUTE, routes),
         }
         return cls(types=MappingProxyType(by_type))
 
     @classmethod
-    def from_resources(
-        cls, resources: translate.Resources, *, previous: Snapshot | None = None
-    ) -> Snapshot:
-        """The usual entry point: `Snapshot.from_resources(translate.translate(config))`."""
+    def from_resources(cls, resources: translate.Resources) -> Snapshot:
+        """The usual entry point: `Snapshot.from_resources(translate.sealed(config))`."""
         return cls.build(
             clusters=resources.clusters,
             endpoints=resources.endpoints,
             listeners=resources.listeners,
             routes=resources.routes,
-            previous=previous,
         )
 
     def __getitem__(self, type_url: str) -> TypeResources:
@@ -175,7 +148,7 @@ class Snapshot:
 
     def eds_names(self) -> frozenset[str]:
         """The ClusterLoadAssignment names the EDS clusters of this snapshot subscribe to."""
-        names = (eds_name(r.message) for r in self.types[CLUSTER].items.values())
+        names = (r.eds_name for r in self.types[CLUSTER].items.values())
         return frozenset(n for n in names if n is not None)
 
     def consistent(self) -> None:
@@ -195,18 +168,11 @@ class Snapshot:
             raise InconsistentSnapshotError("; ".join(errors))
 
 
-def eds_name(cluster: Any) -> str | None:
-    """The ClusterLoadAssignment an EDS cluster subscribes to; None for other clusters."""
-    if cluster.type != _EDS:
-        return None
-    return str(cluster.eds_cluster_config.service_name or cluster.name)
+eds_name = translate.eds_name
 
 
-def _resource_name(message: Any) -> str:
-    # ClusterLoadAssignment is named by `cluster_name`, everything else by `name`.
-    name = (
-        message.cluster_name if hasattr(message, "cluster_name") else getattr(message, "name", "")
-    )
-    if not isinstance(name, str) or not name:
-        raise InconsistentSnapshotError(f"{type(message).__name__} without a name")
-    return name
+def _seal(message: Any) -> Resource:
+    try:
+        return Resource.of(message)
+    except translate.TranslateError as exc:  # a message without a name
+        raise InconsistentSnapshotError(str(exc)) from exc

@@ -227,7 +227,7 @@ def _changed_eds_names(push: Push, state: TypeState) -> frozenset[str]:
     """Assignment names of the EDS clusters in CDS `push` that replace a different version
     Envoy was sent before (new clusters subscribe, so their assignments go out anyway)."""
     names = (
-        snapshot.eds_name(r.message)
+        r.eds_name
         for r in push.resources
         if (before := state.sent.get(r.name)) is not None and before.digest != r.digest
     )

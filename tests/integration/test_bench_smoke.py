@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bench import __main__ as bench_main
+from bench import __main__ as bench_main, chaos
 from tests import kube_fixtures
 
 pytestmark = pytest.mark.integration
@@ -124,3 +124,21 @@ def test_suite_runs_and_writes_its_results(suite: str, tmp_path: Path) -> None:
     # The data-plane chart is written only where matplotlib (the bench extra) is installed.
     assert set(files) <= {p.name for p in out.iterdir()}, log
     CHECKS[suite](json.loads((out / files[0]).read_text()))
+
+
+def test_chaos_quick_runs_every_scenario(tmp_path: Path) -> None:
+    """`make chaos` (not a `bench` suite: it is a fault run, not a measurement of speed) at its
+    quick size: every scenario runs and reports its figures."""
+    kube_fixtures.require_binaries()  # the API-server scenario needs the control plane
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.chaos", "--quick", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    log = (run.stdout + run.stderr)[-4000:]
+    assert run.returncode == 0, f"python -m bench.chaos --quick failed:\n{log}"
+    results = json.loads((out / "chaos.json").read_text())["results"]
+    assert set(results) == set(chaos.LABELS), log
+    assert "failed" in results["envoy_kill"]
+    assert {"tried", "crashes", "wrongly_stopped"} <= results["hostile_inputs"].keys()
+    assert "change_applied_after_s" in results["api_server_stop"], log

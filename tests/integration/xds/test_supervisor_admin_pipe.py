@@ -5,6 +5,7 @@ Envoy binds the socket again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import stat
@@ -20,16 +21,33 @@ from tests.integration.xds.conftest import NODE, Xds, envoy_spec
 pytestmark = pytest.mark.integration
 
 
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants: a detached Envoy runs under a shim whose pid is recorded."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        with contextlib.suppress(OSError):  # a thread or process that just ended
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return tree
+
+
 def listening_tcp_ports(pid: int) -> set[int]:
-    """TCP ports process `pid` listens on (its socket inodes matched against /proc/net/tcp*)."""
+    """TCP ports process `pid` or its descendants listen on (their socket inodes matched
+    against /proc/net/tcp*)."""
     inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    for member in _process_tree(pid):
+        fds: list[Path] = []
+        with contextlib.suppress(OSError):
+            fds = list(Path(f"/proc/{member}/fd").iterdir())
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
     ports = set()
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:

@@ -99,7 +99,8 @@ async def test_endpoint_change_keeps_connections(
         xds.publish(config(tcp_lb("lb", port, a.port)))
         await start(xds, envoys)
         await backends.eventually(lambda: answers(port, "a:"), what="traffic to a")
-        pid = envoys.pid(NODE)
+        # Counted from here: what matters is that the config change restarts nothing.
+        pid, restarts = envoys.pid(NODE), envoys.restarts(NODE)
         client = await backends.TCPClient.connect(port)
         try:
             assert await client.ask("before") == "a:before"
@@ -115,7 +116,7 @@ async def test_endpoint_change_keeps_connections(
         finally:
             await client.close()
         assert envoys.pid(NODE) == pid, "config changes never restart Envoy"
-        assert envoys.restarts(NODE) == 0
+        assert envoys.restarts(NODE) == restarts
 
 
 @both_flavours
@@ -240,9 +241,9 @@ async def test_nack_keeps_last_good_config(xds: Xds, envoys: supervisor.EnvoySup
             tcp_proxy_pb2.TcpProxy(cluster="lb-cluster")
         )
         bad = snapshot.Snapshot.build(
-            clusters=[r.message for r in good[snapshot.CLUSTER].items.values()],
-            endpoints=[r.message for r in good[snapshot.ENDPOINT].items.values()],
-            listeners=[*(r.message for r in good[snapshot.LISTENER].items.values()), invalid],
+            clusters=good[snapshot.CLUSTER].items.values(),
+            endpoints=good[snapshot.ENDPOINT].items.values(),
+            listeners=[*good[snapshot.LISTENER].items.values(), invalid],
         )
         heard: list[str] = []
         xds.cache.watch_rejections(heard.append)

@@ -84,14 +84,17 @@ async def test_an_expired_token_refuses_the_start_with_what_to_do(tmp_path):
     assert f"kubectl -n {NS} get secret kubelb-ccm-kubeconfig" in message
 
 
+# Made when the test runs: a token made at collection time may expire before a long suite
+# reaches it.
 @pytest.mark.parametrize(
-    "token",
-    [jwt(iat=time.time() - 10, exp=time.time() + 590),  # valid
-     jwt(iss="kubernetes/serviceaccount"),  # long-lived: never expires
-     "opaque-token"],  # not a ServiceAccount JWT: nothing to judge
+    "make_token",
+    [lambda: jwt(iat=time.time() - 10, exp=time.time() + 590),  # valid
+     lambda: jwt(iss="kubernetes/serviceaccount"),  # long-lived: never expires
+     lambda: "opaque-token"],  # not a ServiceAccount JWT: nothing to judge
+    ids=["valid", "long-lived", "opaque"],
 )  # fmt: skip
-async def test_a_usable_token_starts(tmp_path, token):
-    source = await source_with(tmp_path, token)
+async def test_a_usable_token_starts(tmp_path, make_token):
+    source = await source_with(tmp_path, make_token())
     try:
         tokens.check_usable(source)
     finally:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from kubelb.ir import proxy
 from kubelb.xds import snapshot, translate
 from tests.unit.xds import protos
 
@@ -103,21 +106,48 @@ def test_push_order_is_make_before_break():
     )
 
 
-def test_previous_packing_is_reused_only_for_the_very_same_message():
-    kept, changed = protos.eds_cluster("a"), protos.eds_cluster("b")
-    before = snapshot.Snapshot.build(clusters=[kept, changed])
-    changed_again = protos.eds_cluster("b", timeout=9)
-    after = snapshot.Snapshot.build(clusters=[kept, changed_again], previous=before)
-    clusters_before, clusters_after = before[snapshot.CLUSTER], after[snapshot.CLUSTER]
-    assert clusters_after.items["a"] is clusters_before.items["a"]
-    assert clusters_after.items["b"].message is changed_again
-    assert clusters_after.items["b"].digest != clusters_before.items["b"].digest
-    # An equal message that is another object is packed again, and versions never depend on
-    # whether packing was reused.
-    fresh = snapshot.Snapshot.build(clusters=[protos.eds_cluster("a"), changed_again])
-    assert after.versions == fresh.versions
-    again = snapshot.Snapshot.build(clusters=[protos.eds_cluster("a")], previous=after)
-    assert again[snapshot.CLUSTER].items["a"] is not clusters_after.items["a"]
-    assert again.version(snapshot.CLUSTER) == snapshot.Snapshot.build(
-        clusters=[protos.eds_cluster("a")]
-    ).version(snapshot.CLUSTER)
+def test_sealed_resources_are_kept_as_they_are_and_messages_are_sealed():
+    kept = snapshot.Resource.of(protos.eds_cluster("a"))
+    message = protos.eds_cluster("b", timeout=9)
+    snap = snapshot.Snapshot.build(clusters=[kept, message])
+    clusters = snap[snapshot.CLUSTER]
+    assert clusters.items["a"] is kept
+    assert clusters.items["b"].value == message.SerializeToString(deterministic=True)
+    # Versions do not depend on who sealed a resource.
+    fresh = snapshot.Snapshot.build(clusters=[protos.eds_cluster("a"), message])
+    assert snap.versions == fresh.versions
+
+
+def test_snapshot_holds_bytes_not_messages():
+    """A manager keeps a snapshot per tenant: messages would cost several times their bytes."""
+    translate.clear_cache()
+    tcp, http = proxy.Protocol.TCP, proxy.Protocol.HTTP
+    endpoint = proxy.Endpoint(address="10.0.0.1", port=8080)
+    config = proxy.ProxyConfig(
+        node_id="n",
+        listeners=(
+            proxy.Listener(name="t", address="0.0.0.0", port=80, protocol=tcp, clusters=("c",)),
+            proxy.Listener(
+                name="h", address="0.0.0.0", port=81, protocol=http,
+                routes=(proxy.HTTPRoute(name="r", cluster="c"),),
+            ),
+        ),
+        clusters=(
+            proxy.Cluster(name="c", protocol=tcp, endpoints=(endpoint,)),
+        ),
+    )  # fmt: skip
+    snap = snapshot.Snapshot.from_resources(translate.sealed(config))
+    snap.consistent()
+    assert all(snap.counts().values()), snap.counts()
+    for t in snapshot.PUSH_ORDER:
+        for resource in snap[t].items.values():
+            assert isinstance(resource, translate.Sealed)
+            held = [getattr(resource, f.name) for f in dataclasses.fields(resource)]
+            assert all(isinstance(v, str | bytes | None) for v in held), held
+            assert resource.packed.type_url == t
+            assert resource.packed.value == resource.value
+    # The translator's memo hands out the very same objects again: nothing is serialized twice.
+    again = snapshot.Snapshot.from_resources(translate.sealed(config))
+    for t in snapshot.PUSH_ORDER:
+        for name, resource in snap[t].items.items():
+            assert again[t].items[name] is resource

@@ -1,0 +1,512 @@
+"""`make chaos`: faults and hostile inputs on real parts, with the figures an operator asks about.
+
+Every scenario runs real processes (kubelb, Envoy, kube-apiserver) with traffic only to
+127.0.0.0/8, bounded in count and time, and prints one table:
+
+- Envoy kill -9: standalone mode with the Envoy data plane and a steady loop of new connections
+  through one LoadBalancer; the supervisor restarts Envoy. Failed requests and the longest outage.
+- kubelb kill -9: standalone mode, each data plane; kubelb is killed and started again on the
+  same `--state-dir`. Failed requests and the longest outage.
+- API server stop: manager process mode (process deployer, real Envoy) on the test control plane;
+  the management kube-apiserver is frozen (SIGSTOP) for N seconds under traffic, then resumed
+  (SIGCONT) and a LoadBalancer's endpoint moved at once: failed requests, and seconds until
+  traffic reaches the new endpoint.
+- Endpoint churn: standalone mode, each data plane; a LoadBalancer's endpoint moved between two
+  live backends N times under new-connection load. Failed new connections.
+- Route churn: there are no Layer 7 Routes yet.
+- Hostile inputs: the inputs of tests/integration/standalone/test_bad_files.py and more, each
+  written next to a serving LoadBalancer: tried, crashes of kubelb, and times that LoadBalancer
+  stopped serving.
+
+The short versions live in tests/ (test_bad_files.py, dataplanes/test_churn.py,
+manager and e2e lifecycle tests, xds/test_supervisor.py).
+
+    python -m bench.chaos [--quick] [--out DIR]     (make chaos)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import results_file
+from kubelb.envoy import supervisor
+from tests.integration.standalone import backends, harness
+
+HOST = "127.0.0.1"
+BACKEND_A, BACKEND_B = "127.0.0.11", "127.0.0.12"
+
+
+@dataclass
+class Sizes:
+    envoy_kills: int = 5
+    kubelb_kills: int = 3
+    api_stop_seconds: float = 30.0
+    endpoint_moves: int = 100
+    hostile_inputs: int = 1000  # all of them
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(envoy_kills=1, kubelb_kills=1, api_stop_seconds=3.0, endpoint_moves=5,
+                   hostile_inputs=5)  # fmt: skip
+
+
+@dataclass
+class Traffic:
+    """Clients that each open a new connection per request and read the backend's echo
+    (`NAME:ping`); a refused, reset, silent or wrong answer is a failure."""
+
+    host: str
+    port: int
+    clients: int = 2
+    events: list[tuple[float, str]] = field(default_factory=list)  # (time, backend or "")
+    _stop: bool = False
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def __aenter__(self) -> Traffic:
+        self._tasks = [asyncio.create_task(self._client()) for _ in range(self.clients)]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop = True
+        await asyncio.gather(*self._tasks)
+
+    async def _client(self) -> None:
+        while not self._stop:
+            name = ""
+            with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
+                async with asyncio.timeout(3):
+                    answer = await backends.request(self.host, self.port)
+                name = answer.split(b":", 1)[0].decode()
+            self.events.append((time.monotonic(), name))
+            await asyncio.sleep(0.005)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for _, name in self.events if not name)
+
+    async def answered(self, count: int, *, by: str = "", deadline: float = 120.0) -> None:
+        """Until `count` more answers (from backend `by`, when given) than now."""
+        mark = len(self.events)
+
+        def enough() -> bool:
+            return sum(1 for _, n in self.events[mark:] if n and (not by or n == by)) >= count
+
+        await until(enough, deadline)
+
+    def outages(self) -> list[float]:
+        """Per run of failures, seconds from the last answer before it to the first after."""
+        found: list[float] = []
+        last_ok, failing = None, False
+        for t, name in self.events:
+            if name:
+                if failing and last_ok is not None:
+                    found.append(round(t - last_ok, 3))
+                last_ok, failing = t, False
+            else:
+                failing = True
+        return found
+
+    def longest_outage(self) -> float:
+        return max(self.outages(), default=0.0)
+
+
+def _standalone(root: Path, dataplane: str) -> harness.Standalone:
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    return harness.Standalone(dataplane=dataplane, config_dir=root / "config",
+                              state_dir=root / "state", log_path=root / "kubelb.log")  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def serving(dataplane: str) -> AsyncIterator[tuple[harness.Standalone, int, int, Path]]:
+    """kubelb standalone with LoadBalancer `a` on a fresh port in front of backend A; yields
+    (kubelb, LB port, backend port, root). Backends A and B listen on the same port."""
+    with tempfile.TemporaryDirectory(prefix="kubelb-chaos-") as tmp:
+        root = Path(tmp)
+        kubelb = _standalone(root, dataplane)
+        port, backend = harness.free_port(), harness.free_port()
+        (kubelb.config_dir / "a.yaml").write_text(
+            harness.lb_yaml("a", port, [(BACKEND_A, backend)])
+        )
+        async with (
+            backends.tcp_echo("A", BACKEND_A, backend),
+            backends.tcp_echo("B", BACKEND_B, backend),
+        ):
+            await kubelb.start()
+            try:
+                await backends.eventually(lambda: backends.request(HOST, port), "LB a serves")
+                yield kubelb, port, backend, root
+            finally:
+                if kubelb.process is not None and kubelb.process.returncode is None:
+                    await kubelb.stop()
+                _kill_leftover_envoys(root)
+
+
+def envoy_pids(root: Path) -> list[int]:
+    """Envoy processes started for this scenario (their command line names our state folder)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"envoy") and str(root).encode() in b" ".join(argv):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _kill_leftover_envoys(root: Path) -> None:
+    for state in (root / "state", root):
+        if state.exists():
+            supervisor.reap(state)  # Envoys outlive a killed kubelb by design
+    for pid in envoy_pids(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def until(check: Callable[[], bool], deadline: float = 120.0) -> None:
+    async with asyncio.timeout(deadline):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def envoy_kill(sizes: Sizes) -> dict[str, Any]:
+    async with serving("envoy") as (_kubelb, port, _backend, root):
+        async with Traffic(HOST, port) as traffic:
+            await traffic.answered(20)
+            for _ in range(sizes.envoy_kills):
+                (victim,) = envoy_pids(root)
+                os.kill(victim, signal.SIGKILL)
+                await until(lambda: bool(set(envoy_pids(root)) - {victim}))  # noqa: B023
+                await traffic.answered(20)
+        return {"kills": sizes.envoy_kills, "requests": len(traffic.events),
+                "failed": traffic.failed, "longest_outage_s": traffic.longest_outage(),
+                "outages_s": traffic.outages()}  # fmt: skip
+
+
+async def kubelb_kill(sizes: Sizes, dataplane: str) -> dict[str, Any]:
+    async with serving(dataplane) as (kubelb, port, _backend, _root):
+        async with Traffic(HOST, port) as traffic:
+            await traffic.answered(20)
+            for _ in range(sizes.kubelb_kills):
+                assert kubelb.process is not None
+                kubelb.process.kill()
+                await kubelb.process.wait()
+                await kubelb.start()
+                await traffic.answered(20)
+        return {"kills": sizes.kubelb_kills, "requests": len(traffic.events),
+                "failed": traffic.failed, "longest_outage_s": traffic.longest_outage(),
+                "outages_s": traffic.outages()}  # fmt: skip
+
+
+async def endpoint_churn(sizes: Sizes, dataplane: str) -> dict[str, Any]:
+    async with serving(dataplane) as (kubelb, port, backend, _root):
+        async with Traffic(HOST, port, clients=4) as traffic:
+            await traffic.answered(20, by="A")
+            for move in range(sizes.endpoint_moves):
+                to, name = (BACKEND_B, "B") if move % 2 == 0 else (BACKEND_A, "A")
+                text = harness.lb_yaml("a", port, [(to, backend)])
+                (kubelb.config_dir / "a.yaml").write_text(text)
+                await traffic.answered(4, by=name)
+        return {"moves": sizes.endpoint_moves, "requests": len(traffic.events),
+                "failed": traffic.failed}  # fmt: skip
+
+
+def _hostile_inputs(port: int, backend: int) -> list[tuple[str, Callable[[Path], None]]]:
+    """(name, write it into the config folder) for each hostile input; `_undo` removes it."""
+    good = harness.lb_yaml("a", port, [(BACKEND_A, backend)])
+
+    def file(name: str, text: str | bytes) -> Callable[[Path], None]:
+        def write(config: Path) -> None:
+            path = config / name
+            if isinstance(text, bytes):
+                path.write_bytes(text)
+            else:
+                path.write_text(text)
+
+        return write
+
+    def own_file(text: str) -> Callable[[Path], None]:
+        return file("a.yaml", text)
+
+    def folder_for_own_file(config: Path) -> None:
+        (config / "a.yaml").unlink()
+        (config / "a.yaml").mkdir()
+
+    def symlink_loop(config: Path) -> None:
+        (config / "loop.yaml").symlink_to(config / "loop2.yaml")
+        (config / "loop2.yaml").symlink_to(config / "loop.yaml")
+
+    def dangling(config: Path) -> None:
+        (config / "dangling.yaml").symlink_to(config.parent / "nowhere.yaml")
+
+    def folder_gone(config: Path) -> None:
+        config.rename(config.parent / "config.moved")
+
+    other = harness.free_port()
+    return [
+        ("4 KB of nested brackets", file("deep.yaml", "[" * 2048 + "]" * 2048)),
+        ("deep nested mappings", file("deep2.yaml", "a: {" * 1500 + "}" * 1500)),
+        ("the LoadBalancer's file replaced by a folder", folder_for_own_file),
+        ("symlink loop", symlink_loop),
+        ("dangling symlink", dangling),
+        ("duplicate LoadBalancer in an earlier file",
+         file("0.yaml", harness.lb_yaml("a", port, [(BACKEND_B, other)]))),
+        ("port 70000", own_file(good.replace(f"port: {port},", "port: 70000,", 1))),
+        ("port 0", own_file(good.replace(f"port: {port},", "port: 0,", 1))),
+        ("endpoint 999.1.1.1", own_file(good.replace(BACKEND_A, "999.1.1.1"))),
+        ("endpoint hostname", own_file(good.replace(BACKEND_A, "no-such-host.invalid"))),
+        ("unknown field (typo)", own_file(good.replace("spec:\n", "spec:\n  prots: []\n"))),
+        ("binary garbage", file("garbage.yaml", bytes(range(256)) * 16)),
+        ("invalid YAML", file("bad.yaml", "kind: LoadBalancer\n  : : [\n")),
+        ("empty file", file("empty.yaml", "")),
+        ("YAML anchors bomb", file("bomb.yaml", "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+            f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)))),
+        ("64 KiB name", file("long.yaml", harness.lb_yaml("n" * 65536, harness.free_port(),
+                                                          [(BACKEND_B, other)]))),
+        ("name with a slash", file("slash.yaml", harness.lb_yaml("a/b", harness.free_port(),
+                                                                [(BACKEND_B, other)]))),
+        ("a list where a mapping belongs", own_file(good.replace("spec:\n", "spec: []\nx:\n"))),
+        ("a second LoadBalancer on the same port",
+         file("same-port.yaml", harness.lb_yaml("b", port, [(BACKEND_B, other)]))),
+        ("the whole config folder renamed away", folder_gone),
+    ]  # fmt: skip
+
+
+def _undo(root: Path, good: str) -> None:
+    config = root / "config"
+    if (root / "config.moved").exists() and not config.exists():
+        (root / "config.moved").rename(config)
+    for path in list(config.iterdir()):
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            path.rmdir()
+    (config / "a.yaml").write_text(good)
+
+
+async def hostile_inputs(sizes: Sizes) -> dict[str, Any]:
+    tried = crashes = stopped = 0
+    notes: list[str] = []
+    async with serving("python") as (kubelb, port, backend, root):
+        good = (kubelb.config_dir / "a.yaml").read_text()
+        inputs = _hostile_inputs(port, backend)[: sizes.hostile_inputs]
+        for name, write in inputs:
+            tried += 1
+            before = await kubelb.status()
+            write(kubelb.config_dir)
+            # Settle: until the status changes (the file was read), for at most 5 s.
+            with contextlib.suppress(TimeoutError, OSError, ValueError):
+                async with asyncio.timeout(5):
+                    while True:
+                        if await kubelb.status() != before:
+                            break
+                        await asyncio.sleep(0.1)
+            assert kubelb.process is not None
+            if kubelb.process.returncode is not None:
+                crashes += 1
+                notes.append(f"{name}: kubelb exited with {kubelb.process.returncode}")
+                _undo(root, good)
+                await kubelb.start()
+                continue
+            try:
+                async with asyncio.timeout(5):
+                    answer = await backends.request(HOST, port)
+                ready = bool((kubelb.lb(await kubelb.status(), "a") or {}).get("ready"))
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as err:
+                answer, ready = repr(err).encode(), False
+            if not answer.startswith(b"A:") or not ready:
+                stopped += 1
+                notes.append(f"{name}: LoadBalancer a answered {answer!r}, ready={ready}")
+            _undo(root, good)
+            await kubelb.wait_for(lambda d: bool((kubelb.lb(d, "a") or {}).get("ready"))
+                                  and not d["errors"], f"clean after {name}")  # fmt: skip
+    return {"tried": tried, "crashes": crashes, "wrongly_stopped": stopped, "notes": notes}
+
+
+async def api_server_stop(sizes: Sizes) -> dict[str, Any]:
+    from bench.controlplane import common
+    from kubelb.kube import errors, resources
+    from kubelb.localcluster import binaries, controlplane
+
+    if binaries.missing(binaries.default_dir()):
+        return {"skipped": "the test control plane is not built (make controlplane)"}
+    backend = harness.free_port()
+    with tempfile.TemporaryDirectory(prefix="kubelb-chaos-api-") as tmp:
+        workdir = Path(tmp)
+        async with (
+            controlplane.ControlPlane(clusters=controlplane.DEFAULT_CLUSTERS[:1]) as cp,
+            backends.tcp_echo("A", BACKEND_A, backend),
+            backends.tcp_echo("B", BACKEND_B, backend),
+        ):
+            mgmt_cluster = cp.clusters["management"]
+            mgmt = await common.kube_client(mgmt_cluster.kubeconfig)
+            manager = common.ManagerProcess(mgmt_cluster.kubeconfig, workdir,
+                                            address_pool="127.0.0.71")  # fmt: skip
+            try:
+                await common.ensure_namespace(mgmt, "kubelb")
+                await manager.start()
+                tenant = {"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "Tenant",
+                          "metadata": {"name": "chaos"}}  # fmt: skip
+                await mgmt.create(resources.TENANTS, tenant)
+                namespace = "tenant-chaos"
+                port = harness.free_port()
+
+                def lb(ip: str) -> dict[str, Any]:
+                    endpoint = {"addresses": [{"ip": ip}],
+                                "ports": [{"name": "p", "port": backend}]}  # fmt: skip
+                    return {"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "LoadBalancer",
+                            "metadata": {"name": "a", "namespace": namespace},
+                            "spec": {"type": "LoadBalancer",
+                                     "ports": [{"name": "p", "port": port}],
+                                     "endpoints": [endpoint]}}  # fmt: skip
+
+                async with asyncio.timeout(120):
+                    while True:
+                        try:
+                            await mgmt.create(resources.LOAD_BALANCERS, lb(BACKEND_A))
+                            break
+                        except errors.NotFoundError:
+                            await asyncio.sleep(0.2)  # the Tenant's namespace is not there yet
+                    while True:
+                        got = await mgmt.get(resources.LOAD_BALANCERS, "a", namespace=namespace)
+                        ingress = ((got.get("status") or {}).get("loadBalancer") or {}).get(
+                            "ingress"
+                        ) or []
+                        if ingress:
+                            break
+                        await asyncio.sleep(0.2)
+                address = ingress[0]["ip"]
+                # Status first, listener next: count only once the tenant's Envoy serves.
+                await backends.eventually(lambda: backends.request(address, port), "LB a serves")
+                async with Traffic(address, port) as traffic:
+                    await traffic.answered(20, by="A")
+                    apiserver = mgmt_cluster.pids[0]
+                    os.kill(apiserver, signal.SIGSTOP)
+                    try:
+                        await asyncio.sleep(sizes.api_stop_seconds)  # the fault's length
+                    finally:
+                        os.kill(apiserver, signal.SIGCONT)
+                    resumed = time.monotonic()
+                    failed_while_stopped = traffic.failed
+                    body = {"spec": lb(BACKEND_B)["spec"]}
+                    await mgmt.patch(resources.LOAD_BALANCERS, "a", body, namespace=namespace)
+                    await traffic.answered(1, by="B")
+                    caught_up = next(t for t, n in traffic.events if n == "B") - resumed
+                return {"stopped_s": sizes.api_stop_seconds, "requests": len(traffic.events),
+                        "failed_while_stopped": failed_while_stopped, "failed": traffic.failed,
+                        "change_applied_after_s": caught_up}  # fmt: skip
+            finally:
+                await manager.stop()
+                await mgmt.close()
+                _kill_leftover_envoys(workdir)
+
+
+def route_churn(sizes: Sizes) -> dict[str, Any]:
+    del sizes
+    return {"skipped": "n/a (no Layer 7 yet)"}
+
+
+async def _guarded(name: str, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    started = time.monotonic()
+    print(f">> {name}", flush=True)
+    try:
+        async with asyncio.timeout(300):
+            result = await run
+    except Exception as err:  # noqa: BLE001  (a broken scenario is a figure too, not the end)
+        result = {"error": f"{type(err).__name__}: {err}"[:500]}
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+async def run_all(sizes: Sizes) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    results["envoy_kill"] = await _guarded("Envoy kill -9", envoy_kill(sizes))
+    for plane in ("envoy", "python"):
+        results[f"kubelb_kill_{plane}"] = await _guarded(
+            f"kubelb kill -9 ({plane})", kubelb_kill(sizes, plane)
+        )
+    results["api_server_stop"] = await _guarded("API server stop", api_server_stop(sizes))
+    for plane in ("envoy", "python"):
+        results[f"endpoint_churn_{plane}"] = await _guarded(
+            f"endpoint churn ({plane})", endpoint_churn(sizes, plane)
+        )
+    results["route_churn"] = route_churn(sizes)
+    results["hostile_inputs"] = await _guarded("hostile inputs", hostile_inputs(sizes))
+    return results
+
+
+def _figure(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"scenario failed: {row['error']}"
+    if "skipped" in row:
+        return str(row["skipped"])
+    if "tried" in row:
+        return (f"{row['tried']} tried, {row['crashes']} crashes, "
+                f"{row['wrongly_stopped']} wrongly stopped LoadBalancers")  # fmt: skip
+    if "stopped_s" in row:
+        return (f"{row['failed_while_stopped']}/{row['requests']} failed over "
+                f"{row['stopped_s']:.0f} s stopped; change applied "
+                f"{row['change_applied_after_s']:.2f} s after it returned")  # fmt: skip
+    if "moves" in row:
+        return f"{row['failed']}/{row['requests']} new connections failed over {row['moves']} moves"
+    return (f"{row['failed']}/{row['requests']} requests failed over {row['kills']} kills; "
+            f"longest outage {row['longest_outage_s']:.2f} s")  # fmt: skip
+
+
+LABELS = {
+    "envoy_kill": "Envoy kill -9 (standalone)",
+    "kubelb_kill_envoy": "kubelb kill -9 + restart (standalone, Envoy)",
+    "kubelb_kill_python": "kubelb kill -9 + restart (standalone, Python)",
+    "api_server_stop": "management API server stopped (manager)",
+    "endpoint_churn_envoy": "endpoint churn (Envoy)",
+    "endpoint_churn_python": "endpoint churn (Python)",
+    "route_churn": "route churn",
+    "hostile_inputs": "hostile inputs (standalone)",
+}
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    width = max(len(label) for label in LABELS.values())
+    lines = [f"{'scenario':<{width}}  figures", f"{'-' * width}  {'-' * 60}"]
+    lines += [f"{LABELS[k]:<{width}}  {_figure(v)}" for k, v in results.items()]
+    for note in results.get("hostile_inputs", {}).get("notes", []):
+        lines.append(f"{'':<{width}}  - {note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    results_file.add_arguments(parser, "one fault of each kind, a few seconds each")
+    args = parser.parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    results = asyncio.run(run_all(sizes))
+    print(table(results))
+    results_file.write("chaos", {"sizes": sizes.__dict__, "results": results},
+                       results_file.folder(args), echo=False)  # fmt: skip
+    failed = [k for k, v in results.items() if "error" in v]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
