@@ -52,7 +52,7 @@ async def _serve(options: context.Options) -> None:
             if message["op"] == "apply":
                 await dp.apply(message["config"])
                 # Status first, so the parent's view is current once apply() returns.
-                _emit({"op": "status", "status": dp.status()})
+                await _emit_status(dp)
                 _emit({"op": "applied"})
             elif message["op"] == "close":
                 drain = float(message["drain"])
@@ -75,8 +75,15 @@ def _decode(line: bytes) -> dict[str, Any]:
 
 async def _report(dp: runtime.DataPlane) -> None:
     while True:
-        _emit({"op": "status", "status": dp.status()})
+        await _emit_status(dp)
         await asyncio.sleep(STATUS_EVERY_SECONDS)
+
+
+async def _emit_status(dp: runtime.DataPlane) -> None:
+    # The status of 10,000 listeners is megabytes of JSON: encoded off the loop.
+    text = await asyncio.to_thread(json.dumps, {"op": "status", "status": dp.status()})
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _emit(message: dict[str, Any]) -> None:
