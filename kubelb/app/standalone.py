@@ -169,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+# How often the start checks whether the first configuration is built (it takes milliseconds).
+FIRST_BUILD_POLL = 0.02
+
+
 class Standalone:
     """The running pipeline: files -> loader -> in-memory API server -> the manager's
     reconcilers -> merged IR -> data plane, plus the admin server."""
@@ -221,6 +225,7 @@ class Standalone:
                     group.create_task(self.core.run_readers(), name="readers")
                     group.create_task(self.core.lead(), name="writers")
                     group.create_task(self.publisher.run(), name="dataplane")
+                    group.create_task(self._release_first_build(), name="first-build")
                     group.create_task(self.recorder.run(), name=self.recorder.name)
                     group.create_task(self._follow(files), name="files")
         finally:
@@ -264,6 +269,20 @@ class Standalone:
         for problem in self.config_problems:
             logger.warning("%s", problem)
         self.loaded = result
+
+    async def _release_first_build(self) -> None:
+        """Hand the data plane its first configuration once the files are loaded (before this
+        task starts), every informer has synced and the snapshot controller has built every
+        namespace."""
+        controller = self.core.snapshot_controller
+        await controller.started.wait()
+        queue = controller.queue
+        while True:
+            await queue.wait_idle()
+            if not len(queue) and not queue.waiting:
+                break
+            await asyncio.sleep(FIRST_BUILD_POLL)  # a coalesced rebuild is due shortly
+        self.publisher.release()
 
     def settled(self) -> bool:
         """Everything loaded is reconciled and applied: every LoadBalancer has its verdict for

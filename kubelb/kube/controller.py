@@ -101,6 +101,8 @@ class Controller:
         self.primary = self._subscribe(sources, reconciler.primary)
         self._informers = [self.primary]
         self._informers.extend(self._subscribe(sources, w) for w in reconciler.watches)
+        # Set once the caches synced and every existing key is queued for the first time.
+        self.started = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<Controller {self.name}>"
@@ -124,6 +126,7 @@ class Controller:
         keys = self.primary.store.keys()
         for key in keys:
             self.queue.add(key)
+        self.started.set()
         logger.info("controller %s: caches synced, %d keys, %d workers", self.name,
                     len(self.queue), self._workers)  # fmt: skip
         workers = [asyncio.create_task(self._work(), name=f"{self.name}-worker-{i}")

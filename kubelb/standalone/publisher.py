@@ -34,8 +34,17 @@ class HostPublisher:
         self._apply = apply
         self._by_node: dict[str, proxy.ProxyConfig] = {}
         self._changed = asyncio.Event()
-        self._changed.set()  # the data plane starts with what there is, even nothing
+        # Nothing is applied before `release()`: a data plane adopted from an earlier kubelb
+        # keeps serving its configuration until the reconcilers have rebuilt all of it, rather
+        # than getting the empty or partial one of a start.
+        self._released = asyncio.Event()
         self.applied: proxy.ProxyConfig | None = None
+
+    def release(self) -> None:
+        """The first complete configuration is in: apply it, and every change from now on."""
+        if not self._released.is_set():
+            self._released.set()
+            self._changed.set()  # even an empty one: the data plane starts with what there is
 
     def publish(self, config: proxy.ProxyConfig) -> bool:
         if self._by_node.get(config.node_id) == config:
@@ -57,6 +66,7 @@ class HostPublisher:
         return self._changed.is_set()
 
     async def run(self) -> None:
+        await self._released.wait()
         while True:
             await self._changed.wait()
             self._changed.clear()
