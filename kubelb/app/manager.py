@@ -457,10 +457,7 @@ class Manager:
                     len(self.inputs.endpoint_base.denied))  # fmt: skip
 
     async def _reserve_hub_sockets(self, xds_host: str) -> None:
-        """No LoadBalancer the pool places (process mode) may listen on a socket of ours: Envoy
-        binds with SO_REUSEPORT, and would take a share of, say, the xDS connections."""
-        if not isinstance(self.infra, process_infra.ProcessInfra):
-            return
+        """No LoadBalancer the infrastructure places may listen on a socket of ours."""
         found = [(xds_host, self.xds_port, "kubelb xDS server"),
                  (self.probes.host, self.probes.port, "kubelb health probes"),
                  (self.metrics.host, self.metrics.port, "kubelb metrics")]  # fmt: skip
@@ -468,7 +465,7 @@ class Manager:
         if url.hostname and _is_ip(url.hostname):
             api_port = url.port or (80 if url.scheme == "http" else 443)
             found.append((url.hostname, api_port, "management API server"))
-        self.infra.addresses.reserve(pool.Reservation(h, p, holder) for h, p, holder in found)
+        self.infra.reserve(pool.Reservation(h, p, holder) for h, p, holder in found)
 
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""

@@ -254,7 +254,7 @@ class Standalone:
         if self.admin is not None:
             admin = pool.Reservation(self.admin.host, self.admin.port, "kubelb admin server")
             reserved.append(admin)
-        self.infra.addresses.reserve(reserved)
+        self.infra.reserve(reserved)
 
     async def _follow(self, files: AsyncIterator[loader.SyncResult]) -> None:
         async for result in files:

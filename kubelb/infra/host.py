@@ -11,7 +11,7 @@ the Config, else 127.0.0.1; a Config change takes effect at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from kubelb.api import config as api_config, loadbalancer as api_lb, ports as api_ports
@@ -93,6 +93,9 @@ class HostInfra:
 
     def bind_xds(self, host: str, port: int) -> None:
         """The data plane driver runs its own xDS server."""
+
+    def reserve(self, reservations: Iterable[address_pool.Reservation]) -> None:
+        self.addresses.reserve(reservations)
 
     async def close(self) -> None:
         """The composition root stops the data plane."""

@@ -40,6 +40,7 @@ from kubelb.manager import (
     infrastructure,
     lbservice,
 )
+from kubelb.placement import pool
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,9 @@ class KubernetesInfra:
     def bind_xds(self, host: str, port: int) -> None:
         """Envoy pods reach the server at the configured host, on `xds_port` or `port`."""
         self.options = dataclasses.replace(self.options, xds_port=self.xds_port or port)
+
+    def reserve(self, reservations: Iterable[pool.Reservation]) -> None:
+        """Envoy runs in pods, apart from the manager's sockets: nothing to keep free."""
 
     async def close(self) -> None:
         """The Deployments outlive this replica: the next leader keeps them."""

@@ -22,7 +22,7 @@ denied, and the manager's own sockets are added by the composition root.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from kubelb.infra import addresspool, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, endpoints, infrastructure
+from kubelb.placement import pool
 
 if TYPE_CHECKING:  # at run time the cache is handed in: the Python data plane loads no protos
     from kubelb.xds import cache, snapshot
@@ -142,6 +143,11 @@ class ProcessInfra:
     def bind_xds(self, host: str, port: int) -> None:
         local = host if host not in WILDCARDS else "127.0.0.1"
         self.spec = dataclasses.replace(self.spec, xds_host=local, xds_port=port)
+
+    def reserve(self, reservations: Iterable[pool.Reservation]) -> None:
+        # Envoy binds with SO_REUSEPORT: on one of our sockets it would take a share of, say,
+        # the xDS connections.
+        self.addresses.reserve(reservations)
 
     async def close(self) -> None:
         await self.envoys.close()

@@ -20,7 +20,7 @@ The reconcilers never ask which implementation they have.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import watches
 from kubelb.manager import effective as tenant_effective, endpoints
+from kubelb.placement import pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,10 @@ class Infra(Protocol):
 
     def bind_xds(self, host: str, port: int) -> None:
         """The xDS server listens on host:port (host as configured, maybe a wildcard)."""
+
+    def reserve(self, reservations: Iterable[pool.Reservation]) -> None:
+        """The hub's own sockets, once bound: no LoadBalancer this infrastructure places may
+        listen on them."""
 
     async def close(self) -> None:
         """Stop what this replica runs itself (it stopped leading, or shuts down)."""
