@@ -1,11 +1,13 @@
 """The manager's reconcile path over one API server, shared by manager and standalone mode.
 
-`Core` holds the informers, the writer, the `common.Inputs` views, and the LoadBalancer, snapshot
-(envoycp) and Envoy-proxy reconcilers with their controllers, over any `kube.interface.KubeApi`:
-kube-apiserver in manager mode, the in-memory server the file loader feeds in standalone mode.
+`Core` holds the informers, the writer, the `common.Inputs` views, and the LoadBalancer, Route,
+snapshot (envoycp) and Envoy-proxy reconcilers with their controllers, over any
+`kube.interface.KubeApi`: kube-apiserver in manager mode, the in-memory server the file loader
+feeds in standalone mode.
 What differs between the modes is handed in: the `infrastructure.Infra` (how Envoy runs and where
 LoadBalancers bind) and the `envoycp.Publisher` (where each tenant's IR goes). One set of
-conditions and reasons, and one place where a LoadBalancer becomes IR, whatever the mode.
+conditions and reasons, and one place where a LoadBalancer or a tenant's Routes become IR,
+whatever the mode.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kubelb.kube import (
     objects,
     writer as kwriter,
 )
-from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies
+from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies, routes
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ SNAPSHOT_COALESCE = 0.1
 # Reconciles mostly wait for the API server: 16 in flight keep up with a burst of creates
 # (1,000 LoadBalancers) where 4 left the manager waiting on round trips.
 LB_WORKERS = 16
+# Route reconciles are per tenant, each writing its Routes' statuses concurrently.
+ROUTE_WORKERS = 4
 
 
 class Core:
@@ -60,18 +64,35 @@ class Core:
         self.informers = informer.Informers(kube)
         self.inputs = common.Inputs(self.informers, namespace=namespace)
         self.infra = infra(self)
-        self.snapshots = envoycp.SnapshotReconciler(self.inputs, publisher, self.infra)
+        self.route_reads = routes.RouteReads(self.inputs, self.informers, self.infra)
+        self.snapshots = envoycp.SnapshotReconciler(self.inputs, publisher, self.infra,
+                                                    self.route_reads)  # fmt: skip
         self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra,
                                                         rejections, events)  # fmt: skip
-        self.proxies = proxies.ProxyReconciler(self.inputs, self.infra)
+        self.proxies = proxies.ProxyReconciler(self.inputs, self.infra,
+                                               self.route_reads.has_routes)  # fmt: skip
+        realisation = routes.EnvoyRealisation(self.inputs, self.route_reads, self.writer,
+                                              self.infra, self._listeners_gone)  # fmt: skip
+        self.routes = routes.RouteReconciler(self.inputs, self.route_reads, self.writer,
+                                             self.infra, realisation)  # fmt: skip
         self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
                                                          coalesce=snapshot_coalesce)  # fmt: skip
         self.lb_controller = controller.Controller(
             self.lbs, self.informers, workers=workers, observer=loadbalancers.observe
         )
         self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
+        # Per tenant, coalesced as the snapshots: a burst of Route writes costs one build.
+        self.route_controller = controller.Controller(self.routes, self.informers,
+                                                      workers=ROUTE_WORKERS,
+                                                      coalesce=snapshot_coalesce)  # fmt: skip
         # The controllers that write; a mode adds its own to `lead`.
-        self.writers: list[controller.Controller] = [self.lb_controller, self.proxy_controller]
+        self.writers: list[controller.Controller] = [self.lb_controller, self.proxy_controller,
+                                                     self.route_controller]  # fmt: skip
+
+    def _listeners_gone(self, namespace: str) -> bool:
+        """The tenant's published snapshot is what its objects ask for now: whatever a deleted
+        Route served has left it."""
+        return self.snapshots.published.get(namespace) == self.snapshots.desired(namespace)
 
     def reconcile_lb(self, key: objects.ObjectKey) -> None:
         self.lb_controller.enqueue(key)

@@ -11,11 +11,11 @@ the Config, else 127.0.0.1; a Config change takes effect at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from kubelb.api import config as api_config, loadbalancer as api_lb, ports as api_ports
-from kubelb.infra import addresspool, process
+from kubelb.infra import addresspool, process, routeentry
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import informer, objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, infrastructure
@@ -72,6 +72,16 @@ class HostInfra:
         allocated: Mapping[api_ports.PortKey, int] | None = None,
     ) -> irbuild.Placement | None:
         return process.placement(service)
+
+    def route_listen_ports(
+        self, namespace: str, requested: Collection[int], service: Mapping[str, Any] | None
+    ) -> Mapping[int, int]:
+        return routeentry.same_ports(requested)
+
+    def route_entry(
+        self, namespace: str, service: Mapping[str, Any] | None
+    ) -> infrastructure.RouteEntry | None:
+        return routeentry.pool_entry(service)  # an address of this host, from the pool
 
     def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
         return self.addresses.problem(namespace, service)

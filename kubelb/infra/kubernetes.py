@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import kubernetes as envoy_k8s
-from kubelb.infra import xdscerts
+from kubelb.infra import routeentry, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
 from kubelb.manager import (
@@ -104,6 +104,16 @@ class KubernetesInfra:
         allocated: Mapping[api_ports.PortKey, int] | None = None,
     ) -> irbuild.Placement | None:
         return placement(lb, allocated)
+
+    def route_listen_ports(
+        self, namespace: str, requested: Collection[int], service: Mapping[str, Any] | None
+    ) -> Mapping[int, int]:
+        return routeentry.allocated_ports(requested, service)
+
+    def route_entry(
+        self, namespace: str, service: Mapping[str, Any] | None
+    ) -> infrastructure.RouteEntry | None:
+        return routeentry.cluster_entry(service)
 
     def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
         return None  # the address comes from outside: nothing to say about it here

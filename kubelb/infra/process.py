@@ -22,13 +22,13 @@ denied, and the manager's own sockets are added by the composition root.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubelb.api import loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, procs, supervisor
-from kubelb.infra import addresspool, xdscerts
+from kubelb.infra import addresspool, routeentry, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import objects, watches, writer as kwriter
 from kubelb.manager import common, effective as tenant_effective, endpoints, infrastructure
@@ -96,6 +96,16 @@ class ProcessInfra:
         allocated: Mapping[api_ports.PortKey, int] | None = None,
     ) -> irbuild.Placement | None:
         return placement(service)
+
+    def route_listen_ports(
+        self, namespace: str, requested: Collection[int], service: Mapping[str, Any] | None
+    ) -> Mapping[int, int]:
+        return routeentry.same_ports(requested)
+
+    def route_entry(
+        self, namespace: str, service: Mapping[str, Any] | None
+    ) -> infrastructure.RouteEntry | None:
+        return routeentry.pool_entry(service)
 
     def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
         return self.addresses.problem(namespace, service)

@@ -17,6 +17,11 @@ assembly; the composition root also delays each tenant's rebuild briefly so a bu
 becomes one rebuild. LoadBalancers that are not placed yet (no recorded ports or no address) are
 left out until they are. Endpoints the tenant's endpoint policy refuses are left out of the IR (the
 LoadBalancer controller reports them).
+
+Routes (`manager.routes`): the tenant's L7 piece, built once per change of its Routes, its
+Addresses, its L7 entry and its settings (`RouteReads.tenant`, shared with the Route
+controller), goes into the same snapshot as its LoadBalancers. Disabling load balancing (L4)
+leaves the Routes served; `ingress.disable` and `gatewayAPI.disable` gate them instead.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Protocol
 from kubelb.ir import proxy
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, objects, resources, watches
-from kubelb.manager import common, infrastructure, lbservice
+from kubelb.manager import common, infrastructure, lbservice, routes as manager_routes
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
@@ -50,11 +55,17 @@ class SnapshotReconciler:
     name = "envoycp"
 
     def __init__(
-        self, inputs: common.Inputs, publisher: Publisher, infra: infrastructure.Infra
+        self,
+        inputs: common.Inputs,
+        publisher: Publisher,
+        infra: infrastructure.Infra,
+        routes: manager_routes.RouteReads | None = None,
     ) -> None:
+        """`routes`: the tenants' Routes (None: L4 only)."""
         self.inputs = inputs
         self.publisher = publisher
         self.infra = infra
+        self.routes = routes
         self.primary = inputs.watch_namespaces(common.tenant_of)
         lb_fields = watches.any_of(watches.spec_changed,
                                    watches.fields_changed("status.service.ports"))  # fmt: skip
@@ -64,10 +75,14 @@ class SnapshotReconciler:
             watches.Watch(resource=resources.ADDRESSES, mapper=common.tenant_of,
                           predicate=watches.generation_changed),
             inputs.watch_services(common.tenant_of,
-                                  watches.fields_changed("status.loadBalancer")),
+                                  watches.fields_changed("status.loadBalancer", "spec.ports")),
             inputs.watch_config(common.every_tenant(inputs)),
             inputs.watch_tenants(common.tenant_of_tenant),
         )  # fmt: skip
+        if routes is not None:
+            route_changes = watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
+                                          predicate=watches.spec_changed)  # fmt: skip
+            self.watches = (*self.watches, route_changes)
         self.published: dict[str, proxy.ProxyConfig] = {}
         self.builds = 0  # IRs assembled (tests, bench)
 
@@ -89,14 +104,21 @@ class SnapshotReconciler:
 
     def desired(self, namespace: str) -> proxy.ProxyConfig | None:
         """The tenant's IR, or None when it has nothing to serve."""
-        if not self.inputs.managed(namespace) or self.inputs.disabled_reason(namespace):
+        if not self.inputs.managed(namespace):
             return None
-        lbs = self.inputs.live_load_balancers_in(namespace)
-        if not lbs:
+        pieces = []
+        served = False
+        if self.routes is not None:
+            built = self.routes.tenant(namespace).built
+            if built is not None:
+                pieces.append(built.piece)
+            served = self.routes.has_routes(namespace)
+        lbs = [] if self.inputs.disabled_reason(namespace) else (
+            self.inputs.live_load_balancers_in(namespace))  # fmt: skip
+        if not lbs and not served:
             return None
         addresses = self.inputs.addresses_in(namespace)
         policy = self.inputs.endpoint_policy(namespace)
-        pieces = []
         for lb in lbs:
             service = self.inputs.service(namespace, lbservice.service_name(lb.name))
             placement = self.infra.placement(lb, service)
@@ -129,4 +151,5 @@ class SnapshotReconciler:
             return
         self.publisher.clear(namespace)
         manager_metrics.forget_snapshot(namespace)
-        logger.info("tenant %s: no LoadBalancers left, snapshot cleared", logsafe.shown(namespace))
+        logger.info("tenant %s: no LoadBalancers or Routes left, snapshot cleared",
+                    logsafe.shown(namespace))  # fmt: skip

@@ -13,14 +13,17 @@ address pool, or Deployments on the management cluster):
   matter (`lb_watches`, `proxy_watches`), the background tasks it needs while this replica
   leads (`runners`), where Envoy reaches the xDS server (`bind_xds`), and `close`;
 - which endpoints tenants may never name for its way of running Envoy (`endpoint_base`: Envoy's
-  own admin and probe sockets, and the built-in denied CIDRs).
+  own admin and probe sockets, and the built-in denied CIDRs);
+- each tenant's L7 entry point (`route_listen_ports`, `route_entry`): the management Service
+  `envoy-<tenant-ns>-l7` gets an address as LoadBalancer Services do (the pool, MetalLB, a
+  cloud), and the implementation says which ports Envoy binds for it and where.
 
 The reconcilers never ask which implementation they have.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +40,16 @@ class ServiceShape:
 
     node_ports: bool  # kube-proxy allocates NodePorts (Envoy pods behind a cloud LB)
     selector: bool  # selects the tenant's Envoy pods (none when Envoy is not a pod)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    """Where a tenant's L7 listeners bind, and the address clients reach them at."""
+
+    bind: str  # the address the data plane binds
+    external: str  # the address reported in the Routes' status
+    # Requested port (80, a Gateway listener's) -> the port Envoy binds (None: the same).
+    listen_ports: Mapping[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +100,16 @@ class Infra(Protocol):
     ) -> irbuild.Placement | None:
         """Where the LoadBalancer's listeners bind; None while it cannot be placed yet.
         `allocated`: its listener ports just allocated (None: as recorded in its status)."""
+
+    def route_listen_ports(
+        self, namespace: str, requested: Collection[int], service: Mapping[str, Any] | None
+    ) -> Mapping[int, int]:
+        """The port Envoy binds for each requested L7 port of the tenant, kept from the live
+        entry Service `service` (its targetPorts) where it has one."""
+
+    def route_entry(self, namespace: str, service: Mapping[str, Any] | None) -> RouteEntry | None:
+        """Where the tenant's L7 listeners bind, from its entry Service; None while it has no
+        address."""
 
     def address_problem(self, namespace: str, service: str) -> tuple[str, str] | None:
         """(reason, message) when the infrastructure cannot give Service `service` an address."""

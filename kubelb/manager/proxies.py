@@ -1,4 +1,5 @@
-"""Envoy control, workload half (leader only): one Envoy workload per tenant with LoadBalancers.
+"""Envoy control, workload half (leader only): one Envoy workload per tenant with LoadBalancers
+or Routes.
 
 Reads, per tenant namespace (the work-queue key): whether it has LoadBalancers that are not
 being deleted, whether load balancing is disabled for it, and the effective Envoy settings
@@ -11,7 +12,7 @@ deprecated topologies behave as shared). A tenant with nothing to serve has its 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kubelb.api import config as api_config
 from kubelb.kube import controller, objects, resources, watches
@@ -25,9 +26,16 @@ logger = logging.getLogger(__name__)
 class ProxyReconciler:
     name = "envoy-proxies"
 
-    def __init__(self, inputs: common.Inputs, infra: infrastructure.Infra) -> None:
+    def __init__(
+        self,
+        inputs: common.Inputs,
+        infra: infrastructure.Infra,
+        has_routes: Callable[[str], bool] | None = None,
+    ) -> None:
+        """`has_routes(namespace)`: the tenant has Routes to serve (None: L4 only)."""
         self.inputs = inputs
         self.infra = infra
+        self.has_routes = has_routes
         self.primary = inputs.watch_namespaces(common.tenant_of)
         self.watches: Sequence[watches.Watch] = (
             watches.Watch(resource=resources.LOAD_BALANCERS, mapper=common.tenant_of,
@@ -36,15 +44,19 @@ class ProxyReconciler:
             inputs.watch_tenants(common.tenant_of_tenant),
             *infra.proxy_watches,
         )  # fmt: skip
+        if has_routes is not None:
+            route_changes = watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
+                                          predicate=watches.spec_changed)  # fmt: skip
+            self.watches = (*self.watches, route_changes)
         self.running: set[str] = set()
 
     async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
         namespace = key.name
-        wanted = (
-            self.inputs.managed(namespace)
-            and self.inputs.disabled_reason(namespace) is None
-            and bool(self.inputs.live_load_balancers_in(namespace))
-        )
+        wanted = self.inputs.managed(namespace) and (
+            (self.inputs.disabled_reason(namespace) is None
+             and bool(self.inputs.live_load_balancers_in(namespace)))
+            or (self.has_routes is not None and self.has_routes(namespace))
+        )  # fmt: skip
         gauge = manager_metrics.ENVOY_PROXIES.labels(namespace=namespace,
                                                      topology=api_config.TOPOLOGY)  # fmt: skip
         if not wanted:

@@ -2,9 +2,9 @@
 its dashboards and alerts work unchanged.
 
 Input: calls from the manager's reconcilers. Output: series in the default registry, served on
-`--metrics-addr`. Sections: LoadBalancer controller, port allocator, Envoy control (snapshots
-and Envoy workloads). The xDS server's own series (`kubelb_envoy_control_plane_*`) live in
-`kubelb.observe.metrics`.
+`--metrics-addr`. Sections: LoadBalancer controller, Route controller, port allocator, Envoy
+control (snapshots and Envoy workloads). The xDS server's own series
+(`kubelb_envoy_control_plane_*`) live in `kubelb.observe.metrics`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,27 @@ LOAD_BALANCERS = Gauge(
     f"{MANAGER}_loadbalancers",
     "LoadBalancers managed, per tenant namespace.",
     ["namespace", "tenant", "topology"],
+    registry=REGISTRY,
+)
+
+# --- Route controller ---
+ROUTE_RECONCILES = Counter(
+    f"{MANAGER}_route_reconcile_total",
+    "Route reconciles by source kind and result (success, error).",
+    ["namespace", "route_type", "result"],
+    registry=REGISTRY,
+)
+ROUTE_RECONCILE_SECONDS = Histogram(
+    f"{MANAGER}_route_reconcile_duration_seconds",
+    "Time to reconcile one tenant's Routes.",
+    ["namespace"],
+    buckets=metrics.DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+ROUTES = Gauge(
+    f"{MANAGER}_routes",
+    "Routes managed, per tenant namespace and source kind.",
+    ["namespace", "tenant", "route_type"],
     registry=REGISTRY,
 )
 

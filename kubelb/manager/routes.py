@@ -1,0 +1,617 @@
+"""Route controller (leader only) and the Routes' read side (every replica).
+
+A tenant's Ingress, Gateway, HTTPRoute or GRPCRoute arrives embedded in a `Route` in its
+namespace. kubelb's own realisation serves it in the tenant's Envoy: per tenant,
+`irbuild.routes.build_tenant_routes` turns its Routes, its Addresses (or the endpoints inline in
+standalone files), the settings of Config and Tenant (`ingress.disable`, `gatewayAPI.disable`,
+Tenant over Config: either disables) and the endpoint policy L4 uses into one IR piece, which
+envoycp assembles beside the tenant's LoadBalancers into the same snapshot. (Upstream hands
+copies of the objects to a third-party controller in the management cluster instead: that would
+be a second `Realisation`, behind the same reconciler.)
+
+The L7 entry point: every tenant with something to serve gets the management Service
+`envoy-<tenant-ns>-l7`, type LoadBalancer, on the requested ports (80 for Ingress, each listener
+port of the Gateway `kubelb`). It gets its address as the LoadBalancers' Services do (the
+address pool with the process deployer and in standalone mode, MetalLB or a cloud on a
+cluster); the infrastructure (`Infra.route_listen_ports`, `Infra.route_entry`) says which ports
+Envoy binds for it and where. Ports that other management Services already hold at its address
+are left out of it (`taken_ports`: the builder reports them on the Route that wants them, and
+the LoadBalancer that had them first keeps them).
+
+Writes, per Route: the finalizer `kubelb.k8c.io/cleanup`; `status.resources.route` (the served
+object's kind and name, its status as upstream's controllers would write it, and a
+`ResourceAppliedSuccessfully` condition: True `InstallationSuccessful` "Success", or False
+`InstallationFailed` with what kept it from being served) and `status.resources.services` (one
+entry per embedded Service). Every write is skipped when the live object already says the same.
+A Route being deleted keeps its finalizer until the tenant's published snapshot no longer holds
+it (its listeners are gone), then is let go. The reconcile key is the tenant namespace: one
+build per tenant serves every status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubelb.api import (
+    conditions,
+    config as api_config,
+    errors as api_errors,
+    finalizers,
+    labels,
+    meta,
+    registry,
+    route as api_route,
+    tenant as api_tenant,
+)
+from kubelb.irbuild import routes as irroutes
+from kubelb.kube import controller, errors, informer, objects, resources, watches, writer as kwriter
+from kubelb.manager import common, infrastructure, lbservice
+from kubelb.observe import manager_metrics
+from kubelb.util import logsafe, naming
+
+logger = logging.getLogger(__name__)
+
+# On the entry Service, besides the management Services' labels (an empty lb-name: no
+# LoadBalancer owns it).
+ENTRY_LABEL = "kubelb.k8c.io/l7-entry"
+INGRESS_PORT = 80
+GATEWAY_NAME = "kubelb"  # the one Gateway a tenant may have (upstream CE)
+GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute"})
+# A Route being deleted waits for the snapshot without it this long between looks.
+DELETE_RECHECK = 0.2
+# A tenant whose entry has no address yet looks again after this long at the latest (the
+# Service's status write reconciles it sooner).
+ADDRESS_RECHECK = 2.0
+STATUS_CONCURRENCY = 16
+
+
+def entry_service_name(namespace: str) -> str:
+    return naming.truncate(f"{lbservice.SERVICE_PREFIX}{namespace}-l7")
+
+
+def route_settings(
+    config: api_config.Config | None, tenant: api_tenant.Tenant | None
+) -> irroutes.RouteSettings:
+    return irroutes.RouteSettings(
+        ingress_enabled=disabled_by("Ingress", config, tenant) is None,
+        gateway_api_enabled=disabled_by("HTTPRoute", config, tenant) is None,
+    )
+
+
+def disabled_by(
+    kind: str, config: api_config.Config | None, tenant: api_tenant.Tenant | None
+) -> str | None:
+    """Why Routes of source `kind` are not served ("the Tenant (spec.ingress.disable)"), or
+    None when they are."""
+    field = "gatewayAPI" if kind in GATEWAY_API_KINDS else "ingress" if kind == "Ingress" else None
+    if field is None:
+        return None
+    for who, obj in (("Config", config), ("Tenant", tenant)):
+        settings = None
+        if obj is not None:
+            settings = obj.spec.gateway_api if field == "gatewayAPI" else obj.spec.ingress
+        if settings is not None and settings.disable:
+            return f"the {who} (spec.{field}.disable)"
+    return None
+
+
+def source_of(route: api_route.Route) -> Mapping[str, Any]:
+    source = route.spec.source.kubernetes
+    return source.resource if source is not None else {}
+
+
+def requested_ports(
+    routes: Iterable[api_route.Route], settings: irroutes.RouteSettings
+) -> tuple[int, ...]:
+    """The ports the tenant's L7 entry needs: 80 for Ingress, the Gateway's listener ports."""
+    wanted: set[int] = set()
+    for route in routes:
+        resource = source_of(route)
+        kind = resource.get("kind")
+        if kind == "Ingress" and settings.ingress_enabled:
+            wanted.add(INGRESS_PORT)
+        elif kind == "Gateway" and settings.gateway_api_enabled:
+            if (resource.get("metadata") or {}).get("name") != GATEWAY_NAME:
+                continue
+            for listener in (resource.get("spec") or {}).get("listeners") or ():
+                port = listener.get("port") if isinstance(listener, dict) else None
+                if isinstance(port, int) and 0 < port < 65536:
+                    wanted.add(port)
+    return tuple(sorted(wanted))
+
+
+def desired_entry_service(
+    namespace: str,
+    listen: Mapping[int, int],
+    shape: infrastructure.ServiceShape,
+    load_balancer_class: str | None,
+) -> dict[str, Any]:
+    """The tenant's L7 entry Service: each requested port to the port Envoy binds for it."""
+    ports = [{"name": f"http-{port}", "port": port, "protocol": "TCP", "targetPort": target}
+             for port, target in sorted(listen.items())]  # fmt: skip
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "selector": lbservice.envoy_selector(namespace) if shape.selector else None,
+        "ports": ports,
+    }
+    if not shape.node_ports:
+        spec["allocateLoadBalancerNodePorts"] = False
+    if load_balancer_class:
+        spec["loadBalancerClass"] = load_balancer_class
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": entry_service_name(namespace),
+            "namespace": namespace,
+            "labels": {
+                labels.APP_NAME: namespace,
+                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+                labels.LB_NAME: "",
+                labels.LB_NAMESPACE: namespace,
+                ENTRY_LABEL: "true",
+            },
+        },
+        "spec": spec,
+    }
+
+
+# `RouteReads.tenant`'s default: the entry Service as the informer has it.
+FROM_INFORMER: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRoutes:
+    """What one tenant's Routes amount to, as of the informers."""
+
+    routes: tuple[api_route.Route, ...]  # valid, not being deleted, by name
+    settings: irroutes.RouteSettings
+    ports: tuple[int, ...]  # requested of the entry
+    entry: infrastructure.RouteEntry | None  # None: nothing requested, or no address yet
+    taken: frozenset[int] = frozenset()
+    built: irroutes.RoutesBuilt | None = None  # None without an entry
+
+
+class RouteReads:
+    """The read side, shared by the Route controller (statuses) and envoycp (the piece): one
+    build per change of a tenant's inputs."""
+
+    def __init__(
+        self,
+        inputs: common.Inputs,
+        informers: informer.Informers,
+        infra: infrastructure.Infra,
+        build: Callable[..., irroutes.RoutesBuilt] = irroutes.build_tenant_routes,
+    ) -> None:
+        """`build`: `irroutes.build_tenant_routes` (a stand-in in unit tests)."""
+        self.inputs = inputs
+        self.infra = infra
+        self.routes = informers.get(resources.ROUTES)
+        self._build = build
+        self._parsed: dict[str, tuple[str, api_route.Route | str]] = {}  # uid -> (rv, result)
+        self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt]] = {}
+        self.builds = 0
+        self.routes.add_handler(self._changed)
+
+    def parse(self, raw: objects.RawObject) -> api_route.Route | str:
+        key = objects.uid(raw) or str(objects.key_of(raw))
+        version = objects.resource_version(raw)
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        hit: api_route.Route | str
+        try:
+            hit = registry.parse_as(api_route.Route, raw)
+        except api_errors.APIValidationError as exc:
+            hit = str(exc)
+        self._parsed[key] = (version, hit)
+        return hit
+
+    def live(self, namespace: str) -> list[api_route.Route]:
+        out = []
+        for raw in sorted(self.routes.store.list(namespace), key=objects.name):
+            parsed = self.parse(raw)
+            if not objects.is_deleting(raw) and not isinstance(parsed, str):
+                out.append(parsed)
+        return out
+
+    def has_routes(self, namespace: str) -> bool:
+        """The tenant has Routes to serve (its Envoy must run)."""
+        return bool(self.live(namespace))
+
+    def settings(self, namespace: str) -> irroutes.RouteSettings:
+        return route_settings(self.inputs.config(), self.inputs.tenant(namespace))
+
+    def entry_service(self, namespace: str) -> objects.RawObject | None:
+        return self.inputs.service(namespace, entry_service_name(namespace))
+
+    def tenant(self, namespace: str, service: Any = FROM_INFORMER) -> TenantRoutes:
+        """The tenant's Routes built at its entry (`service`: the entry Service just written,
+        None when just deleted; by default the informer's)."""
+        routes = tuple(self.live(namespace))
+        settings = self.settings(namespace)
+        ports = requested_ports(routes, settings)
+        if not routes or not ports:
+            return TenantRoutes(routes, settings, ports, None)
+        live = self.entry_service(namespace) if service is FROM_INFORMER else service
+        entry = self.infra.route_entry(namespace, live) if live is not None else None
+        if entry is None:
+            return TenantRoutes(routes, settings, ports, None)
+        taken = taken_ports(self.inputs.services.store.list(), entry.external,
+                            entry_service_name(namespace), namespace)  # fmt: skip
+        addresses = self.inputs.addresses_in(namespace)
+        policy = self.inputs.endpoint_policy(namespace)
+        inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy)
+        known = self._built.get(namespace)
+        if known is not None and known[0] == inputs:
+            built = known[1]
+        else:
+            built = self._build(namespace, routes, addresses, address=entry.bind,
+                                listen_ports=entry.listen_ports, taken_ports=taken,
+                                settings=settings, policy=policy)  # fmt: skip
+            self.builds += 1
+            self._built[namespace] = (inputs, built)
+        return TenantRoutes(routes, settings, ports, entry, taken, built)
+
+    def _changed(self, change: informer.Change) -> None:
+        if change.new is None:
+            self._parsed.pop(objects.uid(change.obj) or str(objects.key_of(change.obj)), None)
+            namespace = objects.namespace(change.obj)
+            if not self.routes.store.list(namespace):
+                self._built.pop(namespace, None)
+
+
+def _identity(route: api_route.Route) -> Any:
+    """What makes a build from `route` valid for another version of it: uid and generation
+    (our status writes change neither)."""
+    m = route.metadata
+    if m.uid is None or m.generation is None:
+        return route
+    return (m.uid, m.generation, m.name)
+
+
+def taken_ports(
+    services: Iterable[objects.RawObject], address: str, entry_name: str, namespace: str
+) -> frozenset[int]:
+    """Ports other management Services hold at `address` (the LoadBalancers' listeners there)."""
+    taken: set[int] = set()
+    for svc in services:
+        if objects.name(svc) == entry_name and objects.namespace(svc) == namespace:
+            continue
+        status = svc.get("status") or {}
+        ingress = (status.get("loadBalancer") or {}).get("ingress") or ()
+        if not any(isinstance(e, dict) and address in (e.get("ip"), e.get("hostname"))
+                   for e in ingress):  # fmt: skip
+            continue
+        for port in (svc.get("spec") or {}).get("ports") or ():
+            if isinstance(port, dict) and isinstance(port.get("port"), int):
+                taken.add(int(port["port"]))
+    return frozenset(taken)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteVerdict:
+    """What one Route's status says."""
+
+    served_status: Mapping[str, Any]
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Realised:
+    verdicts: Mapping[str, RouteVerdict]  # by Route name
+    requeue_after: float | None = None  # look again although no event may say so
+
+
+class Realisation(Protocol):
+    """How a tenant's Routes are served. kubelb's own: its Envoy routes the requests itself
+    (`EnvoyRealisation`); upstream's would hand copies to a controller in the management
+    cluster."""
+
+    async def realise(self, namespace: str, raws: Sequence[objects.RawObject]) -> Realised:
+        """Serve the tenant's live Routes; the verdict of each."""
+
+    def released(self, namespace: str) -> bool:
+        """Whatever served the tenant's deleted Routes is gone (their finalizers may go)."""
+
+
+class EnvoyRealisation:
+    """The tenant's Envoy serves its Routes: the entry Service is kept and the Routes built
+    (envoycp publishes the same build)."""
+
+    def __init__(
+        self,
+        inputs: common.Inputs,
+        reads: RouteReads,
+        writer: kwriter.Writer,
+        infra: infrastructure.Infra,
+        listeners_gone: Callable[[str], bool],
+    ) -> None:
+        self.inputs = inputs
+        self.reads = reads
+        self.writer = writer
+        self.infra = infra
+        self._listeners_gone = listeners_gone
+
+    def released(self, namespace: str) -> bool:
+        return self._listeners_gone(namespace)
+
+    async def realise(self, namespace: str, raws: Sequence[objects.RawObject]) -> Realised:
+        state = self.reads.tenant(namespace)
+        service = await self._ensure_entry(namespace, state)
+        if service is not FROM_INFORMER:
+            state = self.reads.tenant(namespace, service)
+        config, tenant = self.inputs.config(), self.inputs.tenant(namespace)
+        waiting = self._waiting(namespace)
+        verdicts = {}
+        for raw in raws:
+            parsed = self.reads.parse(raw)
+            name = objects.name(raw)
+            if isinstance(parsed, str):
+                verdicts[name] = RouteVerdict({}, (f"the Route does not validate: {parsed}",))
+                continue
+            kind = str(source_of(parsed).get("kind") or "")
+            why = disabled_by(kind, config, tenant)
+            outcome = state.built.outcomes.get(name) if state.built is not None else None
+            if why is not None:
+                verdicts[name] = RouteVerdict({}, (f"{kind} Routes are disabled by {why}",))
+            elif outcome is not None:
+                verdicts[name] = RouteVerdict(outcome.served_status, outcome.problems)
+            elif state.ports:
+                verdicts[name] = RouteVerdict({}, (waiting,))
+            elif kind in ("HTTPRoute", "GRPCRoute"):
+                lacking = f"no Gateway {GATEWAY_NAME!r} with a listener in the tenant namespace"
+                verdicts[name] = RouteVerdict({}, (lacking,))
+            else:
+                verdicts[name] = RouteVerdict({}, (f"source kind {kind!r} is not served",))
+        recheck = ADDRESS_RECHECK if state.ports and state.entry is None else None
+        return Realised(verdicts, recheck)
+
+    def _waiting(self, namespace: str) -> str:
+        name = entry_service_name(namespace)
+        problem = self.infra.address_problem(namespace, name)
+        if problem is not None:
+            return f"the tenant's L7 entry (Service {name}) has no address: {problem[1]}"
+        return (f"waiting for an external address on the tenant's L7 entry (Service {name}), "
+                "from the address pool, MetalLB or a cloud load balancer")  # fmt: skip
+
+    async def _ensure_entry(self, namespace: str, state: TenantRoutes) -> Any:
+        """The entry Service after the write (`FROM_INFORMER`: unchanged)."""
+        live = self.reads.entry_service(namespace)
+        key = objects.ObjectKey(namespace, entry_service_name(namespace))
+        if not state.ports:
+            if live is not None and await self.writer.delete(resources.SERVICES, key):
+                logger.info("tenant %s: L7 entry Service %s deleted", logsafe.shown(namespace),
+                            key.name)  # fmt: skip
+                return None
+            return FROM_INFORMER
+        # Ports other Services already hold at the entry's address stay theirs.
+        wanted = [p for p in state.ports if p not in state.taken] or list(state.ports)
+        listen = self.infra.route_listen_ports(namespace, wanted, live)
+        effective = self.inputs.effective(namespace)
+        desired = desired_entry_service(namespace, listen, self.infra.service_shape,
+                                        effective.load_balancer_class)  # fmt: skip
+        written = await self.writer.ensure(resources.SERVICES, desired, current=live)
+        if not written.changed:
+            return FROM_INFORMER
+        logger.info("tenant %s: L7 entry Service %s %s on ports %s", logsafe.shown(namespace),
+                    key.name, "updated" if live is not None else "created",
+                    ", ".join(map(str, sorted(listen))))  # fmt: skip
+        return written.obj
+
+
+class RouteReconciler:
+    name = "routes"
+
+    def __init__(
+        self,
+        inputs: common.Inputs,
+        reads: RouteReads,
+        writer: kwriter.Writer,
+        infra: infrastructure.Infra,
+        realisation: Realisation,
+    ) -> None:
+        self.inputs = inputs
+        self.reads = reads
+        self.writer = writer
+        self.infra = infra
+        self.realisation = realisation
+        self.primary = inputs.watch_namespaces(common.tenant_of)
+        self.watches: Sequence[watches.Watch] = (
+            watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
+                          predicate=watches.spec_changed),
+            watches.Watch(resource=resources.ADDRESSES, mapper=common.tenant_of,
+                          predicate=watches.generation_changed),
+            inputs.watch_services(common.tenant_of,
+                                  watches.fields_changed("status.loadBalancer", "spec.ports")),
+            inputs.watch_config(common.every_tenant(inputs)),
+            inputs.watch_tenants(common.tenant_of_tenant),
+        )  # fmt: skip
+
+    async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
+        namespace = key.name
+        started = time.perf_counter()
+        try:
+            return await self._reconcile(namespace)
+        finally:
+            manager_metrics.ROUTE_RECONCILE_SECONDS.labels(namespace=namespace).observe(
+                time.perf_counter() - started
+            )
+
+    async def _reconcile(self, namespace: str) -> controller.Result:
+        raws = sorted(self.reads.routes.store.list(namespace), key=objects.name)
+        deleting = [r for r in raws if objects.is_deleting(r)]
+        live = [r for r in raws if not objects.is_deleting(r)]
+        managed = self.inputs.managed(namespace)
+        if not managed:
+            live = []  # another user's namespace: its Routes are not ours to serve
+        if not live and self.reads.entry_service(namespace) is None and not deleting:
+            self._count(namespace, [])
+            return controller.DONE
+        current = []
+        for raw in live:
+            written = await self.writer.add_finalizer(resources.ROUTES, raw, finalizers.CLEANUP)
+            if written.obj is not None:
+                current.append(written.obj)
+        result = controller.DONE
+        if managed:
+            realised = await self.realisation.realise(namespace, current)
+            await self._write_statuses(namespace, current, realised.verdicts)
+            result = controller.Result(requeue_after=realised.requeue_after)
+        if deleting:
+            if not managed or self.realisation.released(namespace):
+                for raw in deleting:
+                    await self.writer.remove_finalizer(resources.ROUTES, raw, finalizers.CLEANUP)
+                    logger.info("Route %s: listeners gone, finalizer removed",
+                                objects.key_of(raw))  # fmt: skip
+            else:
+                result = controller.Result(requeue_after=DELETE_RECHECK)
+        self._count(namespace, current)
+        return result
+
+    async def _write_statuses(
+        self,
+        namespace: str,
+        raws: Sequence[objects.RawObject],
+        verdicts: Mapping[str, RouteVerdict],
+    ) -> None:
+        gate = asyncio.Semaphore(STATUS_CONCURRENCY)
+
+        async def one(raw: objects.RawObject) -> None:
+            verdict = verdicts.get(objects.name(raw))
+            if verdict is None:
+                return
+            kind = _kind_of(raw)
+            async with gate:
+                try:
+                    await self._write_status(raw, verdict)
+                except errors.NotFoundError:
+                    return  # deleted meanwhile
+                except Exception:
+                    manager_metrics.ROUTE_RECONCILES.labels(
+                        namespace=namespace, route_type=kind, result="error").inc()  # fmt: skip
+                    raise
+            manager_metrics.ROUTE_RECONCILES.labels(namespace=namespace, route_type=kind,
+                                                    result="success").inc()  # fmt: skip
+
+        await asyncio.gather(*(one(raw) for raw in raws))
+
+    async def _write_status(self, raw: objects.RawObject, verdict: RouteVerdict) -> None:
+        generation = objects.generation(raw)
+        resource = _embedded(raw)
+        services = _embedded_services(raw)
+
+        def mutate(status: dict[str, Any]) -> dict[str, Any]:
+            return desired_status(status, resource, services, verdict, generation)
+
+        written = await self.writer.update_status(resources.ROUTES, objects.key_of(raw), mutate,
+                                                  current=raw)  # fmt: skip
+        if written.changed:
+            logger.info("Route %s: %s", objects.key_of(raw),
+                        "; ".join(verdict.problems) or "served")  # fmt: skip
+
+    def _count(self, namespace: str, raws: Sequence[objects.RawObject]) -> None:
+        counts = Counter(_kind_of(raw) for raw in raws)
+        tenant = api_tenant.tenant_name_for(namespace)
+        for kind in ("Ingress", *sorted(GATEWAY_API_KINDS), *counts):
+            manager_metrics.ROUTES.labels(namespace=namespace, tenant=tenant,
+                                          route_type=kind).set(counts.get(kind, 0))  # fmt: skip
+
+
+def desired_status(
+    status: dict[str, Any],
+    resource: Mapping[str, Any],
+    services: Sequence[Mapping[str, Any]],
+    verdict: RouteVerdict,
+    generation: int | None,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """`status` with `resources.route` and `resources.services` as `verdict` says (each
+    condition's lastTransitionTime kept unless its status flips). Pure."""
+    previous = status.get("resources") if isinstance(status.get("resources"), dict) else {}
+    previous = previous or {}
+    old_route = previous.get("route") if isinstance(previous.get("route"), dict) else {}
+    metadata = resource.get("metadata") or {}
+    kind = str(resource.get("kind") or "")
+    name, namespace = str(metadata.get("name") or ""), str(metadata.get("namespace") or "")
+    route_state = {
+        "apiVersion": str(resource.get("apiVersion") or ""),
+        "kind": kind,
+        "name": name,
+        "namespace": namespace,
+        "generatedName": generated_name(kind, namespace, name),
+        "status": dict(verdict.served_status),
+        "conditions": _applied(old_route.get("conditions") if old_route else None, verdict,
+                               generation, now),
+    }  # fmt: skip
+    old_services = previous.get("services") if isinstance(previous.get("services"), dict) else {}
+    service_states = {}
+    for svc in services:
+        svc_meta = svc.get("metadata") or {}
+        svc_name, svc_ns = str(svc_meta.get("name") or ""), str(svc_meta.get("namespace") or "")
+        key = f"{svc_ns}/{svc_name}"
+        old = (old_services or {}).get(key)
+        service_states[key] = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "name": svc_name,
+            "namespace": svc_ns,
+            "generatedName": svc_name,
+            "conditions": _applied(old.get("conditions") if isinstance(old, dict) else None,
+                                   verdict, generation, now),
+        }  # fmt: skip
+    return {**status, "resources": {**previous, "route": route_state,
+                                    "services": service_states}}  # fmt: skip
+
+
+def generated_name(kind: str, namespace: str, name: str) -> str:
+    """Upstream's name for the object it would generate: the Gateway keeps its name, the others
+    are `<namespace>-<name>`."""
+    if kind == "Gateway" or not namespace:
+        return name
+    return naming.truncate(f"{namespace}-{name}")
+
+
+def _applied(
+    current: Any, verdict: RouteVerdict, generation: int | None, now: str | None
+) -> list[dict[str, Any]]:
+    parsed = []
+    for item in current or ():
+        try:
+            parsed.append(meta.Condition.model_validate(item))
+        except ValueError:
+            continue
+    if verdict.problems:
+        status, reason = meta.ConditionStatus.FALSE, conditions.INSTALLATION_FAILED
+        message = "; ".join(verdict.problems)[:32768]
+    else:
+        status, reason, message = (meta.ConditionStatus.TRUE, conditions.INSTALLATION_SUCCESSFUL,
+                                   "Success")  # fmt: skip
+    updated = meta.set_condition(parsed, type=conditions.RESOURCE_APPLIED, status=status,
+                                 reason=reason, message=message,
+                                 observed_generation=generation, now=now)  # fmt: skip
+    return [c.model_dump(by_alias=True, exclude_none=True, mode="json") for c in updated]
+
+
+def _source(raw: objects.RawObject) -> Mapping[str, Any]:
+    source = ((raw.get("spec") or {}).get("source") or {}).get("kubernetes") or {}
+    return source if isinstance(source, dict) else {}
+
+
+def _embedded(raw: objects.RawObject) -> Mapping[str, Any]:
+    resource = _source(raw).get("resource")
+    return resource if isinstance(resource, dict) else {}
+
+
+def _embedded_services(raw: objects.RawObject) -> list[Mapping[str, Any]]:
+    return [s for s in _source(raw).get("services") or () if isinstance(s, dict)]
+
+
+def _kind_of(raw: objects.RawObject) -> str:
+    return str(_embedded(raw).get("kind") or "Unknown")
