@@ -1,0 +1,93 @@
+"""An embedded Ingress (networking.k8s.io/v1) -> the host and path claims it makes. Pure.
+
+Each rule path and the default backend is one `Claim`: an optional host (lower-case; `*.x`
+wildcards kept), a path match and a backend reference. pathType Prefix and
+ImplementationSpecific (and a missing one) match whole segments, like Gateway API's PathPrefix;
+a trailing `/` of a prefix is not significant (`/a/` claims what `/a` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubelb.ir import proxy
+from kubelb.irbuild import routebackends
+
+PORT = 80
+DEFAULT_BACKEND = "defaultBackend"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    host: str | None
+    path: proxy.PathMatch
+    backend: routebackends.BackendRef | None  # None: not a Service backend
+    default: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str, bool]:
+        """Two claims with the same key serve the same requests."""
+        return (self.host or "", self.path.kind.value, self.path.value, self.default)
+
+    def describe(self) -> str:
+        if self.default:
+            return DEFAULT_BACKEND
+        host = f"host {self.host!r}" if self.host else "any host"
+        return f"{host} path {self.path.value!r} ({self.path.kind.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    claims: tuple[Claim, ...]
+    problems: tuple[str, ...]
+
+
+def parse(resource: Mapping[str, Any]) -> Parsed:
+    metadata = resource.get("metadata") or {}
+    namespace = str(metadata.get("namespace") or "default")
+    spec = resource.get("spec") or {}
+    claims: list[Claim] = []
+    problems: list[str] = []
+    for rule in spec.get("rules") or ():
+        host = str(rule.get("host") or "").lower().rstrip(".") or None
+        for p in (rule.get("http") or {}).get("paths") or ():
+            path = _path(str(p.get("pathType") or "ImplementationSpecific"), p.get("path"))
+            if isinstance(path, str):
+                problems.append(path)
+                continue
+            claim = Claim(host, path, _backend(p.get("backend"), namespace))
+            if claim.backend is None:
+                problems.append(f"{claim.describe()}: only Service backends are supported")
+                continue
+            claims.append(claim)
+    default = spec.get(DEFAULT_BACKEND)
+    if default is not None:
+        claim = Claim(None, proxy.PathMatch(), _backend(default, namespace), default=True)
+        if claim.backend is None:
+            problems.append(f"{DEFAULT_BACKEND}: only Service backends are supported")
+        else:
+            claims.append(claim)
+    return Parsed(tuple(claims), tuple(problems))
+
+
+def _path(path_type: str, value: Any) -> proxy.PathMatch | str:
+    path = str(value or "/")
+    if not path.startswith("/"):
+        return f"path {path!r} must start with `/`"
+    if path_type == "Exact":
+        return proxy.PathMatch(kind=proxy.PathMatchKind.EXACT, value=path)
+    if path_type in ("Prefix", "ImplementationSpecific"):
+        return proxy.PathMatch(kind=proxy.PathMatchKind.PREFIX, value=path.rstrip("/") or "/")
+    return f"path {path!r}: pathType {path_type!r} is not supported"
+
+
+def _backend(backend: Any, namespace: str) -> routebackends.BackendRef | None:
+    service = (backend or {}).get("service") if isinstance(backend, Mapping) else None
+    if not isinstance(service, Mapping) or not service.get("name"):
+        return None
+    port = service.get("port") or {}
+    number = port.get("number")
+    ref: int | str | None = number if isinstance(number, int) else port.get("name") or None
+    return routebackends.BackendRef(namespace, str(service["name"]), ref)
