@@ -106,6 +106,12 @@ def source_of(route: api_route.Route) -> Mapping[str, Any]:
     return source.resource if source is not None else {}
 
 
+def _enabled(kind: Any, settings: irroutes.RouteSettings) -> bool:
+    if kind == "Ingress":
+        return settings.ingress_enabled
+    return kind in GATEWAY_API_KINDS and settings.gateway_api_enabled
+
+
 def requested_ports(
     routes: Iterable[api_route.Route], settings: irroutes.RouteSettings
 ) -> tuple[int, ...]:
@@ -222,8 +228,9 @@ class RouteReads:
         return out
 
     def has_routes(self, namespace: str) -> bool:
-        """The tenant has Routes to serve (its Envoy must run)."""
-        return bool(self.live(namespace))
+        """The tenant has Routes its settings let it serve (its Envoy must run)."""
+        settings = self.settings(namespace)
+        return any(_enabled(source_of(r).get("kind"), settings) for r in self.live(namespace))
 
     def settings(self, namespace: str) -> irroutes.RouteSettings:
         return route_settings(self.inputs.config(), self.inputs.tenant(namespace))
@@ -254,7 +261,8 @@ class RouteReads:
         else:
             built = self._build(namespace, routes, addresses, address=entry.bind,
                                 listen_ports=entry.listen_ports, taken_ports=taken,
-                                settings=settings, policy=policy)  # fmt: skip
+                                settings=settings, policy=policy,
+                                status_address=entry.external)  # fmt: skip
             self.builds += 1
             self._built[namespace] = (inputs, built)
         return TenantRoutes(routes, settings, ports, entry, taken, built)

@@ -41,10 +41,11 @@ async def tenants(kube: client.Client) -> AsyncIterator[Callable[..., Any]]:
     yield make
     for name in created:
         # No manager may be left to remove our finalizers: strip them so the namespace goes.
-        for lb in (await kube.list(resources.LOAD_BALANCERS, namespace=name)).items:
-            with contextlib.suppress(errors.NotFoundError):
-                await kube.patch(resources.LOAD_BALANCERS, objects.name(lb),
-                                 {"metadata": {"finalizers": None}}, namespace=name)  # fmt: skip
+        for resource in (resources.LOAD_BALANCERS, resources.ROUTES):
+            for obj in (await kube.list(resource, namespace=name)).items:
+                with contextlib.suppress(errors.NotFoundError):
+                    patch = {"metadata": {"finalizers": None}}
+                    await kube.patch(resource, objects.name(obj), patch, namespace=name)
         with contextlib.suppress(errors.NotFoundError):
             await kube.delete(resources.NAMESPACES, name)
 

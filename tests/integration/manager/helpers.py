@@ -27,15 +27,17 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, what: str) -> Any:
 
 
 async def settled(manager: Any, *namespaces: str) -> None:
-    """The manager is done: every leader controller has run, nothing is queued or in flight, and
+    """The manager is done: every leader controller has run, nothing is queued, waiting or in
+    flight, and
     its informers hold what the API server holds, so the events of its own writes have arrived
     and been handled. Only objects in `namespaces` and cluster-scoped ones count (all if none
     are given): the API server is shared with other tests' leftovers."""
     controllers = manager.leader_controllers
 
     def idle() -> tuple[int, ...] | None:
-        if all(c.reconciles > 0 and not len(c.queue) and not c.queue.processing
-               for c in controllers):  # fmt: skip
+        # Started: every key it had at the start was queued, so an empty queue means it ran.
+        if all(c.started.is_set() and not len(c.queue) and not c.queue.processing
+               and not c.queue.waiting for c in controllers):  # fmt: skip
             return tuple(c.reconciles for c in controllers)
         return None
 
@@ -154,4 +156,42 @@ async def exchange(host: str, port: int, payload: bytes) -> bytes | None:
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
     except (OSError, TimeoutError):
+        return None
+
+
+@contextlib.asynccontextmanager
+async def http_backend(host: str, port: int, tag: str) -> AsyncIterator[None]:
+    """HTTP backend answering every request with `<tag> <path>`."""
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(text=f"{tag} {request.path}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def http_get(
+    host: str, port: int, path: str, *, host_header: str, headers: dict[str, str] | None = None
+) -> tuple[int, str] | None:
+    """(status, body) of one request through the data plane; None when nothing answers."""
+    import aiohttp
+
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+            session.get(
+                f"http://{host}:{port}{path}", headers={"Host": host_header, **(headers or {})}
+            ) as response,  # fmt: skip
+        ):
+            return response.status, await response.text()
+    except (aiohttp.ClientError, OSError, TimeoutError):
         return None

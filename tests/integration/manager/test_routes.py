@@ -1,0 +1,181 @@
+"""Routes through the manager on the real API server and real Envoy processes (process
+deployer): a Route embedding an Ingress, written in the tenant namespace as the agent would, is
+served by the tenant's Envoy at its L7 entry (an address from the pool, port 80), its status
+says so in upstream's shape, nothing is written again while nothing changes, and deleting it
+removes the listener, the entry Service and then the finalizer. A tenant with Ingress disabled
+serves nothing and its Route says why."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from kubelb.api import finalizers
+from kubelb.kube import client, resources
+from kubelb.manager import common, routes as manager_routes
+from tests.integration.manager.helpers import (
+    addresses,
+    eventually,
+    free_port,
+    get,
+    http_backend,
+    http_get,
+    ingress_ips,
+    settled,
+)
+
+pytestmark = pytest.mark.integration
+
+POOL_ADDRESS = "127.0.0.57"
+NODE_ADDRESS = "127.0.0.22"
+HOST = "shop.example.com"
+
+
+def ingress_route(name: str, *, host: str, node_port: int) -> dict[str, Any]:
+    """A Route as the agent writes it for Ingress `default/shop` with backend Service `web`."""
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "endpoints": [{"name": "default", "addressesReference": {"name": "default"}}],
+            "source": {"kubernetes": {
+                "resource": {
+                    "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "metadata": {"name": "shop", "namespace": "default"},
+                    "spec": {"rules": [{"host": host, "http": {"paths": [
+                        {"path": "/", "pathType": "Prefix", "backend": backend}]}}]},
+                },
+                "services": [{
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": node_port}]},
+                }],
+            }},
+        },
+    }  # fmt: skip
+
+
+def applied(route: dict[str, Any] | None) -> dict[str, Any] | None:
+    state = (((route or {}).get("status") or {}).get("resources") or {}).get("route") or {}
+    for c in state.get("conditions") or ():
+        if c.get("type") == "ResourceAppliedSuccessfully":
+            return dict(c)
+    return None
+
+
+async def test_ingress_served_stable_and_deleted(kube, tenants, managers, manager_settings):
+    ns = await tenants()
+    node_port = free_port(NODE_ADDRESS)
+    name = str(uuid.uuid4())
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    route = ingress_route(name, host=HOST, node_port=node_port)
+    await kube.create(resources.ROUTES, route, namespace=ns)
+    entry = manager_routes.entry_service_name(ns)
+
+    async def served():
+        route = await get(kube, resources.ROUTES, ns, name)
+        condition = applied(route)
+        return route if condition and condition["status"] == "True" else None
+
+    async with (
+        http_backend(NODE_ADDRESS, node_port, "web"),
+        managers(
+            manager_settings, envoy_deployer="process", address_pool=(POOL_ADDRESS,)
+        ) as manager,  # fmt: skip
+    ):
+        route = await eventually(served, what="Route applied")
+        assert finalizers.CLEANUP in route["metadata"]["finalizers"]
+        state = route["status"]["resources"]["route"]
+        assert {k: state[k] for k in ("apiVersion", "kind", "name", "namespace",
+                                      "generatedName")} == {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "shop",
+            "namespace": "default", "generatedName": "default-shop"}  # fmt: skip
+        assert state["status"] == {"loadBalancer": {"ingress": [{"ip": POOL_ADDRESS}]}}
+        (condition,) = state["conditions"]
+        assert (condition["reason"], condition["message"]) == ("InstallationSuccessful", "Success")
+        (service_state,) = route["status"]["resources"]["services"].values()
+        assert (service_state["name"], service_state["kind"]) == ("web", "Service")
+        assert applied({"status": {"resources": {"route": service_state}}})["status"] == "True"
+
+        svc = await get(kube, resources.SERVICES, ns, entry)
+        assert ingress_ips(svc) == [POOL_ADDRESS]
+        assert [p["port"] for p in svc["spec"]["ports"]] == [80]
+
+        answer = await eventually(
+            lambda: _ok(http_get(POOL_ADDRESS, 80, "/cart", host_header=HOST)),
+            what="a request through Envoy",
+        )
+        assert answer == (200, "web /cart")
+        unknown = await http_get(POOL_ADDRESS, 80, "/", host_header="other.example.com")
+        assert unknown is not None
+        assert unknown[0] == 404
+
+        # Reconcile stability: a tenant reconciled again with nothing changed writes nothing.
+        await settled(manager, ns)
+        before = manager.writer.writes_in[ns]
+        reconciles = manager.core.route_controller.reconciles
+        manager.core.route_controller.enqueue(common.tenant_key(ns))
+        await eventually(lambda: _true(manager.core.route_controller.reconciles > reconciles),
+                         what="the tenant reconciled again")  # fmt: skip
+        await settled(manager, ns)
+        assert manager.writer.writes_in[ns] == before
+        assert (await get(kube, resources.ROUTES, ns, name))["metadata"]["resourceVersion"] == (
+            route["metadata"]["resourceVersion"])  # fmt: skip
+
+        await kube.delete(resources.ROUTES, name, namespace=ns)
+
+        async def gone():
+            return await get(kube, resources.ROUTES, ns, name) is None
+
+        await eventually(gone, what="the finalizer removed and the Route gone")
+        assert manager.cache.get_snapshot(ns) is None  # nothing else to serve
+        await eventually(lambda: _absent(kube, ns, entry), what="the entry Service deleted")
+
+        async def closed():
+            return await http_get(POOL_ADDRESS, 80, "/", host_header=HOST) is None
+
+        await eventually(closed, what="the listener gone")
+
+
+async def test_ingress_disabled_by_the_config_says_why(
+    kube, tenants, managers, manager_settings, management_namespace
+):
+    ns = await tenants()
+    await kube.create(resources.CONFIGS, {"metadata": {"name": "default"},
+                                          "spec": {"ingress": {"disable": True}}},
+                      namespace=management_namespace)  # fmt: skip
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    name = str(uuid.uuid4())
+    route = ingress_route(name, host=HOST, node_port=free_port(NODE_ADDRESS))
+    await kube.create(resources.ROUTES, route, namespace=ns)
+
+    async def refused():
+        condition = applied(await get(kube, resources.ROUTES, ns, name))
+        return condition if condition and condition["status"] == "False" else None
+
+    async with managers(manager_settings, envoy_deployer="process",
+                        address_pool=(POOL_ADDRESS,)) as manager:  # fmt: skip
+        condition = await eventually(refused, what="the Route says it is not served")
+        assert condition["reason"] == "InstallationFailed"
+        assert "spec.ingress.disable" in condition["message"]
+        assert "Config" in condition["message"]
+        await settled(manager, ns)
+        entry = manager_routes.entry_service_name(ns)
+        assert await get(kube, resources.SERVICES, ns, entry) is None
+        assert manager.cache.get_snapshot(ns) is None
+        assert not manager.infra.ready(ns)  # no Envoy for a tenant with nothing to serve
+
+
+async def _ok(request: Any) -> Any:
+    answer = await request
+    return answer if answer is not None and answer[0] == 200 else None
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _absent(kube: client.Client, ns: str, name: str) -> bool:
+    return await get(kube, resources.SERVICES, ns, name) is None
