@@ -1,13 +1,17 @@
-"""Serve KubeLB LoadBalancers from files, without Kubernetes.
+"""Serve KubeLB LoadBalancers and Routes from files, without Kubernetes.
 
-Reads LoadBalancer (and optional Config and Addresses) objects from --config, a YAML file or a
-folder of them, watches it, and applies them into an in-memory API server (`kube.memory`,
+Reads LoadBalancer and Route (and optional Config and Addresses) objects from --config, a YAML
+file or a folder of them, watches it, and applies them into an in-memory API server (`kube.memory`,
 `sources.loader`), where the manager's own reconcilers (`app.core`) run over them with a host
 infrastructure (`infra.host`): each LoadBalancer gets a management Service, an address from the
 pool where all its ports are free, and a `Ready` condition with the manager's reasons. The
 tenants' IRs, merged, program one data plane for the host: a real Envoy over xDS (default) or the
 built-in Python proxy. The management Services are kept in --state-dir, so addresses survive a
-restart. Status: GET /api/loadbalancers on --admin-address, from the memory store.
+restart. A Route embeds an Ingress, Gateway or HTTPRoute with its Services (their nodePorts) and
+gives its endpoints inline (`spec.endpoints[].addresses`); the tenant's Routes are served on
+one address of the pool (ports 80 and the Gateway's listener ports), by the same data plane.
+Status: GET /api/loadbalancers on --admin-address, from the memory store (Routes under
+"routes").
 
 Example:
   kubelb --mode=standalone --config configs/demo/ --address-pool 127.0.0.1,127.0.0.2
@@ -193,6 +197,7 @@ class Standalone:
         self.source = HostFiles(settings.config)
         self.loaded: loader.SyncResult | None = None
         self.origins: dict[objects.ObjectKey, str] = {}  # LoadBalancer -> its document
+        self.route_origins: dict[objects.ObjectKey, str] = {}  # Route -> its document
         self.config_problems: list[str] = []
         self.readiness = server.Readiness()
         self.readiness.add("config-loaded", lambda: self.loaded is not None)
@@ -265,6 +270,9 @@ class Standalone:
         self.origins = {objects.ObjectKey(ref.namespace, ref.name): origin
                         for ref, origin in self.loader.origins.items()
                         if ref.kind == "LoadBalancer"}  # fmt: skip
+        self.route_origins = {objects.ObjectKey(ref.namespace, ref.name): origin
+                              for ref, origin in self.loader.origins.items()
+                              if ref.kind == "Route"}  # fmt: skip
         self.config_problems = _config_problems(self.source.last.documents)
         for problem in self.config_problems:
             logger.warning("%s", problem)
@@ -292,11 +300,14 @@ class Standalone:
             return False
         if self.publisher.pending or self.publisher.applied is None:
             return False
-        controllers = (c.lb_controller, c.snapshot_controller, c.proxy_controller)
+        controllers = (c.lb_controller, c.snapshot_controller, c.proxy_controller,
+                       c.route_controller)  # fmt: skip
         if any(len(x.queue) or x.queue.processing for x in controllers):
             return False
-        if c.snapshot_controller.queue.waiting:
-            return False  # a coalesced snapshot rebuild
+        if c.snapshot_controller.queue.waiting or c.route_controller.queue.waiting:
+            return False  # a coalesced rebuild
+        if not all(_route_has_verdict(raw) for raw in c.route_reads.routes.store.list()):
+            return False
         return all(_has_verdict(raw) for raw in c.inputs.load_balancers.store.list())
 
     async def _loadbalancers(self, _: web.Request) -> web.Response:
@@ -330,6 +341,16 @@ class Standalone:
             document = _lb_document(raw, origin, by_origin.get(origin, []))
             document["warnings"] = warned.get(origin, [])
             documents.append(document)
+        routes = sorted((raw for raw in self.core.route_reads.routes.store.list()
+                         if inputs.managed(objects.namespace(raw))
+                         and not objects.is_deleting(raw)),
+                        key=lambda raw: (objects.namespace(raw), objects.name(raw)))  # fmt: skip
+        route_documents = []
+        for raw in routes:
+            origin = self.route_origins.get(objects.key_of(raw), "")
+            document = _route_document(raw, origin, by_origin.get(origin, []))
+            document["warnings"] = warned.get(origin, [])
+            route_documents.append(document)
         return {
             "pool": list(self.infra.pool),
             "dataplane": {"kind": self.settings.dataplane, **self.driver.status()},
@@ -337,7 +358,26 @@ class Standalone:
             # Applied all the same: unknown fields (typos), as kubectl warns about them.
             "warnings": warnings,
             "loadBalancers": documents,
+            "routes": route_documents,
         }
+
+
+def _route_has_verdict(raw: objects.RawObject) -> bool:
+    """The Route's status is for its current generation, and not waiting for an address."""
+    if objects.is_deleting(raw):
+        return False
+    condition = _route_condition(raw)
+    if condition is None or condition.get("observedGeneration") != objects.generation(raw):
+        return False
+    return "waiting for an external address" not in str(condition.get("message") or "")
+
+
+def _route_condition(raw: objects.RawObject) -> Mapping[str, Any] | None:
+    state = (((raw.get("status") or {}).get("resources") or {}).get("route")) or {}
+    for c in state.get("conditions") or ():
+        if isinstance(c, Mapping) and c.get("type") == api_conditions.RESOURCE_APPLIED:
+            return c
+    return None
 
 
 def _has_verdict(raw: objects.RawObject) -> bool:
@@ -432,6 +472,26 @@ def _lb_document(raw: objects.RawObject, origin: str, errors: list[str]) -> dict
         "ports": [_port_document(p) for p in ports],
         "conditions": [_condition_document(c) for c in conditions],
         # Problems with its document, such as an invalid version that was not applied.
+        "errors": errors,
+    }
+
+
+def _route_document(raw: objects.RawObject, origin: str, errors: list[str]) -> dict[str, Any]:
+    """A Route: what it embeds, whether it is served and where, and its condition."""
+    source = ((raw.get("spec") or {}).get("source") or {}).get("kubernetes") or {}
+    resource = source.get("resource") or {}
+    metadata = resource.get("metadata") or {}
+    state = (((raw.get("status") or {}).get("resources") or {}).get("route")) or {}
+    condition = _route_condition(raw)
+    return {
+        "namespace": objects.namespace(raw),
+        "name": objects.name(raw),
+        "source": origin,
+        "kind": resource.get("kind"),
+        "object": f"{metadata.get('namespace') or 'default'}/{metadata.get('name') or ''}",
+        "applied": bool(condition and condition.get("status") == "True"),
+        "status": state.get("status") or {},
+        "conditions": [_condition_document(condition)] if condition else [],
         "errors": errors,
     }
 

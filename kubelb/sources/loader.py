@@ -8,7 +8,7 @@ deleted and which documents failed. `sync` never raises for a document: every pr
 
 Rules:
 
-- Kinds: only those given (`kinds`, by default Config, Addresses and LoadBalancer: what
+- Kinds: only those given (`kinds`, by default Config, Addresses, LoadBalancer and Route: what
   standalone mode serves); another kind, or another apiVersion, is an error.
 - Identity: kind, namespace and name; a namespaced object without a namespace lands in
   "default". A second document with the same identity is an error; the first wins: the file
@@ -69,6 +69,7 @@ DEFAULT_KINDS: tuple[resources.Resource, ...] = (
     resources.CONFIGS,
     resources.ADDRESSES,
     resources.LOAD_BALANCERS,
+    resources.ROUTES,
 )
 TENANT_KINDS = frozenset({"LoadBalancer", "Route", "Addresses", "SyncSecret"})
 DEFAULT_NAMESPACE = "default"
