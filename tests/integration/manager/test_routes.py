@@ -179,3 +179,44 @@ async def _true(value: bool) -> bool:
 
 async def _absent(kube: client.Client, ns: str, name: str) -> bool:
     return await get(kube, resources.SERVICES, ns, name) is None
+
+
+async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manager_settings):
+    """The Kubernetes deployer: the entry Service selects the tenant's Envoy pods and maps port
+    80 to an allocated Envoy port below the LoadBalancers' range; the Route waits for the
+    Service's external address (MetalLB's part, played here) and reports it once it is there;
+    Envoy binds every interface on the allocated port."""
+    ns = await tenants()
+    await kube.create(resources.ADDRESSES, addresses("10.0.0.1"), namespace=ns)
+    name = str(uuid.uuid4())
+    await kube.create(resources.ROUTES, ingress_route(name, host=HOST, node_port=30080),
+                      namespace=ns)  # fmt: skip
+    entry = manager_routes.entry_service_name(ns)
+
+    def condition_is(status: str):
+        async def check():
+            condition = applied(await get(kube, resources.ROUTES, ns, name))
+            return condition if condition and condition["status"] == status else None
+
+        return check
+
+    async with managers(manager_settings) as manager:
+        waiting = await eventually(condition_is("False"), what="the Route waiting for an address")
+        assert f"Service {entry}" in waiting["message"]
+        svc = await get(kube, resources.SERVICES, ns, entry)
+        assert svc["spec"]["type"] == "LoadBalancer"
+        assert svc["spec"]["selector"] == {"app.kubernetes.io/name": ns}
+        ((port, target),) = [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]]
+        assert port == 80
+        assert 1024 <= target < 10000
+        await eventually(lambda: get(kube, resources.DEPLOYMENTS, ns, f"envoy-{ns}"),
+                         what="the tenant's Envoy Deployment")  # fmt: skip
+
+        svc["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
+        await kube.replace_status(resources.SERVICES, svc)
+        await eventually(condition_is("True"), what="the Route applied")
+        route = await get(kube, resources.ROUTES, ns, name)
+        assert route["status"]["resources"]["route"]["status"] == {
+            "loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}  # fmt: skip
+        config = manager.snapshots.published[ns]
+        assert [(li.address, li.port) for li in config.listeners] == [("0.0.0.0", target)]

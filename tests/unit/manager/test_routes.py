@@ -1,0 +1,112 @@
+"""The Route controller's pure parts: which ports a tenant's entry requests, which settings gate
+which kinds, the ports other Services hold at the entry's address, the entry Service, and the
+Route status (lastTransitionTime kept while the condition holds, so rewriting an unchanged
+status is no change)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubelb.api import config as api_config, route as api_route, tenant as api_tenant
+from kubelb.infra import routeentry
+from kubelb.irbuild import routes as irroutes
+from kubelb.manager import infrastructure, routes
+
+
+def route(kind: str, name: str = "r", **spec: Any) -> api_route.Route:
+    resource = {"apiVersion": "x/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    return api_route.Route.model_validate({
+        "metadata": {"name": f"uid-{name}", "namespace": "tenant-a"},
+        "spec": {"endpoints": [{"addresses": [{"ip": "10.0.0.1"}]}],
+                 "source": {"kubernetes": {"resource": resource}}},
+    })  # fmt: skip
+
+
+def gateway(*ports: int, name: str = "kubelb") -> api_route.Route:
+    listeners = [{"name": f"l{p}", "port": p, "protocol": "HTTP"} for p in ports]
+    return route("Gateway", name, listeners=listeners)
+
+
+def test_requested_ports_follow_kinds_and_settings() -> None:
+    every = [route("Ingress"), gateway(8080, 8443), route("HTTPRoute", "h")]
+    assert routes.requested_ports(every, irroutes.RouteSettings()) == (80, 8080, 8443)
+    no_ingress = irroutes.RouteSettings(ingress_enabled=False)
+    assert routes.requested_ports(every, no_ingress) == (8080, 8443)
+    no_gateway = irroutes.RouteSettings(gateway_api_enabled=False)
+    assert routes.requested_ports(every, no_gateway) == (80,)
+    # Only the Gateway named kubelb is served (upstream CE), and an HTTPRoute alone asks nothing.
+    assert routes.requested_ports([gateway(9000, name="other"), route("HTTPRoute")],
+                                  irroutes.RouteSettings()) == ()  # fmt: skip
+
+
+def test_either_config_or_tenant_disables_and_says_which() -> None:
+    config = api_config.Config.model_validate(
+        {"metadata": {"name": "default"}, "spec": {"gatewayAPI": {"disable": True}}}
+    )
+    tenant = api_tenant.Tenant.model_validate(
+        {"metadata": {"name": "a"}, "spec": {"ingress": {"disable": True}}}
+    )
+    assert routes.disabled_by("Ingress", config, tenant) == "the Tenant (spec.ingress.disable)"
+    assert routes.disabled_by("HTTPRoute", config, None) == "the Config (spec.gatewayAPI.disable)"
+    assert routes.disabled_by("Ingress", config, None) is None
+    assert routes.route_settings(None, tenant) == irroutes.RouteSettings(ingress_enabled=False)
+
+
+def test_taken_ports_are_other_services_at_the_address() -> None:
+    def svc(name: str, ip: str, *ports: int, namespace: str = "tenant-a") -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace},
+                "spec": {"ports": [{"port": p} for p in ports]},
+                "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}  # fmt: skip
+
+    entry = routes.entry_service_name("tenant-a")
+    services = [svc("envoy-web", "10.1.0.1", 8080), svc("envoy-db", "10.1.0.2", 5432),
+                svc("envoy-x", "10.1.0.1", 9000, namespace="tenant-b"),
+                svc(entry, "10.1.0.1", 80)]  # fmt: skip
+    assert routes.taken_ports(services, "10.1.0.1", entry, "tenant-a") == {8080, 9000}
+
+
+def test_entry_service_shape() -> None:
+    pods = infrastructure.ServiceShape(node_ports=True, selector=True)
+    svc = routes.desired_entry_service("tenant-a", {80: 1500}, pods, "metallb")
+    assert svc["metadata"]["name"] == "envoy-tenant-a-l7"
+    assert svc["spec"] == {
+        "type": "LoadBalancer", "selector": {"app.kubernetes.io/name": "tenant-a"},
+        "ports": [{"name": "http-80", "port": 80, "protocol": "TCP", "targetPort": 1500}],
+        "loadBalancerClass": "metallb"}  # fmt: skip
+    local = infrastructure.ServiceShape(node_ports=False, selector=False)
+    svc = routes.desired_entry_service("tenant-a", {80: 80}, local, None)
+    assert svc["spec"]["selector"] is None
+    assert svc["spec"]["allocateLoadBalancerNodePorts"] is False
+
+
+def test_kubernetes_entry_ports_are_kept_and_below_the_load_balancers() -> None:
+    first = routeentry.allocated_ports([80, 8080], None)
+    assert set(first) == {80, 8080}
+    assert all(routeentry.L7_RANGE[0] <= p < routeentry.L7_RANGE[1] for p in first.values())
+    assert routeentry.allocated_ports([80, 8080], None) == first  # chosen from the port alone
+    recorded = {"spec": {"ports": [{"port": 80, "targetPort": 2000}]}}
+    assert routeentry.allocated_ports([80], recorded) == {80: 2000}
+
+
+def test_status_keeps_transition_time_while_the_condition_holds() -> None:
+    resource = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "shop", "namespace": "default"}}  # fmt: skip
+    services = [{"metadata": {"name": "web", "namespace": "default"}}]
+    served = routes.RouteVerdict({"loadBalancer": {"ingress": [{"ip": "10.1.0.1"}]}}, ())
+    first = routes.desired_status({}, resource, services, served, 1, now="2026-01-01T00:00:00Z")
+    state = first["resources"]["route"]
+    assert state["generatedName"] == "default-shop"
+    assert state["conditions"] == [{
+        "type": "ResourceAppliedSuccessfully", "status": "True", "observedGeneration": 1,
+        "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "InstallationSuccessful",
+        "message": "Success"}]  # fmt: skip
+    assert list(first["resources"]["services"]) == ["default/web"]
+    again = routes.desired_status(first, resource, services, served, 1, now="2026-02-02T00:00:00Z")
+    assert again == first
+    failed = routes.RouteVerdict({}, ("port 80 is used by a LoadBalancer of this tenant",))
+    flipped = routes.desired_status(first, resource, services, failed, 1,
+                                    now="2026-02-02T00:00:00Z")  # fmt: skip
+    (condition,) = flipped["resources"]["route"]["conditions"]
+    assert (condition["status"], condition["reason"]) == ("False", "InstallationFailed")
+    assert condition["lastTransitionTime"] == "2026-02-02T00:00:00Z"
+    assert condition["message"] == "port 80 is used by a LoadBalancer of this tenant"
