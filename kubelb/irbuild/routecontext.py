@@ -29,6 +29,7 @@ class Tenant:
     listen_ports: Mapping[int, int]
     taken_ports: frozenset[int]
     clusters: routebackends.Clusters
+    http: proxy.HTTPOptions | None = None
 
     def listener(
         self, port: int, virtual_hosts: tuple[proxy.VirtualHost, ...], owner: str
@@ -39,6 +40,7 @@ class Tenant:
             port=self.listen_ports.get(port, port),
             protocol=proxy.Protocol.HTTP,
             virtual_hosts=virtual_hosts,
+            http=self.http,
             owner=owner,
         )
 

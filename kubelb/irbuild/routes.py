@@ -29,11 +29,12 @@ Semantics (kubelb's own realisation: the tenant's Envoy routes the requests itse
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubelb.api import addresses as api_addresses, route as api_route
+from kubelb.api import addresses as api_addresses, config as api_config, route as api_route
 from kubelb.ir import proxy
 from kubelb.irbuild import (
     endpointpolicy,
@@ -60,6 +61,29 @@ class RouteSettings:
 
     ingress_enabled: bool = True
     gateway_api_enabled: bool = True
+    # Limits and timeouts of every HTTP listener (None: the IR's defaults); see `http_options`.
+    http: proxy.HTTPOptions | None = None
+
+
+def http_options(envoy: api_config.EnvoyProxy) -> proxy.HTTPOptions | None:
+    """The HTTP listener options Config's `envoyProxy` asks for (its header limits), None
+    when it asks for nothing but the defaults."""
+    limits = envoy.header_limits
+    if (
+        limits.max_request_headers_kb,
+        limits.max_request_headers_count,
+        limits.max_response_headers_kb,
+    ) == (None, None, None):
+        return None
+    default = proxy.HTTPOptions()
+    return dataclasses.replace(
+        default,
+        max_request_headers_kb=limits.max_request_headers_kb or default.max_request_headers_kb,
+        max_request_headers_count=(
+            limits.max_request_headers_count or default.max_request_headers_count
+        ),
+        max_response_headers_kb=limits.max_response_headers_kb or default.max_response_headers_kb,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +150,7 @@ def build_tenant_routes(
         listen_ports=dict(listen_ports or {}),
         taken_ports=frozenset(taken_ports),
         clusters=routebackends.Clusters(namespace, policy),
+        http=settings.http,
     )
     reports = {r.metadata.name or "": routecontext.Report(tenant, r, addresses) for r in routes}
     ordered = sorted(reports.values(), key=lambda rep: rep.age)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubelb.api import addresses as api_addresses, route as api_route
+from kubelb.api import addresses as api_addresses, config as api_config, route as api_route
 from kubelb.ir import proxy
 from kubelb.irbuild import endpointpolicy, gatewayroutes, routes
 
@@ -257,3 +257,13 @@ def test_every_permutation_of_three_ingresses_agrees():
     ]
     results = {repr(build(list(p))) for p in itertools.permutations(rs)}
     assert len(results) == 1
+
+
+def test_http_options_come_from_the_config_header_limits():
+    assert routes.http_options(api_config.EnvoyProxy()) is None
+    envoy = api_config.EnvoyProxy.model_validate({"headerLimits": {"maxRequestHeadersCount": 50}})
+    options = routes.http_options(envoy)
+    assert options == proxy.HTTPOptions(max_request_headers_count=50)
+    r = ingress_route("1", "web", default="web", services=[svc("web")])
+    (listener,) = build([r], settings=routes.RouteSettings(http=options)).piece.listeners
+    assert listener.http == options
