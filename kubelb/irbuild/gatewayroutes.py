@@ -72,13 +72,14 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
     kind = "grpcroute" if grpc else "httproute"
     out: list[RuleRoute] = []
     for rule_index, rule in enumerate(spec.get("rules") or ()):
-        rule_id = str(rule.get("name") or rule_index)
-        where = f"rule {rule_id}"
+        rule_name = str(rule.get("name") or "")
+        # An unnamed rule by position as `#0`: never the same as a rule named `0`.
+        rule_id = naming.escape(rule_name) if rule_name else f"#{rule_index}"
+        where = f"rule {rule_name!r}" if rule_name else f"rule {rule_index}"
         template = _Rule(rep, tenant, findings, where, grpc).template(rule)
         for match_index, raw in enumerate(rule.get("matches") or ({},)):
-            name = naming.join(
-                kind, rep.source_namespace, rep.source_name, "rule", rule_id, str(match_index)
-            )
+            prefix = naming.join(kind, rep.source_namespace, rep.source_name, "rule")
+            name = f"{prefix}/{rule_id}/{match_index}"
             match = _grpc_match(raw) if grpc else _http_match(raw)
             if isinstance(match, str):
                 _unsupported(rep, findings, f"{where} match {match_index}: {match}")
