@@ -8,12 +8,13 @@ a trailing `/` of a prefix is not significant (`/a/` claims what `/a` does).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import routebackends
+from kubelb.irbuild import routebackends, routecontext
+from kubelb.util import naming
 
 PORT = 80
 DEFAULT_BACKEND = "defaultBackend"
@@ -91,3 +92,84 @@ def _backend(backend: Any, namespace: str) -> routebackends.BackendRef | None:
     number = port.get("number")
     ref: int | str | None = number if isinstance(number, int) else port.get("name") or None
     return routebackends.BackendRef(namespace, str(service["name"]), ref)
+
+
+# (order key, hosts, route, its Ingress)
+_Entry = tuple[tuple[Any, ...], tuple[str, ...], proxy.HTTPRoute, routecontext.Report]
+
+
+def listener(
+    tenant: routecontext.Tenant,
+    reports: Sequence[routecontext.Report],
+    blocked: str | None = None,
+) -> tuple[proxy.Listener, tuple[str, ...]] | None:
+    """The port-80 listener of the tenant's Ingresses (oldest first): a host and path goes to
+    the oldest Ingress claiming it; a later claim is reported on its own Ingress. `blocked`:
+    why port 80 is not the Ingresses' (else the tenant's `port_problem` decides)."""
+    blocked = blocked or tenant.port_problem(PORT)
+    owners: dict[tuple[str, str, str, bool], routecontext.Report] = {}
+    entries: list[
+        tuple[tuple[Any, ...], tuple[str, ...], proxy.HTTPRoute, routecontext.Report]
+    ] = []
+    for position, rep in enumerate(reports):
+        parsed = parse(rep.resource)
+        for message in parsed.problems:
+            rep.problem(f"{message}: not served")
+        if blocked is not None:
+            rep.problem(f"{blocked}: the Ingress is not served")
+            rep.status = {"loadBalancer": {}}
+            continue
+        for index, claim in enumerate(parsed.claims):
+            holder = owners.get(claim.key)
+            if holder is not None:
+                whose = "an earlier rule" if holder is rep else f"Ingress {holder.source_id}"
+                rep.problem(f"{claim.describe()} is already served by {whose}: not served")
+                continue
+            owners[claim.key] = rep
+            order = (
+                claim.default,
+                claim.path.kind is not proxy.PathMatchKind.EXACT,
+                -len(claim.path.value),
+                position,
+                index,
+            )
+            hosts = (claim.host,) if claim.host else ()
+            entries.append((order, hosts, _ingress_route(tenant, rep, claim), rep))
+    served = {id(rep) for *_, rep in entries}
+    for rep in reports:
+        if blocked is None:
+            ip = [routecontext.address_status(tenant.status_address)] if id(rep) in served else []
+            rep.status = {"loadBalancer": {"ingress": ip}} if ip else {"loadBalancer": {}}
+    if not entries:
+        return None
+    entries.sort(key=lambda e: e[0])
+    owner = next(rep for rep in reports if id(rep) in served)
+    listener = tenant.listener(
+        PORT,
+        proxy.group_by_hostname((hosts, route) for _, hosts, route, _ in entries),
+        owner.key,
+    )
+    return listener, tuple(rep.name for rep in reports if id(rep) in served)
+
+
+def _ingress_route(
+    tenant: routecontext.Tenant, rep: routecontext.Report, claim: Claim
+) -> proxy.HTTPRoute:
+    where = (
+        (DEFAULT_BACKEND,)
+        if claim.default
+        else (claim.host or "*", claim.path.kind.value, claim.path.value)
+    )
+    name = naming.join("ingress", rep.source_namespace, rep.source_name, *where)
+    assert claim.backend is not None
+    resolved = rep.resolve(claim.backend, tenant=tenant)
+    if resolved.cluster is None:
+        rep.problem(f"{claim.describe()}: {resolved.problem}: answers 503")
+        return proxy.HTTPRoute(
+            name=name, match=proxy.RouteMatch(path=claim.path), direct_status=503
+        )
+    return proxy.HTTPRoute(
+        name=name,
+        match=proxy.RouteMatch(path=claim.path),
+        backends=(proxy.WeightedCluster(cluster=resolved.cluster),),
+    )

@@ -103,6 +103,16 @@ class Clusters:
     policy: endpointpolicy.EndpointPolicy | None = None
     _endpoints: dict[str, set[proxy.Endpoint]] = field(default_factory=dict)
     _upstream: dict[str, proxy.UpstreamProtocol] = field(default_factory=dict)
+    _placeholders: set[str] = field(default_factory=set)
+
+    def unresolved(self) -> str:
+        """A cluster without endpoints for the share of a route whose backend is invalid: its
+        requests fail (503) while the other shares keep their weights."""
+        name = naming.join(self.tenant_namespace, L7_SEGMENT, "unresolved")
+        self._endpoints.setdefault(name, set())
+        self._upstream[name] = proxy.UpstreamProtocol.HTTP1
+        self._placeholders.add(name)
+        return name
 
     def resolve(
         self,
@@ -112,7 +122,9 @@ class Clusters:
     ) -> Resolution:
         service = find_service(endpoints.services, ref.namespace, ref.name)
         if service is None:
-            return Resolution(None, f"{ref} is not known", BACKEND_NOT_FOUND)
+            return Resolution(
+                None, f"Service {ref.namespace}/{ref.name} is not known", BACKEND_NOT_FOUND
+            )
         if ref.port is None:
             return Resolution(None, f"{ref}: a port is required", "UnsupportedValue")
         port = find_port(service, ref.port)
@@ -141,7 +153,7 @@ class Clusters:
                 name=name,
                 protocol=proxy.Protocol.HTTP,
                 endpoints=tuple(sorted(self._endpoints[name], key=lambda e: (e.address, e.port))),
-                health_check=proxy.HealthCheck(),
+                health_check=None if name in self._placeholders else proxy.HealthCheck(),
                 upstream_protocol=self._upstream[name],
             )
             for name in sorted(set(used))

@@ -29,14 +29,21 @@ Semantics (kubelb's own realisation: the tenant's Envoy routes the requests itse
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubelb.api import addresses as api_addresses, route as api_route
+from kubelb.api import addresses as api_addresses, config as api_config, route as api_route
 from kubelb.ir import proxy
-from kubelb.irbuild import endpointpolicy, ingress, loadbalancers, routebackends
-from kubelb.util import naming
+from kubelb.irbuild import (
+    endpointpolicy,
+    gatewayapi,
+    ingress,
+    loadbalancers,
+    routebackends,
+    routecontext,
+)
 
 INGRESS = "Ingress"
 GATEWAY = "Gateway"
@@ -54,6 +61,29 @@ class RouteSettings:
 
     ingress_enabled: bool = True
     gateway_api_enabled: bool = True
+    # Limits and timeouts of every HTTP listener (None: the IR's defaults); see `http_options`.
+    http: proxy.HTTPOptions | None = None
+
+
+def http_options(envoy: api_config.EnvoyProxy) -> proxy.HTTPOptions | None:
+    """The HTTP listener options Config's `envoyProxy` asks for (its header limits), None
+    when it asks for nothing but the defaults."""
+    limits = envoy.header_limits
+    if (
+        limits.max_request_headers_kb,
+        limits.max_request_headers_count,
+        limits.max_response_headers_kb,
+    ) == (None, None, None):
+        return None
+    default = proxy.HTTPOptions()
+    return dataclasses.replace(
+        default,
+        max_request_headers_kb=limits.max_request_headers_kb or default.max_request_headers_kb,
+        max_request_headers_count=(
+            limits.max_request_headers_count or default.max_request_headers_count
+        ),
+        max_response_headers_kb=limits.max_response_headers_kb or default.max_response_headers_kb,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +119,7 @@ def piece_key(namespace: str) -> str:
     return f"{namespace}/{routebackends.L7_SEGMENT}"
 
 
-def listener_name(namespace: str, port: int) -> str:
-    return naming.join(namespace, routebackends.L7_SEGMENT, str(port), "http")
+listener_name = routecontext.listener_name
 
 
 def build_tenant_routes(
@@ -114,17 +143,18 @@ def build_tenant_routes(
     reference resolves in `namespace` only. `status_address` is the address the statuses
     report (default `address`), e.g. a Service's external IP when `address` binds inside a pod.
     """
-    tenant = Tenant(
+    tenant = routecontext.Tenant(
         namespace=namespace,
         address=address,
         status_address=status_address or address,
         listen_ports=dict(listen_ports or {}),
         taken_ports=frozenset(taken_ports),
         clusters=routebackends.Clusters(namespace, policy),
+        http=settings.http,
     )
-    reports = {r.metadata.name or "": Report(tenant, r, addresses) for r in routes}
+    reports = {r.metadata.name or "": routecontext.Report(tenant, r, addresses) for r in routes}
     ordered = sorted(reports.values(), key=lambda rep: rep.age)
-    by_kind: dict[str, list[Report]] = {}
+    by_kind: dict[str, list[routecontext.Report]] = {}
     for rep in ordered:
         by_kind.setdefault(rep.kind, []).append(rep)
     for kind, unknown in by_kind.items():
@@ -140,14 +170,33 @@ def build_tenant_routes(
             rep.problem(INGRESS_DISABLED)
             rep.status = {"loadBalancer": {}}
         ingresses = []
-    for rep in (*by_kind.get(GATEWAY, []), *by_kind.get(HTTPROUTE, []),
-                *by_kind.get(GRPCROUTE, [])):  # fmt: skip
-        rep.problem("Gateway API routes are not served yet")
+    gateways = by_kind.get(GATEWAY, [])
+    attachable = sorted(
+        (*by_kind.get(HTTPROUTE, []), *by_kind.get(GRPCROUTE, [])), key=lambda rep: rep.age
+    )
+    if not settings.gateway_api_enabled:
+        _disable_gateway_api([*gateways, *attachable])
+        gateways, attachable = [], []
+    # Port 80 goes to the older of the Ingresses and the Gateway; the other is told.
+    ingress_blocked: str | None = None
+    gateway_blocked: dict[int, str] = {}
+    gateway = gatewayapi.served_gateway(gateways)
+    if gateway is not None and ingresses and ingress.PORT in gatewayapi.http_ports(gateway):
+        if ingresses[0].age < gateway.age:
+            gateway_blocked[ingress.PORT] = f"port {ingress.PORT} is used by the tenant's Ingresses"
+        else:
+            ingress_blocked = f"port {ingress.PORT} is used by Gateway {gateway.source_id}"
     if ingresses:
-        built = _ingress_listener(tenant, ingresses)
-        if built is not None:
-            listeners.append(built[0])
-            listener_routes[built[0].name] = built[1]
+        built_ingress = ingress.listener(tenant, ingresses, ingress_blocked)
+        if built_ingress is not None:
+            listeners.append(built_ingress[0])
+            listener_routes[built_ingress[0].name] = built_ingress[1]
+    if gateways or attachable:
+        built_gateway = gatewayapi.build(
+            tenant, gateways, attachable, blocked_ports=gateway_blocked
+        )
+        listeners.extend(built_gateway.listeners)
+        listener_routes.update(built_gateway.listener_routes)
 
     used = {c for li in listeners for c in li.route_clusters}
     piece = loadbalancers.Piece(
@@ -159,163 +208,39 @@ def build_tenant_routes(
     )
     return RoutesBuilt(
         piece=piece,
-        outcomes={name: rep.outcome() for name, rep in sorted(reports.items())},
+        outcomes={name: _outcome(rep) for name, rep in sorted(reports.items())},
         listener_routes=listener_routes,
     )
 
 
-@dataclass
-class Tenant:
-    """What every part of the build reads about the tenant, and the clusters it gathers."""
-
-    namespace: str
-    address: str
-    status_address: str
-    listen_ports: Mapping[int, int]
-    taken_ports: frozenset[int]
-    clusters: routebackends.Clusters
-
-    def listener(
-        self, port: int, virtual_hosts: tuple[proxy.VirtualHost, ...], owner: str
-    ) -> proxy.Listener:
-        return proxy.Listener(
-            name=listener_name(self.namespace, port),
-            address=self.address,
-            port=self.listen_ports.get(port, port),
-            protocol=proxy.Protocol.HTTP,
-            virtual_hosts=virtual_hosts,
-            owner=owner,
-        )
-
-    def port_problem(self, port: int) -> str | None:
-        listen = self.listen_ports.get(port, port)
-        if not 1 <= listen <= 65535:
-            return f"port {port}: {listen} is outside 1-65535"
-        if port in self.taken_ports:
-            return f"port {port} is used by a LoadBalancer of this tenant"
-        return None
-
-
-class Report:
-    """One Route being built: its source and what its status will say."""
-
-    def __init__(
-        self,
-        tenant: Tenant,
-        route: api_route.Route,
-        addresses: Mapping[str, api_addresses.Addresses],
-    ) -> None:
-        source = route.spec.source.kubernetes
-        self.name = route.metadata.name or ""
-        self.key = f"{tenant.namespace}/{self.name}"
-        self.resource: Mapping[str, Any] = source.resource if source is not None else {}
-        self.kind = str(self.resource.get("kind", ""))
-        metadata = self.resource.get("metadata") or {}
-        self.source_namespace = str(metadata.get("namespace") or "default")
-        self.source_name = str(metadata.get("name") or "")
-        created = metadata.get("creationTimestamp") or route.metadata.creation_timestamp or ""
-        # Older first; then the source's namespace/name; the Route name breaks the last tie.
-        self.age = (str(created), self.source_namespace, self.source_name, self.name)
-        self.source_id = f"{self.source_namespace}/{self.source_name}"
-        self.endpoints = routebackends.route_endpoints(route, tenant.namespace, addresses)
-        self.problems: list[str] = list(self.endpoints.problems)
-        self.refused: list[str] = []
-        self.status: Mapping[str, Any] = {}
-        if source is None:
-            self.problem("spec.source.kubernetes is missing: nothing to serve")
-
-    def problem(self, message: str) -> None:
-        if message not in self.problems:
-            self.problems.append(message)
-
-    def resolve(
-        self,
-        ref: routebackends.BackendRef,
-        upstream: proxy.UpstreamProtocol = proxy.UpstreamProtocol.HTTP1,
-        *,
-        tenant: Tenant,
-    ) -> routebackends.Resolution:
-        resolution = tenant.clusters.resolve(self.endpoints, ref, upstream)
-        if resolution.problem is not None:
-            self.problem(resolution.problem)
-        self.refused.extend(m for m in resolution.refused if m not in self.refused)
-        return resolution
-
-    def outcome(self) -> RouteOutcome:
-        return RouteOutcome(
-            served_status=self.status, problems=tuple(self.problems), refused=tuple(self.refused)
-        )
-
-
-def address_status(address: str) -> dict[str, str]:
-    return {"ip": address} if proxy.is_ip(address) else {"hostname": address}
-
-
-def _ingress_listener(
-    tenant: Tenant, reports: Sequence[Report]
-) -> tuple[proxy.Listener, tuple[str, ...]] | None:
-    """The port-80 listener of the tenant's Ingresses (oldest first): a host and path goes to
-    the oldest Ingress claiming it; a later claim is reported on its own Ingress."""
-    blocked = tenant.port_problem(ingress.PORT)
-    owners: dict[tuple[str, str, str, bool], Report] = {}
-    # (order key, hosts, route, report)
-    entries: list[tuple[tuple[Any, ...], tuple[str, ...], proxy.HTTPRoute, Report]] = []
-    for position, rep in enumerate(reports):
-        parsed = ingress.parse(rep.resource)
-        for message in parsed.problems:
-            rep.problem(f"{message}: not served")
-        if blocked is not None:
-            rep.problem(f"{blocked}: the Ingress is not served")
-            rep.status = {"loadBalancer": {}}
-            continue
-        for index, claim in enumerate(parsed.claims):
-            holder = owners.get(claim.key)
-            if holder is not None:
-                whose = "an earlier rule" if holder is rep else f"Ingress {holder.source_id}"
-                rep.problem(f"{claim.describe()} is already served by {whose}: not served")
-                continue
-            owners[claim.key] = rep
-            order = (
-                claim.default,
-                claim.path.kind is not proxy.PathMatchKind.EXACT,
-                -len(claim.path.value),
-                position,
-                index,
-            )
-            hosts = (claim.host,) if claim.host else ()
-            entries.append((order, hosts, _ingress_route(tenant, rep, claim), rep))
-    served = {id(rep) for *_, rep in entries}
+def _disable_gateway_api(reports: Sequence[routecontext.Report]) -> None:
     for rep in reports:
-        if blocked is None:
-            ip = [address_status(tenant.status_address)] if id(rep) in served else []
-            rep.status = {"loadBalancer": {"ingress": ip}} if ip else {"loadBalancer": {}}
-    if not entries:
-        return None
-    entries.sort(key=lambda e: e[0])
-    owner = next(rep for rep in reports if id(rep) in served)
-    listener = tenant.listener(
-        ingress.PORT,
-        proxy.group_by_hostname((hosts, route) for _, hosts, route, _ in entries),
-        owner.key,
-    )
-    return listener, tuple(rep.name for rep in reports if id(rep) in served)
+        rep.problem(GATEWAY_API_DISABLED)
+        if rep.kind == GATEWAY:
+            rep.status = {
+                "conditions": [
+                    routecontext.condition("Accepted", False, "Invalid", GATEWAY_API_DISABLED),
+                    routecontext.condition("Programmed", False, "Invalid", GATEWAY_API_DISABLED),
+                ]
+            }
+        else:
+            rep.status = {
+                "parents": [
+                    {
+                        "parentRef": dict(ref),
+                        "controllerName": gatewayapi.CONTROLLER_NAME,
+                        "conditions": [
+                            routecontext.condition(
+                                "Accepted", False, "NoMatchingParent", GATEWAY_API_DISABLED
+                            )
+                        ],
+                    }
+                    for ref in gatewayapi.parent_refs(rep)
+                ]
+            }
 
 
-def _ingress_route(tenant: Tenant, rep: Report, claim: ingress.Claim) -> proxy.HTTPRoute:
-    where = (
-        (ingress.DEFAULT_BACKEND,)
-        if claim.default
-        else (claim.host or "*", claim.path.kind.value, claim.path.value)
-    )
-    name = naming.join("ingress", rep.source_namespace, rep.source_name, *where)
-    assert claim.backend is not None
-    resolved = rep.resolve(claim.backend, tenant=tenant)
-    if resolved.cluster is None:
-        rep.problem(f"{claim.describe()}: answers 503")
-        return proxy.HTTPRoute(name=name, match=proxy.RouteMatch(path=claim.path),
-                               direct_status=503)  # fmt: skip
-    return proxy.HTTPRoute(
-        name=name,
-        match=proxy.RouteMatch(path=claim.path),
-        backends=(proxy.WeightedCluster(cluster=resolved.cluster),),
+def _outcome(rep: routecontext.Report) -> RouteOutcome:
+    return RouteOutcome(
+        served_status=rep.status, problems=tuple(rep.problems), refused=tuple(rep.refused)
     )

@@ -166,6 +166,7 @@ def _route_settings(
     return irroutes.RouteSettings(
         ingress_enabled=not any(s.ingress.disable for s in specs),
         gateway_api_enabled=not any(s.gateway_api.disable for s in specs),
+        http=irroutes.http_options(effective.resolve(config, tenant).envoy),
     )
 
 

@@ -1,0 +1,136 @@
+import pytest
+
+from kubelb.ir import proxy
+from kubelb.irbuild import routeprecedence as rp
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hostname", "expected"),
+    [
+        ("foo.example.com", "foo.example.com", True),
+        ("foo.example.com", "bar.example.com", False),
+        ("*.example.com", "foo.example.com", True),
+        ("*.example.com", "a.b.example.com", True),  # one or more labels
+        ("*.example.com", "example.com", False),
+        ("*.example.com", "fooexample.com", False),
+        ("*.example.com", "*.a.example.com", True),  # a narrower wildcard
+        ("*.a.example.com", "*.example.com", False),
+        ("foo.example.com", "*.example.com", False),
+    ],
+)
+def test_covers(pattern, hostname, expected):
+    assert rp.covers(pattern, hostname) is expected
+
+
+@pytest.mark.parametrize(
+    ("listener", "hostnames", "expected"),
+    [
+        # No hostname on either side: every host.
+        (None, [], ()),
+        # The listener takes any host: the route's own, normalised.
+        (None, ["Foo.Example.com."], ("foo.example.com",)),
+        # The route names none: the listener's.
+        ("foo.example.com", [], ("foo.example.com",)),
+        # Gateway API's examples: a wildcard listener keeps the route hostnames under it.
+        (
+            "*.example.com",
+            ["foo.example.com", "a.b.example.com", "example.com", "foo.other.org"],
+            ("foo.example.com", "a.b.example.com"),
+        ),
+        # A route wildcard narrows to the listener's exact hostname.
+        ("foo.example.com", ["*.example.com"], ("foo.example.com",)),
+        # Of two wildcards the narrower one.
+        ("*.example.com", ["*.com"], ("*.example.com",)),
+        ("*.com", ["*.example.com"], ("*.example.com",)),
+        # Nothing in common: the route does not attach.
+        ("foo.example.com", ["bar.example.com"], None),
+        ("*.example.com", ["example.com"], None),
+        # Several route hostnames meeting in one listener hostname give it once.
+        ("foo.example.com", ["*.example.com", "foo.example.com"], ("foo.example.com",)),
+    ],
+)
+def test_intersect(listener, hostnames, expected):
+    assert rp.intersect(listener, hostnames) == expected
+
+
+def test_most_specific_listener_hostname_wins():
+    candidates = [None, "*.example.com", "foo.example.com", "*.a.example.com"]
+    assert rp.most_specific(candidates, "foo.example.com") == "foo.example.com"
+    assert rp.most_specific(candidates, "x.a.example.com") == "*.a.example.com"
+    assert rp.most_specific(candidates, "bar.example.com") == "*.example.com"
+    assert rp.most_specific(candidates, "other.org") is None
+    assert rp.most_specific(candidates, proxy.WILDCARD_HOST) is None
+    assert rp.most_specific(["foo.example.com"], proxy.WILDCARD_HOST) is False
+    assert rp.most_specific(["foo.example.com"], "bar.example.com") is False
+
+
+def route(name, *, kind=proxy.PathMatchKind.PREFIX, path="/", headers=0, params=0, method=None):
+    return proxy.HTTPRoute(
+        name=name,
+        match=proxy.RouteMatch(
+            path=proxy.PathMatch(kind=kind, value=path),
+            headers=tuple(proxy.HeaderMatch(name=f"h{i}", value="v") for i in range(headers)),
+            query_params=tuple(
+                proxy.QueryParamMatch(name=f"q{i}", value="v") for i in range(params)
+            ),
+            method=method,
+        ),
+        direct_status=200,
+    )
+
+
+def names(routes):
+    return [r.name for r in routes]
+
+
+def test_match_precedence_follows_gateway_api():
+    # Given worst first, each tied on everything before its own criterion.
+    entries = [
+        route("prefix-root"),
+        route("prefix-root-1-param", params=1),
+        route("prefix-root-1-header", headers=1),
+        route("prefix-root-2-headers", headers=2),
+        route("prefix-root-method", method="GET"),
+        route("prefix-short", path="/a"),
+        route("prefix-long", path="/a/b"),
+        route("regex", kind=proxy.PathMatchKind.REGEX, path="/r.*"),
+        route("exact", kind=proxy.PathMatchKind.EXACT, path="/a"),
+    ]
+    ranked = rp.ordered([(None, r, (0,)) for r in entries])
+    assert names(ranked) == [
+        "exact",
+        "regex",
+        "prefix-long",
+        "prefix-short",
+        "prefix-root-method",
+        "prefix-root-2-headers",
+        "prefix-root-1-header",
+        "prefix-root-1-param",
+        "prefix-root",
+    ]
+
+
+def test_hostname_specificity_comes_before_the_match():
+    exact_host = route("exact-host")
+    wildcard = route("wildcard", kind=proxy.PathMatchKind.EXACT, path="/x")
+    any_host = route("any-host", kind=proxy.PathMatchKind.EXACT, path="/x/y")
+    ranked = rp.ordered(
+        [
+            (None, any_host, (0,)),
+            ("*.example.com", wildcard, (0,)),
+            ("foo.example.com", exact_host, (0,)),
+        ]
+    )
+    assert names(ranked) == ["exact-host", "wildcard", "any-host"]
+
+
+def test_ties_go_to_the_tiebreak_and_a_route_appears_once():
+    older, newer = route("older"), route("newer")
+    ranked = rp.ordered(
+        [
+            (None, newer, (("2026-02-01", "ns", "b"), (0, 0))),
+            (None, older, (("2026-01-01", "ns", "z"), (1, 0))),
+            (None, older, (("2026-01-01", "ns", "z"), (1, 0))),
+        ]
+    )
+    assert names(ranked) == ["older", "newer"]
