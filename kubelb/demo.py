@@ -1,9 +1,10 @@
 """`make demo`: kubelb standalone mode with configs/demo/, traffic through a real Envoy.
 
-Starts three small HTTP backends on 127.0.0.11-13:18080 (standing in for a tenant's node ports),
-runs standalone mode on the demo LoadBalancers, waits until Envoy serves them, then sends requests
-and shows how they spread over the backends (round robin) or stick to one (source-IP
-persistence). Keeps running until Ctrl-C, or for --duration seconds.
+Starts small HTTP backends on 127.0.0.11-13 (standing in for a tenant's node ports: web on 18080,
+api on 18081, beta on 18082), runs standalone mode on the demo LoadBalancers and Routes, waits
+until the data plane serves them, then sends requests and shows how they spread over the
+backends (round robin) or stick to one (source-IP persistence), and which backend the HTTPRoute
+sends each host, path and header to. Keeps running until Ctrl-C, or for --duration seconds.
 """
 
 from __future__ import annotations
@@ -22,13 +23,25 @@ import aiohttp
 from aiohttp import web
 
 from kubelb.app import dataplanes, errors, logs, standalone
+from kubelb.infra import routeentry
+from kubelb.manager import routes
 
 logger = logging.getLogger(__name__)
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo"
 BACKENDS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 BACKEND_PORT = 18080
+# The HTTPRoute's other Services' node ports: name -> port.
+ROUTE_BACKENDS = {"api": 18081, "beta": 18082}
 REQUESTS = 12
+# (host, path, headers) the demo sends through the HTTPRoute.
+ROUTE_REQUESTS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("shop.demo.local", "/", {}),
+    ("shop.demo.local", "/api/items", {}),
+    ("shop.demo.local", "/", {"x-version": "beta"}),
+    ("www.demo.local", "/api/items", {}),
+    ("other.demo.local", "/", {}),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,19 +105,21 @@ async def _demo(args: argparse.Namespace) -> int:
 
 async def _start_backends() -> list[web.AppRunner]:
     runners = []
-    for number, address in enumerate(BACKENDS, start=1):
-        name = f"backend-{number}"
+    for prefix, port in (("backend", BACKEND_PORT), *ROUTE_BACKENDS.items()):
+        for number, address in enumerate(BACKENDS, start=1):
+            name = f"{prefix}-{number}"
 
-        async def hello(request: web.Request, name: str = name) -> web.Response:
-            return web.Response(text=f"hello from {name} (client {request.remote})\n")
+            async def hello(request: web.Request, name: str = name) -> web.Response:
+                return web.Response(text=f"hello from {name} (client {request.remote})\n")
 
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", hello)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, address, BACKEND_PORT).start()
-        runners.append(runner)
-    print(f"backends: {', '.join(f'http://{a}:{BACKEND_PORT}' for a in BACKENDS)}")
+            app = web.Application()
+            app.router.add_get("/{tail:.*}", hello)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, address, port).start()
+            runners.append(runner)
+    ports = ", ".join(str(p) for p in (BACKEND_PORT, *ROUTE_BACKENDS.values()))
+    print(f"backends: {', '.join(BACKENDS)} on ports {ports}")
     return runners
 
 
@@ -120,8 +135,78 @@ async def _show(app: standalone.Standalone, running: asyncio.Task[None]) -> None
                     counts[(await response.text()).split()[2]] += 1
             spread = ", ".join(f"{backend}: {n}" for backend, n in sorted(counts.items()))
             print(f"  {name:<16} {url:<26} {REQUESTS} requests -> {spread}")
+    await _show_routes(app, running)
     if app.admin is not None:
         print(f"status: http://{app.admin.host}:{app.admin.port}/api/loadbalancers")
+
+
+async def _show_routes(app: standalone.Standalone, running: asyncio.Task[None]) -> None:
+    """Each host, path and header through the HTTPRoute, and the backend that answered."""
+    entries = await _wait_for_routes(app, running)
+    async with aiohttp.ClientSession() as session:
+        for address, port in entries:
+            print(f"HTTPRoute requests to http://{address}:{port}:")
+            for host, path, headers in ROUTE_REQUESTS:
+                shown = " ".join(f"{k}: {v}" for k, v in headers.items())
+                url = f"http://{address}:{port}{path}"
+                async with session.get(url, headers={"Host": host, "Connection": "close",
+                                                      **headers}) as response:  # fmt: skip
+                    text = await response.text()
+                    answer = text.split()[2] if response.status == 200 else str(response.status)
+                print(f"  route {host:<18} {path:<11} {shown:<16} -> {answer}")
+
+
+async def _wait_for_routes(
+    app: standalone.Standalone, running: asyncio.Task[None]
+) -> list[tuple[str, int]]:
+    """The (address, port) of every Gateway listener once its tenant's Routes are served."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            if running.done():
+                running.result()
+                raise errors.DataPlaneError("standalone mode stopped unexpectedly")
+            documents = app.status_document()["routes"]
+            if not documents:
+                return []
+            entries = _gateway_entries(app, documents)
+            if all(r["applied"] for r in documents) and entries:
+                host, path, headers = ROUTE_REQUESTS[0]
+                address, port = entries[0]
+                try:
+                    async with session.get(
+                        f"http://{address}:{port}{path}",
+                        headers={"Host": host, **headers},
+                        timeout=aiohttp.ClientTimeout(total=2),
+                    ) as response:
+                        if response.status == 200:  # fmt: skip
+                            for r in documents:
+                                print(f"  Route {r['namespace']}/{r['name']}: {r['kind']} "
+                                      f"{r['object']} served")  # fmt: skip
+                            return entries
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+            await asyncio.sleep(0.1)
+    for r in app.status_document()["routes"]:
+        if not r["applied"]:
+            message = r["conditions"][0]["message"] if r["conditions"] else "no status"
+            print(f"  Route {r['namespace']}/{r['name']} ({r['kind']}) not served: {message}")
+    raise errors.DataPlaneError("the Routes did not start serving within 60 s")
+
+
+def _gateway_entries(
+    app: standalone.Standalone, documents: list[dict[str, object]]
+) -> list[tuple[str, int]]:
+    """Each tenant's L7 entry: its pool address, on the Gateway's listener ports (not 80)."""
+    found: list[tuple[str, int]] = []
+    for namespace in sorted({str(r["namespace"]) for r in documents}):
+        service = app.core.inputs.service(namespace, routes.entry_service_name(namespace))
+        entry = routeentry.pool_entry(service)
+        if entry is None or service is None:
+            continue
+        ports = (service.get("spec") or {}).get("ports") or ()
+        found.extend((entry.external, int(p["port"])) for p in ports
+                     if isinstance(p, dict) and p.get("port") != routes.INGRESS_PORT)  # fmt: skip
+    return found
 
 
 async def _wait_until_serving(

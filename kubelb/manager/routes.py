@@ -78,9 +78,11 @@ def entry_service_name(namespace: str) -> str:
 def route_settings(
     config: api_config.Config | None, tenant: api_tenant.Tenant | None
 ) -> irroutes.RouteSettings:
+    envoy = (config.spec if config is not None else api_config.ConfigSpec()).envoy_proxy
     return irroutes.RouteSettings(
         ingress_enabled=disabled_by("Ingress", config, tenant) is None,
         gateway_api_enabled=disabled_by("HTTPRoute", config, tenant) is None,
+        http=irroutes.http_options(envoy),
     )
 
 
