@@ -1,4 +1,5 @@
-"""`make demo` works: real backends, standalone mode and a real Envoy, traffic spread and sticky."""
+"""`make demo` works: real backends, standalone mode and a real Envoy, traffic spread and sticky,
+and the HTTPRoute behind the Gateway `kubelb` sends each host, path and header to its backend."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("dataplane", ["envoy", "python"])
-def test_demo_shows_round_robin_and_persistence(dataplane: str) -> None:
+def test_demo_shows_round_robin_persistence_and_routes(dataplane: str) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -42,4 +43,13 @@ def test_demo_shows_round_robin_and_persistence(dataplane: str) -> None:
     assert sticky is not None, out
     assert spread.group(1).count("backend-") == 3  # round robin reached every backend
     assert re.fullmatch(r"backend-\d: 12", sticky.group(1))  # one client, one backend
+    routed = dict(re.findall(r"route (\S+\s+\S+(?:\s+x-version: \S+)?)\s+-> (\S+)", out))
+    backends = {" ".join(k.split()): re.sub(r"-\d$", "", v) for k, v in routed.items()}
+    assert backends == {
+        "shop.demo.local /": "backend",  # the web Service's nodes
+        "shop.demo.local /api/items": "api",  # the path split
+        "shop.demo.local / x-version: beta": "beta",  # the header match
+        "www.demo.local /api/items": "api",  # the second host
+        "other.demo.local /": "404",  # no route for the host
+    }, out
     assert "kubelb demo: stopped" in out
