@@ -250,10 +250,13 @@ class RouteReads:
             return TenantRoutes(routes, settings, ports, None)
         live = self.entry_service(namespace) if service is FROM_INFORMER else service
         entry = self.infra.route_entry(namespace, live) if live is not None else None
+        name = entry_service_name(namespace)
         if entry is None:
-            return TenantRoutes(routes, settings, ports, None)
-        taken = taken_ports(self.inputs.services.store.list(), entry.external,
-                            entry_service_name(namespace), namespace)  # fmt: skip
+            # Not placed yet: where it will be is not known, so the tenant's LoadBalancers keep
+            # their ports wherever they are (with one pool address, that is where it goes).
+            held = taken_ports(self.inputs.services.store.list(namespace), None, name, namespace)
+            return TenantRoutes(routes, settings, ports, None, held)
+        taken = taken_ports(self.inputs.services.store.list(), entry.external, name, namespace)
         addresses = self.inputs.addresses_in(namespace)
         policy = self.inputs.endpoint_policy(namespace)
         inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy)
@@ -287,17 +290,19 @@ def _identity(route: api_route.Route) -> Any:
 
 
 def taken_ports(
-    services: Iterable[objects.RawObject], address: str, entry_name: str, namespace: str
+    services: Iterable[objects.RawObject], address: str | None, entry_name: str, namespace: str
 ) -> frozenset[int]:
-    """Ports other management Services hold at `address` (the LoadBalancers' listeners there)."""
+    """Ports other management Services hold at `address` (the LoadBalancers' listeners there;
+    None: wherever they are)."""
     taken: set[int] = set()
     for svc in services:
         if objects.name(svc) == entry_name and objects.namespace(svc) == namespace:
             continue
         status = svc.get("status") or {}
         ingress = (status.get("loadBalancer") or {}).get("ingress") or ()
-        if not any(isinstance(e, dict) and address in (e.get("ip"), e.get("hostname"))
-                   for e in ingress):  # fmt: skip
+        if address is not None and not any(
+            isinstance(e, dict) and address in (e.get("ip"), e.get("hostname")) for e in ingress
+        ):
             continue
         for port in (svc.get("spec") or {}).get("ports") or ():
             if isinstance(port, dict) and isinstance(port.get("port"), int):

@@ -3,7 +3,10 @@ deployer): a Route embedding an Ingress, written in the tenant namespace as the 
 served by the tenant's Envoy at its L7 entry (an address from the pool, port 80), its status
 says so in upstream's shape, nothing is written again while nothing changes, and deleting it
 removes the listener, the entry Service and then the finalizer. A tenant with Ingress disabled
-serves nothing and its Route says why."""
+serves nothing and its Route says why. A Gateway and an HTTPRoute (Gateway API objects embedded
+whole: the management cluster needs no Gateway API CRDs) are served on the Gateway's listener
+port, while a listener port an L4 LoadBalancer already holds is reported on the Gateway and the
+LoadBalancer keeps serving. The Kubernetes deployer's entry Service selects the Envoy pods."""
 
 from __future__ import annotations
 
@@ -15,14 +18,19 @@ import pytest
 from kubelb.api import finalizers
 from kubelb.kube import client, resources
 from kubelb.manager import common, routes as manager_routes
+from kubelb.observe import metrics
 from tests.integration.manager.helpers import (
     addresses,
+    echo_server,
     eventually,
+    exchange,
     free_port,
     get,
     http_backend,
     http_get,
     ingress_ips,
+    load_balancer,
+    ready,
     settled,
 )
 
@@ -220,3 +228,98 @@ async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manage
             "loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}  # fmt: skip
         config = manager.snapshots.published[ns]
         assert [(li.address, li.port) for li in config.listeners] == [("0.0.0.0", target)]
+
+
+def gateway_route(name: str, *listeners: tuple[str, int]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "endpoints": [{"name": "default", "addressesReference": {"name": "default"}}],
+            "source": {"kubernetes": {"resource": {
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "kubelb", "namespace": "default"},
+                "spec": {"gatewayClassName": "kubelb", "listeners": [
+                    {"name": n, "port": p, "protocol": "HTTP"} for n, p in listeners]},
+            }}},
+        },
+    }  # fmt: skip
+
+
+def http_route(name: str, *, section: str, host: str, node_port: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "endpoints": [{"name": "default", "addressesReference": {"name": "default"}}],
+            "source": {"kubernetes": {
+                "resource": {
+                    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                    "metadata": {"name": "shop", "namespace": "default"},
+                    "spec": {"parentRefs": [{"name": "kubelb", "sectionName": section}],
+                             "hostnames": [host],
+                             "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]},
+                },
+                "services": [{
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": node_port}]},
+                }],
+            }},
+        },
+    }  # fmt: skip
+
+
+async def test_gateway_and_httproute_beside_a_load_balancer(
+    kube, tenants, managers, manager_settings
+):
+    pool = "127.0.0.59"
+    ns = await tenants()
+    web_port, lb_node_port = free_port(NODE_ADDRESS), free_port(NODE_ADDRESS)
+    listener_port, lb_port = free_port(pool), free_port(pool)
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    lb = load_balancer("db", ports=[("tcp", lb_port, lb_node_port)])
+    await kube.create(resources.LOAD_BALANCERS, lb, namespace=ns)
+    gateway, route = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def condition(name: str, status: str):
+        found = applied(await get(kube, resources.ROUTES, ns, name))
+        return found if found and found["status"] == status else None
+
+    async with (
+        http_backend(NODE_ADDRESS, web_port, "web"),
+        echo_server(NODE_ADDRESS, lb_node_port, b"db:"),
+        managers(manager_settings, envoy_deployer="process", address_pool=(pool,)),
+    ):
+
+        async def lb_ready():
+            found = ready(await get(kube, resources.LOAD_BALANCERS, ns, "db"))
+            return found and found["status"] == "True"
+
+        await eventually(lb_ready, what="the LoadBalancer served")
+        # The Gateway asks for the LoadBalancer's port too: only that listener is refused.
+        listeners = (("web", listener_port), ("clash", lb_port))
+        await kube.create(resources.ROUTES, gateway_route(gateway, *listeners), namespace=ns)
+        shop = http_route(route, section="web", host=HOST, node_port=web_port)
+        await kube.create(resources.ROUTES, shop, namespace=ns)
+        await eventually(lambda: condition(route, "True"), what="the HTTPRoute applied")
+        refused = await eventually(lambda: condition(gateway, "False"), what="the clash reported")
+        assert str(lb_port) in refused["message"]
+
+        answer = await eventually(
+            lambda: _ok(http_get(pool, listener_port, "/shop", host_header=HOST)),
+            what="a request through the Gateway listener",
+        )
+        assert answer == (200, "web /shop")
+        other = await http_get(pool, listener_port, "/", host_header="other.example.com")
+        assert other is not None
+        assert other[0] == 404
+        assert await exchange(pool, lb_port, b"ping") == b"db:ping"  # the L4 listener kept
+
+        stored = await get(kube, resources.ROUTES, ns, route)
+        parents = stored["status"]["resources"]["route"]["status"]["parents"]
+        assert [c["type"] for c in parents[0]["conditions"]] == ["Accepted", "ResolvedRefs"]
+        sample = metrics.REGISTRY.get_sample_value
+        assert sample("kubelb_manager_routes",
+                      {"namespace": ns, "tenant": ns.removeprefix("tenant-"),
+                       "route_type": "HTTPRoute"}) == 1  # fmt: skip
+        assert sample("kubelb_manager_route_reconcile_total",
+                      {"namespace": ns, "route_type": "Gateway", "result": "success"})  # fmt: skip
