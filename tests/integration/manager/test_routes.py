@@ -323,3 +323,32 @@ async def test_gateway_and_httproute_beside_a_load_balancer(
                        "route_type": "HTTPRoute"}) == 1  # fmt: skip
         assert sample("kubelb_manager_route_reconcile_total",
                       {"namespace": ns, "route_type": "Gateway", "result": "success"})  # fmt: skip
+
+
+async def test_tenant_deletion_drains_its_routes(kube, managers, manager_settings):
+    """Deleting the Tenant deletes its Routes; the Route controller lets each go once its
+    listeners left the snapshot, so the drain ends and the Tenant with it."""
+    name = f"rt{uuid.uuid4().hex[:8]}"
+    ns = f"tenant-{name}"
+    route_name = str(uuid.uuid4())
+    async with managers(manager_settings, envoy_deployer="process",
+                        address_pool=("127.0.0.60",)) as manager:  # fmt: skip
+        await kube.create(resources.TENANTS, {"metadata": {"name": name}})
+        await eventually(lambda: get(kube, resources.NAMESPACES, "", ns), what="the namespace")
+        await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+        route = ingress_route(route_name, host=HOST, node_port=free_port(NODE_ADDRESS))
+        await kube.create(resources.ROUTES, route, namespace=ns)
+
+        async def served():
+            condition = applied(await get(kube, resources.ROUTES, ns, route_name))
+            return condition and condition["status"] == "True"
+
+        await eventually(served, what="the Route applied")
+        await kube.delete(resources.TENANTS, name)
+
+        async def tenant_gone():
+            return await get(kube, resources.TENANTS, "", name) is None
+
+        await eventually(tenant_gone, what="the Tenant drained and deleted")
+        assert await get(kube, resources.ROUTES, ns, route_name) is None
+        assert manager.cache.get_snapshot(ns) is None
