@@ -359,9 +359,17 @@ class EnvoyRealisation:
 
     async def realise(self, namespace: str, raws: Sequence[objects.RawObject]) -> Realised:
         state = self.reads.tenant(namespace)
+        existed = self.reads.entry_service(namespace) is not None
         service = await self._ensure_entry(namespace, state)
         if service is not FROM_INFORMER:
             state = self.reads.tenant(namespace, service)
+        wait = self.infra.requeue.address_wait
+        created = not existed and service is not FROM_INFORMER and service is not None
+        if created and state.entry is None and wait:
+            # The manager's own pool places a Service it has just seen within moments, and its
+            # status write reconciles the tenant again: a "waiting" status now would be
+            # overwritten at once (one API write per Route fewer in a burst).
+            return Realised({}, wait)
         config, tenant = self.inputs.config(), self.inputs.tenant(namespace)
         waiting = self._waiting(namespace)
         verdicts = {}

@@ -123,6 +123,9 @@ async def test_ingress_served_stable_and_deleted(kube, tenants, managers, manage
         # Reconcile stability: a tenant reconciled again with nothing changed writes nothing.
         await settled(manager, ns)
         before = manager.writer.writes_in[ns]
+        # The Route's finalizer and one status (no "waiting for an address" first), the entry
+        # Service and the address the pool gave it.
+        assert before == 4
         reconciles = manager.core.route_controller.reconciles
         manager.core.route_controller.enqueue(common.tenant_key(ns))
         await eventually(lambda: _true(manager.core.route_controller.reconciles > reconciles),
