@@ -14,6 +14,7 @@ def test_translate_demo_to_ir_round_trips(capsys):
     config = codec.proxy_config_from_dict(document)
     assert sorted((li.address, li.port) for li in config.listeners) == [
         ("127.0.0.1", 8080),
+        ("127.0.0.1", 8088),  # the demo Gateway's listener, serving its HTTPRoute
         ("127.0.0.1", 8090),
     ]
     assert config.validate() == []
