@@ -12,6 +12,8 @@ ORIGIN_RESOURCE_KIND = "kubelb.k8c.io/origin-resource-kind"
 # On management Services generated for a LoadBalancer.
 LB_NAME = "kubelb.k8c.io/lb-name"
 LB_NAMESPACE = "kubelb.k8c.io/lb-namespace"
+# On a tenant's L7 entry Service `envoy-<tenant-ns>-l7` (value "true"; its lb-name is empty).
+L7_ENTRY = "kubelb.k8c.io/l7-entry"
 
 TENANT = "kubelb.k8c.io/tenant"
 

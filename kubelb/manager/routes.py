@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 # On the entry Service, besides the management Services' labels (an empty lb-name: no
 # LoadBalancer owns it).
-ENTRY_LABEL = "kubelb.k8c.io/l7-entry"
+ENTRY_LABEL = labels.L7_ENTRY
 INGRESS_PORT = 80
 GATEWAY_NAME = "kubelb"  # the one Gateway a tenant may have (upstream CE)
 GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute"})

@@ -3,8 +3,9 @@
 In standalone mode the API server lives in memory; what must outlive it is where the address
 pool placed each LoadBalancer, which the manager keeps in its management Services' status. So
 their ports and status go to one JSON file in the state folder (`Recorder`, after every change),
-and on start `restore` puts back those of the LoadBalancers that are still in the files, before
-any reconciler runs: the pool then finds them placed, exactly as after a manager restart.
+and on start `restore` puts back those of the LoadBalancers that are still in the files (and
+each namespace's L7 entry while it has Routes), before any reconciler runs: the pool then finds
+them placed, exactly as after a manager restart.
 
 The file is replaced atomically (temporary file, fsync, rename), so a crash mid-write leaves the
 previous state intact; the replaced file is kept as `services.json.prev`, the fallback (logged as
@@ -142,12 +143,17 @@ async def restore(
         meta = record.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         lb_name = (meta.get("labels") or {}).get(labels.LB_NAME)
-        if not namespace or not name or not lb_name:
+        entry = (meta.get("labels") or {}).get(labels.L7_ENTRY) == "true"
+        if not namespace or not name or not (lb_name or entry):
             continue
-        try:
-            await kube.get(resources.LOAD_BALANCERS, str(lb_name), namespace=namespace)
-        except errors.NotFoundError:
-            continue  # its LoadBalancer left the files while we were down
+        if entry:  # a tenant's L7 entry: wanted while the namespace has Routes
+            if not (await kube.list(resources.ROUTES, namespace=namespace)).items:
+                continue
+        else:
+            try:
+                await kube.get(resources.LOAD_BALANCERS, str(lb_name), namespace=namespace)
+            except errors.NotFoundError:
+                continue  # its LoadBalancer left the files while we were down
         body = {"apiVersion": "v1", "kind": "Service", "metadata": dict(meta),
                 "spec": dict(record.get("spec") or {})}  # fmt: skip
         try:
