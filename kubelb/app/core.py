@@ -56,9 +56,9 @@ class Core:
     ) -> None:
         """`infra(core)` builds the infrastructure from the read side (`inputs`, `writer`,
         `informers`, `reconcile_lb`), which exists by then; the reconcilers are built after.
-        `rejections`: what the data plane refused, for the LoadBalancers' Ready (call
-        `reconcile_namespace_lbs` when that changes); `events`: where the LoadBalancer
-        controller also reports refused endpoints."""
+        `rejections`: what the data plane refused, for the LoadBalancers' Ready and the
+        Routes' status (call `reconcile_namespace_lbs` when that changes); `events`: where the
+        LoadBalancer controller also reports refused endpoints."""
         self.kube = kube
         self.writer = kwriter.Writer(kube)
         self.informers = informer.Informers(kube)
@@ -72,7 +72,8 @@ class Core:
         self.proxies = proxies.ProxyReconciler(self.inputs, self.infra,
                                                self.route_reads.has_routes)  # fmt: skip
         realisation = routes.EnvoyRealisation(self.inputs, self.route_reads, self.writer,
-                                              self.infra, self._listeners_gone)  # fmt: skip
+                                              self.infra, self._listeners_gone,
+                                              rejections)  # fmt: skip
         self.routes = routes.RouteReconciler(self.inputs, self.route_reads, self.writer,
                                              self.infra, realisation)  # fmt: skip
         self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
@@ -98,9 +99,11 @@ class Core:
         self.lb_controller.enqueue(key)
 
     def reconcile_namespace_lbs(self, namespace: str) -> None:
-        """Every LoadBalancer of the namespace (its data plane NACKed, or ACKs again)."""
+        """Every LoadBalancer and Route of the namespace (its data plane NACKed, or ACKs
+        again)."""
         for lb in self.inputs.load_balancers.store.list(namespace):
             self.lb_controller.enqueue(objects.key_of(lb))
+        self.route_controller.enqueue(common.tenant_key(namespace))
 
     def synced(self) -> bool:
         return all(i.synced.is_set() for i in self.informers)

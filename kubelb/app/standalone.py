@@ -37,7 +37,7 @@ from kubelb.app import core, dataplanes, errors, logs, runner
 from kubelb.infra import host, hubsockets
 from kubelb.ir import proxy
 from kubelb.kube import memory, objects
-from kubelb.manager import lbservice
+from kubelb.manager import common, lbservice
 from kubelb.observe import server
 from kubelb.placement import pool
 from kubelb.sources import file, loader
@@ -246,6 +246,8 @@ class Standalone:
     def _reconcile_every_lb(self) -> None:
         for raw in self.core.inputs.load_balancers.store.list():
             self.core.reconcile_lb(objects.key_of(raw))
+        for namespace in {objects.namespace(r) for r in self.core.route_reads.routes.store.list()}:
+            self.core.route_controller.enqueue(common.tenant_key(namespace))
 
     async def _refuse_own_sockets(self) -> None:
         """LoadBalancer endpoints may never name kubelb's own servers."""

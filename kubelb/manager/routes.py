@@ -51,7 +51,7 @@ from kubelb.api import (
 )
 from kubelb.irbuild import routes as irroutes
 from kubelb.kube import controller, errors, informer, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, infrastructure, lbservice
+from kubelb.manager import common, infrastructure, lbservice, loadbalancers
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe, naming
 
@@ -347,12 +347,17 @@ class EnvoyRealisation:
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
         listeners_gone: Callable[[str], bool],
+        rejections: loadbalancers.Rejections | None = None,
     ) -> None:
+        """`listeners_gone(namespace)`: the tenant's published snapshot holds nothing of its
+        deleted Routes; `rejections`: what the tenants' Envoys NACKed (None: nothing reports
+        it)."""
         self.inputs = inputs
         self.reads = reads
         self.writer = writer
         self.infra = infra
         self._listeners_gone = listeners_gone
+        self.rejections = rejections
 
     def released(self, namespace: str) -> bool:
         return self._listeners_gone(namespace)
@@ -372,6 +377,7 @@ class EnvoyRealisation:
             return Realised({}, wait)
         config, tenant = self.inputs.config(), self.inputs.tenant(namespace)
         waiting = self._waiting(namespace)
+        rejected = self._rejected(namespace, state)
         verdicts = {}
         for raw in raws:
             parsed = self.reads.parse(raw)
@@ -385,7 +391,8 @@ class EnvoyRealisation:
             if why is not None:
                 verdicts[name] = RouteVerdict({}, (f"{kind} Routes are disabled by {why}",))
             elif outcome is not None:
-                verdicts[name] = RouteVerdict(outcome.served_status, outcome.problems)
+                problems = (*outcome.problems, *rejected)
+                verdicts[name] = RouteVerdict(outcome.served_status, problems)
             elif state.ports:
                 verdicts[name] = RouteVerdict({}, (waiting,))
             elif kind in ("HTTPRoute", "GRPCRoute"):
@@ -395,6 +402,14 @@ class EnvoyRealisation:
                 verdicts[name] = RouteVerdict({}, (f"source kind {kind!r} is not served",))
         recheck = ADDRESS_RECHECK if state.ports and state.entry is None else None
         return Realised(verdicts, recheck)
+
+    def _rejected(self, namespace: str, state: TenantRoutes) -> tuple[str, ...]:
+        """Why the tenant's Envoy refused the configuration holding its Routes, if it did."""
+        rejection = self.rejections(namespace) if self.rejections is not None else None
+        if rejection is None or state.built is None or not rejection.affects(state.built.piece):
+            return ()
+        return (f"the tenant's Envoy rejected its configuration and serves its last good one: "
+                f"{rejection.detail}",)  # fmt: skip
 
     def _waiting(self, namespace: str) -> str:
         name = entry_service_name(namespace)

@@ -10,6 +10,7 @@ LoadBalancer keeps serving. The Kubernetes deployer's entry Service selects the 
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import Any
 
@@ -355,3 +356,35 @@ async def test_tenant_deletion_drains_its_routes(kube, managers, manager_setting
         await eventually(tenant_gone, what="the Tenant drained and deleted")
         assert await get(kube, resources.ROUTES, ns, route_name) is None
         assert manager.cache.get_snapshot(ns) is None
+
+
+async def test_a_listener_envoy_rejects_is_reported_on_the_routes(
+    kube, tenants, managers, manager_settings
+):
+    """A Gateway listener port another process holds makes the tenant's Envoy NACK its
+    configuration: the Routes it holds say so, with Envoy's error."""
+    pool = "127.0.0.61"
+    ns = await tenants()
+    listener_port = free_port(pool)
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    gateway, route = str(uuid.uuid4()), str(uuid.uuid4())
+    await kube.create(resources.ROUTES, gateway_route(gateway, ("web", listener_port)),
+                      namespace=ns)  # fmt: skip
+    shop = http_route(route, section="web", host=HOST, node_port=free_port(NODE_ADDRESS))
+    await kube.create(resources.ROUTES, shop, namespace=ns)
+    holder = socket.socket()
+    holder.bind((pool, listener_port))
+    holder.listen()
+    try:
+        async with managers(manager_settings, envoy_deployer="process", address_pool=(pool,)):
+
+            async def rejected():
+                found = applied(await get(kube, resources.ROUTES, ns, route))
+                message = (found or {}).get("message", "")
+                return found if "rejected its configuration" in message else None
+
+            found = await eventually(rejected, what="the NACK on the HTTPRoute's status")
+            assert found["status"] == "False"
+            assert found["reason"] == "InstallationFailed"
+    finally:
+        holder.close()
