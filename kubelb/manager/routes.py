@@ -358,6 +358,8 @@ class EnvoyRealisation:
         self.infra = infra
         self._listeners_gone = listeners_gone
         self.rejections = rejections
+        # Tenant namespace -> when its entry Service was created (until it has an address).
+        self._created: dict[str, float] = {}
 
     def released(self, namespace: str) -> bool:
         return self._listeners_gone(namespace)
@@ -369,12 +371,16 @@ class EnvoyRealisation:
         if service is not FROM_INFORMER:
             state = self.reads.tenant(namespace, service)
         wait = self.infra.requeue.address_wait
-        created = not existed and service is not FROM_INFORMER and service is not None
-        if created and state.entry is None and wait:
+        now = time.monotonic()
+        if not existed and service is not FROM_INFORMER and service is not None:
+            self._created[namespace] = now
+        created = self._created.get(namespace)
+        if state.entry is None and wait and created is not None and now - created < wait:
             # The manager's own pool places a Service it has just seen within moments, and its
             # status write reconciles the tenant again: a "waiting" status now would be
             # overwritten at once (one API write per Route fewer in a burst).
-            return Realised({}, wait)
+            return Realised({}, created + wait - now)
+        self._created.pop(namespace, None)
         config, tenant = self.inputs.config(), self.inputs.tenant(namespace)
         waiting = self._waiting(namespace)
         rejected = self._rejected(namespace, state)
