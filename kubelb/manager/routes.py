@@ -498,11 +498,7 @@ class RouteReconciler:
         if not live and self.reads.entry_service(namespace) is None and not deleting:
             self._count(namespace, [])
             return controller.DONE
-        current = []
-        for raw in live:
-            written = await self.writer.add_finalizer(resources.ROUTES, raw, finalizers.CLEANUP)
-            if written.obj is not None:
-                current.append(written.obj)
+        current = await self._add_finalizers(live)
         result = controller.DONE
         if managed:
             realised = await self.realisation.realise(namespace, current)
@@ -518,6 +514,18 @@ class RouteReconciler:
                 result = controller.Result(requeue_after=DELETE_RECHECK)
         self._count(namespace, current)
         return result
+
+    async def _add_finalizers(self, raws: Sequence[objects.RawObject]) -> list[objects.RawObject]:
+        """The Routes after the finalizer is added (concurrently: a burst of new Routes waits
+        for a few round trips, not one per Route); those deleted meanwhile left out."""
+        gate = asyncio.Semaphore(STATUS_CONCURRENCY)
+
+        async def one(raw: objects.RawObject) -> objects.RawObject | None:
+            async with gate:
+                return (await self.writer.add_finalizer(resources.ROUTES, raw,
+                                                        finalizers.CLEANUP)).obj  # fmt: skip
+
+        return [r for r in await asyncio.gather(*(one(raw) for raw in raws)) if r is not None]
 
     async def _write_statuses(
         self,
