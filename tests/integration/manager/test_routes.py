@@ -106,7 +106,9 @@ async def test_ingress_served_stable_and_deleted(kube, tenants, managers, manage
         assert (condition["reason"], condition["message"]) == ("InstallationSuccessful", "Success")
         (service_state,) = route["status"]["resources"]["services"].values()
         assert (service_state["name"], service_state["kind"]) == ("web", "Service")
-        assert applied({"status": {"resources": {"route": service_state}}})["status"] == "True"
+        service_condition = applied({"status": {"resources": {"route": service_state}}})
+        assert service_condition is not None
+        assert service_condition["status"] == "True"
 
         svc = await get(kube, resources.SERVICES, ns, entry)
         assert ingress_ips(svc) == [POOL_ADDRESS]
