@@ -408,3 +408,44 @@ async def test_same_ingress_in_two_tenants(
     finally:
         await release_finalizers(tkube, other_ns)
         await tenant.delete_namespace(other_ns)
+
+
+AGENT_MANIFEST = Path(__file__).parents[3] / "configs" / "deploy" / "agent.yaml"
+
+
+async def test_the_shipped_rbac_serves_ingresses(
+    agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path: Path
+):
+    """As the Deployment of `configs/deploy/agent.yaml` runs: finalizer, twin, status, Event."""
+    identity = await tenant.deployed_identity(AGENT_MANIFEST.read_text(), tmp_path / "identity")
+    async with agent(kubeconfig=identity):
+        await tkube.create(resources.SERVICES, backend_service("web"), namespace=services_ns)
+        ing = await tkube.create(
+            resources.INGRESSES,
+            ingress("shop", ingress_rule("shop.example", ("/", "web", 80), ("/x", "nope", 80))),
+            namespace=services_ns,
+        )
+        route = await route_of(
+            mgmt, tenant_setup.namespace, ing, check=lambda r: "web-nodeport" in service_copies(r)
+        )
+        await set_route_status(mgmt, route, {"loadBalancer": {"ingress": [{"ip": "10.4.4.4"}]}})
+
+        async def served():
+            current = await tkube.get(resources.INGRESSES, "shop", namespace=services_ns)
+            found = await object_events(tkube, ing)
+            return (
+                finalizers.CLEANUP in objects.finalizers(current)
+                and objects.lookup(current, "status.loadBalancer.ingress")
+                and any(e["reason"] == "BackendNotFound" for e in found)
+            )
+
+        await wait_for(served, what="finalizer, address and Event on the Ingress")
+        await tkube.delete(resources.INGRESSES, "shop", namespace=services_ns)
+
+        async def cleaned():
+            twin = await find(tkube, resources.SERVICES, services_ns, "web-nodeport")
+            return (
+                twin is None and await find(tkube, resources.INGRESSES, services_ns, "shop") is None
+            )
+
+        await wait_for(cleaned, what="the Ingress and its twin gone")
