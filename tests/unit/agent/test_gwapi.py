@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubelb.agent import gwapi, routemapping
 
 T0 = "2025-01-01T00:00:00Z"
@@ -135,7 +137,7 @@ def test_gateway_scope():
 def test_gateway_status():
     condition = {"type": "Programmed", "status": "True", "reason": "Programmed", "message": "",
                  "observedGeneration": 1, "lastTransitionTime": T0}  # fmt: skip
-    served = {
+    served: dict[str, Any] = {
         "addresses": [{"type": "IPAddress", "value": "10.0.0.9"}],
         "conditions": [condition],
         "listeners": [{"name": "http", "attachedRoutes": 2, "conditions": [condition],

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from kubelb.agent import ingresses, routemapping, servicecopies
 from kubelb.kube import resources
 
-INGRESS = {
+INGRESS: dict[str, Any] = {
     "apiVersion": "networking.k8s.io/v1",
     "kind": "Ingress",
     "metadata": {
@@ -105,7 +106,7 @@ def test_ingress_status_copied_verbatim():
     assert kind.cleared({"x": 1, **served}) == {"x": 1}
 
 
-SERVICE = {
+SERVICE: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Service",
     "metadata": {"name": "front", "namespace": "web", "uid": "s-1", "resourceVersion": "9",
