@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from kubelb.api import finalizers
@@ -23,6 +24,7 @@ from tests.integration.agent.helpers import (
     set_route_status,
     wait_for,
 )
+from tests.integration.agent.test_lifecycle import metric_value
 
 pytestmark = pytest.mark.integration
 
@@ -449,3 +451,35 @@ async def test_the_shipped_rbac_serves_ingresses(
             )
 
         await wait_for(cleaned, what="the Ingress and its twin gone")
+
+
+async def test_metrics_with_upstream_names(agent, tenant_setup, services_ns, tkube, mgmt):
+    async with agent() as running, aiohttp.ClientSession() as http:
+        await running.serving.wait()
+        metrics = f"http://127.0.0.1:{running.metrics.port}/metrics"
+        for name, class_name in (("ours", "kubelb"), ("theirs", "nginx")):
+            await tkube.create(
+                resources.INGRESSES,
+                ingress(
+                    name, ingress_rule(f"{name}.example", ("/", "web", 80)), class_name=class_name
+                ),
+                namespace=services_ns,
+            )
+
+        async def scraped():
+            async with http.get(metrics) as response:
+                text = await response.text()
+            managed = metric_value(text, "kubelb_ccm_managed_ingresses", namespace=services_ns)
+            skipped = metric_value(
+                text, "kubelb_ccm_ingress_reconcile_total", namespace=services_ns, result="skipped"
+            )
+            success = metric_value(
+                text, "kubelb_ccm_ingress_reconcile_total", namespace=services_ns, result="success"
+            )
+            return text if managed == 1.0 and skipped and success else None
+
+        text = await wait_for(scraped, what="one Ingress managed, one skipped, one served")
+        assert "kubelb_ccm_ingress_reconcile_duration_seconds_bucket{" in text
+        for kind in ("gateway", "httproute", "grpcroute"):
+            assert f"# TYPE kubelb_ccm_{kind}_reconcile_total counter" in text
+            assert f"# TYPE kubelb_ccm_managed_{kind}s gauge" in text
