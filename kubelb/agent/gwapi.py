@@ -28,11 +28,10 @@ GROUP = "gateway.networking.k8s.io"
 # Named in the parents the agent writes before the manager reported any.
 CONTROLLER_NAME = "kubelb.k8c.io/gateway-controller"
 
-ACCEPTED = "Accepted"
-RESOLVED_REFS = "ResolvedRefs"
+ACCEPTED = routemapping.ACCEPTED
+RESOLVED_REFS = routemapping.RESOLVED_REFS
 UNSUPPORTED_VALUE = "UnsupportedValue"
 INVALID_KIND = "InvalidKind"
-BACKEND_NOT_FOUND = "BackendNotFound"
 
 HTTP_FILTERS = frozenset({"RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect",
                           "URLRewrite", "RequestMirror"})  # fmt: skip

@@ -23,6 +23,10 @@ from kubelb.api import labels, meta, route as api_route
 from kubelb.kube import objects, resources, writer
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# Gateway API condition types a problem can turn False, and the reason for a missing Service.
+ACCEPTED = "Accepted"
+RESOLVED_REFS = "ResolvedRefs"
+BACKEND_NOT_FOUND = "BackendNotFound"
 DEFAULT_ENDPOINTS: tuple[dict[str, Any], ...] = (
     {"name": "default", "addressesReference": {"name": "default"}},
 )

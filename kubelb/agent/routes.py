@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 
-from kubelb.agent import common, gwapi, routemapping, servicecopies
+from kubelb.agent import common, routemapping, servicecopies
 from kubelb.api import finalizers, labels
 from kubelb.kube import controller, errors, events, objects, resources, store, watches, writer
 from kubelb.observe import agent_metrics
@@ -140,8 +140,8 @@ class SourceReconciler:
         backends = self.kind.backends(obj)
         copies = await self.copies.replicate(backends)
         problems = [*self.kind.problems(obj), *(
-            routemapping.Problem(gwapi.BACKEND_NOT_FOUND, f"Service {k} not found",
-                                 gwapi.RESOLVED_REFS) for k in copies.missing)]  # fmt: skip
+            routemapping.Problem(routemapping.BACKEND_NOT_FOUND, f"Service {k} not found",
+                                 routemapping.RESOLVED_REFS) for k in copies.missing)]  # fmt: skip
         desired = routemapping.desired_route(
             obj, self.kind.resource, namespace=self.tenant.namespace, services=copies.services
         )
