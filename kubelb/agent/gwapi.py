@@ -5,7 +5,8 @@ Gateway: in scope when named `kubelb` (upstream CE serves one Gateway per tenant
 one: addresses, conditions and listeners, every condition's observedGeneration rewritten to the
 tenant Gateway's own generation.
 
-HTTPRoute, GRPCRoute: in scope when a parentRef names the Gateway `kubelb`. Backends: the
+HTTPRoute, GRPCRoute: in scope when their one parentRef names the Gateway `kubelb` (upstream CE:
+a route with several parents is not served). Backends: the
 Service backendRefs and RequestMirror targets, at rule and backend level, in the ref's namespace
 or the route's. Status: `parents` for our parentRefs only (other controllers' entries are kept),
 each with the parentRef as the tenant wrote it and the served conditions with the route's own
@@ -128,7 +129,8 @@ class RouteKind:
         self.filters = filters
 
     def in_scope(self, obj: objects.RawObject) -> bool:
-        return any(serves(ref) for ref in _parent_refs(obj))
+        refs = _parent_refs(obj)
+        return len(refs) == 1 and serves(refs[0])
 
     def backends(self, obj: objects.RawObject) -> list[objects.ObjectKey]:
         namespace = objects.namespace(obj)

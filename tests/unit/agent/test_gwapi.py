@@ -36,7 +36,9 @@ ROUTE = {
 
 def test_route_scope():
     kind = gwapi.http_route_kind()
-    assert kind.in_scope(ROUTE)
+    assert kind.in_scope({"spec": {"parentRefs": [{"name": "kubelb"}]}})
+    # As upstream CE: one parent only.
+    assert not kind.in_scope(ROUTE)
     assert not kind.in_scope({"spec": {"parentRefs": [{"name": "other"}]}})
     assert not kind.in_scope({"spec": {"parentRefs": [{"name": "kubelb", "kind": "Service"}]}})
     assert not kind.in_scope({"spec": {}})
