@@ -27,6 +27,8 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
 BACKEND_NOT_FOUND = "BackendNotFound"
+# The manager's condition on a Route: the generated object was applied.
+RESOURCE_APPLIED = "ResourceAppliedSuccessfully"
 DEFAULT_ENDPOINTS: tuple[dict[str, Any], ...] = (
     {"name": "default", "addressesReference": {"name": "default"}},
 )
@@ -176,6 +178,24 @@ def updated(live: objects.RawObject, desired: MappingABC[str, Any]) -> objects.R
     live_meta = dict(objects.metadata(live))
     live_meta["labels"] = {**objects.labels(live), **objects.labels(desired)}
     return {**live, "metadata": live_meta, "spec": copy.deepcopy(desired["spec"])}
+
+
+def refusal(route: MappingABC[str, Any] | None) -> Problem | None:
+    """Why the manager did not apply the Route (its ResourceAppliedSuccessfully condition is
+    False: disabled by Config or Tenant, a conflict...), or None."""
+    if route is None:
+        return None
+    for condition in objects.lookup(route, "status.resources.route.conditions") or ():
+        if (
+            isinstance(condition, MappingABC)
+            and condition.get("type") == RESOURCE_APPLIED
+            and condition.get("status") == "False"
+        ):
+            return Problem(
+                str(condition.get("reason") or "RouteNotApplied"),
+                str(condition.get("message") or "KubeLB did not apply the Route"),
+            )
+    return None
 
 
 def served_status(route: MappingABC[str, Any] | None) -> MappingABC[str, Any] | None:

@@ -8,7 +8,8 @@ Writes: on the management cluster, Route `<source uid>` (created, or replaced wh
 spec really differ; never written when nothing changed), and deletes Routes whose source is gone,
 replaced (same name, new UID) or out of scope. On the tenant cluster: finalizer
 `kubelb.k8c.io/cleanup` on the source, the Service twins (`kubelb.agent.servicecopies`), the
-source's status (only when it changes), and Warning Events for what cannot be served.
+source's status (only when it changes), and Warning Events for what cannot be served (found
+here, or reported by the manager in the Route's ResourceAppliedSuccessfully condition).
 
 Out of scope (another class, another Gateway): nothing is done, unless the object still carries
 our finalizer (its class changed away): then its Route is deleted, its twins released, the status
@@ -149,7 +150,8 @@ class SourceReconciler:
         route = await self._ensure_route(key, desired, before)
         dropped = _originals(before) - set(backends)
         await self.copies.release(sorted(dropped))
-        for problem in problems:
+        refused = routemapping.refusal(route)
+        for problem in [*problems, *([refused] if refused else [])]:
             await self.recorder.warning(obj, problem.reason, problem.message)
         await self.writer.update_status(
             self.kind.resource,

@@ -113,9 +113,15 @@ async def routes(kube: client.Client, namespace: str) -> list[objects.RawObject]
 
 
 async def set_route_status(
-    kube: client.Client, route: objects.RawObject, served: dict[str, Any]
+    kube: client.Client,
+    route: objects.RawObject,
+    served: dict[str, Any],
+    *,
+    applied: tuple[str, str] | None = None,
 ) -> None:
-    """Report `served` as the generated object's status, as the manager would."""
+    """Report `served` as the generated object's status, as the manager would; `applied` =
+    (reason, message) reports that it could not apply the Route."""
+    reason, message = applied or ("InstallationSuccessful", "Success")
     current = await kube.get(
         resources.ROUTES, objects.name(route), namespace=objects.namespace(route)
     )
@@ -130,9 +136,9 @@ async def set_route_status(
         "conditions": [
             {
                 "type": "ResourceAppliedSuccessfully",
-                "status": "True",
-                "reason": "InstallationSuccessful",
-                "message": "Success",
+                "status": "False" if applied else "True",
+                "reason": reason,
+                "message": message,
                 "lastTransitionTime": "2025-01-01T00:00:00Z",
             }
         ],

@@ -131,6 +131,19 @@ async def test_ingress_becomes_route(agent, tenant_setup, services_ns, tkube, mg
         current = await wait_for(addressed, what="the address on the Ingress")
         assert current["status"] == served
 
+        # The manager refuses it (disabled for the tenant): the Ingress says why.
+        await set_route_status(
+            mgmt, route, {}, applied=("InstallationFailed", "Ingress is disabled")
+        )
+
+        async def refused():
+            found = await object_events(tkube, ing)
+            return [e for e in found if e["reason"] == "InstallationFailed"]
+
+        (event,) = await wait_for(refused, what="an Event saying the Route was refused")
+        assert event["type"] == "Warning"
+        assert event["message"] == "Ingress is disabled"
+
 
 async def test_wrong_class_ignored_until_it_changes(agent, tenant_setup, services_ns, tkube, mgmt):
     skipped = agent_metrics.SOURCE_RECONCILES["ingress"].labels(

@@ -153,3 +153,15 @@ def test_cleansed_copy():
         "spec": {"type": "NodePort", "selector": {"app": "front"},
                  "ports": SERVICE["spec"]["ports"]},
     }  # fmt: skip
+
+
+def test_refusal_from_the_route_condition():
+    def route(status, reason="TenantDisabled", message="Ingress is disabled for this tenant"):
+        condition = {"type": "ResourceAppliedSuccessfully", "status": status,
+                     "reason": reason, "message": message}  # fmt: skip
+        return {"status": {"resources": {"route": {"conditions": [condition]}}}}
+
+    assert routemapping.refusal(None) is None
+    assert routemapping.refusal(route("True")) is None
+    refused = routemapping.refusal(route("False"))
+    assert refused == routemapping.Problem("TenantDisabled", "Ingress is disabled for this tenant")
