@@ -1,5 +1,5 @@
-"""The agent's Gateway, HTTPRoute and GRPCRoute controllers on two real API servers (the
-tenant's serves the Gateway API CRDs): Routes, scope, status parents and conditions with the
+"""The agent's Gateway, HTTPRoute and GRPCRoute controllers on two real API servers (both serve
+the Gateway API CRDs of the standard channel): Routes, scope, status parents and conditions with the
 tenant object's own generation, backend changes, and what cannot be served. The tests play the
 manager by writing Route status."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubelb.api import finalizers
-from kubelb.kube import errors, objects, resources
+from kubelb.kube import objects, resources
 from kubelb.observe import agent_metrics
 from tests.integration.agent.helpers import (
     backend_service,
@@ -29,15 +29,7 @@ CONTROLLER = "kubelb.k8c.io/test-controller"
 
 
 @pytest.fixture
-async def gateway_api(tkube, services_ns) -> None:
-    try:
-        await tkube.list(resources.GATEWAYS, namespace=services_ns)
-    except errors.NotFoundError:
-        pytest.skip("the tenant API server serves no Gateway API CRDs")
-
-
-@pytest.fixture
-def gw_agent(agent, gateway_api):
+def gw_agent(agent):
     """Agents with the Gateway API controllers on."""
 
     def start(**overrides: Any):
