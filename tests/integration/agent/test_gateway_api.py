@@ -5,6 +5,7 @@ manager by writing Route status."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -439,3 +440,47 @@ async def test_grpc_route_with_status_and_deletion(
             return source is None and left is None and twin is None
 
         await wait_for(cleaned, what="GRPCRoute, Route and twin gone")
+
+
+AGENT_MANIFEST = Path(__file__).parents[3] / "configs" / "deploy" / "agent.yaml"
+
+
+async def test_the_shipped_rbac_serves_gateway_api_kinds(
+    gw_agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path: Path
+):
+    """As the Deployment of `configs/deploy/agent.yaml` runs: finalizers, twins and status on
+    a Gateway, an HTTPRoute and a GRPCRoute."""
+    identity = await tenant.deployed_identity(AGENT_MANIFEST.read_text(), tmp_path / "identity")
+    async with gw_agent(kubeconfig=identity):
+        await tkube.create(resources.SERVICES, backend_service("web"), namespace=services_ns)
+        made = [
+            (resources.GATEWAYS, await tkube.create(resources.GATEWAYS, gateway(),
+                                                    namespace=services_ns)),
+            (resources.HTTP_ROUTES, await tkube.create(resources.HTTP_ROUTES,
+                                                       http_route("web", "web", "nope"),
+                                                       namespace=services_ns)),
+            (resources.GRPC_ROUTES, await tkube.create(resources.GRPC_ROUTES,
+                                                       grpc_route("rpc", "web"),
+                                                       namespace=services_ns)),
+        ]  # fmt: skip
+        for resource, created in made:
+            route = await route_of(mgmt, tenant_setup.namespace, created)
+            if resource is resources.GATEWAYS:
+                await set_route_status(mgmt, route, {
+                    "addresses": [{"type": "IPAddress", "value": "10.6.6.6"}],
+                    "conditions": [condition("Accepted"), condition("Programmed")],
+                })  # fmt: skip
+
+        async def served():
+            gw = await tkube.get(resources.GATEWAYS, "kubelb", namespace=services_ns)
+            _, parents = await parents_of(tkube, resources.HTTP_ROUTES, services_ns, "web")
+            twin = await find(tkube, resources.SERVICES, services_ns, "web-nodeport")
+            finalized = [
+                finalizers.CLEANUP in objects.finalizers(
+                    await tkube.get(resource, objects.name(obj), namespace=services_ns))
+                for resource, obj in made
+            ]  # fmt: skip
+            return (all(finalized) and twin is not None and parents
+                    and objects.lookup(gw, "status.addresses"))  # fmt: skip
+
+        await wait_for(served, what="finalizers, twin and status with the shipped ClusterRole")
