@@ -496,3 +496,48 @@ async def test_metrics_with_upstream_names(agent, tenant_setup, services_ns, tku
         for kind in ("gateway", "httproute", "grpcroute"):
             assert f"# TYPE kubelb_ccm_{kind}_reconcile_total counter" in text
             assert f"# TYPE kubelb_ccm_managed_{kind}s gauge" in text
+
+
+async def test_routes_of_sources_gone_while_no_agent_ran(
+    agent, tenant_setup, services_ns, tkube, mgmt
+):
+    """Finalizers removed by force while the agent was down: at start it deletes the Route of
+    the vanished Ingress (and its twin), and replaces the Route of one recreated under the
+    same name."""
+    await tkube.create(resources.SERVICES, backend_service("web"), namespace=services_ns)
+    await tkube.create(resources.SERVICES, backend_service("api"), namespace=services_ns)
+    async with agent():
+        gone = await tkube.create(
+            resources.INGRESSES,
+            ingress("gone", ingress_rule("gone.example", ("/", "web", 80))),
+            namespace=services_ns,
+        )
+        again = await tkube.create(
+            resources.INGRESSES,
+            ingress("again", ingress_rule("again.example", ("/", "api", 80))),
+            namespace=services_ns,
+        )
+        for ing, twin in ((gone, "web-nodeport"), (again, "api-nodeport")):
+            await route_of(
+                mgmt, tenant_setup.namespace, ing, check=lambda r, t=twin: t in service_copies(r)
+            )
+    for name in ("gone", "again"):
+        await tkube.patch(
+            resources.INGRESSES, name, {"metadata": {"finalizers": None}}, namespace=services_ns
+        )
+        await tkube.delete(resources.INGRESSES, name, namespace=services_ns)
+    recreated = await tkube.create(
+        resources.INGRESSES,
+        ingress("again", ingress_rule("again.example", ("/", "api", 80))),
+        namespace=services_ns,
+    )
+    async with agent():
+        await route_of(mgmt, tenant_setup.namespace, recreated)
+
+        async def reaped():
+            names = {objects.name(r) for r in await routes(mgmt, tenant_setup.namespace)}
+            web_twin = await find(tkube, resources.SERVICES, services_ns, "web-nodeport")
+            return names == {objects.uid(recreated)} and web_twin is None
+
+        await wait_for(reaped, what="the stale Routes and the unused twin deleted")
+        assert await find(tkube, resources.SERVICES, services_ns, "api-nodeport") is not None
