@@ -350,45 +350,12 @@ class Agent:
         self.source_controllers: dict[str, controller.Controller] = {}
         self.route_informer: informer.Informer | None = None
         kinds = source_kinds(settings)
-        backends = routes.Backends()
-        copies = servicecopies.ServiceCopies(
-            services=service_informer.store,
-            tenant_writer=self.tenant_writer,
-            referenced=backends.referenced,
-        )
         if kinds:
             self.route_informer = self.management_informers.get(
                 resources.ROUTES, namespace=tenant.namespace
             )
             self.route_informer.add_indexer(routes.ORIGIN_INDEX, routemapping.origin_index)
-        for kind in kinds:
-            assert self.route_informer is not None
-            source_informer = self.tenant_informers.get(
-                kind.resource, namespace=settings.service_namespace
-            )
-            source_informer.add_indexer(routes.BACKENDS_INDEX, routes.backends_indexer(kind))
-            backends.add(kind, source_informer.store)
-            reconciler = routes.SourceReconciler(
-                kind=kind,
-                tenant=tenant,
-                sources=source_informer.store,
-                services=service_informer.store,
-                routes=self.route_informer.store,
-                management=self.management,
-                tenant_writer=self.tenant_writer,
-                recorder=self.recorder,
-                copies=copies,
-                namespace=settings.service_namespace,
-            )
-            source_controller = controller.Controller(
-                reconciler,
-                self.tenant_informers,
-                workers=settings.workers,
-                resync_period=settings.resync_period,
-            )
-            common.link(source_controller, self.route_informer, mapper=reconciler.source_keys)
-            self.source_reconcilers[kind.metric] = reconciler
-            self.source_controllers[kind.metric] = source_controller
+            self._add_source_controllers(kinds, self.route_informer, service_informer)
         self.elector = (
             leader.LeaderElector(
                 self.tenant_client,
@@ -425,6 +392,49 @@ class Agent:
             if isinstance(management_source, kubeconfig.KubeconfigFile)
             else None
         )
+
+    def _add_source_controllers(
+        self,
+        kinds: list[routemapping.SourceKind],
+        route_informer: informer.Informer,
+        service_informer: informer.Informer,
+    ) -> None:
+        """One controller per L7 kind, sharing the Service copies (a twin goes only when no
+        source of any kind references its original)."""
+        settings = self.settings
+        backends = routes.Backends()
+        copies = servicecopies.ServiceCopies(
+            services=service_informer.store,
+            tenant_writer=self.tenant_writer,
+            referenced=backends.referenced,
+        )
+        for kind in kinds:
+            source_informer = self.tenant_informers.get(
+                kind.resource, namespace=settings.service_namespace
+            )
+            source_informer.add_indexer(routes.BACKENDS_INDEX, routes.backends_indexer(kind))
+            backends.add(kind, source_informer.store)
+            reconciler = routes.SourceReconciler(
+                kind=kind,
+                tenant=settings.tenant,
+                sources=source_informer.store,
+                services=service_informer.store,
+                routes=route_informer.store,
+                management=self.management,
+                tenant_writer=self.tenant_writer,
+                recorder=self.recorder,
+                copies=copies,
+                namespace=settings.service_namespace,
+            )
+            source_controller = controller.Controller(
+                reconciler,
+                self.tenant_informers,
+                workers=settings.workers,
+                resync_period=settings.resync_period,
+            )
+            common.link(source_controller, route_informer, mapper=reconciler.source_keys)
+            self.source_reconcilers[kind.metric] = reconciler
+            self.source_controllers[kind.metric] = source_controller
 
     @classmethod
     async def open(cls, settings: Settings) -> Agent:
