@@ -27,6 +27,8 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
 BACKEND_NOT_FOUND = "BackendNotFound"
+# A ClusterIP backend whose `<name>-nodeport` twin name a user's Service already has.
+TWIN_NAME_TAKEN = "NodePortServiceNameTaken"
 # The manager's condition on a Route: the generated object was applied.
 RESOURCE_APPLIED = "ResourceAppliedSuccessfully"
 DEFAULT_ENDPOINTS: tuple[dict[str, Any], ...] = (

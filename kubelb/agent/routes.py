@@ -94,9 +94,15 @@ class SourceReconciler:
         )  # fmt: skip
 
     def sources_of_service(self, service: objects.RawObject) -> Iterable[objects.ObjectKey]:
-        """Mapper: the sources referencing a Service or the original of a twin."""
-        original = servicecopies.original_key(service)
-        return [objects.key_of(s) for s in self.sources.by_index(BACKENDS_INDEX, str(original))]
+        """Mapper: the sources referencing a Service, or the Service a `-nodeport` name would be
+        the twin of (ours, or a user's Service in the way of one)."""
+        keys = {objects.key_of(service), servicecopies.original_key(service)}
+        name = objects.name(service)
+        if name.endswith(servicecopies.TWIN_SUFFIX):
+            keys.add(objects.ObjectKey(objects.namespace(service),
+                                       name.removesuffix(servicecopies.TWIN_SUFFIX)))  # fmt: skip
+        return {objects.key_of(s) for k in keys
+                for s in self.sources.by_index(BACKENDS_INDEX, str(k))}  # fmt: skip
 
     def source_keys(self, route: objects.RawObject) -> Iterable[objects.ObjectKey]:
         """Mapper for the linked Route informer: the source of a Route of this kind."""
@@ -140,9 +146,16 @@ class SourceReconciler:
         await self._delete_routes(key, keep_uid=objects.uid(obj))
         backends = self.kind.backends(obj)
         copies = await self.copies.replicate(backends)
-        problems = [*self.kind.problems(obj), *(
-            routemapping.Problem(routemapping.BACKEND_NOT_FOUND, f"Service {k} not found",
-                                 routemapping.RESOLVED_REFS) for k in copies.missing)]  # fmt: skip
+        problems = [
+            *self.kind.problems(obj),
+            *(routemapping.Problem(routemapping.BACKEND_NOT_FOUND, f"Service {k} not found",
+                                   routemapping.RESOLVED_REFS) for k in copies.missing),
+            *(routemapping.Problem(
+                routemapping.TWIN_NAME_TAKEN,
+                f"Service {k.namespace}/{servicecopies.twin_name(k.name)} is not KubeLB's: "
+                f"no NodePort copy of {k} can be made", routemapping.RESOLVED_REFS)
+              for k in copies.blocked),
+        ]  # fmt: skip
         desired = routemapping.desired_route(
             obj, self.kind.resource, namespace=self.tenant.namespace, services=copies.services
         )

@@ -7,7 +7,8 @@ policies, kubectl's last-applied copy). A ClusterIP Service has no port on the n
 `<name>-nodeport` of type NodePort is kept beside it (same selector and ports; owned by the
 original, so it goes when the original goes; labelled origin-name/origin-ns and managed-by) and
 the twin, with its allocated NodePorts, is sent instead. A referenced Service that does not exist
-is reported as missing; the source is served without it.
+is reported as missing, one whose twin's name a user's Service already has as blocked; the
+source is served without them.
 
 Twins are written only when they differ (`Writer.ensure`), and deleted by `release()` once no
 source references their original any more.
@@ -118,10 +119,12 @@ def cleansed(service: MappingABC[str, Any]) -> objects.RawObject:
 
 @dataclass(slots=True)
 class Copies:
-    """The Service copies for one source, and the referenced Services that do not exist."""
+    """The Service copies for one source, the referenced Services that do not exist, and the
+    ClusterIP ones whose twin's name is taken by a Service that is not ours."""
 
     services: list[objects.RawObject] = field(default_factory=list)
     missing: list[objects.ObjectKey] = field(default_factory=list)
+    blocked: list[objects.ObjectKey] = field(default_factory=list)
 
 
 class ServiceCopies:
@@ -149,9 +152,11 @@ class ServiceCopies:
                 continue
             desired = desired_twin(service)
             twin_key = objects.key_of(desired)
-            written = await self.writer.ensure(
-                resources.SERVICES, desired, current=self.services.get(twin_key)
-            )
+            current = self.services.get(twin_key)
+            if current is not None and not is_twin(current):
+                out.blocked.append(key)  # never take over a user's Service
+                continue
+            written = await self.writer.ensure(resources.SERVICES, desired, current=current)
             if written.changed:
                 logger.info("service %s: twin %s written", logsafe.shown(key), twin_key)
             live = written.obj if written.obj is not None else desired

@@ -579,3 +579,35 @@ async def test_api_writes_per_ingress(agent, tenant_setup, services_ns, tkube, m
         assert management_write_count(errors=False) - management_before == count
         tenant_writes = running.tenant_writer.writes_in[services_ns] - tenant_before
         assert 2 * count + 1 <= tenant_writes <= 2 * count + running.settings.workers
+
+
+async def test_a_users_service_in_the_twins_place_is_left_alone(
+    agent, tenant_setup, services_ns, tkube, mgmt
+):
+    await tkube.create(resources.SERVICES, backend_service("web"), namespace=services_ns)
+    mine = await tkube.create(
+        resources.SERVICES, backend_service("web-nodeport", type="NodePort"), namespace=services_ns
+    )
+    async with agent():
+        ing = await tkube.create(
+            resources.INGRESSES,
+            ingress("shop", ingress_rule("shop.example", ("/", "web", 80))),
+            namespace=services_ns,
+        )
+        route = await route_of(mgmt, tenant_setup.namespace, ing)
+        assert service_copies(route) == {}
+
+        async def warned():
+            found = await object_events(tkube, ing)
+            return [e for e in found if e["reason"] == "NodePortServiceNameTaken"]
+
+        await wait_for(warned, what="an Event on the taken twin name")
+        kept = await tkube.get(resources.SERVICES, "web-nodeport", namespace=services_ns)
+        assert objects.resource_version(kept) == objects.resource_version(mine)
+        # The user's Service goes: the twin takes its place.
+        await tkube.delete(resources.SERVICES, "web-nodeport", namespace=services_ns)
+        await route_of(
+            mgmt, tenant_setup.namespace, ing, check=lambda r: "web-nodeport" in service_copies(r)
+        )
+        twin = await tkube.get(resources.SERVICES, "web-nodeport", namespace=services_ns)
+        assert objects.labels(twin)["kubelb.k8c.io/managed-by"] == "kubelb"
