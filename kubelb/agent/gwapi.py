@@ -191,9 +191,10 @@ class RouteKind:
         return mutate
 
     def cleared(self, status: dict[str, Any]) -> dict[str, Any]:
-        # Out of scope: no parentRef names our Gateway any more, so none of the parents is ours
-        # by ref; ours are the ones with our controller name or the served one we copied.
-        return status
+        """Without the parent entries for the Gateway kubelb (ours, now stale)."""
+        parents = [p for p in status.get("parents") or ()
+                   if not (isinstance(p, MappingABC) and serves(p.get("parentRef")))]  # fmt: skip
+        return {**status, "parents": parents}
 
 
 def serves(ref: Any) -> bool:

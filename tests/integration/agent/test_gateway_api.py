@@ -297,6 +297,19 @@ async def test_http_route_parents_and_backend_changes(
 
         await wait_for(regenerated, what="the conditions at the route's generation 2")
 
+        # Moved to another Gateway: the Route, the twin, our parent entry and finalizer go.
+        await tkube.patch(resources.HTTP_ROUTES, "shop", {"spec": {"parentRefs": [
+            {"name": "eg"}]}}, namespace=services_ns)  # fmt: skip
+
+        async def released():
+            current, parents = await parents_of(tkube, resources.HTTP_ROUTES, services_ns, "shop")
+            route = await find(mgmt, resources.ROUTES, tenant_setup.namespace, objects.uid(created))
+            twin = await find(tkube, resources.SERVICES, services_ns, "a-nodeport")
+            return (route is None and twin is None and parents == []
+                    and not objects.finalizers(current))  # fmt: skip
+
+        await wait_for(released, what="the HTTPRoute released")
+
 
 async def test_unknown_backend_and_unsupported_filter(
     gw_agent, tenant_setup, services_ns, tkube, mgmt

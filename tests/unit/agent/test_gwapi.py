@@ -151,3 +151,9 @@ def test_gateway_status():
     rewritten = [{**condition, "observedGeneration": 3}]
     assert status["listeners"] == [{**served["listeners"][0], "conditions": rewritten}]
     assert gwapi.GatewayKind().status(GATEWAY, None, [])({"x": 1}) == {"x": 1}
+
+
+def test_route_cleared_of_our_parents_only():
+    ours = {"parentRef": {"name": "kubelb"}, "controllerName": "x/y", "conditions": []}
+    kind = gwapi.http_route_kind()
+    assert kind.cleared({"parents": [FOREIGN, ours]}) == {"parents": [FOREIGN]}
