@@ -4,8 +4,9 @@ source references.
 A Service of type NodePort or LoadBalancer is sent as it is, cleansed of what only means
 something inside the tenant cluster (cluster IPs, IP families, session affinity, traffic
 policies, kubectl's last-applied copy). A ClusterIP Service has no port on the nodes, so a twin
-`<name>-nodeport` of type NodePort is kept beside it (same selector and ports; owned by the
-original, so it goes when the original goes; labelled origin-name/origin-ns and managed-by) and
+`<name>-nodeport` of type NodePort is kept beside it (same selector, ports, labels and
+annotations; owned by the original, so it goes when the original goes; labelled
+origin-name/origin-ns and managed-by) and
 the twin, with its allocated NodePorts, is sent instead. A referenced Service that does not exist
 is reported as missing, one whose twin's name a user's Service already has as blocked; the
 source is served without them.
@@ -79,25 +80,26 @@ def desired_twin(service: MappingABC[str, Any]) -> objects.RawObject:
     twin_spec: dict[str, Any] = {"type": "NodePort", "ports": ports}
     if spec.get("selector"):
         twin_spec["selector"] = dict(spec["selector"])
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": twin_name(objects.name(service)),
-            "namespace": objects.namespace(service),
-            "labels": {
-                labels.ORIGIN_NAME: objects.name(service),
-                labels.ORIGIN_NAMESPACE: objects.namespace(service),
-                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
-            },
-            "ownerReferences": [
-                objects.owner_reference(
-                    {"apiVersion": "v1", "kind": "Service", **service}, block_owner_deletion=False
-                )
-            ],
+    metadata: dict[str, Any] = {
+        "name": twin_name(objects.name(service)),
+        "namespace": objects.namespace(service),
+        # The original's labels and annotations travel with it, as upstream's twins carry them.
+        "labels": {
+            **objects.labels(service),
+            labels.ORIGIN_NAME: objects.name(service),
+            labels.ORIGIN_NAMESPACE: objects.namespace(service),
+            labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
         },
-        "spec": twin_spec,
+        "ownerReferences": [
+            objects.owner_reference(
+                {"apiVersion": "v1", "kind": "Service", **service}, block_owner_deletion=False
+            )
+        ],
     }
+    annotations = {k: v for k, v in objects.annotations(service).items() if k != LAST_APPLIED}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": twin_spec}
 
 
 def cleansed(service: MappingABC[str, Any]) -> objects.RawObject:

@@ -118,6 +118,7 @@ async def set_route_status(
     served: dict[str, Any],
     *,
     applied: tuple[str, str] | None = None,
+    generated_name: str | None = None,
 ) -> None:
     """Report `served` as the generated object's status, as the manager would; `applied` =
     (reason, message) reports that it could not apply the Route."""
@@ -131,7 +132,8 @@ async def set_route_status(
         "kind": source["kind"],
         "name": source["metadata"]["name"],
         "namespace": source["metadata"]["namespace"],
-        "generatedName": f"{source['metadata']['name']}-{source['metadata']['namespace']}",
+        "generatedName": generated_name
+        or f"{source['metadata']['name']}-{source['metadata']['namespace']}",
         "status": served,
         "conditions": [
             {

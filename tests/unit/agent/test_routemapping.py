@@ -136,6 +136,12 @@ def test_twin_of_a_cluster_ip_service():
         "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
     }
     assert servicecopies.is_twin(twin)
+    labelled = copy.deepcopy(SERVICE)
+    labelled["metadata"]["labels"] = {"tier": "web"}
+    labelled["metadata"]["annotations"]["team"] = "a"
+    twin_meta = servicecopies.desired_twin(labelled)["metadata"]
+    assert twin_meta["labels"]["tier"] == "web"
+    assert twin_meta["annotations"] == {"team": "a"}
     assert str(servicecopies.original_key(twin)) == "web/front"
     assert str(servicecopies.original_key(SERVICE)) == "web/front"
     # A user's Service that merely ends in -nodeport is not ours.
