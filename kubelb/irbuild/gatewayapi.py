@@ -335,6 +335,11 @@ def _virtual_hosts(
 ) -> tuple[proxy.VirtualHost, ...]:
     """One virtual host per hostname named on the port (and `*` when a listener takes any
     host): the routes of the most specific listener covering it, in precedence order."""
+    # (listener hostname, route hostname or None for any) -> its routes with their tiebreaks
+    index: dict[tuple[str | None, str | None], list[tuple[proxy.HTTPRoute, Any]]] = {}
+    for listener_hostname, hosts, route, tiebreak in candidates:
+        for host in hosts or (None,):
+            index.setdefault((listener_hostname, host), []).append((route, tiebreak))
     domains = {h for _, hosts, _, _ in candidates for h in hosts}
     domains.update(h for h in listener_hostnames if h)
     if None in listener_hostnames or not domains:
@@ -343,34 +348,31 @@ def _virtual_hosts(
     for domain in sorted(domains):
         chosen = routeprecedence.most_specific(listener_hostnames, domain)
         entries: list[tuple[str | None, proxy.HTTPRoute, Any]] = []
-        if chosen is not False:
-            for listener_hostname, hosts, route, tiebreak in candidates:
-                if listener_hostname != chosen:
-                    continue
-                if not hosts:
-                    entries.append((None, route, tiebreak))
-                    continue
-                covering = [h for h in hosts if routeprecedence.covers(h, domain)]
-                if covering and domain != proxy.WILDCARD_HOST:
-                    entries.append(
-                        (min(covering, key=routeprecedence.specificity), route, tiebreak)
-                    )
+        if chosen is not routeprecedence.UNCOVERED:
+            patterns: list[str | None] = [None]
+            if domain != proxy.WILDCARD_HOST:
+                patterns.extend(routeprecedence.covering(domain))
+            entries = [
+                (pattern, route, tiebreak)
+                for pattern in patterns
+                for route, tiebreak in index.get((chosen, pattern), ())
+            ]
         out.append(
             proxy.VirtualHost(
                 name=domain, domains=(domain,), routes=routeprecedence.ordered(entries)
             )
         )
     # A host without routes answers 404 anyway, unless a less specific host would take it.
-    kept = tuple(vh for vh in out if vh.routes or _shadows(vh.name, out))
+    served = {vh.name for vh in out if vh.routes}
+    kept = tuple(vh for vh in out if vh.name in served or _shadows(vh.name, served))
     return kept or (
         proxy.VirtualHost(name=proxy.WILDCARD_HOST, domains=(proxy.WILDCARD_HOST,), routes=()),
     )
 
 
-def _shadows(domain: str, hosts: Sequence[proxy.VirtualHost]) -> bool:
-    return any(
-        vh.routes
-        and vh.name != domain
-        and (vh.name == proxy.WILDCARD_HOST or routeprecedence.covers(vh.name, domain))
-        for vh in hosts
+def _shadows(domain: str, served: set[str]) -> bool:
+    if domain == proxy.WILDCARD_HOST:
+        return False
+    return proxy.WILDCARD_HOST in served or any(
+        p in served for p in routeprecedence.covering(domain) if p != domain
     )

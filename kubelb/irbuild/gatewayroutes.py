@@ -142,14 +142,8 @@ class _Rule:
                     mirrors.append(mirror)
             elif kind in ("RequestHeaderModifier", "ResponseHeaderModifier"):
                 key = "request_headers" if kind.startswith("Request") else "response_headers"
-                raw = (
-                    f.get(
-                        "requestHeaderModifier"
-                        if key == "request_headers"
-                        else "responseHeaderModifier"
-                    )
-                    or {}
-                )
+                # `requestHeaderModifier` / `responseHeaderModifier`
+                raw = f.get(kind[0].lower() + kind[1:]) or {}
                 fields.setdefault(key, _header_modifier(raw))
             elif kind == "RequestRedirect":
                 redirect = self.redirect(f.get("requestRedirect") or {})
@@ -196,20 +190,21 @@ class _Rule:
         _unsupported(self.rep, self.findings, f"{self.where}: {what}: {tail}")
 
     def backends(self, refs: Any) -> tuple[proxy.WeightedCluster, ...]:
-        shares: list[proxy.WeightedCluster] = []
+        """The weighted shares, an unresolved one failing on its own; none when no share
+        resolves."""
+        shares: list[tuple[str | None, int]] = []
         for ref in refs:
             weight = ref.get("weight", 1)
-            if not isinstance(weight, int) or weight <= 0:
-                continue
-            cluster = self.cluster(ref, "backendRef")
-            shares.append(
-                proxy.WeightedCluster(
-                    cluster=cluster or self.tenant.clusters.unresolved(), weight=weight
-                )
-            )
-        if not any(s.cluster != self.tenant.clusters.unresolved() for s in shares):
+            if isinstance(weight, int) and weight > 0:
+                shares.append((self.cluster(ref, "backendRef"), weight))
+        if all(cluster is None for cluster, _ in shares):
             return ()
-        return tuple(shares)
+        return tuple(
+            proxy.WeightedCluster(
+                cluster=cluster or self.tenant.clusters.unresolved(), weight=weight
+            )
+            for cluster, weight in shares
+        )
 
     def cluster(self, ref: Mapping[str, Any], what: str) -> str | None:
         group = ref.get("group") or ""

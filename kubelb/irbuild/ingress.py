@@ -108,9 +108,7 @@ def listener(
     why port 80 is not the Ingresses' (else the tenant's `port_problem` decides)."""
     blocked = blocked or tenant.port_problem(PORT)
     owners: dict[tuple[str, str, str, bool], routecontext.Report] = {}
-    entries: list[
-        tuple[tuple[Any, ...], tuple[str, ...], proxy.HTTPRoute, routecontext.Report]
-    ] = []
+    entries: list[_Entry] = []
     for position, rep in enumerate(reports):
         parsed = parse(rep.resource)
         for message in parsed.problems:
@@ -161,7 +159,7 @@ def _ingress_route(
         else (claim.host or "*", claim.path.kind.value, claim.path.value)
     )
     name = naming.join("ingress", rep.source_namespace, rep.source_name, *where)
-    assert claim.backend is not None
+    assert claim.backend is not None  # `parse` keeps only claims with a Service backend
     resolved = rep.resolve(claim.backend, tenant=tenant)
     if resolved.cluster is None:
         rep.problem(f"{claim.describe()}: {resolved.problem}: answers 503")

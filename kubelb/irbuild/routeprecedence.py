@@ -11,8 +11,9 @@ to rule and match order (the caller's `tiebreak`).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from kubelb.ir import proxy
 
@@ -33,6 +34,14 @@ def covers(pattern: str, hostname: str) -> bool:
         return False
     suffix = pattern[1:]  # `.example.com`
     return hostname.endswith(suffix) and len(hostname) > len(suffix)
+
+
+def covering(hostname: str) -> tuple[str, ...]:
+    """Every hostname that covers `hostname`, itself first, then ever shorter wildcards:
+    `a.b.example.com` -> itself, `*.b.example.com`, `*.example.com`, `*.com`."""
+    labels = hostname.split(".")
+    wildcards = ("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
+    return tuple(dict.fromkeys((hostname, *wildcards)))
 
 
 def intersect(listener: str | None, hostnames: Iterable[str]) -> tuple[str, ...] | None:
@@ -60,8 +69,19 @@ def specificity(hostname: str | None) -> tuple[int, int]:
     return (1 if is_wildcard(hostname) else 0, -len(hostname))
 
 
-def most_specific(candidates: Iterable[str | None], hostname: str) -> str | bool | None:
-    """The most specific of `candidates` (None: any host) covering `hostname`, or False when
+class Uncovered(enum.Enum):
+    """No candidate covers the hostname (None already means "any host")."""
+
+    UNCOVERED = "uncovered"
+
+
+UNCOVERED = Uncovered.UNCOVERED
+
+
+def most_specific(
+    candidates: Iterable[str | None], hostname: str
+) -> str | Literal[Uncovered.UNCOVERED] | None:
+    """The most specific of `candidates` (None: any host) covering `hostname`, UNCOVERED when
     none does. `*` (the catch-all virtual host) is covered by None only."""
     covering = [
         c
@@ -69,7 +89,7 @@ def most_specific(candidates: Iterable[str | None], hostname: str) -> str | bool
         if c is None or (hostname != proxy.WILDCARD_HOST and covers(c, hostname))
     ]
     if not covering:
-        return False
+        return UNCOVERED
     return min(covering, key=specificity)
 
 

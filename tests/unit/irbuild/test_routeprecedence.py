@@ -60,8 +60,8 @@ def test_most_specific_listener_hostname_wins():
     assert rp.most_specific(candidates, "bar.example.com") == "*.example.com"
     assert rp.most_specific(candidates, "other.org") is None
     assert rp.most_specific(candidates, proxy.WILDCARD_HOST) is None
-    assert rp.most_specific(["foo.example.com"], proxy.WILDCARD_HOST) is False
-    assert rp.most_specific(["foo.example.com"], "bar.example.com") is False
+    assert rp.most_specific(["foo.example.com"], proxy.WILDCARD_HOST) is rp.UNCOVERED
+    assert rp.most_specific(["foo.example.com"], "bar.example.com") is rp.UNCOVERED
 
 
 def route(name, *, kind=proxy.PathMatchKind.PREFIX, path="/", headers=0, params=0, method=None):
@@ -134,3 +134,14 @@ def test_ties_go_to_the_tiebreak_and_a_route_appears_once():
         ]
     )
     assert names(ranked) == ["older", "newer"]
+
+
+def test_covering_lists_the_hostname_then_ever_shorter_wildcards():
+    assert rp.covering("a.b.example.com") == (
+        "a.b.example.com",
+        "*.b.example.com",
+        "*.example.com",
+        "*.com",
+    )
+    assert rp.covering("*.example.com") == ("*.example.com", "*.com")
+    assert all(rp.covers(p, "a.b.example.com") for p in rp.covering("a.b.example.com"))
