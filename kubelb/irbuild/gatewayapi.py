@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import gatewayroutes, routecontext, routeprecedence
+from kubelb.irbuild import gatewayroutes, routechecks, routecontext, routeprecedence
 
 GATEWAY_NAME = "kubelb"
 CONTROLLER_NAME = "kubelb.k8c.io/gateway-controller"
@@ -75,11 +75,14 @@ def served_gateway(
 
 def http_ports(gateway: routecontext.Report) -> set[int]:
     """The ports of the Gateway's HTTP listeners, before any conflict is looked at."""
-    return {
-        port
-        for li in (gateway.resource.get("spec") or {}).get("listeners") or ()
-        if li.get("protocol") == "HTTP" and isinstance(port := li.get("port"), int)
-    }
+    try:
+        return {
+            port
+            for li in (gateway.resource.get("spec") or {}).get("listeners") or ()
+            if li.get("protocol") == "HTTP" and isinstance(port := li.get("port"), int)
+        }
+    except routecontext.MALFORMED:
+        return set()  # `build` reports it
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +116,23 @@ def build(
                     condition("Programmed", False, "Invalid", message),
                 ]
             }
-    listeners = _listeners(tenant, gateway, blocked_ports) if gateway is not None else []
+    listeners: list[Listener] = []
+    if gateway is not None:
+        try:
+            listeners = _listeners(tenant, gateway, blocked_ports)
+        except routecontext.MALFORMED as e:
+            gateway.malformed(e)
     # port -> (listener hostname, hostnames, route, tiebreak)
     candidates: dict[int, list[tuple[str | None, tuple[str, ...], proxy.HTTPRoute, Any]]] = {}
     for rep in routes:
         grpc = rep.kind == "GRPCRoute"
-        built = gatewayroutes.build(rep, tenant, grpc=grpc)
-        attached = _attach(rep, gateway, listeners, built.findings)
+        try:
+            built = gatewayroutes.build(rep, tenant, grpc=grpc)
+            attached = _attach(rep, gateway, listeners, built.findings)
+        except routecontext.MALFORMED as e:
+            rep.malformed(e)
+            rep.status = {"parents": []}
+            continue
         seen: set[str] = set()
         for li, hostnames in attached:
             if li.name in seen:
@@ -164,6 +177,11 @@ def _listeners(
         )
         out.append(li)
         where = f"listener {name!r}"
+        bad_hostname = routechecks.hostname_problem(li.hostname) if li.hostname else None
+        if bad_hostname is not None:
+            li.accepted = (False, "UnsupportedValue", bad_hostname)
+            gateway.problem(f"{where}: {bad_hostname}: not served")
+            continue
         if protocol != "HTTP":
             why = (
                 TLS_NOT_SUPPORTED
@@ -234,10 +252,14 @@ def _gateway_status(tenant: routecontext.Tenant, listeners: Sequence[Listener]) 
 
 
 def parent_refs(rep: routecontext.Report) -> list[Mapping[str, Any]]:
+    """The route's parentRefs naming the Gateway `kubelb` (no others get our status)."""
+    spec = rep.resource.get("spec")
+    refs = spec.get("parentRefs") if isinstance(spec, Mapping) else None
     return [
         ref
-        for ref in (rep.resource.get("spec") or {}).get("parentRefs") or ()
-        if ref.get("group", gatewayroutes.GATEWAY_GROUP) == gatewayroutes.GATEWAY_GROUP
+        for ref in (refs if isinstance(refs, list) else ())
+        if isinstance(ref, Mapping)
+        and ref.get("group", gatewayroutes.GATEWAY_GROUP) == gatewayroutes.GATEWAY_GROUP
         and ref.get("kind", "Gateway") == "Gateway"
         and ref.get("name") == GATEWAY_NAME
     ]
@@ -253,7 +275,17 @@ def _attach(
     refs = parent_refs(rep)
     if not refs:
         rep.problem(f"no parentRef names the Gateway {GATEWAY_NAME!r}")
-    hostnames = [str(h) for h in (rep.resource.get("spec") or {}).get("hostnames") or ()]
+    given = [
+        routeprecedence.normalize(str(h))
+        for h in (rep.resource.get("spec") or {}).get("hostnames") or ()
+    ]
+    hostnames = []
+    for h in given:
+        problem = routechecks.hostname_problem(h)
+        if problem is None:
+            hostnames.append(h)
+        else:
+            rep.problem(f"{problem}: ignored")
     resolved = (
         condition(
             "ResolvedRefs", False, findings.refs[0][0], "; ".join(m for _, m in findings.refs)
@@ -264,7 +296,11 @@ def _attach(
     parents: list[dict[str, Any]] = []
     out: list[tuple[Listener, tuple[str, ...]]] = []
     for ref in refs:
-        attached, reason, message = _attach_ref(ref, gateway, listeners, rep.kind, hostnames)
+        attached: list[tuple[Listener, tuple[str, ...]]]
+        if given and not hostnames:
+            attached, reason, message = [], "UnsupportedValue", "no hostname is valid"
+        else:
+            attached, reason, message = _attach_ref(ref, gateway, listeners, rep.kind, hostnames)
         if not attached:
             rep.problem(f"parentRef {_describe(ref)}: {message}")
         elif findings.unsupported:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import routebackends, routecontext
+from kubelb.irbuild import routebackends, routechecks, routecontext
 from kubelb.util import naming
 
 PORT = 80
@@ -53,6 +53,10 @@ def parse(resource: Mapping[str, Any]) -> Parsed:
     problems: list[str] = []
     for rule in spec.get("rules") or ():
         host = str(rule.get("host") or "").lower().rstrip(".") or None
+        bad_host = routechecks.hostname_problem(host) if host else None
+        if bad_host is not None:
+            problems.append(bad_host)
+            continue
         for p in (rule.get("http") or {}).get("paths") or ():
             path = _path(str(p.get("pathType") or "ImplementationSpecific"), p.get("path"))
             if isinstance(path, str):
@@ -75,8 +79,9 @@ def parse(resource: Mapping[str, Any]) -> Parsed:
 
 def _path(path_type: str, value: Any) -> proxy.PathMatch | str:
     path = str(value or "/")
-    if not path.startswith("/"):
-        return f"path {path!r} must start with `/`"
+    bad = routechecks.path_problem(path)
+    if bad is not None:
+        return bad
     if path_type == "Exact":
         return proxy.PathMatch(kind=proxy.PathMatchKind.EXACT, value=path)
     if path_type in ("Prefix", "ImplementationSpecific"):
@@ -88,7 +93,8 @@ def _backend(backend: Any, namespace: str) -> routebackends.BackendRef | None:
     service = (backend or {}).get("service") if isinstance(backend, Mapping) else None
     if not isinstance(service, Mapping) or not service.get("name"):
         return None
-    port = service.get("port") or {}
+    port = service.get("port")
+    port = port if isinstance(port, Mapping) else {}
     number = port.get("number")
     ref: int | str | None = number if isinstance(number, int) else port.get("name") or None
     return routebackends.BackendRef(namespace, str(service["name"]), ref)
@@ -110,7 +116,11 @@ def listener(
     owners: dict[tuple[str, str, str, bool], routecontext.Report] = {}
     entries: list[_Entry] = []
     for position, rep in enumerate(reports):
-        parsed = parse(rep.resource)
+        try:
+            parsed = parse(rep.resource)
+        except routecontext.MALFORMED as e:
+            rep.malformed(e)
+            parsed = Parsed((), ())
         for message in parsed.problems:
             rep.problem(f"{message}: not served")
         if blocked is not None:
