@@ -234,19 +234,25 @@ def _kinds(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _gateway_status(tenant: routecontext.Tenant, listeners: Sequence[Listener]) -> dict[str, Any]:
     address = tenant.status_address
+    served = any(li.served for li in listeners)
+    invalid = [li.name for li in listeners if not li.served]
+    accepted = (
+        condition(
+            "Accepted", served, "ListenersNotValid", f"listeners not served: {', '.join(invalid)}"
+        )
+        if invalid
+        else condition("Accepted", True, "Accepted", "Gateway is accepted")
+    )
     programmed = (
         condition("Programmed", True, "Programmed", "Gateway is programmed")
-        if any(li.served for li in listeners)
+        if served
         else condition("Programmed", False, "Invalid", "No listener can be served")
     )
     return {
         "addresses": [
             {"type": "IPAddress" if proxy.is_ip(address) else "Hostname", "value": address}
         ],
-        "conditions": [
-            condition("Accepted", True, "Accepted", "Gateway is accepted"),
-            programmed,
-        ],
+        "conditions": [accepted, programmed],
         "listeners": [li.status() for li in listeners],
     }
 
