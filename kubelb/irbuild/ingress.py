@@ -55,23 +55,27 @@ def parse(resource: Mapping[str, Any]) -> Parsed:
         host = str(rule.get("host") or "").lower().rstrip(".") or None
         bad_host = routechecks.hostname_problem(host) if host else None
         if bad_host is not None:
-            problems.append(bad_host)
+            problems.append(f"{bad_host}: its rule is not served")
             continue
         for p in (rule.get("http") or {}).get("paths") or ():
             path = _path(str(p.get("pathType") or "ImplementationSpecific"), p.get("path"))
             if isinstance(path, str):
-                problems.append(path)
+                problems.append(f"{path}: not served")
                 continue
             claim = Claim(host, path, _backend(p.get("backend"), namespace))
             if claim.backend is None:
-                problems.append(f"{claim.describe()}: only Service backends are supported")
+                problems.append(
+                    f"{claim.describe()}: only Service backends are supported: not served"
+                )
                 continue
             claims.append(claim)
+    if spec.get("tls"):
+        problems.append("spec.tls: TLS is not supported yet; the hosts are served over HTTP only")
     default = spec.get(DEFAULT_BACKEND)
     if default is not None:
         claim = Claim(None, proxy.PathMatch(), _backend(default, namespace), default=True)
         if claim.backend is None:
-            problems.append(f"{DEFAULT_BACKEND}: only Service backends are supported")
+            problems.append(f"{DEFAULT_BACKEND}: only Service backends are supported: not served")
         else:
             claims.append(claim)
     return Parsed(tuple(claims), tuple(problems))
@@ -122,7 +126,7 @@ def listener(
             rep.malformed(e)
             parsed = Parsed((), ())
         for message in parsed.problems:
-            rep.problem(f"{message}: not served")
+            rep.problem(message)
         if blocked is not None:
             rep.problem(f"{blocked}: the Ingress is not served")
             rep.status = {"loadBalancer": {}}
