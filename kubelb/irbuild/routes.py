@@ -221,6 +221,33 @@ def build_tenant_routes(
     )
 
 
+def requested_ports(
+    namespace: str,
+    routes: Sequence[api_route.Route],
+    settings: RouteSettings = RouteSettings(),
+) -> frozenset[int]:
+    """The ports the tenant's HTTP listeners ask for (80 for Ingresses, the served Gateway's
+    HTTP listener ports), for a caller that must place them before building (the Kubernetes
+    deployer allocates their `listen_ports`). A port a conflict later refuses is included."""
+    tenant = routecontext.Tenant(
+        namespace=namespace,
+        address="0.0.0.0",
+        status_address="0.0.0.0",
+        listen_ports={},
+        taken_ports=frozenset(),
+        clusters=routebackends.Clusters(namespace),
+    )
+    reports = sorted((routecontext.Report(tenant, r, {}) for r in routes), key=lambda r: r.age)
+    ports: set[int] = set()
+    if settings.ingress_enabled and any(rep.kind == INGRESS for rep in reports):
+        ports.add(ingress.PORT)
+    if settings.gateway_api_enabled:
+        gateway = gatewayapi.served_gateway([rep for rep in reports if rep.kind == GATEWAY])
+        if gateway is not None:
+            ports.update(p for p in gatewayapi.http_ports(gateway) if 1 <= p <= 65535)
+    return frozenset(ports)
+
+
 def _disable_gateway_api(reports: Sequence[routecontext.Report]) -> None:
     for rep in reports:
         rep.problem(GATEWAY_API_DISABLED)

@@ -330,3 +330,18 @@ def test_a_malformed_embedded_object_is_reported_and_never_breaks_the_tenant(cas
         built = build(changed, addresses)
         assert config(built).validate() == [], where
         assert set(built.outcomes) == {r.name for r in rs}
+
+
+def test_requested_ports_are_80_for_ingresses_and_the_served_gateways_http_ports():
+    rs, _ = golden_routes("gateway-ingress-port-80")
+    assert routes.requested_ports(NS, rs) == {80, 8080}
+    assert routes.requested_ports(NS, rs, routes.RouteSettings(ingress_enabled=False)) == {
+        80,
+        8080,
+    }
+    only_ingress = routes.RouteSettings(gateway_api_enabled=False)
+    assert routes.requested_ports(NS, rs, only_ingress) == {80}
+    unsupported, _ = golden_routes("gateway-unsupported-listeners")
+    # HTTPS and TCP listeners and the Gateways not served ask for nothing.
+    assert routes.requested_ports(NS, unsupported) == {8080}
+    assert routes.requested_ports(NS, []) == frozenset()
