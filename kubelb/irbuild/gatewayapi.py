@@ -133,11 +133,11 @@ def build(
             rep.malformed(e)
             rep.status = {"parents": []}
             continue
-        seen: set[str] = set()
+        seen: set[int] = set()  # two parentRefs may name one listener
         for li, hostnames in attached:
-            if li.name in seen:
+            if id(li) in seen:
                 continue
-            seen.add(li.name)
+            seen.add(id(li))
             li.attached.add(rep.name)
             for rr in built.routes:
                 candidates.setdefault(li.port, []).append(
@@ -172,7 +172,7 @@ def _listeners(
         li = Listener(
             name=name,
             port=port if isinstance(port, int) else 0,
-            hostname=routeprecedence.normalize(hostname) if hostname else None,
+            hostname=routeprecedence.normalize(str(hostname)) if hostname else None,
             kinds=(),
         )
         out.append(li)

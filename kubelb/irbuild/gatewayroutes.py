@@ -71,6 +71,7 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
     findings = Findings()
     kind = "grpcroute" if grpc else "httproute"
     out: list[RuleRoute] = []
+    prefix = naming.join(kind, rep.source_namespace, rep.source_name, "rule")
     for rule_index, rule in enumerate(spec.get("rules") or ()):
         rule_name = str(rule.get("name") or "")
         # An unnamed rule by position as `#0`: never the same as a rule named `0`.
@@ -78,7 +79,6 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
         where = f"rule {rule_name!r}" if rule_name else f"rule {rule_index}"
         template = _Rule(rep, tenant, findings, where, grpc).template(rule)
         for match_index, raw in enumerate(rule.get("matches") or ({},)):
-            prefix = naming.join(kind, rep.source_namespace, rep.source_name, "rule")
             name = f"{prefix}/{rule_id}/{match_index}"
             match = _grpc_match(raw) if grpc else _http_match(raw)
             if isinstance(match, str):
@@ -94,6 +94,12 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
                 route = proxy.HTTPRoute(name=name, match=match, direct_status=500)
             out.append(RuleRoute(route, (rule_index, match_index)))
     return Built(tuple(out), findings)
+
+
+def _weight(ref: Mapping[str, Any]) -> int:
+    """A backendRef's weight (1 unless given); 0 for one that gets no requests."""
+    weight = ref.get("weight", 1)
+    return weight if isinstance(weight, int) and not isinstance(weight, bool) and weight > 0 else 0
 
 
 def _unsupported(rep: routecontext.Report, findings: Findings, message: str) -> None:
@@ -185,6 +191,8 @@ class _Rule:
                 fields["backends"] = backends
             else:
                 fields["direct_status"] = 500
+                if not any(_weight(ref) for ref in rule.get("backendRefs") or ()):
+                    self.rep.problem(f"{self.where}: no backendRef with a weight: answers 500")
         else:
             fields.pop("rewrite", None)
             fields["mirrors"] = ()
@@ -199,8 +207,8 @@ class _Rule:
         resolves."""
         shares: list[tuple[str | None, int]] = []
         for ref in refs:
-            weight = ref.get("weight", 1)
-            if isinstance(weight, int) and weight > 0:
+            weight = _weight(ref)
+            if weight:
                 shares.append((self.cluster(ref, "backendRef"), weight))
         if all(cluster is None for cluster, _ in shares):
             return ()
