@@ -9,7 +9,11 @@ the listener, its open connections drain on the old table, and a cluster removed
 change answers their requests with 503.
 
 Virtual hosts and their route order are the IR's (`proxy.VirtualHost`): Envoy takes the first
-route that matches, so the order the IR builder chose is the precedence.
+route that matches, so the order the IR builder chose is the precedence. A route's match is
+`routematch`'s; its action is a redirect (`redirect`), a fixed status (`direct_response`) or
+forwarding to one cluster or `weighted_clusters`, with the header edits, rewrites and mirrors of
+`filters`, the route timeout (the listener's when the route has none) and a per-attempt backend
+timeout.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import wrappers_pb2
 
 from kubelb.ir import proxy
-from kubelb.xds.translate import accesslog, cluster, common
+from kubelb.xds.translate import accesslog, cluster, common, filters, redirect, routematch
 
 HCM = "envoy.filters.network.http_connection_manager"
 ROUTER = "envoy.filters.http.router"
@@ -58,7 +62,7 @@ def build_route_configuration(li: proxy.Listener) -> route_pb2.RouteConfiguratio
     return route_pb2.RouteConfiguration(
         name=li.name,
         virtual_hosts=build_virtual_hosts(
-            li.virtual_hosts, options, persistence=li.source_ip_persistence
+            li.virtual_hosts, options, persistence=li.source_ip_persistence, port=li.port
         ),
     )
 
@@ -111,14 +115,16 @@ def build_virtual_hosts(
     options: proxy.HTTPOptions,
     *,
     persistence: bool = False,
+    port: int = redirect.DEFAULT_PORTS[redirect.REQUEST_SCHEME],
 ) -> list[route_components_pb2.VirtualHost]:
     """One Envoy virtual host per IR virtual host, routes in the IR's match order. Envoy picks a
-    virtual host by domain, never by position, so they are sorted by name for stable output."""
+    virtual host by domain, never by position, so they are sorted by name for stable output.
+    `port` is the listener's, for redirects (`redirect`)."""
     return [
         route_components_pb2.VirtualHost(
             name=vh.name,
             domains=list(vh.domains),
-            routes=[_route(r, options, persistence) for r in vh.routes],
+            routes=[_route(r, options, persistence, port) for r in vh.routes],
         )
         for vh in sorted(virtual_hosts, key=lambda vh: vh.name)
     ]
@@ -160,18 +166,56 @@ def check_options(listener: str, options: proxy.HTTPOptions) -> None:
 
 
 def _route(
-    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool
+    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool, port: int
 ) -> route_components_pb2.Route:
+    out = route_components_pb2.Route(
+        name=r.name,
+        match=routematch.build_match(r.match),
+        request_headers_to_add=filters.headers_to_add(r.request_headers),
+        request_headers_to_remove=filters.headers_to_remove(r.request_headers),
+        response_headers_to_add=filters.headers_to_add(r.response_headers),
+        response_headers_to_remove=filters.headers_to_remove(r.response_headers),
+    )
+    if r.redirect is not None:
+        out.redirect.CopyFrom(redirect.build_redirect(r.redirect, r.match.path, port))
+    elif r.direct_status is not None:
+        out.direct_response.CopyFrom(
+            route_components_pb2.DirectResponseAction(status=r.direct_status)
+        )
+    else:
+        out.route.CopyFrom(_route_action(r, options, persistence))
+    return out
+
+
+def _route_action(
+    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool
+) -> route_components_pb2.RouteAction:
     timeout = options.request_timeout_seconds if r.timeout_seconds is None else r.timeout_seconds
     action = route_components_pb2.RouteAction(timeout=common.duration(timeout))
     if len(r.backends) == 1:
         action.cluster = r.backends[0].cluster
     else:
+        # Weight 0 beside positive ones is valid: that backend takes no request.
         action.weighted_clusters.clusters.extend(
             route_components_pb2.WeightedCluster.ClusterWeight(
                 name=b.cluster, weight=wrappers_pb2.UInt32Value(value=b.weight)
             )
             for b in r.backends
+        )
+    if r.rewrite is not None:
+        if r.rewrite.hostname:
+            action.host_rewrite_literal = r.rewrite.hostname
+        if r.rewrite.path is not None:
+            filters.rewrite_path(action, r.rewrite.path, r.match.path)
+    action.request_mirror_policies.extend(filters.request_mirror_policies(r.mirrors))
+    if r.backend_timeout_seconds is not None:
+        # Gateway API's backendRequest timeout: one attempt at a backend. Envoy bounds an
+        # attempt only inside a retry policy; with no retries it bounds the single attempt.
+        action.retry_policy.CopyFrom(
+            route_components_pb2.RetryPolicy(
+                num_retries=wrappers_pb2.UInt32Value(value=0),
+                per_try_timeout=common.duration(r.backend_timeout_seconds),
+            )
         )
     if persistence:
         # The cluster runs Maglev; without a hash policy it would pick a random host.
@@ -182,13 +226,7 @@ def _route(
                 )
             )
         )
-    return route_components_pb2.Route(name=r.name, match=_match(r.match), route=action)
-
-
-def _match(m: proxy.RouteMatch) -> route_components_pb2.RouteMatch:
-    if m.path.kind is not proxy.PathMatchKind.PREFIX or m.headers or m.query_params or m.method:
-        raise common.TranslateError(f"route match {m} is not supported yet")
-    return route_components_pb2.RouteMatch(prefix=m.path.value)
+    return action
 
 
 def check_hostnames(li: proxy.Listener) -> None:
