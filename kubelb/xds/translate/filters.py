@@ -91,8 +91,8 @@ def request_mirror_policies(
 
 
 def regex_literal(text: str) -> str:
-    """`text` as an RE2 pattern matching exactly it (only RE2's metacharacters escaped: RE2
-    rejects some escapes Python's `re.escape` writes)."""
+    """`text` as an RE2 pattern matching exactly it. Only RE2's metacharacters are escaped:
+    Python's `re.escape` also escapes characters such as space, which RE2 need not accept."""
     return _RE2_META.sub(r"\\\g<0>", text)
 
 
