@@ -130,7 +130,13 @@ async def test_redirect_locations_follow_gateway_api_port_rules(plane: Plane, we
             redirect("https", "/https", scheme="https", status_code=301),
             redirect("https-port", "/https-port", scheme="https", port=8443),
             redirect("https-443", "/https-443", scheme="https", port=443, status_code=308),
-            redirect("host", "/host", hostname="new.example"),
+            proxy.HTTPRoute(
+                name="host",
+                match=proxy.RouteMatch(path=proxy.PathMatch(value="/host")),
+                redirect=proxy.Redirect(hostname="new.example"),
+                # Response edits apply to every answer of a route, a redirect too.
+                response_headers=proxy.HeaderModifier(set=(("x-moved", "yes"),)),
+            ),
             redirect("port", "/port", port=9090, status_code=307),
             redirect("port-80", "/port-80", port=80),
             redirect("full", "/full", path=proxy.PathRewrite(kind=FULL, value="/new")),
@@ -159,6 +165,7 @@ async def test_redirect_locations_follow_gateway_api_port_rules(plane: Plane, we
         # A client on a non-default port names it in Host, as browsers do.
         status, headers, _ = await scenarios.http_request(addr, scenarios.get(path, here))
         assert (status, headers.get("location")) == (code, location), path
+        assert (headers.get("x-moved") == "yes") is path.startswith("/host"), path
     assert web[0].requests == [], "a redirect never reaches a backend"
 
 
