@@ -62,8 +62,11 @@ def build_route_configuration(li: proxy.Listener) -> route_pb2.RouteConfiguratio
     return route_pb2.RouteConfiguration(
         name=li.name,
         virtual_hosts=build_virtual_hosts(
-            li.virtual_hosts, options, persistence=li.source_ip_persistence, port=li.port
+            li.virtual_hosts, options, persistence=li.source_ip_persistence
         ),
+        # Clients send `Host: name:port` and virtual host domains carry no port. The Host keeps
+        # its port (upstreams and redirect Locations see it as sent).
+        ignore_port_in_host_matching=True,
     )
 
 
@@ -99,8 +102,6 @@ def build_connection_manager(
         use_remote_address=wrappers_pb2.BoolValue(value=True),
         xff_num_trusted_hops=options.xff_num_trusted_hops,
         generate_request_id=wrappers_pb2.BoolValue(value=True),
-        # Clients send `Host: name:port`; virtual host domains carry no port.
-        strip_any_host_port=True,
         access_log=[accesslog.build_stdout_access_log(accesslog.HTTP_FORMAT)],
     )
     if options.websocket:
@@ -115,16 +116,14 @@ def build_virtual_hosts(
     options: proxy.HTTPOptions,
     *,
     persistence: bool = False,
-    port: int = redirect.DEFAULT_PORTS[redirect.REQUEST_SCHEME],
 ) -> list[route_components_pb2.VirtualHost]:
     """One Envoy virtual host per IR virtual host, routes in the IR's match order. Envoy picks a
-    virtual host by domain, never by position, so they are sorted by name for stable output.
-    `port` is the listener's, for redirects (`redirect`)."""
+    virtual host by domain, never by position, so they are sorted by name for stable output."""
     return [
         route_components_pb2.VirtualHost(
             name=vh.name,
             domains=list(vh.domains),
-            routes=[_route(r, options, persistence, port) for r in vh.routes],
+            routes=[out for r in vh.routes for out in _routes(r, options, persistence)],
         )
         for vh in sorted(virtual_hosts, key=lambda vh: vh.name)
     ]
@@ -165,9 +164,10 @@ def check_options(listener: str, options: proxy.HTTPOptions) -> None:
             raise common.TranslateError(f"{where}.{field}: must not be negative")
 
 
-def _route(
-    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool, port: int
-) -> route_components_pb2.Route:
+def _routes(
+    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool
+) -> list[route_components_pb2.Route]:
+    """The Envoy routes of one IR route: one, or for some redirects two in a row (`redirect`)."""
     out = route_components_pb2.Route(
         name=r.name,
         match=routematch.build_match(r.match),
@@ -176,15 +176,23 @@ def _route(
         response_headers_to_add=filters.headers_to_add(r.response_headers),
         response_headers_to_remove=filters.headers_to_remove(r.response_headers),
     )
-    if r.redirect is not None:
-        out.redirect.CopyFrom(redirect.build_redirect(r.redirect, r.match.path, port))
-    elif r.direct_status is not None:
+    if r.direct_status is not None:
         out.direct_response.CopyFrom(
             route_components_pb2.DirectResponseAction(status=r.direct_status)
         )
-    else:
+    elif r.redirect is None:
         out.route.CopyFrom(_route_action(r, options, persistence))
-    return out
+    else:
+        variants = []
+        for condition, action in redirect.build_redirects(r.redirect, r.match.path):
+            variant = route_components_pb2.Route()
+            variant.CopyFrom(out)
+            if condition is not None:
+                variant.match.headers.append(condition)
+            variant.redirect.CopyFrom(action)
+            variants.append(variant)
+        return variants
+    return [out]
 
 
 def _route_action(

@@ -160,12 +160,24 @@ def test_direct_status_and_redirect_routes_forward_nothing() -> None:
     assert fixed.direct_response.status == 500
     assert [h.header.key for h in fixed.response_headers_to_add] == ["x-a"]
     assert list(fixed.response_headers_to_remove) == ["server"]
-    moved = only_route(
-        proxy.HTTPRoute(name="m", redirect=proxy.Redirect(scheme="https")), port=8080
+    r = proxy.HTTPRoute(
+        name="m",
+        match=proxy.RouteMatch(method="GET"),
+        redirect=proxy.Redirect(scheme="https"),
+        response_headers=edits,
     )
-    assert moved.WhichOneof("action") == "redirect"
-    assert moved.redirect.scheme_redirect == "https"
-    assert not moved.redirect.port_redirect
+    (vh,) = http.build_virtual_hosts([host("h", r)], proxy.HTTPOptions())
+    # A redirect to a default port is two routes in a row: both the IR route's, with its match,
+    # edits and name; the first only for a Host naming a port.
+    assert [x.name for x in vh.routes] == ["m", "m"]
+    first, second = vh.routes
+    assert [h.name for h in first.match.headers] == [":method", ":authority"]
+    assert [h.name for h in second.match.headers] == [":method"]
+    for moved in vh.routes:
+        assert moved.WhichOneof("action") == "redirect"
+        assert moved.redirect.scheme_redirect == "https"
+        assert [h.header.key for h in moved.response_headers_to_add] == ["x-a"]
+    assert (first.redirect.port_redirect, second.redirect.port_redirect) == (443, 0)
 
 
 def test_forwarding_filters_and_persistence() -> None:
