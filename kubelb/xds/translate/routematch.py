@@ -5,7 +5,8 @@ Path: PREFIX `/` is Envoy's `prefix: /` (every path); any other PREFIX is
 never `/ab`), as Gateway API's PathPrefix does; EXACT is `path`; REGEX is `safe_regex` (RE2,
 matched against the whole path without its query string). Headers and query parameters compare
 case-sensitive values exactly or by RE2 full match; the method is the `:method` pseudo-header.
-All conditions must hold, as in the IR.
+All conditions must hold, as in the IR. A header sent on several lines holds when one of its
+lines matches (Envoy 1.40 compares each line, commas and all, not their comma-joined list).
 """
 
 from __future__ import annotations
