@@ -260,6 +260,9 @@ async def test_header_query_and_method_matches(plane: Plane, web) -> None:
     assert await backend("/x?variant=b") == "h2"
     assert await backend("/x?page=2&variant=b") == "h2"
     assert await backend("/x?variant=bb") == "h0"
+    # The first occurrence of a parameter counts.
+    assert await backend("/x?variant=b&variant=a") == "h2"
+    assert await backend("/x?variant=a&variant=b") == "h0"
     assert await backend("/x?Variant=b") == "h0"
     assert await backend("/x?variant=b", method="POST") == "h0"
     assert await backend("/x", method="DELETE") == "h2"
