@@ -221,6 +221,10 @@ async def test_header_query_and_method_matches(plane: Plane, web) -> None:
     regex = proxy.ValueMatchKind.REGEX
     cfg = config(
         [
+            matching("regex", "h1", path=proxy.PathMatch(
+                kind=proxy.PathMatchKind.REGEX, value="/items/[0-9]+")),
+            matching("exact", "h2", path=proxy.PathMatch(
+                kind=proxy.PathMatchKind.EXACT, value="/exact")),
             # A header sent on several lines matches when one line does (Envoy 1.40; the IR's
             # HeaderMatch docstring says comma-joined, which Envoy no longer does).
             matching("lines", "h1", headers=(proxy.HeaderMatch(name="x-multi", value="b"),)),
@@ -255,6 +259,13 @@ async def test_header_query_and_method_matches(plane: Plane, web) -> None:
     assert await backend("/", "x-canary: yes\r\n") == "h0"
     assert await backend("/", "x-canary: YES\r\nx-version: v1\r\n") == "h0"
     assert await backend("/", "x-canary: yes\r\nx-version: v1-beta\r\n") == "h0"
+    # A path regex matches the whole path, never the query string; an exact path is exact.
+    assert await backend("/items/12") == "h1"
+    assert await backend("/items/12?page=3") == "h1"
+    assert await backend("/items/12/x") == "h0"
+    assert await backend("/x/items/12") == "h0"
+    assert await backend("/exact?q=1") == "h2"
+    assert await backend("/exact/") == "h0"
     assert await backend("/", "x-multi: a\r\nx-multi: b\r\n") == "h1"
     assert await backend("/", "x-multi: b\r\nx-multi: a\r\n") == "h1"
     # One line is one value, commas and all.
