@@ -210,7 +210,7 @@ async def test_weighted_split_is_roughly_honoured(plane: Plane, web) -> None:
     assert drained == {"h1": 40}, "a backend of weight 0 takes nothing"
 
 
-async def test_header_query_and_method_matches(plane: Plane, web) -> None:
+async def test_path_header_query_and_method_matches(plane: Plane, web) -> None:
     def matching(name: str, to: str, **kw: object) -> proxy.HTTPRoute:
         return proxy.HTTPRoute(
             name=name,
