@@ -141,7 +141,7 @@ def build(
             li.attached.add(rep.name)
             for rr in built.routes:
                 candidates.setdefault(li.port, []).append(
-                    (li.hostname, hostnames, rr.route, (rep.age, rr.position))
+                    (li.hostname, hostnames, rr.route, (rr.order, rep.age, rr.position))
                 )
     if gateway is None:
         return Built((), {})

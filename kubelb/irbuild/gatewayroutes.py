@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kubelb.ir import proxy
-from kubelb.irbuild import routebackends, routechecks, routecontext
+from kubelb.irbuild import routebackends, routechecks, routecontext, routeprecedence
 from kubelb.util import naming
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -48,6 +48,8 @@ class RuleRoute:
 
     route: proxy.HTTPRoute
     position: tuple[int, int]
+    # `routeprecedence.match_order` (HTTPRoute) or `grpc_order` (GRPCRoute) of its match
+    order: tuple[int, ...]
 
 
 @dataclass
@@ -92,8 +94,19 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
                     f"{where} match {match_index}: ReplacePrefixMatch needs a PathPrefix match",
                 )
                 route = proxy.HTTPRoute(name=name, match=match, direct_status=500)
-            out.append(RuleRoute(route, (rule_index, match_index)))
+            order = _grpc_order(raw, match) if grpc else routeprecedence.match_order(match)
+            out.append(RuleRoute(route, (rule_index, match_index), order))
     return Built(tuple(out), findings)
+
+
+def _grpc_order(raw: Mapping[str, Any], match: proxy.RouteMatch) -> tuple[int, ...]:
+    method = raw.get("method") or {}
+    return routeprecedence.grpc_order(
+        match.path.kind,
+        str(method.get("service") or ""),
+        str(method.get("method") or ""),
+        len(match.headers),
+    )
 
 
 def _weight(ref: Mapping[str, Any]) -> int:

@@ -5,8 +5,9 @@ Hostnames are lower-case; `*.example.com` stands for one or more labels before `
 listener's by `intersect`; a request's host then selects the most specific hostname that covers
 it (`covers`, `specificity`), and within it the routes are tried in `match_order`: Exact path,
 then regular expressions, then the longest prefix, then a method match, the most header matches,
-the most query parameter matches; ties go to the oldest route, then to its namespace/name, then
-to rule and match order (the caller's `tiebreak`).
+the most query parameter matches (a GRPCRoute's in `grpc_order`: exact before regular
+expressions, then the longest service, the longest method, the most header matches); ties go to
+the oldest route, then to its namespace/name, then to rule and match order (the caller's).
 """
 
 from __future__ import annotations
@@ -111,11 +112,18 @@ def match_order(match: proxy.RouteMatch) -> tuple[int, int, int, int, int]:
     )
 
 
+def grpc_order(
+    path: proxy.PathMatchKind, service: str, method: str, headers: int
+) -> tuple[int, int, int, int, int]:
+    """Sort key of one GRPCRoute match, shaped like `match_order`'s."""
+    return (_PATH_ORDER[path], -len(service), -len(method), -headers, 0)
+
+
 def ordered(
     entries: Sequence[tuple[str | None, proxy.HTTPRoute, tuple[Any, ...]]],
 ) -> tuple[proxy.HTTPRoute, ...]:
     """Routes of one virtual host in match order. Each entry is the route's hostname that
-    covers the virtual host's domain (None: any host), the route and its `tiebreak` (age,
-    namespace/name, rule, match)."""
-    ranked = sorted(entries, key=lambda e: (specificity(e[0]), match_order(e[1].match), e[2]))
+    covers the virtual host's domain (None: any host), the route and its key: its match order
+    (`match_order`, `grpc_order`) and then the tiebreak (age, namespace/name, rule, match)."""
+    ranked = sorted(entries, key=lambda e: (specificity(e[0]), e[2]))
     return tuple(dict.fromkeys(route for _, route, _ in ranked))
