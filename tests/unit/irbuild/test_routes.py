@@ -345,3 +345,22 @@ def test_requested_ports_are_80_for_ingresses_and_the_served_gateways_http_ports
     # HTTPS and TCP listeners and the Gateways not served ask for nothing.
     assert routes.requested_ports(NS, unsupported) == {8080}
     assert routes.requested_ports(NS, []) == frozenset()
+
+
+def test_each_listener_names_its_owner_and_every_route_it_serves():
+    rs, addresses = golden_routes("gateway-ingress-port-80")
+    built = build(rs, addresses)
+    owners = {li.name: li.owner for li in built.piece.listeners}
+    assert owners == {
+        "tenant-a/L7/80/http": "tenant-a/in000000-0000-4000-8000-000000000001",
+        "tenant-a/L7/8080/http": "tenant-a/gw000000-0000-4000-8000-000000000000",
+    }
+    assert built.listener_routes == {
+        "tenant-a/L7/80/http": ("in000000-0000-4000-8000-000000000001",),
+        # The route naming port 80 attaches nowhere, so no listener serves it.
+        "tenant-a/L7/8080/http": (
+            "gw000000-0000-4000-8000-000000000000",
+            "rt000000-0000-4000-8000-000000000001",
+        ),
+    }
+    assert built.piece.key == "tenant-a/L7"
