@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import gatewayroutes, routecontext, routeprecedence
+from kubelb.irbuild import gatewayroutes, routechecks, routecontext, routeprecedence
 
 GATEWAY_NAME = "kubelb"
 CONTROLLER_NAME = "kubelb.k8c.io/gateway-controller"
@@ -75,11 +75,14 @@ def served_gateway(
 
 def http_ports(gateway: routecontext.Report) -> set[int]:
     """The ports of the Gateway's HTTP listeners, before any conflict is looked at."""
-    return {
-        port
-        for li in (gateway.resource.get("spec") or {}).get("listeners") or ()
-        if li.get("protocol") == "HTTP" and isinstance(port := li.get("port"), int)
-    }
+    try:
+        return {
+            port
+            for li in (gateway.resource.get("spec") or {}).get("listeners") or ()
+            if li.get("protocol") == "HTTP" and isinstance(port := li.get("port"), int)
+        }
+    except routecontext.MALFORMED:
+        return set()  # `build` reports it
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +116,32 @@ def build(
                     condition("Programmed", False, "Invalid", message),
                 ]
             }
-    listeners = _listeners(tenant, gateway, blocked_ports) if gateway is not None else []
+    listeners: list[Listener] = []
+    if gateway is not None:
+        try:
+            listeners = _listeners(tenant, gateway, blocked_ports)
+        except routecontext.MALFORMED as e:
+            gateway.malformed(e)
     # port -> (listener hostname, hostnames, route, tiebreak)
     candidates: dict[int, list[tuple[str | None, tuple[str, ...], proxy.HTTPRoute, Any]]] = {}
     for rep in routes:
         grpc = rep.kind == "GRPCRoute"
-        built = gatewayroutes.build(rep, tenant, grpc=grpc)
-        attached = _attach(rep, gateway, listeners, built.findings)
-        seen: set[str] = set()
+        try:
+            built = gatewayroutes.build(rep, tenant, grpc=grpc)
+            attached = _attach(rep, gateway, listeners, built.findings)
+        except routecontext.MALFORMED as e:
+            rep.malformed(e)
+            rep.status = {"parents": []}
+            continue
+        seen: set[int] = set()  # two parentRefs may name one listener
         for li, hostnames in attached:
-            if li.name in seen:
+            if id(li) in seen:
                 continue
-            seen.add(li.name)
+            seen.add(id(li))
             li.attached.add(rep.name)
             for rr in built.routes:
                 candidates.setdefault(li.port, []).append(
-                    (li.hostname, hostnames, rr.route, (rep.age, rr.position))
+                    (li.hostname, hostnames, rr.route, (rr.order, rep.age, rr.position))
                 )
     if gateway is None:
         return Built((), {})
@@ -159,11 +172,16 @@ def _listeners(
         li = Listener(
             name=name,
             port=port if isinstance(port, int) else 0,
-            hostname=routeprecedence.normalize(hostname) if hostname else None,
+            hostname=routeprecedence.normalize(str(hostname)) if hostname else None,
             kinds=(),
         )
         out.append(li)
         where = f"listener {name!r}"
+        bad_hostname = routechecks.hostname_problem(li.hostname) if li.hostname else None
+        if bad_hostname is not None:
+            li.accepted = (False, "UnsupportedValue", bad_hostname)
+            gateway.problem(f"{where}: {bad_hostname}: not served")
+            continue
         if protocol != "HTTP":
             why = (
                 TLS_NOT_SUPPORTED
@@ -216,28 +234,38 @@ def _kinds(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _gateway_status(tenant: routecontext.Tenant, listeners: Sequence[Listener]) -> dict[str, Any]:
     address = tenant.status_address
+    served = any(li.served for li in listeners)
+    invalid = [li.name for li in listeners if not li.served]
+    accepted = (
+        condition(
+            "Accepted", served, "ListenersNotValid", f"listeners not served: {', '.join(invalid)}"
+        )
+        if invalid
+        else condition("Accepted", True, "Accepted", "Gateway is accepted")
+    )
     programmed = (
         condition("Programmed", True, "Programmed", "Gateway is programmed")
-        if any(li.served for li in listeners)
+        if served
         else condition("Programmed", False, "Invalid", "No listener can be served")
     )
     return {
         "addresses": [
             {"type": "IPAddress" if proxy.is_ip(address) else "Hostname", "value": address}
         ],
-        "conditions": [
-            condition("Accepted", True, "Accepted", "Gateway is accepted"),
-            programmed,
-        ],
+        "conditions": [accepted, programmed],
         "listeners": [li.status() for li in listeners],
     }
 
 
 def parent_refs(rep: routecontext.Report) -> list[Mapping[str, Any]]:
+    """The route's parentRefs naming the Gateway `kubelb` (no others get our status)."""
+    spec = rep.resource.get("spec")
+    refs = spec.get("parentRefs") if isinstance(spec, Mapping) else None
     return [
         ref
-        for ref in (rep.resource.get("spec") or {}).get("parentRefs") or ()
-        if ref.get("group", gatewayroutes.GATEWAY_GROUP) == gatewayroutes.GATEWAY_GROUP
+        for ref in (refs if isinstance(refs, list) else ())
+        if isinstance(ref, Mapping)
+        and ref.get("group", gatewayroutes.GATEWAY_GROUP) == gatewayroutes.GATEWAY_GROUP
         and ref.get("kind", "Gateway") == "Gateway"
         and ref.get("name") == GATEWAY_NAME
     ]
@@ -253,7 +281,17 @@ def _attach(
     refs = parent_refs(rep)
     if not refs:
         rep.problem(f"no parentRef names the Gateway {GATEWAY_NAME!r}")
-    hostnames = [str(h) for h in (rep.resource.get("spec") or {}).get("hostnames") or ()]
+    given = [
+        routeprecedence.normalize(str(h))
+        for h in (rep.resource.get("spec") or {}).get("hostnames") or ()
+    ]
+    hostnames = []
+    for h in given:
+        problem = routechecks.hostname_problem(h)
+        if problem is None:
+            hostnames.append(h)
+        else:
+            rep.problem(f"{problem}: ignored")
     resolved = (
         condition(
             "ResolvedRefs", False, findings.refs[0][0], "; ".join(m for _, m in findings.refs)
@@ -264,7 +302,11 @@ def _attach(
     parents: list[dict[str, Any]] = []
     out: list[tuple[Listener, tuple[str, ...]]] = []
     for ref in refs:
-        attached, reason, message = _attach_ref(ref, gateway, listeners, rep.kind, hostnames)
+        attached: list[tuple[Listener, tuple[str, ...]]]
+        if given and not hostnames:
+            attached, reason, message = [], "UnsupportedValue", "no hostname is valid"
+        else:
+            attached, reason, message = _attach_ref(ref, gateway, listeners, rep.kind, hostnames)
         if not attached:
             rep.problem(f"parentRef {_describe(ref)}: {message}")
         elif findings.unsupported:
@@ -335,6 +377,11 @@ def _virtual_hosts(
 ) -> tuple[proxy.VirtualHost, ...]:
     """One virtual host per hostname named on the port (and `*` when a listener takes any
     host): the routes of the most specific listener covering it, in precedence order."""
+    # (listener hostname, route hostname or None for any) -> its routes with their tiebreaks
+    index: dict[tuple[str | None, str | None], list[tuple[proxy.HTTPRoute, Any]]] = {}
+    for listener_hostname, hosts, route, tiebreak in candidates:
+        for host in hosts or (None,):
+            index.setdefault((listener_hostname, host), []).append((route, tiebreak))
     domains = {h for _, hosts, _, _ in candidates for h in hosts}
     domains.update(h for h in listener_hostnames if h)
     if None in listener_hostnames or not domains:
@@ -343,34 +390,31 @@ def _virtual_hosts(
     for domain in sorted(domains):
         chosen = routeprecedence.most_specific(listener_hostnames, domain)
         entries: list[tuple[str | None, proxy.HTTPRoute, Any]] = []
-        if chosen is not False:
-            for listener_hostname, hosts, route, tiebreak in candidates:
-                if listener_hostname != chosen:
-                    continue
-                if not hosts:
-                    entries.append((None, route, tiebreak))
-                    continue
-                covering = [h for h in hosts if routeprecedence.covers(h, domain)]
-                if covering and domain != proxy.WILDCARD_HOST:
-                    entries.append(
-                        (min(covering, key=routeprecedence.specificity), route, tiebreak)
-                    )
+        if chosen is not routeprecedence.UNCOVERED:
+            patterns: list[str | None] = [None]
+            if domain != proxy.WILDCARD_HOST:
+                patterns.extend(routeprecedence.covering(domain))
+            entries = [
+                (pattern, route, tiebreak)
+                for pattern in patterns
+                for route, tiebreak in index.get((chosen, pattern), ())
+            ]
         out.append(
             proxy.VirtualHost(
                 name=domain, domains=(domain,), routes=routeprecedence.ordered(entries)
             )
         )
     # A host without routes answers 404 anyway, unless a less specific host would take it.
-    kept = tuple(vh for vh in out if vh.routes or _shadows(vh.name, out))
+    served = {vh.name for vh in out if vh.routes}
+    kept = tuple(vh for vh in out if vh.name in served or _shadows(vh.name, served))
     return kept or (
         proxy.VirtualHost(name=proxy.WILDCARD_HOST, domains=(proxy.WILDCARD_HOST,), routes=()),
     )
 
 
-def _shadows(domain: str, hosts: Sequence[proxy.VirtualHost]) -> bool:
-    return any(
-        vh.routes
-        and vh.name != domain
-        and (vh.name == proxy.WILDCARD_HOST or routeprecedence.covers(vh.name, domain))
-        for vh in hosts
+def _shadows(domain: str, served: set[str]) -> bool:
+    if domain == proxy.WILDCARD_HOST:
+        return False
+    return proxy.WILDCARD_HOST in served or any(
+        p in served for p in routeprecedence.covering(domain) if p != domain
     )

@@ -18,10 +18,10 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kubelb.ir import proxy
-from kubelb.irbuild import routebackends, routecontext
+from kubelb.irbuild import routebackends, routechecks, routecontext, routeprecedence
 from kubelb.util import naming
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -48,6 +48,8 @@ class RuleRoute:
 
     route: proxy.HTTPRoute
     position: tuple[int, int]
+    # `routeprecedence.match_order` (HTTPRoute) or `grpc_order` (GRPCRoute) of its match
+    order: tuple[int, ...]
 
 
 @dataclass
@@ -71,6 +73,7 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
     findings = Findings()
     kind = "grpcroute" if grpc else "httproute"
     out: list[RuleRoute] = []
+    prefix = naming.join(kind, rep.source_namespace, rep.source_name, "rule")
     for rule_index, rule in enumerate(spec.get("rules") or ()):
         rule_name = str(rule.get("name") or "")
         # An unnamed rule by position as `#0`: never the same as a rule named `0`.
@@ -78,11 +81,10 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
         where = f"rule {rule_name!r}" if rule_name else f"rule {rule_index}"
         template = _Rule(rep, tenant, findings, where, grpc).template(rule)
         for match_index, raw in enumerate(rule.get("matches") or ({},)):
-            prefix = naming.join(kind, rep.source_namespace, rep.source_name, "rule")
             name = f"{prefix}/{rule_id}/{match_index}"
             match = _grpc_match(raw) if grpc else _http_match(raw)
             if isinstance(match, str):
-                _unsupported(rep, findings, f"{where} match {match_index}: {match}")
+                _unsupported(rep, findings, f"{where} match {match_index}: {match}: not served")
                 continue
             route = dataclasses.replace(template, name=name, match=match)
             if _needs_prefix(route) and match.path.kind is not proxy.PathMatchKind.PREFIX:
@@ -92,8 +94,25 @@ def build(rep: routecontext.Report, tenant: routecontext.Tenant, *, grpc: bool) 
                     f"{where} match {match_index}: ReplacePrefixMatch needs a PathPrefix match",
                 )
                 route = proxy.HTTPRoute(name=name, match=match, direct_status=500)
-            out.append(RuleRoute(route, (rule_index, match_index)))
+            order = _grpc_order(raw, match) if grpc else routeprecedence.match_order(match)
+            out.append(RuleRoute(route, (rule_index, match_index), order))
     return Built(tuple(out), findings)
+
+
+def _grpc_order(raw: Mapping[str, Any], match: proxy.RouteMatch) -> tuple[int, ...]:
+    method = raw.get("method") or {}
+    return routeprecedence.grpc_order(
+        match.path.kind,
+        str(method.get("service") or ""),
+        str(method.get("method") or ""),
+        len(match.headers),
+    )
+
+
+def _weight(ref: Mapping[str, Any]) -> int:
+    """A backendRef's weight (1 unless given); 0 for one that gets no requests."""
+    weight = ref.get("weight", 1)
+    return weight if isinstance(weight, int) and not isinstance(weight, bool) and weight > 0 else 0
 
 
 def _unsupported(rep: routecontext.Report, findings: Findings, message: str) -> None:
@@ -142,15 +161,14 @@ class _Rule:
                     mirrors.append(mirror)
             elif kind in ("RequestHeaderModifier", "ResponseHeaderModifier"):
                 key = "request_headers" if kind.startswith("Request") else "response_headers"
-                raw = (
-                    f.get(
-                        "requestHeaderModifier"
-                        if key == "request_headers"
-                        else "responseHeaderModifier"
-                    )
-                    or {}
-                )
-                fields.setdefault(key, _header_modifier(raw))
+                # `requestHeaderModifier` / `responseHeaderModifier`
+                raw = f.get(kind[0].lower() + kind[1:]) or {}
+                modifier = _header_modifier(raw)
+                if isinstance(modifier, str):
+                    failed = True
+                    self.fail(modifier)
+                else:
+                    fields.setdefault(key, modifier)
             elif kind == "RequestRedirect":
                 redirect = self.redirect(f.get("requestRedirect") or {})
                 failed = failed or redirect is None
@@ -186,6 +204,8 @@ class _Rule:
                 fields["backends"] = backends
             else:
                 fields["direct_status"] = 500
+                if not any(_weight(ref) for ref in rule.get("backendRefs") or ()):
+                    self.rep.problem(f"{self.where}: no backendRef with a weight: answers 500")
         else:
             fields.pop("rewrite", None)
             fields["mirrors"] = ()
@@ -196,20 +216,21 @@ class _Rule:
         _unsupported(self.rep, self.findings, f"{self.where}: {what}: {tail}")
 
     def backends(self, refs: Any) -> tuple[proxy.WeightedCluster, ...]:
-        shares: list[proxy.WeightedCluster] = []
+        """The weighted shares, an unresolved one failing on its own; none when no share
+        resolves."""
+        shares: list[tuple[str | None, int]] = []
         for ref in refs:
-            weight = ref.get("weight", 1)
-            if not isinstance(weight, int) or weight <= 0:
-                continue
-            cluster = self.cluster(ref, "backendRef")
-            shares.append(
-                proxy.WeightedCluster(
-                    cluster=cluster or self.tenant.clusters.unresolved(), weight=weight
-                )
-            )
-        if not any(s.cluster != self.tenant.clusters.unresolved() for s in shares):
+            weight = _weight(ref)
+            if weight:
+                shares.append((self.cluster(ref, "backendRef"), weight))
+        if all(cluster is None for cluster, _ in shares):
             return ()
-        return tuple(shares)
+        return tuple(
+            proxy.WeightedCluster(
+                cluster=cluster or self.tenant.clusters.unresolved(), weight=weight
+            )
+            for cluster, weight in shares
+        )
 
     def cluster(self, ref: Mapping[str, Any], what: str) -> str | None:
         group = ref.get("group") or ""
@@ -246,62 +267,105 @@ class _Rule:
             percent = float(raw["percent"])
         elif isinstance(raw.get("fraction"), Mapping):
             fraction = raw["fraction"]
-            denominator = fraction.get("denominator") or 100
-            percent = 100.0 * float(fraction.get("numerator", 0)) / float(denominator)
+            numerator, denominator = fraction.get("numerator", 0), fraction.get("denominator", 100)
+            if isinstance(numerator, int) and isinstance(denominator, int) and denominator > 0:
+                percent = 100.0 * numerator / denominator
+            else:
+                percent = -1.0
+        if not 0.0 <= percent <= 100.0:
+            self.fail("RequestMirror: the share must be between 0 and 100 percent", serve=True)
+            return None
         return proxy.Mirror(cluster=cluster, percent=percent)
 
     def redirect(self, raw: Mapping[str, Any]) -> proxy.Redirect | None:
+        problems: list[str] = []
         status = raw.get("statusCode", 302)
         if status not in proxy.REDIRECT_CODES:
-            self.fail(f"redirect statusCode {status} is not supported")
-            return None
-        path = _path_modifier(raw.get("path"))
-        if isinstance(path, str):
-            self.fail(path)
-            return None
+            problems.append(f"redirect statusCode {status!r} is not supported")
+        scheme = raw.get("scheme") or None
+        if scheme not in (None, "http", "https"):
+            problems.append(f"redirect scheme {scheme!r} is not supported")
         port = raw.get("port")
+        if port is not None and not (isinstance(port, int) and 1 <= port <= 65535):
+            problems.append(f"redirect port {port!r} is outside 1-65535")
+        hostname = _hostname(raw.get("hostname"), problems)
+        path = _path_modifier(raw.get("path"), problems)
+        if problems:
+            self.fail("; ".join(problems))
+            return None
         return proxy.Redirect(
-            scheme=raw.get("scheme") or None,
-            hostname=raw.get("hostname") or None,
-            port=port if isinstance(port, int) else None,
-            path=path,
-            status_code=status,
+            scheme=scheme, hostname=hostname, port=port, path=path, status_code=status
         )
 
     def rewrite(self, raw: Mapping[str, Any]) -> proxy.URLRewrite | None:
-        path = _path_modifier(raw.get("path"))
-        if isinstance(path, str):
-            self.fail(path)
+        problems: list[str] = []
+        hostname = _hostname(raw.get("hostname"), problems)
+        path = _path_modifier(raw.get("path"), problems)
+        if problems:
+            self.fail("; ".join(problems))
             return None
-        return proxy.URLRewrite(hostname=raw.get("hostname") or None, path=path)
+        return proxy.URLRewrite(hostname=hostname, path=path)
 
 
-def _path_modifier(raw: Any) -> proxy.PathRewrite | str | None:
+def _hostname(raw: Any, problems: list[str]) -> str | None:
+    if not raw:
+        return None
+    hostname = str(raw).lower()
+    problem = routechecks.hostname_problem(hostname, wildcard=False)
+    if problem is not None:
+        problems.append(problem)
+    return hostname
+
+
+def _path_modifier(raw: Any, problems: list[str]) -> proxy.PathRewrite | None:
     if not raw:
         return None
     kind = raw.get("type")
     if kind == "ReplaceFullPath":
-        return proxy.PathRewrite(
+        rewrite = proxy.PathRewrite(
             kind=proxy.PathRewriteKind.FULL, value=str(raw.get("replaceFullPath") or "/")
         )
-    if kind == "ReplacePrefixMatch":
-        return proxy.PathRewrite(
+    elif kind == "ReplacePrefixMatch":
+        rewrite = proxy.PathRewrite(
             kind=proxy.PathRewriteKind.PREFIX, value=str(raw.get("replacePrefixMatch") or "/")
         )
-    return f"path modifier type {kind!r} is not supported"
+    else:
+        problems.append(f"path modifier type {kind!r} is not supported")
+        return None
+    problem = routechecks.path_problem(rewrite.value)
+    if problem is not None:
+        problems.append(problem)
+    return rewrite
 
 
-def _header_modifier(raw: Mapping[str, Any]) -> proxy.HeaderModifier:
+def _header_modifier(raw: Mapping[str, Any]) -> proxy.HeaderModifier | str:
+    """The modifier, or why it cannot be served."""
+    problems: list[str] = []
+
     def pairs(key: str) -> tuple[tuple[str, str], ...]:
-        return tuple(
-            (str(h.get("name", "")).lower(), str(h.get("value", ""))) for h in raw.get(key) or ()
-        )
+        out = []
+        for h in raw.get(key) or ():
+            name, value = str(h.get("name", "")), str(h.get("value", ""))
+            problems.extend(
+                p
+                for p in (
+                    routechecks.header_name_problem(name),
+                    routechecks.header_value_problem(value),
+                )
+                if p is not None
+            )
+            out.append((name.lower(), value))
+        return tuple(out)
 
-    return proxy.HeaderModifier(
+    modifier = proxy.HeaderModifier(
         set=pairs("set"),
         add=pairs("add"),
         remove=tuple(str(n).lower() for n in raw.get("remove") or ()),
     )
+    problems.extend(
+        p for n in modifier.remove if (p := routechecks.header_name_problem(n)) is not None
+    )
+    return "; ".join(problems) if problems else modifier
 
 
 def parse_duration(text: str) -> float | None:
@@ -320,15 +384,33 @@ def _value_kind(raw: Mapping[str, Any]) -> proxy.ValueMatchKind | None:
     return None
 
 
-def _headers(raw: Mapping[str, Any]) -> tuple[proxy.HeaderMatch, ...] | str:
-    out: dict[str, proxy.HeaderMatch] = {}
-    for h in raw.get("headers") or ():
-        kind = _value_kind(h)
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
+M = TypeVar("M", proxy.HeaderMatch, proxy.QueryParamMatch)
+
+
+def _value_matches(entries: Any, cls: type[M], what: str) -> tuple[M, ...] | str:
+    """Header (names lower-cased) or query parameter matches; of several on one name the
+    first counts (Gateway API)."""
+    out: dict[str, M] = {}
+    for e in entries or ():
+        kind = _value_kind(e)
         if kind is None:
-            return f"header match type {h.get('type')!r} is not supported"
-        name = str(h.get("name", "")).lower()
-        # Gateway API: of several matches on one header the first counts.
-        out.setdefault(name, proxy.HeaderMatch(name=name, value=str(h.get("value", "")), kind=kind))
+            return f"{what} match type {e.get('type')!r} is not supported"
+        name, value = str(e.get("name", "")), str(e.get("value", ""))
+        problem = routechecks.header_name_problem(name) or (
+            routechecks.regex_problem(value)
+            if kind is proxy.ValueMatchKind.REGEX
+            else routechecks.header_value_problem(value)
+        )
+        if problem is not None:
+            return problem
+        # Header names are case-insensitive, query parameter names are not.
+        key = name.lower() if what == "header" else name
+        out.setdefault(key, cls(name=key, value=value, kind=kind))
     return tuple(out.values())
 
 
@@ -337,38 +419,32 @@ def _http_match(raw: Mapping[str, Any]) -> proxy.RouteMatch | str:
     kind = path.get("type", "PathPrefix")
     value = str(path.get("value", "/"))
     if kind == "PathPrefix":
-        if not value.startswith("/"):
-            return f"path {value!r} must start with `/`"
         path_match = proxy.PathMatch(
             kind=proxy.PathMatchKind.PREFIX, value=value.rstrip("/") or "/"
         )
     elif kind == "Exact":
-        if not value.startswith("/"):
-            return f"path {value!r} must start with `/`"
         path_match = proxy.PathMatch(kind=proxy.PathMatchKind.EXACT, value=value)
     elif kind == "RegularExpression":
         path_match = proxy.PathMatch(kind=proxy.PathMatchKind.REGEX, value=value)
     else:
         return f"path match type {kind!r} is not supported"
-    headers = _headers(raw)
+    problem = (
+        routechecks.regex_problem(value)
+        if path_match.kind is proxy.PathMatchKind.REGEX
+        else routechecks.path_problem(value)
+    )
+    if problem is not None:
+        return problem
+    headers = _value_matches(raw.get("headers"), proxy.HeaderMatch, "header")
     if isinstance(headers, str):
         return headers
-    params: dict[str, proxy.QueryParamMatch] = {}
-    for q in raw.get("queryParams") or ():
-        value_kind = _value_kind(q)
-        if value_kind is None:
-            return f"query parameter match type {q.get('type')!r} is not supported"
-        name = str(q.get("name", ""))
-        params.setdefault(
-            name, proxy.QueryParamMatch(name=name, value=str(q.get("value", "")), kind=value_kind)
-        )
-    method = raw.get("method")
-    return proxy.RouteMatch(
-        path=path_match,
-        headers=headers,
-        query_params=tuple(params.values()),
-        method=str(method).upper() if method else None,
-    )
+    params = _value_matches(raw.get("queryParams"), proxy.QueryParamMatch, "query parameter")
+    if isinstance(params, str):
+        return params
+    method = str(raw["method"]).upper() if raw.get("method") else None
+    if method is not None and method not in METHODS:
+        return f"method {method!r} is not supported"
+    return proxy.RouteMatch(path=path_match, headers=headers, query_params=params, method=method)
 
 
 def _grpc_match(raw: Mapping[str, Any]) -> proxy.RouteMatch | str:
@@ -377,6 +453,7 @@ def _grpc_match(raw: Mapping[str, Any]) -> proxy.RouteMatch | str:
     name = str(method.get("method") or "")
     kind = method.get("type", "Exact")
     if kind == "Exact":
+        problem = routechecks.grpc_problem(service, name)
         if service and name:
             path = proxy.PathMatch(kind=proxy.PathMatchKind.EXACT, value=f"/{service}/{name}")
         elif service or name:
@@ -386,10 +463,13 @@ def _grpc_match(raw: Mapping[str, Any]) -> proxy.RouteMatch | str:
             path = proxy.PathMatch()
     elif kind == "RegularExpression":
         regex = f"/{service or '[^/]+'}/{name or '[^/]+'}"
+        problem = routechecks.regex_problem(regex)
         path = proxy.PathMatch(kind=proxy.PathMatchKind.REGEX, value=regex)
     else:
         return f"method match type {kind!r} is not supported"
-    headers = _headers(raw)
+    if problem is not None:
+        return problem
+    headers = _value_matches(raw.get("headers"), proxy.HeaderMatch, "header")
     if isinstance(headers, str):
         return headers
     return proxy.RouteMatch(path=path, headers=headers, method="POST")

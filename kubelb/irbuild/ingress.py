@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import routebackends, routecontext
+from kubelb.irbuild import routebackends, routechecks, routecontext
 from kubelb.util import naming
 
 PORT = 80
@@ -53,21 +53,29 @@ def parse(resource: Mapping[str, Any]) -> Parsed:
     problems: list[str] = []
     for rule in spec.get("rules") or ():
         host = str(rule.get("host") or "").lower().rstrip(".") or None
+        bad_host = routechecks.hostname_problem(host) if host else None
+        if bad_host is not None:
+            problems.append(f"{bad_host}: its rule is not served")
+            continue
         for p in (rule.get("http") or {}).get("paths") or ():
             path = _path(str(p.get("pathType") or "ImplementationSpecific"), p.get("path"))
             if isinstance(path, str):
-                problems.append(path)
+                problems.append(f"{path}: not served")
                 continue
             claim = Claim(host, path, _backend(p.get("backend"), namespace))
             if claim.backend is None:
-                problems.append(f"{claim.describe()}: only Service backends are supported")
+                problems.append(
+                    f"{claim.describe()}: only Service backends are supported: not served"
+                )
                 continue
             claims.append(claim)
+    if spec.get("tls"):
+        problems.append("spec.tls: TLS is not supported yet; the hosts are served over HTTP only")
     default = spec.get(DEFAULT_BACKEND)
     if default is not None:
         claim = Claim(None, proxy.PathMatch(), _backend(default, namespace), default=True)
         if claim.backend is None:
-            problems.append(f"{DEFAULT_BACKEND}: only Service backends are supported")
+            problems.append(f"{DEFAULT_BACKEND}: only Service backends are supported: not served")
         else:
             claims.append(claim)
     return Parsed(tuple(claims), tuple(problems))
@@ -75,8 +83,9 @@ def parse(resource: Mapping[str, Any]) -> Parsed:
 
 def _path(path_type: str, value: Any) -> proxy.PathMatch | str:
     path = str(value or "/")
-    if not path.startswith("/"):
-        return f"path {path!r} must start with `/`"
+    bad = routechecks.path_problem(path)
+    if bad is not None:
+        return bad
     if path_type == "Exact":
         return proxy.PathMatch(kind=proxy.PathMatchKind.EXACT, value=path)
     if path_type in ("Prefix", "ImplementationSpecific"):
@@ -88,7 +97,8 @@ def _backend(backend: Any, namespace: str) -> routebackends.BackendRef | None:
     service = (backend or {}).get("service") if isinstance(backend, Mapping) else None
     if not isinstance(service, Mapping) or not service.get("name"):
         return None
-    port = service.get("port") or {}
+    port = service.get("port")
+    port = port if isinstance(port, Mapping) else {}
     number = port.get("number")
     ref: int | str | None = number if isinstance(number, int) else port.get("name") or None
     return routebackends.BackendRef(namespace, str(service["name"]), ref)
@@ -108,13 +118,15 @@ def listener(
     why port 80 is not the Ingresses' (else the tenant's `port_problem` decides)."""
     blocked = blocked or tenant.port_problem(PORT)
     owners: dict[tuple[str, str, str, bool], routecontext.Report] = {}
-    entries: list[
-        tuple[tuple[Any, ...], tuple[str, ...], proxy.HTTPRoute, routecontext.Report]
-    ] = []
+    entries: list[_Entry] = []
     for position, rep in enumerate(reports):
-        parsed = parse(rep.resource)
+        try:
+            parsed = parse(rep.resource)
+        except routecontext.MALFORMED as e:
+            rep.malformed(e)
+            parsed = Parsed((), ())
         for message in parsed.problems:
-            rep.problem(f"{message}: not served")
+            rep.problem(message)
         if blocked is not None:
             rep.problem(f"{blocked}: the Ingress is not served")
             rep.status = {"loadBalancer": {}}
@@ -161,7 +173,7 @@ def _ingress_route(
         else (claim.host or "*", claim.path.kind.value, claim.path.value)
     )
     name = naming.join("ingress", rep.source_namespace, rep.source_name, *where)
-    assert claim.backend is not None
+    assert claim.backend is not None  # `parse` keeps only claims with a Service backend
     resolved = rep.resolve(claim.backend, tenant=tenant)
     if resolved.cluster is None:
         rep.problem(f"{claim.describe()}: {resolved.problem}: answers 503")

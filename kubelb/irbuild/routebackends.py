@@ -178,23 +178,28 @@ def find_service(
 ) -> Mapping[str, Any] | None:
     """The copy of Service `namespace/name`: its NodePort twin (by origin labels) first."""
     for service in services:
-        metadata = service.get("metadata") or {}
-        origin = metadata.get("labels") or {}
+        metadata = _mapping(service.get("metadata"))
+        origin = _mapping(metadata.get("labels"))
         if origin.get(labels.ORIGIN_NAME) == name and (
             origin.get(labels.ORIGIN_NAMESPACE, metadata.get("namespace")) == namespace
         ):
             return service
     for service in services:
-        metadata = service.get("metadata") or {}
+        metadata = _mapping(service.get("metadata"))
         if metadata.get("name") == name and metadata.get("namespace", namespace) == namespace:
             return service
     return None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def find_port(service: Mapping[str, Any], port: int | str) -> tuple[int, Any] | None:
     """(Service port number, its nodePort) for a port given by number or name."""
-    for p in (service.get("spec") or {}).get("ports") or ():
-        number = p.get("port")
+    ports = _mapping(service.get("spec")).get("ports")
+    for p in ports if isinstance(ports, list) else ():
+        number = _mapping(p).get("port")
         if not isinstance(number, int):
             continue
         if (isinstance(port, int) and number == port) or (

@@ -81,6 +81,9 @@ class Report:
         if source is None:
             self.problem("spec.source.kubernetes is missing: nothing to serve")
 
+    def malformed(self, error: Exception) -> None:
+        self.problem(f"the embedded {self.kind or 'object'} is malformed ({error!r}): not served")
+
     def problem(self, message: str) -> None:
         if message not in self.problems:
             self.problems.append(message)
@@ -101,6 +104,10 @@ class Report:
 
 def address_status(address: str) -> dict[str, str]:
     return {"ip": address} if proxy.is_ip(address) else {"hostname": address}
+
+
+# What reading an embedded object of the wrong shape raises (a list where a mapping belongs ...).
+MALFORMED = (AttributeError, TypeError, ValueError, KeyError)
 
 
 def condition(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:

@@ -5,14 +5,16 @@ Hostnames are lower-case; `*.example.com` stands for one or more labels before `
 listener's by `intersect`; a request's host then selects the most specific hostname that covers
 it (`covers`, `specificity`), and within it the routes are tried in `match_order`: Exact path,
 then regular expressions, then the longest prefix, then a method match, the most header matches,
-the most query parameter matches; ties go to the oldest route, then to its namespace/name, then
-to rule and match order (the caller's `tiebreak`).
+the most query parameter matches (a GRPCRoute's in `grpc_order`: exact before regular
+expressions, then the longest service, the longest method, the most header matches); ties go to
+the oldest route, then to its namespace/name, then to rule and match order (the caller's).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from kubelb.ir import proxy
 
@@ -33,6 +35,14 @@ def covers(pattern: str, hostname: str) -> bool:
         return False
     suffix = pattern[1:]  # `.example.com`
     return hostname.endswith(suffix) and len(hostname) > len(suffix)
+
+
+def covering(hostname: str) -> tuple[str, ...]:
+    """Every hostname that covers `hostname`, itself first, then ever shorter wildcards:
+    `a.b.example.com` -> itself, `*.b.example.com`, `*.example.com`, `*.com`."""
+    labels = hostname.split(".")
+    wildcards = ("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
+    return tuple(dict.fromkeys((hostname, *wildcards)))
 
 
 def intersect(listener: str | None, hostnames: Iterable[str]) -> tuple[str, ...] | None:
@@ -60,8 +70,19 @@ def specificity(hostname: str | None) -> tuple[int, int]:
     return (1 if is_wildcard(hostname) else 0, -len(hostname))
 
 
-def most_specific(candidates: Iterable[str | None], hostname: str) -> str | bool | None:
-    """The most specific of `candidates` (None: any host) covering `hostname`, or False when
+class Uncovered(enum.Enum):
+    """No candidate covers the hostname (None already means "any host")."""
+
+    UNCOVERED = "uncovered"
+
+
+UNCOVERED = Uncovered.UNCOVERED
+
+
+def most_specific(
+    candidates: Iterable[str | None], hostname: str
+) -> str | Literal[Uncovered.UNCOVERED] | None:
+    """The most specific of `candidates` (None: any host) covering `hostname`, UNCOVERED when
     none does. `*` (the catch-all virtual host) is covered by None only."""
     covering = [
         c
@@ -69,7 +90,7 @@ def most_specific(candidates: Iterable[str | None], hostname: str) -> str | bool
         if c is None or (hostname != proxy.WILDCARD_HOST and covers(c, hostname))
     ]
     if not covering:
-        return False
+        return UNCOVERED
     return min(covering, key=specificity)
 
 
@@ -91,11 +112,18 @@ def match_order(match: proxy.RouteMatch) -> tuple[int, int, int, int, int]:
     )
 
 
+def grpc_order(
+    path: proxy.PathMatchKind, service: str, method: str, headers: int
+) -> tuple[int, int, int, int, int]:
+    """Sort key of one GRPCRoute match, shaped like `match_order`'s."""
+    return (_PATH_ORDER[path], -len(service), -len(method), -headers, 0)
+
+
 def ordered(
     entries: Sequence[tuple[str | None, proxy.HTTPRoute, tuple[Any, ...]]],
 ) -> tuple[proxy.HTTPRoute, ...]:
     """Routes of one virtual host in match order. Each entry is the route's hostname that
-    covers the virtual host's domain (None: any host), the route and its `tiebreak` (age,
-    namespace/name, rule, match)."""
-    ranked = sorted(entries, key=lambda e: (specificity(e[0]), match_order(e[1].match), e[2]))
+    covers the virtual host's domain (None: any host), the route and its key: its match order
+    (`match_order`, `grpc_order`) and then the tiebreak (age, namespace/name, rule, match)."""
+    ranked = sorted(entries, key=lambda e: (specificity(e[0]), e[2]))
     return tuple(dict.fromkeys(route for _, route, _ in ranked))

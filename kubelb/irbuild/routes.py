@@ -21,10 +21,18 @@ Semantics (kubelb's own realisation: the tenant's Envoy routes the requests itse
   matches, filters, weights and timeouts with Gateway API's precedence (hostname specificity, then
   Exact path, longest prefix, method, most headers, most query params, oldest route, name).
 - A backend reference resolves to its Service copy's NodePort on every address of the Route's
-  endpoints; an unknown backend gives 500 for its share (Gateway API), no route 404, no healthy
-  backend 503.
+  endpoints (`routebackends`); no route 404, no healthy backend 503. An Ingress path to an
+  unknown Service answers 503; a Gateway API rule with no resolvable backend answers 500, and
+  an unresolvable share of a split fails on an endpoint-less cluster (503: the IR has no
+  weighted fixed answer) while the other shares keep their weights.
 - Conflicts stay local: a later Route claiming a host and path already served, or a port an L4
-  LoadBalancer holds (`taken_ports`), is reported on that Route and changes nothing else.
+  LoadBalancer holds (`taken_ports`), is reported on that Route and changes nothing else. Port
+  80 goes to the older of the tenant's Ingresses and its Gateway; the other is told.
+
+Modules: `ingress` (Ingress claims and the port-80 listener), `gatewayapi` (the Gateway, route
+attachment, virtual hosts, statuses), `gatewayroutes` (rules -> IR routes), `routeprecedence`
+(hostnames and match order), `routebackends` (references -> clusters), `routecontext` (what
+they share).
 """
 
 from __future__ import annotations
@@ -211,6 +219,33 @@ def build_tenant_routes(
         outcomes={name: _outcome(rep) for name, rep in sorted(reports.items())},
         listener_routes=listener_routes,
     )
+
+
+def requested_ports(
+    namespace: str,
+    routes: Sequence[api_route.Route],
+    settings: RouteSettings = RouteSettings(),
+) -> frozenset[int]:
+    """The ports the tenant's HTTP listeners ask for (80 for Ingresses, the served Gateway's
+    HTTP listener ports), for a caller that must place them before building (the Kubernetes
+    deployer allocates their `listen_ports`). A port a conflict later refuses is included."""
+    tenant = routecontext.Tenant(
+        namespace=namespace,
+        address="0.0.0.0",
+        status_address="0.0.0.0",
+        listen_ports={},
+        taken_ports=frozenset(),
+        clusters=routebackends.Clusters(namespace),
+    )
+    reports = sorted((routecontext.Report(tenant, r, {}) for r in routes), key=lambda r: r.age)
+    ports: set[int] = set()
+    if settings.ingress_enabled and any(rep.kind == INGRESS for rep in reports):
+        ports.add(ingress.PORT)
+    if settings.gateway_api_enabled:
+        gateway = gatewayapi.served_gateway([rep for rep in reports if rep.kind == GATEWAY])
+        if gateway is not None:
+            ports.update(p for p in gatewayapi.http_ports(gateway) if 1 <= p <= 65535)
+    return frozenset(ports)
 
 
 def _disable_gateway_api(reports: Sequence[routecontext.Report]) -> None:

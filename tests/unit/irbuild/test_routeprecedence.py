@@ -60,8 +60,8 @@ def test_most_specific_listener_hostname_wins():
     assert rp.most_specific(candidates, "bar.example.com") == "*.example.com"
     assert rp.most_specific(candidates, "other.org") is None
     assert rp.most_specific(candidates, proxy.WILDCARD_HOST) is None
-    assert rp.most_specific(["foo.example.com"], proxy.WILDCARD_HOST) is False
-    assert rp.most_specific(["foo.example.com"], "bar.example.com") is False
+    assert rp.most_specific(["foo.example.com"], proxy.WILDCARD_HOST) is rp.UNCOVERED
+    assert rp.most_specific(["foo.example.com"], "bar.example.com") is rp.UNCOVERED
 
 
 def route(name, *, kind=proxy.PathMatchKind.PREFIX, path="/", headers=0, params=0, method=None):
@@ -96,7 +96,7 @@ def test_match_precedence_follows_gateway_api():
         route("regex", kind=proxy.PathMatchKind.REGEX, path="/r.*"),
         route("exact", kind=proxy.PathMatchKind.EXACT, path="/a"),
     ]
-    ranked = rp.ordered([(None, r, (0,)) for r in entries])
+    ranked = rp.ordered([(None, r, rp.match_order(r.match)) for r in entries])
     assert names(ranked) == [
         "exact",
         "regex",
@@ -116,9 +116,9 @@ def test_hostname_specificity_comes_before_the_match():
     any_host = route("any-host", kind=proxy.PathMatchKind.EXACT, path="/x/y")
     ranked = rp.ordered(
         [
-            (None, any_host, (0,)),
-            ("*.example.com", wildcard, (0,)),
-            ("foo.example.com", exact_host, (0,)),
+            (None, any_host, rp.match_order(any_host.match)),
+            ("*.example.com", wildcard, rp.match_order(wildcard.match)),
+            ("foo.example.com", exact_host, rp.match_order(exact_host.match)),
         ]
     )
     assert names(ranked) == ["exact-host", "wildcard", "any-host"]
@@ -134,3 +134,34 @@ def test_ties_go_to_the_tiebreak_and_a_route_appears_once():
         ]
     )
     assert names(ranked) == ["older", "newer"]
+
+
+def test_covering_lists_the_hostname_then_ever_shorter_wildcards():
+    assert rp.covering("a.b.example.com") == (
+        "a.b.example.com",
+        "*.b.example.com",
+        "*.example.com",
+        "*.com",
+    )
+    assert rp.covering("*.example.com") == ("*.example.com", "*.com")
+    assert all(rp.covers(p, "a.b.example.com") for p in rp.covering("a.b.example.com"))
+
+
+def test_grpc_matches_order_by_service_then_method_characters():
+    exact, regex = proxy.PathMatchKind.EXACT, proxy.PathMatchKind.REGEX
+    keys = {
+        "service-and-method": rp.grpc_order(exact, "echo.Echo", "Ping", 0),
+        "long-service-only": rp.grpc_order(regex, "echo.EchoService", "", 0),
+        "short-service-only": rp.grpc_order(regex, "echo.Echo", "", 0),
+        "short-service-header": rp.grpc_order(regex, "echo.Echo", "", 1),
+        "long-method-only": rp.grpc_order(regex, "", "HealthCheckWatch", 0),
+        "any": rp.grpc_order(proxy.PathMatchKind.PREFIX, "", "", 0),
+    }
+    assert sorted(keys, key=keys.__getitem__) == [
+        "service-and-method",
+        "long-service-only",
+        "short-service-header",
+        "short-service-only",
+        "long-method-only",
+        "any",
+    ]

@@ -2,6 +2,7 @@ import itertools
 import random
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -267,3 +268,99 @@ def test_http_options_come_from_the_config_header_limits():
     r = ingress_route("1", "web", default="web", services=[svc("web")])
     (listener,) = build([r], settings=routes.RouteSettings(http=options)).piece.listeners
     assert listener.http == options
+
+
+_ODD_VALUES: tuple[object, ...] = (
+    None,
+    "",
+    "x y\r\n",
+    "*a*.b",
+    7,
+    -1,
+    70000,
+    True,
+    [],
+    ["z"],
+    {},
+    {"k": "v"},
+    "(?=x)",
+)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, (*prefix, i))
+
+
+def _replaced(node, path, value):
+    if not path:
+        return value
+    head, *rest = path
+    copy = dict(node) if isinstance(node, dict) else list(node)
+    copy[head] = _replaced(node[head], rest, value)
+    return copy
+
+
+@pytest.mark.parametrize("case", ROUTE_CASES)
+def test_a_malformed_embedded_object_is_reported_and_never_breaks_the_tenant(case):
+    """Each Route of the tenant's is rewritten at random places with values of the wrong type
+    or shape: the build never raises, its IR stays valid, every Route gets an outcome."""
+    rs, addresses = golden_routes(case)
+    rng = random.Random(case)
+    for _ in range(40):
+        index = rng.randrange(len(rs))
+        source = rs[index].spec.source.kubernetes
+        raw = {"resource": source.resource, "services": list(source.services)}
+        where = rng.choice([p for p in _paths(raw) if p[:2] != ("resource", "kind")][1:])
+        try:
+            mutated = api_route.KubernetesSource.model_validate(
+                _replaced(raw, where, rng.choice(_ODD_VALUES))
+            )
+        except pydantic.ValidationError:
+            continue  # the API refuses it already
+        spec = rs[index].spec.model_copy(
+            update={"source": api_route.RouteSource(kubernetes=mutated)}
+        )
+        changed = [*rs[:index], rs[index].model_copy(update={"spec": spec}), *rs[index + 1 :]]
+        built = build(changed, addresses)
+        assert config(built).validate() == [], where
+        assert set(built.outcomes) == {r.name for r in rs}
+
+
+def test_requested_ports_are_80_for_ingresses_and_the_served_gateways_http_ports():
+    rs, _ = golden_routes("gateway-ingress-port-80")
+    assert routes.requested_ports(NS, rs) == {80, 8080}
+    assert routes.requested_ports(NS, rs, routes.RouteSettings(ingress_enabled=False)) == {
+        80,
+        8080,
+    }
+    only_ingress = routes.RouteSettings(gateway_api_enabled=False)
+    assert routes.requested_ports(NS, rs, only_ingress) == {80}
+    unsupported, _ = golden_routes("gateway-unsupported-listeners")
+    # HTTPS and TCP listeners and the Gateways not served ask for nothing.
+    assert routes.requested_ports(NS, unsupported) == {8080}
+    assert routes.requested_ports(NS, []) == frozenset()
+
+
+def test_each_listener_names_its_owner_and_every_route_it_serves():
+    rs, addresses = golden_routes("gateway-ingress-port-80")
+    built = build(rs, addresses)
+    owners = {li.name: li.owner for li in built.piece.listeners}
+    assert owners == {
+        "tenant-a/L7/80/http": "tenant-a/in000000-0000-4000-8000-000000000001",
+        "tenant-a/L7/8080/http": "tenant-a/gw000000-0000-4000-8000-000000000000",
+    }
+    assert built.listener_routes == {
+        "tenant-a/L7/80/http": ("in000000-0000-4000-8000-000000000001",),
+        # The route naming port 80 attaches nowhere, so no listener serves it.
+        "tenant-a/L7/8080/http": (
+            "gw000000-0000-4000-8000-000000000000",
+            "rt000000-0000-4000-8000-000000000001",
+        ),
+    }
+    assert built.piece.key == "tenant-a/L7"
