@@ -3,7 +3,7 @@ deployer): a Route embedding an Ingress, written in the tenant namespace as the 
 served by the tenant's Envoy at its L7 entry (an address from the pool, port 80), its status
 says so in upstream's shape, nothing is written again while nothing changes, and deleting it
 removes the listener, the entry Service and then the finalizer. A tenant with Ingress disabled
-serves nothing and its Route says why. A Gateway and an HTTPRoute (Gateway API objects embedded
+(by the Config or its Tenant) serves nothing and its Route says why. A Gateway and an HTTPRoute (Gateway API objects embedded
 whole: the management cluster needs no Gateway API CRDs) are served on the Gateway's listener
 port, while a listener port an L4 LoadBalancer already holds is reported on the Gateway and the
 LoadBalancer keeps serving. The Kubernetes deployer's entry Service selects the Envoy pods."""
@@ -390,3 +390,38 @@ async def test_a_listener_envoy_rejects_is_reported_on_the_routes(
             assert found["reason"] == "InstallationFailed"
     finally:
         holder.close()
+
+
+async def test_ingress_disabled_by_the_tenant_says_why(kube, managers, manager_settings):
+    """The Tenant's `spec.ingress.disable`: its Ingress Routes are not served and say so; the
+    Tenant's deletion then drains them."""
+    name = f"rd{uuid.uuid4().hex[:8]}"
+    ns = f"tenant-{name}"
+    route_name = str(uuid.uuid4())
+    async with managers(manager_settings, envoy_deployer="process",
+                        address_pool=(POOL_ADDRESS,)) as manager:  # fmt: skip
+        tenant = {"metadata": {"name": name}, "spec": {"ingress": {"disable": True}}}
+        await kube.create(resources.TENANTS, tenant)
+        try:
+            await eventually(lambda: get(kube, resources.NAMESPACES, "", ns), what="namespace")
+            await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+            route = ingress_route(route_name, host=HOST, node_port=free_port(NODE_ADDRESS))
+            await kube.create(resources.ROUTES, route, namespace=ns)
+
+            async def refused():
+                condition = applied(await get(kube, resources.ROUTES, ns, route_name))
+                return condition if condition and condition["status"] == "False" else None
+
+            condition = await eventually(refused, what="the Route says it is not served")
+            assert "the Tenant (spec.ingress.disable)" in condition["message"]
+            await settled(manager, ns)
+            entry = manager_routes.entry_service_name(ns)
+            assert await get(kube, resources.SERVICES, ns, entry) is None
+            assert manager.cache.get_snapshot(ns) is None
+        finally:
+            await kube.delete(resources.TENANTS, name)
+
+            async def gone():
+                return await get(kube, resources.TENANTS, "", name) is None
+
+            await eventually(gone, what="the Tenant drained and deleted")
