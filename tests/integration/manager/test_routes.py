@@ -3,10 +3,12 @@ deployer): a Route embedding an Ingress, written in the tenant namespace as the 
 served by the tenant's Envoy at its L7 entry (an address from the pool, port 80), its status
 says so in upstream's shape, nothing is written again while nothing changes, and deleting it
 removes the listener, the entry Service and then the finalizer. A tenant with Ingress disabled
-(by the Config or its Tenant) serves nothing and its Route says why. A Gateway and an HTTPRoute (Gateway API objects embedded
-whole: the management cluster needs no Gateway API CRDs) are served on the Gateway's listener
-port, while a listener port an L4 LoadBalancer already holds is reported on the Gateway and the
-LoadBalancer keeps serving. The Kubernetes deployer's entry Service selects the Envoy pods."""
+(by the Config or its Tenant) serves nothing and its Route says why. A Gateway and an HTTPRoute
+(Gateway API objects embedded whole: the management cluster needs no Gateway API CRDs) are
+served on the Gateway's listener port, while a listener port an L4 LoadBalancer already holds
+is reported on the Gateway and the LoadBalancer keeps serving; a port Envoy cannot bind is
+reported on the Routes with Envoy's error. The Kubernetes deployer's entry Service selects the
+Envoy pods. Deleting a Tenant drains its Routes."""
 
 from __future__ import annotations
 
