@@ -24,7 +24,7 @@ from aiohttp import web
 
 from kubelb.app import dataplanes, errors, logs, standalone
 from kubelb.infra import routeentry
-from kubelb.manager import routes
+from kubelb.manager import l7entry
 
 logger = logging.getLogger(__name__)
 
@@ -199,13 +199,13 @@ def _gateway_entries(
     """Each tenant's L7 entry: its pool address, on the Gateway's listener ports (not 80)."""
     found: list[tuple[str, int]] = []
     for namespace in sorted({str(r["namespace"]) for r in documents}):
-        service = app.core.inputs.service(namespace, routes.entry_service_name(namespace))
+        service = app.core.inputs.service(namespace, l7entry.entry_service_name(namespace))
         entry = routeentry.pool_entry(service)
         if entry is None or service is None:
             continue
         ports = (service.get("spec") or {}).get("ports") or ()
         found.extend((entry.external, int(p["port"])) for p in ports
-                     if isinstance(p, dict) and p.get("port") != routes.INGRESS_PORT)  # fmt: skip
+                     if isinstance(p, dict) and p.get("port") != l7entry.INGRESS_PORT)  # fmt: skip
     return found
 
 

@@ -18,11 +18,12 @@ Envoy binds for it and where. Ports that other management Services already hold 
 are left out of it (`taken_ports`: the builder reports them on the Route that wants them, and
 the LoadBalancer that had them first keeps them).
 
-Writes, per Route: the finalizer `kubelb.k8c.io/cleanup`; `status.resources.route` (the served
-object's kind and name, its status as upstream's controllers would write it, and a
-`ResourceAppliedSuccessfully` condition: True `InstallationSuccessful` "Success", or False
-`InstallationFailed` with what kept it from being served) and `status.resources.services` (one
-entry per embedded Service). Every write is skipped when the live object already says the same.
+What the Routes ask of the entry, and the entry Service itself: `l7entry`. Writes, per Route:
+the finalizer `kubelb.k8c.io/cleanup`; `status.resources.route` (the served object's kind and
+name, its status as upstream's controllers would write it, and a `ResourceAppliedSuccessfully`
+condition: True `InstallationSuccessful` "Success", or False `InstallationFailed` with what kept
+it from being served) and `status.resources.services` (one entry per embedded Service), as
+`routestatus` shapes them. Every write is skipped when the live object already says the same.
 A Route being deleted keeps its finalizer until the tenant's published snapshot no longer holds
 it (its listeners are gone), then is let go. The reconcile key is the tenant namespace: one
 build per tenant serves every status.
@@ -34,140 +35,31 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubelb.api import (
-    conditions,
-    config as api_config,
     errors as api_errors,
     finalizers,
-    labels,
-    meta,
     registry,
     route as api_route,
     tenant as api_tenant,
 )
 from kubelb.irbuild import routes as irroutes
 from kubelb.kube import controller, errors, informer, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, infrastructure, lbservice, loadbalancers
+from kubelb.manager import common, infrastructure, l7entry, loadbalancers, routestatus
 from kubelb.observe import manager_metrics
-from kubelb.util import logsafe, naming
+from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
 
-# On the entry Service, besides the management Services' labels (an empty lb-name: no
-# LoadBalancer owns it).
-ENTRY_LABEL = labels.L7_ENTRY
-INGRESS_PORT = 80
-GATEWAY_NAME = "kubelb"  # the one Gateway a tenant may have (upstream CE)
-GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute"})
 # A Route being deleted waits for the snapshot without it this long between looks.
 DELETE_RECHECK = 0.2
 # A tenant whose entry has no address yet looks again after this long at the latest (the
 # Service's status write reconciles it sooner).
 ADDRESS_RECHECK = 2.0
 STATUS_CONCURRENCY = 16
-
-
-def entry_service_name(namespace: str) -> str:
-    return naming.truncate(f"{lbservice.SERVICE_PREFIX}{namespace}-l7")
-
-
-def route_settings(
-    config: api_config.Config | None, tenant: api_tenant.Tenant | None
-) -> irroutes.RouteSettings:
-    envoy = (config.spec if config is not None else api_config.ConfigSpec()).envoy_proxy
-    return irroutes.RouteSettings(
-        ingress_enabled=disabled_by("Ingress", config, tenant) is None,
-        gateway_api_enabled=disabled_by("HTTPRoute", config, tenant) is None,
-        http=irroutes.http_options(envoy),
-    )
-
-
-def disabled_by(
-    kind: str, config: api_config.Config | None, tenant: api_tenant.Tenant | None
-) -> str | None:
-    """Why Routes of source `kind` are not served ("the Tenant (spec.ingress.disable)"), or
-    None when they are."""
-    field = "gatewayAPI" if kind in GATEWAY_API_KINDS else "ingress" if kind == "Ingress" else None
-    if field is None:
-        return None
-    for who, obj in (("Config", config), ("Tenant", tenant)):
-        settings = None
-        if obj is not None:
-            settings = obj.spec.gateway_api if field == "gatewayAPI" else obj.spec.ingress
-        if settings is not None and settings.disable:
-            return f"the {who} (spec.{field}.disable)"
-    return None
-
-
-def source_of(route: api_route.Route) -> Mapping[str, Any]:
-    source = route.spec.source.kubernetes
-    return source.resource if source is not None else {}
-
-
-def _enabled(kind: Any, settings: irroutes.RouteSettings) -> bool:
-    if kind == "Ingress":
-        return settings.ingress_enabled
-    return kind in GATEWAY_API_KINDS and settings.gateway_api_enabled
-
-
-def requested_ports(
-    routes: Iterable[api_route.Route], settings: irroutes.RouteSettings
-) -> tuple[int, ...]:
-    """The ports the tenant's L7 entry needs: 80 for Ingress, the Gateway's listener ports."""
-    wanted: set[int] = set()
-    for route in routes:
-        resource = source_of(route)
-        kind = resource.get("kind")
-        if kind == "Ingress" and settings.ingress_enabled:
-            wanted.add(INGRESS_PORT)
-        elif kind == "Gateway" and settings.gateway_api_enabled:
-            if (resource.get("metadata") or {}).get("name") != GATEWAY_NAME:
-                continue
-            for listener in (resource.get("spec") or {}).get("listeners") or ():
-                port = listener.get("port") if isinstance(listener, dict) else None
-                if isinstance(port, int) and 0 < port < 65536:
-                    wanted.add(port)
-    return tuple(sorted(wanted))
-
-
-def desired_entry_service(
-    namespace: str,
-    listen: Mapping[int, int],
-    shape: infrastructure.ServiceShape,
-    load_balancer_class: str | None,
-) -> dict[str, Any]:
-    """The tenant's L7 entry Service: each requested port to the port Envoy binds for it."""
-    ports = [{"name": f"http-{port}", "port": port, "protocol": "TCP", "targetPort": target}
-             for port, target in sorted(listen.items())]  # fmt: skip
-    spec: dict[str, Any] = {
-        "type": "LoadBalancer",
-        "selector": lbservice.envoy_selector(namespace) if shape.selector else None,
-        "ports": ports,
-    }
-    if not shape.node_ports:
-        spec["allocateLoadBalancerNodePorts"] = False
-    if load_balancer_class:
-        spec["loadBalancerClass"] = load_balancer_class
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": entry_service_name(namespace),
-            "namespace": namespace,
-            "labels": {
-                labels.APP_NAME: namespace,
-                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
-                labels.LB_NAME: "",
-                labels.LB_NAMESPACE: namespace,
-                ENTRY_LABEL: "true",
-            },
-        },
-        "spec": spec,
-    }
 
 
 # `RouteReads.tenant`'s default: the entry Service as the informer has it.
@@ -232,31 +124,34 @@ class RouteReads:
     def has_routes(self, namespace: str) -> bool:
         """The tenant has Routes its settings let it serve (its Envoy must run)."""
         settings = self.settings(namespace)
-        return any(_enabled(source_of(r).get("kind"), settings) for r in self.live(namespace))
+        kinds = (l7entry.source_of(r).get("kind") for r in self.live(namespace))
+        return any(l7entry.enabled(kind, settings) for kind in kinds)
 
     def settings(self, namespace: str) -> irroutes.RouteSettings:
-        return route_settings(self.inputs.config(), self.inputs.tenant(namespace))
+        return l7entry.route_settings(self.inputs.config(), self.inputs.tenant(namespace))
 
     def entry_service(self, namespace: str) -> objects.RawObject | None:
-        return self.inputs.service(namespace, entry_service_name(namespace))
+        return self.inputs.service(namespace, l7entry.entry_service_name(namespace))
 
     def tenant(self, namespace: str, service: Any = FROM_INFORMER) -> TenantRoutes:
         """The tenant's Routes built at its entry (`service`: the entry Service just written,
         None when just deleted; by default the informer's)."""
         routes = tuple(self.live(namespace))
         settings = self.settings(namespace)
-        ports = requested_ports(routes, settings)
+        ports = l7entry.requested_ports(namespace, routes, settings)
         if not routes or not ports:
             return TenantRoutes(routes, settings, ports, None)
         live = self.entry_service(namespace) if service is FROM_INFORMER else service
         entry = self.infra.route_entry(namespace, live) if live is not None else None
-        name = entry_service_name(namespace)
+        name = l7entry.entry_service_name(namespace)
         if entry is None:
             # Not placed yet: where it will be is not known, so the tenant's LoadBalancers keep
             # their ports wherever they are (with one pool address, that is where it goes).
-            held = taken_ports(self.inputs.services.store.list(namespace), None, name, namespace)
+            services = self.inputs.services.store.list(namespace)
+            held = l7entry.taken_ports(services, None, name, namespace)
             return TenantRoutes(routes, settings, ports, None, held)
-        taken = taken_ports(self.inputs.services.store.list(), entry.external, name, namespace)
+        every = self.inputs.services.store.list()
+        taken = l7entry.taken_ports(every, entry.external, name, namespace)
         addresses = self.inputs.addresses_in(namespace)
         policy = self.inputs.endpoint_policy(namespace)
         inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy)
@@ -289,38 +184,9 @@ def _identity(route: api_route.Route) -> Any:
     return (m.uid, m.generation, m.name)
 
 
-def taken_ports(
-    services: Iterable[objects.RawObject], address: str | None, entry_name: str, namespace: str
-) -> frozenset[int]:
-    """Ports other management Services hold at `address` (the LoadBalancers' listeners there;
-    None: wherever they are)."""
-    taken: set[int] = set()
-    for svc in services:
-        if objects.name(svc) == entry_name and objects.namespace(svc) == namespace:
-            continue
-        status = svc.get("status") or {}
-        ingress = (status.get("loadBalancer") or {}).get("ingress") or ()
-        if address is not None and not any(
-            isinstance(e, dict) and address in (e.get("ip"), e.get("hostname")) for e in ingress
-        ):
-            continue
-        for port in (svc.get("spec") or {}).get("ports") or ():
-            if isinstance(port, dict) and isinstance(port.get("port"), int):
-                taken.add(int(port["port"]))
-    return frozenset(taken)
-
-
-@dataclass(frozen=True, slots=True)
-class RouteVerdict:
-    """What one Route's status says."""
-
-    served_status: Mapping[str, Any]
-    problems: tuple[str, ...]
-
-
 @dataclass(frozen=True, slots=True)
 class Realised:
-    verdicts: Mapping[str, RouteVerdict]  # by Route name
+    verdicts: Mapping[str, routestatus.RouteVerdict]  # by Route name
     requeue_after: float | None = None  # look again although no event may say so
 
 
@@ -360,16 +226,18 @@ class EnvoyRealisation:
         self.rejections = rejections
         # Tenant namespace -> when its entry Service was created (until it has an address).
         self._created: dict[str, float] = {}
+        # Tenant namespace -> the entry Service written last, until the informer shows it.
+        self._written: dict[str, objects.RawObject] = {}
+        inputs.services.add_handler(self._service_seen)
 
     def released(self, namespace: str) -> bool:
         return self._listeners_gone(namespace)
 
     async def realise(self, namespace: str, raws: Sequence[objects.RawObject]) -> Realised:
-        state = self.reads.tenant(namespace)
-        existed = self.reads.entry_service(namespace) is not None
+        existed = self._entry(namespace) is not None
+        state = self.reads.tenant(namespace, self._entry(namespace))
         service = await self._ensure_entry(namespace, state)
-        if service is not FROM_INFORMER:
-            state = self.reads.tenant(namespace, service)
+        state = self.reads.tenant(namespace, self._entry(namespace))
         wait = self.infra.requeue.address_wait
         now = time.monotonic()
         if not existed and service is not FROM_INFORMER and service is not None:
@@ -389,23 +257,27 @@ class EnvoyRealisation:
             parsed = self.reads.parse(raw)
             name = objects.name(raw)
             if isinstance(parsed, str):
-                verdicts[name] = RouteVerdict({}, (f"the Route does not validate: {parsed}",))
+                invalid = f"the Route does not validate: {parsed}"
+                verdicts[name] = routestatus.RouteVerdict({}, (invalid,))
                 continue
-            kind = str(source_of(parsed).get("kind") or "")
-            why = disabled_by(kind, config, tenant)
+            kind = str(l7entry.source_of(parsed).get("kind") or "")
+            why = l7entry.disabled_by(kind, config, tenant)
             outcome = state.built.outcomes.get(name) if state.built is not None else None
             if why is not None:
-                verdicts[name] = RouteVerdict({}, (f"{kind} Routes are disabled by {why}",))
+                disabled = f"{kind} Routes are disabled by {why}"
+                verdicts[name] = routestatus.RouteVerdict({}, (disabled,))
             elif outcome is not None:
                 problems = (*outcome.problems, *rejected)
-                verdicts[name] = RouteVerdict(outcome.served_status, problems)
+                verdicts[name] = routestatus.RouteVerdict(outcome.served_status, problems)
             elif state.ports:
-                verdicts[name] = RouteVerdict({}, (waiting,))
+                verdicts[name] = routestatus.RouteVerdict({}, (waiting,))
             elif kind in ("HTTPRoute", "GRPCRoute"):
-                lacking = f"no Gateway {GATEWAY_NAME!r} with a listener in the tenant namespace"
-                verdicts[name] = RouteVerdict({}, (lacking,))
+                gateway = l7entry.GATEWAY_NAME
+                lacking = f"no Gateway {gateway!r} with a listener in the tenant namespace"
+                verdicts[name] = routestatus.RouteVerdict({}, (lacking,))
             else:
-                verdicts[name] = RouteVerdict({}, (f"source kind {kind!r} is not served",))
+                unknown = f"source kind {kind!r} is not served"
+                verdicts[name] = routestatus.RouteVerdict({}, (unknown,))
         recheck = ADDRESS_RECHECK if state.ports and state.entry is None else None
         return Realised(verdicts, recheck)
 
@@ -418,18 +290,28 @@ class EnvoyRealisation:
                 f"{rejection.detail}",)  # fmt: skip
 
     def _waiting(self, namespace: str) -> str:
-        name = entry_service_name(namespace)
+        name = l7entry.entry_service_name(namespace)
         problem = self.infra.address_problem(namespace, name)
         if problem is not None:
             return f"the tenant's L7 entry (Service {name}) has no address: {problem[1]}"
         return (f"waiting for an external address on the tenant's L7 entry (Service {name}), "
                 "from the address pool, MetalLB or a cloud load balancer")  # fmt: skip
 
+    def _entry(self, namespace: str) -> objects.RawObject | None:
+        """The entry Service: the informer's, or the one just written while the informer has
+        not seen it yet (a reconcile in between must not create it again)."""
+        return self.reads.entry_service(namespace) or self._written.get(namespace)
+
+    def _service_seen(self, change: informer.Change) -> None:
+        if objects.labels(change.obj).get(l7entry.ENTRY_LABEL):
+            self._written.pop(objects.namespace(change.obj), None)  # the informer caught up
+
     async def _ensure_entry(self, namespace: str, state: TenantRoutes) -> Any:
         """The entry Service after the write (`FROM_INFORMER`: unchanged)."""
-        live = self.reads.entry_service(namespace)
-        key = objects.ObjectKey(namespace, entry_service_name(namespace))
+        live = self._entry(namespace)
+        key = objects.ObjectKey(namespace, l7entry.entry_service_name(namespace))
         if not state.ports:
+            self._written.pop(namespace, None)
             if live is not None and await self.writer.delete(resources.SERVICES, key):
                 logger.info("tenant %s: L7 entry Service %s deleted", logsafe.shown(namespace),
                             key.name)  # fmt: skip
@@ -439,11 +321,13 @@ class EnvoyRealisation:
         wanted = [p for p in state.ports if p not in state.taken] or list(state.ports)
         listen = self.infra.route_listen_ports(namespace, wanted, live)
         effective = self.inputs.effective(namespace)
-        desired = desired_entry_service(namespace, listen, self.infra.service_shape,
+        desired = l7entry.desired_entry_service(namespace, listen, self.infra.service_shape,
                                         effective.load_balancer_class)  # fmt: skip
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if not written.changed:
             return FROM_INFORMER
+        if written.obj is not None:
+            self._written[namespace] = written.obj
         logger.info("tenant %s: L7 entry Service %s %s on ports %s", logsafe.shown(namespace),
                     key.name, "updated" if live is not None else "created",
                     ", ".join(map(str, sorted(listen))))  # fmt: skip
@@ -531,7 +415,7 @@ class RouteReconciler:
         self,
         namespace: str,
         raws: Sequence[objects.RawObject],
-        verdicts: Mapping[str, RouteVerdict],
+        verdicts: Mapping[str, routestatus.RouteVerdict],
     ) -> None:
         gate = asyncio.Semaphore(STATUS_CONCURRENCY)
 
@@ -554,13 +438,15 @@ class RouteReconciler:
 
         await asyncio.gather(*(one(raw) for raw in raws))
 
-    async def _write_status(self, raw: objects.RawObject, verdict: RouteVerdict) -> None:
+    async def _write_status(
+        self, raw: objects.RawObject, verdict: routestatus.RouteVerdict
+    ) -> None:
         generation = objects.generation(raw)
         resource = _embedded(raw)
         services = _embedded_services(raw)
 
         def mutate(status: dict[str, Any]) -> dict[str, Any]:
-            return desired_status(status, resource, services, verdict, generation)
+            return routestatus.desired_status(status, resource, services, verdict, generation)
 
         written = await self.writer.update_status(resources.ROUTES, objects.key_of(raw), mutate,
                                                   current=raw)  # fmt: skip
@@ -571,84 +457,9 @@ class RouteReconciler:
     def _count(self, namespace: str, raws: Sequence[objects.RawObject]) -> None:
         counts = Counter(_kind_of(raw) for raw in raws)
         tenant = api_tenant.tenant_name_for(namespace)
-        for kind in ("Ingress", *sorted(GATEWAY_API_KINDS), *counts):
+        for kind in ("Ingress", *sorted(l7entry.GATEWAY_API_KINDS), *counts):
             manager_metrics.ROUTES.labels(namespace=namespace, tenant=tenant,
                                           route_type=kind).set(counts.get(kind, 0))  # fmt: skip
-
-
-def desired_status(
-    status: dict[str, Any],
-    resource: Mapping[str, Any],
-    services: Sequence[Mapping[str, Any]],
-    verdict: RouteVerdict,
-    generation: int | None,
-    now: str | None = None,
-) -> dict[str, Any]:
-    """`status` with `resources.route` and `resources.services` as `verdict` says (each
-    condition's lastTransitionTime kept unless its status flips). Pure."""
-    previous = status.get("resources") if isinstance(status.get("resources"), dict) else {}
-    previous = previous or {}
-    old_route = previous.get("route") if isinstance(previous.get("route"), dict) else {}
-    metadata = resource.get("metadata") or {}
-    kind = str(resource.get("kind") or "")
-    name, namespace = str(metadata.get("name") or ""), str(metadata.get("namespace") or "")
-    route_state = {
-        "apiVersion": str(resource.get("apiVersion") or ""),
-        "kind": kind,
-        "name": name,
-        "namespace": namespace,
-        "generatedName": generated_name(kind, namespace, name),
-        "status": dict(verdict.served_status),
-        "conditions": _applied(old_route.get("conditions") if old_route else None, verdict,
-                               generation, now),
-    }  # fmt: skip
-    old_services = previous.get("services") if isinstance(previous.get("services"), dict) else {}
-    service_states = {}
-    for svc in services:
-        svc_meta = svc.get("metadata") or {}
-        svc_name, svc_ns = str(svc_meta.get("name") or ""), str(svc_meta.get("namespace") or "")
-        key = f"{svc_ns}/{svc_name}"
-        old = (old_services or {}).get(key)
-        service_states[key] = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "name": svc_name,
-            "namespace": svc_ns,
-            "generatedName": svc_name,
-            "conditions": _applied(old.get("conditions") if isinstance(old, dict) else None,
-                                   verdict, generation, now),
-        }  # fmt: skip
-    return {**status, "resources": {**previous, "route": route_state,
-                                    "services": service_states}}  # fmt: skip
-
-
-def generated_name(kind: str, namespace: str, name: str) -> str:
-    """Upstream's name for the object it would generate: the Gateway keeps its name, the others
-    are `<namespace>-<name>`."""
-    if kind == "Gateway" or not namespace:
-        return name
-    return naming.truncate(f"{namespace}-{name}")
-
-
-def _applied(
-    current: Any, verdict: RouteVerdict, generation: int | None, now: str | None
-) -> list[dict[str, Any]]:
-    parsed = []
-    for item in current or ():
-        try:
-            parsed.append(meta.Condition.model_validate(item))
-        except ValueError:
-            continue
-    if verdict.problems:
-        status, reason = meta.ConditionStatus.FALSE, conditions.INSTALLATION_FAILED
-        message = "; ".join(verdict.problems)[:32768]
-    else:
-        status, reason, message = (meta.ConditionStatus.TRUE, conditions.INSTALLATION_SUCCESSFUL,
-                                   "Success")  # fmt: skip
-    updated = meta.set_condition(parsed, type=conditions.RESOURCE_APPLIED, status=status,
-                                 reason=reason, message=message,
-                                 observed_generation=generation, now=now)  # fmt: skip
-    return [c.model_dump(by_alias=True, exclude_none=True, mode="json") for c in updated]
 
 
 def _source(raw: objects.RawObject) -> Mapping[str, Any]:

@@ -20,7 +20,7 @@ import pytest
 
 from kubelb.api import finalizers
 from kubelb.kube import client, resources
-from kubelb.manager import common, routes as manager_routes
+from kubelb.manager import common, l7entry
 from kubelb.observe import metrics
 from tests.integration.manager.helpers import (
     addresses,
@@ -83,7 +83,7 @@ async def test_ingress_served_stable_and_deleted(kube, tenants, managers, manage
     await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
     route = ingress_route(name, host=HOST, node_port=node_port)
     await kube.create(resources.ROUTES, route, namespace=ns)
-    entry = manager_routes.entry_service_name(ns)
+    entry = l7entry.entry_service_name(ns)
 
     async def served():
         route = await get(kube, resources.ROUTES, ns, name)
@@ -178,7 +178,7 @@ async def test_ingress_disabled_by_the_config_says_why(
         assert "spec.ingress.disable" in condition["message"]
         assert "Config" in condition["message"]
         await settled(manager, ns)
-        entry = manager_routes.entry_service_name(ns)
+        entry = l7entry.entry_service_name(ns)
         assert await get(kube, resources.SERVICES, ns, entry) is None
         assert manager.cache.get_snapshot(ns) is None
         assert not manager.infra.ready(ns)  # no Envoy for a tenant with nothing to serve
@@ -207,7 +207,7 @@ async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manage
     name = str(uuid.uuid4())
     await kube.create(resources.ROUTES, ingress_route(name, host=HOST, node_port=30080),
                       namespace=ns)  # fmt: skip
-    entry = manager_routes.entry_service_name(ns)
+    entry = l7entry.entry_service_name(ns)
 
     def condition_is(status: str):
         async def check():
@@ -417,7 +417,7 @@ async def test_ingress_disabled_by_the_tenant_says_why(kube, managers, manager_s
             condition = await eventually(refused, what="the Route says it is not served")
             assert "the Tenant (spec.ingress.disable)" in condition["message"]
             await settled(manager, ns)
-            entry = manager_routes.entry_service_name(ns)
+            entry = l7entry.entry_service_name(ns)
             assert await get(kube, resources.SERVICES, ns, entry) is None
             assert manager.cache.get_snapshot(ns) is None
         finally:

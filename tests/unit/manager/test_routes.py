@@ -10,7 +10,10 @@ from typing import Any
 from kubelb.api import config as api_config, route as api_route, tenant as api_tenant
 from kubelb.infra import routeentry
 from kubelb.irbuild import routes as irroutes
-from kubelb.manager import infrastructure, routes
+from kubelb.manager import infrastructure, l7entry, routestatus
+
+NS = "tenant-a"
+JANUARY, FEBRUARY = "2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"
 
 
 def route(kind: str, name: str = "r", **spec: Any) -> api_route.Route:
@@ -29,14 +32,14 @@ def gateway(*ports: int, name: str = "kubelb") -> api_route.Route:
 
 def test_requested_ports_follow_kinds_and_settings() -> None:
     every = [route("Ingress"), gateway(8080, 8443), route("HTTPRoute", "h")]
-    assert routes.requested_ports(every, irroutes.RouteSettings()) == (80, 8080, 8443)
+    assert l7entry.requested_ports(NS, every, irroutes.RouteSettings()) == (80, 8080, 8443)
     no_ingress = irroutes.RouteSettings(ingress_enabled=False)
-    assert routes.requested_ports(every, no_ingress) == (8080, 8443)
+    assert l7entry.requested_ports(NS, every, no_ingress) == (8080, 8443)
     no_gateway = irroutes.RouteSettings(gateway_api_enabled=False)
-    assert routes.requested_ports(every, no_gateway) == (80,)
+    assert l7entry.requested_ports(NS, every, no_gateway) == (80,)
     # Only the Gateway named kubelb is served (upstream CE), and an HTTPRoute alone asks nothing.
-    assert routes.requested_ports([gateway(9000, name="other"), route("HTTPRoute")],
-                                  irroutes.RouteSettings()) == ()  # fmt: skip
+    others = [gateway(9000, name="other"), route("HTTPRoute")]
+    assert l7entry.requested_ports(NS, others, irroutes.RouteSettings()) == ()
 
 
 def test_either_config_or_tenant_disables_and_says_which() -> None:
@@ -46,10 +49,10 @@ def test_either_config_or_tenant_disables_and_says_which() -> None:
     tenant = api_tenant.Tenant.model_validate(
         {"metadata": {"name": "a"}, "spec": {"ingress": {"disable": True}}}
     )
-    assert routes.disabled_by("Ingress", config, tenant) == "the Tenant (spec.ingress.disable)"
-    assert routes.disabled_by("HTTPRoute", config, None) == "the Config (spec.gatewayAPI.disable)"
-    assert routes.disabled_by("Ingress", config, None) is None
-    assert routes.route_settings(None, tenant) == irroutes.RouteSettings(ingress_enabled=False)
+    assert l7entry.disabled_by("Ingress", config, tenant) == "the Tenant (spec.ingress.disable)"
+    assert l7entry.disabled_by("HTTPRoute", config, None) == "the Config (spec.gatewayAPI.disable)"
+    assert l7entry.disabled_by("Ingress", config, None) is None
+    assert l7entry.route_settings(None, tenant) == irroutes.RouteSettings(ingress_enabled=False)
 
 
 def test_taken_ports_are_other_services_at_the_address() -> None:
@@ -58,23 +61,23 @@ def test_taken_ports_are_other_services_at_the_address() -> None:
                 "spec": {"ports": [{"port": p} for p in ports]},
                 "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}  # fmt: skip
 
-    entry = routes.entry_service_name("tenant-a")
+    entry = l7entry.entry_service_name("tenant-a")
     services = [svc("envoy-web", "10.1.0.1", 8080), svc("envoy-db", "10.1.0.2", 5432),
                 svc("envoy-x", "10.1.0.1", 9000, namespace="tenant-b"),
                 svc(entry, "10.1.0.1", 80)]  # fmt: skip
-    assert routes.taken_ports(services, "10.1.0.1", entry, "tenant-a") == {8080, 9000}
+    assert l7entry.taken_ports(services, "10.1.0.1", entry, "tenant-a") == {8080, 9000}
 
 
 def test_entry_service_shape() -> None:
     pods = infrastructure.ServiceShape(node_ports=True, selector=True)
-    svc = routes.desired_entry_service("tenant-a", {80: 1500}, pods, "metallb")
+    svc = l7entry.desired_entry_service("tenant-a", {80: 1500}, pods, "metallb")
     assert svc["metadata"]["name"] == "envoy-tenant-a-l7"
     assert svc["spec"] == {
         "type": "LoadBalancer", "selector": {"app.kubernetes.io/name": "tenant-a"},
         "ports": [{"name": "http-80", "port": 80, "protocol": "TCP", "targetPort": 1500}],
         "loadBalancerClass": "metallb"}  # fmt: skip
     local = infrastructure.ServiceShape(node_ports=False, selector=False)
-    svc = routes.desired_entry_service("tenant-a", {80: 80}, local, None)
+    svc = l7entry.desired_entry_service("tenant-a", {80: 80}, local, None)
     assert svc["spec"]["selector"] is None
     assert svc["spec"]["allocateLoadBalancerNodePorts"] is False
 
@@ -92,8 +95,10 @@ def test_status_keeps_transition_time_while_the_condition_holds() -> None:
     resource = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                 "metadata": {"name": "shop", "namespace": "default"}}  # fmt: skip
     services = [{"metadata": {"name": "web", "namespace": "default"}}]
-    served = routes.RouteVerdict({"loadBalancer": {"ingress": [{"ip": "10.1.0.1"}]}}, ())
-    first = routes.desired_status({}, resource, services, served, 1, now="2026-01-01T00:00:00Z")
+    served = routestatus.RouteVerdict({"loadBalancer": {"ingress": [{"ip": "10.1.0.1"}]}}, ())
+    first = routestatus.desired_status(
+        {}, resource, services, served, 1, now="2026-01-01T00:00:00Z"
+    )
     state = first["resources"]["route"]
     assert state["generatedName"] == "default-shop"
     assert state["conditions"] == [{
@@ -101,10 +106,12 @@ def test_status_keeps_transition_time_while_the_condition_holds() -> None:
         "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "InstallationSuccessful",
         "message": "Success"}]  # fmt: skip
     assert list(first["resources"]["services"]) == ["default/web"]
-    again = routes.desired_status(first, resource, services, served, 1, now="2026-02-02T00:00:00Z")
+    again = routestatus.desired_status(
+        first, resource, services, served, 1, now="2026-02-02T00:00:00Z"
+    )
     assert again == first
-    failed = routes.RouteVerdict({}, ("port 80 is used by a LoadBalancer of this tenant",))
-    flipped = routes.desired_status(first, resource, services, failed, 1,
+    failed = routestatus.RouteVerdict({}, ("port 80 is used by a LoadBalancer of this tenant",))
+    flipped = routestatus.desired_status(first, resource, services, failed, 1,
                                     now="2026-02-02T00:00:00Z")  # fmt: skip
     (condition,) = flipped["resources"]["route"]["conditions"]
     assert (condition["status"], condition["reason"]) == ("False", "InstallationFailed")

@@ -4,7 +4,7 @@ its pool address across a restart, as LoadBalancers keep theirs."""
 import textwrap
 
 from kubelb.infra import routeentry
-from kubelb.manager import routes
+from kubelb.manager import l7entry
 from tests.unit.standalone.test_standalone import cfg, lb_yaml, running, settled
 
 GATEWAY = textwrap.dedent(
@@ -28,7 +28,7 @@ GATEWAY = textwrap.dedent(
 
 
 def entry_address(app) -> str | None:
-    service = app.core.inputs.service("demo", routes.entry_service_name("demo"))
+    service = app.core.inputs.service("demo", l7entry.entry_service_name("demo"))
     entry = routeentry.pool_entry(service)
     return entry.external if entry is not None else None
 

@@ -1,0 +1,102 @@
+"""A Route's status as the manager writes it. Pure.
+
+`status.resources.route`: the served object's apiVersion, kind, name and namespace, the name
+upstream would give the object it generates, its status as upstream's controllers would write
+it (`served_status`, from the builder), and a `ResourceAppliedSuccessfully` condition: True
+`InstallationSuccessful` "Success", or False `InstallationFailed` with what kept it from being
+served. `status.resources.services`: one entry per embedded Service, with the same condition.
+Each condition's lastTransitionTime is kept while its status holds, so rewriting an unchanged
+status is no change (and no API write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubelb.api import conditions, meta
+from kubelb.util import naming
+
+
+@dataclass(frozen=True, slots=True)
+class RouteVerdict:
+    """What one Route's status says."""
+
+    served_status: Mapping[str, Any]
+    problems: tuple[str, ...]
+
+
+def desired_status(
+    status: dict[str, Any],
+    resource: Mapping[str, Any],
+    services: Sequence[Mapping[str, Any]],
+    verdict: RouteVerdict,
+    generation: int | None,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """`status` with `resources.route` and `resources.services` as `verdict` says (each
+    condition's lastTransitionTime kept unless its status flips). Pure."""
+    previous = status.get("resources") if isinstance(status.get("resources"), dict) else {}
+    previous = previous or {}
+    old_route = previous.get("route") if isinstance(previous.get("route"), dict) else {}
+    metadata = resource.get("metadata") or {}
+    kind = str(resource.get("kind") or "")
+    name, namespace = str(metadata.get("name") or ""), str(metadata.get("namespace") or "")
+    route_state = {
+        "apiVersion": str(resource.get("apiVersion") or ""),
+        "kind": kind,
+        "name": name,
+        "namespace": namespace,
+        "generatedName": generated_name(kind, namespace, name),
+        "status": dict(verdict.served_status),
+        "conditions": _applied(old_route.get("conditions") if old_route else None, verdict,
+                               generation, now),
+    }  # fmt: skip
+    old_services = previous.get("services") if isinstance(previous.get("services"), dict) else {}
+    service_states = {}
+    for svc in services:
+        svc_meta = svc.get("metadata") or {}
+        svc_name, svc_ns = str(svc_meta.get("name") or ""), str(svc_meta.get("namespace") or "")
+        key = f"{svc_ns}/{svc_name}"
+        old = (old_services or {}).get(key)
+        service_states[key] = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "name": svc_name,
+            "namespace": svc_ns,
+            "generatedName": svc_name,
+            "conditions": _applied(old.get("conditions") if isinstance(old, dict) else None,
+                                   verdict, generation, now),
+        }  # fmt: skip
+    return {**status, "resources": {**previous, "route": route_state,
+                                    "services": service_states}}  # fmt: skip
+
+
+def generated_name(kind: str, namespace: str, name: str) -> str:
+    """Upstream's name for the object it would generate: the Gateway keeps its name, the others
+    are `<namespace>-<name>`."""
+    if kind == "Gateway" or not namespace:
+        return name
+    return naming.truncate(f"{namespace}-{name}")
+
+
+def _applied(
+    current: Any, verdict: RouteVerdict, generation: int | None, now: str | None
+) -> list[dict[str, Any]]:
+    parsed = []
+    for item in current or ():
+        try:
+            parsed.append(meta.Condition.model_validate(item))
+        except ValueError:
+            continue
+    if verdict.problems:
+        status, reason = meta.ConditionStatus.FALSE, conditions.INSTALLATION_FAILED
+        message = "; ".join(verdict.problems)[:32768]
+    else:
+        status, reason, message = (meta.ConditionStatus.TRUE, conditions.INSTALLATION_SUCCESSFUL,
+                                   "Success")  # fmt: skip
+    updated = meta.set_condition(parsed, type=conditions.RESOURCE_APPLIED, status=status,
+                                 reason=reason, message=message,
+                                 observed_generation=generation, now=now)  # fmt: skip
+    return [c.model_dump(by_alias=True, exclude_none=True, mode="json") for c in updated]
