@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import random
 import typing
 
 import httptools
@@ -24,7 +25,9 @@ import httptools
 from kubelb.dataplane import (
     context,
     flow_control,
+    http_filters,
     http_messages,
+    http_mirror,
     http_upstream,
     proxyproto,
     upstreams,
@@ -51,12 +54,18 @@ class Exchange:
         "head",
         "headers",
         "keep_alive",
+        "local",
         "method",
+        "mirror_body",
+        "mirror_size",
+        "mirrors",
         "pending",
         "retried",
+        "route",
         "start",
         "started",
         "target",
+        "try_start",
         "upgrade",
         "url",
         "version",
@@ -80,6 +89,14 @@ class Exchange:
         self.started = False
         self.retried = False
         self.target: upstreams.Target | None = None
+        self.route: context.Route | None = None
+        # A local answer (status, headers) waiting for the rest of the request.
+        self.local: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        self.try_start = 0.0
+        # Mirroring: the head for the mirrors, their targets, and the body copied so far.
+        self.mirrors: list[tuple[bytes, upstreams.Target]] = []
+        self.mirror_body: list[bytes] | None = None
+        self.mirror_size = 0
 
 
 class HTTPDownstream(asyncio.BufferedProtocol):
@@ -266,15 +283,6 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ex.chunked = any(
             n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in ex.headers
         )
-        ex.head = http_messages.request_head(
-            method=ex.method,
-            target=ex.url,
-            version=ex.version,
-            headers=ex.headers,
-            client_ip=self.client,
-            chunked=ex.chunked,
-            upgrade=upgrade,
-        )
         if self.active is None:
             self._activate(ex)
         else:
@@ -299,6 +307,15 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if ex.chunked:
             self._send_body(ex, http_messages.LAST_CHUNK)
         ex.complete = True
+        if ex is self.active:
+            self._request_complete(ex)
+
+    def _request_complete(self, ex: Exchange) -> None:
+        """The active exchange's request has been read whole."""
+        if ex.mirror_body is not None:
+            self._send_mirrors(ex, b"".join(ex.mirror_body))
+        if ex.local is not None:
+            self._finish_local(ex)
 
     def _upgrade_tail(self, tail: bytes) -> None:
         ex = self._upgrading
@@ -309,14 +326,14 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ex.complete = True
         if tail:
             self._send_body(ex, tail)
+        if ex is self.active and ex.local is not None:
+            self._finish_local(ex)
 
     # Sending requests
 
     def _activate(self, ex: Exchange) -> None:
         ctx = self.handle.ctx
         self.active = ex
-        if ctx.http.request_timeout_seconds > 0:
-            self._arm()
         if ex.method == b"CONNECT" or (ex.upgrade is not None and not ctx.http.websocket):
             self._local_error(403, "protocol upgrade is not allowed on this listener")
             return
@@ -327,18 +344,128 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         host = http_messages.host_of(ex.headers)
         path = ex.url.decode("latin-1")
-        route = ctx.route(host, path)
+        route = ctx.route(host, path, ex.method, ex.headers)
         if route is None:
             self._local_error(404, f"no route for host {host!r} and path {path!r}")
             return
-        target = route.picker.pick(self.client)
-        if target is None:
-            self._local_error(503, f"no healthy endpoint for route {route.route.name!r}")
+        ex.route = route
+        if route.timeout > 0 or route.backend_timeout > 0:
+            self._arm()
+        r = route.route
+        if r.redirect is not None:
+            location = http_filters.redirect_location(
+                r.redirect,
+                scheme="http",
+                host_header=http_messages.header(ex.headers, b"host").decode("latin-1"),
+                target=path,
+                prefix=route.prefix,
+            )
+            self._answer_locally(ex, r.redirect.status_code, [(b"location", location.encode())])
             return
+        if r.direct_status is not None:
+            self._answer_locally(ex, r.direct_status, [])
+            return
+        target = route.backends.pick(self.client)
+        if target is None:
+            self._local_error(503, f"no healthy endpoint for route {r.name!r}")
+            return
+        ex.head = self._request_head(ex, route, path)
+        if route.mirrors and ex.upgrade is None:
+            self._prepare_mirrors(ex, route)
         self._connect(ex, target)
+
+    def _request_head(self, ex: Exchange, route: context.Route, path: str) -> bytes:
+        headers: list[tuple[bytes, bytes]] = ex.headers
+        url = ex.url
+        if not route.plain:
+            if route.request_edits is not None:
+                headers = route.request_edits.apply(headers)
+            rewrite = route.route.rewrite
+            if rewrite is not None:
+                if rewrite.hostname is not None:
+                    headers = http_messages.with_host(headers, rewrite.hostname.encode())
+                if rewrite.path is not None:
+                    url = http_filters.rewrite_target(path, route.prefix, rewrite.path).encode(
+                        "latin-1"
+                    )
+        return http_messages.request_head(
+            method=ex.method,
+            target=url,
+            version=ex.version,
+            headers=headers,
+            client_ip=self.client,
+            chunked=ex.chunked,
+            upgrade=ex.upgrade,
+        )
+
+    # Local answers and mirrors
+
+    def _answer_locally(
+        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Answer `ex` without an upstream once its request has been read (its body dropped),
+        keeping the connection open as after an upstream answer."""
+        ex.local = (status, headers)
+        ex.pending.clear()
+        if ex.complete:
+            self._finish_local(ex)
+
+    def _finish_local(self, ex: Exchange) -> None:
+        assert ex.local is not None
+        status, headers = ex.local
+        ex.local = None
+        close = not ex.keep_alive or ex.upgrade is not None or self.draining
+        route = ex.route
+        if route is not None and route.response_edits is not None:
+            headers = route.response_edits.apply(headers)
+        if self.transport is not None and not self._closed:
+            self.transport.write(http_messages.response_head(status, headers, close=close))
+        self.active = None
+        if close:
+            self._close()
+            return
+        if self.queue:
+            self._activate(self.queue.popleft())
+        elif self._paused:
+            self.resume_reading()
+
+    def _prepare_mirrors(self, ex: Exchange, route: context.Route) -> None:
+        head = b""
+        for mirror in route.mirrors:
+            if mirror.percent < 100 and random.random() * 100 >= mirror.percent:
+                continue
+            target = mirror.picker.pick()
+            if target is None:
+                continue
+            if not head:
+                head = _mirror_head(ex.head)
+            ex.mirrors.append((head, target))
+        if not ex.mirrors:
+            return
+        if ex.complete:
+            self._send_mirrors(ex, b"".join(ex.pending))
+            return
+        ex.mirror_body = list(ex.pending)
+        ex.mirror_size = sum(map(len, ex.pending))
+
+    def _send_mirrors(self, ex: Exchange, body: bytes) -> None:
+        ex.mirror_body = None
+        tracker = self.handle.ctx.tracker
+        for head, target in ex.mirrors:
+            _ = tracker.spawn(
+                http_mirror.send(
+                    target.host,
+                    target.port,
+                    head + body,
+                    connect_timeout=target.owner.cluster.connect_timeout_seconds,
+                ),
+                name="http-mirror",
+            )
+        ex.mirrors = []
 
     def _connect(self, ex: Exchange, target: upstreams.Target) -> None:
         ex.target = target
+        ex.try_start = self.last
         target.active += 1
         target.total += 1
         cluster = target.owner.cluster
@@ -390,6 +517,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self,
             head_only=ex.method == b"HEAD",
             max_head=ctx.http.max_response_headers_kb * 1024,
+            edits=ex.route.response_edits if ex.route is not None else None,
         )
         out = conn.transport
         target = ex.target
@@ -409,6 +537,15 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             out.write(ex.head)
 
     def _send_body(self, ex: Exchange, data: bytes) -> None:
+        if ex.mirror_body is not None:
+            ex.mirror_size += len(data)
+            if ex.mirror_size > http_mirror.MAX_MIRROR_BODY:
+                ex.mirror_body = None
+                ex.mirrors = []
+            else:
+                ex.mirror_body.append(data)
+        if ex.local is not None:
+            return
         if ex is self.active and self.up is not None and self.up.transport is not None:
             self.up.transport.write(data)
             return
@@ -537,7 +674,10 @@ class HTTPDownstream(asyncio.BufferedProtocol):
     def _local_error(self, status: int, detail: str) -> None:
         ex = self.active
         if self.transport is not None and not self._closed and (ex is None or not ex.started):
-            self.transport.write(http_messages.local_response(status, detail))
+            answer = http_messages.local_response(status, detail)
+            if ex is not None and ex.route is not None and ex.route.response_edits is not None:
+                answer = http_filters.edit_response(answer, ex.route.response_edits)
+            self.transport.write(answer)
         self._close(abort_upstream=True)
 
     def _end_target(self, ex: Exchange | None = None) -> None:
@@ -569,8 +709,12 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ex = self.active
         if ex is not None:
             deadline = self.last + ctx.http.stream_idle_timeout_seconds
-            if ctx.http.request_timeout_seconds > 0 and not ex.started:
-                deadline = min(deadline, ex.start + ctx.http.request_timeout_seconds)
+            route = ex.route
+            if route is not None and not ex.started:
+                if route.timeout > 0:
+                    deadline = min(deadline, ex.start + route.timeout)
+                if route.backend_timeout > 0 and ex.target is not None:
+                    deadline = min(deadline, ex.try_start + route.backend_timeout)
             return deadline
         if self._in_head and self._head_bytes:
             return self._head_start + ctx.options.request_headers_timeout_seconds
@@ -592,3 +736,15 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._local_error(408, "request headers were not received in time")
         else:
             self._close()
+
+
+def _mirror_head(head: bytes) -> bytes:
+    """The upstream request head as a mirror gets it: shadow host, closed after the answer."""
+    lines = head[:-2].split(b"\r\n")
+    out = []
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        if sep and name.lower() == b"host":
+            line = name + b": " + http_mirror.shadow_host(value.strip())
+        out.append(line)
+    return b"\r\n".join(out) + b"connection: close\r\n\r\n"
