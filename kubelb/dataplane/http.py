@@ -10,6 +10,7 @@ directions and never buffered whole, WebSocket upgrades tunnelled, and the proxy
 504; we keep the distinction because it tells an operator where to look (all differences from
 Envoy: docs/dataplane-differences.md). Routes are chosen as Envoy chooses them (`routing`).
 Pipelined requests are parsed ahead (at most `_MAX_QUEUED`) and answered in order.
+A connection opening with the HTTP/2 preface (h2c, as gRPC clients speak) is handed to `http2`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import httptools
 from kubelb.dataplane import (
     context,
     flow_control,
+    http2,
     http_filters,
     http_messages,
     http_mirror,
@@ -106,6 +108,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         "_admitted",
         "_closed",
         "_connector",
+        "_fresh",
         "_head_bytes",
         "_head_count",
         "_head_size",
@@ -154,6 +157,8 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         self._paused = False
         self._closed = False
         self._admitted = False
+        # No byte read yet: the first ones may be the HTTP/2 preface.
+        self._fresh = True
         self._connector: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -222,6 +227,11 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ctx = self.handle.ctx
         self.last = ctx.clock()
         view = self.buffer.view[:nbytes]
+        if self._fresh:
+            self._fresh = False
+            if view[:4] == http2.PREFACE[:4]:
+                self._to_http2(bytes(view))
+                return
         if self._upgrading is not None:
             self._send_raw(view, self._upgrading)
             return
@@ -237,6 +247,22 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         if self._in_head and self._head_bytes > ctx.http.max_request_headers_kb * 1024:
             self._local_error(431, "request headers exceed the limit")
+
+    def _to_http2(self, data: bytes) -> None:
+        """Hand the connection (and its admission) to the HTTP/2 protocol."""
+        transport = self.transport
+        assert transport is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed = True
+        self._admitted = False
+        down = http2.H2Downstream(self.handle, self.client, transport)
+        down.draining = self.draining
+        self.handle.add(down)
+        self.handle.discard(self)
+        transport.set_protocol(down)
+        down.start(data)
 
     def on_message_begin(self) -> None:
         ex = Exchange(self.last)

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import typing
 from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+import pytest
 
 from kubelb.ir import proxy
 from tests.integration.dataplane import backends, irs, scenarios
@@ -334,3 +338,90 @@ async def _until(check: Callable[[], bool], what: str, seconds: float = 10.0) ->
         if loop.time() > deadline:
             raise AssertionError(f"not within {seconds}s: {what}")
         await asyncio.sleep(0.02)
+
+
+class GRPCBackend:
+    """A real gRPC server (grpcio) without generated code: `/demo.Echo/Unary` answers
+    `name:request` with trailing metadata, `/demo.Echo/Stream` streams the request back N times
+    (N = first byte), `/demo.Echo/Fail` fails with NOT_FOUND."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.port = 0
+        self._server: typing.Any = None
+
+    async def start(self) -> GRPCBackend:
+        async def unary(request: bytes, ctx: typing.Any) -> bytes:
+            ctx.set_trailing_metadata((("x-trailer", self.name),))
+            return self.name.encode() + b":" + request
+
+        async def stream(request: bytes, ctx: typing.Any) -> typing.AsyncIterator[bytes]:
+            for i in range(request[0]):
+                yield b"%d:" % i + request[1:]
+
+        async def fail(request: bytes, ctx: typing.Any) -> bytes:
+            await ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+            return b""
+
+        handler = grpc.method_handlers_generic_handler(
+            "demo.Echo",
+            {
+                "Unary": grpc.unary_unary_rpc_method_handler(unary),
+                "Stream": grpc.unary_stream_rpc_method_handler(stream),
+                "Fail": grpc.unary_unary_rpc_method_handler(fail),
+            },
+        )
+        self._server = grpc.aio.server()
+        self._server.add_generic_rpc_handlers((handler,))
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0)
+            self._server = None
+
+
+async def grpc_calls(apply: Apply, servers: Sequence[GRPCBackend]) -> None:
+    """gRPC through an HTTP listener to HTTP2 clusters: unary with trailing metadata, server
+    streaming, an error status, routing by the method's path and the route's response edits
+    in the initial metadata."""
+    config = irs.l7(
+        [
+            (
+                "grpc.test",
+                [
+                    route("fail", path="/demo.Echo/Fail", kind=EXACT, backends=irs.to("g1")),
+                    route(
+                        "echo",
+                        path="/demo.Echo",
+                        backends=irs.to("g0"),
+                        response_headers=proxy.HeaderModifier(add=(("x-edge", "yes"),)),
+                    ),
+                ],
+            ),
+        ],
+        {"g0": servers[:1], "g1": servers[1:2]},
+        upstream_protocol=proxy.UpstreamProtocol.HTTP2,
+    )
+    await apply(config)
+    host, port = irs.address(config)
+    async with grpc.aio.insecure_channel(
+        f"{host}:{port}", options=[("grpc.default_authority", "grpc.test")]
+    ) as channel:
+        unary = channel.unary_unary("/demo.Echo/Unary")
+        call = unary(b"hello", timeout=10)
+        assert await call == b"g0:hello"
+        assert ("x-edge", "yes") in tuple(await call.initial_metadata())
+        assert ("x-trailer", "g0") in tuple(await call.trailing_metadata())
+        assert await call.code() == grpc.StatusCode.OK
+        stream = channel.unary_stream("/demo.Echo/Stream")
+        got = [m async for m in stream(bytes([50]) + b"x" * 100_000, timeout=10)]
+        assert got == [b"%d:" % i + b"x" * 100_000 for i in range(50)]
+        failing = channel.unary_unary("/demo.Echo/Fail")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await failing(b"", timeout=10)
+        assert (err.value.code(), err.value.details()) == (
+            grpc.StatusCode.NOT_FOUND, "no such thing"
+        )  # fmt: skip
