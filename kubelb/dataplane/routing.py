@@ -182,9 +182,10 @@ class RouteTable(Generic[T]):
     ) -> T | None:
         """`host` lower-case without port; `target` the request target (path and query). None
         when no route of the selected host matches."""
-        path, mark, query = target.partition("?")
+        mark = target.find("?")
+        path, query = (target, None) if mark < 0 else (target[:mark], target[mark + 1 :])
         for matcher, value in self.virtual_host(host):
-            if matcher.holds(path, query if mark else None, method, headers):
+            if matcher.holds(path, query, method, headers):
                 return value
         return None
 
