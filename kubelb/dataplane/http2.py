@@ -6,9 +6,10 @@ routed like an HTTP/1.1 request (`context.ListenerContext.route`: matches, weigh
 and fixed statuses, request and response header edits, rewrites) and forwarded over HTTP/2 to a
 cluster whose `upstream_protocol` is HTTP2, headers, data and trailers passed through both ways,
 so gRPC works end to end. Each client connection has its own upstream connection per endpoint,
-streams multiplexed on it. Limits (docs/dataplane-differences.md): received data is acknowledged
-at once (no back-pressure across the proxy), no mirrors and no route timeouts on HTTP/2
-streams (gRPC carries its own deadline), an HTTP/2 request routed to an HTTP/1 cluster gets 502.
+streams multiplexed on it; the listener's idle timeout closes a connection without streams.
+Limits (docs/dataplane-differences.md): received data is acknowledged at once (no back-pressure
+across the proxy), no mirrors and no route timeouts on HTTP/2 streams (gRPC carries its own
+deadline), an HTTP/2 request routed to an HTTP/1 cluster gets 502.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 
 from kubelb.dataplane import context, http_filters, http_messages, upstreams
 from kubelb.ir import proxy
@@ -144,10 +146,35 @@ class H2Downstream(asyncio.Protocol):
         self.upstreams: dict[str, H2Upstream] = {}
         self.draining = False
         self._closed = False
+        self.last = handle.ctx.clock()
+        self._timer: asyncio.TimerHandle | None = None
 
     def start(self, data: bytes) -> None:
+        http = self.handle.ctx.http
         self.side.h2.initiate_connection()
+        self.side.h2.update_settings(
+            {h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: http.max_request_headers_kb * 1024}
+        )
+        self._arm()
         self.data_received(data)
+
+    def _arm(self) -> None:
+        idle = self.handle.ctx.http.idle_timeout_seconds
+        self._timer = asyncio.get_running_loop().call_at(self.last + idle, self._on_timer)
+
+    def _on_timer(self) -> None:
+        """Close a connection without streams once it has been idle for the listener's idle
+        timeout (Envoy's `idle_timeout`); otherwise look again later."""
+        self._timer = None
+        idle = self.handle.ctx.http.idle_timeout_seconds
+        if not self.streams and self.handle.ctx.clock() >= self.last + idle:
+            self.side.h2.close_connection()
+            self.side.flush()
+            self._close()
+            return
+        if self.streams:
+            self.last = self.handle.ctx.clock()
+        self._arm()
 
     # Connection lifecycle (context.Connection)
 
@@ -169,6 +196,9 @@ class H2Downstream(asyncio.Protocol):
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for s in list(self.streams.values()):
             self._end_target(s)
         self.streams.clear()
@@ -182,6 +212,7 @@ class H2Downstream(asyncio.Protocol):
     # Client events
 
     def data_received(self, data: bytes) -> None:
+        self.last = self.handle.ctx.clock()
         try:
             events = self.side.h2.receive_data(data)
         except h2.exceptions.ProtocolError as err:

@@ -90,3 +90,26 @@ async def test_local_answers_and_refusals_per_stream(start_dataplane):
         assert [r.version for r in web.requests] == ["HTTP/1.1"]
     finally:
         await web.stop()
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_timeout(start_dataplane):
+    config = irs.l7(
+        [l7.route("fixed", direct_status=204)], {},
+        options=proxy.HTTPOptions(idle_timeout_seconds=0.3),
+    )  # fmt: skip
+    await start_dataplane(config)
+    addr = irs.address(config)
+    assert [a.get(":status") for a in await h2_get(addr, [("a.test", "/")])] == ["204"]
+    reader, writer = await asyncio.open_connection(*addr)
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    writer.write(conn.data_to_send())
+    terminated = False
+    try:
+        while data := await reader.read(65536):
+            terminated = terminated or any(
+                isinstance(ev, h2.events.ConnectionTerminated) for ev in conn.receive_data(data)
+            )
+    finally:
+        writer.close()
+    assert terminated, "a GOAWAY before the close"
