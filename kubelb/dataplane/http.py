@@ -26,7 +26,6 @@ import httptools
 from kubelb.dataplane import (
     context,
     flow_control,
-    http2,
     http_filters,
     http_messages,
     http_mirror,
@@ -39,6 +38,9 @@ from kubelb.util import logsafe
 logger = logging.getLogger(__name__)
 
 _MAX_QUEUED = 8
+
+# The HTTP/2 connection preface starts with this (RFC 9113 3.4): no HTTP/1 method does.
+_H2_PREFACE_START = b"PRI "
 
 
 class _Reject(Exception):
@@ -229,7 +231,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         view = self.buffer.view[:nbytes]
         if self._fresh:
             self._fresh = False
-            if view[:4] == http2.PREFACE[:4]:
+            if view[:4] == _H2_PREFACE_START:
                 self._to_http2(bytes(view))
                 return
         if self._upgrading is not None:
@@ -250,6 +252,9 @@ class HTTPDownstream(asyncio.BufferedProtocol):
 
     def _to_http2(self, data: bytes) -> None:
         """Hand the connection (and its admission) to the HTTP/2 protocol."""
+        # Imported on first use: most data planes never see HTTP/2 and h2 costs ~1 MiB.
+        from kubelb.dataplane import http2
+
         transport = self.transport
         assert transport is not None
         if self._timer is not None:
