@@ -380,8 +380,6 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._local_error(404, f"no route for host {host!r} and path {path!r}")
             return
         ex.route = route
-        if route.timeout > 0 or route.backend_timeout > 0:
-            self._arm()
         r = route.route
         if r.redirect is not None:
             location = http_filters.redirect_location(
@@ -404,6 +402,9 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if route.mirrors and ex.upgrade is None:
             self._prepare_mirrors(ex, route)
         self._connect(ex, target)
+        if (route.timeout > 0 or route.backend_timeout > 0) and not self._closed:
+            # After the connect: the attempt's deadline counts from it.
+            self._arm()
 
     def _request_head(self, ex: Exchange, route: context.Route, path: str) -> bytes:
         headers: list[tuple[bytes, bytes]] = ex.headers
@@ -770,12 +771,6 @@ class HTTPDownstream(asyncio.BufferedProtocol):
 
 
 def _mirror_head(head: bytes) -> bytes:
-    """The upstream request head as a mirror gets it: shadow host, closed after the answer."""
-    lines = head[:-2].split(b"\r\n")
-    out = []
-    for line in lines:
-        name, sep, value = line.partition(b":")
-        if sep and name.lower() == b"host":
-            line = name + b": " + http_mirror.shadow_host(value.strip())
-        out.append(line)
-    return b"\r\n".join(out) + b"connection: close\r\n\r\n"
+    """The upstream request head as a mirror gets it (the request's Host kept, as the Envoy
+    translation keeps it), closed after the answer."""
+    return head[:-2] + b"connection: close\r\n\r\n"

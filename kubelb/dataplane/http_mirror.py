@@ -1,6 +1,6 @@
 """Request mirroring: a copy of a request goes to another cluster and its answer is discarded.
 
-Input: the request head (already edited for the mirror: `connection: close`, the shadow host) and
+Input: the request head (already edited for the mirror: `connection: close`) and
 its framed body, once the client has sent the whole request. Output: nothing the client sees;
 the copy runs as its own task on its own connection, so it never delays the main request, and a
 slow or dead mirror only costs that task (bounded by `MIRROR_TIMEOUT_SECONDS`).
@@ -17,14 +17,6 @@ logger = logging.getLogger(__name__)
 MIRROR_TIMEOUT_SECONDS = 30.0
 # Larger request bodies are not mirrored (the copy is kept in memory until the request ends).
 MAX_MIRROR_BODY = 1 << 20
-
-
-def shadow_host(host_header: bytes) -> bytes:
-    """Envoy's default: `-shadow` appended to the host, before any port."""
-    if host_header.startswith(b"[") or host_header.count(b":") != 1:
-        return host_header + b"-shadow"
-    host, _, port = host_header.partition(b":")
-    return host + b"-shadow:" + port
 
 
 async def send(host: str, port: int, data: bytes, *, connect_timeout: float) -> None:

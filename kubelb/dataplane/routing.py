@@ -7,18 +7,17 @@ matching `*suffix`, else the longest matching `prefix*`, else `*`; a wildcard st
 one character. Within the virtual host the first route (in IR order) whose match holds answers.
 
 Matches follow Envoy: the path conditions see the path without its query string (a PathPrefix
-matches whole segments, as `path_separated_prefix`; a regex must match the whole path); header
-conditions compare the comma-joined values of a header (names case-insensitive); query
-conditions the percent-decoded value of a parameter's first occurrence. Regexes are compiled when
-the table is built (once per config), with Python's `re` (differences from RE2:
-docs/dataplane-differences.md).
+matches whole segments, as `path_separated_prefix`; a regex must match the whole path); a header
+condition holds when one line of the header matches, compared whole (names case-insensitive, as
+Envoy 1.40 compares them); a query condition sees the value of a parameter's first occurrence as
+sent (never percent-decoded). Regexes are compiled when the table is built (once per config),
+with Python's `re` (differences from RE2: docs/dataplane-differences.md).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -80,8 +79,7 @@ class Matcher:
         if self._method is not None and method != self._method:
             return False
         for name, expected in self._headers:
-            value = header_value(headers, name)
-            if value is None or not _value_holds(expected, value):
+            if not header_holds(headers, name, expected):
                 return False
         if self._query:
             params = query_params(query)
@@ -98,34 +96,31 @@ def _value_holds(expected: str | re.Pattern[str], value: str) -> bool:
     return expected.fullmatch(value) is not None
 
 
-def header_value(headers: Headers, name: bytes) -> str | None:
-    """Every value of header `name` (lower-case) joined with `,` as Envoy does; None if absent."""
-    values = [v for n, v in headers if len(n) == len(name) and n.lower() == name]
-    if not values:
-        return None
-    return b",".join(values).decode("latin-1")
+def header_holds(headers: Headers, name: bytes, expected: str | re.Pattern[str]) -> bool:
+    """Some line of header `name` (lower-case) matches, its value compared whole (Envoy 1.40);
+    an absent header never does."""
+    for n, v in headers:
+        if (
+            len(n) == len(name)
+            and n.lower() == name
+            and _value_holds(expected, v.decode("latin-1"))
+        ):
+            return True
+    return False
 
 
 def query_params(query: str | None) -> dict[str, str]:
-    """The first value of each parameter, names and values percent-decoded (`+` stays `+`, as
-    in Envoy); a parameter without `=` has the value ""."""
+    """The first value of each parameter, names and values as sent: Envoy's route matching does
+    not percent-decode them (`%6E` is not `n`, `+` is not a space); a parameter without `=` has
+    the value ""."""
     params: dict[str, str] = {}
     if not query:
         return params
     for part in query.split("&"):
         name, _, value = part.partition("=")
-        name = _decode(name)
         if name not in params:
-            params[name] = _decode(value)
+            params[name] = value
     return params
-
-
-def _decode(text: str) -> str:
-    if "%" not in text:
-        return text
-    # Bytes first: the request target is latin-1 text; decoded parameters compare as UTF-8.
-    raw = urllib.parse.unquote_to_bytes(text.encode("latin-1"))
-    return raw.decode("utf-8", "surrogateescape")
 
 
 Entries = tuple[tuple[Matcher, T], ...]

@@ -57,7 +57,7 @@ async def test_route_timeouts(apply, web):
     await l7.timeouts(apply, web)
 
 
-async def test_the_mirror_host_gets_envoys_shadow_suffix(apply, web):
+async def test_the_mirror_keeps_the_requests_host(apply, web):
     config = irs.l7(
         [l7.route("m", backends=irs.to("c0"), mirrors=(proxy.Mirror(cluster="c1"),))],
         {"c0": web[:1], "c1": web[1:2]},
@@ -65,7 +65,7 @@ async def test_the_mirror_host_gets_envoys_shadow_suffix(apply, web):
     await apply(config)
     await l7.send(irs.address(config), "GET", "/x", host="a.test:8080")
     await l7._until(lambda: bool(web[1].requests), "the copy reaches the mirror")
-    assert web[1].requests[0].headers["host"] == "a.test-shadow:8080"
+    assert web[1].requests[0].headers["host"] == "a.test:8080"
 
 
 class Silent:

@@ -1,6 +1,6 @@
 """gRPC through both data planes to HTTP2 clusters (real grpcio server and client): unary with
-trailing metadata, server streaming, an error status, routing on the method path. The route's
-exact path match and response header edits need Envoy's L7 translation (branch l7-envoy)."""
+trailing metadata, server streaming, an error status, routing on the method path, response
+header edits in the initial metadata."""
 
 from __future__ import annotations
 
@@ -11,13 +11,9 @@ import pytest
 
 from tests.integration.dataplane import l7
 from tests.integration.dataplane.conftest import no_leaks as guard
-from tests.integration.dataplanes import test_l7
 from tests.integration.dataplanes.conftest import Plane
 
 pytestmark = pytest.mark.integration
-
-# Both planes, the Envoy ones expected to fail until the L7 translation lands.
-l7_plane = test_l7.l7_plane
 
 
 @pytest.fixture(autouse=True)
@@ -40,5 +36,5 @@ async def grpc_servers() -> AsyncIterator[list[l7.GRPCBackend]]:
         await s.stop()
 
 
-async def test_grpc_end_to_end(l7_plane: Plane, grpc_servers) -> None:
-    await l7.grpc_calls(l7_plane.apply, grpc_servers)
+async def test_grpc_end_to_end(plane: Plane, grpc_servers) -> None:
+    await l7.grpc_calls(plane.apply, grpc_servers)

@@ -1,39 +1,18 @@
 """Layer 7 routes on both data planes (the scenarios of tests/integration/dataplane/l7.py):
 matches, weighted backends, redirects and fixed statuses, rewrites and header edits, mirrors,
-route timeouts. Weights and timeouts run on `plane` (conftest); the others need Envoy's L7
-translation (branch l7-envoy) and run on `l7_plane`, whose Envoy cases are expected to fail
-until it lands (not strictly, so they pass as soon as it does)."""
+route timeouts. Where the planes differ by design (docs/dataplane-differences.md) the scenario
+is told which plane it runs on."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from tests.integration.dataplane import backends, l7
-from tests.integration.dataplanes.conftest import KINDS, EnvoyPlane, Plane, PythonPlane
+from tests.integration.dataplanes.conftest import Plane
 
 pytestmark = pytest.mark.integration
-
-PENDING_ENVOY = pytest.mark.xfail(strict=False, reason="l7-envoy branch")
-
-
-@pytest.fixture(
-    params=[pytest.param(k, marks=PENDING_ENVOY) if k.startswith("envoy") else k for k in KINDS]
-)
-async def l7_plane(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Plane]:
-    serving: Plane
-    if request.param == "python":
-        serving = PythonPlane()
-    else:
-        envoy = EnvoyPlane(tmp_path / "envoy", delta=request.param == "envoy-delta")
-        await envoy.start()
-        serving = envoy
-    try:
-        yield serving
-    finally:
-        await serving.close()
 
 
 @pytest.fixture
@@ -44,8 +23,8 @@ async def web() -> AsyncIterator[list[backends.HTTPBackend]]:
         await s.stop()
 
 
-async def test_matches(l7_plane: Plane, web) -> None:
-    await l7.matches(l7_plane.apply, web)
+async def test_matches(plane: Plane, web) -> None:
+    await l7.matches(plane.apply, web)
 
 
 async def test_weighted_backends(plane: Plane, web) -> None:
@@ -53,16 +32,16 @@ async def test_weighted_backends(plane: Plane, web) -> None:
     await l7.weights(plane.apply, web, exact=plane.kind == "python")
 
 
-async def test_redirects_and_fixed_statuses(l7_plane: Plane, web) -> None:
-    await l7.local_answers(l7_plane.apply, web)
+async def test_redirects_and_fixed_statuses(plane: Plane, web) -> None:
+    await l7.local_answers(plane.apply, web, envoy=plane.kind.startswith("envoy"))
 
 
-async def test_rewrites_and_header_edits(l7_plane: Plane, web) -> None:
-    await l7.rewrites_and_header_edits(l7_plane.apply, web)
+async def test_rewrites_and_header_edits(plane: Plane, web) -> None:
+    await l7.rewrites_and_header_edits(plane.apply, web)
 
 
-async def test_mirrors(l7_plane: Plane, web) -> None:
-    await l7.mirrors(l7_plane.apply, web)
+async def test_mirrors(plane: Plane, web) -> None:
+    await l7.mirrors(plane.apply, web)
 
 
 async def test_route_timeouts(plane: Plane, web) -> None:
