@@ -107,6 +107,9 @@ class Route:
     backend_timeout: float = 0.0
     # Nothing to change in the request: it goes upstream as the client sent it.
     plain: bool = True
+    # An endpoint of a backend chosen by weight (None when it has none available): the only
+    # backend's picker itself when there is one, a call saved on every request.
+    pick: Callable[[str], upstreams.Target | None]
 
     @property
     def prefix(self) -> str:
@@ -142,6 +145,7 @@ def route_of(
         timeout=http.request_timeout_seconds if r.timeout_seconds is None else r.timeout_seconds,
         backend_timeout=r.backend_timeout_seconds or 0.0,
         plain=request_edits is None and r.rewrite is None and not mirrors,
+        pick=backends.pickers[0].pick if len(backends.pickers) == 1 else backends.pick,
     )
 
 

@@ -98,7 +98,7 @@ class Exchange:
         self.local: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self.try_start = 0.0
         # Mirroring: the head for the mirrors, their targets, and the body copied so far.
-        self.mirrors: list[tuple[bytes, upstreams.Target]] = []
+        self.mirrors: list[tuple[bytes, upstreams.Target]] | None = None
         self.mirror_body: list[bytes] | None = None
         self.mirror_size = 0
 
@@ -338,7 +338,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if ex.chunked:
             self._send_body(ex, http_messages.LAST_CHUNK)
         ex.complete = True
-        if ex is self.active:
+        if ex is self.active and (ex.mirror_body is not None or ex.local is not None):
             self._request_complete(ex)
 
     def _request_complete(self, ex: Exchange) -> None:
@@ -394,11 +394,23 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if r.direct_status is not None:
             self._answer_locally(ex, r.direct_status, [])
             return
-        target = route.backends.pick(self.client)
+        target = route.pick(self.client)
         if target is None:
             self._local_error(503, f"no healthy endpoint for route {r.name!r}")
             return
-        ex.head = self._request_head(ex, route, path)
+        ex.head = (
+            http_messages.request_head(
+                method=ex.method,
+                target=ex.url,
+                version=ex.version,
+                headers=ex.headers,
+                client_ip=self.client,
+                chunked=ex.chunked,
+                upgrade=ex.upgrade,
+            )
+            if route.plain
+            else self._request_head(ex, route, path)
+        )
         if route.mirrors and ex.upgrade is None:
             self._prepare_mirrors(ex, route)
         self._connect(ex, target)
@@ -407,19 +419,19 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._arm()
 
     def _request_head(self, ex: Exchange, route: context.Route, path: str) -> bytes:
+        """The upstream request head with the route's request edits and rewrite."""
         headers: list[tuple[bytes, bytes]] = ex.headers
         url = ex.url
-        if not route.plain:
-            if route.request_edits is not None:
-                headers = route.request_edits.apply(headers)
-            rewrite = route.route.rewrite
-            if rewrite is not None:
-                if rewrite.hostname is not None:
-                    headers = http_messages.with_host(headers, rewrite.hostname.encode())
-                if rewrite.path is not None:
-                    url = http_filters.rewrite_target(path, route.prefix, rewrite.path).encode(
-                        "latin-1"
-                    )
+        if route.request_edits is not None:
+            headers = route.request_edits.apply(headers)
+        rewrite = route.route.rewrite
+        if rewrite is not None:
+            if rewrite.hostname is not None:
+                headers = http_messages.with_host(headers, rewrite.hostname.encode())
+            if rewrite.path is not None:
+                url = http_filters.rewrite_target(path, route.prefix, rewrite.path).encode(
+                    "latin-1"
+                )
         return http_messages.request_head(
             method=ex.method,
             target=url,
@@ -471,6 +483,8 @@ class HTTPDownstream(asyncio.BufferedProtocol):
                 continue
             if not head:
                 head = _mirror_head(ex.head)
+            if ex.mirrors is None:
+                ex.mirrors = []
             ex.mirrors.append((head, target))
         if not ex.mirrors:
             return
@@ -483,7 +497,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
     def _send_mirrors(self, ex: Exchange, body: bytes) -> None:
         ex.mirror_body = None
         tracker = self.handle.ctx.tracker
-        for head, target in ex.mirrors:
+        for head, target in ex.mirrors or ():
             _ = tracker.spawn(
                 http_mirror.send(
                     target.host,
@@ -493,11 +507,13 @@ class HTTPDownstream(asyncio.BufferedProtocol):
                 ),
                 name="http-mirror",
             )
-        ex.mirrors = []
+        ex.mirrors = None
 
     def _connect(self, ex: Exchange, target: upstreams.Target) -> None:
         ex.target = target
-        ex.try_start = self.last
+        route = ex.route
+        if route is not None and route.backend_timeout > 0:
+            ex.try_start = self.handle.ctx.clock()
         target.active += 1
         target.total += 1
         cluster = target.owner.cluster
@@ -573,7 +589,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             ex.mirror_size += len(data)
             if ex.mirror_size > http_mirror.MAX_MIRROR_BODY:
                 ex.mirror_body = None
-                ex.mirrors = []
+                ex.mirrors = None
             else:
                 ex.mirror_body.append(data)
         if ex.local is not None:
