@@ -6,7 +6,8 @@ Every scenario runs real processes (kubelb, Envoy, kube-apiserver) with traffic 
 - Envoy kill -9: standalone mode with the Envoy data plane and a steady loop of new connections
   through one LoadBalancer; the supervisor restarts Envoy. Failed requests and the longest outage.
 - kubelb kill -9: standalone mode, each data plane; kubelb is killed and started again on the
-  same `--state-dir`. Failed requests and the longest outage.
+  same `--state-dir`, and adopts the data plane left serving (Envoy, or the Python data plane's
+  own process). Failed requests and the longest outage.
 - API server stop: manager process mode (process deployer, real Envoy) on the test control plane;
   the management kube-apiserver is frozen (SIGSTOP) for N seconds under traffic, then resumed
   (SIGCONT) and a LoadBalancer's endpoint moved at once: failed requests, and seconds until
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import results_file
+from kubelb.dataplane import control
 from kubelb.envoy import supervisor
 from tests.integration.standalone import backends, harness
 
@@ -170,7 +172,9 @@ def envoy_pids(root: Path) -> list[int]:
 def _kill_leftover_envoys(root: Path) -> None:
     for state in (root / "state", root):
         if state.exists():
-            supervisor.reap(state)  # Envoys outlive a killed kubelb by design
+            # Envoys and the Python data plane outlive a killed kubelb by design.
+            supervisor.reap(state)
+            control.reap(state)
     for pid in envoy_pids(root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -199,18 +203,24 @@ async def envoy_kill(sizes: Sizes) -> dict[str, Any]:
 
 
 async def kubelb_kill(sizes: Sizes, dataplane: str) -> dict[str, Any]:
+    adopted = 0  # restarts that took over the running data plane (the same pid)
     async with serving(dataplane) as (kubelb, port, _backend, _root):
         async with Traffic(HOST, port) as traffic:
             await traffic.answered(20)
             for _ in range(sizes.kubelb_kills):
+                before = (await kubelb.status())["dataplane"].get("pid")
                 assert kubelb.process is not None
                 kubelb.process.kill()
                 await kubelb.process.wait()
                 await kubelb.start()
                 await traffic.answered(20)
+                after = await kubelb.status()
+                adopted += bool(after["dataplane"].get("adopted")) and (
+                    after["dataplane"].get("pid") == before
+                )
         return {"kills": sizes.kubelb_kills, "requests": len(traffic.events),
                 "failed": traffic.failed, "longest_outage_s": traffic.longest_outage(),
-                "outages_s": traffic.outages()}  # fmt: skip
+                "outages_s": traffic.outages(), "adopted": adopted}  # fmt: skip
 
 
 async def endpoint_churn(sizes: Sizes, dataplane: str) -> dict[str, Any]:
@@ -465,8 +475,11 @@ def _figure(row: dict[str, Any]) -> str:
                 f"{row['change_applied_after_s']:.2f} s after it returned")  # fmt: skip
     if "moves" in row:
         return f"{row['failed']}/{row['requests']} new connections failed over {row['moves']} moves"
-    return (f"{row['failed']}/{row['requests']} requests failed over {row['kills']} kills; "
-            f"longest outage {row['longest_outage_s']:.2f} s")  # fmt: skip
+    figure = (f"{row['failed']}/{row['requests']} requests failed over {row['kills']} kills; "
+              f"longest outage {row['longest_outage_s']:.2f} s")  # fmt: skip
+    if "adopted" in row:
+        figure += f"; data plane adopted after {row['adopted']}/{row['kills']} restarts"
+    return figure
 
 
 LABELS = {
