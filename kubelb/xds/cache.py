@@ -116,6 +116,8 @@ class SnapshotCache:
         snap.consistent()
         previous = self._snapshots.get(node_id)
         if previous is not None and previous.versions == snap.versions:
+            # What is wanted is what is served again: a refusal of something else is over.
+            self._refused.pop(node_id, None)
             return False
         if self._pinned.get(node_id) == snap.versions:
             return False  # the snapshot rolled back: kept out until the config changes

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -83,6 +84,8 @@ class Standalone:
     xds_port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
     extra_args: tuple[str, ...] = ()
+    # RLIMIT_NOFILE (soft and hard) for kubelb, and so for its Envoy; None: inherited.
+    fd_limit: int | None = None
 
     async def start(self) -> None:
         await self.spawn()
@@ -114,9 +117,12 @@ class Standalone:
             *self.extra_args,
         ]
         log = self.log_path.open("ab")
+        limit = self.fd_limit
         self.process = await asyncio.create_subprocess_exec(
-            *args, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
+            *args, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=None if limit is None else lambda: resource.setrlimit(
+                resource.RLIMIT_NOFILE, (limit, limit)),
+        )  # fmt: skip
         log.close()
 
     async def stop(self) -> int:
