@@ -120,3 +120,38 @@ def _listening_sockets(port: int) -> set[int]:
         if local_port == port and fields[3] == "0A":  # LISTEN
             found.add(int(fields[9]))
     return found
+
+
+async def test_a_python_dataplane_started_with_other_settings_is_replaced(tmp_path: Path) -> None:
+    """kubelb restarted with other data-plane settings (here --workers) must not adopt the
+    running data plane: it replaces it, and the LoadBalancer serves again."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    state_dir = tmp_path / "state"
+    kubelb = harness.Standalone(dataplane="python", config_dir=config_dir, state_dir=state_dir,
+                                log_path=tmp_path / "kubelb.log")  # fmt: skip
+    port, backend = free_port(), free_port()
+    (config_dir / "a.yaml").write_text(lb_yaml("a", port, [("127.0.0.11", backend)]))
+    try:
+        async with backends.tcp_echo("A", "127.0.0.11", backend):
+            await kubelb.start()
+            await backends.eventually(lambda: backends.request(HOST, port), "LB a to answer")
+            first = (await kubelb.status())["dataplane"]["pid"]
+            assert kubelb.process is not None
+            kubelb.process.kill()
+            await kubelb.process.wait()
+
+            kubelb.extra_args = ("--workers", "2")
+            await kubelb.start()
+            doc = await kubelb.status()
+            assert not doc["dataplane"]["adopted"]
+            assert doc["dataplane"]["pid"] != first
+            assert not pid_alive(first)
+            assert doc["dataplane"]["workers"] == 2
+            assert await backends.eventually(lambda: backends.request(HOST, port), "LB a") == (
+                b"A:ping"
+            )
+            assert "was started with other settings; replacing it" in kubelb.logs()
+    finally:
+        await kubelb.stop()
+        control.reap(state_dir)
