@@ -153,6 +153,10 @@ class PythonDriver:
             if self._supervisor is not None:
                 self._supervisor.cancel()
                 await asyncio.gather(self._supervisor, return_exceptions=True)
+            restarted = self._proc
+            if restarted is not proc and restarted is not None and restarted.returncode is None:
+                _signal_group(restarted.pid, signal.SIGKILL)  # started while we were stopping
+                await restarted.wait()
         finally:
             await self._release()
             (self.dir / control.RECORD).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubelb.dataplane import control
 from kubelb.envoy import supervisor
 
 DEADLINE = 60.0
@@ -137,7 +138,9 @@ class Standalone:
         except TimeoutError:
             self.process.kill()
             code = await self.process.wait()
-            supervisor.reap(self.state_dir)  # its Envoy outlives a killed kubelb
+            # Its data plane (Envoy, or the Python one) outlives a killed kubelb.
+            supervisor.reap(self.state_dir)
+            control.reap(self.state_dir)
             return code
 
     def logs(self) -> str:
