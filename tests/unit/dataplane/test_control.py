@@ -11,6 +11,8 @@ import pytest
 
 from kubelb.app import python_driver
 from kubelb.dataplane import control
+from kubelb.ir import codec, proxy
+from tests.integration.dataplane import irs
 
 
 def test_a_record_round_trips_and_names_a_running_process(tmp_path: Path) -> None:
@@ -89,3 +91,18 @@ def test_the_data_planes_log_lines_keep_their_logger_and_level(
         python_driver._log_line(line)
     (record,) = caplog.records
     assert (record.name, record.levelno, record.getMessage()) == (name, level, message)
+
+
+async def test_an_http_configuration_crosses_the_channel_unchanged() -> None:
+    """Virtual hosts, routes and options survive the encoding the data plane receives."""
+
+    class Server:
+        port = 8080
+
+    config = irs.http(
+        [("a", [Server()], ("x.test",), "/"), ("b", [Server()], ("y.test", "*.y.test"), "/api")],
+        port=8000, options=proxy.HTTPOptions(),
+    )  # fmt: skip
+    line = await control.encode({"op": "apply", "config": codec.to_dict(config)})
+    message = await control.decode(line)
+    assert codec.proxy_config_from_dict(message["config"]) == config
