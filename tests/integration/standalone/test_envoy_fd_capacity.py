@@ -1,7 +1,8 @@
 """A configuration too big for Envoy's file descriptors is refused, on a real Envoy: kubelb runs
 with a low RLIMIT_NOFILE (which its Envoy inherits), a LoadBalancer with more listeners than fit
-is refused with the reason in the status and the log, Envoy is neither restarted nor crashed,
-and the LoadBalancer already serving keeps serving every request meanwhile."""
+is refused with the reason in the data plane's status, the log and that LoadBalancer's Ready
+condition, Envoy is neither restarted nor crashed, and the LoadBalancer already serving stays
+Ready and keeps serving every request meanwhile."""
 
 from __future__ import annotations
 
@@ -72,6 +73,12 @@ async def test_a_configuration_over_the_fd_limit_is_refused_and_the_serving_one_
             refused = doc["dataplane"]["xds"]["refused"]
             assert f"over the limit of {limit} (RLIMIT_NOFILE)" in refused, refused
             assert "RLIMIT_NOFILE" in kubelb.logs()
+            # The LoadBalancer refused says so; the one served stays Ready.
+            doc = await kubelb.wait_for(lambda d: not kubelb.lb(d, "big")["ready"],
+                                        "LB big not Ready")  # fmt: skip
+            (condition,) = kubelb.lb(doc, "big")["conditions"]
+            assert "RLIMIT_NOFILE" in condition["message"], condition
+            assert kubelb.lb(doc, "a")["ready"]
             await _requests_pass(loop, 50)
             assert not await _answers(big_ports[0])  # the refused listeners are not served
             doc = await kubelb.status()
@@ -83,6 +90,7 @@ async def test_a_configuration_over_the_fd_limit_is_refused_and_the_serving_one_
             (config_dir / "big.yaml").unlink()
             await kubelb.wait_for(lambda d: d["dataplane"]["xds"]["refused"] is None,
                                   "the refusal to end")  # fmt: skip
+            assert kubelb.lb(await kubelb.status(), "a")["ready"]
             small = free_port()
             (config_dir / "small.yaml").write_text(lb_yaml("small", small, [(BACKEND, backend)]))
             await backends.eventually(lambda: backends.request(HOST, small), "LB small to answer")
