@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,11 +75,11 @@ async def test_a_configuration_over_the_fd_limit_is_refused_and_the_serving_one_
             assert f"over the limit of {limit} (RLIMIT_NOFILE)" in refused, refused
             assert "RLIMIT_NOFILE" in kubelb.logs()
             # The LoadBalancer refused says so; the one served stays Ready.
-            doc = await kubelb.wait_for(lambda d: not kubelb.lb(d, "big")["ready"],
+            doc = await kubelb.wait_for(lambda d: not _lb(kubelb, d, "big")["ready"],
                                         "LB big not Ready")  # fmt: skip
-            (condition,) = kubelb.lb(doc, "big")["conditions"]
+            (condition,) = _lb(kubelb, doc, "big")["conditions"]
             assert "RLIMIT_NOFILE" in condition["message"], condition
-            assert kubelb.lb(doc, "a")["ready"]
+            assert _lb(kubelb, doc, "a")["ready"]
             await _requests_pass(loop, 50)
             assert not await _answers(big_ports[0])  # the refused listeners are not served
             doc = await kubelb.status()
@@ -90,7 +91,7 @@ async def test_a_configuration_over_the_fd_limit_is_refused_and_the_serving_one_
             (config_dir / "big.yaml").unlink()
             await kubelb.wait_for(lambda d: d["dataplane"]["xds"]["refused"] is None,
                                   "the refusal to end")  # fmt: skip
-            assert kubelb.lb(await kubelb.status(), "a")["ready"]
+            assert _lb(kubelb, await kubelb.status(), "a")["ready"]
             small = free_port()
             (config_dir / "small.yaml").write_text(lb_yaml("small", small, [(BACKEND, backend)]))
             await backends.eventually(lambda: backends.request(HOST, small), "LB small to answer")
@@ -103,6 +104,12 @@ async def test_a_configuration_over_the_fd_limit_is_refused_and_the_serving_one_
             await loop.stop()
         await kubelb.stop()
         supervisor.reap(state_dir)
+
+
+def _lb(kubelb: harness.Standalone, doc: dict[str, Any], name: str) -> dict[str, Any]:
+    found = kubelb.lb(doc, name)
+    assert found is not None, f"no LoadBalancer {name}: {doc}"
+    return found
 
 
 def _open_files_limit(pid: int) -> tuple[int, int]:
