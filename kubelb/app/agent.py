@@ -20,7 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelb.agent import common, nodes, services, tokens
+from kubelb.agent import common, gatewaycrds, nodes, services, tokens
+from kubelb.api import gatewayapi
 from kubelb.app import logs, runner
 from kubelb.kube import (
     client,
@@ -57,6 +58,8 @@ class Settings:
     kubelb_kubeconfig_secret: tokens.SecretRef | None = None
     token_expiration_seconds: int = 86400
     token_renew_remaining: float = 0.2
+    install_gateway_api_crds: bool = False
+    gateway_api_crds_channel: gatewayapi.Channel = gatewayapi.DEFAULT_CHANNEL
     # Not flags: narrow what the agent watches (tests share one tenant cluster), and timings.
     service_namespace: str | None = None
     node_label_selector: str | None = None
@@ -170,9 +173,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace of the Lease in the tenant cluster (default: the pod's "
         "namespace, else kube-system)",
     )
+    _bool_flag(
+        parser,
+        "--install-gateway-api-crds",
+        False,
+        f"install the Gateway API CRDs shipped with kubelb ({_gateway_api_version()}) in the "
+        "tenant cluster before the controllers start, and keep them as shipped (edits and "
+        "deletions are undone). Needs create, get, list, patch and watch on "
+        "customresourcedefinitions",
+    )
+    parser.add_argument(
+        "--gateway-api-crds-channel",
+        choices=gatewayapi.CHANNELS,
+        default=gatewayapi.DEFAULT_CHANNEL,
+        help="which Gateway API CRDs --install-gateway-api-crds installs: standard, or "
+        "experimental (adds TCPRoute, UDPRoute, XBackendTrafficPolicy, XMesh and "
+        "experimental fields) (default: %(default)s)",
+    )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+
+
+def _gateway_api_version() -> str:
+    try:
+        return gatewayapi.version()
+    except gatewayapi.GatewayAPIDataError:
+        return "missing from this installation"
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -211,6 +238,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kubelb_kubeconfig_secret=secret,
         token_expiration_seconds=args.kubelb_token_expiration,
         token_renew_remaining=args.kubelb_token_renew_remaining,
+        install_gateway_api_crds=args.install_gateway_api_crds,
+        gateway_api_crds_channel=args.gateway_api_crds_channel,
     )
 
 
@@ -229,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     try:
         return logs.run_loop(serve(settings))
-    except (kubeconfig.ConfigError, server.BindError) as exc:
+    except (kubeconfig.ConfigError, server.BindError, gatewaycrds.InstallError) as exc:
         logger.error("%s", exc)
         return 1
 
@@ -302,6 +331,16 @@ class Agent:
             resync_period=settings.resync_period,
         )
         common.link(self.service_controller, self.lb_informer, mapper=services.service_keys)
+        self.gateway_crds = (
+            gatewaycrds.GatewayCRDs(
+                self.tenant_client,
+                self.tenant_informers,
+                settings.gateway_api_crds_channel,
+                resync_period=settings.resync_period,
+            )
+            if settings.install_gateway_api_crds
+            else None
+        )
         self.elector = (
             leader.LeaderElector(
                 self.tenant_client,
@@ -350,6 +389,8 @@ class Agent:
         try:
             await management_source.api()
             agent = cls(settings, tenant_source, management_source)
+            if agent.gateway_crds is not None:  # before any controller watches Gateway API kinds
+                await agent.gateway_crds.install()
             if agent.renewer is not None:
                 await agent.renewer.start()
         except BaseException:
@@ -391,6 +432,8 @@ class Agent:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.node_controller.run(), name="node-controller")
             group.create_task(self.service_controller.run(), name="service-controller")
+            if self.gateway_crds is not None:
+                group.create_task(self.gateway_crds.run(), name="gateway-crds")
             # Controller.run() starts a fresh queue when restarted (after a lost lease) before
             # its first await; these keys go into that queue.
             await asyncio.sleep(0)
