@@ -6,6 +6,8 @@ CRD of the channel and returns once each is Established, so it runs before the c
 watch Gateway API kinds; `run()` then keeps them reconciled: a CRD whose spec, labels or
 annotations were edited gets the shipped values back, a deleted one is created again. Each CRD
 carries the label `kubelb.k8c.io/managed-by=kubelb` and conversion strategy None.
+`require_served()` makes `--enable-gateway-api` without the CRDs a start-up error that names
+`--install-gateway-api-crds`, instead of controllers that retry a 404 for ever.
 
 Writes are server-side applies as the agent's field manager, made only when the live CRD lacks
 something the shipped one sets (`kubelb.kube.writer`), so an unchanged CRD costs no write.
@@ -24,6 +26,7 @@ from typing import Any
 
 from kubelb.api import gatewayapi, labels
 from kubelb.kube import (
+    client,
     controller,
     errors,
     informer,
@@ -52,8 +55,16 @@ ESTABLISHED_TIMEOUT = 60.0
 _POLL_INTERVAL = 0.2
 
 
-class InstallError(RuntimeError):
+class GatewayCRDError(RuntimeError):
+    """The agent cannot start its Gateway API part; the message says what to do."""
+
+
+class InstallError(GatewayCRDError):
     """The CRDs could not be written (e.g. missing RBAC) or were not served in time."""
+
+
+class NotServedError(GatewayCRDError):
+    """--enable-gateway-api, but the tenant cluster does not serve the kinds it watches."""
 
 
 def desired(channel: gatewayapi.Channel) -> list[dict[str, Any]]:
@@ -65,6 +76,40 @@ def desired(channel: gatewayapi.Channel) -> list[dict[str, Any]]:
         crd["spec"]["conversion"] = {"strategy": "None"}
         out.append(crd)
     return out
+
+
+async def require_served(
+    kube: client.Client, wanted: Sequence[resources.Resource], *, wait_seconds: float = 0.0
+) -> None:
+    """Raise `NotServedError` naming the fix unless API discovery lists every Gateway API kind
+    of `wanted` (other groups are skipped), checking again for up to `wait_seconds` (discovery
+    follows a new CRD shortly after it is Established). Discovery needs no RBAC."""
+    wanted = [r for r in wanted if r.group.startswith("gateway.networking.")]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    missing = await _not_served(kube, wanted)
+    while missing and loop.time() < deadline:
+        await asyncio.sleep(_POLL_INTERVAL)
+        missing = await _not_served(kube, wanted)
+    if missing:
+        raise NotServedError(
+            f"--enable-gateway-api: the tenant cluster does not serve "
+            f"{', '.join(f'{r} {r.version}' for r in missing)}; install the Gateway API CRDs "
+            f"or start the agent with --install-gateway-api-crds"
+        )
+
+
+async def _not_served(
+    kube: client.Client, wanted: Sequence[resources.Resource]
+) -> list[resources.Resource]:
+    served: dict[str, set[str]] = {}
+    for api_version in {r.api_version for r in wanted}:
+        try:
+            found = await kube.request("GET", f"/apis/{api_version}")
+        except errors.NotFoundError:
+            found = {}
+        served[api_version] = {str(r.get("name")) for r in (found or {}).get("resources", [])}
+    return [r for r in wanted if r.plural not in served[r.api_version]]
 
 
 def established(crd: objects.RawObject) -> bool:

@@ -102,6 +102,37 @@ def assert_as_shipped(crd: objects.RawObject, channel: str) -> None:
     assert gatewaycrds.established(crd), name
 
 
+def agent_settings(private: cluster.Cluster, setup: Any, **flags: Any) -> agent_app.Settings:
+    return agent_app.Settings(
+        tenant=setup.tenant,
+        kubeconfig=private.kubeconfig,
+        kubelb_kubeconfig=setup.kubeconfig,
+        metrics_addr="127.0.0.1:0",
+        health_probe_bind_address="127.0.0.1:0",
+        enable_leader_election=False,
+        node_label_selector=f"{setup.node_label}=true",
+        **flags,
+    )
+
+
+async def test_gateway_api_without_its_crds_fails_the_start_naming_the_flag(
+    kube, private, tenant_setup
+):
+    # First in the module: the private cluster has no Gateway API CRDs yet.
+    assert await gateway_api_crds(kube) == {}
+    settings = agent_settings(private, tenant_setup, enable_gateway_api=True)
+    with pytest.raises(gatewaycrds.NotServedError) as caught:
+        await agent_app.Agent.open(settings)
+    message = str(caught.value)
+    assert "--install-gateway-api-crds" in message
+    assert "gateways.gateway.networking.k8s.io v1" in message
+    assert "httproutes.gateway.networking.k8s.io v1" in message
+    # Without --enable-gateway-api nothing needs them.
+    async with running_agent(agent_settings(private, tenant_setup)) as running:
+        assert running.gateway_crds is None
+        await running.service_controller.started.wait()
+
+
 async def test_install_returns_with_every_crd_established(kube, private):
     assert await gateway_api_crds(kube) == {}  # the private cluster starts without them
     await gatewaycrds.GatewayCRDs(kube, informer.Informers(kube), "standard").install()
@@ -171,6 +202,13 @@ async def test_edits_a_stripped_label_and_a_deletion_are_undone(kube, admin):
     assert objects.labels(crds["httproutes.gateway.networking.k8s.io"])["team"] == "web"
 
 
+def _started(source_controller: Any) -> Any:
+    async def check() -> bool:
+        return bool(source_controller.started.is_set())
+
+    return check
+
+
 def _as_shipped(crd: objects.RawObject) -> bool:
     try:
         assert_as_shipped(crd, "standard")
@@ -188,23 +226,16 @@ async def test_the_agent_installs_before_its_controllers_and_keeps_them(
         return GATEWAYS not in await gateway_api_crds(admin)
 
     await wait_for(gone, what="the Gateway CRD deleted")
-    settings = agent_app.Settings(
-        tenant=tenant_setup.tenant,
-        kubeconfig=private.kubeconfig,
-        kubelb_kubeconfig=tenant_setup.kubeconfig,
-        metrics_addr="127.0.0.1:0",
-        health_probe_bind_address="127.0.0.1:0",
-        enable_leader_election=False,
-        node_label_selector=f"{tenant_setup.node_label}=true",
-        install_gateway_api_crds=True,
+    settings = agent_settings(
+        private, tenant_setup, install_gateway_api_crds=True, enable_gateway_api=True
     )
-    running = await agent_app.Agent.open(settings)
-    assert running.gateway_crds is not None
-    # open() returned: the CRDs are served before any informer or controller started.
-    assert_as_shipped((await gateway_api_crds(admin))[GATEWAYS], "standard")
-    task = asyncio.create_task(running.run())
-    try:
+    async with running_agent(settings, check_before_run=True) as running:
+        assert running.gateway_crds is not None
         await running.gateway_crds.controller.started.wait()
+        assert running.source_controllers
+        # The Gateway API controllers, started after the install, sync their caches.
+        for name, source_controller in running.source_controllers.items():
+            await wait_for(_started(source_controller), what=f"the {name} controller started")
         await admin.patch(CRDS, GATEWAYS, {"spec": {"names": {"shortNames": ["edited"]}}})
 
         async def short_names_back() -> bool:
@@ -212,10 +243,6 @@ async def test_the_agent_installs_before_its_controllers_and_keeps_them(
             return bool(crd["spec"]["names"].get("shortNames") == ["gtw"])
 
         await wait_for(short_names_back, what="the agent restoring the Gateway CRD")
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_the_documented_rbac_rule_is_enough_and_needed(private, admin, tmp_path):
@@ -258,6 +285,29 @@ async def test_experimental_channel_replaces_standard(kube):
 
 
 @contextlib.asynccontextmanager
+async def running_agent(
+    settings: agent_app.Settings, *, check_before_run: bool = False
+) -> AsyncIterator[agent_app.Agent]:
+    running = await agent_app.Agent.open(settings)
+    task: asyncio.Task[None] | None = None
+    try:
+        if check_before_run:
+            # open() returned: the CRDs are served before any informer or controller started.
+            crd = await running.tenant_client.get(CRDS, GATEWAYS)
+            assert_as_shipped(crd, "standard")
+        task = asyncio.create_task(running.run(), name="agent-under-test")
+        yield running
+    finally:
+        if task is None:  # run() closes the clients; it never started
+            await running.tenant_client.close()
+            await running.management_client.close()
+        else:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@contextlib.asynccontextmanager
 async def _client_from(path: Path) -> AsyncIterator[client.Client]:
     source = kubeconfig.KubeconfigFile(path)
     try:
@@ -280,4 +330,3 @@ async def _grant_cluster_rule(
             "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
         },
     )  # fmt: skip
-
