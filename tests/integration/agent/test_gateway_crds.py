@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,15 @@ def private() -> Iterator[cluster.Cluster]:
         yield cluster.Cluster.of(plane.clusters["gwapi"])
     finally:
         kube_fixtures.run_in_private_loop(plane.stop())
+
+
+@pytest.fixture(autouse=True)
+async def _finalize_connections_in_the_tests_loop() -> AsyncIterator[None]:
+    # Agents and informers stopped mid-request leave half-open connections to the private API
+    # server behind; finalized after the test's loop closed, they warn as unclosed sockets in
+    # whichever later test the garbage collector happens to run (1 run in 4 without this).
+    yield
+    gc.collect()
 
 
 @pytest.fixture
