@@ -267,7 +267,7 @@ class EnvoyRealisation:
                 disabled = f"{kind} Routes are disabled by {why}"
                 verdicts[name] = routestatus.RouteVerdict({}, (disabled,))
             elif outcome is not None:
-                problems = (*outcome.problems, *rejected)
+                problems = (*outcome.refused, *outcome.problems, *rejected)
                 verdicts[name] = routestatus.RouteVerdict(outcome.served_status, problems)
             elif state.ports:
                 verdicts[name] = routestatus.RouteVerdict({}, (waiting,))

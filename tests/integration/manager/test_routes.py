@@ -201,7 +201,8 @@ async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manage
     """The Kubernetes deployer: the entry Service selects the tenant's Envoy pods and maps port
     80 to an allocated Envoy port below the LoadBalancers' range; the Route waits for the
     Service's external address (MetalLB's part, played here) and reports it once it is there;
-    Envoy binds every interface on the allocated port."""
+    Envoy binds every interface on the allocated port. An endpoint the policy refuses is named
+    on the Route."""
     ns = await tenants()
     await kube.create(resources.ADDRESSES, addresses("10.0.0.1"), namespace=ns)
     name = str(uuid.uuid4())
@@ -236,6 +237,13 @@ async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manage
             "loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}  # fmt: skip
         config = manager.snapshots.published[ns]
         assert [(li.address, li.port) for li in config.listeners] == [("0.0.0.0", target)]
+
+        # An endpoint the tenant's policy refuses (loopback, on a cluster) is left out and named.
+        await kube.patch(resources.ADDRESSES, "default",
+                         {"spec": {"addresses": [{"ip": "10.0.0.1"}, {"ip": "127.0.0.1"}]}},
+                         namespace=ns)  # fmt: skip
+        refused = await eventually(condition_is("False"), what="the refused endpoint reported")
+        assert "127.0.0.1" in refused["message"]
 
 
 def gateway_route(name: str, *listeners: tuple[str, int]) -> dict[str, Any]:
