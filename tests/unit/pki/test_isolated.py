@@ -1,11 +1,10 @@
 """The manager's xDS CA signs in a child process: what it issues is what the in-process CA
-issues, a known certificate's due check needs no child, failures are errors of their kind, and
-the manager process never loads `cryptography`."""
+issues, a known certificate's due check needs no child, and failures are errors of their kind
+(that the manager never loads `cryptography` is checked in tests/unit/test_startup_imports.py)."""
 
 from __future__ import annotations
 
 import datetime
-import subprocess
 import sys
 
 import pytest
@@ -81,13 +80,3 @@ def test_a_failing_child_is_an_os_error(
     with pytest.raises(isolated.ChildError, match="exited with 1"):
         authority.issue_node("t")
     assert issubclass(isolated.ChildError, OSError)
-
-
-def test_the_manager_never_loads_cryptography() -> None:
-    probe = (
-        "import sys, kubelb.cli, kubelb.app.manager, kubelb.infra.xdscerts;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    assert done.stdout.strip() == "[]"
