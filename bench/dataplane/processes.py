@@ -144,7 +144,11 @@ def proxy_config(ports: dict[str, int], backend: int, sink: int) -> proxy.ProxyC
             proxy.Listener(
                 name="http", address="127.0.0.1", port=ports["http"],
                 protocol=proxy.Protocol.HTTP,
-                routes=(proxy.HTTPRoute(name="all", cluster="web-http"),),
+                virtual_hosts=proxy.group_by_hostname(
+                    [((), proxy.HTTPRoute(
+                        name="all", backends=(proxy.WeightedCluster(cluster="web-http"),)
+                    ))]
+                ),
             ),
             proxy.Listener(
                 name="tcp", address="127.0.0.1", port=ports["tcp"],

@@ -160,19 +160,15 @@ def build(
     """A context for `listener` whose clusters are all present in `states`."""
     if listener.protocol is proxy.Protocol.HTTP:
         routes = routing.RouteTable(
-            [
-                (
-                    r,
-                    Route(
-                        route=r,
-                        picker=balancer.Picker(
-                            [states[r.cluster]],
-                            persistent=listener.source_ip_persistence,
-                        ),
-                    ),
-                )
-                for r in listener.routes
-            ]
+            listener.virtual_hosts,
+            lambda r: Route(
+                route=r,
+                picker=balancer.Picker(
+                    # Weighted backends are not served yet: the first takes every request.
+                    [states[b.cluster] for b in r.backends[:1]],
+                    persistent=listener.source_ip_persistence,
+                ),
+            ),
         )
         return ListenerContext(
             listener=listener,

@@ -333,7 +333,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         target = route.picker.pick(self.client)
         if target is None:
-            self._local_error(503, f"no healthy endpoint in cluster {route.route.cluster!r}")
+            self._local_error(503, f"no healthy endpoint for route {route.route.name!r}")
             return
         self._connect(ex, target)
 

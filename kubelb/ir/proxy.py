@@ -76,14 +76,179 @@ class Cluster:
         return any(not e.is_ip for e in self.endpoints)
 
 
+class PathMatchKind(StrEnum):
+    EXACT = "Exact"
+    # Whole segments: `/a` matches `/a`, `/a/` and `/a/b`, never `/ab`.
+    PREFIX = "PathPrefix"
+    REGEX = "RegularExpression"
+
+
+class ValueMatchKind(StrEnum):
+    EXACT = "Exact"
+    REGEX = "RegularExpression"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HTTPRoute:
-    """An HTTP routing rule: requests matching host and path prefix go to a cluster."""
+class PathMatch:
+    """A request path condition. A PREFIX value is `/` or has no trailing `/`; a REGEX must
+    match the whole path (RE2 syntax: the subset both data planes agree on)."""
+
+    kind: PathMatchKind = PathMatchKind.PREFIX
+    value: str = "/"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeaderMatch:
+    """A request header condition. `name` is lower-case; several values of one header are
+    compared as their comma-joined list, as Envoy does."""
 
     name: str
+    value: str
+    kind: ValueMatchKind = ValueMatchKind.EXACT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryParamMatch:
+    """A query parameter condition; `name` is case-sensitive and the first occurrence counts."""
+
+    name: str
+    value: str
+    kind: ValueMatchKind = ValueMatchKind.EXACT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteMatch:
+    """Every condition must hold (AND). The default matches every request."""
+
+    path: PathMatch = PathMatch()
+    headers: tuple[HeaderMatch, ...] = ()
+    query_params: tuple[QueryParamMatch, ...] = ()
+    method: str | None = None  # upper-case HTTP method
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeaderModifier:
+    """Edits applied in this order: remove, then set (replaces), then add (appends).
+    Header names are lower-case."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+class PathRewriteKind(StrEnum):
+    FULL = "ReplaceFullPath"
+    # Replaces the part of the path the route's PREFIX match matched; only on such routes.
+    PREFIX = "ReplacePrefixMatch"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PathRewrite:
+    kind: PathRewriteKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Redirect:
+    """Answer with a redirect built from the request; None keeps the request's own part."""
+
+    scheme: str | None = None
+    hostname: str | None = None
+    port: int | None = None
+    path: PathRewrite | None = None
+    status_code: int = 302
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class URLRewrite:
+    """Rewrite the request before it goes upstream; None keeps the request's own part."""
+
+    hostname: str | None = None
+    path: PathRewrite | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WeightedCluster:
+    """A share of a route's requests: `weight` over the sum of the route's weights."""
+
     cluster: str
-    hostnames: tuple[str, ...] = ()  # empty matches every host
-    path_prefix: str = "/"
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mirror:
+    """A copy of each request (every `percent`) goes to `cluster`; its answer is discarded."""
+
+    cluster: str
+    percent: float = 100.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPRoute:
+    """One rule of a virtual host: when `match` holds, the route's action answers. The action is
+    a redirect, else a fixed status (`direct_status`), else forwarding to `backends`. Filters
+    (header edits, rewrite, mirrors) apply to forwarded requests; `response_headers` to every
+    answer of the route."""
+
+    name: str
+    match: RouteMatch = RouteMatch()
+    backends: tuple[WeightedCluster, ...] = ()
+    request_headers: HeaderModifier | None = None
+    response_headers: HeaderModifier | None = None
+    rewrite: URLRewrite | None = None
+    redirect: Redirect | None = None
+    mirrors: tuple[Mirror, ...] = ()
+    # e.g. 500 for a rule whose backends are all invalid (Gateway API).
+    direct_status: int | None = None
+    # The whole request; None uses the listener's `request_timeout_seconds`, 0 means none.
+    timeout_seconds: float | None = None
+    # One attempt at a backend; None means none beyond `timeout_seconds`.
+    backend_timeout_seconds: float | None = None
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        """Every cluster the route sends to, mirrors included."""
+        return (*(b.cluster for b in self.backends), *(m.cluster for m in self.mirrors))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VirtualHost:
+    """The routes for a set of request hosts. A request's host selects one virtual host the way
+    Envoy does: an exact domain, else the longest `*suffix`, else the longest `prefix*`, else
+    `*`; a wildcard stands for at least one character. Domains are lower-case, without port,
+    unique across a listener's virtual hosts. `routes` are in match order: the first whose match
+    holds answers, none gives 404. Precedence (Gateway API's, Ingress') is the IR builder's."""
+
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[HTTPRoute, ...]
+
+
+WILDCARD_HOST = "*"
+
+
+def group_by_hostname(
+    entries: Iterable[tuple[tuple[str, ...], HTTPRoute]],
+) -> tuple[VirtualHost, ...]:
+    """Virtual hosts from routes that each name hosts (none: every host), keeping the given
+    order: one per hostname holding its own routes and then the hostname-less ones as a
+    fallback, and `*` holding the hostname-less routes (and those naming `*`)."""
+    pairs = list(entries)
+    catch_all = [r for hosts, r in pairs if not hosts]
+    by_host: dict[str, list[HTTPRoute]] = {}
+    for hosts, r in pairs:
+        for host in dict.fromkeys(h.lower().rstrip(".") for h in hosts):
+            by_host.setdefault(host, []).append(r)
+    if catch_all:
+        by_host.setdefault(WILDCARD_HOST, [])
+    return tuple(
+        VirtualHost(
+            name=host,
+            domains=(host,),
+            routes=(*own, *(r for r in catch_all if r not in own)),
+        )
+        for host, own in sorted(by_host.items())
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +268,7 @@ class HTTPOptions:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listener:
     """A bound socket. TCP and UDP listeners forward to `clusters` (equal weights, one per endpoint
-    entry); HTTP listeners route requests with `routes`.
+    entry); HTTP listeners route requests with `virtual_hosts`.
 
     `source_ip_persistence` keeps each client source IP on one upstream endpoint by consistent
     hashing: over the endpoints of all `clusters` together (TCP, UDP), or within the cluster a
@@ -116,11 +281,21 @@ class Listener:
     port: int
     protocol: Protocol
     clusters: tuple[str, ...] = ()
-    routes: tuple[HTTPRoute, ...] = ()
+    virtual_hosts: tuple[VirtualHost, ...] = ()
     http: HTTPOptions | None = None
     source_ip_persistence: bool = False
     # Who asked for this listener, e.g. "tenant-a/my-lb": for errors and status, never for config.
     owner: str = ""
+
+    @property
+    def routes(self) -> tuple[HTTPRoute, ...]:
+        """Every route of every virtual host (a route shared by hosts appears once per host)."""
+        return tuple(r for vh in self.virtual_hosts for r in vh.routes)
+
+    @property
+    def route_clusters(self) -> tuple[str, ...]:
+        """The clusters an HTTP listener's routes send to, each once."""
+        return tuple(dict.fromkeys(c for r in self.routes for c in r.clusters))
 
     @property
     def bind_key(self) -> tuple[str, int, str]:
@@ -192,7 +367,7 @@ def drop_conflicting_listeners(config: ProxyConfig) -> ProxyConfig:
         kept.append(li)
     if not dropped:
         return config
-    used = {c for li in kept for c in li.clusters} | {r.cluster for li in kept for r in li.routes}
+    used = {c for li in kept for c in li.clusters} | {c for li in kept for c in li.route_clusters}
     return ProxyConfig(
         node_id=config.node_id,
         listeners=tuple(kept),
@@ -238,22 +413,70 @@ def _listener_errors(li: Listener, clusters: set[str]) -> list[str]:
     if not is_ip(li.address):
         errors.append(f"{where}: bind address {li.address!r} is not an IP address")
     if li.protocol is Protocol.HTTP:
-        if not li.routes:
-            errors.append(f"{where}: an HTTP listener needs at least one route")
-        errors.extend(
-            f"{where}: route {r.name!r} refers to unknown cluster {r.cluster!r}"
-            for r in li.routes
-            if r.cluster not in clusters
-        )
+        if not li.virtual_hosts:
+            errors.append(f"{where}: an HTTP listener needs at least one virtual host")
+        errors.extend(_virtual_host_errors(li, clusters))
     else:
         if not li.clusters:
             errors.append(f"{where}: a {li.protocol} listener needs at least one cluster")
-        if li.routes:
-            errors.append(f"{where}: only HTTP listeners have routes")
+        if li.virtual_hosts:
+            errors.append(f"{where}: only HTTP listeners have virtual hosts")
         errors.extend(
             f"{where}: refers to unknown cluster {c!r}" for c in li.clusters if c not in clusters
         )
     return errors
+
+
+def _virtual_host_errors(li: Listener, clusters: set[str]) -> list[str]:
+    errors: list[str] = []
+    where = f"listener {li.name!r}"
+    errors.extend(
+        f"{where}: duplicate virtual host name {n!r}"
+        for n in _duplicates(vh.name for vh in li.virtual_hosts)
+    )
+    errors.extend(
+        f"{where}: domain {d!r} is in several virtual hosts"
+        for d in _duplicates(d for vh in li.virtual_hosts for d in vh.domains)
+    )
+    for vh in li.virtual_hosts:
+        if not vh.domains:
+            errors.append(f"{where}: virtual host {vh.name!r} has no domains")
+        for r in vh.routes:
+            errors.extend(f"{where}: route {r.name!r}: {e}" for e in _route_errors(r, clusters))
+    return errors
+
+
+def _route_errors(r: HTTPRoute, clusters: set[str]) -> list[str]:
+    errors = [f"refers to unknown cluster {c!r}" for c in r.clusters if c not in clusters]
+    actions = sum((bool(r.backends), r.redirect is not None, r.direct_status is not None))
+    if actions != 1:
+        errors.append("needs exactly one of backends, redirect and direct_status")
+    if any(b.weight < 0 for b in r.backends):
+        errors.append("backend weights must not be negative")
+    if r.backends and not any(b.weight for b in r.backends):
+        errors.append("at least one backend weight must be positive")
+    if r.direct_status is not None and not 200 <= r.direct_status <= 599:
+        errors.append(f"status {r.direct_status} is outside 200-599")
+    if r.redirect is not None and r.redirect.status_code not in REDIRECT_CODES:
+        errors.append(f"redirect status {r.redirect.status_code} is not one of {REDIRECT_CODES}")
+    path = r.match.path
+    if path.kind is PathMatchKind.PREFIX and (
+        not path.value.startswith("/") or (path.value != "/" and path.value.endswith("/"))
+    ):
+        errors.append(f"path prefix {path.value!r} must start with `/` and not end with one")
+    if path.kind is PathMatchKind.EXACT and not path.value.startswith("/"):
+        errors.append(f"exact path {path.value!r} must start with `/`")
+    rewrites = [x.path for x in (r.rewrite, r.redirect) if x is not None and x.path is not None]
+    if any(p.kind is PathRewriteKind.PREFIX for p in rewrites) and (
+        path.kind is not PathMatchKind.PREFIX
+    ):
+        errors.append("ReplacePrefixMatch needs a PathPrefix match")
+    if any(t is not None and t < 0 for t in (r.timeout_seconds, r.backend_timeout_seconds)):
+        errors.append("timeouts must not be negative")
+    return errors
+
+
+REDIRECT_CODES = (301, 302, 303, 307, 308)
 
 
 def _cluster_errors(c: Cluster) -> list[str]:

@@ -160,7 +160,8 @@ def _listener(li: proxy.Listener, targets: dict[str, tuple[str, ...]]) -> Sealed
     if li.protocol is proxy.Protocol.HTTP:
         # Without its routes (nor persistence, which only the routes carry): a route change
         # leaves the listener's message, and its packing in the snapshot, as it was.
-        return _http_listener(dataclasses.replace(li, routes=(), source_ip_persistence=False))
+        bare = dataclasses.replace(li, virtual_hosts=(), source_ip_persistence=False)
+        return _http_listener(bare)
     return _tcp_udp_listener(li, targets[li.name])
 
 

@@ -61,9 +61,9 @@ def plan(config: proxy.ProxyConfig) -> Plan:
     persistent: set[str] = set()
     for li in config.listeners:
         if li.protocol is proxy.Protocol.HTTP:
-            direct.update(r.cluster for r in li.routes)
+            direct.update(li.route_clusters)
             if li.source_ip_persistence:
-                persistent.update(r.cluster for r in li.routes)
+                persistent.update(li.route_clusters)
             continue
         names = sorted(dict.fromkeys(li.clusters))
         members = [by_name[n] for n in names]

@@ -8,15 +8,13 @@ place, and connections already open use it for their next request. Inline, every
 the listener, its open connections drain on the old table, and a cluster removed by the same
 change answers their requests with 503.
 
-Virtual hosts come from the routes' hostnames: one per hostname (lower-cased) holding the routes
-for it plus the hostname-less routes as fallback, and `*` for the hostname-less routes alone.
-Within a virtual host, longer path prefixes match first, and at equal length the routes naming
-the hostname beat the fallbacks.
+Virtual hosts and their route order are the IR's (`proxy.VirtualHost`): Envoy takes the first
+route that matches, so the order the IR builder chose is the precedence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from envoy.config.core.v3 import config_source_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -32,7 +30,6 @@ from kubelb.xds.translate import accesslog, cluster, common
 
 HCM = "envoy.filters.network.http_connection_manager"
 ROUTER = "envoy.filters.http.router"
-WILDCARD = "*"
 # Envoy rejects header size limits above 8 MiB.
 MAX_HEADERS_KB = 8192
 
@@ -60,7 +57,9 @@ def build_route_configuration(li: proxy.Listener) -> route_pb2.RouteConfiguratio
     check_hostnames(li)
     return route_pb2.RouteConfiguration(
         name=li.name,
-        virtual_hosts=build_virtual_hosts(li.routes, options, persistence=li.source_ip_persistence),
+        virtual_hosts=build_virtual_hosts(
+            li.virtual_hosts, options, persistence=li.source_ip_persistence
+        ),
     )
 
 
@@ -108,38 +107,21 @@ def build_connection_manager(
 
 
 def build_virtual_hosts(
-    routes: Sequence[proxy.HTTPRoute],
+    virtual_hosts: Sequence[proxy.VirtualHost],
     options: proxy.HTTPOptions,
     *,
     persistence: bool = False,
 ) -> list[route_components_pb2.VirtualHost]:
-    catch_all = [r for r in routes if not r.hostnames]
-    by_host: dict[str, list[proxy.HTTPRoute]] = {}
-    for r in routes:
-        for host in dict.fromkeys(h.lower().rstrip(".") for h in r.hostnames):
-            by_host.setdefault(host, []).append(r)
-    if catch_all:
-        # A `*` hostname in the IR is the same virtual host as a hostname-less route.
-        by_host.setdefault(WILDCARD, [])
-    hosts = []
-    for host in sorted(by_host):
-        selected = [*by_host[host], *(r for r in catch_all if r not in by_host[host])]
-        hosts.append(
-            route_components_pb2.VirtualHost(
-                name=host,
-                domains=[host],
-                routes=[_route(r, options, persistence) for r in order_routes(selected)],
-            )
+    """One Envoy virtual host per IR virtual host, routes in the IR's match order. Envoy picks a
+    virtual host by domain, never by position, so they are sorted by name for stable output."""
+    return [
+        route_components_pb2.VirtualHost(
+            name=vh.name,
+            domains=list(vh.domains),
+            routes=[_route(r, options, persistence) for r in vh.routes],
         )
-    return hosts
-
-
-def order_routes(routes: Iterable[proxy.HTTPRoute]) -> list[proxy.HTTPRoute]:
-    """Longest path prefix first (Envoy takes the first match); at equal length a route naming
-    hostnames beats a hostname-less fallback; then by name for stability."""
-    return sorted(
-        routes, key=lambda r: (-len(r.path_prefix), not r.hostnames, r.path_prefix, r.name)
-    )
+        for vh in sorted(virtual_hosts, key=lambda vh: vh.name)
+    ]
 
 
 def upstream_options(config: proxy.ProxyConfig) -> dict[str, proxy.HTTPOptions]:
@@ -150,9 +132,9 @@ def upstream_options(config: proxy.ProxyConfig) -> dict[str, proxy.HTTPOptions]:
         if li.protocol is not proxy.Protocol.HTTP:
             continue
         options = li.http or proxy.HTTPOptions()
-        for r in li.routes:
-            previous = out.get(r.cluster)
-            out[r.cluster] = options if previous is None else _larger_limits(previous, options)
+        for name in li.route_clusters:
+            previous = out.get(name)
+            out[name] = options if previous is None else _larger_limits(previous, options)
     return out
 
 
@@ -180,9 +162,17 @@ def check_options(listener: str, options: proxy.HTTPOptions) -> None:
 def _route(
     r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool
 ) -> route_components_pb2.Route:
-    action = route_components_pb2.RouteAction(
-        cluster=r.cluster, timeout=common.duration(options.request_timeout_seconds)
-    )
+    timeout = options.request_timeout_seconds if r.timeout_seconds is None else r.timeout_seconds
+    action = route_components_pb2.RouteAction(timeout=common.duration(timeout))
+    if len(r.backends) == 1:
+        action.cluster = r.backends[0].cluster
+    else:
+        action.weighted_clusters.clusters.extend(
+            route_components_pb2.WeightedCluster.ClusterWeight(
+                name=b.cluster, weight=wrappers_pb2.UInt32Value(value=b.weight)
+            )
+            for b in r.backends
+        )
     if persistence:
         # The cluster runs Maglev; without a hash policy it would pick a random host.
         action.hash_policy.append(
@@ -192,19 +182,23 @@ def _route(
                 )
             )
         )
-    return route_components_pb2.Route(
-        name=r.name, match=route_components_pb2.RouteMatch(prefix=r.path_prefix), route=action
-    )
+    return route_components_pb2.Route(name=r.name, match=_match(r.match), route=action)
+
+
+def _match(m: proxy.RouteMatch) -> route_components_pb2.RouteMatch:
+    if m.path.kind is not proxy.PathMatchKind.PREFIX or m.headers or m.query_params or m.method:
+        raise common.TranslateError(f"route match {m} is not supported yet")
+    return route_components_pb2.RouteMatch(prefix=m.path.value)
 
 
 def check_hostnames(li: proxy.Listener) -> None:
     """Envoy accepts `*`, one leading `*` (suffix match) or one trailing `*` (prefix match)."""
-    for r in li.routes:
-        for host in r.hostnames:
+    for vh in li.virtual_hosts:
+        for host in vh.domains:
             inner = host[1:] if host.startswith("*") else host[:-1] if host.endswith("*") else host
             if not host or "*" in inner:
                 raise common.TranslateError(
-                    f"listener {li.name!r}: route {r.name!r}: hostname {host!r} may hold a "
+                    f"listener {li.name!r}: virtual host {vh.name!r}: domain {host!r} may hold a "
                     "single `*`, only at its start or end"
                 )
 

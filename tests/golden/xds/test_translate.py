@@ -57,7 +57,9 @@ def _reversed(config: proxy.ProxyConfig) -> proxy.ProxyConfig:
     return dataclasses.replace(
         config,
         listeners=tuple(
-            dataclasses.replace(li, clusters=li.clusters[::-1], routes=li.routes[::-1])
+            dataclasses.replace(
+                li, clusters=li.clusters[::-1], virtual_hosts=li.virtual_hosts[::-1]
+            )
             for li in reversed(config.listeners)
         ),
         clusters=tuple(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from kubelb.ir import proxy
@@ -53,10 +53,7 @@ def http(
                 name="web", address="127.0.0.1", port=port or backends.free_port(),
                 protocol=proxy.Protocol.HTTP, http=options,
                 source_ip_persistence=source_ip_persistence,
-                routes=tuple(
-                    proxy.HTTPRoute(name=f"r-{c}", cluster=c, hostnames=h, path_prefix=p)
-                    for c, _, h, p in routes
-                ),
+                virtual_hosts=simple_virtual_hosts((c, h, p) for c, _, h, p in routes),
             ),
         ),
         clusters=tuple(
@@ -64,6 +61,23 @@ def http(
             for c, s, _, _ in routes
         ),
     )  # fmt: skip
+
+
+def simple_virtual_hosts(
+    routes: Iterable[tuple[str, tuple[str, ...], str]],
+) -> tuple[proxy.VirtualHost, ...]:
+    """(cluster, hostnames, path prefix) in any order: longest prefix first, as for an Ingress."""
+    return proxy.group_by_hostname(
+        (
+            hosts,
+            proxy.HTTPRoute(
+                name=f"r-{c}",
+                match=proxy.RouteMatch(path=proxy.PathMatch(value=prefix)),
+                backends=(proxy.WeightedCluster(cluster=c),),
+            ),
+        )
+        for c, hosts, prefix in sorted(routes, key=lambda r: (-len(r[2]), r[0]))
+    )
 
 
 def address(config: proxy.ProxyConfig, index: int = 0) -> tuple[str, int]:

@@ -12,12 +12,15 @@ CLUSTER = proxy.Cluster(
     name="c", protocol=proxy.Protocol.HTTP,
     endpoints=(proxy.Endpoint(address="127.0.0.1", port=9),),
 )  # fmt: skip
+TO_C = (proxy.WeightedCluster(cluster="c"),)
 
 
 def listener(**http_options) -> proxy.Listener:
     return proxy.Listener(
         name="web", address="127.0.0.1", port=8080, protocol=proxy.Protocol.HTTP,
-        routes=(proxy.HTTPRoute(name="r", cluster="c", hostnames=("a.test",)),),
+        virtual_hosts=proxy.group_by_hostname(
+            [(("a.test",), proxy.HTTPRoute(name="r", backends=TO_C))]
+        ),
         http=proxy.HTTPOptions(**http_options),
     )  # fmt: skip
 

@@ -123,13 +123,16 @@ def test_snapshot_holds_bytes_not_messages():
     translate.clear_cache()
     tcp, http = proxy.Protocol.TCP, proxy.Protocol.HTTP
     endpoint = proxy.Endpoint(address="10.0.0.1", port=8080)
+    to_c = proxy.WeightedCluster(cluster="c")
     config = proxy.ProxyConfig(
         node_id="n",
         listeners=(
             proxy.Listener(name="t", address="0.0.0.0", port=80, protocol=tcp, clusters=("c",)),
             proxy.Listener(
                 name="h", address="0.0.0.0", port=81, protocol=http,
-                routes=(proxy.HTTPRoute(name="r", cluster="c"),),
+                virtual_hosts=proxy.group_by_hostname(
+                    [((), proxy.HTTPRoute(name="r", backends=(to_c,)))]
+                ),
             ),
         ),
         clusters=(

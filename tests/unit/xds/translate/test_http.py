@@ -9,32 +9,47 @@ from kubelb.xds import translate
 from kubelb.xds.translate import http
 
 
-def route(name: str, prefix: str = "/", hosts: tuple[str, ...] = ()) -> proxy.HTTPRoute:
-    return proxy.HTTPRoute(name=name, cluster="c", hostnames=hosts, path_prefix=prefix)
+def route(name: str, prefix: str = "/") -> proxy.HTTPRoute:
+    return proxy.HTTPRoute(
+        name=name,
+        match=proxy.RouteMatch(path=proxy.PathMatch(value=prefix)),
+        backends=(proxy.WeightedCluster(cluster="c"),),
+    )
 
 
-def test_longer_prefix_first_and_hostname_routes_beat_fallbacks() -> None:
-    routes = [route("z-any"), route("api", "/api"), route("a-host", hosts=("h",)), route("b", "/b")]
-    assert [r.name for r in http.order_routes(routes)] == ["api", "b", "a-host", "z-any"]
+def host(name: str, *routes: proxy.HTTPRoute, domains: tuple[str, ...] = ()) -> proxy.VirtualHost:
+    return proxy.VirtualHost(name=name, domains=domains or (name,), routes=routes)
 
 
-def test_virtual_hosts_per_hostname_with_fallbacks() -> None:
-    routes = [
-        route("any"),
-        route("h1", hosts=("One.example", "one.example.")),
-        route("h2", hosts=("two",)),
-    ]
-    hosts = http.build_virtual_hosts(routes, proxy.HTTPOptions())
+def test_virtual_hosts_keep_the_ir_route_order_and_sort_by_name() -> None:
+    hosts = http.build_virtual_hosts(
+        [
+            host("two", route("b", "/b"), route("a", "/")),
+            host("one", route("a"), route("b", "/b"), domains=("one.example", "one")),
+        ],
+        proxy.HTTPOptions(),
+    )
     assert [(v.name, list(v.domains), [r.name for r in v.routes]) for v in hosts] == [
-        ("*", ["*"], ["any"]),
-        ("one.example", ["one.example"], ["h1", "any"]),
-        ("two", ["two"], ["h2", "any"]),
+        ("one", ["one.example", "one"], ["a", "b"]),
+        ("two", ["two"], ["b", "a"]),
     ]
 
 
-def test_no_wildcard_virtual_host_without_fallback_routes() -> None:
-    hosts = http.build_virtual_hosts([route("h", hosts=("h",))], proxy.HTTPOptions())
-    assert [v.name for v in hosts] == ["h"]
+def test_weighted_backends_become_weighted_clusters() -> None:
+    r = proxy.HTTPRoute(
+        name="w",
+        backends=(
+            proxy.WeightedCluster(cluster="a", weight=3),
+            proxy.WeightedCluster(cluster="b", weight=1),
+        ),
+    )
+    (vh,) = http.build_virtual_hosts([host("h", r)], proxy.HTTPOptions())
+    action = vh.routes[0].route
+    assert not action.cluster
+    assert [(c.name, c.weight.value) for c in action.weighted_clusters.clusters] == [
+        ("a", 3),
+        ("b", 1),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -59,7 +74,7 @@ def test_upstream_options_take_the_larger_limits() -> None:
             address="0.0.0.0",
             port=80,
             protocol=proxy.Protocol.HTTP,
-            routes=(route("r"),),
+            virtual_hosts=(host("*", route("r")),),
             http=proxy.HTTPOptions(max_response_headers_kb=kb, max_request_headers_count=count),
         )
 
@@ -68,20 +83,20 @@ def test_upstream_options_take_the_larger_limits() -> None:
     assert (limits.max_response_headers_kb, limits.max_request_headers_count) == (20, 500)
 
 
-@pytest.mark.parametrize("host", ["*", "*.example.com", "example.*", "www.example.com"])
-def test_hostnames_envoy_can_match(host: str) -> None:
+@pytest.mark.parametrize("domain", ["*", "*.example.com", "example.*", "www.example.com"])
+def test_hostnames_envoy_can_match(domain: str) -> None:
     li = proxy.Listener(
         name="web", address="0.0.0.0", port=80, protocol=proxy.Protocol.HTTP,
-        routes=(route("r", hosts=(host,)),),
+        virtual_hosts=(host("h", route("r"), domains=(domain,)),),
     )  # fmt: skip
     http.check_hostnames(li)
 
 
-@pytest.mark.parametrize("host", ["a.*.example.com", "**", "*.example.*", ""])
-def test_hostnames_envoy_cannot_match(host: str) -> None:
+@pytest.mark.parametrize("domain", ["a.*.example.com", "**", "*.example.*", ""])
+def test_hostnames_envoy_cannot_match(domain: str) -> None:
     li = proxy.Listener(
         name="web", address="0.0.0.0", port=80, protocol=proxy.Protocol.HTTP,
-        routes=(route("r", hosts=(host,)),),
+        virtual_hosts=(host("h", route("r"), domains=(domain,)),),
     )  # fmt: skip
-    with pytest.raises(translate.TranslateError, match="listener 'web': route 'r': hostname"):
+    with pytest.raises(translate.TranslateError, match="listener 'web': virtual host 'h': domain"):
         http.check_hostnames(li)

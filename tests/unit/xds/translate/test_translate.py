@@ -107,9 +107,12 @@ def http_config(*routes: tuple[str, str]) -> proxy.ProxyConfig:
         listeners=(
             proxy.Listener(
                 name="web", address="127.0.0.1", port=8080, protocol=proxy.Protocol.HTTP,
-                routes=tuple(
-                    proxy.HTTPRoute(name=f"r-{c}", cluster=c, path_prefix=prefix)
-                    for c, prefix in routes
+                virtual_hosts=proxy.group_by_hostname(
+                    ((), proxy.HTTPRoute(
+                        name=f"r-{c}", match=proxy.RouteMatch(path=proxy.PathMatch(value=prefix)),
+                        backends=(proxy.WeightedCluster(cluster=c),),
+                    ))
+                    for c, prefix in sorted(routes, key=lambda r: -len(r[1]))
                 ),
             ),
         ),
