@@ -1,7 +1,8 @@
-"""`python -m kubelb.pki`: the xDS CA's operations for a process that does not load
-`cryptography` itself (`isolated.IsolatedAuthority`).
+"""`python -m kubelb.pki [--idle SECONDS]`: the xDS CA's operations for a process that does not
+load `cryptography` itself (`isolated.IsolatedAuthority`).
 
-Reads one JSON request on stdin, writes one JSON answer on stdout, exits. The request:
+Reads JSON requests on stdin, one a line, and writes each one's answer on stdout as a line,
+until stdin ends or, with `--idle`, no request came for that long. A request:
 `{"ca": {"cert": PEM, "key": PEM} (absent for "create"), "ops": [op, ...]}`, each op one of
   `{"op": "create", "validity": seconds}`           -> `{"cert", "key"}` (a new CA)
   `{"op": "check"}`                                 -> `{}` (the CA and its key match)
@@ -15,8 +16,11 @@ where a leaf is `{"cert", "key", "ca", "info"}` and an info `{"signed", "uris", 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
+import os
+import select
 import sys
 from typing import Any
 
@@ -74,10 +78,37 @@ def answer(request: Json) -> Json:
         return {"error": str(exc)}
 
 
-def main() -> int:
-    json.dump(answer(json.load(sys.stdin)), sys.stdout)
+def serve(idle: float | None) -> None:
+    """Answer each request line until stdin ends or stays silent for `idle` seconds."""
+    fd = sys.stdin.fileno()
+    pending = b""
+    while True:
+        while b"\n" not in pending:
+            if idle is not None and not select.select([fd], [], [], idle)[0]:
+                return  # the parent starts another child when it needs one
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                if pending.strip():
+                    _reply(pending)
+                return
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        if line.strip():
+            _reply(line)
+
+
+def _reply(line: bytes) -> None:
+    sys.stdout.write(json.dumps(answer(json.loads(line))) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubelb.pki")
+    parser.add_argument("--idle", type=float, default=None,
+                        help="exit after this many seconds without a request")  # fmt: skip
+    serve(parser.parse_args(argv).idle)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -5,7 +5,9 @@ issues, a known certificate's due check needs no child, and failures are errors 
 from __future__ import annotations
 
 import datetime
+import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,6 +19,15 @@ NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.UTC)
 @pytest.fixture(scope="module")
 def authority() -> isolated.IsolatedAuthority:
     return isolated.IsolatedAuthority.create()
+
+
+@pytest.fixture
+def child(monkeypatch: pytest.MonkeyPatch) -> Iterator[isolated.Child]:
+    """A child process of this test's own (stopped after it), not the shared one."""
+    own = isolated.Child(idle=0.2)
+    monkeypatch.setattr(isolated, "CHILD", own)
+    yield own
+    own.stop()
 
 
 def test_leaves_chain_to_the_ca_and_name_their_holder(
@@ -54,12 +65,12 @@ def test_a_known_certificate_needs_no_child() -> None:
     authority = isolated.IsolatedAuthority.create()
     leaf = authority.issue_node("t")
     stranger = ca.Authority.create().issue_node("t").cert
-    before = authority.children
+    before = authority.child_requests
     assert not authority.due(leaf.cert, node_id="t")  # issued here: known
-    assert authority.children == before
+    assert authority.child_requests == before
     assert authority.due(stranger, node_id="t")
     assert authority.due(stranger, node_id="t")
-    assert authority.children == before + 1  # read once, then known
+    assert authority.child_requests == before + 1  # read once, then known
 
 
 def test_a_key_of_another_ca_is_refused(authority: isolated.IsolatedAuthority) -> None:
@@ -73,10 +84,33 @@ def test_a_key_of_another_ca_is_refused(authority: isolated.IsolatedAuthority) -
 
 
 def test_a_failing_child_is_an_os_error(
-    authority: isolated.IsolatedAuthority, monkeypatch: pytest.MonkeyPatch
+    authority: isolated.IsolatedAuthority, child: isolated.Child, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An OSError, so rotation logs it and tries again later."""
     monkeypatch.setattr(sys, "executable", "/bin/false")
     with pytest.raises(isolated.ChildError, match="exited with 1"):
         authority.issue_node("t")
     assert issubclass(isolated.ChildError, OSError)
+
+
+def test_an_idle_child_exits_and_the_next_request_starts_another(child: isolated.Child) -> None:
+    authority = isolated.IsolatedAuthority.create()
+    authority.issue_node("a")
+    assert child.started == 1  # one child for both
+    assert child.process is not None
+    assert child.process.wait(timeout=60) == 0  # it exits by itself once idle
+    authority.issue_node("b")
+    assert child.started == 2
+
+
+def test_a_child_that_leaves_without_answering_is_replaced_once(
+    authority: isolated.IsolatedAuthority, child: isolated.Child, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that exits just as a request comes (its idle time is up) costs no error."""
+    leaving = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    monkeypatch.setattr(child, "_process", leaving)
+    assert not authority.due(authority.issue_node("t").cert, node_id="t")
+    assert leaving.returncode == 0
