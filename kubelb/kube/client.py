@@ -289,8 +289,10 @@ class Client:
         body: Any = None,
         content_type: str = "application/json",
         request_timeout: float | aiohttp.ClientTimeout | None = None,
+        stream: bool = False,
     ) -> aiohttp.ClientResponse:
-        """Send a request and return the open response once its status is a success."""
+        """Send a request and return the open response once its status is a success.
+        `stream`: a long-lived response (a watch), on a connection of its own."""
         label = f"{method} {path}"
         headers = {"Accept": "application/json", "Content-Type": content_type}
         for attempt in (1, 2):
@@ -298,7 +300,7 @@ class Client:
             try:
                 response = await api.open(
                     method, path, query=query, headers=headers, body=body,
-                    request_timeout=request_timeout or self.timeout,
+                    request_timeout=request_timeout or self.timeout, stream=stream,
                 )  # fmt: skip
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise errors.TransportError(str(exc) or type(exc).__name__, request=label) from exc
@@ -337,7 +339,7 @@ class WatchStream:
 
     async def __aenter__(self) -> Self:
         self._response = await self._client.open(
-            "GET", self._path, query=self._query, request_timeout=self._timeout
+            "GET", self._path, query=self._query, request_timeout=self._timeout, stream=True
         )
         return self
 
