@@ -5,12 +5,6 @@ ApiClient, used through its session without importing that package). Output: `Ap
 sends one request with the Authorization header and returns the open aiohttp response, whatever
 its status; `kubelb.kube.client` decodes answers and maps errors.
 
-Requests and watches take connections from two pools. A connection costs its TLS read buffer
-(uvloop allocates 256 KiB per connection), and HTTP/1.1 carries one request at a time: every
-watch holds a connection of its own for as long as it lasts, while requests share at most
-`REQUEST_CONNECTIONS`, so a burst of writes waits for a free connection rather than opening
-one more (the manager held 47 after 1,000 LoadBalancers: 15 watches, the rest requests).
-
 The session does not trust the environment: the proxy is settled once from `proxy-url` or
 `$HTTPS_PROXY`/`$NO_PROXY`, and `~/.netrc` is never read (aiohttp looked both up in a worker thread
 on every request: about 8% of the manager's CPU in a burst of writes, and a netrc entry could only
@@ -33,9 +27,7 @@ import aiohttp
 
 from kubelb.kube import credentials
 
-# Requests in flight at once per API server; more wait for a connection. Enough for the
-# manager's 16 LoadBalancer workers (each has one request in flight at a time).
-REQUEST_CONNECTIONS = 16
+CONNECTIONS_PER_SERVER = 100
 # Watch events with large objects can exceed aiohttp's default read buffer; etcd's default
 # request limit is 1.5 MiB.
 READ_BUFFER_BYTES = 2**21
@@ -61,11 +53,8 @@ class Api:
         proxy: str | None = None,
         tls_server_name: str | None = None,
         owns_session: bool = True,
-        stream_session: aiohttp.ClientSession | None = None,
     ) -> None:
-        """`stream_session`: for watches (default: `session`)."""
         self.session = session
-        self.stream_session = stream_session or session
         self.server = server.rstrip("/")
         self.ca_pem = ca_pem
         self.auth = auth
@@ -75,24 +64,18 @@ class Api:
 
     @classmethod
     def connect(cls, endpoint: credentials.Endpoint) -> Api:
-        """New connection pools for `endpoint` (call from within the event loop): at most
-        `REQUEST_CONNECTIONS` for requests, one per open watch."""
-        context = ssl_context(endpoint)
-
-        def session(limit: int) -> aiohttp.ClientSession:
-            connector = aiohttp.TCPConnector(limit=limit, ssl=context)
-            return aiohttp.ClientSession(
-                connector=connector, trust_env=False, read_bufsize=READ_BUFFER_BYTES
-            )
-
+        """A new connection pool for `endpoint` (call from within the event loop)."""
+        connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_SERVER, ssl=ssl_context(endpoint))
+        session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, read_bufsize=READ_BUFFER_BYTES
+        )
         return cls(
-            session(REQUEST_CONNECTIONS),
+            session,
             endpoint.server,
             ca_pem=endpoint.ca_pem,
             auth=endpoint.auth,
             proxy=endpoint.proxy or env_proxy(endpoint.server),
             tls_server_name=endpoint.tls_server_name,
-            stream_session=session(0),  # 0: no limit; each watch is one connection anyway
         )
 
     @classmethod
@@ -120,10 +103,8 @@ class Api:
         headers: Mapping[str, str] | None = None,
         body: Any = None,
         request_timeout: float | aiohttp.ClientTimeout | None = None,
-        stream: bool = False,
     ) -> aiohttp.ClientResponse:
-        """Send one request; the response is open (the caller reads and releases it).
-        `stream`: a response read for long (a watch), on a connection of its own."""
+        """Send one request; the response is open (the caller reads and releases it)."""
         url = self.server + path
         if query:
             url += "?" + urlencode(list(query))
@@ -140,8 +121,9 @@ class Api:
             extra["proxy"] = self.proxy
         if self.tls_server_name:
             extra["server_hostname"] = self.tls_server_name
-        session = self.stream_session if stream else self.session
-        return await session.request(method, url, headers=sent, data=data, timeout=timeout, **extra)
+        return await self.session.request(
+            method, url, headers=sent, data=data, timeout=timeout, **extra
+        )
 
     async def refresh(self) -> bool:
         """After a 401: True when the credentials changed."""
@@ -150,8 +132,6 @@ class Api:
     async def close(self) -> None:
         if self._owns_session:
             await self.session.close()
-            if self.stream_session is not self.session:
-                await self.stream_session.close()
 
 
 class _ConfigurationAuth:

@@ -49,7 +49,7 @@ async def server(pki: tuple[certs.CertPair, ...]) -> AsyncIterator[Server]:
     context.verify_mode = ssl.CERT_OPTIONAL  # a client certificate is checked when sent
     state = Server("", ca, user)
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         subject = dict(x[0] for x in peer["subject"]) if peer else {}
         state.seen.append({
@@ -215,8 +215,8 @@ async def test_a_changed_server_or_identity_gets_a_new_connection_pool(
 async def test_open_watches_leave_the_request_connections_free(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ):
-    """Each watch holds a connection of its own; requests share a capped pool beside them."""
-    monkeypatch.setattr(transport, "REQUEST_CONNECTIONS", 1)
+    """Each watch holds a connection of its own; requests are capped beside them."""
+    monkeypatch.setattr(client, "MAX_REQUESTS", 1)
     endpoint = credentials.Endpoint(server=server.url, ca_pem=server.ca.cert.read_bytes(),
                                     auth=credentials.StaticAuth("Bearer good"))  # fmt: skip
     api = transport.Api.connect(endpoint)
@@ -228,7 +228,7 @@ async def test_open_watches_leave_the_request_connections_free(
             kube.watch(resources.CONFIG_MAPS, namespace="ns") as two,
         ):
             assert [(await anext(w))["type"] for w in (one, two)] == ["ADDED", "ADDED"]
-            # With one pool capped at a single connection, this would wait for a watch to end.
+            # Were watches counted among the requests in flight, these would wait forever.
             got = await asyncio.gather(
                 *(kube.get(resources.CONFIG_MAPS, "x", namespace="default") for _ in range(3))
             )
