@@ -11,6 +11,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY kubelb ./kubelb
+# kubelb/api/gateway-api-crds links here: the vendored Gateway API CRDs are package data.
+COPY configs/crds/gateway-api ./configs/crds/gateway-api
 RUN python -m venv /opt/kubelb \
     && /opt/kubelb/bin/pip install --upgrade pip \
     && /opt/kubelb/bin/pip install .

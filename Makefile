@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONTROLPLANE_BUILD := hack/controlplane/build.sh
 
-.PHONY: help venv demo test test-fast lint format golden crds controlplane cluster bench chaos clean
+.PHONY: help venv demo test test-fast lint format golden crds gateway-api-crds controlplane cluster bench chaos clean
 
 help: ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -48,6 +48,9 @@ golden: $(STAMP) ## Rewrite golden outputs after an intended change
 
 crds: $(STAMP) ## Regenerate configs/crd/ from the API models
 	$(BIN)/kubelb crds --output-dir configs/crd
+
+gateway-api-crds: ## Regenerate configs/crds/gateway-api/ from the module pinned in hack/gateway-api
+	@bash hack/gateway-api/crds.sh
 
 cluster: $(STAMP) controlplane ## Run management and tenant API servers (kubeconfigs in .kubelb-dev/)
 	$(BIN)/kubelb dev-cluster --dir .kubelb-dev

@@ -6,7 +6,12 @@ Every scenario runs real processes (kubelb, Envoy, kube-apiserver) with traffic 
 - Envoy kill -9: standalone mode with the Envoy data plane and a steady loop of new connections
   through one LoadBalancer; the supervisor restarts Envoy. Failed requests and the longest outage.
 - kubelb kill -9: standalone mode, each data plane; kubelb is killed and started again on the
-  same `--state-dir`. Failed requests and the longest outage.
+  same `--state-dir`, and adopts the data plane left serving (Envoy, or the Python data plane's
+  own process). Failed requests and the longest outage.
+- manager kill -9: manager process mode (process deployer, real Envoy) on the test control
+  plane; the manager is killed and started again on the same `--state-dir` and xDS port, and a
+  LoadBalancer's endpoint moved after each restart. Failed requests, the longest outage, and the
+  restarts that adopted the tenant's Envoy (the same pid).
 - API server stop: manager process mode (process deployer, real Envoy) on the test control plane;
   the management kube-apiserver is frozen (SIGSTOP) for N seconds under traffic, then resumed
   (SIGCONT) and a LoadBalancer's endpoint moved at once: failed requests, and seconds until
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -40,7 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import results_file
+from kubelb.dataplane import control
 from kubelb.envoy import supervisor
+from kubelb.util import naming
 from tests.integration.standalone import backends, harness
 
 HOST = "127.0.0.1"
@@ -170,7 +178,9 @@ def envoy_pids(root: Path) -> list[int]:
 def _kill_leftover_envoys(root: Path) -> None:
     for state in (root / "state", root):
         if state.exists():
-            supervisor.reap(state)  # Envoys outlive a killed kubelb by design
+            # Envoys and the Python data plane outlive a killed kubelb by design.
+            supervisor.reap(state)
+            control.reap(state)
     for pid in envoy_pids(root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -199,18 +209,24 @@ async def envoy_kill(sizes: Sizes) -> dict[str, Any]:
 
 
 async def kubelb_kill(sizes: Sizes, dataplane: str) -> dict[str, Any]:
+    adopted = 0  # restarts that took over the running data plane (the same pid)
     async with serving(dataplane) as (kubelb, port, _backend, _root):
         async with Traffic(HOST, port) as traffic:
             await traffic.answered(20)
             for _ in range(sizes.kubelb_kills):
+                before = (await kubelb.status())["dataplane"].get("pid")
                 assert kubelb.process is not None
                 kubelb.process.kill()
                 await kubelb.process.wait()
                 await kubelb.start()
                 await traffic.answered(20)
+                after = await kubelb.status()
+                adopted += bool(after["dataplane"].get("adopted")) and (
+                    after["dataplane"].get("pid") == before
+                )
         return {"kills": sizes.kubelb_kills, "requests": len(traffic.events),
                 "failed": traffic.failed, "longest_outage_s": traffic.longest_outage(),
-                "outages_s": traffic.outages()}  # fmt: skip
+                "outages_s": traffic.outages(), "adopted": adopted}  # fmt: skip
 
 
 async def endpoint_churn(sizes: Sizes, dataplane: str) -> dict[str, Any]:
@@ -339,82 +355,149 @@ async def hostile_inputs(sizes: Sizes) -> dict[str, Any]:
     return {"tried": tried, "crashes": crashes, "wrongly_stopped": stopped, "notes": notes}
 
 
-async def api_server_stop(sizes: Sizes) -> dict[str, Any]:
+@dataclass
+class ManagedLB:
+    """A manager (process mode, real Envoy) on the test control plane serving LoadBalancer `a`
+    of tenant `chaos` at `address:port`, in front of backend A."""
+
+    manager: Any  # bench.controlplane.common.ManagerProcess
+    mgmt: Any  # kubelb.kube.client.Client of the management cluster
+    apiserver: int  # the management kube-apiserver's pid
+    namespace: str
+    address: str
+    port: int
+    backend: int
+    state_dir: Path
+
+    def spec(self, ip: str) -> dict[str, Any]:
+        endpoint = {"addresses": [{"ip": ip}], "ports": [{"name": "p", "port": self.backend}]}
+        return {"type": "LoadBalancer", "ports": [{"name": "p", "port": self.port}],
+                "endpoints": [endpoint]}  # fmt: skip
+
+    def envoy_pid(self) -> int | None:
+        """The pid the manager recorded for the tenant's Envoy (its shim)."""
+        path = self.state_dir / naming.dns1035(self.namespace) / supervisor.RECORD
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return int(json.loads(path.read_text())["pid"])
+        return None
+
+
+@contextlib.asynccontextmanager
+async def managed_lb(workdir: Path) -> AsyncIterator[ManagedLB | None]:
+    """A `ManagedLB`, serving; None when the test control plane is not built."""
     from bench.controlplane import common
     from kubelb.kube import errors, resources
     from kubelb.localcluster import binaries, controlplane
 
     if binaries.missing(binaries.default_dir()):
-        return {"skipped": "the test control plane is not built (make controlplane)"}
+        yield None
+        return
     backend = harness.free_port()
-    with tempfile.TemporaryDirectory(prefix="kubelb-chaos-api-") as tmp:
-        workdir = Path(tmp)
-        async with (
-            controlplane.ControlPlane(clusters=controlplane.DEFAULT_CLUSTERS[:1]) as cp,
-            backends.tcp_echo("A", BACKEND_A, backend),
-            backends.tcp_echo("B", BACKEND_B, backend),
-        ):
-            mgmt_cluster = cp.clusters["management"]
-            mgmt = await common.kube_client(mgmt_cluster.kubeconfig)
-            manager = common.ManagerProcess(mgmt_cluster.kubeconfig, workdir,
-                                            address_pool="127.0.0.71")  # fmt: skip
-            try:
-                await common.ensure_namespace(mgmt, "kubelb")
-                await manager.start()
-                tenant = {"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "Tenant",
-                          "metadata": {"name": "chaos"}}  # fmt: skip
-                await mgmt.create(resources.TENANTS, tenant)
-                namespace = "tenant-chaos"
-                port = harness.free_port()
-
-                def lb(ip: str) -> dict[str, Any]:
-                    endpoint = {"addresses": [{"ip": ip}],
-                                "ports": [{"name": "p", "port": backend}]}  # fmt: skip
-                    return {"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "LoadBalancer",
-                            "metadata": {"name": "a", "namespace": namespace},
-                            "spec": {"type": "LoadBalancer",
-                                     "ports": [{"name": "p", "port": port}],
-                                     "endpoints": [endpoint]}}  # fmt: skip
-
-                async with asyncio.timeout(120):
-                    while True:
-                        try:
-                            await mgmt.create(resources.LOAD_BALANCERS, lb(BACKEND_A))
-                            break
-                        except errors.NotFoundError:
-                            await asyncio.sleep(0.2)  # the Tenant's namespace is not there yet
-                    while True:
-                        got = await mgmt.get(resources.LOAD_BALANCERS, "a", namespace=namespace)
-                        ingress = ((got.get("status") or {}).get("loadBalancer") or {}).get(
-                            "ingress"
-                        ) or []
-                        if ingress:
-                            break
-                        await asyncio.sleep(0.2)
-                address = ingress[0]["ip"]
-                # Status first, listener next: count only once the tenant's Envoy serves.
-                await backends.eventually(lambda: backends.request(address, port), "LB a serves")
-                async with Traffic(address, port) as traffic:
-                    await traffic.answered(20, by="A")
-                    apiserver = mgmt_cluster.pids[0]
-                    os.kill(apiserver, signal.SIGSTOP)
+    async with (
+        controlplane.ControlPlane(clusters=controlplane.DEFAULT_CLUSTERS[:1]) as cp,
+        backends.tcp_echo("A", BACKEND_A, backend),
+        backends.tcp_echo("B", BACKEND_B, backend),
+    ):
+        mgmt_cluster = cp.clusters["management"]
+        mgmt = await common.kube_client(mgmt_cluster.kubeconfig)
+        # A fixed xDS port: a restarted manager must offer its Envoys the one they know.
+        manager = common.ManagerProcess(
+            mgmt_cluster.kubeconfig, workdir, address_pool="127.0.0.71",
+            extra_args=("--listen-address", f"127.0.0.1:{harness.free_port()}",
+                        "--envoy-drain-seconds", "1"),
+        )  # fmt: skip
+        try:
+            await common.ensure_namespace(mgmt, "kubelb")
+            await manager.start()
+            tenant = {"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "Tenant",
+                      "metadata": {"name": "chaos"}}  # fmt: skip
+            await mgmt.create(resources.TENANTS, tenant)
+            served = ManagedLB(manager=manager, mgmt=mgmt, apiserver=mgmt_cluster.pids[0],
+                               namespace="tenant-chaos", address="", port=harness.free_port(),
+                               backend=backend, state_dir=workdir / "state")  # fmt: skip
+            lb = {"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "LoadBalancer",
+                  "metadata": {"name": "a", "namespace": served.namespace},
+                  "spec": served.spec(BACKEND_A)}  # fmt: skip
+            async with asyncio.timeout(120):
+                while True:
                     try:
-                        await asyncio.sleep(sizes.api_stop_seconds)  # the fault's length
-                    finally:
-                        os.kill(apiserver, signal.SIGCONT)
-                    resumed = time.monotonic()
-                    failed_while_stopped = traffic.failed
-                    body = {"spec": lb(BACKEND_B)["spec"]}
-                    await mgmt.patch(resources.LOAD_BALANCERS, "a", body, namespace=namespace)
-                    await traffic.answered(1, by="B")
-                    caught_up = next(t for t, n in traffic.events if n == "B") - resumed
-                return {"stopped_s": sizes.api_stop_seconds, "requests": len(traffic.events),
-                        "failed_while_stopped": failed_while_stopped, "failed": traffic.failed,
-                        "change_applied_after_s": caught_up}  # fmt: skip
-            finally:
-                await manager.stop()
-                await mgmt.close()
-                _kill_leftover_envoys(workdir)
+                        await mgmt.create(resources.LOAD_BALANCERS, lb)
+                        break
+                    except errors.NotFoundError:
+                        await asyncio.sleep(0.2)  # the Tenant's namespace is not there yet
+                while True:
+                    got = await mgmt.get(resources.LOAD_BALANCERS, "a", namespace=served.namespace)
+                    ingress = ((got.get("status") or {}).get("loadBalancer") or {}).get(
+                        "ingress"
+                    ) or []
+                    if ingress:
+                        break
+                    await asyncio.sleep(0.2)
+            served.address = ingress[0]["ip"]
+            # Status first, listener next: count only once the tenant's Envoy serves.
+            await backends.eventually(lambda: backends.request(served.address, served.port),
+                                      "LB a serves")  # fmt: skip
+            yield served
+        finally:
+            await manager.stop()
+            await mgmt.close()
+            _kill_leftover_envoys(workdir)
+
+
+async def api_server_stop(sizes: Sizes) -> dict[str, Any]:
+    from kubelb.kube import resources
+
+    with tempfile.TemporaryDirectory(prefix="kubelb-chaos-api-") as tmp:
+        async with managed_lb(Path(tmp)) as served:
+            if served is None:
+                return {"skipped": "the test control plane is not built (make controlplane)"}
+            async with Traffic(served.address, served.port) as traffic:
+                await traffic.answered(20, by="A")
+                os.kill(served.apiserver, signal.SIGSTOP)
+                try:
+                    await asyncio.sleep(sizes.api_stop_seconds)  # the fault's length
+                finally:
+                    os.kill(served.apiserver, signal.SIGCONT)
+                resumed = time.monotonic()
+                failed_while_stopped = traffic.failed
+                body = {"spec": served.spec(BACKEND_B)}
+                await served.mgmt.patch(resources.LOAD_BALANCERS, "a", body,
+                                        namespace=served.namespace)  # fmt: skip
+                await traffic.answered(1, by="B")
+                caught_up = next(t for t, n in traffic.events if n == "B") - resumed
+            return {"stopped_s": sizes.api_stop_seconds, "requests": len(traffic.events),
+                    "failed_while_stopped": failed_while_stopped, "failed": traffic.failed,
+                    "change_applied_after_s": caught_up}  # fmt: skip
+
+
+async def manager_kill(sizes: Sizes) -> dict[str, Any]:
+    """kill -9 of the manager (process mode) under traffic, and its restart: failed requests,
+    and whether the restarted manager adopted the tenant's Envoy (the same pid)."""
+    from kubelb.kube import resources
+
+    adopted = 0
+    with tempfile.TemporaryDirectory(prefix="kubelb-chaos-manager-") as tmp:
+        async with managed_lb(Path(tmp)) as served:
+            if served is None:
+                return {"skipped": "the test control plane is not built (make controlplane)"}
+            async with Traffic(served.address, served.port) as traffic:
+                await traffic.answered(20, by="A")
+                for kill in range(sizes.kubelb_kills):
+                    before = served.envoy_pid()
+                    process = served.manager.process
+                    process.kill()
+                    await process.wait()
+                    await served.manager.start()
+                    # The restarted manager programs the Envoy again: move the endpoint.
+                    to, name = (BACKEND_B, "B") if kill % 2 == 0 else (BACKEND_A, "A")
+                    await served.mgmt.patch(resources.LOAD_BALANCERS, "a",
+                                            {"spec": served.spec(to)},
+                                            namespace=served.namespace)  # fmt: skip
+                    await traffic.answered(20, by=name)
+                    adopted += before is not None and served.envoy_pid() == before
+            return {"kills": sizes.kubelb_kills, "requests": len(traffic.events),
+                    "failed": traffic.failed, "longest_outage_s": traffic.longest_outage(),
+                    "outages_s": traffic.outages(), "adopted": adopted}  # fmt: skip
 
 
 def route_churn(sizes: Sizes) -> dict[str, Any]:
@@ -441,6 +524,7 @@ async def run_all(sizes: Sizes) -> dict[str, dict[str, Any]]:
         results[f"kubelb_kill_{plane}"] = await _guarded(
             f"kubelb kill -9 ({plane})", kubelb_kill(sizes, plane)
         )
+    results["manager_kill"] = await _guarded("manager kill -9", manager_kill(sizes))
     results["api_server_stop"] = await _guarded("API server stop", api_server_stop(sizes))
     for plane in ("envoy", "python"):
         results[f"endpoint_churn_{plane}"] = await _guarded(
@@ -465,14 +549,18 @@ def _figure(row: dict[str, Any]) -> str:
                 f"{row['change_applied_after_s']:.2f} s after it returned")  # fmt: skip
     if "moves" in row:
         return f"{row['failed']}/{row['requests']} new connections failed over {row['moves']} moves"
-    return (f"{row['failed']}/{row['requests']} requests failed over {row['kills']} kills; "
-            f"longest outage {row['longest_outage_s']:.2f} s")  # fmt: skip
+    figure = (f"{row['failed']}/{row['requests']} requests failed over {row['kills']} kills; "
+              f"longest outage {row['longest_outage_s']:.2f} s")  # fmt: skip
+    if "adopted" in row:
+        figure += f"; data plane adopted after {row['adopted']}/{row['kills']} restarts"
+    return figure
 
 
 LABELS = {
     "envoy_kill": "Envoy kill -9 (standalone)",
     "kubelb_kill_envoy": "kubelb kill -9 + restart (standalone, Envoy)",
     "kubelb_kill_python": "kubelb kill -9 + restart (standalone, Python)",
+    "manager_kill": "manager kill -9 + restart (process mode)",
     "api_server_stop": "management API server stopped (manager)",
     "endpoint_churn_envoy": "endpoint churn (Envoy)",
     "endpoint_churn_python": "endpoint churn (Python)",

@@ -2,9 +2,11 @@
 
 Nodes become the tenant's Addresses and each Service of type LoadBalancer a LoadBalancer in the
 management cluster namespace tenant-<cluster-name>; the address KubeLB assigns is written back to
-the Service's status. The management cluster is reached only with --kubelb-kubeconfig, the
-kubeconfig issued for this tenant, re-read when the file changes (token rotation needs no
-restart).
+the Service's status. Each Ingress of class kubelb (and, with --enable-gateway-api, the Gateway
+kubelb and the HTTPRoutes and GRPCRoutes attached to it) becomes a Route there, carrying copies
+of the Services it references; the status KubeLB reports is copied back. The management
+cluster is reached only with --kubelb-kubeconfig, the kubeconfig issued for this tenant, re-read
+when the file changes (token rotation needs no restart).
 
 Example:
   kubelb --mode=agent --cluster-name=shop --kubelb-kubeconfig=/etc/kubelb/kubeconfig \
@@ -20,7 +22,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelb.agent import common, nodes, services, tokens
+from kubelb.agent import (
+    common,
+    gwapi,
+    ingresses,
+    nodes,
+    routemapping,
+    routes,
+    servicecopies,
+    services,
+    tokens,
+)
 from kubelb.app import logs, runner
 from kubelb.kube import (
     client,
@@ -57,6 +69,13 @@ class Settings:
     kubelb_kubeconfig_secret: tokens.SecretRef | None = None
     token_expiration_seconds: int = 86400
     token_renew_remaining: float = 0.2
+    use_ingress_class: bool = True
+    use_gateway_class: bool = True
+    enable_gateway_api: bool = False
+    disable_ingress_controller: bool = False
+    disable_gateway_controller: bool = False
+    disable_httproute_controller: bool = False
+    disable_grpcroute_controller: bool = False
     # Not flags: narrow what the agent watches (tests share one tenant cluster), and timings.
     service_namespace: str | None = None
     node_label_selector: str | None = None
@@ -152,6 +171,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "false: use the Service's existing load-balancer address as the endpoint instead "
         "of the nodes (KubeLB in front of another implementation)",
     )
+    _bool_flag(
+        parser, "--use-ingress-class", True, "serve only Ingresses with ingressClassName: kubelb"
+    )
+    _bool_flag(
+        parser,
+        "--use-gateway-class",
+        True,
+        "serve the Gateway kubelb only with gatewayClassName: kubelb",
+    )
+    _bool_flag(
+        parser,
+        "--enable-gateway-api",
+        False,
+        "serve Gateway, HTTPRoute and GRPCRoute (needs the Gateway API CRDs)",
+    )
+    for kind in ("ingress", "gateway", "httproute", "grpcroute"):
+        _bool_flag(parser, f"--disable-{kind}-controller", False, f"do not serve {kind} objects")
     parser.add_argument(
         "--metrics-addr", default=":9445", help="Prometheus /metrics (default :9445)"
     )
@@ -211,6 +247,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kubelb_kubeconfig_secret=secret,
         token_expiration_seconds=args.kubelb_token_expiration,
         token_renew_remaining=args.kubelb_token_renew_remaining,
+        use_ingress_class=args.use_ingress_class,
+        use_gateway_class=args.use_gateway_class,
+        enable_gateway_api=args.enable_gateway_api,
+        disable_ingress_controller=args.disable_ingress_controller,
+        disable_gateway_controller=args.disable_gateway_controller,
+        disable_httproute_controller=args.disable_httproute_controller,
+        disable_grpcroute_controller=args.disable_grpcroute_controller,
     )
 
 
@@ -284,12 +327,13 @@ class Agent:
         service_informer = self.tenant_informers.get(
             resources.SERVICES, namespace=settings.service_namespace
         )
+        self.tenant_writer = writer.Writer(self.tenant_client)
         self.service_reconciler = services.ServiceReconciler(
             tenant=tenant,
             services=service_informer.store,
             loadbalancers=self.lb_informer.store,
             management=self.management,
-            tenant_writer=writer.Writer(self.tenant_client),
+            tenant_writer=self.tenant_writer,
             recorder=self.recorder,
             use_loadbalancer_class=settings.use_loadbalancer_class,
             cloud_provider=settings.enable_cloud_provider,
@@ -302,6 +346,16 @@ class Agent:
             resync_period=settings.resync_period,
         )
         common.link(self.service_controller, self.lb_informer, mapper=services.service_keys)
+        self.source_reconcilers: dict[str, routes.SourceReconciler] = {}
+        self.source_controllers: dict[str, controller.Controller] = {}
+        self.route_informer: informer.Informer | None = None
+        kinds = source_kinds(settings)
+        if kinds:
+            self.route_informer = self.management_informers.get(
+                resources.ROUTES, namespace=tenant.namespace
+            )
+            self.route_informer.add_indexer(routes.ORIGIN_INDEX, routemapping.origin_index)
+            self._add_source_controllers(kinds, self.route_informer, service_informer)
         self.elector = (
             leader.LeaderElector(
                 self.tenant_client,
@@ -338,6 +392,49 @@ class Agent:
             if isinstance(management_source, kubeconfig.KubeconfigFile)
             else None
         )
+
+    def _add_source_controllers(
+        self,
+        kinds: list[routemapping.SourceKind],
+        route_informer: informer.Informer,
+        service_informer: informer.Informer,
+    ) -> None:
+        """One controller per L7 kind, sharing the Service copies (a twin goes only when no
+        source of any kind references its original)."""
+        settings = self.settings
+        backends = routes.Backends()
+        copies = servicecopies.ServiceCopies(
+            services=service_informer.store,
+            tenant_writer=self.tenant_writer,
+            referenced=backends.referenced,
+        )
+        for kind in kinds:
+            source_informer = self.tenant_informers.get(
+                kind.resource, namespace=settings.service_namespace
+            )
+            source_informer.add_indexer(routes.BACKENDS_INDEX, routes.backends_indexer(kind))
+            backends.add(kind, source_informer.store)
+            reconciler = routes.SourceReconciler(
+                kind=kind,
+                tenant=settings.tenant,
+                sources=source_informer.store,
+                services=service_informer.store,
+                routes=route_informer.store,
+                management=self.management,
+                tenant_writer=self.tenant_writer,
+                recorder=self.recorder,
+                copies=copies,
+                namespace=settings.service_namespace,
+            )
+            source_controller = controller.Controller(
+                reconciler,
+                self.tenant_informers,
+                workers=settings.workers,
+                resync_period=settings.resync_period,
+            )
+            common.link(source_controller, route_informer, mapper=reconciler.source_keys)
+            self.source_reconcilers[kind.metric] = reconciler
+            self.source_controllers[kind.metric] = source_controller
 
     @classmethod
     async def open(cls, settings: Settings) -> Agent:
@@ -386,11 +483,16 @@ class Agent:
             await self.management_client.close()
 
     async def _controllers(self) -> None:
-        """The leader's work: both controllers, once the linked informers have synced."""
-        await asyncio.gather(self.node_informer.wait_synced(), self.lb_informer.wait_synced())
+        """The leader's work: the controllers, once the linked informers have synced."""
+        linked = [self.node_informer, self.lb_informer]
+        if self.route_informer is not None:
+            linked.append(self.route_informer)
+        await asyncio.gather(*(i.wait_synced() for i in linked))
         async with asyncio.TaskGroup() as group:
             group.create_task(self.node_controller.run(), name="node-controller")
             group.create_task(self.service_controller.run(), name="service-controller")
+            for name, source_controller in self.source_controllers.items():
+                group.create_task(source_controller.run(), name=f"{name}-controller")
             # Controller.run() starts a fresh queue when restarted (after a lost lease) before
             # its first await; these keys go into that queue.
             await asyncio.sleep(0)
@@ -398,6 +500,28 @@ class Agent:
             for lb in self.lb_informer.store.list():
                 for key in services.service_keys(lb):
                     self.service_controller.enqueue(key)
+            # Routes whose source vanished while no agent ran are deleted.
+            if self.route_informer is not None:
+                for route in self.route_informer.store.list():
+                    for name, reconciler in self.source_reconcilers.items():
+                        for key in reconciler.source_keys(route):
+                            self.source_controllers[name].enqueue(key)
+
+
+def source_kinds(settings: Settings) -> list[routemapping.SourceKind]:
+    """The L7 kinds this agent serves, as the flags say."""
+    kinds: list[routemapping.SourceKind] = []
+    if not settings.disable_ingress_controller:
+        kinds.append(ingresses.IngressKind(use_ingress_class=settings.use_ingress_class))
+    if not settings.enable_gateway_api:
+        return kinds
+    if not settings.disable_gateway_controller:
+        kinds.append(gwapi.GatewayKind(use_gateway_class=settings.use_gateway_class))
+    if not settings.disable_httproute_controller:
+        kinds.append(gwapi.http_route_kind())
+    if not settings.disable_grpcroute_controller:
+        kinds.append(gwapi.grpc_route_kind())
+    return kinds
 
 
 def _synced(informers: informer.Informers) -> server.ReadyCheck:

@@ -3,8 +3,9 @@ manager's process deployer).
 
 `EnvoyDriver` translates the IR to Envoy resources, publishes them in the xDS snapshot cache and
 keeps one supervised Envoy process connected to our xDS server. `PythonDriver` hands the same IR
-to the built-in Python proxy. Neither restarts its proxy on a config change. `OfflineDriver`
-only keeps the IR.
+to the built-in Python proxy, a process of its own. Neither restarts its proxy on a config
+change, and both proxies outlive a crash of kubelb, which adopts them when it starts again from
+the same state folder. `OfflineDriver` only keeps the IR.
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def create(
     if kind == "python":
         from kubelb.app import python_driver
 
-        return python_driver.PythonDriver(workers=workers, drain_seconds=drain_seconds)
+        return python_driver.PythonDriver(
+            work_dir=state_dir / "python", workers=workers, drain_seconds=drain_seconds
+        )
     if kind == "offline":
         return OfflineDriver()
     raise errors.DataPlaneError(f"unknown data plane {kind!r}; choose envoy or python")

@@ -371,10 +371,7 @@ class Manager:
         s = self.settings
         if s.xds_tls:
             self.xds_certs = XDS_CERTS[s.envoy_deployer](s, self.kube, c)
-        infra = INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs)
-        if isinstance(infra, process_infra.ProcessInfra):
-            infra.use_snapshots(self.cache)  # its Envoys' fallback and capacity checks
-        return infra
+        return INFRASTRUCTURES[s.envoy_deployer](s, c, self.xds_certs, self.cache)
 
     async def run(self) -> None:
         await self.probes.start()
@@ -494,16 +491,22 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _process_infra(s: Settings, c: core.Core, certs: XdsCerts | None) -> infrastructure.Infra:
+def _process_infra(
+    s: Settings, c: core.Core, certs: XdsCerts | None, snapshots: cache.SnapshotCache
+) -> infrastructure.Infra:
     assert certs is None or isinstance(certs, xdscerts.FileCerts)
+    # The xDS cache gives its Envoys a fallback snapshot and capacity checks.
     return process_infra.ProcessInfra(
         c.inputs, c.writer, pool=s.address_pool, state_dir=s.state_dir,
         envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
-        xds_delta=s.xds_delta, reconcile_lb=c.reconcile_lb, certs=certs,
+        xds_delta=s.xds_delta, reconcile_lb=c.reconcile_lb, certs=certs, snapshots=snapshots,
     )  # fmt: skip
 
 
-def _kubernetes_infra(s: Settings, c: core.Core, certs: XdsCerts | None) -> infrastructure.Infra:
+def _kubernetes_infra(
+    s: Settings, c: core.Core, certs: XdsCerts | None, snapshots: cache.SnapshotCache
+) -> infrastructure.Infra:
+    del snapshots  # Envoy pods restart themselves; the cache has nothing to do for them
     options = envoy_k8s.Options(
         xds_host=s.envoy_xds_host or f"envoycp.{s.namespace}.svc", image=s.envoy_image,
         shutdown_manager_image=s.envoy_shutdown_manager_image,
@@ -531,9 +534,11 @@ XDS_CERTS: dict[str, Callable[[Settings, client.Client, core.Core], XdsCerts]] =
 }
 
 
-# --envoy-deployer -> how the manager runs Envoy. A new way is a new `Infra` class and one entry.
+# --envoy-deployer -> how the manager runs Envoy, given the settings, the core, the Envoys' xDS
+# certificates and the xDS cache. A new way is a new `Infra` class and one entry.
 INFRASTRUCTURES: dict[
-    str, Callable[[Settings, core.Core, XdsCerts | None], infrastructure.Infra]
+    str,
+    Callable[[Settings, core.Core, XdsCerts | None, cache.SnapshotCache], infrastructure.Infra],
 ] = {
     "kubernetes": _kubernetes_infra,
     "process": _process_infra,

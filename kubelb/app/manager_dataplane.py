@@ -55,10 +55,12 @@ class SnapshotPublisher:
 
 def rejection(snapshots: cache.SnapshotCache, node_id: str) -> loadbalancers.Rejection | None:
     """The node's standing NACK and the listener and cluster names of its snapshot that the
-    error detail mentions (a merged cluster stands for its listener)."""
+    error detail mentions (a merged cluster stands for its listener); else its standing
+    refusal, naming the listeners and clusters of the refused snapshot that its Envoys do not
+    run as they are there (new or changed)."""
     nack = snapshots.rejection(node_id)
     if nack is None:
-        return None
+        return _refusal(snapshots, node_id)
     snap = snapshots.get_snapshot(node_id)
     known: set[str] = set()
     if snap is not None:
@@ -67,3 +69,21 @@ def rejection(snapshots: cache.SnapshotCache, node_id: str) -> loadbalancers.Rej
     mentioned = set(_NAME_SEPARATORS.split(nack.error_detail)) & known
     names = frozenset(n.removesuffix(balance.MERGED_SUFFIX) for n in mentioned)
     return loadbalancers.Rejection(detail=nack.error_detail, names=names)
+
+
+def _refusal(snapshots: cache.SnapshotCache, node_id: str) -> loadbalancers.Rejection | None:
+    refusal = snapshots.refusal(node_id)
+    if refusal is None:
+        return None
+    reason, refused = refusal
+    served = snapshots.get_snapshot(node_id)
+    names: set[str] = set()
+    for type_url in (snapshot.LISTENER, snapshot.CLUSTER, snapshot.ENDPOINT, snapshot.ROUTE):
+        running = served[type_url].items if served is not None else {}
+        names.update(name for name, resource in refused[type_url].items.items()
+                     if name not in running or running[name].digest != resource.digest)  # fmt: skip
+    if not names:  # it only drops resources: nothing it names goes unserved
+        return None
+    return loadbalancers.Rejection(
+        detail=reason, names=frozenset(n.removesuffix(balance.MERGED_SUFFIX) for n in names)
+    )

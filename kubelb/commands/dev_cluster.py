@@ -1,7 +1,8 @@
 """Run a local "management" and "tenant" Kubernetes control plane for development.
 
 Starts etcd, and per cluster a kube-apiserver and kube-controller-manager on free 127.0.0.1 ports
-(binaries built by `make controlplane`), installs kubelb's CRDs, and writes admin kubeconfigs to
+(binaries built by `make controlplane`), installs kubelb's CRDs and the standard-channel Gateway
+API CRDs (`--gateway-api-crds` picks another channel or none), and writes admin kubeconfigs to
 DIR/management.kubeconfig and DIR/tenant.kubeconfig. Prints one line when both clusters are
 ready, then runs until SIGINT or SIGTERM; it then stops everything, removes its temporary data
 and the two kubeconfigs it wrote.
@@ -20,6 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
+from kubelb.api import gatewayapi
 from kubelb.localcluster import binaries, controlplane, crds, kubeconfig
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=crds.DEFAULT_CRD_DIR,
         help="folder of CRD YAML files to install in both clusters (default: %(default)s)",
     )
+    parser.add_argument(
+        "--gateway-api-crds",
+        choices=[*gatewayapi.CHANNELS, "none"],
+        default=gatewayapi.DEFAULT_CHANNEL,
+        help="channel of the shipped Gateway API CRDs to install in both clusters, or none "
+        "(default: %(default)s)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
@@ -50,13 +59,19 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     try:
-        return asyncio.run(_serve(args.dir, args.binaries, args.crds))
+        channel = None if args.gateway_api_crds == "none" else args.gateway_api_crds
+        return asyncio.run(_serve(args.dir, args.binaries, args.crds, channel))
     except (binaries.BinariesMissingError, controlplane.StartupError) as exc:
         sys.stderr.write(f"kubelb dev-cluster: {exc}\n")
         return 1
 
 
-async def _serve(directory: Path, binaries_dir: Path | None, crd_dir: Path) -> int:
+async def _serve(
+    directory: Path,
+    binaries_dir: Path | None,
+    crd_dir: Path,
+    gateway_api_channel: gatewayapi.Channel | None,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,7 +79,11 @@ async def _serve(directory: Path, binaries_dir: Path | None, crd_dir: Path) -> i
     outputs = {name: directory / f"{name}.kubeconfig" for name in ("management", "tenant")}
     for path in outputs.values():  # a stale file must not look like a ready cluster
         path.unlink(missing_ok=True)
-    plane = controlplane.ControlPlane(binaries_dir=binaries_dir, crd_files=crds.crd_files(crd_dir))
+    plane = controlplane.ControlPlane(
+        binaries_dir=binaries_dir,
+        crd_files=crds.crd_files(crd_dir),
+        gateway_api_channel=gateway_api_channel,
+    )
     try:
         if not await _start_unless_stopped(plane, stop):
             return 0

@@ -73,9 +73,11 @@ class ProcessInfra:
         xds_delta: bool,
         reconcile_lb: Callable[[objects.ObjectKey], None],
         certs: xdscerts.FileCerts | None = None,
+        snapshots: cache.SnapshotCache | None = None,
     ) -> None:
         """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
-        `certs`: xDS over mTLS with these certificates (None: plaintext)."""
+        `certs`: xDS over mTLS with these certificates (None: plaintext). `snapshots`: the xDS
+        cache serving these Envoys (see `use_snapshots`)."""
         self.certs = certs
         self.snapshots: cache.SnapshotCache | None = None
         self.envoys = supervisor.EnvoySupervisor(
@@ -88,6 +90,8 @@ class ProcessInfra:
                                        drain_seconds=drain_seconds, xds_delta=xds_delta,
                                        admin_pipe=True)  # fmt: skip
         self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
+        if snapshots is not None:
+            self.use_snapshots(snapshots)
 
     def placement(
         self,

@@ -99,8 +99,8 @@ class PathMatch:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderMatch:
-    """A request header condition. `name` is lower-case; several values of one header are
-    compared as their comma-joined list, as Envoy does."""
+    """A request header condition. `name` is lower-case; a header sent on several lines holds
+    when one line matches, each line compared whole (Envoy 1.40's behaviour)."""
 
     name: str
     value: str

@@ -69,6 +69,12 @@ CLUSTER_ROLE_BINDINGS = Resource(
 )
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 EVENTS_V1 = Resource("events.k8s.io", "v1", "events", "Event")
+INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
+
+# --- gateway.networking.k8s.io (CRDs) ---
+GATEWAYS = Resource("gateway.networking.k8s.io", "v1", "gateways", "Gateway")
+HTTP_ROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+GRPC_ROUTES = Resource("gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute")
 
 # --- kubelb.k8c.io ---
 LOAD_BALANCERS = Resource(meta.GROUP, meta.VERSION, "loadbalancers", "LoadBalancer")

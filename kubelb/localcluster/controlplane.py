@@ -1,7 +1,8 @@
 """A real Kubernetes control plane for local development and tests: one etcd, and per cluster a
 kube-apiserver and a kube-controller-manager, all on free 127.0.0.1 ports in a temporary folder.
 
-Inputs: the binaries (`binaries`), cluster specs (name, service CIDR), CRD files.
+Inputs: the binaries (`binaries`), cluster specs (name, service CIDR), CRD files, and the
+Gateway API channel whose CRDs to install beside them (standard by default; None for none).
 Outputs: `Cluster` handles (`cluster`) with an admin kubeconfig, each ready when
 `start()` returns: `/readyz` is ok, the CRDs are Established and the controller manager runs
 (it has created the `default` ServiceAccount). `stop()` ends every process group it started and
@@ -36,6 +37,7 @@ from typing import Self
 import aiohttp
 from kubernetes_asyncio import client
 
+from kubelb.api import gatewayapi
 from kubelb.localcluster import binaries, certs, cluster as cluster_mod, crds, kubeconfig, processes
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class ControlPlane:
         clusters: Sequence[ClusterSpec] = DEFAULT_CLUSTERS,
         binaries_dir: Path | None = None,
         crd_files: Sequence[Path] | None = None,
+        gateway_api_channel: gatewayapi.Channel | None = gatewayapi.DEFAULT_CHANNEL,
         workdir: Path | None = None,
         timeout: float = 180.0,
     ) -> None:
@@ -83,6 +86,7 @@ class ControlPlane:
         )
         if not self._crd_files:
             logger.warning("no CRD files given or found: the clusters start without kubelb CRDs")
+        self._gateway_api_channel = gateway_api_channel
         self._own_workdir = workdir is None
         self._workdir_arg = workdir
         self._timeout = timeout
@@ -136,6 +140,8 @@ class ControlPlane:
         pki = await asyncio.to_thread(_make_pki, self.workdir, [s.name for s in self._specs])
         self._etcd_url = await self._start_etcd()
         crd_docs = crds.load(self._crd_files)
+        if self._gateway_api_channel is not None:
+            crd_docs += gatewayapi.crds(self._gateway_api_channel)
         started = await asyncio.gather(
             *(self._start_cluster(s, pki, crd_docs) for s in self._specs)
         )
@@ -206,9 +212,11 @@ class ControlPlane:
             directory / "kube-controller-manager.log",
         )
         async with cluster.api_client() as api:
-            if crd_docs:
-                await crds.install(api, crd_docs)
-            await _wait_for(kcm, lambda: _default_service_account(api))
+            # The CRDs register while the controller manager starts: neither waits for the other.
+            await asyncio.gather(
+                crds.install(api, crd_docs) if crd_docs else asyncio.sleep(0),
+                _wait_for(kcm, lambda: _default_service_account(api)),
+            )
         apiserver.check_running()
         cluster.pids = [apiserver.pid, kcm.pid]
         cluster.startup_seconds = time.monotonic() - began

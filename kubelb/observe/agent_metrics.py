@@ -68,3 +68,40 @@ CLUSTER_LATENCY = Histogram(
     buckets=metrics.DURATION_BUCKETS,
     registry=metrics.REGISTRY,
 )
+
+# L7 sources: one reconcile counter, duration histogram and managed gauge per kind, keyed by
+# the kind's metric name (`kubelb_ccm_ingress_reconcile_total`, `kubelb_ccm_managed_ingresses`).
+ROUTE_SOURCE_KINDS = {
+    "ingress": ("Ingress", "ingresses"),
+    "gateway": ("Gateway", "gateways"),
+    "httproute": ("HTTPRoute", "httproutes"),
+    "grpcroute": ("GRPCRoute", "grpcroutes"),
+}
+SOURCE_RECONCILES = {
+    kind: Counter(
+        f"{CCM}_{kind}_reconcile_total",
+        f"Total number of {shown} reconciliation attempts",
+        ["namespace", "result"],
+        registry=metrics.REGISTRY,
+    )
+    for kind, (shown, _) in ROUTE_SOURCE_KINDS.items()
+}
+SOURCE_RECONCILE_SECONDS = {
+    kind: Histogram(
+        f"{CCM}_{kind}_reconcile_duration_seconds",
+        f"Duration of {shown} reconciliations in seconds",
+        ["namespace"],
+        buckets=metrics.DURATION_BUCKETS,
+        registry=metrics.REGISTRY,
+    )
+    for kind, (shown, _) in ROUTE_SOURCE_KINDS.items()
+}
+MANAGED_SOURCES = {
+    kind: Gauge(
+        f"{CCM}_managed_{plural}",
+        f"Current number of {shown} resources managed by CCM",
+        ["namespace"],
+        registry=metrics.REGISTRY,
+    )
+    for kind, (shown, plural) in ROUTE_SOURCE_KINDS.items()
+}

@@ -4,7 +4,8 @@ Input: `set_snapshot(node_id, snapshot)` from whoever translates the IR (the man
 namespace; standalone mode with one fixed node id). Output: the ADS server registers each stream
 under its Envoy's node id and is notified whenever that node's snapshot changes; `status(node_id)`
 reports what the node's Envoys have ACKed or NACKed. A NACK stands (`rejection(node_id)`) until
-an Envoy of the node ACKs a later response of the same type, and `watch_rejections` callbacks
+an Envoy of the node ACKs a later response of the same type; a refused snapshot
+(`refusal(node_id)`, see below) stands until another one is served. `watch_rejections` callbacks
 hear of every change of what stands, so status can say what is really served. Several Envoys
 may share a node id (replicas); each has its own stream, and a reconnecting Envoy simply
 registers again.
@@ -105,6 +106,8 @@ class SnapshotCache:
         self._acked_before: dict[str, snapshot.Snapshot] = {}
         self._pinned: dict[str, dict[str, str]] = {}  # node -> versions of a fatal snapshot
         self._refused: dict[str, str] = {}
+        # The snapshot each standing refusal is about (what the node's Envoys do not run).
+        self._refused_snaps: dict[str, snapshot.Snapshot] = {}
         self._rejection_watchers: list[RejectionWatcher] = []
 
     def set_snapshot(self, node_id: str, snap: snapshot.Snapshot) -> bool:
@@ -116,14 +119,16 @@ class SnapshotCache:
         snap.consistent()
         previous = self._snapshots.get(node_id)
         if previous is not None and previous.versions == snap.versions:
+            # What is wanted is what is served again: a refusal of something else is over.
+            self._end_refusal(node_id)
             return False
         if self._pinned.get(node_id) == snap.versions:
             return False  # the snapshot rolled back: kept out until the config changes
         if self.admit is not None and (reason := self.admit(node_id, snap)) is not None:
-            self._refused[node_id] = reason
+            self._refuse(node_id, reason, snap)
             raise RefusedSnapshotError(reason)
         self._pinned.pop(node_id, None)
-        self._refused.pop(node_id, None)
+        self._end_refusal(node_id)
         self._snapshots[node_id] = snap
         for name, count in snap.counts().items():
             _COUNT_GAUGES[name].labels(snapshot_name=node_id).set(count)
@@ -148,7 +153,7 @@ class SnapshotCache:
         if self._snapshots.pop(node_id, None) is None:
             return
         for forget in (self._last_nack, self._acked, self._acked_before, self._pinned,
-                       self._refused):  # fmt: skip
+                       self._refused, self._refused_snaps):  # fmt: skip
             forget.pop(node_id, None)
         for gauge in _COUNT_GAUGES.values():
             gauge.remove(node_id)
@@ -200,7 +205,7 @@ class SnapshotCache:
             "Envoy exited soon after this configuration was served: rolled back to the "
             "last one it accepted"
         )
-        self._refused[node_id] = reason
+        self._refuse(node_id, reason, current)
         logger.warning("node %r: %s", node_id, reason, extra={"tenant": node_id})
         self._notify(node_id)
         return True
@@ -239,6 +244,27 @@ class SnapshotCache:
     def rejection(self, node_id: str) -> sotw.Nack | None:
         """The NACK that still stands for the node, if any."""
         return self._last_nack.get(node_id)
+
+    def refusal(self, node_id: str) -> tuple[str, snapshot.Snapshot] | None:
+        """The refusal that stands for the node (`admit` or a rollback): why, and the snapshot
+        refused, which its Envoys do not run."""
+        reason, snap = self._refused.get(node_id), self._refused_snaps.get(node_id)
+        return None if reason is None or snap is None else (reason, snap)
+
+    def _refuse(self, node_id: str, reason: str, snap: snapshot.Snapshot) -> None:
+        before = self._refused_snaps.get(node_id)
+        changed = self._refused.get(node_id) != reason or (
+            before is None or before.versions != snap.versions
+        )
+        self._refused[node_id] = reason
+        self._refused_snaps[node_id] = snap
+        if changed:
+            self._rejection_changed(node_id)
+
+    def _end_refusal(self, node_id: str) -> None:
+        self._refused_snaps.pop(node_id, None)
+        if self._refused.pop(node_id, None) is not None:
+            self._rejection_changed(node_id)
 
     def watch_rejections(self, watcher: RejectionWatcher) -> None:
         self._rejection_watchers.append(watcher)

@@ -137,6 +137,7 @@ def agent_process(
         f"--kubeconfig={tenant_cluster.kubeconfig}",
         f"--kubelb-kubeconfig={issued_kubeconfig}",
         "--node-address-type=InternalIP",
+        "--enable-gateway-api",
         "--enable-leader-election=true",
         "--log-level=debug",
     ]

@@ -5,14 +5,17 @@ A case is a mapping:
     mode: manager        # or standalone; manager when omitted
     namespace: tenant-a  # manager: the tenant namespace, which is also the node id
     addressPool: ...     # standalone: like --address-pool (else the Config's annotation)
-    objects: [...]       # LoadBalancer, Addresses, Config, Tenant (apiVersion may be omitted)
+    objects: [...]       # LoadBalancer, Route, Addresses, Config, Tenant (apiVersion optional)
+    l7Address: ...       # manager: the address Route statuses report (bind: 0.0.0.0, own ports)
 
 Manager mode follows the manager's data path with its own functions: the effective Config and
 Tenant settings (`effective.resolve`; load balancing disabled -> an empty IR), the namespace's
 port allocation (`ports.allocate`, recorded ports from any status in the case), the status the
 LoadBalancer controller writes (`lbservice.desired_status_service_ports`), the placement the
 Envoy control reads back from it (`infra.kubernetes.placement`) and the IR builder. Only the
-namespace's own LoadBalancers and Addresses take part, as in the manager.
+namespace's own LoadBalancers and Addresses take part, as in the manager. The namespace's Routes
+are built by `irbuild.routes` beside them (Ingress and Gateway API gates from Config and Tenant;
+the LoadBalancers' ports as the ports L4 holds) and assembled into the same IR.
 
 Standalone mode runs standalone mode's pipeline in memory (`standalone.translate`, as `kubelb
 translate` does): the manager's reconcilers over the loaded objects, addresses from the pool,
@@ -37,16 +40,18 @@ from kubelb.api import (
     meta,
     ports as api_ports,
     registry,
+    route as api_route,
     tenant as api_tenant,
 )
 from kubelb.app import logs, standalone
 from kubelb.infra import kubernetes as kubernetes_infra
 from kubelb.ir import proxy
-from kubelb.irbuild import loadbalancers as irbuild
+from kubelb.irbuild import loadbalancers as irbuild, routes as irroutes
 from kubelb.manager import effective, lbservice, ports
 from kubelb.placement import pool as address_pool
 
 DEFAULT_NAMESPACE = "tenant-a"
+DEFAULT_L7_ADDRESS = "198.51.100.7"
 
 
 @dataclass(frozen=True)
@@ -56,19 +61,25 @@ class Built:
     problems: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # manager mode: "namespace/name" -> status.service.ports as the LoadBalancer controller writes
     status_ports: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    # manager mode: Route name -> its outcome (served object's status, problems, refused)
+    routes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def build(case: Mapping[str, Any], scratch: Path) -> Built:
     objects = [_with_api_version(o) for o in case.get("objects") or ()]
     mode = case.get("mode", "manager")
     if mode == "manager":
-        return _manager(str(case.get("namespace", DEFAULT_NAMESPACE)), objects)
+        return _manager(
+            str(case.get("namespace", DEFAULT_NAMESPACE)),
+            objects,
+            str(case.get("l7Address", DEFAULT_L7_ADDRESS)),
+        )
     if mode == "standalone":
         return _standalone(objects, case.get("addressPool"), scratch)
     pytest.fail(f"unknown mode {mode!r} (manager or standalone)")
 
 
-def _manager(namespace: str, raw: list[dict[str, Any]]) -> Built:
+def _manager(namespace: str, raw: list[dict[str, Any]], l7_address: str) -> Built:
     parsed = [registry.parse(o) for o in raw]
     config = next(
         (
@@ -87,10 +98,13 @@ def _manager(namespace: str, raw: list[dict[str, Any]]) -> Built:
         ),
         None,
     )
-    if effective.resolve(config, tenant).load_balancer_disabled:
-        return Built(proxy.ProxyConfig(node_id=namespace))
+    lb_disabled = effective.resolve(config, tenant).load_balancer_disabled
     lbs = sorted(
-        (o for o in parsed if isinstance(o, api_lb.LoadBalancer) and _in(o, namespace)),
+        (
+            o
+            for o in parsed
+            if isinstance(o, api_lb.LoadBalancer) and _in(o, namespace) and not lb_disabled
+        ),
         key=lambda lb: lb.name,
     )
     addresses = {
@@ -115,9 +129,45 @@ def _manager(namespace: str, raw: list[dict[str, Any]]) -> Built:
         placement = kubernetes_infra.placement(with_status)
         if placement is not None:
             placed.append((lb, placement))
-    built = irbuild.build_proxy_config(namespace, placed, addresses)
+    pieces = [irbuild.build_load_balancer(lb, p, addresses) for lb, p in placed]
+    routes = sorted(
+        (o for o in parsed if isinstance(o, api_route.Route) and _in(o, namespace)),
+        key=lambda r: r.name,
+    )
+    outcomes: dict[str, dict[str, Any]] = {}
+    if routes:
+        built_routes = irroutes.build_tenant_routes(
+            namespace,
+            routes,
+            addresses,
+            address="0.0.0.0",
+            status_address=l7_address,
+            taken_ports={p.port for lb in lbs for p in lb.spec.ports},
+            settings=_route_settings(config, tenant),
+        )
+        pieces.append(built_routes.piece)
+        outcomes = {
+            name: {
+                "status": dict(o.served_status),
+                **({"problems": list(o.problems)} if o.problems else {}),
+                **({"refused": list(o.refused)} if o.refused else {}),
+            }
+            for name, o in built_routes.outcomes.items()
+        }
+    built = irbuild.assemble(namespace, pieces)
     problems = {key: found for key, found in built.problems.items() if found}
-    return Built(built.config, problems, status_ports)
+    return Built(built.config, problems, status_ports, outcomes)
+
+
+def _route_settings(
+    config: api_config.Config | None, tenant: api_tenant.Tenant | None
+) -> irroutes.RouteSettings:
+    specs = [o.spec for o in (config, tenant) if o is not None]
+    return irroutes.RouteSettings(
+        ingress_enabled=not any(s.ingress.disable for s in specs),
+        gateway_api_enabled=not any(s.gateway_api.disable for s in specs),
+        http=irroutes.http_options(effective.resolve(config, tenant).envoy),
+    )
 
 
 def _standalone(raw: list[dict[str, Any]], pool: str | None, scratch: Path) -> Built:

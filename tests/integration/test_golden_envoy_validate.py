@@ -5,7 +5,9 @@ Each case becomes a bootstrap with the listeners and clusters as static resource
 with `envoy --mode validate`, which runs Envoy's full config validation (proto constraints,
 extension factories, listener and cluster construction) without binding ports. EDS clusters
 cannot be static, so each becomes a STATIC cluster with its ClusterLoadAssignment inline: the
-same endpoints and options that EDS would deliver. Deprecated fields fail the test too, so the
+same endpoints and options that EDS would deliver. HTTP listeners take their RouteConfiguration
+by RDS, which a static bootstrap cannot serve, so each gets its route table inline (Envoy builds
+and checks an inline table as it would one from RDS). Deprecated fields fail the test too, so the
 translator stays off config that a future Envoy will reject.
 """
 
@@ -51,10 +53,26 @@ def static_bootstrap(outputs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]
             cluster |= {"type": "STATIC", "loadAssignment": assignments.pop(name)}
         clusters.append(cluster)
     assert not assignments, f"assignments without an EDS cluster: {sorted(assignments)}"
+    routes = {r["name"]: r for r in outputs.get("routes", [])}
+    listeners = [_inline_routes(li, routes) for li in outputs.get("listeners", [])]
+    assert not routes, f"route tables without a listener: {sorted(routes)}"
     return {
         "node": {"id": "golden", "cluster": "golden"},
-        "staticResources": {"listeners": outputs.get("listeners", []), "clusters": clusters},
+        "staticResources": {"listeners": listeners, "clusters": clusters},
     }
+
+
+def _inline_routes(listener: dict[str, Any], routes: dict[str, Any]) -> dict[str, Any]:
+    """`listener` with each RDS reference replaced by the table it names (popped from `routes`)."""
+    for chain in listener.get("filterChains", []):
+        for f in chain.get("filters", []):
+            hcm = f.get("typedConfig", {})
+            rds = hcm.pop("rds", None)
+            if rds is not None:
+                name = rds["routeConfigName"]
+                assert name in routes, f"listener {listener['name']}: no route table {name}"
+                hcm["routeConfig"] = routes.pop(name)
+    return listener
 
 
 @pytest.mark.parametrize(("suite", "case"), CASES)

@@ -9,7 +9,11 @@ the listener, its open connections drain on the old table, and a cluster removed
 change answers their requests with 503.
 
 Virtual hosts and their route order are the IR's (`proxy.VirtualHost`): Envoy takes the first
-route that matches, so the order the IR builder chose is the precedence.
+route that matches, so the order the IR builder chose is the precedence. A route's match is
+`routematch`'s; its action is a redirect (`redirect`), a fixed status (`direct_response`) or
+forwarding to one cluster or `weighted_clusters`, with the header edits, rewrites and mirrors of
+`filters`, the route timeout (the listener's when the route has none) and a per-attempt backend
+timeout.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import wrappers_pb2
 
 from kubelb.ir import proxy
-from kubelb.xds.translate import accesslog, cluster, common
+from kubelb.xds.translate import accesslog, cluster, common, filters, redirect, routematch
 
 HCM = "envoy.filters.network.http_connection_manager"
 ROUTER = "envoy.filters.http.router"
@@ -60,6 +64,9 @@ def build_route_configuration(li: proxy.Listener) -> route_pb2.RouteConfiguratio
         virtual_hosts=build_virtual_hosts(
             li.virtual_hosts, options, persistence=li.source_ip_persistence
         ),
+        # Clients send `Host: name:port` and virtual host domains carry no port. The Host keeps
+        # its port (upstreams and redirect Locations see it as sent).
+        ignore_port_in_host_matching=True,
     )
 
 
@@ -95,8 +102,6 @@ def build_connection_manager(
         use_remote_address=wrappers_pb2.BoolValue(value=True),
         xff_num_trusted_hops=options.xff_num_trusted_hops,
         generate_request_id=wrappers_pb2.BoolValue(value=True),
-        # Clients send `Host: name:port`; virtual host domains carry no port.
-        strip_any_host_port=True,
         access_log=[accesslog.build_stdout_access_log(accesslog.HTTP_FORMAT)],
     )
     if options.websocket:
@@ -118,7 +123,7 @@ def build_virtual_hosts(
         route_components_pb2.VirtualHost(
             name=vh.name,
             domains=list(vh.domains),
-            routes=[_route(r, options, persistence) for r in vh.routes],
+            routes=[out for r in vh.routes for out in _routes(r, options, persistence)],
         )
         for vh in sorted(virtual_hosts, key=lambda vh: vh.name)
     ]
@@ -159,19 +164,66 @@ def check_options(listener: str, options: proxy.HTTPOptions) -> None:
             raise common.TranslateError(f"{where}.{field}: must not be negative")
 
 
-def _route(
+def _routes(
     r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool
-) -> route_components_pb2.Route:
+) -> list[route_components_pb2.Route]:
+    """The Envoy routes of one IR route: one, or for some redirects two in a row (`redirect`)."""
+    out = route_components_pb2.Route(
+        name=r.name,
+        match=routematch.build_match(r.match),
+        request_headers_to_add=filters.headers_to_add(r.request_headers),
+        request_headers_to_remove=filters.headers_to_remove(r.request_headers),
+        response_headers_to_add=filters.headers_to_add(r.response_headers),
+        response_headers_to_remove=filters.headers_to_remove(r.response_headers),
+    )
+    if r.direct_status is not None:
+        out.direct_response.CopyFrom(
+            route_components_pb2.DirectResponseAction(status=r.direct_status)
+        )
+    elif r.redirect is None:
+        out.route.CopyFrom(_route_action(r, options, persistence))
+    else:
+        variants = []
+        for condition, action in redirect.build_redirects(r.redirect, r.match.path):
+            variant = route_components_pb2.Route()
+            variant.CopyFrom(out)
+            if condition is not None:
+                variant.match.headers.append(condition)
+            variant.redirect.CopyFrom(action)
+            variants.append(variant)
+        return variants
+    return [out]
+
+
+def _route_action(
+    r: proxy.HTTPRoute, options: proxy.HTTPOptions, persistence: bool
+) -> route_components_pb2.RouteAction:
     timeout = options.request_timeout_seconds if r.timeout_seconds is None else r.timeout_seconds
     action = route_components_pb2.RouteAction(timeout=common.duration(timeout))
     if len(r.backends) == 1:
         action.cluster = r.backends[0].cluster
     else:
+        # Weight 0 beside positive ones is valid: that backend takes no request.
         action.weighted_clusters.clusters.extend(
             route_components_pb2.WeightedCluster.ClusterWeight(
                 name=b.cluster, weight=wrappers_pb2.UInt32Value(value=b.weight)
             )
             for b in r.backends
+        )
+    if r.rewrite is not None:
+        if r.rewrite.hostname:
+            action.host_rewrite_literal = r.rewrite.hostname
+        if r.rewrite.path is not None:
+            filters.rewrite_path(action, r.rewrite.path, r.match.path)
+    action.request_mirror_policies.extend(filters.request_mirror_policies(r.mirrors))
+    if r.backend_timeout_seconds is not None:
+        # Gateway API's backendRequest timeout: one attempt at a backend. Envoy bounds an
+        # attempt only inside a retry policy; with no retries it bounds the single attempt.
+        action.retry_policy.CopyFrom(
+            route_components_pb2.RetryPolicy(
+                num_retries=wrappers_pb2.UInt32Value(value=0),
+                per_try_timeout=common.duration(r.backend_timeout_seconds),
+            )
         )
     if persistence:
         # The cluster runs Maglev; without a hash policy it would pick a random host.
@@ -182,13 +234,7 @@ def _route(
                 )
             )
         )
-    return route_components_pb2.Route(name=r.name, match=_match(r.match), route=action)
-
-
-def _match(m: proxy.RouteMatch) -> route_components_pb2.RouteMatch:
-    if m.path.kind is not proxy.PathMatchKind.PREFIX or m.headers or m.query_params or m.method:
-        raise common.TranslateError(f"route match {m} is not supported yet")
-    return route_components_pb2.RouteMatch(prefix=m.path.value)
+    return action
 
 
 def check_hostnames(li: proxy.Listener) -> None:

@@ -2,7 +2,9 @@
 placed (format in tests/golden/apiobjects.py). Outputs: `out/<case>.ir.yaml`, the node's IR in
 kubelb.ir.codec form; `out/<case>.problems.yaml`, why parts are not served (only when something
 is not); in manager mode `out/<case>.status.yaml`, each LoadBalancer's `status.service.ports`,
-which records both its listener ports and the endpoint port each is paired with."""
+which records both its listener ports and the endpoint port each is paired with, and
+`out/<case>.routes.yaml`, each Route's outcome: the status of the object it embeds (what the
+agent copies onto the tenant's Ingress, Gateway or route), its problems and refused endpoints."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ def render_case(built: apiobjects.Built) -> dict[str, str]:
         "status": dump({k: list(v) for k, v in built.status_ports.items()})
         if built.status_ports
         else "",
+        "routes": dump({k: dict(v) for k, v in built.routes.items()}) if built.routes else "",
     }
 
 

@@ -81,6 +81,15 @@ async def grant_tenant_role(mgmt: client.Client, namespace: str, account: str) -
 async def tenant_setup(
     management: cluster.Cluster, mgmt: client.Client, tmp_path: Path
 ) -> AsyncIterator[TenantSetup]:
+    async with provision_tenant(management, mgmt, tmp_path) as setup:
+        yield setup
+
+
+@contextlib.asynccontextmanager
+async def provision_tenant(
+    management: cluster.Cluster, mgmt: client.Client, tmp_path: Path
+) -> AsyncIterator[TenantSetup]:
+    """A tenant namespace with the tenant's role and kubeconfig, removed afterwards."""
     token = secrets.token_hex(3)
     tenant = common.Tenant.from_cluster_name(f"agent-{token}")
     managed = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
@@ -89,7 +98,7 @@ async def tenant_setup(
     try:
         await grant_tenant_role(mgmt, tenant.namespace, ACCOUNT)
         path = await management.service_account_kubeconfig(
-            tenant.namespace, ACCOUNT, tmp_path / "kubelb.kubeconfig"
+            tenant.namespace, ACCOUNT, tmp_path / f"kubelb-{token}.kubeconfig"
         )
         cleanup = asyncio.create_task(_manager_cleanup(mgmt, tenant.namespace))
         try:
@@ -127,18 +136,32 @@ async def _manager_cleanup(mgmt: client.Client, namespace: str) -> None:
         await asyncio.sleep(0.1)
 
 
+# Kinds an agent puts its finalizer on (the Gateway API ones only where their CRDs are served).
+_FINALIZED = (resources.SERVICES, resources.INGRESSES, resources.GATEWAYS,
+              resources.HTTP_ROUTES, resources.GRPC_ROUTES)  # fmt: skip
+
+
+async def release_finalizers(tkube: client.Client, namespace: str) -> None:
+    """Remove the finalizers an agent left, so the namespace can go."""
+    for resource in _FINALIZED:
+        try:
+            listed = await tkube.list(resource, namespace=namespace)
+        except errors.NotFoundError:  # kind not served
+            continue
+        for obj in listed.items:
+            if objects.finalizers(obj):
+                with contextlib.suppress(errors.NotFoundError):
+                    await tkube.patch(resource, objects.name(obj),
+                                      {"metadata": {"finalizers": None}},
+                                      namespace=namespace)  # fmt: skip
+
+
 @pytest.fixture
 async def services_ns(tenant_namespace: str, tkube: client.Client) -> AsyncIterator[str]:
-    """The test's Services live here; afterwards finalizers an agent left are removed so the
-    namespace can go."""
+    """The test's Services (and L7 sources) live here; afterwards finalizers an agent left are
+    removed so the namespace can go."""
     yield tenant_namespace
-    listed = await tkube.list(resources.SERVICES, namespace=tenant_namespace)
-    for svc in listed.items:
-        if objects.finalizers(svc):
-            with contextlib.suppress(errors.NotFoundError):
-                await tkube.patch(resources.SERVICES, objects.name(svc),
-                                  {"metadata": {"finalizers": None}},
-                                  namespace=tenant_namespace)  # fmt: skip
+    await release_finalizers(tkube, tenant_namespace)
 
 
 AgentFactory = Callable[..., AbstractAsyncContextManager[agent_app.Agent]]
@@ -161,7 +184,12 @@ def agent(tenant: cluster.Cluster, tenant_setup: TenantSetup, services_ns: str) 
     )
 
     @contextlib.asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[agent_app.Agent]:
+    async def start(
+        setup: TenantSetup | None = None, **overrides: Any
+    ) -> AsyncIterator[agent_app.Agent]:
+        if setup is not None:  # another tenant than `tenant_setup`
+            overrides = {"tenant": setup.tenant, "kubelb_kubeconfig": setup.kubeconfig,
+                         **overrides}  # fmt: skip
         running = await agent_app.Agent.open(replace(base, **overrides))
         task = asyncio.create_task(running.run(), name="agent-under-test")
         try:

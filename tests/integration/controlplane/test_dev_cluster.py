@@ -9,12 +9,13 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client, config
 
 from tests import kube_fixtures
-from tests.support import processes
+from tests.support import gateway_objects, processes
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,26 @@ def _children(pid: int) -> list[int]:
 
 def _command(pid: int) -> str:
     return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+async def _create_gateway_and_route(api: client.ApiClient) -> dict[str, Any]:
+    """The dev cluster serves the Gateway API: create a Gateway and an HTTPRoute attached to it."""
+    objects = client.CustomObjectsApi(api)
+    created: dict[str, Any] = await objects.create_namespaced_custom_object(
+        gateway_objects.GROUP,
+        gateway_objects.VERSION,
+        "default",
+        "gateways",
+        gateway_objects.gateway("kubelb"),
+    )
+    await objects.create_namespaced_custom_object(
+        gateway_objects.GROUP,
+        gateway_objects.VERSION,
+        "default",
+        "httproutes",
+        gateway_objects.http_route("web", "kubelb"),
+    )
+    return created
 
 
 def _data_dir(pid: int) -> Path:
@@ -78,7 +99,9 @@ async def test_dev_cluster_serves_until_signalled(tmp_path, stop_signal):
             await config.load_kube_config(config_file=str(path), client_configuration=settings)
             async with client.ApiClient(settings) as api:
                 namespaces = await client.CoreV1Api(api).list_namespace()
+                gateway = await _create_gateway_and_route(api)
             assert "kube-system" in {ns.metadata.name for ns in namespaces.items}
+            assert gateway["metadata"]["uid"]
 
         proc.send_signal(stop_signal)
         async with asyncio.timeout(DEADLINE_SECONDS):

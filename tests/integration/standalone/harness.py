@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubelb.dataplane import control
 from kubelb.envoy import supervisor
 
 DEADLINE = 60.0
@@ -83,6 +85,8 @@ class Standalone:
     xds_port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
     extra_args: tuple[str, ...] = ()
+    # RLIMIT_NOFILE (soft and hard) for kubelb, and so for its Envoy; None: inherited.
+    fd_limit: int | None = None
 
     async def start(self) -> None:
         await self.spawn()
@@ -114,9 +118,12 @@ class Standalone:
             *self.extra_args,
         ]
         log = self.log_path.open("ab")
+        limit = self.fd_limit
         self.process = await asyncio.create_subprocess_exec(
-            *args, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
+            *args, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=None if limit is None else lambda: resource.setrlimit(
+                resource.RLIMIT_NOFILE, (limit, limit)),
+        )  # fmt: skip
         log.close()
 
     async def stop(self) -> int:
@@ -131,7 +138,9 @@ class Standalone:
         except TimeoutError:
             self.process.kill()
             code = await self.process.wait()
-            supervisor.reap(self.state_dir)  # its Envoy outlives a killed kubelb
+            # Its data plane (Envoy, or the Python one) outlives a killed kubelb.
+            supervisor.reap(self.state_dir)
+            control.reap(self.state_dir)
             return code
 
     def logs(self) -> str:
