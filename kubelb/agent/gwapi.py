@@ -39,14 +39,23 @@ HTTP_FILTERS = frozenset({"RequestHeaderModifier", "ResponseHeaderModifier", "Re
 GRPC_FILTERS = frozenset({"RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror"})
 
 
-def rewritten(conditions: Any, generation: int | None) -> list[dict[str, Any]]:
-    """Conditions with observedGeneration set to `generation` (the tenant object's)."""
+def rewritten(conditions: Any, generation: int | None, previous: Any = ()) -> list[dict[str, Any]]:
+    """Conditions with observedGeneration set to `generation` (the tenant object's) and a
+    lastTransitionTime, which Gateway API requires and the manager leaves out: the served one,
+    else `previous`'s (the tenant's current conditions) while the status stays, else now."""
+    before = {c.get("type"): c for c in previous or () if isinstance(c, MappingABC)}
     out = []
     for condition in conditions or ():
         if isinstance(condition, MappingABC):
             item = dict(condition)
             if generation is not None:
                 item["observedGeneration"] = generation
+            if not item.get("lastTransitionTime"):
+                old = before.get(item.get("type"))
+                same = old is not None and old.get("status") == item.get("status")
+                item["lastTransitionTime"] = (
+                    old.get("lastTransitionTime") if same and old else None
+                ) or meta.rfc3339()
             out.append(item)
     return out
 
@@ -104,9 +113,19 @@ class GatewayKind:
             out = dict(status)
             if "addresses" in served:
                 out["addresses"] = served["addresses"]
-            out["conditions"] = rewritten(served.get("conditions"), generation)
+            out["conditions"] = rewritten(
+                served.get("conditions"), generation, status.get("conditions")
+            )
+            listeners_before = {
+                item.get("name"): item.get("conditions")
+                for item in status.get("listeners") or ()
+                if isinstance(item, MappingABC)
+            }
             out["listeners"] = [
-                {**listener, "conditions": rewritten(listener.get("conditions"), generation)}
+                {**listener, "conditions": rewritten(
+                    listener.get("conditions"), generation,
+                    listeners_before.get(listener.get("name")),
+                )}
                 for listener in served.get("listeners") or () if isinstance(listener, MappingABC)
             ]  # fmt: skip
             return out
@@ -172,7 +191,11 @@ class RouteKind:
             for ref in ours:
                 match = _find_parent(served_parents, ref)
                 previous = _find_parent(current, ref)
-                conditions = rewritten(match.get("conditions") if match else (), generation)
+                conditions = rewritten(
+                    match.get("conditions") if match else (),
+                    generation,
+                    previous.get("conditions") if previous else (),
+                )
                 for type_ in (ACCEPTED, RESOLVED_REFS):
                     found = [p for p in problems if p.condition == type_]
                     if found:

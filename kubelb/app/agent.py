@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kubelb.agent import (
     common,
+    gatewaycrds,
     gwapi,
     ingresses,
     nodes,
@@ -33,6 +34,7 @@ from kubelb.agent import (
     services,
     tokens,
 )
+from kubelb.api import gatewayapi
 from kubelb.app import logs, runner
 from kubelb.kube import (
     client,
@@ -76,6 +78,8 @@ class Settings:
     disable_gateway_controller: bool = False
     disable_httproute_controller: bool = False
     disable_grpcroute_controller: bool = False
+    install_gateway_api_crds: bool = False
+    gateway_api_crds_channel: gatewayapi.Channel = gatewayapi.DEFAULT_CHANNEL
     # Not flags: narrow what the agent watches (tests share one tenant cluster), and timings.
     service_namespace: str | None = None
     node_label_selector: str | None = None
@@ -206,9 +210,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace of the Lease in the tenant cluster (default: the pod's "
         "namespace, else kube-system)",
     )
+    _bool_flag(
+        parser,
+        "--install-gateway-api-crds",
+        False,
+        f"install the Gateway API CRDs shipped with kubelb ({_gateway_api_version()}) in the "
+        "tenant cluster before the controllers start, and keep them as shipped (edits and "
+        "deletions are undone). Needs create, get, list, patch and watch on "
+        "customresourcedefinitions",
+    )
+    parser.add_argument(
+        "--gateway-api-crds-channel",
+        choices=gatewayapi.CHANNELS,
+        default=gatewayapi.DEFAULT_CHANNEL,
+        help="which Gateway API CRDs --install-gateway-api-crds installs: standard, or "
+        "experimental (adds TCPRoute, UDPRoute, XBackendTrafficPolicy, XMesh and "
+        "experimental fields) (default: %(default)s)",
+    )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+
+
+def _gateway_api_version() -> str:
+    try:
+        return gatewayapi.version()
+    except gatewayapi.GatewayAPIDataError:
+        return "missing from this installation"
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -254,6 +282,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         disable_gateway_controller=args.disable_gateway_controller,
         disable_httproute_controller=args.disable_httproute_controller,
         disable_grpcroute_controller=args.disable_grpcroute_controller,
+        install_gateway_api_crds=args.install_gateway_api_crds,
+        gateway_api_crds_channel=args.gateway_api_crds_channel,
     )
 
 
@@ -272,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     try:
         return logs.run_loop(serve(settings))
-    except (kubeconfig.ConfigError, server.BindError) as exc:
+    except (kubeconfig.ConfigError, server.BindError, gatewaycrds.GatewayCRDError) as exc:
         logger.error("%s", exc)
         return 1
 
@@ -356,6 +386,16 @@ class Agent:
             )
             self.route_informer.add_indexer(routes.ORIGIN_INDEX, routemapping.origin_index)
             self._add_source_controllers(kinds, self.route_informer, service_informer)
+        self.gateway_crds = (
+            gatewaycrds.GatewayCRDs(
+                self.tenant_client,
+                self.tenant_informers,
+                settings.gateway_api_crds_channel,
+                resync_period=settings.resync_period,
+            )
+            if settings.install_gateway_api_crds
+            else None
+        )
         self.elector = (
             leader.LeaderElector(
                 self.tenant_client,
@@ -447,6 +487,13 @@ class Agent:
         try:
             await management_source.api()
             agent = cls(settings, tenant_source, management_source)
+            if agent.gateway_crds is not None:  # before any controller watches Gateway API kinds
+                await agent.gateway_crds.install()
+            await gatewaycrds.require_served(
+                agent.tenant_client,
+                [kind.resource for kind in source_kinds(settings)],
+                wait_seconds=10.0 if agent.gateway_crds is not None else 0.0,
+            )
             if agent.renewer is not None:
                 await agent.renewer.start()
         except BaseException:
@@ -493,6 +540,8 @@ class Agent:
             group.create_task(self.service_controller.run(), name="service-controller")
             for name, source_controller in self.source_controllers.items():
                 group.create_task(source_controller.run(), name=f"{name}-controller")
+            if self.gateway_crds is not None:
+                group.create_task(self.gateway_crds.run(), name="gateway-crds")
             # Controller.run() starts a fresh queue when restarted (after a lost lease) before
             # its first await; these keys go into that queue.
             await asyncio.sleep(0)

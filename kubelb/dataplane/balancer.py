@@ -12,7 +12,9 @@ added or removed; hashes are stable across processes so every worker agrees.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import logging
 import zlib
 from collections.abc import Sequence
@@ -116,3 +118,44 @@ class Picker(Generic[T]):
             if target is not exclude:
                 return target
         return None
+
+
+class Weighted(Generic[T]):
+    """A route's backends: one picker per backend cluster, chosen by weight, then the picker
+    chooses the endpoint within it. Smooth weighted round robin (nginx's), so every window of
+    `sum(weights)` requests follows the weights exactly; with `persistent`, a hash of the client
+    IP chooses the backend, so a client stays on one backend as on one endpoint. Weight 0 is
+    never chosen."""
+
+    __slots__ = ("_current", "_edges", "_total", "persistent", "pickers", "weights")
+
+    def __init__(self, backends: Sequence[tuple[Picker[T], int]], *, persistent: bool) -> None:
+        chosen = [(p, w) for p, w in backends if w > 0]
+        self.pickers = tuple(p for p, _ in chosen)
+        self.weights = tuple(w for _, w in chosen)
+        self.persistent = persistent
+        self._total = sum(self.weights)
+        self._current = [0] * len(chosen)
+        # Cumulative weights: the backend of a hash slot is the first edge above it.
+        self._edges = list(itertools.accumulate(self.weights))
+
+    def pick(self, client_ip: str = "") -> T | None:
+        pickers = self.pickers
+        if len(pickers) == 1:
+            return pickers[0].pick(client_ip)
+        if not pickers:
+            return None
+        return self.backend(client_ip).pick(client_ip)
+
+    def backend(self, client_ip: str = "") -> Picker[T]:
+        if self.persistent and client_ip:
+            slot = stable_hash("backend:" + client_ip) % self._total
+            return self.pickers[bisect.bisect_right(self._edges, slot)]
+        current = self._current
+        best = 0
+        for i, w in enumerate(self.weights):
+            current[i] += w
+            if current[i] > current[best]:
+                best = i
+        current[best] -= self._total
+        return self.pickers[best]

@@ -15,7 +15,14 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kubelb.dataplane import balancer, flow_control, http_upstream, routing, upstreams
+from kubelb.dataplane import (
+    balancer,
+    flow_control,
+    http_filters,
+    http_upstream,
+    routing,
+    upstreams,
+)
 from kubelb.ir import proxy
 
 logger = logging.getLogger(__name__)
@@ -80,9 +87,66 @@ class Tracker:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
-    route: proxy.HTTPRoute
+class Mirror:
     picker: balancer.Picker[upstreams.Target]
+    percent: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """An IR route with what serving it needs, built once per listener version."""
+
+    route: proxy.HTTPRoute
+    backends: balancer.Weighted[upstreams.Target]
+    request_edits: http_filters.HeaderEdits | None = None
+    response_edits: http_filters.HeaderEdits | None = None
+    mirrors: tuple[Mirror, ...] = ()
+    # The whole request (0: none): the route's own, else the listener's.
+    timeout: float = 0.0
+    # One attempt at a backend (0: none).
+    backend_timeout: float = 0.0
+    # Nothing to change in the request: it goes upstream as the client sent it.
+    plain: bool = True
+    # An endpoint of a backend chosen by weight (None when it has none available): the only
+    # backend's picker itself when there is one, a call saved on every request.
+    pick: Callable[[str], upstreams.Target | None]
+
+    @property
+    def prefix(self) -> str:
+        """The PathPrefix the route matched ("/" for other matches), for ReplacePrefixMatch."""
+        path = self.route.match.path
+        return path.value if path.kind is proxy.PathMatchKind.PREFIX else "/"
+
+
+def route_of(
+    r: proxy.HTTPRoute,
+    states: Mapping[str, upstreams.ClusterState],
+    *,
+    persistent: bool,
+    http: proxy.HTTPOptions,
+) -> Route:
+    backends = balancer.Weighted(
+        [(balancer.Picker([states[b.cluster]], persistent=persistent), b.weight)
+         for b in r.backends],
+        persistent=persistent,
+    )  # fmt: skip
+    mirrors = tuple(
+        Mirror(picker=balancer.Picker([states[m.cluster]], persistent=False), percent=m.percent)
+        for m in r.mirrors
+        if m.percent > 0
+    )
+    request_edits = http_filters.HeaderEdits(r.request_headers) if r.request_headers else None
+    return Route(
+        route=r,
+        backends=backends,
+        request_edits=request_edits,
+        response_edits=http_filters.HeaderEdits(r.response_headers) if r.response_headers else None,
+        mirrors=mirrors,
+        timeout=http.request_timeout_seconds if r.timeout_seconds is None else r.timeout_seconds,
+        backend_timeout=r.backend_timeout_seconds or 0.0,
+        plain=request_edits is None and r.rewrite is None and not mirrors,
+        pick=backends.pickers[0].pick if len(backends.pickers) == 1 else backends.pick,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,9 +168,13 @@ class ListenerContext:
     def name(self) -> str:
         return self.listener.name
 
-    def route(self, host: str, path: str) -> Route | None:
-        """The route of `host`'s virtual host whose path prefix accepts the request."""
-        return self.routes.match(host, path) if self.routes is not None else None
+    def route(
+        self, host: str, target: str, method: bytes = b"GET", headers: routing.Headers = ()
+    ) -> Route | None:
+        """The first route of `host`'s virtual host whose match holds for the request."""
+        if self.routes is None:
+            return None
+        return self.routes.match(host, target, method, headers)
 
 
 class Handle:
@@ -159,16 +227,10 @@ def build(
 ) -> ListenerContext:
     """A context for `listener` whose clusters are all present in `states`."""
     if listener.protocol is proxy.Protocol.HTTP:
+        http = listener.http or proxy.HTTPOptions()
         routes = routing.RouteTable(
             listener.virtual_hosts,
-            lambda r: Route(
-                route=r,
-                picker=balancer.Picker(
-                    # Weighted backends are not served yet: the first takes every request.
-                    [states[b.cluster] for b in r.backends[:1]],
-                    persistent=listener.source_ip_persistence,
-                ),
-            ),
+            lambda r: route_of(r, states, persistent=listener.source_ip_persistence, http=http),
         )
         return ListenerContext(
             listener=listener,
@@ -177,7 +239,7 @@ def build(
             buffer=buffer,
             clock=clock,
             routes=routes,
-            http=listener.http or proxy.HTTPOptions(),
+            http=http,
             pool=pool,
         )
     cluster_states = [states[name] for name in listener.clusters]

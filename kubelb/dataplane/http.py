@@ -10,6 +10,7 @@ directions and never buffered whole, WebSocket upgrades tunnelled, and the proxy
 504; we keep the distinction because it tells an operator where to look (all differences from
 Envoy: docs/dataplane-differences.md). Routes are chosen as Envoy chooses them (`routing`).
 Pipelined requests are parsed ahead (at most `_MAX_QUEUED`) and answered in order.
+A connection opening with the HTTP/2 preface (h2c, as gRPC clients speak) is handed to `http2`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import random
 import typing
 
 import httptools
@@ -24,7 +26,9 @@ import httptools
 from kubelb.dataplane import (
     context,
     flow_control,
+    http_filters,
     http_messages,
+    http_mirror,
     http_upstream,
     proxyproto,
     upstreams,
@@ -34,6 +38,9 @@ from kubelb.util import logsafe
 logger = logging.getLogger(__name__)
 
 _MAX_QUEUED = 8
+
+# The HTTP/2 connection preface starts with this (RFC 9113 3.4): no HTTP/1 method does.
+_H2_PREFACE_START = b"PRI "
 
 
 class _Reject(Exception):
@@ -51,12 +58,18 @@ class Exchange:
         "head",
         "headers",
         "keep_alive",
+        "local",
         "method",
+        "mirror_body",
+        "mirror_size",
+        "mirrors",
         "pending",
         "retried",
+        "route",
         "start",
         "started",
         "target",
+        "try_start",
         "upgrade",
         "url",
         "version",
@@ -80,6 +93,14 @@ class Exchange:
         self.started = False
         self.retried = False
         self.target: upstreams.Target | None = None
+        self.route: context.Route | None = None
+        # A local answer (status, headers) waiting for the rest of the request.
+        self.local: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        self.try_start = 0.0
+        # Mirroring: the head for the mirrors, their targets, and the body copied so far.
+        self.mirrors: list[tuple[bytes, upstreams.Target]] | None = None
+        self.mirror_body: list[bytes] | None = None
+        self.mirror_size = 0
 
 
 class HTTPDownstream(asyncio.BufferedProtocol):
@@ -89,6 +110,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         "_admitted",
         "_closed",
         "_connector",
+        "_fresh",
         "_head_bytes",
         "_head_count",
         "_head_size",
@@ -137,6 +159,8 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         self._paused = False
         self._closed = False
         self._admitted = False
+        # No byte read yet: the first ones may be the HTTP/2 preface.
+        self._fresh = True
         self._connector: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -205,6 +229,11 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ctx = self.handle.ctx
         self.last = ctx.clock()
         view = self.buffer.view[:nbytes]
+        if self._fresh:
+            self._fresh = False
+            if view[:4] == _H2_PREFACE_START:
+                self._to_http2(bytes(view))
+                return
         if self._upgrading is not None:
             self._send_raw(view, self._upgrading)
             return
@@ -220,6 +249,25 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         if self._in_head and self._head_bytes > ctx.http.max_request_headers_kb * 1024:
             self._local_error(431, "request headers exceed the limit")
+
+    def _to_http2(self, data: bytes) -> None:
+        """Hand the connection (and its admission) to the HTTP/2 protocol."""
+        # Imported on first use: most data planes never see HTTP/2 and h2 costs ~1 MiB.
+        from kubelb.dataplane import http2
+
+        transport = self.transport
+        assert transport is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed = True
+        self._admitted = False
+        down = http2.H2Downstream(self.handle, self.client, transport)
+        down.draining = self.draining
+        self.handle.add(down)
+        self.handle.discard(self)
+        transport.set_protocol(down)
+        down.start(data)
 
     def on_message_begin(self) -> None:
         ex = Exchange(self.last)
@@ -266,15 +314,6 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ex.chunked = any(
             n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in ex.headers
         )
-        ex.head = http_messages.request_head(
-            method=ex.method,
-            target=ex.url,
-            version=ex.version,
-            headers=ex.headers,
-            client_ip=self.client,
-            chunked=ex.chunked,
-            upgrade=upgrade,
-        )
         if self.active is None:
             self._activate(ex)
         else:
@@ -299,6 +338,15 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if ex.chunked:
             self._send_body(ex, http_messages.LAST_CHUNK)
         ex.complete = True
+        if ex is self.active and (ex.mirror_body is not None or ex.local is not None):
+            self._request_complete(ex)
+
+    def _request_complete(self, ex: Exchange) -> None:
+        """The active exchange's request has been read whole."""
+        if ex.mirror_body is not None:
+            self._send_mirrors(ex, b"".join(ex.mirror_body))
+        if ex.local is not None:
+            self._finish_local(ex)
 
     def _upgrade_tail(self, tail: bytes) -> None:
         ex = self._upgrading
@@ -309,14 +357,14 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ex.complete = True
         if tail:
             self._send_body(ex, tail)
+        if ex is self.active and ex.local is not None:
+            self._finish_local(ex)
 
     # Sending requests
 
     def _activate(self, ex: Exchange) -> None:
         ctx = self.handle.ctx
         self.active = ex
-        if ctx.http.request_timeout_seconds > 0:
-            self._arm()
         if ex.method == b"CONNECT" or (ex.upgrade is not None and not ctx.http.websocket):
             self._local_error(403, "protocol upgrade is not allowed on this listener")
             return
@@ -327,18 +375,145 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             return
         host = http_messages.host_of(ex.headers)
         path = ex.url.decode("latin-1")
-        route = ctx.route(host, path)
+        route = ctx.route(host, path, ex.method, ex.headers)
         if route is None:
             self._local_error(404, f"no route for host {host!r} and path {path!r}")
             return
-        target = route.picker.pick(self.client)
-        if target is None:
-            self._local_error(503, f"no healthy endpoint for route {route.route.name!r}")
+        ex.route = route
+        r = route.route
+        if r.redirect is not None:
+            location = http_filters.redirect_location(
+                r.redirect,
+                scheme="http",
+                host_header=http_messages.header(ex.headers, b"host").decode("latin-1"),
+                target=path,
+                prefix=route.prefix,
+            )
+            self._answer_locally(ex, r.redirect.status_code, [(b"location", location.encode())])
             return
+        if r.direct_status is not None:
+            self._answer_locally(ex, r.direct_status, [])
+            return
+        target = route.pick(self.client)
+        if target is None:
+            self._local_error(503, f"no healthy endpoint for route {r.name!r}")
+            return
+        ex.head = (
+            http_messages.request_head(
+                method=ex.method,
+                target=ex.url,
+                version=ex.version,
+                headers=ex.headers,
+                client_ip=self.client,
+                chunked=ex.chunked,
+                upgrade=ex.upgrade,
+            )
+            if route.plain
+            else self._request_head(ex, route, path)
+        )
+        if route.mirrors and ex.upgrade is None:
+            self._prepare_mirrors(ex, route)
         self._connect(ex, target)
+        if (route.timeout > 0 or route.backend_timeout > 0) and not self._closed:
+            # After the connect: the attempt's deadline counts from it.
+            self._arm()
+
+    def _request_head(self, ex: Exchange, route: context.Route, path: str) -> bytes:
+        """The upstream request head with the route's request edits and rewrite."""
+        headers: list[tuple[bytes, bytes]] = ex.headers
+        url = ex.url
+        if route.request_edits is not None:
+            headers = route.request_edits.apply(headers)
+        rewrite = route.route.rewrite
+        if rewrite is not None:
+            if rewrite.hostname is not None:
+                headers = http_messages.with_host(headers, rewrite.hostname.encode())
+            if rewrite.path is not None:
+                url = http_filters.rewrite_target(path, route.prefix, rewrite.path).encode(
+                    "latin-1"
+                )
+        return http_messages.request_head(
+            method=ex.method,
+            target=url,
+            version=ex.version,
+            headers=headers,
+            client_ip=self.client,
+            chunked=ex.chunked,
+            upgrade=ex.upgrade,
+        )
+
+    # Local answers and mirrors
+
+    def _answer_locally(
+        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Answer `ex` without an upstream once its request has been read (its body dropped),
+        keeping the connection open as after an upstream answer."""
+        ex.local = (status, headers)
+        ex.pending.clear()
+        if ex.complete:
+            self._finish_local(ex)
+
+    def _finish_local(self, ex: Exchange) -> None:
+        assert ex.local is not None
+        status, headers = ex.local
+        ex.local = None
+        close = not ex.keep_alive or ex.upgrade is not None or self.draining
+        route = ex.route
+        if route is not None and route.response_edits is not None:
+            headers = route.response_edits.apply(headers)
+        if self.transport is not None and not self._closed:
+            self.transport.write(http_messages.response_head(status, headers, close=close))
+        self.active = None
+        if close:
+            self._close()
+            return
+        if self.queue:
+            self._activate(self.queue.popleft())
+        elif self._paused:
+            self.resume_reading()
+
+    def _prepare_mirrors(self, ex: Exchange, route: context.Route) -> None:
+        head = b""
+        for mirror in route.mirrors:
+            if mirror.percent < 100 and random.random() * 100 >= mirror.percent:
+                continue
+            target = mirror.picker.pick()
+            if target is None:
+                continue
+            if not head:
+                head = _mirror_head(ex.head)
+            if ex.mirrors is None:
+                ex.mirrors = []
+            ex.mirrors.append((head, target))
+        if not ex.mirrors:
+            return
+        if ex.complete:
+            self._send_mirrors(ex, b"".join(ex.pending))
+            return
+        ex.mirror_body = list(ex.pending)
+        ex.mirror_size = sum(map(len, ex.pending))
+
+    def _send_mirrors(self, ex: Exchange, body: bytes) -> None:
+        ex.mirror_body = None
+        tracker = self.handle.ctx.tracker
+        for head, target in ex.mirrors or ():
+            _ = tracker.spawn(
+                http_mirror.send(
+                    target.host,
+                    target.port,
+                    head + body,
+                    connect_timeout=target.owner.cluster.connect_timeout_seconds,
+                ),
+                name="http-mirror",
+            )
+        ex.mirrors = None
 
     def _connect(self, ex: Exchange, target: upstreams.Target) -> None:
         ex.target = target
+        route = ex.route
+        if route is not None and route.backend_timeout > 0:
+            ex.try_start = self.handle.ctx.clock()
         target.active += 1
         target.total += 1
         cluster = target.owner.cluster
@@ -390,6 +565,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self,
             head_only=ex.method == b"HEAD",
             max_head=ctx.http.max_response_headers_kb * 1024,
+            edits=ex.route.response_edits if ex.route is not None else None,
         )
         out = conn.transport
         target = ex.target
@@ -409,6 +585,15 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             out.write(ex.head)
 
     def _send_body(self, ex: Exchange, data: bytes) -> None:
+        if ex.mirror_body is not None:
+            ex.mirror_size += len(data)
+            if ex.mirror_size > http_mirror.MAX_MIRROR_BODY:
+                ex.mirror_body = None
+                ex.mirrors = None
+            else:
+                ex.mirror_body.append(data)
+        if ex.local is not None:
+            return
         if ex is self.active and self.up is not None and self.up.transport is not None:
             self.up.transport.write(data)
             return
@@ -537,7 +722,10 @@ class HTTPDownstream(asyncio.BufferedProtocol):
     def _local_error(self, status: int, detail: str) -> None:
         ex = self.active
         if self.transport is not None and not self._closed and (ex is None or not ex.started):
-            self.transport.write(http_messages.local_response(status, detail))
+            answer = http_messages.local_response(status, detail)
+            if ex is not None and ex.route is not None and ex.route.response_edits is not None:
+                answer = http_filters.edit_response(answer, ex.route.response_edits)
+            self.transport.write(answer)
         self._close(abort_upstream=True)
 
     def _end_target(self, ex: Exchange | None = None) -> None:
@@ -569,8 +757,12 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         ex = self.active
         if ex is not None:
             deadline = self.last + ctx.http.stream_idle_timeout_seconds
-            if ctx.http.request_timeout_seconds > 0 and not ex.started:
-                deadline = min(deadline, ex.start + ctx.http.request_timeout_seconds)
+            route = ex.route
+            if route is not None and not ex.started:
+                if route.timeout > 0:
+                    deadline = min(deadline, ex.start + route.timeout)
+                if route.backend_timeout > 0 and ex.target is not None:
+                    deadline = min(deadline, ex.try_start + route.backend_timeout)
             return deadline
         if self._in_head and self._head_bytes:
             return self._head_start + ctx.options.request_headers_timeout_seconds
@@ -592,3 +784,9 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._local_error(408, "request headers were not received in time")
         else:
             self._close()
+
+
+def _mirror_head(head: bytes) -> bytes:
+    """The upstream request head as a mirror gets it (the request's Host kept, as the Envoy
+    translation keeps it), closed after the answer."""
+    return head[:-2] + b"connection: close\r\n\r\n"

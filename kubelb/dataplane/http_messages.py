@@ -9,6 +9,7 @@ the client address appended and X-Forwarded-Proto is set when absent (Envoy with
 
 from __future__ import annotations
 
+import http
 import logging
 from collections.abc import Sequence
 
@@ -50,6 +51,40 @@ def local_response(status: int, detail: str, *, close: bool = True) -> bytes:
     if close:
         head += "connection: close\r\n"
     return head.encode() + b"\r\n" + body
+
+
+def response_head(status: int, headers: Sequence[tuple[bytes, bytes]], *, close: bool) -> bytes:
+    """A body-less answer of the proxy's own on behalf of a route (redirect, fixed status)."""
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason(status).encode())]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"content-length: 0\r\n")
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return REASONS.get(status, "Unknown")
+
+
+def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes:
+    """The first value of header `name` (lower-case), b"" when absent."""
+    for n, value in headers:
+        if len(n) == len(name) and n.lower() == name:
+            return value.strip()
+    return b""
+
+
+def with_host(headers: Sequence[tuple[bytes, bytes]], host: bytes) -> list[tuple[bytes, bytes]]:
+    """`headers` with the Host header replaced (or added) in place."""
+    out = [(n, v) for n, v in headers if n.lower() != b"host"]
+    out.insert(0, (b"host", host))
+    return out
 
 
 def host_of(headers: Sequence[tuple[bytes, bytes]]) -> str:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import httptools
 
-from kubelb.dataplane import flow_control
+from kubelb.dataplane import flow_control, http_filters
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
     """One upstream connection; attached to at most one downstream exchange at a time."""
 
     __slots__ = (
+        "_edits",
         "_head_buf",
         "_head_pending",
         "_head_size",
@@ -89,6 +90,8 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
         self._head_size = 0
         self._max_head = 0
         self._status = 0
+        # Response header edits of the route, until the final response head has been edited.
+        self._edits: http_filters.HeaderEdits | None = None
         self.head_only = False
         self.complete = False
         self.keep_alive = False
@@ -101,8 +104,16 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
     def usable(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
 
-    def attach(self, down: Downstream, *, head_only: bool, max_head: int) -> None:
+    def attach(
+        self,
+        down: Downstream,
+        *,
+        head_only: bool,
+        max_head: int,
+        edits: http_filters.HeaderEdits | None = None,
+    ) -> None:
         self.down = down
+        self._edits = edits
         self._parser = httptools.HttpResponseParser(self)
         self._head_buf = []
         self._head_pending = True
@@ -157,7 +168,10 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
                 return
             self._head_buf.append(bytes(view))
             return
-        if self._head_buf:
+        if self._edits is not None:
+            down.write_upstream_bytes(self._edited(b"".join((*self._head_buf, view))))
+            self._head_buf = []
+        elif self._head_buf:
             self._head_buf.append(bytes(view))
             down.write_upstream_bytes(b"".join(self._head_buf))
             self._head_buf = []
@@ -167,6 +181,16 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
             down.upgraded(self)
         elif self.complete:
             down.response_complete(self)
+
+    def _edited(self, data: bytes) -> bytes:
+        """`data` with the route's edits applied to the final response head, once it is there."""
+        span = http_filters.final_head_end(data)
+        if span is None or self._edits is None:
+            return data
+        start, end = span
+        head = http_filters.edit_response_head(data[start:end], self._edits)
+        self._edits = None
+        return data[:start] + head + data[end:]
 
     # httptools callbacks
 

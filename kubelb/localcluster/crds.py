@@ -59,7 +59,13 @@ async def install(
     many CRDs costs about as much start-up time as its slowest one."""
     ext = client.ApiextensionsV1Api(api)
     names = [crd["metadata"]["name"] for crd in crds]
-    await asyncio.gather(*(_create_or_replace(ext, crd) for crd in crds))
+    # Every write finishes before a failure is raised: none may outlive the caller's client.
+    outcomes = await asyncio.gather(
+        *(_create_or_replace(ext, crd) for crd in crds), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     last_seen: dict[str, object] = {}  # conditions of CRDs not Established yet, for the error
     try:
         async with asyncio.timeout(wait_seconds):

@@ -217,7 +217,7 @@ class HTTPBackend:
     """HTTP/1.1 keep-alive server. Paths:
     `/...` 200 `name path`, with `x-backend`, `x-seen-xff`, `x-seen-connection` headers;
     `/echo` echoes the body back chunked; `/chunks/N` streams N chunks;
-    `/slow/S` answers after S seconds; `/reset` resets the connection; `/close` answers with
+    `.../slow/S` answers after S seconds; `/reset` resets the connection; `/close` answers with
     `connection: close`; `/bigheader/N` answers with an N-byte header; any request with
     `upgrade: websocket` gets 101 and an echo tunnel prefixed by `name|`."""
 
@@ -272,8 +272,8 @@ class HTTPBackend:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
             return False
-        if path.startswith("/slow/"):
-            await asyncio.sleep(float(path.rsplit("/", 1)[1]))
+        if "/slow/" in path:
+            await asyncio.sleep(float(path.rsplit("/slow/", 1)[1].partition("?")[0]))
         if path == "/echo":
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
             for i in range(0, len(req.body), 4096):

@@ -83,3 +83,43 @@ def simple_virtual_hosts(
 def address(config: proxy.ProxyConfig, index: int = 0) -> tuple[str, int]:
     li = config.listeners[index]
     return (li.address, li.port)
+
+
+def l7(
+    routes: Sequence[proxy.HTTPRoute | tuple[str, Sequence[proxy.HTTPRoute]]],
+    clusters: dict[str, Sequence[HasPort]], *, options: proxy.HTTPOptions | None = None,
+    port: int | None = None, source_ip_persistence: bool = False, **cluster: Any,
+) -> proxy.ProxyConfig:  # fmt: skip
+    """An HTTP listener with `routes` in match order: bare routes on the `*` virtual host, or
+    (domain, routes) pairs each making a virtual host; `clusters` maps names to backends."""
+    hosts: dict[str, list[proxy.HTTPRoute]] = {}
+    for entry in routes:
+        domain, rs = entry if isinstance(entry, tuple) else (proxy.WILDCARD_HOST, [entry])
+        hosts.setdefault(domain, []).extend(rs)
+    return proxy.ProxyConfig(
+        node_id="test",
+        listeners=(
+            proxy.Listener(
+                name="web", address="127.0.0.1", port=port or backends.free_port(),
+                protocol=proxy.Protocol.HTTP, http=options,
+                source_ip_persistence=source_ip_persistence,
+                virtual_hosts=tuple(
+                    proxy.VirtualHost(name=d, domains=(d,), routes=tuple(rs))
+                    for d, rs in hosts.items()
+                ),
+            ),
+        ),
+        clusters=tuple(
+            proxy.Cluster(name=c, protocol=proxy.Protocol.HTTP, endpoints=endpoints(s), **cluster)
+            for c, s in clusters.items()
+        ),
+    )  # fmt: skip
+
+
+def to(*clusters: str | tuple[str, int]) -> tuple[proxy.WeightedCluster, ...]:
+    """Backends: cluster names (weight 1) or (name, weight) pairs."""
+    return tuple(
+        proxy.WeightedCluster(cluster=c) if isinstance(c, str)
+        else proxy.WeightedCluster(cluster=c[0], weight=c[1])
+        for c in clusters
+    )  # fmt: skip

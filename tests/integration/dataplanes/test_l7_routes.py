@@ -2,10 +2,7 @@
 surprise: prefix rewrites and their slash cases, redirect Locations and their ports, weighted
 splits, header, query and method matches, header edits, mirrors, fixed statuses and timeouts.
 
-Each test runs on Envoy (state of the world and incremental xDS) and on the Python data plane;
-the Python plane's runs are expected to fail until it implements these features (branch
-l7-dataplane), and pass unchanged once it does (gRPC, which needs HTTP/2 from the client, is
-skipped there).
+Each test runs on Envoy (state of the world and incremental xDS) and on the Python data plane.
 """
 
 from __future__ import annotations
@@ -25,14 +22,6 @@ pytestmark = pytest.mark.integration
 HOST = "example.test"
 PREFIX = proxy.PathRewriteKind.PREFIX
 FULL = proxy.PathRewriteKind.FULL
-
-
-@pytest.fixture(autouse=True)
-def _python_plane_pending(request: pytest.FixtureRequest, plane: Plane) -> None:
-    if plane.kind == "python":
-        request.applymarker(
-            pytest.mark.xfail(reason="L7 route features land in the Python plane separately")
-        )
 
 
 @pytest.fixture
@@ -365,9 +354,6 @@ async def test_fixed_status_and_timeouts(plane: Plane, web) -> None:
 async def test_grpc_method_and_service_routes_over_http2_upstreams(plane: Plane) -> None:
     """A GRPCRoute's shape: a method is an exact path, a service a segment prefix; the upstreams
     speak h2c only (a gRPC server), so the cluster must be HTTP/2."""
-    if plane.kind == "python":
-        # Its failed h2 attempt also leaves gRPC's sockets behind for the leak guard.
-        pytest.skip("the Python plane speaks HTTP/1.1 to clients; gRPC clients need HTTP/2")
 
     async def serve(name: str) -> tuple[grpc.aio.Server, int]:
         async def say(request: bytes, context: grpc.aio.ServicerContext) -> bytes:

@@ -157,3 +157,20 @@ def test_route_cleared_of_our_parents_only():
     ours = {"parentRef": {"name": "kubelb"}, "controllerName": "x/y", "conditions": []}
     kind = gwapi.http_route_kind()
     assert kind.cleared({"parents": [FOREIGN, ours]}) == {"parents": [FOREIGN]}
+
+
+def test_served_conditions_get_a_transition_time_kept_while_the_status_stays() -> None:
+    """Gateway API requires lastTransitionTime; the manager's served status has none."""
+    served = [
+        {"type": "Accepted", "status": "True", "reason": "Accepted", "message": ""},
+        {"type": "Programmed", "status": "True", "reason": "Programmed", "message": ""},
+    ]
+    first = gwapi.rewritten(served, 3)
+    assert all(c["lastTransitionTime"] and c["observedGeneration"] == 3 for c in first)
+    before = [
+        {**first[0], "lastTransitionTime": "2020-01-01T00:00:00Z"},
+        {**first[1], "status": "False", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+    ]
+    again = gwapi.rewritten(served, 4, before)
+    assert again[0]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert again[1]["lastTransitionTime"] != "2020-01-01T00:00:00Z"

@@ -91,3 +91,53 @@ def test_exclude_gives_another_target():
     picker = balancer.Picker([c], persistent=True)
     first = picker.pick("192.0.2.1")
     assert picker.pick("192.0.2.1", exclude=first) is not first
+
+
+def weighted(*weights: int, persistent: bool = False) -> balancer.Weighted[T]:
+    """Backend i has two endpoints, `bi-0` and `bi-1`."""
+    return balancer.Weighted(
+        [
+            (balancer.Picker([C([T(f"b{i}-0"), T(f"b{i}-1")])], persistent=persistent), w)
+            for i, w in enumerate(weights)
+        ],
+        persistent=persistent,
+    )
+
+
+def test_weights_are_followed_exactly_over_each_cycle():
+    w = weighted(1, 3, 0, 6)
+    seen = collections.Counter(key(w.pick()).split("-")[0] for _ in range(10 * 10))
+    assert seen == {"b0": 10, "b1": 30, "b3": 60}
+
+
+def test_the_endpoint_is_chosen_within_the_backend():
+    w = weighted(1, 1)
+    seen = collections.Counter(key(w.pick()) for _ in range(8))
+    assert seen == {"b0-0": 2, "b0-1": 2, "b1-0": 2, "b1-1": 2}
+
+
+def test_a_backend_without_endpoints_takes_its_share_as_no_target():
+    w = balancer.Weighted(
+        [(balancer.Picker([C([T("a")])], persistent=False), 1),
+         (balancer.Picker([C([T("down", "unhealthy")])], persistent=False), 1)],
+        persistent=False,
+    )  # fmt: skip
+    assert sorted(str(t and t.key) for t in (w.pick() for _ in range(4))) == [
+        "None", "None", "a", "a",
+    ]  # fmt: skip
+
+
+def test_persistent_clients_stay_on_one_backend_and_spread_by_weight():
+    w = weighted(1, 3, persistent=True)
+    chosen = {}
+    for i in range(400):
+        ip = f"10.1.{i // 250}.{i % 250}"
+        picks = {key(w.pick(ip)) for _ in range(3)}
+        assert len(picks) == 1
+        chosen[ip] = picks.pop().split("-")[0]
+    share = collections.Counter(chosen.values())["b1"] / len(chosen)
+    assert 0.65 < share < 0.85, share
+
+
+def test_only_zero_weights_pick_nothing():
+    assert weighted(0).pick() is None
