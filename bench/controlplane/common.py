@@ -50,6 +50,8 @@ class ManagerProcess:
     address_pool: str
     namespace: str = "kubelb"
     extra_args: tuple[str, ...] = ()
+    # Run the kubelb of another source tree (`python -m kubelb` there finds its own first).
+    source_tree: Path | None = None
     process: asyncio.subprocess.Process | None = None
     metrics_port: int = 0
     probes_port: int = 0
@@ -70,7 +72,7 @@ class ManagerProcess:
             "--state-dir", str(self.workdir / "state"),
             "--log-level", "warning",
             *self.extra_args,
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log, stderr=log, start_new_session=True, cwd=self.source_tree,
         )  # fmt: skip
         log.close()
         for _ in range(300):  # the probe is another process's HTTP endpoint: poll it

@@ -19,7 +19,13 @@ concurrency — create 1,000 LoadBalancers and write each one's status once, wit
 Each run starts its own control plane and manager. With `--runs N` (default 3) the result is
 the run with the median convergence time, and every run's headline numbers are kept beside it.
 
+`--baseline-tree DIR` compares with the kubelb of another source tree (e.g. `git worktree add
+DIR main`): each run is then a pair, the baseline's manager and agent first, this tree's next,
+on the same machine at nearly the same time, and the baseline's median run and headline numbers
+are kept beside this tree's (`baseline`, `baseline_runs`).
+
     python -m bench controlplane_scale [--runs 3] [--tenants 10] [--per-tenant 100]
+                                       [--baseline-tree DIR]
 
 `KUBELB_BENCH_MANAGER_WRAPPER` prefixes the manager's command line, e.g. with
 `py-spy record -o manager.raw -f raw --` to profile it (it is stopped with SIGINT then).
@@ -34,6 +40,7 @@ import contextlib
 import os
 import re
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -169,11 +176,13 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return rss / 1024, hwm / 1024
 
 
-async def manager_rss_at_start(identity: Path, workdir: Path) -> tuple[float, float]:
+async def manager_rss_at_start(
+    identity: Path, workdir: Path, tree: Path | None = None
+) -> tuple[float, float]:
     """(current, peak) RSS of a manager that has just become ready, before any LoadBalancer
     exists: started, read and stopped on its own, so the measured run is undisturbed."""
     await asyncio.to_thread(workdir.mkdir)
-    manager = common.ManagerProcess(identity, workdir, address_pool=POOL)
+    manager = common.ManagerProcess(identity, workdir, address_pool=POOL, source_tree=tree)
     await manager.start()
     try:
         return manager.rss_mib()
@@ -182,7 +191,11 @@ async def manager_rss_at_start(identity: Path, workdir: Path) -> tuple[float, fl
 
 
 async def agent_idle_rss(
-    tenant_kubeconfig: Path, management_kubeconfig: Path, tenant: str, workdir: Path
+    tenant_kubeconfig: Path,
+    management_kubeconfig: Path,
+    tenant: str,
+    workdir: Path,
+    tree: Path | None = None,
 ) -> tuple[float, float]:
     """(current, peak) RSS of `kubelb --mode=agent` for `tenant` once ready, with nothing to
     serve: its tenant cluster is the management cluster, which has no kubelb-class Services."""
@@ -199,7 +212,7 @@ async def agent_idle_rss(
         f"--metrics-addr=127.0.0.1:{common.free_port()}",
         f"--health-probe-bind-address=127.0.0.1:{probes}",
         "--log-level=warning",
-        stdout=log, stderr=log, start_new_session=True,
+        stdout=log, stderr=log, start_new_session=True, cwd=tree,
     )  # fmt: skip
     log.close()
     try:
@@ -250,8 +263,13 @@ async def create_tenants(
 
 
 async def run(
-    tenants: int, per_tenant: int, progress: bool = False, manager_args: tuple[str, ...] = ()
+    tenants: int,
+    per_tenant: int,
+    progress: bool = False,
+    manager_args: tuple[str, ...] = (),
+    tree: Path | None = None,
 ) -> dict[str, Any]:
+    """One run; `tree`: the kubelb source tree the manager and agent run from (default: ours)."""
     total = tenants * per_tenant
     with tempfile.TemporaryDirectory(prefix="kubelb-bench-scale-") as tmp:
         spec = controlplane.DEFAULT_CLUSTERS[:1]
@@ -263,7 +281,9 @@ async def run(
                 identity = await common.manager_identity(
                     management, Path(tmp) / "manager.kubeconfig"
                 )
-                start_rss, start_peak = await manager_rss_at_start(identity, Path(tmp) / "start")
+                start_rss, start_peak = await manager_rss_at_start(
+                    identity, Path(tmp) / "start", tree
+                )
                 print(f"manager at start: RSS {start_rss:.1f} MiB (peak {start_peak:.1f})")
                 as_manager = await common.kube_client(identity)
                 try:
@@ -274,8 +294,9 @@ async def run(
                     f"baseline: API server floor for {total} creates + status writes: {floor:.1f} s"
                 )
                 manager = common.ManagerProcess(
-                    identity, Path(tmp), address_pool=POOL, extra_args=manager_args
-                )
+                    identity, Path(tmp), address_pool=POOL, extra_args=manager_args,
+                    source_tree=tree,
+                )  # fmt: skip
                 await manager.start()
                 tracker = Convergence(kube, total)
                 watching = asyncio.create_task(tracker.informer.run(), name="convergence")
@@ -284,7 +305,7 @@ async def run(
                     agents = await create_tenants(kube, tenants, Path(tmp))
                     agent_rss, agent_peak = await agent_idle_rss(
                         management.kubeconfig, Path(tmp) / "tenant-bench0.kubeconfig", "bench0",
-                        Path(tmp),
+                        Path(tmp), tree,
                     )  # fmt: skip
                     print(f"agent idle: RSS {agent_rss:.1f} MiB (peak {agent_peak:.1f})")
                     writes_before = await common.api_writes(kube)
@@ -372,6 +393,22 @@ async def run(
     }
 
 
+HEADLINE = ("converged_after_last_create_seconds", "create_seconds", "api_floor_seconds",
+            "manager_cpu_seconds", "manager_rss_mib", "manager_peak_rss_mib",
+            "manager_rss_at_start_mib", "agent_idle_rss_mib", "snapshot_pushes")  # fmt: skip
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median convergence time, every run's headline numbers (`runs`), and
+    the median of each headline number across runs (`medians`)."""
+    key = "converged_after_last_create_seconds"
+    ranked = sorted(results, key=lambda r: float(r[key]))
+    result = dict(ranked[(len(ranked) - 1) // 2])
+    result["runs"] = [{k: r[k] for k in HEADLINE} for r in results]
+    result["medians"] = {k: statistics.median(float(r[k]) for r in results) for k in HEADLINE}
+    return result
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench controlplane_scale")
     parser.add_argument("--tenants", type=int, default=10)
@@ -381,29 +418,36 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--manager-args", default="", help="extra manager flags, e.g. '--workers 32'"
     )
+    parser.add_argument(
+        "--baseline-tree", type=Path, default=None,
+        help="also run the manager and agent of this kubelb source tree, alternating with ours",
+    )  # fmt: skip
     results_file.add_arguments(parser, "one run of one tenant with 3 LoadBalancers")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.tenants, args.per_tenant = 1, 1, 3
+    baseline_tree = args.baseline_tree.resolve() if args.baseline_tree else None
+    if baseline_tree is not None and not (baseline_tree / "kubelb" / "__init__.py").is_file():
+        parser.error(f"--baseline-tree {baseline_tree}: no kubelb package there")
     common.exit_cleanly_on_sigterm()
-    results = []
+    trees: list[tuple[str, Path | None]] = [("this tree", None)]
+    if baseline_tree is not None:
+        trees.insert(0, ("baseline", baseline_tree))
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in trees}
     for i in range(args.runs):
-        print(f"run {i + 1} of {args.runs}", flush=True)
-        one = asyncio.run(
-            run(args.tenants, args.per_tenant, args.progress, tuple(args.manager_args.split()))
-        )
-        print(f"  converged {one['converged_after_last_create_seconds']:.2f} s after the last "
-              f"create; manager CPU {one['manager_cpu_seconds']:.1f} s", flush=True)  # fmt: skip
-        results.append(one)
-    key = "converged_after_last_create_seconds"
-    ranked = sorted(results, key=lambda r: float(r[key]))
-    result = dict(ranked[(len(ranked) - 1) // 2])
-    result["runs"] = [
-        {k: r[k] for k in (key, "create_seconds", "api_floor_seconds", "manager_cpu_seconds",
-                           "manager_rss_mib", "manager_peak_rss_mib", "manager_rss_at_start_mib",
-                           "agent_idle_rss_mib", "snapshot_pushes")}
-        for r in results
-    ]  # fmt: skip
+        for label, tree in trees:
+            print(f"run {i + 1} of {args.runs} ({label})", flush=True)
+            one = asyncio.run(run(args.tenants, args.per_tenant, args.progress,
+                                  tuple(args.manager_args.split()), tree))  # fmt: skip
+            print(f"  converged {one['converged_after_last_create_seconds']:.2f} s after the "
+                  f"last create; manager CPU {one['manager_cpu_seconds']:.1f} s, peak RSS "
+                  f"{one['manager_peak_rss_mib']:.1f} MiB", flush=True)  # fmt: skip
+            results[label].append(one)
+    result = summary(results["this tree"])
+    if baseline_tree is not None:
+        base = summary(results["baseline"])
+        result["baseline"] = {"tree": str(baseline_tree), "medians": base["medians"],
+                              "runs": base["runs"]}  # fmt: skip
     for key, value in result.items():
         print(f"  {key}: {value:.2f}" if isinstance(value, float) else f"  {key}: {value}")
     # Only the default size with default flags is the recorded result; the rest are experiments

@@ -47,7 +47,7 @@ from kubelb.irbuild import endpointpolicy
 from kubelb.kube import client, errors as kerrors, events, kubeconfig, leader
 from kubelb.manager import infrastructure, kubeconfigs, tenants
 from kubelb.observe import manager_metrics, server
-from kubelb.pki import ca, serving
+from kubelb.pki import model as pki_model, serving
 from kubelb.placement import pool
 from kubelb.util import backoff
 from kubelb.xds import cache, server as xds_server
@@ -87,7 +87,7 @@ class Settings:
     tenant_api_server: str | None = None  # server URL in tenant kubeconfigs (default: resolved)
     tenant_token: kubeconfigs.TokenMode = kubeconfigs.TokenMode.BOUND
     xds_tls: bool = True  # mTLS between Envoys and the xDS server
-    xds_cert_validity: float = ca.LEAF_VALIDITY.total_seconds()  # leaf certificates, seconds
+    xds_cert_validity: float = pki_model.LEAF_VALIDITY.total_seconds()  # leaf certificates, seconds
     # The management cluster's Service and Pod CIDRs: denied to tenant endpoints (kubernetes
     # deployer).
     service_cidrs: tuple[str, ...] = ()
@@ -233,7 +233,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d.xds_cert_validity,
         help="lifetime in seconds of the Envoys' and the xDS server's certificates; each is "
-        f"replaced after {round(ca.RENEW_AT * 100)}%% of it (default: {d.xds_cert_validity:.0f})",
+        f"replaced after {round(pki_model.RENEW_AT * 100)}%% of it "
+        f"(default: {d.xds_cert_validity:.0f})",
     )
 
 
@@ -402,7 +403,7 @@ class Manager:
         if self.xds_certs is None:
             return None
         failures = 0
-        authority: ca.Authority | None = None
+        authority: pki_model.Authority | None = None
         while authority is None:
             try:
                 authority = await self.xds_certs.load_authority()
@@ -412,8 +413,9 @@ class Manager:
                 failures += 1
                 logger.warning("loading the xDS CA failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-        self.server_certs = serving.ServerCertificates(
-            authority, dns_names=self._server_names(), ips=self._server_ips(),
+        self.server_certs = await asyncio.to_thread(  # it signs in a child process
+            serving.ServerCertificates, authority, dns_names=self._server_names(),
+            ips=self._server_ips(),
             validity=datetime.timedelta(seconds=self.settings.xds_cert_validity),
         )  # fmt: skip
         return self.server_certs.credentials()

@@ -140,14 +140,14 @@ class ProcessInfra:
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         spec = self.spec
         if self.certs is not None:
-            directory = self.certs.ensure(namespace)
+            directory = await self.certs.ensure(namespace)
             spec = dataclasses.replace(spec, xds_tls_dir=str(directory))
         await self.envoys.ensure(namespace, spec)
 
     async def remove(self, namespace: str) -> None:
         await self.envoys.remove(namespace)
         if self.certs is not None:
-            self.certs.forget(namespace)
+            await self.certs.forget(namespace)
 
     def runners(self) -> Sequence[infrastructure.Runner]:
         if self.certs is None:

@@ -2,7 +2,7 @@
 
 `FileCerts` (process mode): the certificate directory `<root>/<node-id>/xds-tls`
 (`kubelb.pki.files` layout) that the Envoy's bootstrap names. `ensure(node_id)` issues a
-certificate when there is none or the one there is due (`kubelb.pki.ca.due`);
+certificate when there is none or the one there is due (`kubelb.pki.model.due`);
 `Rotation` (a `Runner`) looks again every `check_period` seconds, so a certificate is replaced
 well before it expires and Envoy's file-based SDS picks it up without a restart.
 
@@ -12,13 +12,15 @@ in place, so rotation needs no new pod.
 
 The CA itself persists across restarts (`load_authority`): files in the state directory, or
 Secret `CA_SECRET` in the manager's namespace (`load_authority_secret`: created when missing; a
-replica that loses the race to create it reads the winner's).
+replica that loses the race to create it reads the winner's). The manager's CA signs in a child
+process (`kubelb.pki.isolated`): issuing runs in a thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import datetime
 import logging
 import shutil
@@ -28,7 +30,7 @@ from typing import Any, Protocol
 
 from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.kube import client, errors, informer, objects, resources, writer as kwriter
-from kubelb.pki import ca, files
+from kubelb.pki import files, isolated, model
 from kubelb.util import naming
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ MAX_CHECK_PERIOD = 60.0
 
 def check_period(validity: datetime.timedelta) -> float:
     """How often to look for due certificates: a few times within the renewal margin."""
-    margin = validity.total_seconds() * (1 - ca.RENEW_AT)
+    margin = validity.total_seconds() * (1 - model.RENEW_AT)
     return max(0.2, min(MAX_CHECK_PERIOD, margin / 4))
 
 
@@ -50,7 +52,7 @@ class Issuer(Protocol):
     name: str
     check_period: float
 
-    async def load_authority(self) -> ca.Authority:
+    async def load_authority(self) -> model.Authority:
         """Load the persisted CA (created when missing); needed before anything is issued."""
 
     async def rotate(self) -> int:
@@ -60,14 +62,14 @@ class Issuer(Protocol):
 class _Certs:
     """The CA, once loaded (`load_authority`, or given)."""
 
-    def __init__(self, authority: ca.Authority | None, validity: datetime.timedelta) -> None:
+    def __init__(self, authority: model.Authority | None, validity: datetime.timedelta) -> None:
         self._authority = authority
         self.validity = validity
         self.check_period = check_period(validity)
         self.issued = 0
 
     @property
-    def authority(self) -> ca.Authority:
+    def authority(self) -> model.Authority:
         if self._authority is None:
             raise RuntimeError("the xDS CA is not loaded yet")
         return self._authority
@@ -98,43 +100,53 @@ class FileCerts(_Certs):
         root: Path,
         *,
         ca_dir: Path | None = None,
-        authority: ca.Authority | None = None,
-        validity: datetime.timedelta = ca.LEAF_VALIDITY,
+        authority: model.Authority | None = None,
+        validity: datetime.timedelta = model.LEAF_VALIDITY,
     ) -> None:
         """Certificates under `root`; the CA persists in `ca_dir` (default `root/_ca`)."""
         super().__init__(authority, validity)
         self.root = Path(root)
         self.ca_dir = ca_dir or self.root / "_ca"  # no node id (DNS-1035) is "_ca"
         self.nodes: set[str] = set()
+        # A node's directory is written by one thread at a time (its reconciler or rotation).
+        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
+            asyncio.Lock
+        )
 
-    async def load_authority(self) -> ca.Authority:
+    async def load_authority(self) -> model.Authority:
         self._authority = await asyncio.to_thread(files.load_or_create_authority, self.ca_dir)
         return self._authority
 
     def directory(self, node_id: str) -> Path:
         return self.root / naming.dns1035(node_id) / TLS_DIR
 
-    def ensure(self, node_id: str) -> Path:
-        """The node's certificate directory, with a certificate that is not due. Blocking,
-        small (a key and a signature)."""
-        directory = self.directory(node_id)
+    async def ensure(self, node_id: str) -> Path:
+        """The node's certificate directory, with a certificate that is not due."""
         self.nodes.add(node_id)
-        if ca.due(files.read(directory, files.CERT), self.authority, node_id=node_id):
-            leaf = self.authority.issue_node(node_id, validity=self.validity)
+        async with self._locks[node_id]:
+            return await asyncio.to_thread(self._ensure, node_id, self.authority)
+
+    def _ensure(self, node_id: str, authority: model.Authority) -> Path:
+        directory = self.directory(node_id)
+        if authority.due(files.read(directory, files.CERT), node_id=node_id):
+            leaf = authority.issue_node(node_id, validity=self.validity)
             files.write_dir(directory, files.leaf_files(leaf, str(directory)))
             self.issued += 1
             logger.info("xDS certificate for node %r issued, valid until %s", node_id,
-                        leaf.certificate.not_valid_after_utc.isoformat())  # fmt: skip
+                        leaf.not_after)  # fmt: skip
         return directory
 
-    def forget(self, node_id: str) -> None:
+    async def forget(self, node_id: str) -> None:
         self.nodes.discard(node_id)
-        shutil.rmtree(self.directory(node_id), ignore_errors=True)
+        async with self._locks[node_id]:
+            await asyncio.to_thread(shutil.rmtree, self.directory(node_id), ignore_errors=True)
 
     async def rotate(self) -> int:
         before = self.issued
         for node_id in sorted(self.nodes):
-            self.ensure(node_id)
+            async with self._locks[node_id]:
+                if node_id in self.nodes:  # not forgotten meanwhile
+                    await asyncio.to_thread(self._ensure, node_id, self.authority)
         return self.issued - before
 
 
@@ -160,8 +172,8 @@ class SecretCerts(_Certs):
         informers: informer.Informers,
         namespace: str,
         *,
-        authority: ca.Authority | None = None,
-        validity: datetime.timedelta = ca.LEAF_VALIDITY,
+        authority: model.Authority | None = None,
+        validity: datetime.timedelta = model.LEAF_VALIDITY,
     ) -> None:
         super().__init__(authority, validity)
         self.kube = kube
@@ -169,11 +181,11 @@ class SecretCerts(_Certs):
         self.namespace = namespace
         self.secrets = informers.get(resources.SECRETS, label_selector=SECRET_SELECTOR)
 
-    async def load_authority(self) -> ca.Authority:
+    async def load_authority(self) -> model.Authority:
         self._authority = await load_authority_secret(self.kube, self.namespace)
         return self._authority
 
-    def desired(self, namespace: str, leaf: ca.Leaf) -> dict[str, Any]:
+    def desired(self, namespace: str, leaf: model.Leaf) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -190,13 +202,15 @@ class SecretCerts(_Certs):
         """Write the tenant's Secret when missing or due; True when written."""
         key = objects.ObjectKey(namespace, envoy_k8s.xds_cert_secret(namespace))
         current = self.secrets.store.get(key)
-        if not ca.due(_data(current, files.CERT), self.authority, node_id=namespace):
+        cert = _data(current, files.CERT)
+        if not await asyncio.to_thread(self.authority.due, cert, node_id=namespace):
             return False
-        leaf = self.authority.issue_node(namespace, validity=self.validity)
+        leaf = await asyncio.to_thread(self.authority.issue_node, namespace,
+                                       validity=self.validity)  # fmt: skip
         await self.writer.ensure(resources.SECRETS, self.desired(namespace, leaf), current=current)
         self.issued += 1
         logger.info("tenant %s: xDS certificate Secret %s issued, valid until %s", namespace,
-                    key.name, leaf.certificate.not_valid_after_utc.isoformat())  # fmt: skip
+                    key.name, leaf.not_after)  # fmt: skip
         return True
 
     async def remove(self, namespace: str) -> None:
@@ -214,7 +228,7 @@ class SecretCerts(_Certs):
         return self.issued - before
 
 
-async def load_authority_secret(kube: client.Client, namespace: str) -> ca.Authority:
+async def load_authority_secret(kube: client.Client, namespace: str) -> isolated.IsolatedAuthority:
     """The CA in Secret `CA_SECRET` of `namespace`; created when missing. Create-only, never
     overwritten: replicas racing at start-up all end up with the one that was written first."""
     key = objects.ObjectKey(namespace, CA_SECRET)
@@ -226,10 +240,10 @@ async def load_authority_secret(kube: client.Client, namespace: str) -> ca.Autho
             found = None
         cert, private = _data(found, "ca.crt"), _data(found, "ca.key")
         if cert and private:
-            return ca.Authority.from_pem(cert, private)
+            return await asyncio.to_thread(isolated.IsolatedAuthority.from_pem, cert, private)
         if found is not None:
             raise ValueError(f"Secret {key} holds no CA (ca.crt, ca.key): delete it to renew")
-        authority = ca.Authority.create()
+        authority = await asyncio.to_thread(isolated.IsolatedAuthority.create)
         secret = {
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": CA_SECRET, "namespace": namespace},

@@ -1,10 +1,13 @@
-"""A small certificate authority for the xDS link (EC P-256, `cryptography`).
+"""A small certificate authority for the xDS link (EC P-256, `cryptography`), in this process.
 
 `Authority.create()` makes a self-signed CA; `Authority.from_pem` loads one persisted by the
 caller (a Secret in Kubernetes mode, files in the state directory in process mode).
 `issue_node(node_id)` signs an Envoy's client certificate (URI SAN from `identity.node_uri`);
 `issue_server(dns, ips)` the xDS server's own. Leaves are short-lived: `due(leaf)` says when to
 issue the next one (after `RENEW_AT` of its lifetime), well before it expires.
+
+Importing `cryptography` costs a process 10-15 MiB for good: the long-lived manager reaches this
+module only through a child process (`isolated`, `python -m kubelb.pki`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -20,26 +22,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kubelb.pki import identity
+from kubelb.pki import identity, model
+from kubelb.pki.model import BACKDATE, CA_VALIDITY, LEAF_VALIDITY, RENEW_AT
 
-CA_VALIDITY = datetime.timedelta(days=3650)
-LEAF_VALIDITY = datetime.timedelta(hours=24)
-RENEW_AT = 2 / 3  # of a leaf's lifetime: a day-long leaf is replaced 8 hours before it expires
-# Clocks differ between hosts: a leaf is valid from a little before it is issued.
-BACKDATE = datetime.timedelta(minutes=5)
+__all__ = ["BACKDATE", "CA_VALIDITY", "LEAF_VALIDITY", "RENEW_AT", "Authority", "Leaf"]
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+class Leaf(model.Leaf):
+    """`model.Leaf` that parses its certificate."""
 
-
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    """A certificate and its private key, PEM; `ca` is the issuer's certificate."""
-
-    cert: bytes
-    key: bytes
-    ca: bytes
+    __slots__ = ()
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -57,7 +49,7 @@ class Authority:
                validity: datetime.timedelta = CA_VALIDITY) -> Authority:  # fmt: skip
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        start = (now or _now()) - BACKDATE
+        start = (now or model.utc_now()) - BACKDATE
         public = key.public_key()
         cert = (
             x509.CertificateBuilder()
@@ -115,7 +107,7 @@ class Authority:
         now: datetime.datetime | None,
     ) -> Leaf:
         key = ec.generate_private_key(ec.SECP256R1())
-        start = now or _now()
+        start = now or model.utc_now()
         not_after = min(start + validity, self.cert.not_valid_after_utc)
         ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         cert = (
@@ -137,7 +129,16 @@ class Authority:
         )
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())  # fmt: skip
-        return Leaf(cert.public_bytes(serialization.Encoding.PEM), key_pem, self.cert_pem)
+        return Leaf(
+            cert.public_bytes(serialization.Encoding.PEM),
+            key_pem,
+            self.cert_pem,
+            cert.not_valid_after_utc,
+        )
+
+    def due(self, cert_pem: bytes | None, *, node_id: str | None = None,
+            now: datetime.datetime | None = None) -> bool:  # fmt: skip
+        return due(cert_pem, self, node_id=node_id, now=now)
 
     def signed(self, cert: x509.Certificate) -> bool:
         """`cert` was issued by this CA (its signature verifies)."""
@@ -153,21 +154,25 @@ def renew_time(cert: x509.Certificate) -> datetime.datetime:
     return start + (end - start) * RENEW_AT
 
 
+def info(cert_pem: bytes | None, authority: Authority) -> model.CertInfo | None:
+    """What `cert_pem` says, for `authority`; None when there is none or it is unreadable."""
+    if not cert_pem:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        return None
+    return model.CertInfo(signed=authority.signed(cert), uris=tuple(uris(cert)),
+                          not_before=cert.not_valid_before_utc,
+                          not_after=cert.not_valid_after_utc)  # fmt: skip
+
+
 def due(cert_pem: bytes | None, authority: Authority, *, node_id: str | None = None,
         now: datetime.datetime | None = None) -> bool:  # fmt: skip
     """A new leaf is needed: none, unreadable, not from `authority`, for another node, or past
     its renewal time."""
-    if not cert_pem:
-        return True
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError:
-        return True
-    if not authority.signed(cert):
-        return True
-    if node_id is not None and uris(cert) != [identity.node_uri(node_id)]:
-        return True
-    return (now or _now()) >= renew_time(cert)
+    node_uri = identity.node_uri(node_id) if node_id is not None else None
+    return model.due(info(cert_pem, authority), node_uri=node_uri, now=now)
 
 
 def uris(cert: x509.Certificate) -> list[str]:

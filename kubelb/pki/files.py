@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from kubelb.pki import ca
+from kubelb.pki import isolated, model
 
 CERT = "tls.crt"
 KEY = "tls.key"
@@ -61,7 +61,7 @@ def ca_sds_resource(directory: str) -> str:
     return json.dumps({"resources": [secret]}, indent=2, sort_keys=True) + "\n"
 
 
-def leaf_files(leaf: ca.Leaf, directory: str) -> dict[str, bytes]:
+def leaf_files(leaf: model.Leaf, directory: str) -> dict[str, bytes]:
     """Every file of a certificate directory for `leaf`, seen by Envoy at `directory`."""
     return {CERT: leaf.cert, KEY: leaf.key, CA: leaf.ca, SDS: sds_resource(directory).encode(),
             CA_SDS: ca_sds_resource(directory).encode()}  # fmt: skip
@@ -98,12 +98,12 @@ def read(directory: Path, name: str) -> bytes | None:
         return None
 
 
-def load_or_create_authority(directory: Path) -> ca.Authority:
+def load_or_create_authority(directory: Path) -> isolated.IsolatedAuthority:
     """The CA persisted in `directory` (`ca.crt`, `ca.key`), created there when missing."""
     cert, key = read(directory, "ca.crt"), read(directory, "ca.key")
     if cert and key:
-        return ca.Authority.from_pem(cert, key)
-    authority = ca.Authority.create()
+        return isolated.IsolatedAuthority.from_pem(cert, key)
+    authority = isolated.IsolatedAuthority.create()
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     _write_private(directory / "ca.key", authority.key_pem())

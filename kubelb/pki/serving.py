@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from kubelb.pki import ca
+from kubelb.pki import model
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,11 @@ logger = logging.getLogger(__name__)
 class ServerCertificates:
     def __init__(
         self,
-        authority: ca.Authority,
+        authority: model.Authority,
         *,
         dns_names: Sequence[str] = (),
         ips: Sequence[str] = (),
-        validity: datetime.timedelta = ca.LEAF_VALIDITY,
+        validity: datetime.timedelta = model.LEAF_VALIDITY,
     ) -> None:
         self.authority = authority
         self.dns_names = tuple(dns_names)
@@ -37,14 +37,13 @@ class ServerCertificates:
         self._lock = threading.Lock()  # gRPC may call the fetcher from its own threads
         self.leaf = self._issue()
 
-    def _issue(self) -> ca.Leaf:
+    def _issue(self) -> model.Leaf:
         leaf = self.authority.issue_server(self.dns_names, self.ips, validity=self.validity)
         self.issued += 1
-        logger.info("xDS server certificate issued, valid until %s",
-                    leaf.certificate.not_valid_after_utc.isoformat())  # fmt: skip
+        logger.info("xDS server certificate issued, valid until %s", leaf.not_after)
         return leaf
 
-    def _configuration(self, leaf: ca.Leaf) -> grpc.ServerCertificateConfiguration:
+    def _configuration(self, leaf: model.Leaf) -> grpc.ServerCertificateConfiguration:
         return grpc.ssl_server_certificate_configuration(
             [(leaf.key, leaf.cert)], root_certificates=self.authority.cert_pem
         )
@@ -52,7 +51,7 @@ class ServerCertificates:
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """None: keep the current configuration."""
         with self._lock:
-            if not ca.due(self.leaf.cert, self.authority):
+            if not self.authority.due(self.leaf.cert):
                 return None
             self.leaf = self._issue()
             return self._configuration(self.leaf)

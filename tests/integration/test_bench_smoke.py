@@ -83,7 +83,7 @@ def check_controlplane_scale(result: dict[str, Any]) -> None:
     keys = {
         "converged_after_last_create_seconds", "create_seconds", "api_floor_seconds",
         "ratio_to_api_floor", "manager_rss_mib", "manager_cpu_seconds", "snapshot_pushes",
-        "api_writes_per_loadbalancer", "api_writes_by_resource", "runs",
+        "api_writes_per_loadbalancer", "api_writes_by_resource", "runs", "medians",
     }  # fmt: skip
     assert keys <= result.keys()
 

@@ -67,7 +67,8 @@ async def test_process_mode_envoys_use_mtls_and_rotate(kube, tenants, managers, 
         leaf = ca.Leaf((directory / files.CERT).read_bytes(), (directory / files.KEY).read_bytes(),
                        authority.cert_pem)  # fmt: skip
         assert ca.uris(leaf.certificate) == [identity.node_uri(alpha)]
-        assert authority.signed(leaf.certificate)
+        in_process = ca.Authority.from_pem(authority.cert_pem, authority.key_pem())
+        assert in_process.signed(leaf.certificate)
 
         async def bravo_served():
             return manager.cache.get_snapshot(bravo) is not None
@@ -116,7 +117,8 @@ async def test_kubernetes_mode_mounts_a_node_certificate(
         authority = ca.Authority.from_pem(base64.b64decode(stored["data"]["ca.crt"]),
                                           base64.b64decode(stored["data"]["ca.key"]))  # fmt: skip
         leaf = ca.Leaf(data[files.CERT], data[files.KEY], data[files.CA])
-        assert authority.signed(leaf.certificate)
+        in_process = ca.Authority.from_pem(authority.cert_pem, authority.key_pem())
+        assert in_process.signed(leaf.certificate)
         assert ca.uris(leaf.certificate) == [identity.node_uri(alpha)]
         sds = json.loads(data[files.SDS])
         assert sds["resources"][0]["tls_certificate"]["watched_directory"]["path"] == (

@@ -9,7 +9,7 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from kubelb.envoy import supervisor
-from kubelb.pki import ca
+from kubelb.pki import model
 from kubelb.xds import snapshot
 
 CLUSTERS = snapshot.CLUSTER
@@ -55,7 +55,9 @@ async def envoy_client_serials(envoys: supervisor.EnvoySupervisor, node_id: str)
     }
 
 
-def client_credentials(authority: ca.Authority, leaf: ca.Leaf | None) -> grpc.ChannelCredentials:
+def client_credentials(
+    authority: model.Authority, leaf: model.Leaf | None
+) -> grpc.ChannelCredentials:
     if leaf is None:
         return grpc.ssl_channel_credentials(root_certificates=authority.cert_pem)
     return grpc.ssl_channel_credentials(authority.cert_pem, leaf.key, leaf.cert)

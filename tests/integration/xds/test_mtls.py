@@ -112,7 +112,7 @@ async def test_envoy_takes_its_config_over_mtls_and_rotates(
 ) -> None:
     validity = datetime.timedelta(seconds=8)
     certs = xdscerts.FileCerts(tmp_path / "certs", authority=mtls.authority, validity=validity)
-    directory = certs.ensure(NODE)
+    directory = await certs.ensure(NODE)
     first = x509.load_pem_x509_certificate((directory / "tls.crt").read_bytes())
     port = backends.free_port()
     async with backends.TCPEcho("a") as a, backends.TCPEcho("b") as b:
@@ -197,7 +197,7 @@ async def test_server_certificate_is_replaced_before_it_expires(tmp_path: Path) 
     client = authority.issue_node(NODE)
     try:
         first = await asyncio.to_thread(_server_serial, port, authority, client, tmp_path)
-        assert first == certs.leaf.certificate.serial_number
+        assert first == x509.load_pem_x509_certificate(certs.leaf.cert).serial_number
 
         async def replaced() -> bool:
             serial = await asyncio.to_thread(_server_serial, port, authority, client, tmp_path)
@@ -215,7 +215,7 @@ async def test_envoy_follows_a_new_ca_without_a_restart(
     """The CA reaches Envoy by SDS as well: after the CA is replaced (its Secret deleted, the
     managers restarted), Envoy's re-issued certificate directory is all it needs."""
     root = tmp_path / "certs"
-    directory = xdscerts.FileCerts(root, authority=mtls.authority).ensure(NODE)
+    directory = await xdscerts.FileCerts(root, authority=mtls.authority).ensure(NODE)
     port = backends.free_port()
     async with backends.TCPEcho("a") as a, backends.TCPEcho("b") as b:
         mtls.cache.set_snapshot(
@@ -228,7 +228,7 @@ async def test_envoy_follows_a_new_ca_without_a_restart(
         await backends.eventually(lambda: answers(port, "a:"), what="traffic over the first CA")
 
         replacement = ca.Authority.create()
-        assert xdscerts.FileCerts(root, authority=replacement).ensure(NODE) == directory
+        assert await xdscerts.FileCerts(root, authority=replacement).ensure(NODE) == directory
         mtls.certs = serving.ServerCertificates(replacement, ips=["127.0.0.1"])
         await mtls.restart()
         mtls.cache.set_snapshot(

@@ -1,4 +1,4 @@
-"""Shared helpers: conditions upsert, Go durations, error paths."""
+"""Shared helpers: conditions upsert, Go durations, error paths, shared bookkeeping."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from kubelb.api import conditions, errors, meta
+from kubelb.api import conditions, errors, loadbalancer as api_lb, meta, registry
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -87,3 +87,41 @@ def test_rfc3339() -> None:
 )
 def test_field_path(loc: tuple[int | str, ...], path: str) -> None:
     assert errors.field_path(loc) == path
+
+
+def _lb(name: str, **extra: object) -> dict[str, object]:
+    return {"apiVersion": meta.API_VERSION, "kind": "LoadBalancer",
+            "metadata": {"name": name, "namespace": "tenant-a", **extra},
+            "spec": {"endpoints": [{"addresses": [{"ip": "10.0.0.1"}],
+                                    "ports": [{"port": 30000}]}],
+                     "ports": [{"port": 80}]}}  # fmt: skip
+
+
+def test_equal_instances_share_their_bookkeeping() -> None:
+    """Two LoadBalancers parsed alike share their fields-set records and empty extras, and each
+    still dumps exactly what it was given."""
+    one, two = (registry.parse_as(api_lb.LoadBalancer, _lb(n)) for n in ("a", "b"))
+    assert one.model_fields_set is two.model_fields_set
+    assert one.metadata.model_fields_set is two.metadata.model_fields_set
+    assert one.spec.endpoints[0].model_extra is two.spec.endpoints[0].model_extra == {}
+    assert registry.dump(one) == _lb("a")
+    assert registry.dump(two) == _lb("b")
+    assert {"api_version", "kind"} <= one.model_fields_set
+
+
+def test_a_copy_changes_no_other_instance() -> None:
+    one, two = (registry.parse_as(api_lb.LoadBalancer, _lb(n)) for n in ("a", "b"))
+    changed = one.metadata.model_copy(update={"uid": "u", "custom": 1})
+    assert changed.model_fields_set == {"name", "namespace", "uid", "custom"}
+    assert changed.model_extra == {"custom": 1}
+    assert two.metadata.model_fields_set == {"name", "namespace"}
+    assert two.metadata.model_extra == {}
+    assert registry.dump(two) == _lb("b")
+
+
+def test_unknown_fields_are_kept_per_instance() -> None:
+    one = registry.parse_as(api_lb.LoadBalancer, _lb("a", tenantField="x"))
+    two = registry.parse_as(api_lb.LoadBalancer, _lb("b"))
+    assert one.metadata.model_extra == {"tenantField": "x"}
+    assert two.metadata.model_extra == {}
+    assert registry.dump(one) == _lb("a", tenantField="x")

@@ -12,11 +12,11 @@ from kubelb.infra import xdscerts
 from kubelb.pki import ca, files, identity
 
 
-def test_issued_once_then_kept(tmp_path: Path) -> None:
+async def test_issued_once_then_kept(tmp_path: Path) -> None:
     certs = xdscerts.FileCerts(tmp_path, authority=ca.Authority.create())
-    directory = certs.ensure("tenant-a")
+    directory = await certs.ensure("tenant-a")
     cert = (directory / files.CERT).read_bytes()
-    assert certs.ensure("tenant-a") == directory
+    assert await certs.ensure("tenant-a") == directory
     assert (directory / files.CERT).read_bytes() == cert
     assert certs.issued == 1
     leaf = ca.Leaf(cert, b"", b"")
@@ -26,27 +26,27 @@ def test_issued_once_then_kept(tmp_path: Path) -> None:
 async def test_due_certificates_are_reissued(tmp_path: Path) -> None:
     authority = ca.Authority.create()
     certs = xdscerts.FileCerts(tmp_path, authority=authority, validity=datetime.timedelta(0))
-    certs.ensure("a")
+    await certs.ensure("a")
     assert await certs.rotate() == 1  # a zero lifetime is always due
     fresh = xdscerts.FileCerts(tmp_path, authority=authority)
     assert await fresh.rotate() == 0  # knows no node yet
-    fresh.ensure("a")
+    await fresh.ensure("a")
     assert fresh.issued == 1  # the zero-lifetime certificate there was due
 
 
-def test_another_ca_means_a_new_certificate(tmp_path: Path) -> None:
-    xdscerts.FileCerts(tmp_path, authority=ca.Authority.create()).ensure("a")
+async def test_another_ca_means_a_new_certificate(tmp_path: Path) -> None:
+    await xdscerts.FileCerts(tmp_path, authority=ca.Authority.create()).ensure("a")
     replacement = ca.Authority.create()
     certs = xdscerts.FileCerts(tmp_path, authority=replacement)
-    directory = certs.ensure("a")
+    directory = await certs.ensure("a")
     assert certs.issued == 1
     assert (directory / files.CA).read_bytes() == replacement.cert_pem
 
 
-def test_forget_removes_the_directory(tmp_path: Path) -> None:
+async def test_forget_removes_the_directory(tmp_path: Path) -> None:
     certs = xdscerts.FileCerts(tmp_path, authority=ca.Authority.create())
-    directory = certs.ensure("a")
-    certs.forget("a")
+    directory = await certs.ensure("a")
+    await certs.forget("a")
     assert not directory.exists()
     assert certs.nodes == set()
 
@@ -56,7 +56,7 @@ async def test_the_ca_persists_under_the_root(tmp_path: Path) -> None:
     again = await xdscerts.FileCerts(tmp_path).load_authority()
     assert first.cert_pem == again.cert_pem
     with pytest.raises(RuntimeError, match="not loaded"):
-        xdscerts.FileCerts(tmp_path).ensure("a")
+        await xdscerts.FileCerts(tmp_path).ensure("a")
 
 
 @pytest.mark.parametrize(

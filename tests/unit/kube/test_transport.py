@@ -4,6 +4,7 @@ client's retry with fresh credentials after a 401."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
@@ -27,6 +28,7 @@ class Server:
     client_cert: certs.CertPair
     token: str = "good"
     seen: list[dict[str, Any]] = field(default_factory=list)
+    watches_end: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ async def server(pki: tuple[certs.CertPair, ...]) -> AsyncIterator[Server]:
     context.verify_mode = ssl.CERT_OPTIONAL  # a client certificate is checked when sent
     state = Server("", ca, user)
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         subject = dict(x[0] for x in peer["subject"]) if peer else {}
         state.seen.append({
@@ -60,6 +62,13 @@ async def server(pki: tuple[certs.CertPair, ...]) -> AsyncIterator[Server]:
             request.headers.get("Authorization") != f"Bearer {state.token}"
         ):
             return web.json_response({"kind": "Status", "code": 401}, status=401)
+        if request.query.get("watch") == "true":  # one event, then open until the test ends
+            stream = web.StreamResponse()
+            await stream.prepare(request)
+            event = {"type": "ADDED", "object": {"metadata": {"name": "x", "namespace": "ns"}}}
+            await stream.write(json.dumps(event).encode() + b"\n")
+            await state.watches_end.wait()
+            return stream
         return web.json_response({"metadata": {"name": "x", "namespace": "default"}})
 
     app = web.Application()
@@ -73,6 +82,7 @@ async def server(pki: tuple[certs.CertPair, ...]) -> AsyncIterator[Server]:
     try:
         yield state
     finally:
+        state.watches_end.set()
         await runner.cleanup()
 
 
@@ -200,3 +210,30 @@ async def test_a_changed_server_or_identity_gets_a_new_connection_pool(
         assert server.seen[-1]["client_cn"] == "alice"
     finally:
         await kube.close()
+
+
+async def test_open_watches_leave_the_request_connections_free(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+):
+    """Each watch holds a connection of its own; requests are capped beside them."""
+    monkeypatch.setattr(client, "MAX_REQUESTS", 1)
+    endpoint = credentials.Endpoint(server=server.url, ca_pem=server.ca.cert.read_bytes(),
+                                    auth=credentials.StaticAuth("Bearer good"))  # fmt: skip
+    api = transport.Api.connect(endpoint)
+    kube = client.Client(api)
+    try:
+        async with (
+            asyncio.timeout(30),  # a regression waits forever: fail instead
+            kube.watch(resources.CONFIG_MAPS, namespace="ns") as one,
+            kube.watch(resources.CONFIG_MAPS, namespace="ns") as two,
+        ):
+            assert [(await anext(w))["type"] for w in (one, two)] == ["ADDED", "ADDED"]
+            # Were watches counted among the requests in flight, these would wait forever.
+            got = await asyncio.gather(
+                *(kube.get(resources.CONFIG_MAPS, "x", namespace="default") for _ in range(3))
+            )
+            assert [o["metadata"]["name"] for o in got] == ["x", "x", "x"]
+    finally:
+        await kube.close()
+        await api.close()
+    assert len([s for s in server.seen if ("watch", "true") in s["query"]]) == 2
