@@ -6,12 +6,14 @@ being deleted, whether load balancing is disabled for it, and the effective Envo
 (replicas and resources: Tenant over Config; the rest of `spec.envoyProxy` from Config). Runs or
 removes the tenant's Envoy through the manager's `infrastructure.Infra` (a Deployment, or a local
 process). Every tenant gets one Envoy workload, whatever topology its Config names (the
-deprecated topologies behave as shared). A tenant with nothing to serve has its Envoy removed.
+deprecated topologies behave as shared). A tenant with nothing to serve has its Envoy removed
+once it has had nothing to serve for `REMOVE_GRACE` seconds (decided on the state then).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from kubelb.api import config as api_config
@@ -21,6 +23,9 @@ from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
+
+# How long a tenant with nothing left to serve keeps its Envoy.
+REMOVE_GRACE = 2.0
 
 
 class ProxyReconciler:
@@ -49,6 +54,8 @@ class ProxyReconciler:
                                           predicate=watches.spec_changed)  # fmt: skip
             self.watches = (*self.watches, route_changes)
         self.running: set[str] = set()
+        self.remove_grace = REMOVE_GRACE
+        self._idle_since: dict[str, float] = {}  # tenant -> since when it has nothing to serve
 
     async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
         namespace = key.name
@@ -59,6 +66,15 @@ class ProxyReconciler:
         )  # fmt: skip
         gauge = manager_metrics.ENVOY_PROXIES.labels(namespace=namespace,
                                                      topology=api_config.TOPOLOGY)  # fmt: skip
+        if not wanted and namespace in self.running:
+            # A tenant whose last object just went often gets a new one at once (a Route
+            # replaced, a test after a test): its Envoy stays for `remove_grace`, and goes only
+            # if it still has nothing to serve then, so a removal never races a new object.
+            now = time.monotonic()
+            idle = self._idle_since.setdefault(namespace, now)
+            if now - idle < self.remove_grace:
+                return controller.Result(requeue_after=idle + self.remove_grace - now)
+        self._idle_since.pop(namespace, None)
         if not wanted:
             await self.infra.remove(namespace)
             if namespace in self.running:

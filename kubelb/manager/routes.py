@@ -243,15 +243,21 @@ class EnvoyRealisation:
         if not existed and service is not FROM_INFORMER and service is not None:
             self._created[namespace] = now
         created = self._created.get(namespace)
-        if state.entry is None and wait and created is not None and now - created < wait:
-            # The manager's own pool places a Service it has just seen within moments, and its
-            # status write reconciles the tenant again: a "waiting" status now would be
-            # overwritten at once (one API write per Route fewer in a burst).
-            return Realised({}, created + wait - now)
+        ready = self.infra.ready(namespace)
+        pending = state.entry is None or not ready
+        if pending and wait and created is not None and now - created < wait:
+            # The manager's own pool places a Service it has just seen within moments (and a
+            # new tenant's Envoy starts), and its status write reconciles the tenant again: a
+            # "waiting" status now would be overwritten at once (one API write per Route fewer).
+            return Realised({}, min(created + wait - now, self.infra.requeue.not_ready or wait))
         self._created.pop(namespace, None)
         config, tenant = self.inputs.config(), self.inputs.tenant(namespace)
         waiting = self._waiting(namespace)
         rejected = self._rejected(namespace, state)
+        if not ready:  # served only by a running Envoy, never one that is going away
+            cause = self.infra.not_ready_message(namespace)
+            rejected = (f"the tenant's Envoy (envoy-{namespace}) is not ready"
+                        + (f": {cause}" if cause else ""), *rejected)  # fmt: skip
         verdicts = {}
         for raw in raws:
             parsed = self.reads.parse(raw)
@@ -279,6 +285,8 @@ class EnvoyRealisation:
                 unknown = f"source kind {kind!r} is not served"
                 verdicts[name] = routestatus.RouteVerdict({}, (unknown,))
         recheck = ADDRESS_RECHECK if state.ports and state.entry is None else None
+        if not ready and state.built is not None and self.infra.requeue.not_ready:
+            recheck = min(recheck or self.infra.requeue.not_ready, self.infra.requeue.not_ready)
         return Realised(verdicts, recheck)
 
     def _rejected(self, namespace: str, state: TenantRoutes) -> tuple[str, ...]:
@@ -360,6 +368,7 @@ class RouteReconciler:
                                   watches.fields_changed("status.loadBalancer", "spec.ports")),
             inputs.watch_config(common.every_tenant(inputs)),
             inputs.watch_tenants(common.tenant_of_tenant),
+            *infra.proxy_watches,  # the tenant's Envoy workload: its readiness
         )  # fmt: skip
 
     async def reconcile(self, key: objects.ObjectKey) -> controller.Result:

@@ -201,8 +201,8 @@ async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manage
     """The Kubernetes deployer: the entry Service selects the tenant's Envoy pods and maps port
     80 to an allocated Envoy port below the LoadBalancers' range; the Route waits for the
     Service's external address (MetalLB's part, played here) and reports it once it is there;
-    Envoy binds every interface on the allocated port. An endpoint the policy refuses is named
-    on the Route."""
+    Envoy binds every interface on the allocated port; with no kubelet here no Envoy pod gets
+    ready, which the Route says. An endpoint the policy refuses is named on the Route."""
     ns = await tenants()
     await kube.create(resources.ADDRESSES, addresses("10.0.0.1"), namespace=ns)
     name = str(uuid.uuid4())
@@ -231,7 +231,12 @@ async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manage
 
         svc["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
         await kube.replace_status(resources.SERVICES, svc)
-        await eventually(condition_is("True"), what="the Route applied")
+
+        async def envoy_not_ready():
+            found = await condition_is("False")()
+            return found if found and "is not ready" in found["message"] else None
+
+        await eventually(envoy_not_ready, what="the Route waiting for the tenant's Envoy")
         route = await get(kube, resources.ROUTES, ns, name)
         assert route["status"]["resources"]["route"]["status"] == {
             "loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}  # fmt: skip
@@ -242,8 +247,12 @@ async def test_kubernetes_deployer_entry_service(kube, tenants, managers, manage
         await kube.patch(resources.ADDRESSES, "default",
                          {"spec": {"addresses": [{"ip": "10.0.0.1"}, {"ip": "127.0.0.1"}]}},
                          namespace=ns)  # fmt: skip
-        refused = await eventually(condition_is("False"), what="the refused endpoint reported")
-        assert "127.0.0.1" in refused["message"]
+
+        async def refused():
+            found = await condition_is("False")()
+            return found if found and "127.0.0.1" in found["message"] else None
+
+        await eventually(refused, what="the refused endpoint reported")
 
 
 def gateway_route(name: str, *listeners: tuple[str, int]) -> dict[str, Any]:
@@ -435,3 +444,47 @@ async def test_ingress_disabled_by_the_tenant_says_why(kube, managers, manager_s
                 return await get(kube, resources.TENANTS, "", name) is None
 
             await eventually(gone, what="the Tenant drained and deleted")
+
+
+async def test_a_route_replacing_the_last_one_is_never_refused(
+    kube, tenants, managers, manager_settings
+):
+    """The tenant's last Route deleted and another created at once: the Envoy is not removed
+    under the new Route, so once it says served, every request is answered."""
+    pool = "127.0.0.63"
+    ns = await tenants()
+    node_port = free_port(NODE_ADDRESS)
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    await kube.create(resources.ROUTES, ingress_route(first, host=HOST, node_port=node_port),
+                      namespace=ns)  # fmt: skip
+
+    def served(name: str):
+        async def check():
+            route = await get(kube, resources.ROUTES, ns, name)
+            condition = applied(route)
+            if condition is None or route is None:
+                return False
+            current = condition.get("observedGeneration") == route["metadata"]["generation"]
+            return current and condition["status"] == "True"
+
+        return check
+
+    async with (
+        http_backend(NODE_ADDRESS, node_port, "web"),
+        managers(manager_settings, envoy_deployer="process", address_pool=(pool,)),
+    ):
+        await eventually(served(first), what="the first Route served")
+        await eventually(lambda: _ok(http_get(pool, 80, "/", host_header=HOST)),
+                         what="traffic through the first Route")  # fmt: skip
+        await kube.delete(resources.ROUTES, first, namespace=ns)
+
+        async def first_gone():
+            return await get(kube, resources.ROUTES, ns, first) is None
+
+        await eventually(first_gone, what="the first Route gone")
+        await kube.create(resources.ROUTES, ingress_route(second, host=HOST, node_port=node_port),
+                          namespace=ns)  # fmt: skip
+        await eventually(served(second), what="the second Route served")
+        answers = [await http_get(pool, 80, f"/{i}", host_header=HOST) for i in range(80)]
+        assert [a for a in answers if a is None or a[0] != 200] == []
