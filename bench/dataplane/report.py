@@ -38,7 +38,8 @@ def markdown(results: dict[str, Any]) -> str:
             value = m.get(metric, math.nan)
             vs_direct = value / direct if direct else math.nan
             py_env = _f(r["python_to_envoy"], 2) + "x" if path == "python" else ""
-            target = _f(r["target_python_to_envoy"], 1) + "x" if path == "python" else ""
+            goal = r["target_python_to_envoy"]
+            target = _f(goal, 1) + "x" if path == "python" and not math.isnan(goal) else ""
             lines.append(
                 f"| {_TITLES[scenario]} | {path} | {_f(value, 3 if metric == 'gbps' else 0)} "
                 f"| {_f(m.get('p50_ms'), 2)} | {_f(m.get('p99_ms'), 2)} "
