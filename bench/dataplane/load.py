@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.dataplane import processes
@@ -35,12 +36,18 @@ def http_generator() -> str:
     return "wrk" if shutil.which("wrk") else "python"
 
 
-def wrk(url: str, *, seconds: float, connections: int, cpu: int | None, close: bool) -> WrkResult:
+def wrk(
+    url: str, *, seconds: float, connections: int, cpu: int | None, close: bool,
+    headers: Sequence[tuple[str, str]] = (),
+) -> WrkResult:  # fmt: skip
+    """GET `url` with `headers` (a `Host` among them replaces the URL's)."""
     if http_generator() != "wrk":
-        return asyncio.run(http_load(url, seconds=seconds, connections=connections, close=close))
+        return asyncio.run(
+            http_load(url, seconds=seconds, connections=connections, close=close, headers=headers)
+        )
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
-    if close:
-        cmd[1:1] = ["-H", "Connection: close"]
+    for name, value in (*headers, *((("Connection", "close"),) if close else ())):
+        cmd[1:1] = ["-H", f"{name}: {value}"]
     out = subprocess.run(
         processes.pinned(cmd, cpu), capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
@@ -64,14 +71,21 @@ def parse_wrk(out: str) -> WrkResult:
     return WrkResult(rps=rps, p50_ms=pct("50"), p99_ms=pct("99"), requests=total, errors=errors)
 
 
-async def http_load(url: str, *, seconds: float, connections: int, close: bool) -> WrkResult:
+async def http_load(
+    url: str, *, seconds: float, connections: int, close: bool,
+    headers: Sequence[tuple[str, str]] = (),
+) -> WrkResult:  # fmt: skip
     """wrk's measurement in Python: `connections` clients sending GET requests for `seconds`,
     each on one keep-alive connection or (`close`) on a new connection per request."""
     target = urllib.parse.urlsplit(url)
     host, port = target.hostname or "127.0.0.1", target.port or 80
+    fields = {"Host": target.netloc, **dict(headers)}
+    if close:
+        fields["Connection"] = "close"
+    path = (target.path or "/") + (f"?{target.query}" if target.query else "")
     request = (
-        f"GET {target.path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\n"
-        + ("Connection: close\r\n" if close else "")
+        f"GET {path} HTTP/1.1\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in fields.items())
         + "\r\n"
     ).encode()
     latencies: list[float] = []

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from bench.dataplane import xds_server
+from bench.dataplane import l7, xds_server
 from kubelb.envoy import binary, bootstrap, deployer
 from kubelb.ir import codec, proxy
 
@@ -44,7 +44,17 @@ http {{
     listen 127.0.0.1:{port} backlog=4096;
     location / {{ default_type text/plain; return 200 "hello from nginx\\n"; }}
   }}
-}}
+{echo_servers}}}
+"""
+ECHO_SERVER = """\
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      default_type text/plain;
+      add_header {backend_only} {name} always;
+      return 200 "{body}\\n";
+    }}
+  }}
 """
 
 
@@ -115,13 +125,31 @@ def process(cmd: list[str], *, ready_port: int, log: Path, cpu: int | None) -> I
                 p.wait()
 
 
-def nginx_cmd(workdir: Path, port: int) -> tuple[list[str], str]:
+def nginx_cmd(
+    workdir: Path, port: int, echo: dict[str, int] | None = None
+) -> tuple[list[str], str]:
+    """The backend on `port`, and an echo backend (`l7.echo_body`) per name in `echo` on its
+    port, all in one single-worker process."""
+    echo = echo or {}
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if Path(nginx).exists():
+        servers = "".join(
+            ECHO_SERVER.format(
+                port=echo_port, name=name, backend_only=l7.BACKEND_ONLY_HEADER,
+                body=l7.echo_body(
+                    name, "$request_uri", lambda h: "$http_" + h.replace("-", "_")
+                ).rstrip("\n"),
+            )
+            for name, echo_port in echo.items()
+        )  # fmt: skip
         conf = workdir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+        conf.write_text(NGINX_CONF.format(dir=workdir, port=port, echo_servers=servers))
         return [nginx, "-p", str(workdir), "-c", str(conf)], "nginx"
-    return [sys.executable, "-m", "bench.dataplane.backend", str(port)], "uvloop backend"
+    echo_args = [f"{name}:{echo_port}" for name, echo_port in echo.items()]
+    return (
+        [sys.executable, "-m", "bench.dataplane.backend", str(port), *echo_args],
+        "uvloop backend",
+    )
 
 
 def iperf3_cmd(port: int) -> list[str] | None:
@@ -129,8 +157,11 @@ def iperf3_cmd(port: int) -> list[str] | None:
     return [iperf3, "-s", "-p", str(port)] if iperf3 else None
 
 
-def proxy_config(ports: dict[str, int], backend: int, sink: int) -> proxy.ProxyConfig:
-    """The IR both proxies serve: HTTP, TCP (to the HTTP backend) and bulk TCP listeners."""
+def proxy_config(
+    ports: dict[str, int], backend: int, sink: int, echo: dict[str, int]
+) -> proxy.ProxyConfig:
+    """The IR both proxies serve: HTTP, TCP (to the HTTP backend) and bulk TCP listeners, and
+    the L7 scenario's HTTP listener (`bench.dataplane.l7`) to the echo backends `echo`."""
 
     def cluster(name: str, protocol: proxy.Protocol, port: int) -> proxy.Cluster:
         return proxy.Cluster(
@@ -158,11 +189,13 @@ def proxy_config(ports: dict[str, int], backend: int, sink: int) -> proxy.ProxyC
                 name="bulk", address="127.0.0.1", port=ports["bulk"],
                 protocol=proxy.Protocol.TCP, clusters=("sink",),
             ),
+            l7.listener(ports["l7"]),
         ),
         clusters=(
             cluster("web-http", proxy.Protocol.HTTP, backend),
             cluster("web-tcp", proxy.Protocol.TCP, backend),
             cluster("sink", proxy.Protocol.TCP, sink),
+            *l7.clusters(echo["a"], echo["b"]),
         ),
     )  # fmt: skip
 

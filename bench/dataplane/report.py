@@ -11,6 +11,7 @@ _TITLES = {
     "tcp": "HTTP req/s through the TCP proxy",
     "connrate": "new connections/s (TCP proxy)",
     "bulk": "bulk TCP Gbit/s",
+    "l7": "HTTP req/s, L7 route table",
 }
 
 
@@ -23,6 +24,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{s['runs']} interleaved runs; backend {s['backend']}; proxy on CPU {s['proxy_cpu']}, "
         f"load and backend on CPU {s['load_cpu']}; one worker per proxy.",
         *_load_line(s),
+        *_l7_line(s, results["medians"]),
         "",
         "| scenario | path | value | p50 ms | p99 ms | CPU µs/req | proxy core busy "
         "| load core busy | vs direct | Python/Envoy | target |",
@@ -36,7 +38,8 @@ def markdown(results: dict[str, Any]) -> str:
             value = m.get(metric, math.nan)
             vs_direct = value / direct if direct else math.nan
             py_env = _f(r["python_to_envoy"], 2) + "x" if path == "python" else ""
-            target = _f(r["target_python_to_envoy"], 1) + "x" if path == "python" else ""
+            goal = r["target_python_to_envoy"]
+            target = _f(goal, 1) + "x" if path == "python" and not math.isnan(goal) else ""
             lines.append(
                 f"| {_TITLES[scenario]} | {path} | {_f(value, 3 if metric == 'gbps' else 0)} "
                 f"| {_f(m.get('p50_ms'), 2)} | {_f(m.get('p99_ms'), 2)} "
@@ -45,6 +48,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {target} |"
             )
     lines += _cost_lines(results["medians"])
+    lines += _l7_cost_lines(results.get("l7_vs_http", {}), results["medians"])
     if results.get("memory"):
         lines += ["", "| idle connections | path | RSS before MiB | RSS after MiB | bytes/conn |",
                   "|---:|---|---:|---:|---:|"]  # fmt: skip
@@ -93,6 +97,47 @@ def _load_line(settings: dict[str, Any]) -> list[str]:
         f"Machine load average (1/5/15 min) at start {start[0]:.2f}/{start[1]:.2f}/{start[2]:.2f}, "
         f"at end {end[0]:.2f}/{end[1]:.2f}/{end[2]:.2f}: rates on a shared machine move with it, "
         "CPU cost per request much less."
+    ]
+
+
+def _l7_line(settings: dict[str, Any], medians: dict[str, Any]) -> list[str]:
+    l7 = settings.get("l7")
+    if not l7 or "l7" not in medians:
+        return []
+    headers = ", ".join(f"{k}: {v}" for k, v in l7["headers"].items())
+    return [
+        f"L7 route table: {l7['virtual_hosts']} virtual hosts of {l7['routes_per_host']} routes "
+        "(Exact, PathPrefix and regex paths, header, query and method matches, a redirect, a "
+        f"mirror, rewrites); requests `GET {l7['target']}` to `{l7['host']}` with {headers} "
+        f"take route {l7['route_position']} of {l7['routes_per_host']} (a header match, request "
+        "and response header edits, a prefix rewrite, backends weighted "
+        f"{'/'.join(str(w) for w in l7['weights'].values())} on two echo servers); direct goes "
+        "to one echo server."
+    ]
+
+
+def _l7_cost_lines(
+    cost: dict[str, dict[str, float]], medians: dict[str, dict[str, dict[str, float]]]
+) -> list[str]:
+    """Each proxy on the L7 route table next to the plain HTTP listener's single route."""
+    if not cost:
+        return []
+    rows = []
+    for path, c in cost.items():
+        plain, routed = medians["http"][path], medians["l7"][path]
+        rows.append(
+            f"| {path} | {_f(plain['rps'], 0)} | {_f(routed['rps'], 0)} "
+            f"| {_f(c['rps_l7_to_http'], 2)} | {_f(plain.get('p50_ms'), 2)} "
+            f"| {_f(routed.get('p50_ms'), 2)} | {_f(plain.get('p99_ms'), 2)} "
+            f"| {_f(routed.get('p99_ms'), 2)} | {_f(c['cpu_us_per_request_http'], 1)} "
+            f"| {_f(c['cpu_us_per_request_l7'], 1)} | {_f(c['cpu_us_per_request_added'], 1)} |"
+        )
+    return [
+        "",
+        "| L7 vs plain HTTP | http req/s | l7 req/s | l7/http | http p50 ms | l7 p50 ms "
+        "| http p99 ms | l7 p99 ms | http CPU µs/req | l7 CPU µs/req | added µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
     ]
 
 

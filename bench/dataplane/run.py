@@ -5,7 +5,11 @@ server without nginx), through Envoy programmed over ADS by kubelb's own xDS ser
 runs it: the product's bootstrap, EDS clusters, route tables by RDS), and through the Python data
 plane, both with one worker. Scenarios: HTTP requests per second with p50/p99 (wrk -t1 -c50, HTTP
 listener), the same through the TCP listener, new connections per second (wrk with
-`Connection: close` through the TCP listener) and bulk TCP throughput (iperf3). The proxy is
+`Connection: close` through the TCP listener), bulk TCP throughput (iperf3), and `l7`: HTTP
+requests per second through a second HTTP listener with a realistic route table (50 virtual
+hosts of 10 routes, `bench.dataplane.l7`) to a route late in its host's list that matches a
+header, edits request and response headers, rewrites the path and splits between two weighted
+echo backends; each proxy must answer it as intended before anything is measured. The proxy is
 pinned to the first CPU, load generator and backend to the second. Medians of `--runs`, ratios
 to direct and Python vs Envoy, CPU time per request of the proxy, and the RSS per connection of
 10,000 idle connections, written as JSON, Markdown and PNG to bench/results/ (or --out).
@@ -23,13 +27,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench import procstat, results_file
-from bench.dataplane import load, memory, processes, report
+from bench.dataplane import l7, load, memory, processes, report
 
 PATHS = ("direct", "envoy", "python")
-SCENARIOS = ("http", "tcp", "connrate", "bulk")
+SCENARIOS = ("http", "tcp", "connrate", "bulk", "l7")
 TARGETS = {"tcp": 1.1, "bulk": 1.0, "http": 1.0}
 
 
@@ -40,6 +44,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--idle-connections", type=int, default=10_000)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--name", default="dataplane",
+        help="result files NAME.json/.md/.png, e.g. to keep a partial run beside the full one",
+    )  # fmt: skip
     results_file.add_arguments(parser, "one run of 1 s points, 100 idle connections, no pauses")
     args = parser.parse_args(argv)
     # Pauses between points and before reading RSS let connections settle; --quick only checks
@@ -49,16 +57,19 @@ def main(argv: list[str]) -> int:
         args.seconds, args.runs, args.idle_connections = 1.0, 1, min(args.idle_connections, 100)
         args.pause, args.settle = 0.0, 0.2
     scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     load_start = os.getloadavg()
     results = run(args, scenarios)
     # Rates depend on what else the machine runs; CPU per request and per GB much less so.
     results["settings"]["loadavg_start"] = list(load_start)
     results["settings"]["loadavg_end"] = list(os.getloadavg())
     out = results_file.folder(args)
-    results_file.save(out, "dataplane.json", json.dumps(results, indent=1) + "\n")
-    results_file.save(out, "dataplane.md", report.markdown(results))
+    results_file.save(out, f"{args.name}.json", json.dumps(results, indent=1) + "\n")
+    results_file.save(out, f"{args.name}.md", report.markdown(results))
     if out is not None:
-        report.chart(results, out / "dataplane.png")
+        report.chart(results, out / f"{args.name}.png")
     print(report.markdown(results))
     return 0
 
@@ -69,9 +80,10 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kubelb-bench-") as tmp, _stack() as stack:
         work = Path(tmp)
         backend_port, sink_port = processes.free_port(), processes.free_port()
-        env_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk")}
-        py_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk")}
-        backend_cmd, backend_name = processes.nginx_cmd(work, backend_port)
+        echo_ports = {name: processes.free_port() for name in l7.WEIGHTS}
+        env_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk", "l7")}
+        py_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk", "l7")}
+        backend_cmd, backend_name = processes.nginx_cmd(work, backend_port, echo_ports)
         # The backend gets the proxy's core on the direct path and shares the load core otherwise:
         # restarting it per path would disturb interleaving, so it is pinned to the load core.
         stack.enter_context(processes.process(
@@ -86,7 +98,7 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             load.sink_server(sink_port)
         # Idle once Envoy has its configuration, so it shares the load core.
         xds_port = processes.free_port()
-        env_config = processes.proxy_config(env_ports, backend_port, sink_port)
+        env_config = processes.proxy_config(env_ports, backend_port, sink_port, echo_ports)
         stack.enter_context(processes.process(
             processes.xds_server_cmd(work, env_config, xds_port),
             ready_port=xds_port, log=work / "xds.log", cpu=load_cpu,
@@ -95,15 +107,21 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             processes.envoy_cmd(work, xds_port),
             ready_port=env_ports["http"], log=work / "envoy.log", cpu=proxy_cpu,
         ))  # fmt: skip
-        py_config = processes.proxy_config(py_ports, backend_port, sink_port)
+        py_config = processes.proxy_config(py_ports, backend_port, sink_port, echo_ports)
         python_pid = stack.enter_context(processes.process(
             processes.python_cmd(work, py_config, 1),
             ready_port=py_ports["http"], log=work / "python.log", cpu=proxy_cpu,
         ))  # fmt: skip
         for ports in (env_ports, py_ports):
             processes.wait_http(ports["http"])
+        if "l7" in scenarios:
+            for path, ports in (("envoy", env_ports), ("python", py_ports)):
+                print(f"L7 route through {path} answers as intended: {l7.check(ports['l7'])}")
+        # Direct, the L7 request goes to one echo backend as the client sends it.
+        direct = {"http": backend_port, "tcp": backend_port, "bulk": sink_port,
+                  "l7": echo_ports["a"]}  # fmt: skip
         targets = {
-            "direct": ({"http": backend_port, "tcp": backend_port, "bulk": sink_port}, None),
+            "direct": (direct, None),
             "envoy": (env_ports, envoy_pid),
             "python": (py_ports, python_pid),
         }
@@ -141,10 +159,13 @@ def measure(
     if scenario == "bulk":
         point = {"gbps": load.bulk(ports["bulk"], seconds=args.seconds, cpu=cpu)}
     else:
-        port = ports["http"] if scenario == "http" else ports["tcp"]
+        port = ports[scenario] if scenario in ("http", "l7") else ports["tcp"]
+        target, headers = "/", cast(tuple[tuple[str, str], ...], ())
+        if scenario == "l7":
+            target, headers = l7.MEASURED.target, (("Host", l7.MEASURED.host), *l7.MEASURED.headers)
         r = load.wrk(
-            f"http://127.0.0.1:{port}/", seconds=args.seconds, connections=args.connections,
-            cpu=cpu, close=scenario == "connrate",
+            f"http://127.0.0.1:{port}{target}", seconds=args.seconds,
+            connections=args.connections, cpu=cpu, close=scenario == "connrate", headers=headers,
         )  # fmt: skip
         point = {"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "errors": r.errors}
         if pid:
@@ -197,12 +218,38 @@ def summarize(
             "machine": platform.machine(), "workers": 1,
             "http_load_generator": load.http_generator(),
             "bulk_load_generator": "iperf3" if processes.iperf3_cmd(0) else "python",
+            "l7": {
+                "virtual_hosts": l7.HOSTS, "routes_per_host": l7.ROUTES_PER_HOST,
+                "host": l7.MEASURED.host, "target": l7.MEASURED.target,
+                "headers": dict(l7.MEASURED.headers), "route": l7.MEASURED_ROUTE,
+                "route_position": l7.measured_position(), "weights": l7.WEIGHTS,
+            },
         },
+        "l7_vs_http": l7_vs_http(medians),
         "raw": raw,
         "medians": medians,
         "ratios": ratios,
         "memory": mem,
     }  # fmt: skip
+
+
+def l7_vs_http(medians: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """What the L7 route table costs each proxy over the plain HTTP listener's single route."""
+    if "l7" not in medians or "http" not in medians:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for path in ("envoy", "python"):
+        plain, routed = medians["http"].get(path), medians["l7"].get(path)
+        if not plain or not routed:
+            continue
+        out[path] = {
+            "rps_l7_to_http": routed["rps"] / plain["rps"] if plain["rps"] else float("nan"),
+            "cpu_us_per_request_http": plain.get("cpu_us_per_request", float("nan")),
+            "cpu_us_per_request_l7": routed.get("cpu_us_per_request", float("nan")),
+            "cpu_us_per_request_added": routed.get("cpu_us_per_request", float("nan"))
+            - plain.get("cpu_us_per_request", float("nan")),
+        }
+    return out
 
 
 def _fmt(point: dict[str, float]) -> str:

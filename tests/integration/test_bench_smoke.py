@@ -24,7 +24,7 @@ from tests import kube_fixtures
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("http", "tcp", "connrate", "bulk")
+SCENARIOS = ("http", "tcp", "connrate", "bulk", "l7")
 PATHS = ("direct", "envoy", "python")
 
 # Suite -> (needs the control plane, the files it writes).

@@ -4,6 +4,7 @@ connections and with a new connection per request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -55,3 +56,30 @@ async def test_non_2xx_answers_are_errors() -> None:
         )
     assert result.requests == 0
     assert result.errors > 0
+
+
+async def test_sends_the_given_headers_and_query() -> None:
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await load.http_load(
+            f"http://127.0.0.1:{port}/a/b?page=2", seconds=0.1, connections=1, close=False,
+            headers=(("Host", "svc.test"), ("x-tenant", "gold")),
+        )  # fmt: skip
+    assert result.errors == 0
+    assert heads
+    lines = heads[0].decode().split("\r\n")
+    assert lines[0] == "GET /a/b?page=2 HTTP/1.1"
+    # The given Host replaces the URL's, once.
+    assert [line for line in lines if line.lower().startswith("host:")] == ["Host: svc.test"]
+    assert "x-tenant: gold" in lines
