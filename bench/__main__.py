@@ -17,6 +17,7 @@ SUITES: dict[str, str] = {
     "xds_update": "bench.xds_update",
     "controlplane_scale": "bench.controlplane.scale",
     "controlplane_convergence": "bench.controlplane.convergence",
+    "routes": "bench.controlplane.routes",
 }
 
 

@@ -35,6 +35,7 @@ SUITES: dict[str, tuple[bool, tuple[str, ...]]] = {
     "xds_update": (False, ("xds_update.json",)),
     "controlplane_scale": (True, ("controlplane_scale.json",)),
     "controlplane_convergence": (True, ("controlplane_convergence.json",)),
+    "routes": (True, ("routes.json",)),
 }
 
 
@@ -95,6 +96,15 @@ def check_controlplane_convergence(result: dict[str, Any]) -> None:
     assert "ratio_address_p50_to_floor_p50" in result
 
 
+def check_routes(result: dict[str, Any]) -> None:
+    assert result["routes"] > 0
+    keys = {
+        "first_200_p50_seconds", "first_200_p99_seconds", "all_serving_after_last_create_seconds",
+        "api_floor_seconds", "ratio_to_api_floor", "manager_peak_rss_mib", "api_writes_per_route",
+    }  # fmt: skip
+    assert keys <= result.keys()
+
+
 CHECKS = {
     "dataplane": check_dataplane,
     "standalone_latency": check_standalone_latency,
@@ -102,6 +112,7 @@ CHECKS = {
     "xds_update": check_xds_update,
     "controlplane_scale": check_controlplane_scale,
     "controlplane_convergence": check_controlplane_convergence,
+    "routes": check_routes,
 }
 
 
