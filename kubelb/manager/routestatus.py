@@ -4,7 +4,9 @@
 upstream would give the object it generates, its status as upstream's controllers would write
 it (`served_status`, from the builder), and a `ResourceAppliedSuccessfully` condition: True
 `InstallationSuccessful` "Success", or False `InstallationFailed` with what kept it from being
-served. `status.resources.services`: one entry per embedded Service, with the same condition.
+served. `status.resources.services`: one entry per embedded Service, with the same condition and
+its ports, each `targetPort` the port Envoy sends to (the Service's NodePort, kubelb's analogue of
+the Envoy port upstream allocates for the Service it generates).
 Each condition's lastTransitionTime is kept while its status holds, so rewriting an unchanged
 status is no change (and no API write).
 """
@@ -66,11 +68,29 @@ def desired_status(
             "name": svc_name,
             "namespace": svc_ns,
             "generatedName": svc_name,
+            "ports": _ports(svc),
             "conditions": _applied(old.get("conditions") if isinstance(old, dict) else None,
                                    verdict, generation, now),
         }  # fmt: skip
     return {**status, "resources": {**previous, "route": route_state,
                                     "services": service_states}}  # fmt: skip
+
+
+def _ports(service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Service's ports that have a NodePort, targetPort = that NodePort."""
+    out = []
+    for port in (service.get("spec") or {}).get("ports") or ():
+        if not isinstance(port, Mapping) or not isinstance(port.get("port"), int):
+            continue
+        node_port = port.get("nodePort")
+        if not isinstance(node_port, int):
+            continue
+        entry: dict[str, Any] = {"port": port["port"], "protocol": port.get("protocol") or "TCP",
+                                 "targetPort": node_port}  # fmt: skip
+        if port.get("name"):
+            entry["name"] = str(port["name"])
+        out.append(entry)
+    return out
 
 
 def generated_name(kind: str, namespace: str, name: str) -> str:

@@ -94,7 +94,9 @@ def test_kubernetes_entry_ports_are_kept_and_below_the_load_balancers() -> None:
 def test_status_keeps_transition_time_while_the_condition_holds() -> None:
     resource = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                 "metadata": {"name": "shop", "namespace": "default"}}  # fmt: skip
-    services = [{"metadata": {"name": "web", "namespace": "default"}}]
+    services = [{"metadata": {"name": "web", "namespace": "default"},
+                 "spec": {"ports": [{"name": "http", "port": 80, "nodePort": 30080},
+                                    {"port": 81}]}}]  # fmt: skip
     served = routestatus.RouteVerdict({"loadBalancer": {"ingress": [{"ip": "10.1.0.1"}]}}, ())
     first = routestatus.desired_status(
         {}, resource, services, served, 1, now="2026-01-01T00:00:00Z"
@@ -106,6 +108,9 @@ def test_status_keeps_transition_time_while_the_condition_holds() -> None:
         "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "InstallationSuccessful",
         "message": "Success"}]  # fmt: skip
     assert list(first["resources"]["services"]) == ["default/web"]
+    assert first["resources"]["services"]["default/web"]["ports"] == [
+        {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 30080}
+    ]
     again = routestatus.desired_status(
         first, resource, services, served, 1, now="2026-02-02T00:00:00Z"
     )
