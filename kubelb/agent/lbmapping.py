@@ -25,7 +25,6 @@ from kubelb.api import addresses as api_addresses, finalizers, labels, loadbalan
 from kubelb.kube import objects, writer
 
 LOAD_BALANCER_CLASS = "kubelb"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 ENDPOINTS_NAME = "default"
 SUPPORTED_PROTOCOLS = ("TCP", "UDP")
 
@@ -147,7 +146,9 @@ def desired_load_balancer(
         lb_spec["externalTrafficPolicy"] = spec["externalTrafficPolicy"]
     if spec.get("sessionAffinity") == "ClientIP":
         lb_spec["persistence"] = {"type": loadbalancer.PersistenceType.SOURCE_IP.value}
-    annotations = {k: v for k, v in objects.annotations(service).items() if k != LAST_APPLIED}
+    annotations = {
+        k: v for k, v in objects.annotations(service).items() if k != objects.LAST_APPLIED
+    }
     lb = {
         "apiVersion": meta.API_VERSION,
         "kind": loadbalancer.LoadBalancer.KIND,

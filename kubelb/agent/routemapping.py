@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from kubelb.api import labels, meta, route as api_route
 from kubelb.kube import objects, resources, writer
 
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Gateway API condition types a problem can turn False, and the reason for a missing Service.
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
@@ -91,15 +90,7 @@ def stripped(obj: MappingABC[str, Any], resource: resources.Resource) -> dict[st
     """What a Route embeds of a tenant object: type meta, name, namespace, labels, annotations
     (without kubectl's last-applied copy), uid and spec; no status, owners or volatile metadata,
     so our own status writes never change the Route."""
-    meta_in = objects.metadata(obj)
-    out_meta: dict[str, Any] = {"name": meta_in.get("name"), "namespace": meta_in.get("namespace")}
-    if meta_in.get("labels"):
-        out_meta["labels"] = dict(meta_in["labels"])
-    annotations = {k: v for k, v in (meta_in.get("annotations") or {}).items() if k != LAST_APPLIED}
-    if annotations:
-        out_meta["annotations"] = annotations
-    if meta_in.get("uid"):
-        out_meta["uid"] = meta_in["uid"]
+    out_meta = objects.embedded_metadata(obj)
     return {
         "apiVersion": resource.api_version,
         "kind": resource.kind,

@@ -30,7 +30,6 @@ from kubelb.util import logsafe
 logger = logging.getLogger(__name__)
 
 TWIN_SUFFIX = "-nodeport"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Fields of a Service spec that mean something only inside the tenant cluster.
 _TENANT_ONLY_SPEC = (
     "clusterIP",
@@ -96,7 +95,9 @@ def desired_twin(service: MappingABC[str, Any]) -> objects.RawObject:
             )
         ],
     }
-    annotations = {k: v for k, v in objects.annotations(service).items() if k != LAST_APPLIED}
+    annotations = {
+        k: v for k, v in objects.annotations(service).items() if k != objects.LAST_APPLIED
+    }
     if annotations:
         metadata["annotations"] = annotations
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": twin_spec}
@@ -105,15 +106,7 @@ def desired_twin(service: MappingABC[str, Any]) -> objects.RawObject:
 def cleansed(service: MappingABC[str, Any]) -> objects.RawObject:
     """The copy a Route carries: type meta, name, namespace, labels, annotations, uid, spec
     without the tenant-only fields; no status or volatile metadata."""
-    meta_in = objects.metadata(service)
-    out_meta: dict[str, Any] = {"name": meta_in.get("name"), "namespace": meta_in.get("namespace")}
-    if meta_in.get("labels"):
-        out_meta["labels"] = dict(meta_in["labels"])
-    annotations = {k: v for k, v in (meta_in.get("annotations") or {}).items() if k != LAST_APPLIED}
-    if annotations:
-        out_meta["annotations"] = annotations
-    if meta_in.get("uid"):
-        out_meta["uid"] = meta_in["uid"]
+    out_meta = objects.embedded_metadata(service)
     spec = {k: copy.deepcopy(v) for k, v in (service.get("spec") or {}).items()
             if k not in _TENANT_ONLY_SPEC}  # fmt: skip
     return {"apiVersion": "v1", "kind": "Service", "metadata": out_meta, "spec": spec}

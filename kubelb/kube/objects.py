@@ -71,6 +71,26 @@ def annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
     return value if isinstance(value, Mapping) else {}
 
 
+# kubectl's copy of the object it applied: never carried into an object derived from another.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def embedded_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata an object embedded in another keeps: name, namespace, labels, annotations
+    (without kubectl's last-applied copy) and uid; nothing volatile (resourceVersion, managed
+    fields, owners), so the embedding changes only when the object really does."""
+    meta = metadata(obj)
+    out: dict[str, Any] = {"name": meta.get("name"), "namespace": meta.get("namespace")}
+    if meta.get("labels"):
+        out["labels"] = dict(meta["labels"])
+    kept = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    if kept:
+        out["annotations"] = kept
+    if meta.get("uid"):
+        out["uid"] = meta["uid"]
+    return out
+
+
 def finalizers(obj: Mapping[str, Any]) -> list[str]:
     value = metadata(obj).get("finalizers")
     return [str(f) for f in value] if isinstance(value, list) else []

@@ -8,6 +8,7 @@ import pytest
 
 from kubelb.agent import lbmapping
 from kubelb.api import loadbalancer, registry
+from kubelb.kube import objects
 
 NS = "tenant-shop"
 UID = "6f0c1b7e-0d55-4d2c-9d35-3c1f6a1b2c3d"
@@ -24,7 +25,7 @@ def service(*ports, **spec):
             "annotations": {
                 "kubelb.k8c.io/proxy-protocol": "v2",
                 "team": "blue",
-                lbmapping.LAST_APPLIED: '{"huge": "json"}',
+                objects.LAST_APPLIED: '{"huge": "json"}',
             },
         },
         "spec": {"type": "LoadBalancer", "ports": list(ports), **spec},

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from kubelb.agent import ingresses, routemapping, servicecopies
-from kubelb.kube import resources
+from kubelb.kube import objects, resources
 
 INGRESS: dict[str, Any] = {
     "apiVersion": "networking.k8s.io/v1",
@@ -18,7 +18,7 @@ INGRESS: dict[str, Any] = {
         "resourceVersion": "7",
         "generation": 2,
         "labels": {"team": "blue"},
-        "annotations": {routemapping.LAST_APPLIED: "{}", "note": "x"},
+        "annotations": {objects.LAST_APPLIED: "{}", "note": "x"},
         "ownerReferences": [{"kind": "X", "name": "y", "uid": "z", "apiVersion": "v1"}],
         "finalizers": ["kubelb.k8c.io/cleanup"],
         "managedFields": [{}],
@@ -110,7 +110,7 @@ SERVICE: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Service",
     "metadata": {"name": "front", "namespace": "web", "uid": "s-1", "resourceVersion": "9",
-                 "annotations": {servicecopies.LAST_APPLIED: "{}"}},
+                 "annotations": {objects.LAST_APPLIED: "{}"}},
     "spec": {"type": "ClusterIP", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"],
              "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
              "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
