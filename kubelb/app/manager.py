@@ -45,7 +45,7 @@ from kubelb.infra import (
 )
 from kubelb.irbuild import endpointpolicy
 from kubelb.kube import client, errors as kerrors, events, kubeconfig, leader
-from kubelb.manager import infrastructure, kubeconfigs, tenants
+from kubelb.manager import infrastructure, kubeconfigs, syncsecrets, tenants
 from kubelb.observe import manager_metrics, server
 from kubelb.pki import model as pki_model, serving
 from kubelb.placement import pool
@@ -365,9 +365,12 @@ class Manager:
             self.informers, self.writer, self.events, tenant_options, workers=2,
             observer=_observe_tenant,
         )  # fmt: skip
+        self.sync_secret_controller = syncsecrets.sync_secret_controller(
+            self.informers, self.writer, workers=2)  # fmt: skip
         self.cache.watch_rejections(self.core.reconcile_namespace_lbs)
         # Writers: run only while this replica leads.
-        self.leader_controllers = [*self.core.writers, self.tenant_controller]
+        self.leader_controllers = [*self.core.writers, self.tenant_controller,
+                                   self.sync_secret_controller]  # fmt: skip
 
     def _make_infra(self, c: core.Core) -> infrastructure.Infra:
         s = self.settings
@@ -470,7 +473,7 @@ class Manager:
 
     async def _lead(self) -> None:
         """Everything that writes: runs only while this replica leads."""
-        await self.core.lead([self.tenant_controller])
+        await self.core.lead([self.tenant_controller, self.sync_secret_controller])
 
     async def _shutdown(self) -> None:
         try:

@@ -69,6 +69,20 @@ CLUSTER_LATENCY = Histogram(
     registry=metrics.REGISTRY,
 )
 
+SYNC_SECRET_RECONCILES = Counter(
+    f"{CCM}_sync_secret_reconcile_total",
+    "Total number of SyncSecret reconciliation attempts",
+    ["namespace", "result"],
+    registry=metrics.REGISTRY,
+)
+SYNC_SECRET_RECONCILE_SECONDS = Histogram(
+    f"{CCM}_sync_secret_reconcile_duration_seconds",
+    "Duration of SyncSecret reconciliations in seconds",
+    ["namespace"],
+    buckets=metrics.DURATION_BUCKETS,
+    registry=metrics.REGISTRY,
+)
+
 # L7 sources: one reconcile counter, duration histogram and managed gauge per kind, keyed by
 # the kind's metric name (`kubelb_ccm_ingress_reconcile_total`, `kubelb_ccm_managed_ingresses`).
 ROUTE_SOURCE_KINDS = {

@@ -70,6 +70,21 @@ TENANT_RECONCILE_SECONDS = Histogram(
     buckets=metrics.DURATION_BUCKETS, registry=REGISTRY,
 )  # fmt: skip
 
+# --- SyncSecret controller ---
+SYNC_SECRET_RECONCILES = Counter(
+    f"{MANAGER}_sync_secret_reconcile_total",
+    "SyncSecret reconciles by result (success, error).",
+    ["namespace", "result"],
+    registry=REGISTRY,
+)
+SYNC_SECRET_RECONCILE_SECONDS = Histogram(
+    f"{MANAGER}_sync_secret_reconcile_duration_seconds",
+    "Time to reconcile one SyncSecret.",
+    ["namespace"],
+    buckets=metrics.DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+
 # --- Port allocator ---
 ALLOCATED_PORTS = Gauge(
     f"{MANAGER}_port_allocator_allocated_ports",
