@@ -30,6 +30,7 @@ from kubelb.agent import (
     nodes,
     routemapping,
     routes,
+    secrets,
     servicecopies,
     services,
     tokens,
@@ -80,6 +81,7 @@ class Settings:
     disable_grpcroute_controller: bool = False
     install_gateway_api_crds: bool = False
     gateway_api_crds_channel: gatewayapi.Channel = gatewayapi.DEFAULT_CHANNEL
+    enable_secret_synchronizer: bool = False
     # Not flags: narrow what the agent watches (tests share one tenant cluster), and timings.
     service_namespace: str | None = None
     node_label_selector: str | None = None
@@ -192,6 +194,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for kind in ("ingress", "gateway", "httproute", "grpcroute"):
         _bool_flag(parser, f"--disable-{kind}-controller", False, f"do not serve {kind} objects")
+    _bool_flag(
+        parser,
+        "--enable-secret-synchronizer",
+        False,
+        "turn Secrets labelled kubelb.k8c.io/managed-by=kubelb into SyncSecrets (every "
+        "SyncSecret is copied to the management cluster either way)",
+    )
     parser.add_argument(
         "--metrics-addr", default=":9445", help="Prometheus /metrics (default :9445)"
     )
@@ -284,6 +293,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         disable_grpcroute_controller=args.disable_grpcroute_controller,
         install_gateway_api_crds=args.install_gateway_api_crds,
         gateway_api_crds_channel=args.gateway_api_crds_channel,
+        enable_secret_synchronizer=args.enable_secret_synchronizer,
     )
 
 
@@ -386,6 +396,7 @@ class Agent:
             )
             self.route_informer.add_indexer(routes.ORIGIN_INDEX, routemapping.origin_index)
             self._add_source_controllers(kinds, self.route_informer, service_informer)
+        self._add_secret_controllers()
         self.gateway_crds = (
             gatewaycrds.GatewayCRDs(
                 self.tenant_client,
@@ -476,6 +487,52 @@ class Agent:
             self.source_reconcilers[kind.metric] = reconciler
             self.source_controllers[kind.metric] = source_controller
 
+    def _add_secret_controllers(self) -> None:
+        """Tenant SyncSecrets to the management cluster (always), labelled Secrets to
+        SyncSecrets (--enable-secret-synchronizer)."""
+        settings = self.settings
+        namespace = settings.service_namespace
+        self.sync_secret_copies = self.management_informers.get(
+            resources.SYNC_SECRETS, namespace=settings.tenant.namespace
+        )
+        self.sync_secret_copies.add_indexer(secrets.ORIGIN_INDEX, secrets.origin_index)
+        sync_secret_informer = self.tenant_informers.get(
+            resources.SYNC_SECRETS, namespace=namespace
+        )
+        self.sync_secret_reconciler = secrets.SyncSecretReconciler(
+            tenant=settings.tenant,
+            sync_secrets=sync_secret_informer.store,
+            copies=self.sync_secret_copies.store,
+            management=self.management,
+            tenant_writer=self.tenant_writer,
+            namespace=namespace,
+        )
+        self.sync_secret_controller = controller.Controller(
+            self.sync_secret_reconciler,
+            self.tenant_informers,
+            workers=settings.workers,
+            resync_period=settings.resync_period,
+        )
+        common.link(self.sync_secret_controller, self.sync_secret_copies,
+                    mapper=secrets.origin_keys)  # fmt: skip
+        self.secret_controller: controller.Controller | None = None
+        if settings.enable_secret_synchronizer:
+            secret_informer = self.tenant_informers.get(
+                resources.SECRETS, namespace=namespace, label_selector=secrets.MANAGED_SELECTOR
+            )
+            self.secret_controller = controller.Controller(
+                secrets.SecretReconciler(
+                    secrets=secret_informer.store,
+                    sync_secrets=sync_secret_informer.store,
+                    tenant_client=self.tenant_client,
+                    tenant_writer=self.tenant_writer,
+                    namespace=namespace,
+                ),
+                self.tenant_informers,
+                workers=settings.workers,
+                resync_period=settings.resync_period,
+            )
+
     @classmethod
     async def open(cls, settings: Settings) -> Agent:
         """Load both kubeconfigs (a missing or broken one, or an expired management token,
@@ -531,7 +588,7 @@ class Agent:
 
     async def _controllers(self) -> None:
         """The leader's work: the controllers, once the linked informers have synced."""
-        linked = [self.node_informer, self.lb_informer]
+        linked = [self.node_informer, self.lb_informer, self.sync_secret_copies]
         if self.route_informer is not None:
             linked.append(self.route_informer)
         await asyncio.gather(*(i.wait_synced() for i in linked))
@@ -540,6 +597,9 @@ class Agent:
             group.create_task(self.service_controller.run(), name="service-controller")
             for name, source_controller in self.source_controllers.items():
                 group.create_task(source_controller.run(), name=f"{name}-controller")
+            group.create_task(self.sync_secret_controller.run(), name="syncsecret-controller")
+            if self.secret_controller is not None:
+                group.create_task(self.secret_controller.run(), name="secret-controller")
             if self.gateway_crds is not None:
                 group.create_task(self.gateway_crds.run(), name="gateway-crds")
             # Controller.run() starts a fresh queue when restarted (after a lost lease) before
@@ -549,6 +609,10 @@ class Agent:
             for lb in self.lb_informer.store.list():
                 for key in services.service_keys(lb):
                     self.service_controller.enqueue(key)
+            # Copies whose SyncSecret vanished while no agent ran are deleted.
+            for copy in self.sync_secret_copies.store.list():
+                for key in secrets.origin_keys(copy):
+                    self.sync_secret_controller.enqueue(key)
             # Routes whose source vanished while no agent ran are deleted.
             if self.route_informer is not None:
                 for route in self.route_informer.store.list():

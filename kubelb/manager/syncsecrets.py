@@ -68,7 +68,7 @@ def desired_secret(sync_secret: objects.RawObject) -> objects.RawObject:
     if objects.labels(sync_secret):
         metadata["labels"] = dict(objects.labels(sync_secret))
     annotations = {k: v for k, v in (objects.metadata(sync_secret).get("annotations") or {}).items()
-                   if k != "kubectl.kubernetes.io/last-applied-configuration"}  # fmt: skip
+                   if k != objects.LAST_APPLIED}  # fmt: skip
     if annotations:
         metadata["annotations"] = annotations
     secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata,

@@ -138,7 +138,8 @@ async def _manager_cleanup(mgmt: client.Client, namespace: str) -> None:
 
 # Kinds an agent puts its finalizer on (the Gateway API ones only where their CRDs are served).
 _FINALIZED = (resources.SERVICES, resources.INGRESSES, resources.GATEWAYS,
-              resources.HTTP_ROUTES, resources.GRPC_ROUTES)  # fmt: skip
+              resources.HTTP_ROUTES, resources.GRPC_ROUTES, resources.SECRETS,
+              resources.SYNC_SECRETS)  # fmt: skip
 
 
 async def release_finalizers(tkube: client.Client, namespace: str) -> None:
