@@ -26,8 +26,8 @@ Status: finalizer `kubelb.k8c.io/cleanup`; `status.phase` Pending | Ready | Fail
 Terminating). A failure is also a Warning Event on the Tenant.
 
 Deletion: delete every LoadBalancer, Route and SyncSecret in the namespace and requeue every
-`drain_interval` seconds until none remain (the LoadBalancer and Route controllers remove
-their finalizers, a Route's once its listeners left the tenant's snapshot), then delete the
+`drain_interval` seconds until none remain (the LoadBalancer, Route and SyncSecret controllers
+remove their finalizers, a Route's once its listeners left the tenant's snapshot), then delete the
 ServiceAccount (which revokes its tokens), RBAC, Secret and namespace, and drop the finalizer.
 """
 
