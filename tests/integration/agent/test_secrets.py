@@ -95,6 +95,24 @@ async def test_labelled_secret_reaches_the_management_cluster(
         assert (metric_value(text, "kubelb_ccm_sync_secret_reconcile_total",
                              namespace=services_ns, result="success") or 0) > 0  # fmt: skip
 
+        # The label removed: the SyncSecret and its copy go, the Secret keeps no finalizer.
+        await tkube.create(resources.SECRETS, secret("unlabel-me", {"k": "v"}),
+                           namespace=services_ns)  # fmt: skip
+        later = await wait_for(lambda: find(tkube, SS, services_ns, "unlabel-me"),
+                               what="the SyncSecret of unlabel-me")  # fmt: skip
+        await copy_of(mgmt, ns, later, {"k": "v"})
+        await tkube.patch(resources.SECRETS, "unlabel-me",
+                          {"metadata": {"labels": {"kubelb.k8c.io/managed-by": None}}},
+                          namespace=services_ns)  # fmt: skip
+
+        async def unsynced():
+            kept = await tkube.get(resources.SECRETS, "unlabel-me", namespace=services_ns)
+            return (not objects.finalizers(kept)
+                    and await find(tkube, SS, services_ns, "unlabel-me") is None
+                    and await find(mgmt, SS, ns, objects.uid(later)) is None)  # fmt: skip
+
+        await wait_for(unsynced, what="the unlabelled Secret's SyncSecret and copy gone")
+
         # Deletion propagates: Secret -> tenant SyncSecret -> management copy.
         await tkube.delete(resources.SECRETS, "web-tls", namespace=services_ns)
 
