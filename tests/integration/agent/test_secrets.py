@@ -6,13 +6,14 @@ UID with origin labels; changes and deletion propagate; unlabelled Secrets stay 
 from __future__ import annotations
 
 import base64
+import contextlib
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from kubelb.api import finalizers
-from kubelb.kube import objects, resources
+from kubelb.kube import errors, objects, resources
 from tests.integration.agent.conftest import provision_tenant
 from tests.integration.agent.helpers import find, wait_for
 from tests.integration.agent.test_lifecycle import metric_value
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 SS = resources.SYNC_SECRETS
 MANAGED = {"kubelb.k8c.io/managed-by": "kubelb"}
-AGENT_MANIFEST = Path(__file__).parents[3] / "configs" / "deploy" / "agent.yaml"
+DEPLOY = Path(__file__).parents[3] / "configs" / "deploy"
+# The shipped agent RBAC plus the Secrets it needs with --enable-secret-synchronizer.
+AGENT_MANIFESTS = (DEPLOY / "agent.yaml", DEPLOY / "agent-secret-sync.yaml")
 
 
 def b64(text: str) -> str:
@@ -48,80 +51,87 @@ async def test_labelled_secret_reaches_the_management_cluster(
     agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path
 ):
     ns = tenant_setup.namespace
-    identity = await tenant.deployed_identity(AGENT_MANIFEST.read_text(), tmp_path / "identity")
-    async with agent(kubeconfig=identity, enable_secret_synchronizer=True) as running, \
-            aiohttp.ClientSession() as http:  # fmt: skip
-        await tkube.create(resources.SECRETS, secret("web-tls", {"tls.crt": "c1", "tls.key": "k1"},
-                                                     type="kubernetes.io/tls"),
-                           namespace=services_ns)  # fmt: skip
-        await tkube.create(resources.SECRETS, secret("plain", {"k": "v"}, labelled=False),
-                           namespace=services_ns)  # fmt: skip
+    manifest = "\n---\n".join(p.read_text() for p in AGENT_MANIFESTS)
+    identity = await tenant.deployed_identity(manifest, tmp_path / "identity")
+    try:
+        async with agent(kubeconfig=identity, enable_secret_synchronizer=True) as running, \
+                aiohttp.ClientSession() as http:  # fmt: skip
+            tls = secret("web-tls", {"tls.crt": "c1", "tls.key": "k1"}, type="kubernetes.io/tls")
+            await tkube.create(resources.SECRETS, tls, namespace=services_ns)
+            await tkube.create(resources.SECRETS, secret("plain", {"k": "v"}, labelled=False),
+                               namespace=services_ns)  # fmt: skip
 
-        async def tenant_ss():
-            return await find(tkube, SS, services_ns, "web-tls")
+            async def tenant_ss():
+                return await find(tkube, SS, services_ns, "web-tls")
 
-        ss = await wait_for(tenant_ss, what="the tenant SyncSecret")
-        assert ss["type"] == "kubernetes.io/tls"
-        assert objects.labels(ss) == {**MANAGED, "app": "shop",
-                                      "kubelb.k8c.io/origin-name": "web-tls",
-                                      "kubelb.k8c.io/origin-ns": services_ns}  # fmt: skip
-        copy = await copy_of(mgmt, ns, ss, {"tls.crt": "c1", "tls.key": "k1"})
-        assert copy["type"] == "kubernetes.io/tls"
-        assert objects.labels(copy)["kubelb.k8c.io/origin-name"] == "web-tls"
-        assert objects.labels(copy)["kubelb.k8c.io/origin-ns"] == services_ns
-        assert objects.labels(copy)["kubelb.k8c.io/managed-by"] == "kubelb"
-        src = await tkube.get(resources.SECRETS, "web-tls", namespace=services_ns)
-        assert finalizers.CLEANUP in objects.finalizers(src)
+            ss = await wait_for(tenant_ss, what="the tenant SyncSecret")
+            assert ss["type"] == "kubernetes.io/tls"
+            assert objects.labels(ss) == {**MANAGED, "app": "shop",
+                                          "kubelb.k8c.io/origin-name": "web-tls",
+                                          "kubelb.k8c.io/origin-ns": services_ns}  # fmt: skip
+            copy = await copy_of(mgmt, ns, ss, {"tls.crt": "c1", "tls.key": "k1"})
+            assert copy["type"] == "kubernetes.io/tls"
+            assert objects.labels(copy)["kubelb.k8c.io/origin-name"] == "web-tls"
+            assert objects.labels(copy)["kubelb.k8c.io/origin-ns"] == services_ns
+            assert objects.labels(copy)["kubelb.k8c.io/managed-by"] == "kubelb"
+            src = await tkube.get(resources.SECRETS, "web-tls", namespace=services_ns)
+            assert finalizers.CLEANUP in objects.finalizers(src)
 
-        async def finalized():
-            current = await find(tkube, SS, services_ns, "web-tls")
-            return current if finalizers.CLEANUP in objects.finalizers(current or {}) else None
+            async def finalized():
+                current = await find(tkube, SS, services_ns, "web-tls")
+                return current if finalizers.CLEANUP in objects.finalizers(current or {}) else None
 
-        ss = await wait_for(finalized, what="the finalizer on the tenant SyncSecret")
+            ss = await wait_for(finalized, what="the finalizer on the tenant SyncSecret")
 
-        # Rotation: the new data reaches the management copy.
-        src["data"] = {"tls.crt": b64("c2"), "tls.key": b64("k2")}
-        await tkube.replace(resources.SECRETS, src)
-        await copy_of(mgmt, ns, ss, {"tls.crt": "c2", "tls.key": "k2"})
+            # Rotation: the new data reaches the management copy.
+            src["data"] = {"tls.crt": b64("c2"), "tls.key": b64("k2")}
+            await tkube.replace(resources.SECRETS, src)
+            await copy_of(mgmt, ns, ss, {"tls.crt": "c2", "tls.key": "k2"})
 
-        # Never synced without the label.
-        assert await find(tkube, SS, services_ns, "plain") is None
-        unlabelled = [c for c in (await mgmt.list(SS, namespace=ns)).items
-                      if objects.labels(c).get("kubelb.k8c.io/origin-name") == "plain"]  # fmt: skip
-        assert unlabelled == []
+            # Never synced without the label.
+            assert await find(tkube, SS, services_ns, "plain") is None
+            copies = (await mgmt.list(SS, namespace=ns)).items
+            origins = [objects.labels(c).get("kubelb.k8c.io/origin-name") for c in copies]
+            assert "plain" not in origins
 
-        async with http.get(f"http://127.0.0.1:{running.metrics.port}/metrics") as response:
-            text = await response.text()
-        assert (metric_value(text, "kubelb_ccm_sync_secret_reconcile_total",
-                             namespace=services_ns, result="success") or 0) > 0  # fmt: skip
+            async with http.get(f"http://127.0.0.1:{running.metrics.port}/metrics") as response:
+                text = await response.text()
+            assert (metric_value(text, "kubelb_ccm_sync_secret_reconcile_total",
+                                 namespace=services_ns, result="success") or 0) > 0  # fmt: skip
 
-        # The label removed: the SyncSecret and its copy go, the Secret keeps no finalizer.
-        await tkube.create(resources.SECRETS, secret("unlabel-me", {"k": "v"}),
-                           namespace=services_ns)  # fmt: skip
-        later = await wait_for(lambda: find(tkube, SS, services_ns, "unlabel-me"),
-                               what="the SyncSecret of unlabel-me")  # fmt: skip
-        await copy_of(mgmt, ns, later, {"k": "v"})
-        await tkube.patch(resources.SECRETS, "unlabel-me",
-                          {"metadata": {"labels": {"kubelb.k8c.io/managed-by": None}}},
-                          namespace=services_ns)  # fmt: skip
+            # The label removed: the SyncSecret and its copy go, the Secret keeps no finalizer.
+            await tkube.create(resources.SECRETS, secret("unlabel-me", {"k": "v"}),
+                               namespace=services_ns)  # fmt: skip
+            later = await wait_for(lambda: find(tkube, SS, services_ns, "unlabel-me"),
+                                   what="the SyncSecret of unlabel-me")  # fmt: skip
+            await copy_of(mgmt, ns, later, {"k": "v"})
+            await tkube.patch(resources.SECRETS, "unlabel-me",
+                              {"metadata": {"labels": {"kubelb.k8c.io/managed-by": None}}},
+                              namespace=services_ns)  # fmt: skip
 
-        async def unsynced():
-            kept = await tkube.get(resources.SECRETS, "unlabel-me", namespace=services_ns)
-            return (not objects.finalizers(kept)
-                    and await find(tkube, SS, services_ns, "unlabel-me") is None
-                    and await find(mgmt, SS, ns, objects.uid(later)) is None)  # fmt: skip
+            async def unsynced():
+                kept = await tkube.get(resources.SECRETS, "unlabel-me", namespace=services_ns)
+                return (not objects.finalizers(kept)
+                        and await find(tkube, SS, services_ns, "unlabel-me") is None
+                        and await find(mgmt, SS, ns, objects.uid(later)) is None)  # fmt: skip
 
-        await wait_for(unsynced, what="the unlabelled Secret's SyncSecret and copy gone")
+            await wait_for(unsynced, what="the unlabelled Secret's SyncSecret and copy gone")
 
-        # Deletion propagates: Secret -> tenant SyncSecret -> management copy.
-        await tkube.delete(resources.SECRETS, "web-tls", namespace=services_ns)
+            # Deletion propagates: Secret -> tenant SyncSecret -> management copy.
+            await tkube.delete(resources.SECRETS, "web-tls", namespace=services_ns)
 
-        async def all_gone():
-            return (await find(tkube, resources.SECRETS, services_ns, "web-tls") is None
-                    and await find(tkube, SS, services_ns, "web-tls") is None
-                    and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
+            async def all_gone():
+                return (await find(tkube, resources.SECRETS, services_ns, "web-tls") is None
+                        and await find(tkube, SS, services_ns, "web-tls") is None
+                        and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
 
-        await wait_for(all_gone, what="the Secret, its SyncSecret and the copy gone")
+            await wait_for(all_gone, what="the Secret, its SyncSecret and the copy gone")
+
+    finally:
+        # Cluster-wide, and other tests assert the shipped agent.yaml alone reads no Secret.
+        for resource in (resources.CLUSTER_ROLE_BINDINGS, resources.CLUSTER_ROLES):
+            with contextlib.suppress(errors.NotFoundError):
+                await tkube.delete(resource, "kubelb-agent-secret-sync")
 
 
 async def test_sync_secrets_of_two_tenants_land_in_their_namespaces(

@@ -122,7 +122,8 @@ async def test_tenant_deletion_finishes_with_finalized_sync_secrets(harness, syn
 
     async def secrets_made():
         items = (await kube.list(resources.SECRETS, namespace=ns)).items
-        return len([s for s in items if s["metadata"].get("ownerReferences")]) == 2
+        owners = [o["kind"] for s in items for o in s["metadata"].get("ownerReferences") or ()]
+        return owners.count("SyncSecret") == 2
 
     await until(secrets_made, what="the two Secrets")
     await kube.delete(resources.TENANTS, name)
