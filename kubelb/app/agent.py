@@ -361,7 +361,7 @@ def pod_namespace() -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    logs.setup(settings.log)
+    logs.setup(settings.log, fields={"tenant": settings.tenant.namespace})
     for note in unhonoured(args):
         logger.warning("%s", note)
     try:

@@ -16,13 +16,13 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import uvloop
 
-from kubelb.util import logsafe
+from kubelb.util import logfields, logsafe
 
 T = TypeVar("T")
 
@@ -216,6 +216,21 @@ class ConsoleFormatter(logsafe.Formatter):
         return str(format_time(record.created, self.time_encoding))
 
 
+class FieldsFilter(logging.Filter):
+    """Give each record the tenant and object of the `logfields.scope` it was logged in, else
+    the process's own (an agent serves one tenant); `extra=` on the call wins."""
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        super().__init__()
+        self.fields = dict(fields)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in {**self.fields, **logfields.current()}.items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
 class StackFilter(logging.Filter):
     """Attach the caller's stack to records at `level` and above (zap's stacktrace level)."""
 
@@ -236,8 +251,9 @@ class StackFilter(logging.Filter):
         return True
 
 
-def setup(level: str | Options = "info") -> None:
-    """Configure the root logger: a level name (kubelb's defaults) or `Options` from the flags."""
+def setup(level: str | Options = "info", fields: Mapping[str, str] | None = None) -> None:
+    """Configure the root logger: a level name (kubelb's defaults) or `Options` from the flags;
+    `fields` (e.g. the agent's tenant) go on every record that has none of its own."""
     options = (
         Options(level=logging.getLevelName(level.upper())) if isinstance(level, str) else level
     )
@@ -250,6 +266,7 @@ def setup(level: str | Options = "info") -> None:
         else:
             # one record, one line: tenant strings cannot forge a line
             handler.setFormatter(ConsoleFormatter(FORMAT, options.time_encoding))
+        handler.addFilter(FieldsFilter(fields or {}))
         if options.stacktrace_level is not None:
             handler.addFilter(StackFilter(options.stacktrace_level))
     for name in QUIET:

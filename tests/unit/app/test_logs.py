@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import logging
+from typing import cast
 
 import pytest
 
 from kubelb.app import logs
+from kubelb.kube import client, controller, errors as kerrors, informer, objects, resources, watches
+from kubelb.util import logfields
 
 
 def options(*argv: str) -> logs.Options:
@@ -145,3 +149,68 @@ def test_console_keeps_one_line_per_record(captured):
     logging.getLogger("kubelb.test").warning("a\nb", extra={"tenant": "t"})
     [line] = out.getvalue().splitlines()
     assert line.endswith("WARNING kubelb.test: a\\nb")
+
+
+def test_scope_and_process_fields_name_tenant_and_object(captured):
+    out = captured(logs.Options(encoder="json"))
+    root = logging.getLogger()
+    for handler in root.handlers:  # as the agent's set-up: its one tenant on every record
+        for f in handler.filters:
+            if isinstance(f, logs.FieldsFilter):
+                f.fields = {"tenant": "tenant-shop"}
+    log = logging.getLogger("kubelb.test")
+
+    async def reconcile(key: str, tenant: str | None) -> None:
+        with logfields.scope(object=key, tenant=tenant):
+            await asyncio.sleep(0)  # the other reconcile runs in between
+            log.info("reconciling")
+
+    async def both() -> None:
+        await asyncio.gather(reconcile("a/web", "tenant-a"), reconcile("b/api", None))
+
+    asyncio.run(both())
+    log.info("outside", extra={"object": "given"})
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    fields = sorted((line["msg"], line["object"], line["tenant"]) for line in lines)
+    assert fields == [
+        ("outside", "given", "tenant-shop"),
+        ("reconciling", "a/web", "tenant-a"),
+        ("reconciling", "b/api", "tenant-shop"),
+    ]
+    assert logfields.current() == {}
+
+
+class Reconciler:
+    """Logs during its reconcile, then fails."""
+
+    name = "fields"
+    primary = watches.Watch(resource=resources.LOAD_BALANCERS)
+    watches = ()
+
+    async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
+        logging.getLogger("kubelb.test").info("reconciling")
+        raise kerrors.ApiError("conflict", status=409, reason="Conflict")
+
+
+def test_a_controllers_reconcile_lines_name_tenant_object_and_reason(captured):
+    out = captured(logs.Options(encoder="json"))
+    informers = informer.Informers(cast(client.Client, None))
+    ctrl = controller.Controller(Reconciler(), informers, tenant_of=lambda key: key.namespace)
+
+    async def once() -> None:
+        await ctrl._reconcile(ctrl.queue, objects.ObjectKey("tenant-a", "web"))
+        ctrl.queue.shut_down()
+
+    asyncio.run(once())
+    inside, failed = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (inside["msg"], inside["tenant"], inside["object"]) == (
+        "reconciling",
+        "tenant-a",
+        "tenant-a/web",
+    )
+    assert (failed["level"], failed["tenant"], failed["object"], failed["reason"]) == (
+        "warn",
+        "tenant-a",
+        "tenant-a/web",
+        "Conflict",
+    )
