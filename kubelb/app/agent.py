@@ -247,7 +247,7 @@ UNHONOURED: dict[str, tuple[object, str]] = {
     "--ingress-conversion-only": (False, "kubelb has no Ingress-to-Gateway converter; the agent "
                                   "runs its usual controllers, serving Ingresses as Routes"),
     "--enable-ingress-conversion": (False, "kubelb has no Ingress-to-Gateway converter; "
-                                    "Ingresses of class kubelb are served as Routes directly"),
+                                    "the agent serves Ingresses as Routes directly"),
     "--conversion-gateway-name": ("kubelb", "kubelb has no Ingress-to-Gateway conversion"),
     "--conversion-gateway-namespace": ("kubelb", "kubelb has no Ingress-to-Gateway conversion"),
     "--conversion-gateway-class": ("kubelb", "kubelb has no Ingress-to-Gateway conversion"),
@@ -285,7 +285,8 @@ def unhonoured(args: argparse.Namespace) -> list[str]:
     for flag, (default, instead) in UNHONOURED.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value != default:
-            notes.append(f"{flag}={value}: {instead}")
+            shown = str(value).lower() if isinstance(value, bool) else value
+            notes.append(f"{flag}={shown}: {instead}")
     return notes
 
 
