@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -133,7 +134,8 @@ class Running:
 
 async def holder(kube: client.Client, namespace: str, name: str) -> str | None:
     lease = await find(kube, resources.LEASES, namespace, name)
-    return (lease or {}).get("spec", {}).get("holderIdentity")
+    identity = (lease or {}).get("spec", {}).get("holderIdentity")
+    return str(identity) if identity else None
 
 
 async def test_manager_and_agent_start_with_upstreams_chart_args(
@@ -141,8 +143,8 @@ async def test_manager_and_agent_start_with_upstreams_chart_args(
     tenant: cluster.Cluster,
     management_namespace: str,
     tenant_namespace: str,
-    management_api: client.ApiClient,
-    tenant_api: client.ApiClient,
+    management_api: Any,
+    tenant_api: Any,
     tmp_path: Path,
 ) -> None:
     mgmt = client.Client(management_api, field_manager="kubelb-test")
@@ -172,7 +174,8 @@ async def test_manager_and_agent_start_with_upstreams_chart_args(
             return tenantobjects.secret_value(secret, kubeconfigs.SECRET_KEY) if secret else None
 
         kubelb_kubeconfig = tmp_path / "kubelb"
-        kubelb_kubeconfig.write_text(await wait_for(issued, what="the tenant's kubeconfig"))
+        text = await wait_for(issued, what="the tenant's kubeconfig")
+        kubelb_kubeconfig.write_text(text or "")
         agent = Running(
             "agent",
             ["--mode=agent", *CCM_CHART_ARGS, f"--cluster-name={name}",
