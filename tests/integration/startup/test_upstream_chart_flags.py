@@ -44,7 +44,7 @@ MANAGER_CHART_ARGS = [
     "--zap-log-level=info",
 ]
 # charts/kubelb-ccm/templates/deployment.yaml with its options set away from their defaults
-# where kubelb can serve that in a shared test cluster (kubelb-class Services only), then the
+# where a shared test cluster allows (kubelb-class Services only), then the
 # remaining §5.2 flags (Ingress conversion, Enterprise Edition) as extra args.
 CCM_CHART_ARGS = [
     "--enable-leader-election=true",
@@ -58,7 +58,8 @@ CCM_CHART_ARGS = [
     "--disable-httproute-controller=true",
     "--disable-grpcroute-controller=true",
     "--enable-secret-synchronizer=true",
-    "--install-gateway-api-crds=true",
+    # `--install-gateway-api-crds=true` is left out: it rewrites the shared tenant cluster's
+    # CRDs; tests/integration/agent/test_gateway_crds.py runs it on a private control plane.
     "--gateway-api-crds-channel=standard",
     "--zap-log-level=debug",
     "--enable-cloud-provider=true",
