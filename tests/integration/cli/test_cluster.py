@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -103,14 +104,14 @@ async def test_without_context_the_current_one_is_used(capsys, kubeconfig, manag
     assert "cannot reach the API server" in err
 
 
-def _lb(name: str, namespace: str) -> dict:
+def _lb(name: str, namespace: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": namespace},
             "spec": {"ports": [{"port": 80, "protocol": "TCP"}],
                      "endpoints": [{"addresses": [{"ip": "10.0.0.1"}],
                                     "ports": [{"port": 30080, "protocol": "TCP"}]}]}}  # fmt: skip
 
 
-def _condition(status: str, reason: str, message: str) -> dict:
+def _condition(status: str, reason: str, message: str) -> dict[str, Any]:
     return {"type": "Ready", "status": status, "reason": reason, "message": message,
             "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}  # fmt: skip
 
