@@ -38,8 +38,12 @@ def kubeconfig(management, tmp_path: Path) -> Path:
 
 
 def _flags(kubeconfig: Path) -> list[str]:
-    return ["--kubeconfig", str(kubeconfig), "--context", kubeconfig.with_suffix(".context")
-            .read_text()]  # fmt: skip
+    return [
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        kubeconfig.with_suffix(".context").read_text(),
+    ]
 
 
 async def _kubelb(capsys, *args: str) -> tuple[int, str, str]:
@@ -51,8 +55,20 @@ async def _kubelb(capsys, *args: str) -> tuple[int, str, str]:
 
 async def test_lb_round_trip(capsys, kubeconfig, management_namespace):
     ns, flags = management_namespace, _flags(kubeconfig)
-    create = ["lb", "create", "web", "-n", ns, "--port", "80:30080/TCP", "--endpoint", "10.0.0.1",
-              "--endpoint", "10.0.0.2", *flags]  # fmt: skip
+    create = [
+        "lb",
+        "create",
+        "web",
+        "-n",
+        ns,
+        "--port",
+        "80:30080/TCP",
+        "--endpoint",
+        "10.0.0.1",
+        "--endpoint",
+        "10.0.0.2",
+        *flags,
+    ]
     code, out, err = await _kubelb(capsys, *create)
     assert (code, out, err) == (0, "loadbalancer.kubelb.k8c.io/web created\n", "")
 
@@ -93,8 +109,9 @@ async def test_lb_round_trip(capsys, kubeconfig, management_namespace):
     assert (code, out, err) == (0, "", f"No resources found in {ns} namespace.\n")
     code, out, err = await _kubelb(capsys, "lb", "delete", "web", "-n", ns, *flags)
     assert code == 1
-    code, out, err = await _kubelb(capsys, "lb", "delete", "web", "--ignore-not-found", "-n", ns,
-                                   *flags)  # fmt: skip
+    code, out, err = await _kubelb(
+        capsys, "lb", "delete", "web", "--ignore-not-found", "-n", ns, *flags
+    )
     assert (code, out, err) == (0, "", "")
 
 
@@ -105,15 +122,26 @@ async def test_without_context_the_current_one_is_used(capsys, kubeconfig, manag
 
 
 def _lb(name: str, namespace: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": namespace},
-            "spec": {"ports": [{"port": 80, "protocol": "TCP"}],
-                     "endpoints": [{"addresses": [{"ip": "10.0.0.1"}],
-                                    "ports": [{"port": 30080, "protocol": "TCP"}]}]}}  # fmt: skip
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "ports": [{"port": 80, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 30080, "protocol": "TCP"}]}
+            ],
+        },
+    }
 
 
 def _condition(status: str, reason: str, message: str) -> dict[str, Any]:
-    return {"type": "Ready", "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}  # fmt: skip
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "observedGeneration": 1,
+    }
 
 
 async def test_status_shows_ready_and_not_ready_with_reasons(
@@ -124,11 +152,28 @@ async def test_status_shows_ready_and_not_ready_with_reasons(
     for name in ("web", "db"):
         await kube.create(resources.LOAD_BALANCERS, _lb(name, ns))
     # What the manager writes: an address and Ready for web; no address for db.
-    await kube.patch_status(resources.LOAD_BALANCERS, "web", namespace=ns, patch={"status": {
-        "loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]},
-        "service": {"ports": [{"name": "80-tcp", "port": 80, "protocol": "TCP",
-                               "targetPort": 10080, "upstreamTargetPort": 30080}]},
-        "conditions": [_condition("True", "Reconciled", "")]}})  # fmt: skip
+    await kube.patch_status(
+        resources.LOAD_BALANCERS,
+        "web",
+        namespace=ns,
+        patch={
+            "status": {
+                "loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]},
+                "service": {
+                    "ports": [
+                        {
+                            "name": "80-tcp",
+                            "port": 80,
+                            "protocol": "TCP",
+                            "targetPort": 10080,
+                            "upstreamTargetPort": 30080,
+                        }
+                    ]
+                },
+                "conditions": [_condition("True", "Reconciled", "")],
+            }
+        },
+    )
     await kube.patch_status(
         resources.LOAD_BALANCERS,
         "db",
@@ -141,13 +186,23 @@ async def test_status_shows_ready_and_not_ready_with_reasons(
             }
         },
     )
-    envoy = {"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": envoy_k8s.workload_name(ns), "namespace": ns,
-                          "labels": {"app.kubernetes.io/name": "kubelb-envoy-proxy"}},
-             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "envoy"}},
-                      "template": {"metadata": {"labels": {"app": "envoy"}},
-                                   "spec": {"containers": [{"name": "envoy",
-                                                            "image": "envoy"}]}}}}  # fmt: skip
+    envoy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": envoy_k8s.workload_name(ns),
+            "namespace": ns,
+            "labels": {"app.kubernetes.io/name": "kubelb-envoy-proxy"},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "envoy"}},
+            "template": {
+                "metadata": {"labels": {"app": "envoy"}},
+                "spec": {"containers": [{"name": "envoy", "image": "envoy"}]},
+            },
+        },
+    }
     await kube.create(resources.DEPLOYMENTS, envoy)  # no kubelet: never ready
 
     code, out, err = await _kubelb(capsys, "status", "-n", ns, *_flags(kubeconfig))
@@ -193,8 +248,9 @@ def _plugin_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "plugin"
     folder.mkdir()
     script = folder / "kubectl-kubelb"
-    script.write_text(f"#!{sys.executable}\nimport sys\nfrom kubelb.cli import main\n"
-                      "sys.exit(main())\n")  # fmt: skip
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom kubelb.cli import main\nsys.exit(main())\n"
+    )
     script.chmod(0o755)
     return folder
 
@@ -203,8 +259,9 @@ def _plugin_dir(tmp_path: Path) -> Path:
 async def test_kubectl_plugin(kubeconfig, management_namespace, tmp_path):
     env = {**os.environ, "PATH": f"{_plugin_dir(tmp_path)}{os.pathsep}{os.environ['PATH']}"}
     args = ["kubectl", "kubelb", "lb", "list", "-n", management_namespace, *_flags(kubeconfig)]
-    done = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True,
-                                   env=env, check=False)  # fmt: skip
+    done = await asyncio.to_thread(
+        subprocess.run, args, capture_output=True, text=True, env=env, check=False
+    )
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
     assert done.stderr == f"No resources found in {management_namespace} namespace.\n"
     done = await asyncio.to_thread(
