@@ -1,8 +1,15 @@
+import json
+import sys
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from kubelb import cli
 from kubelb.api import errors as api_errors, loadbalancer as api_lb, registry
 from kubelb.commands import lb
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _served(name="web", *, ready="True", reason="Reconciled"):
@@ -139,3 +146,41 @@ def test_ready_is_unknown_before_a_status():
     assert lb.ready(obj) == "Unknown"
     assert lb.address(obj) == "<pending>"
     assert lb.ports(obj) == "80/TCP,53/UDP"
+
+
+def _unreachable_kubeconfig(path):
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u, namespace: team}}]\n"
+    )
+    return path
+
+
+def test_dry_run_prints_the_object_without_asking_the_server(capsys, tmp_path):
+    kubeconfig = _unreachable_kubeconfig(tmp_path / "kubeconfig")
+    args = ["lb", "create", "web", "--port", "80:30080", "--endpoint", "10.0.0.1", "--dry-run"]
+    assert cli.main([*args, "--kubeconfig", str(kubeconfig), "-o", "json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["metadata"] == {"name": "web", "namespace": "team"}  # the context's namespace
+    assert obj["spec"]["ports"] == [{"port": 80, "protocol": "TCP"}]
+
+
+def test_unreachable_server_is_a_clear_error(capsys, tmp_path):
+    kubeconfig = _unreachable_kubeconfig(tmp_path / "kubeconfig")
+    assert cli.main(["lb", "get", "web", "--kubeconfig", str(kubeconfig)]) == 1
+    assert "kubelb lb: cannot reach the API server" in capsys.readouterr().err
+
+
+def test_help_names_the_kubectl_plugin_when_run_as_one(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/kubectl-kubelb", "lb", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: kubectl kubelb lb ")
+
+
+def test_pyproject_ships_the_kubectl_plugin():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["kubectl-kubelb"] == project["scripts"]["kubelb"]
