@@ -133,6 +133,22 @@ def _lb(name: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def _route(name: str, namespace: str) -> dict[str, Any]:
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    }
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "endpoints": [{"addresses": [{"ip": "10.0.0.1"}]}],
+            "source": {"kubernetes": {"resource": ingress}},
+        },
+    }
+
+
 def _condition(status: str, reason: str, message: str) -> dict[str, Any]:
     return {
         "type": "Ready",
@@ -204,12 +220,31 @@ async def test_status_shows_ready_and_not_ready_with_reasons(
         },
     }
     await kube.create(resources.DEPLOYMENTS, envoy)  # no kubelet: never ready
+    await kube.create(resources.ROUTES, _route("site", ns))
+    applied = {
+        **_condition("False", "InstallationFailed", "port 80 is held by LoadBalancer web"),
+        "type": "ResourceAppliedSuccessfully",
+    }
+    route_state = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "name": "site",
+        "namespace": "default",
+        "conditions": [applied],
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.20"}]}},
+    }
+    await kube.patch_status(
+        resources.ROUTES,
+        "site",
+        namespace=ns,
+        patch={"status": {"resources": {"route": route_state}}},
+    )
 
     code, out, err = await _kubelb(capsys, "status", "-n", ns, *_flags(kubeconfig))
     assert (code, err) == (0, "")
     lines = out.splitlines()
     summary = next(line for line in lines if line.startswith(ns))
-    assert summary.split() == [ns, ns, "0/1", "1/2", "ready", "0/0", "ready", "1"]
+    assert summary.split() == [ns, ns, "0/1", "1/2", "ready", "0/1", "ready", "2"]
     assert f"  Envoy: Deployment/envoy-{ns} NOT ready (0/1 replicas)" in lines
     web = next(line.split() for line in lines if line.startswith("    web "))
     assert web == ["web", "ClusterIP", "192.0.2.10", "80:30080/TCP", "True", "Reconciled"]
@@ -217,6 +252,13 @@ async def test_status_shows_ready_and_not_ready_with_reasons(
     assert db == ["db", "ClusterIP", "<pending>", "80/TCP", "False", "NoAddress"]
     assert (
         "    LoadBalancer db: Ready=False (NoAddress): no ingress IP from Service envoy-db" in lines
+    )
+
+    site = next(line.split() for line in lines if line.startswith("    site "))
+    assert site == ["site", "Ingress", "default/site", "192.0.2.20", "False", "InstallationFailed"]
+    assert (
+        "    Route site: ResourceAppliedSuccessfully=False (InstallationFailed): port 80 is held "
+        "by LoadBalancer web" in lines
     )
 
     code, out, _ = await _kubelb(capsys, "status", "-n", ns, "-o", "json", *_flags(kubeconfig))
@@ -228,7 +270,7 @@ async def test_status_shows_ready_and_not_ready_with_reasons(
         ("db", False),
         ("web", True),
     ]
-    assert tenant["problems"] == [
+    assert tenant["problems"][:1] == [
         {
             "object": "LoadBalancer db",
             "type": "Ready",
