@@ -1,11 +1,12 @@
 """What KubeLB serves, per tenant: its LoadBalancers and Routes, their addresses, whether the
 tenant's Envoy is ready, and every condition that is not True, with its reason and message.
 
-  kubelb status [-n NS] [--kubeconfig PATH] [--context NAME] [-o yaml|json]
+  kubelb status [-n NS | -A] [--kubeconfig PATH] [--context NAME] [-o yaml|json]
   kubelb status --admin-address 127.0.0.1:8081 [-o yaml|json]
 
 Against a management cluster (the default) it reads Tenants, LoadBalancers, Routes and the
-tenants' Envoy Deployments (or DaemonSets); without -n every namespace that has any of them.
+tenants' Envoy Deployments (or DaemonSets); without -n (or with -A) every namespace that has
+any of them.
 With --admin-address it asks a standalone kubelb (`kubelb --mode=standalone`) instead, through
 its admin API (GET /api/loadbalancers); there the tenants are the objects' namespaces and the
 one data plane serves them all. `-o yaml|json` prints the same facts as one document.
@@ -34,7 +35,7 @@ Document = dict[str, Any]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    kubeflags.add_arguments(parser, all_namespaces=False)
+    kubeflags.add_arguments(parser)
     parser.add_argument(
         "--admin-address",
         metavar="HOST:PORT",
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.admin_address:
-            document = asyncio.run(from_standalone(args.admin_address, args.namespace))
+            namespace = None if args.all_namespaces else args.namespace
+            document = asyncio.run(from_standalone(args.admin_address, namespace))
         else:
             document = asyncio.run(_from_flags(args))
     except StatusError as exc:
@@ -72,7 +74,7 @@ async def _from_flags(args: argparse.Namespace) -> Document:
     except kubeconfig.ConfigError as exc:
         raise StatusError(str(exc)) from exc
     try:
-        return await from_cluster(session, args.namespace)
+        return await from_cluster(session, None if args.all_namespaces else args.namespace)
     except errors.ApiError as exc:
         raise StatusError(str(exc)) from exc
     finally:
