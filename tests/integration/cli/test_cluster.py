@@ -316,3 +316,35 @@ async def test_kubectl_plugin(kubeconfig, management_namespace, tmp_path):
     )
     assert done.returncode == 0
     assert done.stdout.startswith("usage: kubectl kubelb lb")
+
+
+async def test_status_of_every_tenant_includes_a_failed_tenant(
+    capsys, kubeconfig, management_api, management_namespace
+):
+    kube = client.Client(management_api, field_manager="kubelb-manager")
+    name = f"cli-{management_namespace}"  # unique: the namespace's name is random
+    await kube.create(resources.TENANTS, {"metadata": {"name": name}, "spec": {}})
+    try:
+        failed = _condition("False", "ReconciliationFailed", "namespace is terminating")
+        await kube.patch_status(
+            resources.TENANTS, name, patch={"status": {"phase": "Failed", "conditions": [failed]}}
+        )
+        code, out, _ = await _kubelb(capsys, "status", "-A", "-o", "yaml", *_flags(kubeconfig))
+        assert code == 0
+        tenants = {t["name"]: t for t in yaml.safe_load(out)["tenants"]}
+        tenant = tenants[name]
+        assert (tenant["namespace"], tenant["phase"]) == (f"tenant-{name}", "Failed")
+        assert tenant["envoy"]["workload"] is None
+        assert tenant["problems"] == [
+            {
+                "object": f"Tenant {name}",
+                "type": "Ready",
+                "status": "False",
+                "reason": "ReconciliationFailed",
+                "message": "namespace is terminating",
+            }
+        ]
+        code, out, _ = await _kubelb(capsys, "status", *_flags(kubeconfig))
+        assert f"Tenant {name} (namespace tenant-{name}): Failed" in out.splitlines()
+    finally:
+        await kube.delete(resources.TENANTS, name)
