@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -17,6 +18,8 @@ SUBCOMMANDS: dict[str, str] = {
     "crds": "crds",
     "translate": "translate",
     "dev-cluster": "dev_cluster",
+    "lb": "lb",
+    "status": "status",
 }
 
 # Mode name -> module under kubelb.app with `add_arguments(parser)` and `run(args) -> int`.
@@ -36,6 +39,10 @@ Modes (long-running):
 
 Tools:
   kubelb SUBCOMMAND --help                 for one of: {subcommands}
+  kubelb lb list|get|create|delete         LoadBalancers on a management cluster (kubectl flags)
+  kubelb status                            per tenant: what is served, and what is not and why
+
+As a kubectl plugin (`kubectl-kubelb` on PATH): `kubectl kubelb lb list`, `kubectl kubelb status`.
 
 Run `kubelb --mode=MODE --help` for the flags of a mode.
 """
@@ -60,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_subcommand(name: str, args: list[str]) -> int:
     module = _load("kubelb.commands", SUBCOMMANDS[name])
     parser = argparse.ArgumentParser(
-        prog=f"kubelb {name}",
+        prog=f"{_prog()} {name}",
         description=module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -90,6 +97,12 @@ def _top_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION.format(subcommands=", ".join(sorted(SUBCOMMANDS)) or "(none yet)"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def _prog() -> str:
+    """`kubectl kubelb` when run as the kubectl plugin `kubectl-kubelb`, else `kubelb`."""
+    invoked = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return "kubectl kubelb" if invoked.startswith("kubectl-kubelb") else "kubelb"
 
 
 def _load(package: str, name: str) -> ModuleType:

@@ -69,6 +69,7 @@ class Settings:
     enable_leader_election: bool = True
     leader_election_namespace: str = "kube-system"
     log_level: str = "info"
+    log: logs.Options = logs.DEFAULT_OPTIONS
     kubelb_kubeconfig_secret: tokens.SecretRef | None = None
     token_expiration_seconds: int = 86400
     token_renew_remaining: float = 0.2
@@ -236,9 +237,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "experimental (adds TCPRoute, UDPRoute, XBackendTrafficPolicy, XMesh and "
         "experimental fields) (default: %(default)s)",
     )
+    logs.add_arguments(parser)
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--node-address-label-selector",
+        default="",
+        metavar="SELECTOR",
+        help="only Nodes matching this label selector become the tenant's addresses "
+        "(upstream Enterprise Edition flag) (default: every Node)",
     )
+    _add_unhonoured(parser)
+
+
+# Upstream CCM flags kubelb takes (so upstream's chart args start it) but does not act on:
+# flag -> (default, what kubelb does instead). Each set to a non-default value is logged.
+UNHONOURED: dict[str, tuple[object, str]] = {
+    "--ingress-conversion-only": (False, "kubelb has no Ingress-to-Gateway converter; the agent "
+                                  "runs its usual controllers, serving Ingresses as Routes"),
+    "--enable-ingress-conversion": (False, "kubelb has no Ingress-to-Gateway converter; "
+                                    "the agent serves Ingresses as Routes directly"),
+    "--conversion-gateway-name": ("kubelb", "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-gateway-namespace": ("kubelb", "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-gateway-class": ("kubelb", "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-ingress-class": ("", "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-domain-replace": ("", "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-domain-suffix": ("", "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-propagate-external-dns-annotations": (
+        True, "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-gateway-annotations": ("", "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-disable-envoy-gateway-features": (
+        False, "kubelb has no Ingress-to-Gateway conversion"),
+    "--conversion-copy-tls-secrets": (True, "kubelb has no Ingress-to-Gateway conversion"),
+    "--max-node-address-count": (0, "upstream Enterprise Edition flag; kubelb sends every "
+                                 "Node address of the chosen type"),
+}  # fmt: skip
+
+
+def _add_unhonoured(parser: argparse.ArgumentParser) -> None:
+    for flag, (default, instead) in UNHONOURED.items():
+        text = f"accepted for upstream's chart, not acted on: {instead}"
+        if isinstance(default, bool):
+            _bool_flag(parser, flag, default, text)
+        elif isinstance(default, int):
+            parser.add_argument(flag, type=int, default=default, help=f"{text} (default: 0)")
+        else:
+            shown = f"{default!r}" if default else "none"
+            parser.add_argument(
+                flag, default=default, metavar="VALUE", help=f"{text} (default: {shown})"
+            )
+
+
+def unhonoured(args: argparse.Namespace) -> list[str]:
+    """A log line for each upstream flag set to a value kubelb cannot honour."""
+    notes = []
+    for flag, (default, instead) in UNHONOURED.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value != default:
+            shown = str(value).lower() if isinstance(value, bool) else value
+            notes.append(f"{flag}={shown}: {instead}")
+    return notes
 
 
 def _gateway_api_version() -> str:
@@ -269,6 +325,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             server.parse_address(getattr(args, flag))
         except ValueError as exc:
             raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {exc}") from None
+    log = logs.options_from_args(args)
     return Settings(
         tenant=tenant,
         kubeconfig=args.kubeconfig,
@@ -280,7 +337,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         health_probe_bind_address=args.health_probe_bind_address,
         enable_leader_election=args.enable_leader_election,
         leader_election_namespace=args.leader_election_namespace or pod_namespace(),
-        log_level=args.log_level,
+        log_level=log.level_name,
+        log=log,
+        node_label_selector=args.node_address_label_selector or None,
         kubelb_kubeconfig_secret=secret,
         token_expiration_seconds=args.kubelb_token_expiration,
         token_renew_remaining=args.kubelb_token_renew_remaining,
@@ -299,8 +358,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def pod_namespace() -> str:
     """The namespace this pod runs in, or kube-system outside a pod."""
-    if os.environ.get("POD_NAMESPACE"):
-        return os.environ["POD_NAMESPACE"]
+    # POD_NAMESPACE is kubelb's manifest's name for it, NAMESPACE upstream chart's.
+    for name in ("POD_NAMESPACE", "NAMESPACE"):
+        if os.environ.get(name):
+            return os.environ[name]
     try:
         return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or "kube-system"
     except OSError:
@@ -309,7 +370,9 @@ def pod_namespace() -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    logs.setup(settings.log_level)
+    logs.setup(settings.log, fields={"tenant": settings.tenant.namespace})
+    for note in unhonoured(args):
+        logger.warning("%s", note)
     try:
         return logs.run_loop(serve(settings))
     except (kubeconfig.ConfigError, server.BindError, gatewaycrds.GatewayCRDError) as exc:

@@ -76,16 +76,22 @@ class Core:
                                               rejections)  # fmt: skip
         self.routes = routes.RouteReconciler(self.inputs, self.route_reads, self.writer,
                                              self.infra, realisation)  # fmt: skip
+        # Each key is a tenant namespace or an object in one: that names the tenant in logs.
+        tenant = _tenant_namespace
         self.snapshot_controller = controller.Controller(self.snapshots, self.informers,
-                                                         coalesce=snapshot_coalesce)  # fmt: skip
+                                                         coalesce=snapshot_coalesce,
+                                                         tenant_of=tenant)  # fmt: skip
         self.lb_controller = controller.Controller(
-            self.lbs, self.informers, workers=workers, observer=loadbalancers.observe
-        )
-        self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2)
+            self.lbs, self.informers, workers=workers, observer=loadbalancers.observe,
+            tenant_of=tenant,
+        )  # fmt: skip
+        self.proxy_controller = controller.Controller(self.proxies, self.informers, workers=2,
+                                                      tenant_of=tenant)  # fmt: skip
         # Per tenant, coalesced as the snapshots: a burst of Route writes costs one build.
         self.route_controller = controller.Controller(self.routes, self.informers,
                                                       workers=ROUTE_WORKERS,
-                                                      coalesce=snapshot_coalesce)  # fmt: skip
+                                                      coalesce=snapshot_coalesce,
+                                                      tenant_of=tenant)  # fmt: skip
         # The controllers that write; a mode adds its own to `lead`.
         self.writers: list[controller.Controller] = [self.lb_controller, self.proxy_controller,
                                                      self.route_controller]  # fmt: skip
@@ -127,3 +133,7 @@ class Core:
                     group.create_task(r.run(), name=r.name)
         finally:
             await self.infra.close()
+
+
+def _tenant_namespace(key: objects.ObjectKey) -> str:
+    return key.namespace or key.name  # common.tenant_key is ("", namespace)

@@ -28,6 +28,7 @@ import asyncio
 import datetime
 import ipaddress
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class Settings:
     kubeconfig: str | None = None
     namespace: str = "kubelb"
     log_level: str = "info"
+    log: logs.Options = logs.DEFAULT_OPTIONS
     listen_address: str = ":8001"
     health_probe_bind_address: str = ":8081"
     metrics_addr: str = ":9443"
@@ -110,10 +112,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "~/.kube/config)")  # fmt: skip
     add(
         "--namespace",
-        default=d.namespace,
-        help="the manager's namespace: Config `default` and the leader lease (default: kubelb)",
+        help="the manager's namespace: Config `default` and the leader lease (default: "
+        "$NAMESPACE, as upstream's chart sets it, else kubelb)",
     )
-    add("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
+    logs.add_arguments(parser)
     add("--listen-address", default=d.listen_address, help="xDS gRPC server (default: :8001)")
     add(
         "--health-probe-bind-address",
@@ -207,7 +209,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=True,
         default=False,
-        help="Envoy admin on all interfaces in Envoy pods (default: false)",
+        help="Envoy admin on all interfaces in Envoy pods, and the xDS server and cache at "
+        "debug level (default: false)",
+    )
+    add(
+        "--enable-gateway-api",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="accepted for upstream's chart; kubelb's manager serves Gateway API Routes from "
+        "agents either way, so true and false behave alike (default: false)",
+    )
+    add(
+        "--enable-tenant-migration",
+        type=_bool,
+        nargs="?",
+        const=True,
+        help="accepted for upstream's chart and ignored: a no-op upstream too (tenant "
+        "migration was removed)",
     )
     add(
         "--xds-delta",
@@ -250,8 +270,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"kubelb: --address-pool: {exc}") from None
     if args.workers < 1:
         raise SystemExit("kubelb: --workers must be at least 1")
-    if not args.namespace:
-        raise SystemExit("kubelb: --namespace must not be empty")
+    namespace = resolve_namespace(args.namespace)
     if not args.xds_tls and not (
         args.envoy_deployer == "process" and _loopback(args.listen_address)
     ):
@@ -261,6 +280,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         )
     if args.xds_cert_validity < 1:
         raise SystemExit("kubelb: --xds-cert-validity must be at least 1 second")
+    log = logs.options_from_args(args)
     cidrs = {}
     for flag in ("service_cidr", "pod_cidr"):
         values = tuple(c.strip() for c in (getattr(args, flag, "") or "").split(",") if c.strip())
@@ -270,7 +290,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             raise SystemExit(f"kubelb: --{flag.replace('_', '-')}: {exc}") from None
         cidrs[flag] = values
     return Settings(
-        kubeconfig=args.kubeconfig, namespace=args.namespace, log_level=args.log_level,
+        kubeconfig=args.kubeconfig, namespace=namespace, log_level=log.level_name, log=log,
         listen_address=args.listen_address,
         health_probe_bind_address=args.health_probe_bind_address,
         metrics_addr=args.metrics_addr, enable_leader_election=args.enable_leader_election,
@@ -287,6 +307,29 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )  # fmt: skip
 
 
+def resolve_namespace(flag: str | None) -> str:
+    """--namespace; when not given or empty, $NAMESPACE (upstream's chart sets it to the pod's
+    namespace); else kubelb when the flag was not given."""
+    if flag:
+        return flag
+    if os.environ.get("NAMESPACE"):
+        return os.environ["NAMESPACE"]
+    if flag is None:
+        return Settings().namespace
+    raise SystemExit("kubelb: --namespace must not be empty (nor is $NAMESPACE set)")
+
+
+def unhonoured(args: argparse.Namespace) -> list[str]:
+    """What kubelb does instead of an upstream flag it takes but cannot honour, for the log."""
+    notes = []
+    if args.enable_gateway_api:
+        notes.append("--enable-gateway-api: accepted for upstream's chart; kubelb's manager "
+                     "serves Gateway API Routes whether it is set or not")  # fmt: skip
+    if args.enable_tenant_migration is not None:
+        notes.append("--enable-tenant-migration: accepted and ignored, a no-op as upstream")
+    return notes
+
+
 def _loopback(address: str) -> bool:
     host, _ = server.parse_address(address)
     if host == "localhost":
@@ -299,7 +342,11 @@ def _loopback(address: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    logs.setup(settings.log_level)
+    logs.setup(settings.log)
+    for note in unhonoured(args):
+        logger.warning("%s", note)
+    if settings.debug:  # upstream's --debug also turns on its xDS cache's debug logging
+        logging.getLogger(xds_server.__name__.rpartition(".")[0]).setLevel(logging.DEBUG)
     try:
         return logs.run_loop(serve(settings))
     except (kubeconfig.ConfigError, binary.EnvoyNotFoundError, OSError) as exc:

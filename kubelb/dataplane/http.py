@@ -9,7 +9,7 @@ directions and never buffered whole, WebSocket upgrades tunnelled, and the proxy
 503 no healthy endpoint, 504 connect or request timeout. Envoy answers 503 where we answer 502 or
 504; we keep the distinction because it tells an operator where to look (all differences from
 Envoy: docs/dataplane-differences.md). Routes are chosen as Envoy chooses them (`routing`).
-Pipelined requests are parsed ahead (at most `_MAX_QUEUED`) and answered in order.
+Pipelined requests are parsed ahead (`http_parsing`, at most `MAX_QUEUED`) and answered in order.
 A connection opening with the HTTP/2 preface (h2c, as gRPC clients speak) is handed to `http2`.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import random
 import typing
 
 import httptools
@@ -26,84 +25,25 @@ import httptools
 from kubelb.dataplane import (
     context,
     flow_control,
+    http_actions,
     http_filters,
     http_messages,
     http_mirror,
+    http_parsing,
     http_upstream,
     proxyproto,
     upstreams,
 )
+from kubelb.dataplane.http_exchange import Exchange
 from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
-
-_MAX_QUEUED = 8
 
 # The HTTP/2 connection preface starts with this (RFC 9113 3.4): no HTTP/1 method does.
 _H2_PREFACE_START = b"PRI "
 
 
-class _Reject(Exception):
-    pass
-
-
-class Exchange:
-    """One request and where it is in its life."""
-
-    __slots__ = (
-        "body",
-        "body_size",
-        "chunked",
-        "complete",
-        "head",
-        "headers",
-        "keep_alive",
-        "local",
-        "method",
-        "mirror_body",
-        "mirror_size",
-        "mirrors",
-        "pending",
-        "retried",
-        "route",
-        "start",
-        "started",
-        "target",
-        "try_start",
-        "upgrade",
-        "url",
-        "version",
-    )
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.method = b""
-        self.version = "1.1"
-        self.head = b""
-        self.keep_alive = True
-        self.upgrade: bytes | None = None
-        self.chunked = False
-        self.body_size = 0
-        # Request bytes (framed) waiting for the upstream connection.
-        self.pending: list[bytes] = []
-        self.body: list[bytes] = []
-        self.complete = False
-        self.started = False
-        self.retried = False
-        self.target: upstreams.Target | None = None
-        self.route: context.Route | None = None
-        # A local answer (status, headers) waiting for the rest of the request.
-        self.local: tuple[int, list[tuple[bytes, bytes]]] | None = None
-        self.try_start = 0.0
-        # Mirroring: the head for the mirrors, their targets, and the body copied so far.
-        self.mirrors: list[tuple[bytes, upstreams.Target]] | None = None
-        self.mirror_body: list[bytes] | None = None
-        self.mirror_size = 0
-
-
-class HTTPDownstream(asyncio.BufferedProtocol):
+class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
     """A client connection: parses requests, forwards them, writes responses back."""
 
     __slots__ = (
@@ -111,15 +51,8 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         "_closed",
         "_connector",
         "_fresh",
-        "_head_bytes",
-        "_head_count",
-        "_head_size",
-        "_head_start",
-        "_in_head",
         "_paused",
-        "_reject",
         "_timer",
-        "_upgrading",
         "active",
         "buffer",
         "client",
@@ -127,7 +60,6 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         "handle",
         "last",
         "parser",
-        "parsing",
         "queue",
         "transport",
         "tunnel",
@@ -142,20 +74,12 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         self.parser = httptools.HttpRequestParser(self)
         self.client = ""
         self.active: Exchange | None = None
-        self.parsing: Exchange | None = None
         self.queue: collections.deque[Exchange] = collections.deque()
         self.up: http_upstream.UpstreamHTTP | None = None
         self.tunnel = False
         self.draining = False
         self.last = 0.0
-        self._in_head = True
-        self._head_start = 0.0
-        self._head_bytes = 0
-        self._head_count = 0
-        self._head_size = 0
-        self._reject: tuple[int, str] | None = None
-        # The exchange that asked for a protocol upgrade: later client bytes belong to it, raw.
-        self._upgrading: Exchange | None = None
+        self._start_parsing()
         self._paused = False
         self._closed = False
         self._admitted = False
@@ -269,97 +193,6 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         transport.set_protocol(down)
         down.start(data)
 
-    def on_message_begin(self) -> None:
-        ex = Exchange(self.last)
-        self.parsing = ex
-        if not self._in_head:
-            self._in_head = True
-            self._head_start = self.last
-            self._head_bytes = 1  # non-zero: a head has started, the headers deadline applies
-        self._head_count = 0
-        self._head_size = 0
-
-    def on_url(self, url: bytes) -> None:
-        assert self.parsing is not None
-        self.parsing.url += url
-        self._head_size += len(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.parsing is not None
-        self._head_count += 1
-        self._head_size += len(name) + len(value) + 4
-        http_options = self.handle.ctx.http
-        if self._head_count > http_options.max_request_headers_count:
-            self._reject = (431, "too many request headers")
-            raise _Reject
-        if self._head_size > http_options.max_request_headers_kb * 1024:
-            self._reject = (431, "request headers exceed the limit")
-            raise _Reject
-        self.parsing.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        ex = self.parsing
-        assert ex is not None
-        parser = self.parser
-        self._in_head = False
-        self._head_bytes = 0
-        ex.method = parser.get_method()
-        ex.version = parser.get_http_version()
-        ex.keep_alive = parser.should_keep_alive()
-        upgrade = None
-        if parser.should_upgrade():
-            upgrade = next((v for n, v in ex.headers if n.lower() == b"upgrade"), b"")
-            ex.upgrade = upgrade
-            self._upgrading = ex
-        ex.chunked = any(
-            n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in ex.headers
-        )
-        if self.active is None:
-            self._activate(ex)
-        else:
-            self.queue.append(ex)
-            if len(self.queue) >= _MAX_QUEUED:
-                self.pause_reading()
-
-    def on_body(self, body: bytes) -> None:
-        ex = self.parsing
-        assert ex is not None
-        ex.body_size += len(body)
-        limit = self.handle.ctx.options.max_request_body_bytes
-        if limit is not None and ex.body_size > limit:
-            self._reject = (413, "request body exceeds the limit")
-            raise _Reject
-        self._send_body(ex, http_messages.chunk(body) if ex.chunked else body)
-
-    def on_message_complete(self) -> None:
-        ex = self.parsing
-        assert ex is not None
-        self.parsing = None
-        if ex.chunked:
-            self._send_body(ex, http_messages.LAST_CHUNK)
-        ex.complete = True
-        if ex is self.active and (ex.mirror_body is not None or ex.local is not None):
-            self._request_complete(ex)
-
-    def _request_complete(self, ex: Exchange) -> None:
-        """The active exchange's request has been read whole."""
-        if ex.mirror_body is not None:
-            self._send_mirrors(ex, b"".join(ex.mirror_body))
-        if ex.local is not None:
-            self._finish_local(ex)
-
-    def _upgrade_tail(self, tail: bytes) -> None:
-        ex = self._upgrading
-        if ex is None:
-            self._local_error(400, "unexpected protocol upgrade")
-            return
-        self.parsing = None
-        ex.complete = True
-        if tail:
-            self._send_body(ex, tail)
-        if ex is self.active and ex.local is not None:
-            self._finish_local(ex)
-
     # Sending requests
 
     def _activate(self, ex: Exchange) -> None:
@@ -398,49 +231,13 @@ class HTTPDownstream(asyncio.BufferedProtocol):
         if target is None:
             self._local_error(503, f"no healthy endpoint for route {r.name!r}")
             return
-        ex.head = (
-            http_messages.request_head(
-                method=ex.method,
-                target=ex.url,
-                version=ex.version,
-                headers=ex.headers,
-                client_ip=self.client,
-                chunked=ex.chunked,
-                upgrade=ex.upgrade,
-            )
-            if route.plain
-            else self._request_head(ex, route, path)
-        )
+        ex.head = http_actions.upstream_head(ex, route, path, self.client)
         if route.mirrors and ex.upgrade is None:
             self._prepare_mirrors(ex, route)
         self._connect(ex, target)
         if (route.timeout > 0 or route.backend_timeout > 0) and not self._closed:
             # After the connect: the attempt's deadline counts from it.
             self._arm()
-
-    def _request_head(self, ex: Exchange, route: context.Route, path: str) -> bytes:
-        """The upstream request head with the route's request edits and rewrite."""
-        headers: list[tuple[bytes, bytes]] = ex.headers
-        url = ex.url
-        if route.request_edits is not None:
-            headers = route.request_edits.apply(headers)
-        rewrite = route.route.rewrite
-        if rewrite is not None:
-            if rewrite.hostname is not None:
-                headers = http_messages.with_host(headers, rewrite.hostname.encode())
-            if rewrite.path is not None:
-                url = http_filters.rewrite_target(path, route.prefix, rewrite.path).encode(
-                    "latin-1"
-                )
-        return http_messages.request_head(
-            method=ex.method,
-            target=url,
-            version=ex.version,
-            headers=headers,
-            client_ip=self.client,
-            chunked=ex.chunked,
-            upgrade=ex.upgrade,
-        )
 
     # Local answers and mirrors
 
@@ -474,18 +271,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self.resume_reading()
 
     def _prepare_mirrors(self, ex: Exchange, route: context.Route) -> None:
-        head = b""
-        for mirror in route.mirrors:
-            if mirror.percent < 100 and random.random() * 100 >= mirror.percent:
-                continue
-            target = mirror.picker.pick()
-            if target is None:
-                continue
-            if not head:
-                head = _mirror_head(ex.head)
-            if ex.mirrors is None:
-                ex.mirrors = []
-            ex.mirrors.append((head, target))
+        ex.mirrors = http_actions.chosen_mirrors(route, ex.head)
         if not ex.mirrors:
             return
         if ex.complete:
@@ -496,17 +282,7 @@ class HTTPDownstream(asyncio.BufferedProtocol):
 
     def _send_mirrors(self, ex: Exchange, body: bytes) -> None:
         ex.mirror_body = None
-        tracker = self.handle.ctx.tracker
-        for head, target in ex.mirrors or ():
-            _ = tracker.spawn(
-                http_mirror.send(
-                    target.host,
-                    target.port,
-                    head + body,
-                    connect_timeout=target.owner.cluster.connect_timeout_seconds,
-                ),
-                name="http-mirror",
-            )
+        http_actions.send_mirrors(self.handle.ctx.tracker, ex.mirrors or (), body)
         ex.mirrors = None
 
     def _connect(self, ex: Exchange, target: upstreams.Target) -> None:
@@ -784,9 +560,3 @@ class HTTPDownstream(asyncio.BufferedProtocol):
             self._local_error(408, "request headers were not received in time")
         else:
             self._close()
-
-
-def _mirror_head(head: bytes) -> bytes:
-    """The upstream request head as a mirror gets it (the request's Host kept, as the Envoy
-    translation keeps it), closed after the answer."""
-    return head[:-2] + b"connection: close\r\n\r\n"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kubelb.kube import errors, informer, objects, watches, workqueue
-from kubelb.util import backoff, logsafe
+from kubelb.util import backoff, logfields, logsafe
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Controller:
         shutdown_timeout: float = 30.0,
         observer: Observer | None = None,
         coalesce: float = 0.0,
+        tenant_of: Callable[[objects.ObjectKey], str | None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -90,6 +91,7 @@ class Controller:
         self._shutdown_timeout = shutdown_timeout
         self._observer = observer
         self._coalesce = coalesce
+        self._tenant_of = tenant_of  # for the `tenant` of the reconcile's log records
         self.queue: workqueue.WorkQueue[objects.ObjectKey] = self._new_queue()
         # Each key's pending `requeue_after` (at most one): the latest successful reconcile's
         # Result replaces it, since that reconcile already saw everything the earlier one
@@ -174,19 +176,24 @@ class Controller:
         self, queue: workqueue.WorkQueue[objects.ObjectKey], key: objects.ObjectKey
     ) -> None:
         started = time.monotonic()
+        tenant = self._tenant_of(key) if self._tenant_of else None
         try:
-            result = await self.reconciler.reconcile(key)
+            with logfields.scope(object=str(key), tenant=tenant):
+                result = await self.reconciler.reconcile(key)
         except Exception as exc:
             self.reconciles += 1
             self.errors += 1
             attempt = queue.failures(key) + 1
             queue.add_rate_limited(key)
+            fields = {"object": str(key), "tenant": tenant,
+                      "reason": getattr(exc, "reason", None) or type(exc).__name__}  # fmt: skip
             if isinstance(exc, errors.ApiError):
                 logger.warning("controller %s: reconcile %s failed (attempt %d): %s",
-                               self.name, logsafe.shown(key), attempt, exc)  # fmt: skip
+                               self.name, logsafe.shown(key), attempt, exc,
+                               extra=fields)  # fmt: skip
             else:
                 logger.exception("controller %s: reconcile %s failed (attempt %d)",
-                                 self.name, logsafe.shown(key), attempt)  # fmt: skip
+                                 self.name, logsafe.shown(key), attempt, extra=fields)  # fmt: skip
             self._observe(key, "error", started)
             return
         self.reconciles += 1

@@ -465,5 +465,6 @@ def tenant_controller(
     """The Tenant controller, registered on `informers` (run them and the controller's `run()`).
     `controller_options` go to `kubelb.kube.controller.Controller` (workers, resync_period,
     observer...)."""
+    controller_options.setdefault("tenant_of", lambda key: api_tenant.namespace_for(key.name))
     return controller.Controller(TenantReconciler(informers, writer, events, options),
                                  informers, **controller_options)  # fmt: skip

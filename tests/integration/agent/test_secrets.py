@@ -104,6 +104,7 @@ async def test_labelled_secret_reaches_the_management_cluster(
                                namespace=services_ns)  # fmt: skip
             later = await wait_for(lambda: find(tkube, SS, services_ns, "unlabel-me"),
                                    what="the SyncSecret of unlabel-me")  # fmt: skip
+            assert later is not None
             await copy_of(mgmt, ns, later, {"k": "v"})
             await tkube.patch(resources.SECRETS, "unlabel-me",
                               {"metadata": {"labels": {"kubelb.k8c.io/managed-by": None}}},
