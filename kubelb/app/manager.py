@@ -1,14 +1,12 @@
 """Run the KubeLB manager on the management cluster.
 
-Watches tenant namespaces (labelled kubelb.k8c.io/managed-by=kubelb) for LoadBalancers and
-Addresses, allocates Envoy listener ports per tenant, creates the management Services
-`envoy-<lb>`, copies their external address back into each LoadBalancer's status, and programs
-one Envoy per tenant over xDS (node id = tenant namespace). Envoys run as Deployments
-`envoy-<tenant-ns>` (--envoy-deployer=kubernetes) or as local processes whose addresses come
-from --address-pool (--envoy-deployer=process). Routes (a tenant's Ingress, Gateway, HTTPRoute
-or GRPCRoute, embedded by its agent) are served by the same Envoy at the tenant's L7 entry,
-Service `envoy-<tenant-ns>-l7` (`kubelb.manager.routes`). With leader election (the default)
-only the leader writes; every replica serves xDS.
+Watches tenant namespaces for LoadBalancers, Routes, Addresses and SyncSecrets, allocates Envoy
+listener ports, creates the management Services (`envoy-<lb>`, and `envoy-<tenant-ns>-l7` for a
+tenant's Routes), copies their external addresses into the statuses, and programs one Envoy per
+tenant over xDS (node id = tenant namespace): Deployments `envoy-<tenant-ns>`
+(--envoy-deployer=kubernetes) or local processes with addresses from --address-pool
+(--envoy-deployer=process). With leader election (the default) only the leader writes; every
+replica serves xDS.
 
 xDS is served over mTLS (--xds-tls, the default): the manager keeps a small CA (Secret
 kubelb-xds-ca in --namespace, or <state-dir>/_xds-certs/_ca with the process deployer), gives each

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from kubelb.agent import nodes, tokens
-from kubelb.app import agent
+from kubelb.app import agent, agent_settings
 
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
     agent.add_arguments(parser)
-    return agent.settings_from_args(parser.parse_args(list(argv)))
+    return agent_settings.settings_from_args(parser.parse_args(list(argv)))
 
 
 def test_defaults(monkeypatch):
@@ -30,7 +30,7 @@ def test_defaults(monkeypatch):
     assert settings.metrics_addr == ":9445"
     assert settings.health_probe_bind_address == ":8081"
     assert settings.enable_leader_election is True
-    assert settings.leader_election_namespace in ("kube-system", agent.pod_namespace())
+    assert settings.leader_election_namespace in ("kube-system", agent_settings.pod_namespace())
     assert settings.log_level == "info"
     assert settings.kubelb_kubeconfig_secret is None
     assert settings.token_expiration_seconds == 86400

@@ -9,7 +9,7 @@ import pytest
 
 from kubelb.agent import gatewaycrds
 from kubelb.api import gatewayapi, labels
-from kubelb.app import agent
+from kubelb.app import agent, agent_settings
 from kubelb.kube import memory, objects, store
 
 GATEWAYS = objects.ObjectKey("", "gateways.gateway.networking.k8s.io")
@@ -18,7 +18,7 @@ GATEWAYS = objects.ObjectKey("", "gateways.gateway.networking.k8s.io")
 def parse(*argv):
     parser = argparse.ArgumentParser()
     agent.add_arguments(parser)
-    return agent.settings_from_args(parser.parse_args(["--cluster-name=a", *argv]))
+    return agent_settings.settings_from_args(parser.parse_args(["--cluster-name=a", *argv]))
 
 
 def test_flags_default_to_off_and_standard():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from kubelb.app import agent
+from kubelb.app import agent, agent_settings
 
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
     agent.add_arguments(parser)
-    return agent.settings_from_args(parser.parse_args(["--cluster-name=a", *argv]))
+    return agent_settings.settings_from_args(parser.parse_args(["--cluster-name=a", *argv]))
 
 
 def kinds(settings):

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from kubelb.app import agent, manager
+from kubelb.app import agent, agent_settings, manager
 
 
 def manager_args(*argv: str) -> argparse.Namespace:
@@ -46,9 +46,9 @@ def test_namespace_defaults_to_kubelb(monkeypatch):
 def test_agent_lease_namespace_from_upstreams_namespace_variable(monkeypatch):
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
     monkeypatch.setenv("NAMESPACE", "kubelb")
-    assert agent.settings_from_args(agent_args()).leader_election_namespace == "kubelb"
+    assert agent_settings.settings_from_args(agent_args()).leader_election_namespace == "kubelb"
     monkeypatch.setenv("POD_NAMESPACE", "mine")
-    assert agent.settings_from_args(agent_args()).leader_election_namespace == "mine"
+    assert agent_settings.settings_from_args(agent_args()).leader_election_namespace == "mine"
 
 
 def test_manager_zap_flags_reach_the_settings():
@@ -60,7 +60,7 @@ def test_manager_zap_flags_reach_the_settings():
 
 
 def test_agent_zap_flags_reach_the_settings():
-    s = agent.settings_from_args(agent_args("--zap-log-level=error", "--zap-devel"))
+    s = agent_settings.settings_from_args(agent_args("--zap-log-level=error", "--zap-devel"))
     assert (s.log.level, s.log_level, s.log.stacktrace_level) == (
         logging.ERROR,
         "error",
@@ -88,14 +88,14 @@ def test_manager_debug_keeps_its_meaning():
 
 
 def test_agent_notes_each_unhonoured_flag_set_away_from_its_default():
-    assert agent.unhonoured(agent_args()) == []
+    assert agent_settings.unhonoured(agent_args()) == []
     # upstream's defaults, written out as a chart may: nothing to say
     defaults = [
         f"{flag}={str(default).lower() if isinstance(default, bool) else default}"
-        for flag, (default, _) in agent.UNHONOURED.items()
+        for flag, (default, _) in agent_settings.UNHONOURED.items()
     ]
-    assert agent.unhonoured(agent_args(*defaults)) == []
-    notes = agent.unhonoured(
+    assert agent_settings.unhonoured(agent_args(*defaults)) == []
+    notes = agent_settings.unhonoured(
         agent_args(
             "--enable-ingress-conversion",
             "--conversion-domain-suffix=example.com",
@@ -111,9 +111,9 @@ def test_agent_notes_each_unhonoured_flag_set_away_from_its_default():
 
 
 def test_node_address_label_selector_narrows_the_nodes():
-    s = agent.settings_from_args(agent_args("--node-address-label-selector=lb=yes"))
+    s = agent_settings.settings_from_args(agent_args("--node-address-label-selector=lb=yes"))
     assert s.node_label_selector == "lb=yes"
-    assert agent.settings_from_args(agent_args()).node_label_selector is None
+    assert agent_settings.settings_from_args(agent_args()).node_label_selector is None
 
 
 @pytest.mark.parametrize("mode", [manager_args, agent_args])
