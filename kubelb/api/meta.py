@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 
@@ -394,6 +394,47 @@ def set_condition(
         fields["observed_generation"] = observed_generation
     previous[type] = Condition(**fields)
     return tuple(previous[k] for k in sorted(previous))
+
+
+def readable_conditions(raw: Iterable[Any]) -> list[Condition]:
+    """The conditions of a raw status that parse; a hand-edited one we cannot read is dropped
+    (and so replaced), never fatal."""
+    parsed = []
+    for item in raw:
+        try:
+            parsed.append(Condition.model_validate(item))
+        except ValueError:
+            continue
+    return parsed
+
+
+def phase_status(
+    current: Mapping[str, Any],
+    *,
+    phase: str,
+    condition: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """A raw status with `phase`, `observedGeneration` and condition `condition` upserted (its
+    lastTransitionTime moves only when its status flips), the rest of `current` kept."""
+    updated = set_condition(
+        readable_conditions(current.get("conditions") or ()),
+        type=condition,
+        status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )
+    dumped = [c.model_dump(mode="json", exclude_none=True) for c in updated]
+    status = {**current, "phase": phase, "conditions": dumped}
+    if generation is not None:
+        status["observedGeneration"] = generation
+    return status
 
 
 def find_condition(conditions: Iterable[Condition], type: str) -> Condition | None:

@@ -104,12 +104,7 @@ def generated_name(kind: str, namespace: str, name: str) -> str:
 def _applied(
     current: Any, verdict: RouteVerdict, generation: int | None, now: str | None
 ) -> list[dict[str, Any]]:
-    parsed = []
-    for item in current or ():
-        try:
-            parsed.append(meta.Condition.model_validate(item))
-        except ValueError:
-            continue
+    parsed = meta.readable_conditions(current or ())
     if verdict.problems:
         status, reason = meta.ConditionStatus.FALSE, conditions.INSTALLATION_FAILED
         message = "; ".join(verdict.problems)[:32768]

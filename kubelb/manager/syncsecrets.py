@@ -91,25 +91,11 @@ def desired_status(
 ) -> dict[str, Any]:
     """Status with `phase`, `observedGeneration` and the `Synced` condition (its
     lastTransitionTime moves only when its status flips)."""
-    previous = []
-    for item in current.get("conditions") or ():
-        with contextlib.suppress(ValueError):  # an unreadable hand-written one is replaced
-            previous.append(meta.Condition.model_validate(item))
-    synced = phase is syncsecret.SyncSecretPhase.SYNCED
-    updated = meta.set_condition(
-        previous,
-        type=conditions.SYNCED,
-        status=meta.ConditionStatus.TRUE if synced else meta.ConditionStatus.FALSE,
-        reason=reason,
-        message=message,
-        observed_generation=generation,
-        now=now,
-    )
-    dumped = [c.model_dump(mode="json", exclude_none=True) for c in updated]
-    status = {**current, "phase": str(phase), "conditions": dumped}
-    if generation is not None:
-        status["observedGeneration"] = generation
-    return status
+    return meta.phase_status(
+        current, phase=str(phase), condition=conditions.SYNCED,
+        ok=phase is syncsecret.SyncSecretPhase.SYNCED, reason=reason, message=message,
+        generation=generation, now=now,
+    )  # fmt: skip
 
 
 class SyncSecretReconciler:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import kubelb
@@ -193,28 +193,7 @@ def desired_tenant_status(
 ) -> dict[str, Any]:
     """Tenant status with `phase`, `observedGeneration` and the `Ready` condition (its
     lastTransitionTime moves only when its status flips)."""
-    previous = _parse_conditions(current.get("conditions") or ())
-    updated = meta.set_condition(
-        previous,
-        type=conditions.READY,
-        status=meta.ConditionStatus.TRUE if ready else meta.ConditionStatus.FALSE,
-        reason=reason,
-        message=message,
-        observed_generation=generation,
-        now=now,
-    )
-    dumped = [c.model_dump(mode="json", exclude_none=True) for c in updated]
-    status = {**current, "phase": str(phase), "conditions": dumped}
-    if generation is not None:
-        status["observedGeneration"] = generation
-    return status
-
-
-def _parse_conditions(raw: Sequence[Any]) -> list[meta.Condition]:
-    parsed = []
-    for item in raw:
-        try:
-            parsed.append(meta.Condition.model_validate(item))
-        except ValueError:
-            continue  # a hand-edited condition we cannot read is replaced, not fatal
-    return parsed
+    return meta.phase_status(
+        current, phase=str(phase), condition=conditions.READY, ok=ready, reason=reason,
+        message=message, generation=generation, now=now,
+    )  # fmt: skip
