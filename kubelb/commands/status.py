@@ -396,46 +396,17 @@ def render(document: Mapping[str, Any]) -> str:
             f"{': ' + t['phase'] if t.get('phase') else ''}\n"
         )
         out.append(f"  Envoy: {envoy_detail(t.get('envoy'))}\n")
-        if t["loadBalancers"]:
-            out.append("  LoadBalancers:\n")
-            out.append(
-                _indent(
-                    tables.table(
-                        ("NAME", "TYPE", "ADDRESS", "PORTS", "READY", "REASON"),
-                        [
-                            (
-                                x["name"],
-                                x["type"],
-                                x["address"],
-                                x["ports"],
-                                str(x["ready"]),
-                                x["reason"] or "<none>",
-                            )
-                            for x in t["loadBalancers"]
-                        ],
-                    )
-                )
-            )
-        if t["routes"]:
-            out.append("  Routes:\n")
-            out.append(
-                _indent(
-                    tables.table(
-                        ("NAME", "KIND", "OBJECT", "ADDRESS", "READY", "REASON"),
-                        [
-                            (
-                                x["name"],
-                                x["kind"],
-                                x["object"],
-                                x["address"],
-                                str(x["ready"]),
-                                x["reason"] or "<none>",
-                            )
-                            for x in t["routes"]
-                        ],
-                    )
-                )
-            )
+        for title, rows, columns, fields in (
+            ("LoadBalancers", t["loadBalancers"], ("NAME", "TYPE", "ADDRESS", "PORTS"),
+             ("name", "type", "address", "ports")),
+            ("Routes", t["routes"], ("NAME", "KIND", "OBJECT", "ADDRESS"),
+             ("name", "kind", "object", "address")),
+        ):  # fmt: skip
+            if rows:
+                out.append(f"  {title}:\n")
+                cells = [(*(x[f] for f in fields), str(x["ready"]), x["reason"] or "<none>")
+                         for x in rows]  # fmt: skip
+                out.append(_indent(tables.table((*columns, "READY", "REASON"), cells)))
         if t["problems"]:
             out.append("  Not ready:\n")
             out.extend(f"    {problem_line(p)}\n" for p in t["problems"])
