@@ -8,7 +8,8 @@ tenant's Envoy pods as the manager's `infrastructure.Infra` says), and the LoadB
 `service.ports` (the persisted port allocation, with `upstreamTargetPort`), `loadBalancer`
 copied from the Service, and a `Ready` condition whose reason says why it is pending:
 EndpointRefused (an endpoint names an address the tenant's endpoint policy refuses; the other
-endpoints are served, and a Warning Event on the LoadBalancer says so too), InvalidSpec,
+endpoints are served, and a Warning Event on the LoadBalancer says so too; a LoadBalancer that
+is not served for one of the reasons below as well names it after the refusal), InvalidSpec,
 AddressesNotFound, NoAddress (or the infrastructure's own reason, such as the
 address pool's PortConflict / AddressPoolExhausted), ServiceTypeNotServed (a spec.type the
 infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady,
@@ -91,6 +92,10 @@ class Verdict:
     ready: bool
     reason: str
     message: str
+    # EndpointRefused only: the refusal alone (what the Warning Event says), and the reason the
+    # LoadBalancer is not served besides, when it is not (its message says both).
+    refusal: str | None = None
+    unserved: str | None = None
 
 
 def verdict(
@@ -106,14 +111,26 @@ def verdict(
     rejected: str | None = None,
     envoy_problem: str | None = None,
 ) -> Verdict:
-    """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure."""
+    """Why the LoadBalancer is or is not served, the most fundamental reason first. Pure.
+
+    Refused endpoints outrank every later reason, whose verdict is then appended to the message:
+    a LoadBalancer the pool could not place, say, says so even while it also names a hub
+    socket."""
     if missing_addresses:
         names = ", ".join(sorted(missing_addresses))
         return Verdict(False, conditions.ADDRESSES_NOT_FOUND,
                        f"Addresses {names} not found in the tenant namespace (the agent writes "
                        "Addresses/default from the tenant's Ready nodes)")  # fmt: skip
     if refused:
-        return Verdict(False, conditions.ENDPOINT_REFUSED, "; ".join((*refused, *problems)))
+        refusal = "; ".join((*refused, *problems))
+        rest = verdict(lb, missing_addresses=(), problems=(), service=service,
+                       address_problem=address_problem, envoy_ready=envoy_ready, placed=placed,
+                       rejected=rejected, envoy_problem=envoy_problem)  # fmt: skip
+        if rest.ready:
+            return Verdict(False, conditions.ENDPOINT_REFUSED, refusal, refusal=refusal)
+        return Verdict(False, conditions.ENDPOINT_REFUSED,
+                       f"{refusal}; not served: {rest.reason}: {rest.message}", refusal=refusal,
+                       unserved=rest.reason)  # fmt: skip
     if problems:
         return Verdict(False, conditions.INVALID_SPEC, "; ".join(problems))
     name = lbservice.service_name(lb.name)
@@ -229,7 +246,8 @@ class LoadBalancerReconciler:
         service, created = await self._ensure_service(raw, lb, listen, effective)
         result = self._verdict(lb, listen, service)
         requeue = self.infra.requeue
-        if created and requeue.address_wait and result.reason == conditions.NO_ADDRESS:
+        pending = (result.reason, result.unserved)
+        if created and requeue.address_wait and conditions.NO_ADDRESS in pending:
             # The manager's own pool places a Service it has just seen within moments, and its
             # status write reconciles this LB again: a NoAddress now would be overwritten at
             # once. The requeue reports NoAddress if the address is slow after all.
@@ -239,7 +257,7 @@ class LoadBalancerReconciler:
         status_ports = lbservice.desired_status_service_ports(lb, listen)
         await self._write_status(raw, result, load_balancer=load_balancer, ports=status_ports)
         self._count_namespace(key.namespace)
-        if result.reason == conditions.ENVOY_NOT_READY and requeue.not_ready:
+        if conditions.ENVOY_NOT_READY in pending and requeue.not_ready:
             return controller.Result(requeue_after=requeue.not_ready)
         return controller.DONE
 
@@ -360,7 +378,8 @@ class LoadBalancerReconciler:
             logger.info("LoadBalancer %s: Ready=%s %s: %s", objects.key_of(raw), result.ready,
                         result.reason, result.message)  # fmt: skip
             if result.reason == conditions.ENDPOINT_REFUSED and self.events is not None:
-                await self.events.warning(raw, result.reason, result.message)
+                # The refusal alone: the same Event again while the rest changes.
+                await self.events.warning(raw, result.reason, result.refusal or result.message)
 
     async def _delete_service(self, raw: objects.RawObject) -> None:
         key = objects.ObjectKey(objects.namespace(raw), lbservice.service_name(objects.name(raw)))

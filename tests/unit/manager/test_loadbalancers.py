@@ -72,6 +72,22 @@ def test_a_refusal_names_every_refused_endpoint_and_the_other_problems():
     assert result.message == "; ".join([*refused, "p"])
 
 
+def test_a_refused_load_balancer_that_is_not_served_either_says_why():
+    """A LoadBalancer the pool could not place is not hidden behind its refused endpoint."""
+    refused = ["endpoint 127.0.0.1:6443 is refused"]
+    conflict = ("PortConflict", "port already in use on 127.0.0.42 by tenant-a/envoy-other")
+    result = loadbalancers.verdict(lb(), **{**BASE, "refused": refused, "service": None,
+                                            "address_problem": conflict})  # fmt: skip
+    assert result.reason == "EndpointRefused"
+    assert result.message.startswith(f"{refused[0]}; not served: PortConflict: ")
+    assert conflict[1] in result.message
+    assert (result.refusal, result.unserved) == (refused[0], "PortConflict")
+    down = loadbalancers.verdict(lb(), **{**BASE, "refused": refused, "envoy_ready": False})
+    assert (down.reason, down.unserved) == ("EndpointRefused", "EnvoyNotReady")
+    served = loadbalancers.verdict(lb(), **{**BASE, "refused": refused})
+    assert (served.message, served.refusal, served.unserved) == (refused[0], refused[0], None)
+
+
 def test_cluster_ip_needs_no_external_address():
     result = loadbalancers.verdict(lb("ClusterIP"), **{**BASE, "service": {}})
     assert result.ready
