@@ -13,8 +13,14 @@ from kubelb.kube import client, errors, objects, resources
 DEADLINE = 60.0
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, what: str) -> Any:
-    """Poll the async `check` until it returns something truthy; fail naming `what`."""
+async def eventually(
+    check: Callable[[], Awaitable[Any]],
+    *,
+    what: str,
+    context: Callable[[], Awaitable[Any]] | None = None,
+) -> Any:
+    """Poll the async `check` until it returns something truthy; fail naming `what` and, when
+    given, what `context()` reads then (the state that says why)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE
     last: Any = None
@@ -23,7 +29,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, what: str) -> Any:
         if last:
             return last
         await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    why = f"; {await context()!r}" if context is not None else ""
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r}){why}")
 
 
 async def settled(manager: Any, *namespaces: str) -> None:
@@ -70,9 +77,19 @@ async def _caught_up(manager: Any, namespaces: tuple[str, ...]) -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return free_ports(host, 1)[0]
+
+
+def free_ports(host: str, count: int) -> list[int]:
+    """`count` ports free on `host`, all different: each is held until all are drawn (ports
+    drawn one by one may repeat, and two LoadBalancers on one port leave one unplaced)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind((host, 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def load_balancer(
@@ -142,10 +159,11 @@ async def echo_server(host: str, port: int, tag: bytes) -> AsyncIterator[None]:
         await server.wait_closed()
 
 
-async def exchange(host: str, port: int, payload: bytes) -> bytes | None:
-    """One request through the load balancer; None when it does not answer (yet)."""
+async def exchange(host: str, port: int, payload: bytes, *, limit: float = 2.0) -> bytes | None:
+    """One request through the load balancer; None when it does not answer (yet), or not
+    within `limit` seconds."""
     try:
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(limit):
             reader, writer = await asyncio.open_connection(host, port)
             try:
                 writer.write(payload)

@@ -17,12 +17,13 @@ import pytest
 
 from kubelb.infra import process as process_infra
 from kubelb.kube import client, objects, resources
+from kubelb.manager import lbservice
 from tests.integration.manager.helpers import (
     addresses,
     echo_server,
     eventually,
     exchange,
-    free_port,
+    free_ports,
     get,
     load_balancer,
     ready,
@@ -34,6 +35,8 @@ pytestmark = pytest.mark.integration
 POOL_ADDRESS = "127.0.0.42"
 NODE_ADDRESS = "127.0.0.22"  # the tenant's honest "node", beside each hostile address
 REQUESTS = 8  # per LoadBalancer: Envoy spreads them over both endpoints when both are there
+# Bounds a request that hangs on a loaded machine; an answer is what is checked, not its speed.
+ANSWER_LIMIT = 15.0
 
 
 def hostile_lb(name: str, lb_port: int, target: str, port: int) -> dict[str, Any]:
@@ -72,7 +75,7 @@ async def test_hostile_endpoints_are_refused(kube, tenants, managers, manager_se
 
         await eventually(bound, what="the manager's servers bound")
         metrics, xds, probes = manager.metrics.port, manager.xds_port, manager.probes.port
-        link_local = free_port(NODE_ADDRESS)
+        link_local, web_port, bravo_port = free_ports(NODE_ADDRESS, 3)
         # (name, address, port, why): every way to name a socket of the hub's own we tried.
         targets = [
             ("metrics", "127.0.0.1", metrics, "hub's own sockets"),
@@ -85,9 +88,9 @@ async def test_hostile_endpoints_are_refused(kube, tenants, managers, manager_se
             ("apiserver", api.hostname, api.port, "hub's own sockets"),
             ("metadata", "169.254.169.254", link_local, "denied CIDR 169.254.0.0/16"),
         ]
-        web_port, bravo_port = free_port(NODE_ADDRESS), free_port(NODE_ADDRESS)
-        lb_ports = {name: free_port(POOL_ADDRESS) for name, *_ in targets}
-        lb_ports["web"], lb_ports["bravo"] = free_port(POOL_ADDRESS), free_port(POOL_ADDRESS)
+        # One port each: two LoadBalancers on one port would leave one unplaced.
+        lb_names = [*(name for name, *_ in targets), "web", "bravo"]
+        lb_ports = dict(zip(lb_names, free_ports(POOL_ADDRESS, len(lb_names)), strict=True))
 
         async with contextlib.AsyncExitStack() as stack:
             # The honest node answers on every port a hostile endpoint names (but the API
@@ -119,14 +122,25 @@ async def test_hostile_endpoints_are_refused(kube, tenants, managers, manager_se
                 assert why in condition["message"], condition
                 refused += 1
                 # What Envoy was given: the listener, without the hostile endpoint.
+                explain = partial(_placement, kube, manager, alpha, name)
                 config = await eventually(partial(_published, manager, alpha, name),
-                                          what=f"{name}: listener published")  # fmt: skip
+                                          what=f"{name}: listener published",
+                                          context=explain)  # fmt: skip
                 endpoints = {(e.address, e.port) for c in config for e in c.endpoints}
                 expected = set() if name == "apiserver" else {(NODE_ADDRESS, port)}
                 assert endpoints == expected, (name, endpoints)
+                # Envoy runs it (what was published is not yet bound): its snapshot ACKed, and
+                # the honest node answering through it.
+                await eventually(partial(_in_sync, manager, alpha), what=f"{name}: Envoy in sync")
+                if name != "apiserver":
+                    first = await eventually(partial(exchange, POOL_ADDRESS, lb_ports[name],
+                                                     b"ping", limit=ANSWER_LIMIT),
+                                             what=f"{name}: served")  # fmt: skip
+                    assert first == b"node:ping", (name, first)
                 # And through the LoadBalancer address, only the honest node ever answers.
                 for _ in range(REQUESTS):
-                    answer = await exchange(POOL_ADDRESS, lb_ports[name], b"GET /metrics\r\n\r\n")
+                    answer = await exchange(POOL_ADDRESS, lb_ports[name], b"GET /metrics\r\n\r\n",
+                                            limit=ANSWER_LIMIT)  # fmt: skip
                     assert answer in (None, b"node:GET /metrics\r\n\r\n"), (name, answer)
                     if name != "apiserver":
                         assert answer is not None, name
@@ -150,7 +164,8 @@ async def test_hostile_endpoints_are_refused(kube, tenants, managers, manager_se
             assert pid is not None
             assert listening_tcp_ports(pid) == {lb_ports["bravo"]}
             # The honest LoadBalancer still serves after all of it.
-            assert await exchange(POOL_ADDRESS, lb_ports["web"], b"end") == b"node:end"
+            answer = await exchange(POOL_ADDRESS, lb_ports["web"], b"end", limit=ANSWER_LIMIT)
+            assert answer == b"node:end"
 
 
 async def _published(manager: Any, ns: str, name: str) -> Any:
@@ -161,6 +176,21 @@ async def _published(manager: Any, ns: str, name: str) -> Any:
     if listener is None:
         return None
     return [c for c in config.clusters if c.name in listener.clusters]
+
+
+async def _placement(kube: client.Client, manager: Any, ns: str, name: str) -> dict[str, Any]:
+    """Why a LoadBalancer may have no listener: its conditions, its Service's address and the
+    pool's reason for giving it none."""
+    lb = await get(kube, resources.LOAD_BALANCERS, ns, name)
+    service = lbservice.service_name(name)
+    svc = await get(kube, resources.SERVICES, ns, service)
+    return {"conditions": ((lb or {}).get("status") or {}).get("conditions"),
+            "service status": (svc or {}).get("status"),
+            "pool": manager.infra.address_problem(ns, service)}  # fmt: skip
+
+
+async def _in_sync(manager: Any, ns: str) -> bool:
+    return bool(manager.cache.status(ns).in_sync())
 
 
 async def _superset(found: Awaitable[set[str]], wanted: set[str]) -> bool:
