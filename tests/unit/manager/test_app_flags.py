@@ -6,13 +6,18 @@ import argparse
 
 import pytest
 
-from kubelb.app import manager
+from kubelb.app import manager, manager_settings
 
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
     manager.add_arguments(parser)
     return manager.settings_from_args(parser.parse_args(list(argv)))
+
+
+def test_every_envoy_deployer_flag_value_has_an_infrastructure():
+    assert set(manager_settings.ENVOY_DEPLOYERS) == set(manager.INFRASTRUCTURES)
+    assert set(manager.XDS_CERTS) == set(manager.INFRASTRUCTURES)
 
 
 def test_defaults():
