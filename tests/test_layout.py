@@ -60,15 +60,23 @@ def test_module_does_not_import_test_or_bench_code(path: Path) -> None:
 def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
     # One interpreter per module catches import cycles that a shared interpreter hides. A small
     # driver keeps that affordable: it loads the heavy third-party libraries once, then forks a
-    # child per module, so every kubelb module is still imported from nothing in its child.
+    # child per module, so every kubelb module is still imported from nothing in its child; one
+    # child per CPU at a time.
     names = [module_name(p) for p in MODULES]
     driver = (
         "import importlib, os, sys\n"
         f"for lib in {THIRD_PARTY!r}:\n"
         "    importlib.import_module(lib)\n"
         "assert not [m for m in sys.modules if m == 'kubelb' or m.startswith('kubelb.')]\n"
-        "failed = []\n"
+        "failed, running = [], {}\n"
+        "def reap():\n"
+        "    pid, status = os.wait()\n"
+        "    if status:\n"
+        "        failed.append(running[pid])\n"
+        "    del running[pid]\n"
         "for name in sys.argv[1:]:\n"
+        "    if len(running) >= (os.cpu_count() or 1):\n"
+        "        reap()\n"
         "    pid = os.fork()\n"
         "    if pid == 0:\n"
         "        try:\n"
@@ -77,9 +85,9 @@ def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
         "            print(f'{name}: {type(e).__name__}: {e}', flush=True)\n"
         "            os._exit(1)\n"
         "        os._exit(0)\n"
-        "    _, status = os.waitpid(pid, 0)\n"
-        "    if status:\n"
-        "        failed.append(name)\n"
+        "    running[pid] = name\n"
+        "while running:\n"
+        "    reap()\n"
         "sys.exit(1 if failed else 0)\n"
     )
     result = subprocess.run(
