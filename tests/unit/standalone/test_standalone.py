@@ -44,13 +44,16 @@ async def running(tmp_path, pool=None):
             await task
 
 
-async def settled(app, check=lambda doc: True):
-    """The status document once the pipeline has settled and `check` holds."""
-    async with asyncio.timeout(20):
+async def settled(app, check=lambda doc: True, *, names=()):
+    """The status document once the pipeline has settled, `check` holds and each LoadBalancer
+    of `names` has its Ready condition: the pipeline is settled, too, on a store its informer
+    has not filled yet. (The limit only bounds a hang on a loaded machine.)"""
+    async with asyncio.timeout(60):
         while True:
             if app.settled():
                 doc = app.status_document()
-                if check(doc):
+                lbs = by_name(doc)
+                if check(doc) and all(n in lbs and lbs[n]["conditions"] for n in names):
                     return doc
             await asyncio.sleep(0.01)
 
@@ -134,7 +137,7 @@ async def test_invalid_lb_keeps_last_valid_version_and_says_why(tmp_path):
 async def test_new_invalid_lb_is_reported_not_served(tmp_path):
     (cfg(tmp_path) / "a.yaml").write_text(lb_yaml("a", 8080) + "---\n" + lb_yaml("bad", 0))
     async with running(tmp_path) as app:
-        lbs = by_name(await settled(app))
+        lbs = by_name(await settled(app, names=("a", "bad")))
         assert lbs["a"]["ready"]
         assert not lbs["bad"]["ready"]
         assert reason(lbs["bad"]) == "InvalidSpec"
