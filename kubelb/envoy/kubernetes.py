@@ -73,9 +73,9 @@ def bootstrap_config(namespace: str, options: Options, proxy: api_config.EnvoyPr
         admin_port=ADMIN_PORT, probe_address="0.0.0.0", readiness_port=READINESS_PORT,
         health_port=HEALTH_PORT, xds_delta=options.xds_delta,
         xds_tls_dir=XDS_TLS_MOUNT if options.xds_tls else None,
-        max_downstream_connections=proxy.overload_manager.max_active_downstream_connections
-        if proxy.overload_manager.enabled else None,
+        max_downstream_connections=None,
     )  # fmt: skip
+    spec = deployer.with_overload(spec, proxy.overload_manager)
     rendered = bootstrap.render(namespace, spec)
     rendered["static_resources"]["listeners"].append(_stats_listener())
     return json.dumps(rendered, sort_keys=True, separators=(",", ":"))

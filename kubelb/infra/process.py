@@ -138,7 +138,7 @@ class ProcessInfra:
         return self.envoys.capacity_problem(namespace, snap.counts()["listeners"])
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
-        spec = self.spec
+        spec = deployer.with_overload(self.spec, tenant.envoy.overload_manager)
         if self.certs is not None:
             directory = await self.certs.ensure(namespace)
             spec = dataclasses.replace(spec, xds_tls_dir=str(directory))

@@ -109,3 +109,24 @@ def test_xds_tls_mounts_the_certificate_secret():
     plain = render()
     assert "volumes" not in plain["spec"]["template"]["spec"]
     assert "transport_socket" not in containers(plain)["envoy-proxy"]["args"][1]
+
+
+def test_heap_limit_adds_the_fixed_heap_monitor_and_its_actions():
+    overload = {"enabled": True, "maxHeapSizeBytes": 1 << 30}
+    args = containers(render({"overloadManager": overload}))["envoy-proxy"]["args"]
+    boot = json.loads(args[args.index("--config-yaml") + 1])
+    manager = boot["overload_manager"]
+    (monitor,) = manager["resource_monitors"]
+    assert monitor["name"] == "envoy.resource_monitors.fixed_heap"
+    assert monitor["typed_config"]["max_heap_size_bytes"] == 1 << 30
+    actions = {a["name"]: a["triggers"][0]["threshold"]["value"] for a in manager["actions"]}
+    assert actions == {
+        "envoy.overload_actions.shrink_heap": 0.95,
+        "envoy.overload_actions.stop_accepting_requests": 0.98,
+    }
+
+
+def test_heap_limit_of_a_disabled_overload_manager_is_not_applied():
+    overload = {"enabled": False, "maxHeapSizeBytes": 1 << 30}
+    args = containers(render({"overloadManager": overload}))["envoy-proxy"]["args"]
+    assert "overload_manager" not in json.loads(args[args.index("--config-yaml") + 1])
