@@ -12,7 +12,7 @@ OPTIONS = kubernetes.Options(xds_host="envoycp.kubelb.svc", xds_port=8001)
 
 def render(proxy=None, replicas=3, resources=None):
     proxy = api_config.EnvoyProxy.model_validate(proxy or {})
-    return kubernetes.desired_deployment("tenant-a", OPTIONS, proxy, replicas, resources)
+    return kubernetes.desired_workload("tenant-a", OPTIONS, proxy, replicas, resources)
 
 
 def containers(deployment):
@@ -90,7 +90,7 @@ def test_rendering_is_deterministic():
 def test_xds_tls_mounts_the_certificate_secret():
     proxy = api_config.EnvoyProxy.model_validate({})
     options = kubernetes.Options(xds_host="envoycp.kubelb.svc", xds_tls=True)
-    d = kubernetes.desired_deployment("tenant-a", options, proxy, 1, None)
+    d = kubernetes.desired_workload("tenant-a", options, proxy, 1, None)
     pod = d["spec"]["template"]["spec"]
     assert pod["volumes"] == [
         {"name": "xds-tls", "secret": {"secretName": "envoy-tenant-a-xds-cert"}}
@@ -130,3 +130,23 @@ def test_heap_limit_of_a_disabled_overload_manager_is_not_applied():
     overload = {"enabled": False, "maxHeapSizeBytes": 1 << 30}
     args = containers(render({"overloadManager": overload}))["envoy-proxy"]["args"]
     assert "overload_manager" not in json.loads(args[args.index("--config-yaml") + 1])
+
+
+def test_daemonset_has_the_same_pods_and_no_replicas():
+    deployment = render(replicas=5)
+    daemon_set = render({"useDaemonset": True}, replicas=5)
+    assert (deployment["kind"], daemon_set["kind"]) == ("Deployment", "DaemonSet")
+    assert "replicas" not in daemon_set["spec"]
+    assert daemon_set["metadata"] == deployment["metadata"]
+    assert daemon_set["spec"]["template"] == deployment["spec"]["template"]
+    assert daemon_set["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_pod_monitor_selects_the_envoy_pods_metrics_port():
+    monitor = kubernetes.desired_pod_monitor("tenant-a")
+    pods = render()["spec"]["template"]
+    assert monitor["metadata"]["name"] == "envoy-tenant-a"
+    assert monitor["spec"]["selector"]["matchLabels"] == pods["metadata"]["labels"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"]: p["containerPort"] for p in containers(render())["envoy-proxy"]["ports"]}
+    assert (ports[endpoint["port"]], endpoint["path"]) == (19001, "/stats/prometheus")
