@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONTROLPLANE_BUILD := hack/controlplane/build.sh
 
-.PHONY: help venv demo test test-fast lint format golden crds gateway-api-crds controlplane cluster bench chaos clean
+.PHONY: help venv demo test test-fast lint format golden crds gateway-api-crds prometheus-operator-crds controlplane cluster bench chaos clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ crds: $(STAMP) ## Regenerate configs/crd/ from the API models
 
 gateway-api-crds: ## Regenerate configs/crds/gateway-api/ from the module pinned in hack/gateway-api
 	@bash hack/gateway-api/crds.sh
+
+prometheus-operator-crds: ## Regenerate configs/crds/prometheus-operator/ from the types pinned in hack/prometheus-operator
+	@bash hack/prometheus-operator/crds.sh
 
 cluster: $(STAMP) controlplane ## Run management and tenant API servers (kubeconfigs in .kubelb-dev/)
 	$(BIN)/kubelb dev-cluster --dir .kubelb-dev
