@@ -153,7 +153,7 @@ class KubernetesInfra:
         written = await self.writer.ensure(WORKLOADS[kind], desired, current=current)
         if written.changed:
             logger.info("tenant %s: %s %s applied", namespace, kind, key.name)
-        if current is None:
+        if current is None and written.changed:
             metrics.ENVOY_PROXY_CREATES.labels(namespace=namespace).inc()
         metrics.ENVOY_PROXIES.labels(namespace=namespace, topology=api_config.TOPOLOGY).set(1)
         # useDaemonset switched: the other kind goes once this one is written.

@@ -112,7 +112,8 @@ async def test_dev_cluster_serves_until_signalled(tmp_path, stop_signal):
             assert "kube-system" in {ns.metadata.name for ns in namespaces.items}
             # What upstream's manager reads for tenant kubeconfigs: this cluster's own server.
             found = kubeconfigs.server_from_cluster_info({"data": info.data})
-            assert found is not None and found[0] == settings.host, found
+            assert found is not None
+            assert found[0] == settings.host
             assert pod_monitors.spec.names.kind == "PodMonitor"
             assert gateway["metadata"]["uid"]
 
