@@ -44,6 +44,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - --cluster-name={{ required "kubelb.tenantName is required" $k.tenantName }}
 - --node-address-type={{ $k.nodeAddressType }}
 - --use-loadbalancer-class={{ $k.useLoadBalancerClass }}
+- --enable-cloud-provider={{ $k.enableCloudProvider }}
 - --enable-gateway-api={{ $k.enableGatewayAPI }}
 - --use-gateway-class={{ $k.useGatewayClass }}
 - --use-ingress-class={{ $k.useIngressClass }}
