@@ -45,3 +45,9 @@ def test_configs_deploy_is_rendered_from_the_charts(tmp_path: Path) -> None:
     assert not extra, (
         f"configs/deploy/{sorted(extra)} are not generated: remove them or render them"
     )
+
+
+def test_ccm_chart_dashboard_is_the_manager_charts() -> None:
+    copies = {p.name: p.read_text() for p in (helm.CCM / "dashboards").glob("*.json")}
+    source = (helm.MANAGER / "dashboards" / "kubelb-agent.json").read_text()
+    assert copies == {"kubelb-agent.json": source}, FIX

@@ -166,15 +166,17 @@ def test_ccm_requires_the_tenant_name(tmp_path: Path) -> None:
     assert "kubelb.tenantName is required" in done.stderr
 
 
-def test_dashboards_ship_behind_their_toggle(tmp_path: Path) -> None:
-    assert "ConfigMap" not in kinds(helm.render(helm.MANAGER, {}, tmp_path))
-    docs = helm.render(helm.MANAGER, {"grafana": {"dashboards": {"enabled": True}}}, tmp_path)
+@pytest.mark.parametrize("chart", [helm.MANAGER, helm.CCM], ids=lambda c: c.name)
+def test_dashboards_ship_behind_their_toggle(chart: Path, tmp_path: Path) -> None:
+    base = {} if chart == helm.MANAGER else TENANT
+    assert "ConfigMap" not in kinds(helm.render(chart, base, tmp_path))
+    docs = helm.render(chart, {**base, "grafana": {"dashboards": {"enabled": True}}}, tmp_path)
     shipped = {}
     for doc in (d for d in docs if d["kind"] == "ConfigMap"):
         assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
         shipped.update({name: json.loads(text) for name, text in doc["data"].items()})
-    files = sorted((helm.MANAGER / "dashboards").glob("*.json"))
-    assert len(files) >= 3
+    files = sorted((chart / "dashboards").glob("*.json"))
+    assert len(files) == (3 if chart == helm.MANAGER else 1)
     assert shipped == {f.name: json.loads(f.read_text()) for f in files}
 
 
