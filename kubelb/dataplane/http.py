@@ -341,6 +341,8 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
             self,
             head_only=ex.method == b"HEAD",
             max_head=ctx.http.max_response_headers_kb * 1024,
+            # Envoy's one header count bounds both directions (upstream KubeLB's headerLimits).
+            max_headers=ctx.http.max_request_headers_count,
             edits=ex.route.response_edits if ex.route is not None else None,
         )
         out = conn.transport

@@ -218,7 +218,8 @@ class HTTPBackend:
     `/...` 200 `name path`, with `x-backend`, `x-seen-xff`, `x-seen-connection` headers;
     `/echo` echoes the body back chunked; `/chunks/N` streams N chunks;
     `.../slow/S` answers after S seconds; `/reset` resets the connection; `/close` answers with
-    `connection: close`; `/bigheader/N` answers with an N-byte header; any request with
+    `connection: close`; `/bigheader/N` answers with an N-byte header, `/manyheaders/N` with N
+    more headers; any request with
     `upgrade: websocket` gets 101 and an echo tunnel prefixed by `name|`."""
 
     name: str
@@ -294,6 +295,8 @@ class HTTPBackend:
         extra = ""
         if path.startswith("/bigheader/"):
             extra = "x-big: " + "b" * int(path.rsplit("/", 1)[1]) + "\r\n"
+        if path.startswith("/manyheaders/"):
+            extra = "".join(f"x-many-{i}: v\r\n" for i in range(int(path.rsplit("/", 1)[1])))
         close = path == "/close" or req.headers.get("connection", "").lower() == "close"
         body = f"{self.name} {path}".encode()
         head = (
