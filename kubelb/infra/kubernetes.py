@@ -136,11 +136,7 @@ class KubernetesInfra:
     def ready(self, namespace: str) -> bool:
         """At least one Envoy pod of the tenant is ready (Deployment or DaemonSet)."""
         key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
-        for kind, informer_ in self.stores.items():
-            status = (informer_.store.get(key) or {}).get("status") or {}
-            if int(status.get(READY_FIELDS[kind].removeprefix("status.")) or 0) > 0:
-                return True
-        return False
+        return any(ready_pods(informer_.store.get(key)) > 0 for informer_ in self.stores.values())
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         if self.certs is not None:
@@ -204,6 +200,13 @@ READY_FIELDS = {
     envoy_k8s.DEPLOYMENT: "status.readyReplicas",
     envoy_k8s.DAEMON_SET: "status.numberReady",
 }
+
+
+def ready_pods(workload: Mapping[str, Any] | None) -> int:
+    """The ready pods a Deployment or DaemonSet of ours reports (0 for none or another kind)."""
+    field = READY_FIELDS.get(str((workload or {}).get("kind")))
+    return int(objects.lookup(workload, field) or 0) if workload and field else 0
+
 
 ENVOY_PORTS = (
     envoy_k8s.ADMIN_PORT,
