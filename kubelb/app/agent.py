@@ -27,6 +27,7 @@ from kubelb.agent import (
     nodes,
     routemapping,
     routes,
+    secretrefs,
     secrets,
     servicecopies,
     services,
@@ -273,8 +274,11 @@ class Agent:
                     mapper=secrets.origin_keys)  # fmt: skip
         self.secret_controller: controller.Controller | None = None
         if settings.enable_secret_synchronizer:
+            references = self._secret_references(namespace)
             secret_informer = self.tenant_informers.get(
-                resources.SECRETS, namespace=namespace, label_selector=secrets.MANAGED_SELECTOR
+                resources.SECRETS,
+                namespace=namespace,
+                label_selector=None if references else secrets.MANAGED_SELECTOR,
             )
             self.secret_controller = controller.Controller(
                 secrets.SecretReconciler(
@@ -283,11 +287,32 @@ class Agent:
                     tenant_client=self.tenant_client,
                     tenant_writer=self.tenant_writer,
                     namespace=namespace,
+                    references=references,
+                    recorder=self.recorder,
                 ),
                 self.tenant_informers,
                 workers=settings.workers,
                 resync_period=settings.resync_period,
             )
+
+    def _secret_references(self, namespace: str | None) -> secretrefs.SecretReferences | None:
+        """The Secrets served Ingresses and Gateways name (synced without a label), or None
+        when this agent serves neither."""
+        kinds = [k for k in source_kinds(self.settings)
+                 if isinstance(k, ingresses.IngressKind | gwapi.GatewayKind)]  # fmt: skip
+        if not kinds:
+            return None
+        grants = None
+        if any(isinstance(k, gwapi.GatewayKind) for k in kinds):
+            grants = self.tenant_informers.get(secretrefs.REFERENCE_GRANTS).store
+        references = secretrefs.SecretReferences(grants)
+        for kind in kinds:
+            refs = (secretrefs.ingress_refs if isinstance(kind, ingresses.IngressKind)
+                    else secretrefs.gateway_refs)  # fmt: skip
+            informer_ = self.tenant_informers.get(kind.resource, namespace=namespace)
+            informer_.add_indexer(secretrefs.SECRET_REFS_INDEX, secretrefs.indexer(refs))
+            references.add(secretrefs.Source(kind.resource, informer_.store, kind.in_scope, refs))
+        return references
 
     @classmethod
     async def open(cls, settings: Settings) -> Agent:
@@ -304,7 +329,7 @@ class Agent:
                 await agent.gateway_crds.install()
             await gatewaycrds.require_served(
                 agent.tenant_client,
-                [kind.resource for kind in source_kinds(settings)],
+                _served_kinds(settings),
                 wait_seconds=10.0 if agent.gateway_crds is not None else 0.0,
             )
             if agent.renewer is not None:
@@ -390,6 +415,15 @@ def source_kinds(settings: Settings) -> list[routemapping.SourceKind]:
         kinds.append(gwapi.http_route_kind())
     if not settings.disable_grpcroute_controller:
         kinds.append(gwapi.grpc_route_kind())
+    return kinds
+
+
+def _served_kinds(settings: Settings) -> list[resources.Resource]:
+    """The kinds the tenant cluster must serve: the L7 sources, and ReferenceGrants when
+    Gateways' certificate references are synced."""
+    kinds = [kind.resource for kind in source_kinds(settings)]
+    if settings.enable_secret_synchronizer and resources.GATEWAYS in kinds:
+        kinds.append(secretrefs.REFERENCE_GRANTS)
     return kinds
 
 

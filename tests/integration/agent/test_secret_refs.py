@@ -1,0 +1,180 @@
+"""Secrets named by served objects are synced without a label, on two real API servers with the
+shipped agent RBAC (upstream's `features/syncsecret` scenarios and the sync half of
+`ingress/tls`): an Ingress's `tls[].secretName` and a Gateway listener's `certificateRefs` reach
+the management cluster as SyncSecrets with origin labels; a Secret created after the object is
+picked up; rotation propagates; once nothing served names it, its copies go and the Secret is
+left as it was. An unreferenced, or only foreign-referenced, unlabelled Secret is never synced."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from kubelb.kube import errors, objects, resources
+from tests.integration.agent.helpers import find, idle, ingress, ingress_rule, wait_for
+from tests.integration.agent.test_secrets import AGENT_MANIFESTS, SS, b64, copy_of, secret
+
+pytestmark = pytest.mark.integration
+
+
+def tls_ingress(name: str, *secret_names: str, class_name: str = "kubelb"):
+    return ingress(
+        name,
+        ingress_rule("shop.example", ("/", "web", 80)),
+        class_name=class_name,
+        tls=[{"hosts": ["shop.example"], "secretName": n} for n in secret_names],
+    )
+
+
+@contextlib.asynccontextmanager
+async def secret_sync_agent(agent, tenant, tkube, tmp_path, **overrides):
+    manifest = "\n---\n".join(p.read_text() for p in AGENT_MANIFESTS)
+    identity = await tenant.deployed_identity(manifest, tmp_path / "identity")
+    try:
+        async with agent(kubeconfig=identity, enable_secret_synchronizer=True, **overrides) as a:
+            yield a
+    finally:
+        for resource in (resources.CLUSTER_ROLE_BINDINGS, resources.CLUSTER_ROLES):
+            with contextlib.suppress(errors.NotFoundError):
+                # Cluster-wide; other tests assert the shipped agent.yaml alone reads no Secret.
+                await tkube.delete(resource, "kubelb-agent-secret-sync")
+
+
+async def management_origins(mgmt, namespace: str) -> set[str]:
+    copies = (await mgmt.list(SS, namespace=namespace)).items
+    return {objects.labels(c).get("kubelb.k8c.io/origin-name", "") for c in copies}
+
+
+async def test_ingress_tls_secret_is_synced_while_a_served_ingress_names_it(
+    agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path
+):
+    ns = tenant_setup.namespace
+    async with secret_sync_agent(agent, tenant, tkube, tmp_path) as running:
+        # Named before it exists; a foreign-class Ingress names another.
+        await tkube.create(resources.INGRESSES, tls_ingress("shop", "web-tls"),
+                           namespace=services_ns)  # fmt: skip
+        await tkube.create(resources.INGRESSES,
+                           tls_ingress("other", "foreign-tls", class_name="nginx"),
+                           namespace=services_ns)  # fmt: skip
+        for name in ("foreign-tls", "plain"):
+            await tkube.create(resources.SECRETS, secret(name, {"k": "v"}, labelled=False),
+                               namespace=services_ns)  # fmt: skip
+        tls = secret("web-tls", {"tls.crt": "c1", "tls.key": "k1"}, labelled=False,
+                     type="kubernetes.io/tls")  # fmt: skip
+        await tkube.create(resources.SECRETS, tls, namespace=services_ns)
+
+        ss = await wait_for(lambda: find(tkube, SS, services_ns, "web-tls"),
+                            what="the tenant SyncSecret of the named Secret")  # fmt: skip
+        assert ss["type"] == "kubernetes.io/tls"
+        assert objects.labels(ss) == {"kubelb.k8c.io/managed-by": "kubelb",
+                                      "kubelb.k8c.io/origin-name": "web-tls",
+                                      "kubelb.k8c.io/origin-ns": services_ns}  # fmt: skip
+        copy = await copy_of(mgmt, ns, ss, {"tls.crt": "c1", "tls.key": "k1"})
+        assert copy["type"] == "kubernetes.io/tls"
+        assert objects.labels(copy)["kubelb.k8c.io/origin-ns"] == services_ns
+        # The user's Secret is read, never written.
+        src = await tkube.get(resources.SECRETS, "web-tls", namespace=services_ns)
+        assert not objects.finalizers(src)
+
+        # Rotation.
+        src["data"] = {"tls.crt": b64("c2"), "tls.key": b64("k2")}
+        await tkube.replace(resources.SECRETS, src)
+        await copy_of(mgmt, ns, ss, {"tls.crt": "c2", "tls.key": "k2"})
+
+        # Nothing else was synced: the agent has settled (no reconcile pending) by now.
+        await idle(running.secret_controller, what="the secret controller settled")
+        for name in ("foreign-tls", "plain"):
+            assert await find(tkube, SS, services_ns, name) is None
+        assert await management_origins(mgmt, ns) == {"web-tls"}
+
+        # No longer named: the SyncSecret and its copy go, the Secret stays.
+        live = await tkube.get(resources.INGRESSES, "shop", namespace=services_ns)
+        live["spec"]["tls"] = []
+        await tkube.replace(resources.INGRESSES, live)
+
+        async def unsynced():
+            return (await find(tkube, SS, services_ns, "web-tls") is None
+                    and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
+
+        await wait_for(unsynced, what="the SyncSecret and copy of the no-longer-named Secret gone")
+        assert await find(tkube, resources.SECRETS, services_ns, "web-tls") is not None
+
+        # Named again, then the Ingress deleted: synced, then gone again.
+        live = await tkube.get(resources.INGRESSES, "shop", namespace=services_ns)
+        live["spec"]["tls"] = [{"secretName": "web-tls"}]
+        await tkube.replace(resources.INGRESSES, live)
+        again = await wait_for(lambda: find(tkube, SS, services_ns, "web-tls"),
+                               what="the SyncSecret again")  # fmt: skip
+        await copy_of(mgmt, ns, again, {"tls.crt": "c2", "tls.key": "k2"})
+        await tkube.delete(resources.INGRESSES, "shop", namespace=services_ns)
+
+        async def gone():
+            return (await find(tkube, SS, services_ns, "web-tls") is None
+                    and await find(mgmt, SS, ns, objects.uid(again)) is None)  # fmt: skip
+
+        await wait_for(gone, what="the copies gone with the Ingress")
+
+
+async def test_named_secret_deleted_takes_its_copies(
+    agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path
+):
+    ns = tenant_setup.namespace
+    async with secret_sync_agent(agent, tenant, tkube, tmp_path):
+        await tkube.create(resources.SECRETS, secret("gone-tls", {"k": "v"}, labelled=False),
+                           namespace=services_ns)  # fmt: skip
+        await tkube.create(resources.INGRESSES, tls_ingress("shop", "gone-tls"),
+                           namespace=services_ns)  # fmt: skip
+        ss = await wait_for(lambda: find(tkube, SS, services_ns, "gone-tls"),
+                            what="the SyncSecret")  # fmt: skip
+        await copy_of(mgmt, ns, ss, {"k": "v"})
+        await tkube.delete(resources.SECRETS, "gone-tls", namespace=services_ns)
+
+        async def gone():
+            return (await find(tkube, SS, services_ns, "gone-tls") is None
+                    and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
+
+        await wait_for(gone, what="the SyncSecret and copy of the deleted Secret gone")
+
+
+async def test_gateway_certificate_refs_are_synced(
+    agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path
+):
+    ns = tenant_setup.namespace
+    listeners = [
+        {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "shop.example",
+         "tls": {"mode": "Terminate", "certificateRefs": [{"name": "gw-tls"}]}},
+        {"name": "http", "port": 80, "protocol": "HTTP"},
+    ]  # fmt: skip
+    async with secret_sync_agent(
+        agent, tenant, tkube, tmp_path, enable_gateway_api=True
+    ) as running:
+        await tkube.create(resources.GATEWAYS,
+                           {"metadata": {"name": "kubelb"},
+                            "spec": {"gatewayClassName": "kubelb", "listeners": listeners}},
+                           namespace=services_ns)  # fmt: skip
+        # Another Gateway (not served: CE serves the one named kubelb) names another Secret.
+        await tkube.create(resources.GATEWAYS,
+                           {"metadata": {"name": "elsewhere"},
+                            "spec": {"gatewayClassName": "kubelb", "listeners": [
+                                {**listeners[0], "tls": {"certificateRefs": [
+                                    {"name": "other-tls"}]}}]}},
+                           namespace=services_ns)  # fmt: skip
+        for name in ("gw-tls", "other-tls"):
+            await tkube.create(resources.SECRETS, secret(name, {"tls.crt": "c", "tls.key": "k"},
+                                                         labelled=False),
+                               namespace=services_ns)  # fmt: skip
+        ss = await wait_for(lambda: find(tkube, SS, services_ns, "gw-tls"),
+                            what="the SyncSecret of the certificateRef")  # fmt: skip
+        await copy_of(mgmt, ns, ss, {"tls.crt": "c", "tls.key": "k"})
+        await idle(running.secret_controller, what="the secret controller settled")
+        assert await find(tkube, SS, services_ns, "other-tls") is None
+        assert await management_origins(mgmt, ns) == {"gw-tls"}
+
+        await tkube.delete(resources.GATEWAYS, "kubelb", namespace=services_ns)
+
+        async def gone():
+            return (await find(tkube, SS, services_ns, "gw-tls") is None
+                    and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
+
+        await wait_for(gone, what="the copies gone with the Gateway")
