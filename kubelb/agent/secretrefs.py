@@ -1,12 +1,13 @@
 """Which tenant Secrets the objects kubelb serves name, so they are synced without a label.
 
-An Ingress names Secrets by `spec.tls[].secretName` (its own namespace). A Gateway names them by
-`spec.listeners[].tls.certificateRefs[]` of kind Secret in the core group (the defaults), in the
-ref's namespace, else the Gateway's. A reference into another namespace counts only when a
-ReferenceGrant there lets Gateways of the Gateway's namespace refer to that Secret (Gateway API's
-rule); otherwise it is refused (the Gateway gets a `RefNotPermitted` Warning Event) and the Secret
-stays unsynced. Only objects in scope (the agent's ingress and gateway class filters) and not
-being deleted count: a Secret stops being synced once no such object names it.
+An Ingress names Secrets by `spec.tls[].secretName` (its own namespace). A Service that a served
+source references names its HTTPS backend CA by `kubelb.k8c.io/backend-tls-ca-secret`. A Gateway
+names them by `spec.listeners[].tls.certificateRefs[]` of kind Secret in the core group (the
+defaults), in the ref's namespace, else the Gateway's. A reference into another namespace counts
+only when a ReferenceGrant there lets Gateways of the Gateway's namespace refer to that Secret
+(Gateway API's rule); otherwise it is refused (the Gateway gets a `RefNotPermitted` Warning Event)
+and the Secret stays unsynced. Only objects in scope (the agent's ingress and gateway class
+filters) and not being deleted count: a Secret stops being synced once no such object names it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubelb.api import annotations as keys
 from kubelb.kube import objects, resources, store
 
 # Served as v1beta1 by every Gateway API release that has it (v1 only from v1.5).
@@ -61,6 +63,12 @@ def gateway_refs(obj: Mapping[str, Any]) -> list[SecretRef]:
             key = objects.ObjectKey(ns, str(ref["name"]))
             found.setdefault(key, SecretRef(key, cross_namespace=ns != namespace))
     return list(found.values())
+
+
+def service_ca_refs(obj: Mapping[str, Any]) -> list[SecretRef]:
+    """The CA Secret an HTTPS backend Service verifies with (`backend-tls-ca-secret`)."""
+    name = objects.annotations(obj).get(keys.BACKEND_TLS_CA_SECRET)
+    return [SecretRef(objects.ObjectKey(objects.namespace(obj), name))] if name else []
 
 
 def granted(
@@ -110,9 +118,20 @@ class SecretReferences:
         self.sources: list[Source] = []
         # None: ReferenceGrants are not served (or not watched), so no cross-namespace grant.
         self.grants = grants
+        # Other kinds whose change may change what is named (a source's backend Services).
+        self.triggers: list[
+            tuple[resources.Resource, Callable[[objects.RawObject], list[objects.ObjectKey]]]
+        ] = []
 
     def add(self, source: Source) -> None:
         self.sources.append(source)
+
+    def add_trigger(
+        self,
+        resource: resources.Resource,
+        mapper: Callable[[objects.RawObject], list[objects.ObjectKey]],
+    ) -> None:
+        self.triggers.append((resource, mapper))
 
     def _naming(
         self, secret: objects.ObjectKey

@@ -263,6 +263,9 @@ class SecretReconciler:
                                 mapper=references.secrets_of(s.refs),
                                 predicate=watches.spec_changed)
                   for s in references.sources),
+                *(watches.Watch(resource=resource, namespace=namespace, mapper=mapper,
+                                predicate=watches.spec_changed)
+                  for resource, mapper in references.triggers),
                 *((watches.Watch(resource=secretrefs.REFERENCE_GRANTS,
                                  mapper=references.secrets_of_grant),)
                   if references.grants is not None else ()),

@@ -49,6 +49,7 @@ from kubelb.kube import (
     informer,
     kubeconfig,
     leader,
+    objects,
     resources,
     writer,
 )
@@ -146,6 +147,8 @@ class Agent:
         self.source_reconcilers: dict[str, routes.SourceReconciler] = {}
         self.source_controllers: dict[str, controller.Controller] = {}
         self.route_informer: informer.Informer | None = None
+        # Which Services the served sources reference (None: no L7 source).
+        self.backends: routes.Backends | None = None
         kinds = source_kinds(settings)
         if kinds:
             self.route_informer = self.management_informers.get(
@@ -211,6 +214,7 @@ class Agent:
         source of any kind references its original)."""
         settings = self.settings
         backends = routes.Backends()
+        self.backends = backends
         copies = servicecopies.ServiceCopies(
             services=service_informer.store,
             tenant_writer=self.tenant_writer,
@@ -312,7 +316,33 @@ class Agent:
             informer_ = self.tenant_informers.get(kind.resource, namespace=namespace)
             informer_.add_indexer(secretrefs.SECRET_REFS_INDEX, secretrefs.indexer(refs))
             references.add(secretrefs.Source(kind.resource, informer_.store, kind.in_scope, refs))
+        self._backend_ca_references(references, namespace)
         return references
+
+    def _backend_ca_references(
+        self, references: secretrefs.SecretReferences, namespace: str | None
+    ) -> None:
+        """The CA Secrets of HTTPS backend Services that served sources reference."""
+        backends = self.backends
+        if backends is None:
+            return
+        services = self.tenant_informers.get(resources.SERVICES, namespace=namespace)
+        services.add_indexer(
+            secretrefs.SECRET_REFS_INDEX, secretrefs.indexer(secretrefs.service_ca_refs)
+        )
+        references.add(secretrefs.Source(
+            resources.SERVICES, services.store,
+            lambda svc: backends.referenced(objects.key_of(svc)), secretrefs.service_ca_refs,
+        ))  # fmt: skip
+        for kind in source_kinds(self.settings):
+
+            def cas_of(
+                obj: objects.RawObject, kind: routemapping.SourceKind = kind
+            ) -> list[objects.ObjectKey]:
+                found = (services.store.get(k) for k in kind.backends(obj))
+                return [r.secret for svc in found if svc for r in secretrefs.service_ca_refs(svc)]
+
+            references.add_trigger(kind.resource, cas_of)
 
     @classmethod
     async def open(cls, settings: Settings) -> Agent:

@@ -12,7 +12,14 @@ import contextlib
 import pytest
 
 from kubelb.kube import errors, objects, resources
-from tests.integration.agent.helpers import find, idle, ingress, ingress_rule, wait_for
+from tests.integration.agent.helpers import (
+    backend_service,
+    find,
+    idle,
+    ingress,
+    ingress_rule,
+    wait_for,
+)
 from tests.integration.agent.test_secrets import AGENT_MANIFESTS, SS, b64, copy_of, secret
 
 pytestmark = pytest.mark.integration
@@ -178,3 +185,40 @@ async def test_gateway_certificate_refs_are_synced(
                     and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
 
         await wait_for(gone, what="the copies gone with the Gateway")
+
+
+async def test_https_backend_ca_secret_is_synced_while_a_served_source_uses_the_service(
+    agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path
+):
+    """`kubelb.k8c.io/backend-tls-ca-secret` on a Service a served Ingress routes to."""
+    ns = tenant_setup.namespace
+    verify = {"kubelb.k8c.io/backend-tls-policy": "Verify",
+              "kubelb.k8c.io/backend-tls-ca-secret": "web-ca"}  # fmt: skip
+    async with secret_sync_agent(agent, tenant, tkube, tmp_path) as running:
+        await tkube.create(resources.SECRETS, secret("web-ca", {"ca.crt": "CA"}, labelled=False),
+                           namespace=services_ns)  # fmt: skip
+        # Annotated, but no served source uses it yet.
+        await tkube.create(resources.SERVICES,
+                           backend_service("web", {"port": 443}) | {"metadata": {
+                               "name": "web", "annotations": verify}},
+                           namespace=services_ns)  # fmt: skip
+        await idle(running.secret_controller, what="the secret controller settled")
+        assert await find(tkube, SS, services_ns, "web-ca") is None
+
+        await tkube.create(resources.INGRESSES,
+                           ingress("shop", ingress_rule("shop.example", ("/", "web", 443))),
+                           namespace=services_ns)  # fmt: skip
+        ss = await wait_for(lambda: find(tkube, SS, services_ns, "web-ca"),
+                            what="the SyncSecret of the backend's CA")  # fmt: skip
+        await copy_of(mgmt, ns, ss, {"ca.crt": "CA"})
+
+        # The Service no longer verifies: the CA is no longer named.
+        await tkube.patch(resources.SERVICES, "web",
+                          {"metadata": {"annotations": dict.fromkeys(verify)}},
+                          namespace=services_ns)  # fmt: skip
+
+        async def gone():
+            return (await find(tkube, SS, services_ns, "web-ca") is None
+                    and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
+
+        await wait_for(gone, what="the CA's copies gone")
