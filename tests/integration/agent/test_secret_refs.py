@@ -11,13 +11,16 @@ import contextlib
 
 import pytest
 
+from kubelb.agent.secretrefs import REFERENCE_GRANTS
 from kubelb.kube import errors, objects, resources
+from tests.integration.agent.conftest import release_finalizers
 from tests.integration.agent.helpers import (
     backend_service,
     find,
     idle,
     ingress,
     ingress_rule,
+    object_events,
     wait_for,
 )
 from tests.integration.agent.test_secrets import AGENT_MANIFESTS, SS, b64, copy_of, secret
@@ -222,3 +225,58 @@ async def test_https_backend_ca_secret_is_synced_while_a_served_source_uses_the_
                     and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
 
         await wait_for(gone, what="the CA's copies gone")
+
+
+async def test_cross_namespace_certificate_ref_needs_a_reference_grant(
+    agent, tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path
+):
+    """Gateway API's rule on the real API server: refused (RefNotPermitted Event, nothing
+    synced) until a ReferenceGrant in the Secret's namespace allows it; synced while it does."""
+    ns = tenant_setup.namespace
+    certs = await tenant.create_namespace("certs")
+    grant = {
+        "metadata": {"name": "gateways-of-" + services_ns},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                           "namespace": services_ns}],
+                 "to": [{"group": "", "kind": "Secret", "name": "shared-tls"}]},
+    }  # fmt: skip
+    ref = {"name": "shared-tls", "namespace": certs}
+    listener = {"name": "https", "port": 443, "protocol": "HTTPS",
+                "tls": {"certificateRefs": [ref]}}  # fmt: skip
+    try:
+        # Every namespace: the Secret lives outside the Gateway's.
+        async with secret_sync_agent(agent, tenant, tkube, tmp_path, enable_gateway_api=True,
+                                     service_namespace=None) as running:  # fmt: skip
+            gw = await tkube.create(resources.GATEWAYS,
+                                    {"metadata": {"name": "kubelb"},
+                                     "spec": {"gatewayClassName": "kubelb",
+                                              "listeners": [listener]}},
+                                    namespace=services_ns)  # fmt: skip
+            shared = secret("shared-tls", {"tls.crt": "c"}, labelled=False)
+            await tkube.create(resources.SECRETS, shared, namespace=certs)
+
+            async def refused():
+                found = await object_events(tkube, gw)
+                return any(e["reason"] == "RefNotPermitted" for e in found)
+
+            await wait_for(refused, what="a RefNotPermitted Event on the Gateway")
+            await idle(running.secret_controller, what="the secret controller settled")
+            assert await find(tkube, SS, certs, "shared-tls") is None
+
+            await tkube.create(REFERENCE_GRANTS, grant, namespace=certs)
+            ss = await wait_for(lambda: find(tkube, SS, certs, "shared-tls"),
+                                what="the SyncSecret once granted")  # fmt: skip
+            copy = await copy_of(mgmt, ns, ss, {"tls.crt": "c"})
+            assert objects.labels(copy)["kubelb.k8c.io/origin-ns"] == certs
+
+            await tkube.delete(REFERENCE_GRANTS, objects.name(grant), namespace=certs)
+
+            async def gone():
+                return (await find(tkube, SS, certs, "shared-tls") is None
+                        and await find(mgmt, SS, ns, objects.uid(ss)) is None)  # fmt: skip
+
+            await wait_for(gone, what="the copies gone with the grant")
+            await tkube.delete(resources.GATEWAYS, "kubelb", namespace=services_ns)
+    finally:
+        await release_finalizers(tkube, certs)
+        await tenant.delete_namespace(certs)
