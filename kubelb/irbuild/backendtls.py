@@ -16,11 +16,13 @@ Verify without a usable CA is refused (the backend is not served: 503) rather th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubelb.api import annotations as keys
+from kubelb.api import annotations as keys, labels
 from kubelb.ir import proxy
 
 INSECURE = "insecure"
@@ -80,3 +82,25 @@ def ask(
             f"the CA Secret {namespace}/{secret} has no {CA_KEY} in the management cluster "
             "(is it synced?)"))  # fmt: skip
     return Ask(proxy.UpstreamTLS(sni=sni, ca_pem=bundle), http2=http2)
+
+
+def ca_bundles(namespace: str, secrets: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """`build_tenant_routes`'s `ca_bundles` from the Secrets of tenant namespace `namespace` in
+    the management cluster: each synced one (origin labels) with a `ca.crt`, keyed by its
+    origin "namespace/name"; the first by name wins when two claim one origin."""
+    out: dict[str, str] = {}
+    for raw in sorted(secrets, key=lambda r: str((r.get("metadata") or {}).get("name") or "")):
+        metadata = raw.get("metadata") or {}
+        if metadata.get("namespace") != namespace or metadata.get("deletionTimestamp"):
+            continue
+        found = metadata.get("labels") or {}
+        origin = (found.get(labels.ORIGIN_NAMESPACE), found.get(labels.ORIGIN_NAME))
+        value = (raw.get("data") or {}).get(CA_KEY)
+        if not all(origin) or not isinstance(value, str):
+            continue
+        try:
+            bundle = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+        out.setdefault(f"{origin[0]}/{origin[1]}", bundle)
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from kubelb.ir import proxy
@@ -63,3 +65,21 @@ def test_refusals_never_weaken_verification(notes, message):
     found = ask(notes)
     assert found.tls is None
     assert message in (found.problem or "")
+
+
+def test_ca_bundles_from_synced_secrets_by_origin():
+    def synced(name, origin_ns, origin_name, data, namespace="tenant-a"):
+        return {"metadata": {"name": name, "namespace": namespace, "labels": {
+            "kubelb.k8c.io/origin-ns": origin_ns, "kubelb.k8c.io/origin-name": origin_name}},
+            "data": data}  # fmt: skip
+
+    pem64 = base64.b64encode(PEM.encode()).decode()
+    found = backendtls.ca_bundles("tenant-a", [
+        synced("u2", "shop", "web-ca", {"ca.crt": base64.b64encode(b"later").decode()}),
+        synced("u1", "shop", "web-ca", {"ca.crt": pem64}),
+        synced("u3", "shop", "tls-only", {"tls.crt": pem64}),
+        synced("u4", "shop", "broken", {"ca.crt": "%%%"}),
+        synced("u5", "shop", "elsewhere", {"ca.crt": pem64}, namespace="tenant-b"),
+        {"metadata": {"name": "u6", "namespace": "tenant-a"}, "data": {"ca.crt": pem64}},
+    ])  # fmt: skip
+    assert found == {"shop/web-ca": PEM}
