@@ -10,6 +10,7 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from kubelb.ir import proxy
@@ -106,3 +107,25 @@ async def test_a_changed_ca_takes_effect(plane: Plane, https) -> None:
     await plane.apply(cfg)
     status, headers, _ = await l7.send(addr, "GET", "/web/2")
     assert (status, headers.get("x-backend")) == (200, "tls")
+
+
+async def test_grpc_over_tls(plane: Plane) -> None:
+    """An HTTP/2 cluster with TLS (the Ingress's GRPCS): h2c from the client, TLS with ALPN h2
+    to a real gRPC server that only speaks TLS."""
+    authority = ca.Authority.create("kubelb test gRPC CA")
+    leaf = authority.issue_server([NAME])
+    server = await l7.GRPCBackend("g-tls", tls=(leaf.key, leaf.cert)).start()
+    try:
+        cfg = irs.l7(
+            [l7.route("grpc", backends=irs.to("grpc"))],
+            {"grpc": [server]},
+            upstream_protocol=proxy.UpstreamProtocol.HTTP2,
+            tls=proxy.UpstreamTLS(sni=NAME, ca_pem=authority.cert_pem.decode()),
+        )
+        await plane.apply(cfg)
+        host, port = irs.address(cfg)
+        async with grpc.aio.insecure_channel(f"{host}:{port}") as channel:
+            answer = await channel.unary_unary("/demo.Echo/Unary")(b"hi", timeout=10)
+        assert answer == b"g-tls:hi"
+    finally:
+        await server.stop()
