@@ -51,6 +51,13 @@ async def secret_sync_agent(agent, tenant, tkube, tmp_path, **overrides):
                 await tkube.delete(resource, "kubelb-agent-secret-sync")
 
 
+async def sync_secret(tkube, namespace: str, name: str, what: str) -> objects.RawObject:
+    """Wait for the tenant SyncSecret `namespace/name`; return it."""
+    found = await wait_for(lambda: find(tkube, SS, namespace, name), what=what)
+    assert found is not None
+    return found
+
+
 async def management_origins(mgmt, namespace: str) -> set[str]:
     copies = (await mgmt.list(SS, namespace=namespace)).items
     return {objects.labels(c).get("kubelb.k8c.io/origin-name", "") for c in copies}
@@ -74,8 +81,9 @@ async def test_ingress_tls_secret_is_synced_while_a_served_ingress_names_it(
                      type="kubernetes.io/tls")  # fmt: skip
         await tkube.create(resources.SECRETS, tls, namespace=services_ns)
 
-        ss = await wait_for(lambda: find(tkube, SS, services_ns, "web-tls"),
-                            what="the tenant SyncSecret of the named Secret")  # fmt: skip
+        ss = await sync_secret(
+            tkube, services_ns, "web-tls", "the tenant SyncSecret of the named Secret"
+        )
         assert ss["type"] == "kubernetes.io/tls"
         assert objects.labels(ss) == {"kubelb.k8c.io/managed-by": "kubelb",
                                       "kubelb.k8c.io/origin-name": "web-tls",
@@ -114,8 +122,7 @@ async def test_ingress_tls_secret_is_synced_while_a_served_ingress_names_it(
         live = await tkube.get(resources.INGRESSES, "shop", namespace=services_ns)
         live["spec"]["tls"] = [{"secretName": "web-tls"}]
         await tkube.replace(resources.INGRESSES, live)
-        again = await wait_for(lambda: find(tkube, SS, services_ns, "web-tls"),
-                               what="the SyncSecret again")  # fmt: skip
+        again = await sync_secret(tkube, services_ns, "web-tls", "the SyncSecret again")
         await copy_of(mgmt, ns, again, {"tls.crt": "c2", "tls.key": "k2"})
         await tkube.delete(resources.INGRESSES, "shop", namespace=services_ns)
 
@@ -135,8 +142,7 @@ async def test_named_secret_deleted_takes_its_copies(
                            namespace=services_ns)  # fmt: skip
         await tkube.create(resources.INGRESSES, tls_ingress("shop", "gone-tls"),
                            namespace=services_ns)  # fmt: skip
-        ss = await wait_for(lambda: find(tkube, SS, services_ns, "gone-tls"),
-                            what="the SyncSecret")  # fmt: skip
+        ss = await sync_secret(tkube, services_ns, "gone-tls", "the SyncSecret")
         await copy_of(mgmt, ns, ss, {"k": "v"})
         await tkube.delete(resources.SECRETS, "gone-tls", namespace=services_ns)
 
@@ -174,8 +180,7 @@ async def test_gateway_certificate_refs_are_synced(
             await tkube.create(resources.SECRETS, secret(name, {"tls.crt": "c", "tls.key": "k"},
                                                          labelled=False),
                                namespace=services_ns)  # fmt: skip
-        ss = await wait_for(lambda: find(tkube, SS, services_ns, "gw-tls"),
-                            what="the SyncSecret of the certificateRef")  # fmt: skip
+        ss = await sync_secret(tkube, services_ns, "gw-tls", "the SyncSecret of the certificateRef")
         await copy_of(mgmt, ns, ss, {"tls.crt": "c", "tls.key": "k"})
         await idle(running.secret_controller, what="the secret controller settled")
         assert await find(tkube, SS, services_ns, "other-tls") is None
@@ -211,8 +216,7 @@ async def test_https_backend_ca_secret_is_synced_while_a_served_source_uses_the_
         await tkube.create(resources.INGRESSES,
                            ingress("shop", ingress_rule("shop.example", ("/", "web", 443))),
                            namespace=services_ns)  # fmt: skip
-        ss = await wait_for(lambda: find(tkube, SS, services_ns, "web-ca"),
-                            what="the SyncSecret of the backend's CA")  # fmt: skip
+        ss = await sync_secret(tkube, services_ns, "web-ca", "the SyncSecret of the backend's CA")
         await copy_of(mgmt, ns, ss, {"ca.crt": "CA"})
 
         # The Service no longer verifies: the CA is no longer named.
@@ -264,8 +268,7 @@ async def test_cross_namespace_certificate_ref_needs_a_reference_grant(
             assert await find(tkube, SS, certs, "shared-tls") is None
 
             await tkube.create(REFERENCE_GRANTS, grant, namespace=certs)
-            ss = await wait_for(lambda: find(tkube, SS, certs, "shared-tls"),
-                                what="the SyncSecret once granted")  # fmt: skip
+            ss = await sync_secret(tkube, certs, "shared-tls", "the SyncSecret once granted")
             copy = await copy_of(mgmt, ns, ss, {"tls.crt": "c"})
             assert objects.labels(copy)["kubelb.k8c.io/origin-ns"] == certs
 

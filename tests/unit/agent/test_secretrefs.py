@@ -17,7 +17,7 @@ def ingress(name: str, *secret_names: str, class_name: str = "kubelb", ns: str =
     }  # fmt: skip
 
 
-def gateway(*refs: dict, name: str = "kubelb", ns: str = "shop"):
+def gateway(*refs: dict[str, str], name: str = "kubelb", ns: str = "shop"):
     return {
         "metadata": {"name": name, "namespace": ns, "uid": f"u-{ns}-{name}"},
         "spec": {"gatewayClassName": "kubelb", "listeners": [
