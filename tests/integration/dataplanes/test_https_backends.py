@@ -6,14 +6,18 @@ fails. A failure is an answer of the plane's own (Envoy 503, Python 502), never 
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from kubelb.api import route as api_route
 from kubelb.ir import proxy
+from kubelb.irbuild import backendtls, loadbalancers as irbuild, routes as irroutes
 from kubelb.pki import ca
 from tests.integration.dataplane import backends, irs, l7
 from tests.integration.dataplanes.conftest import Plane
@@ -129,3 +133,68 @@ async def test_grpc_over_tls(plane: Plane) -> None:
         assert answer == b"g-tls:hi"
     finally:
         await server.stop()
+
+
+def ingress_route(
+    uid: str, name: str, service: dict[str, Any], node_port: int, *, notes: Any = None
+) -> api_route.Route:
+    """A Route as the agent sends it: an Ingress of class kubelb, its backend Service's NodePort
+    copy, the tenant's nodes given inline (here: loopback)."""
+    return api_route.Route.model_validate({
+        "apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "Route",
+        "metadata": {"name": uid, "namespace": "tenant-a"},
+        "spec": {
+            "endpoints": [{"name": "default", "addresses": [{"ip": "127.0.0.1"}]}],
+            "source": {"kubernetes": {
+                "resource": {
+                    "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "metadata": {"name": name, "namespace": "shop",
+                                 "annotations": notes or {}},
+                    "spec": {"ingressClassName": "kubelb", "rules": [{"http": {"paths": [
+                        {"path": f"/{name}", "pathType": "Prefix", "backend": {"service": {
+                            "name": service["metadata"]["name"],
+                            "port": {"number": 443}}}}]}}]},
+                },
+                "services": [service | {"apiVersion": "v1", "kind": "Service", "spec": {
+                    "type": "NodePort", "ports": [{"port": 443, "nodePort": node_port}]}}],
+            }},
+        },
+    })  # fmt: skip
+
+
+async def test_ingress_https_backend_from_the_api_objects(plane: Plane, https) -> None:
+    """Upstream's `ingress/https-backend`, from the objects users write to the answer: the
+    Ingress's backend-protocol HTTPS (insecure), the Service's Verify with its synced CA and SNI,
+    and Verify whose CA is not synced (503 from the builder, said on the Route)."""
+    server, authority = https
+    ca_pem = base64.b64encode(authority.cert_pem).decode()
+    synced_ca = {"metadata": {"name": "u-ca", "namespace": "tenant-a", "labels": {
+        "kubelb.k8c.io/origin-ns": "shop", "kubelb.k8c.io/origin-name": "web-ca"}},
+        "data": {"ca.crt": ca_pem}}  # fmt: skip
+    verify = {"kubelb.k8c.io/backend-tls-policy": "Verify", "kubelb.k8c.io/backend-tls-sni": NAME}
+    routes = [
+        ingress_route("u1", "legacy", {"metadata": {"name": "legacy", "namespace": "shop"}},
+                      server.port, notes={"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}),
+        ingress_route("u2", "web", {"metadata": {"name": "web", "namespace": "shop", "annotations":
+                      {**verify, "kubelb.k8c.io/backend-tls-ca-secret": "web-ca"}}}, server.port),
+        ingress_route("u3", "unsynced", {"metadata": {"name": "unsynced", "namespace": "shop",
+                      "annotations": {**verify, "kubelb.k8c.io/backend-tls-ca-secret": "gone"}}},
+                      server.port),
+        ingress_route("u4", "plain", {"metadata": {"name": "plain", "namespace": "shop"}},
+                      server.port),
+    ]  # fmt: skip
+    built = irroutes.build_tenant_routes(
+        "tenant-a", routes, {}, address="127.0.0.1", listen_ports={80: backends.free_port()},
+        ca_bundles=backendtls.ca_bundles("tenant-a", [synced_ca]),
+    )  # fmt: skip
+    assert built.outcomes["u3"].problems, "the unsynced CA is told on its Route"
+    assert "shop/gone" in built.outcomes["u3"].problems[0]
+    assert [o.problems for k, o in sorted(built.outcomes.items()) if k != "u3"] == [()] * 3
+    cfg = irbuild.assemble("tenant-a", [built.piece]).config
+    await plane.apply(cfg)
+    addr = irs.address(cfg)
+    for path in ("/legacy/x", "/web/x"):
+        status, headers, body = await l7.send(addr, "GET", path)
+        assert (status, headers.get("x-backend")) == (200, "tls"), (path, status, body)
+    assert (await l7.send(addr, "GET", "/unsynced/x"))[0] == 503
+    assert (await l7.send(addr, "GET", "/plain/x"))[0] in (502, 503)
