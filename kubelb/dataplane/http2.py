@@ -26,7 +26,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from kubelb.dataplane import context, http_filters, http_messages, upstreams
+from kubelb.dataplane import context, http_filters, http_messages, upstream_tls, upstreams
 from kubelb.ir import proxy
 from kubelb.util import logsafe
 
@@ -414,7 +414,13 @@ class H2Upstream(asyncio.Protocol):
         cluster = self.target.owner.cluster
         try:
             async with asyncio.timeout(cluster.connect_timeout_seconds):
-                await loop.create_connection(lambda: self, self.target.host, self.target.port)
+                await loop.create_connection(
+                    lambda: self,
+                    self.target.host,
+                    self.target.port,
+                    ssl=self.target.owner.tls_context,
+                    server_hostname=upstream_tls.server_hostname(cluster),
+                )
         except (OSError, TimeoutError) as err:
             self._fail(f"upstream connect error to {self.target.key}: {err}")
         finally:

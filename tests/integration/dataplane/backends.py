@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 import struct
 import typing
 from collections.abc import Iterator
@@ -227,11 +228,13 @@ class HTTPBackend:
     port: int = 0
     connections: int = 0
     requests: list[HTTPRequest] = field(default_factory=list)
+    # Serve HTTPS with this context (an HTTPS backend) instead of plain HTTP.
+    tls: ssl.SSLContext | None = None
     _server: asyncio.Server | None = None
     _handlers: _Handlers = field(default_factory=lambda: _Handlers())
 
     async def start(self) -> HTTPBackend:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
