@@ -9,9 +9,11 @@ without them. The local control plane publishes both:
   that let `system:unauthenticated` read it), server = the URL clients use.
 - the `kubernetes` Service and its EndpointSlice: the API server's own lease endpoint reconciler
   writes them once it advertises an address an EndpointSlice may hold (validation refuses
-  loopback). `host_address()` finds the host's own IPv4 address for that; the API server then
-  binds every interface so the address in the slice really reaches it. On a host with no such
-  address there is no EndpointSlice (`endpoint-reconciler-type=none`, loopback only).
+  loopback). `host_address()` finds the host's own IPv4 address for that. The API server still
+  listens on loopback only (a local control plane exposes nothing beyond this host), so the
+  slice names the address a cluster would reach it by, not one served here; clients of the local
+  clusters (and upstream's manager, which prefers cluster-info) use the loopback URL. On a host
+  with no such address there is no EndpointSlice (`endpoint-reconciler-type=none`).
 """
 
 from __future__ import annotations

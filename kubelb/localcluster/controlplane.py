@@ -330,9 +330,10 @@ def _apiserver_argv(
 ) -> list[str]:
     sa = pki.service_accounts[spec.name]
     # The `kubernetes` Service's endpoints name the advertised address, which validation refuses
-    # on loopback: advertise the host's address and listen there too, or keep none.
+    # on loopback: advertise the host's address, or keep none. It still listens on loopback only:
+    # a local control plane exposes nothing beyond this host.
     endpoints = (
-        [f"--advertise-address={address}", "--bind-address=0.0.0.0",
+        [f"--advertise-address={address}", "--bind-address=127.0.0.1",
          "--endpoint-reconciler-type=lease"]
         if address else
         ["--advertise-address=127.0.0.1", "--bind-address=127.0.0.1",

