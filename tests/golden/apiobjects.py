@@ -73,13 +73,18 @@ def build(case: Mapping[str, Any], scratch: Path) -> Built:
             str(case.get("namespace", DEFAULT_NAMESPACE)),
             objects,
             str(case.get("l7Address", DEFAULT_L7_ADDRESS)),
+            dict(case.get("caBundles") or {}),
         )
     if mode == "standalone":
         return _standalone(objects, case.get("addressPool"), scratch)
     pytest.fail(f"unknown mode {mode!r} (manager or standalone)")
 
 
-def _manager(namespace: str, raw: list[dict[str, Any]], l7_address: str) -> Built:
+def _manager(
+    namespace: str, raw: list[dict[str, Any]], l7_address: str, ca_bundles: dict[str, str]
+) -> Built:
+    """`ca_bundles`: the `ca.crt` of synced tenant Secrets by "namespace/name" (what the
+    manager finds by origin labels)."""
     parsed = [registry.parse(o) for o in raw]
     config = next(
         (
@@ -144,6 +149,7 @@ def _manager(namespace: str, raw: list[dict[str, Any]], l7_address: str) -> Buil
             status_address=l7_address,
             taken_ports={p.port for lb in lbs for p in lb.spec.ports},
             settings=_route_settings(config, tenant),
+            ca_bundles=ca_bundles,
         )
         pieces.append(built_routes.piece)
         outcomes = {
