@@ -27,11 +27,17 @@ class HTTPSConnection:
 
     @classmethod
     async def open(
-        cls, port: int, server_name: str, context: ssl.SSLContext, limit: float = 5.0
+        cls,
+        port: int,
+        server_name: str,
+        context: ssl.SSLContext,
+        limit: float = 5.0,
+        *,
+        address: str = "127.0.0.1",
     ) -> HTTPSConnection:
         async with asyncio.timeout(limit):
             reader, writer = await asyncio.open_connection(
-                "127.0.0.1", port, ssl=context, server_hostname=server_name
+                address, port, ssl=context, server_hostname=server_name
             )
         return cls(reader, writer)
 
@@ -56,8 +62,10 @@ class HTTPSConnection:
             await self.writer.wait_closed()
 
 
-async def served_serial(port: int, server_name: str, context: ssl.SSLContext) -> int:
+async def served_serial(
+    port: int, server_name: str, context: ssl.SSLContext, *, address: str = "127.0.0.1"
+) -> int:
     """The serial number of the certificate a new connection with SNI `server_name` gets."""
-    conn = await HTTPSConnection.open(port, server_name, context)
+    conn = await HTTPSConnection.open(port, server_name, context, address=address)
     await conn.close()
     return conn.serial
