@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from kubelb.kube import resources
-from tests.integration.manager.helpers import eventually, free_port, get, http_backend
-from tests.integration.manager.test_routes import NODE_ADDRESS, addresses, applied, ingress_route
+from tests.integration.manager.helpers import addresses, eventually, free_port, get, http_backend
+from tests.integration.manager.test_routes import NODE_ADDRESS, applied, ingress_route
 from tests.support import tlscerts, tlsclient
 
 pytestmark = pytest.mark.integration
