@@ -124,7 +124,9 @@ def test_passthrough_listener_validation_and_clusters():
         name="p", address="0.0.0.0", port=8443, protocol=proxy.Protocol.TLS, sni_routes=(route,)
     )
     config = proxy.ProxyConfig(
-        node_id="n", listeners=(li,), clusters=(proxy.Cluster(name="c", protocol="TCP"),)
+        node_id="n",
+        listeners=(li,),
+        clusters=(proxy.Cluster(name="c", protocol=proxy.Protocol.TCP),),
     )
     assert config.validate() == []
     assert li.route_clusters == ("c",)
