@@ -192,19 +192,22 @@ def build_tenant_routes(
     if not settings.gateway_api_enabled:
         _disable_gateway_api([*gateways, *attachable])
         gateways, attachable = [], []
-    # Port 80 goes to the older of the Ingresses and the Gateway; the other is told.
+    # Ports 80 (and 443 with TLS) go to the older of the Ingresses and the Gateway; the other
+    # is told.
     ingress_blocked: str | None = None
     gateway_blocked: dict[int, str] = {}
     gateway = gatewayapi.served_gateway(gateways)
-    if (
-        gateway is not None
-        and ingresses
-        and (_ingress_ports(ingresses) & gatewayapi.http_ports(gateway))
-    ):
+    shared: set[int] = set()
+    if gateway is not None and ingresses:
+        shared = _ingress_ports(ingresses) & gatewayapi.http_ports(gateway)
+    if gateway is not None and shared:
         if ingresses[0].age < gateway.age:
-            gateway_blocked[ingress.PORT] = f"port {ingress.PORT} is used by the tenant's Ingresses"
+            gateway_blocked.update(
+                (p, f"port {p} is used by the tenant's Ingresses") for p in shared
+            )
         else:
-            ingress_blocked = f"port {ingress.PORT} is used by Gateway {gateway.source_id}"
+            ports = ", ".join(str(p) for p in sorted(shared))
+            ingress_blocked = f"port {ports} is used by Gateway {gateway.source_id}"
     if ingresses:
         built_ingress = ingress.listener(tenant, ingresses, ingress_blocked)
         if built_ingress is not None:

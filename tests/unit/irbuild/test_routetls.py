@@ -146,3 +146,31 @@ def test_no_secrets_no_https_listener_and_the_hosts_stay_on_http():
     (problem,) = built.outcomes["r"].problems
     assert "not synced" in problem
     assert problem.endswith("a.example.com not served over HTTPS")
+
+
+def test_an_older_tls_ingress_keeps_443_from_the_gateway(ca):
+    a = ca.issue("a.example.com")
+    certs = routetls.index(NS, [secret("s-a", a, **origin("a-tls"))], time.time())
+    ing = _ingress_route("ing", "2026-01-01T00:00:00Z",
+                         [{"hosts": ["a.example.com"], "secretName": "a-tls"}],
+                         ["a.example.com"])  # fmt: skip
+    gateway = api_route.Route.model_validate({
+        "apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "Route",
+        "metadata": {"name": "gw", "namespace": NS},
+        "spec": {"endpoints": [{"name": "n", "addresses": [{"ip": "10.0.0.1"}]}],
+                 "source": {"kubernetes": {"resource": {
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "kubelb", "namespace": "default",
+                         "creationTimestamp": "2026-01-01T00:00:01Z"},
+            "spec": {"listeners": [{"name": "https", "port": 443, "protocol": "HTTPS",
+                                    "tls": {"certificateRefs": [{"name": "a-tls"}]}}]},
+        }}}},
+    })  # fmt: skip
+    built = routes.build_tenant_routes(NS, [ing, gateway], {}, address="0.0.0.0",
+                                       certificates=certs)  # fmt: skip
+    assert sorted(li.port for li in built.piece.listeners) == [80, 443]
+    assert "port 443 is used by the tenant's Ingresses" in " ".join(built.outcomes["gw"].problems)
+    piece = built.piece
+    config = proxy.ProxyConfig(node_id=NS, listeners=piece.listeners, clusters=piece.clusters,
+                               secrets=piece.secrets)  # fmt: skip
+    assert config.validate() == []
