@@ -11,6 +11,7 @@ backend that terminates TLS itself."""
 from __future__ import annotations
 
 import base64
+import datetime
 import time
 import uuid
 from typing import Any
@@ -229,3 +230,54 @@ async def test_gateway_https_and_tls_passthrough(kube, tenants, managers, manage
 
         await eventually(passed_through, what="TLS passthrough by SNI to the backend")
         assert await serial(9443, "other.example.com") is None
+
+
+async def test_a_certificate_that_expires_is_dropped_and_reported(
+    kube, tenants, managers, manager_settings
+):
+    """Nothing changes in the cluster when a certificate expires: the manager looks again at
+    the moment it does."""
+    pool = "127.0.0.61"
+    ns = await tenants()
+    ca = tlscerts.make_ca()
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=8)
+    short = ca.issue(A, not_after=soon)
+    context = tlsclient.client_context(ca.cert_pem)
+    node_port = free_port(NODE_ADDRESS)
+    name = str(uuid.uuid4())
+    await kube.create(resources.ADDRESSES, addresses(NODE_ADDRESS), namespace=ns)
+    expiring = sync_secret("a-tls", short.cert_pem, short.key_pem)
+    await kube.create(resources.SYNC_SECRETS, expiring, namespace=ns)
+    route = ingress_route(name, host=A, node_port=node_port)
+    spec = route["spec"]["source"]["kubernetes"]["resource"]["spec"]
+    spec["tls"] = [{"hosts": [A], "secretName": "a-tls"}]
+    await kube.create(resources.ROUTES, route, namespace=ns)
+
+    async def serial() -> int | None:
+        try:
+            return await tlsclient.served_serial(443, A, context, address=pool)
+        except (OSError, TimeoutError):
+            return None
+
+    async with (
+        http_backend(NODE_ADDRESS, node_port, "web"),
+        managers(manager_settings, envoy_deployer="process", address_pool=(pool,)),
+    ):
+
+        async def served() -> bool:
+            return await serial() == short.serial
+
+        await eventually(served, what="the short-lived certificate served")
+
+        async def expired():
+            condition = applied(await get(kube, resources.ROUTES, ns, name))
+            message = (condition or {}).get("message", "")
+            return condition if "the certificate expired" in message else None
+
+        condition = await eventually(expired, what="the expiry reported")
+        assert condition["status"] == "False"
+
+        async def dropped() -> bool:
+            return await serial() is None
+
+        await eventually(dropped, what="the expired host no longer served over HTTPS")
