@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONTROLPLANE_BUILD := hack/controlplane/build.sh
+HELM_BUILD := hack/helm/build.sh
 
-.PHONY: help venv demo test test-fast lint format golden crds gateway-api-crds controlplane cluster bench chaos clean
+.PHONY: help venv demo test test-fast lint format golden crds charts gateway-api-crds prometheus-operator-crds controlplane helm cluster bench chaos clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,6 +28,9 @@ demo: $(STAMP) ## Run standalone mode with configs/demo/ and show traffic throug
 controlplane: ## Build (or reuse) kube-apiserver, kube-controller-manager and etcd for tests
 	@bash $(CONTROLPLANE_BUILD)
 
+helm: ## Build (or reuse) helm from the helm.sh/helm/v4 module pinned in hack/helm
+	@bash $(HELM_BUILD) >/dev/null
+
 lint: $(STAMP) ## ruff, mypy and import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,7 +44,7 @@ format: $(STAMP) ## Format the code
 test-fast: $(STAMP) ## Unit and golden tests only
 	$(BIN)/pytest tests/unit tests/golden -q
 
-test: $(STAMP) controlplane lint ## Everything CI proves: lint, unit, golden, integration, e2e
+test: $(STAMP) controlplane helm lint ## Everything CI proves: lint, unit, golden, integration, e2e
 	$(BIN)/pytest -q -p no:cacheprovider
 
 golden: $(STAMP) ## Rewrite golden outputs after an intended change
@@ -48,9 +52,16 @@ golden: $(STAMP) ## Rewrite golden outputs after an intended change
 
 crds: $(STAMP) ## Regenerate configs/crd/ from the API models
 	$(BIN)/kubelb crds --output-dir configs/crd
+	@$(MAKE) --no-print-directory charts
+
+charts: helm ## Copy configs/crd/ into the charts' crds/ and render configs/deploy/ from the charts
+	@bash hack/charts/sync.sh
 
 gateway-api-crds: ## Regenerate configs/crds/gateway-api/ from the module pinned in hack/gateway-api
 	@bash hack/gateway-api/crds.sh
+
+prometheus-operator-crds: ## Regenerate configs/crds/prometheus-operator/ from the types pinned in hack/prometheus-operator
+	@bash hack/prometheus-operator/crds.sh
 
 cluster: $(STAMP) controlplane ## Run management and tenant API servers (kubeconfigs in .kubelb-dev/)
 	$(BIN)/kubelb dev-cluster --dir .kubelb-dev

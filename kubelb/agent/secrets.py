@@ -13,7 +13,12 @@ deleted.
 `kubelb.k8c.io/managed-by: kubelb` (tenant cluster). Writes: the same-named SyncSecret beside
 each, with its data, type, immutable and labels plus origin labels, and the finalizer
 `kubelb.k8c.io/cleanup` on the Secret; the Secret's deletion (or its label's removal) deletes
-the SyncSecret and drops the finalizer. Unlabelled Secrets are never read.
+the SyncSecret and drops the finalizer. With Ingress or Gateway sources on, the Secrets a
+served one names (`kubelb.agent.secretrefs`) are synced the same way without a label (and
+without a finalizer: the Secret is the user's); when nothing served names them any more their
+SyncSecret goes. Then every Secret of the watched namespaces is read, to see a named one appear
+or change; any other unlabelled Secret is never synced. Otherwise unlabelled Secrets are never
+read.
 
 Metrics: `kubelb_ccm_sync_secret_reconcile_total{namespace,result}` and
 `kubelb_ccm_sync_secret_reconcile_duration_seconds{namespace}`.
@@ -26,9 +31,19 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from kubelb.agent import common
+from kubelb.agent import common, secretrefs
 from kubelb.api import finalizers, labels
-from kubelb.kube import client, controller, errors, objects, resources, store, watches, writer
+from kubelb.kube import (
+    client,
+    controller,
+    errors,
+    events,
+    objects,
+    resources,
+    store,
+    watches,
+    writer,
+)
 from kubelb.observe import agent_metrics
 from kubelb.util import logsafe
 
@@ -56,6 +71,10 @@ def origin_keys(obj: objects.RawObject) -> Iterable[objects.ObjectKey]:
     """Mapper for the linked management SyncSecret informer."""
     key = origin_key(obj)
     return (key,) if key is not None else ()
+
+
+def _labelled(obj: objects.RawObject) -> bool:
+    return objects.labels(obj).get(labels.MANAGED_BY) == labels.MANAGED_BY_VALUE
 
 
 def _origin_labels(obj: objects.RawObject) -> dict[str, str]:
@@ -220,39 +239,71 @@ class SecretReconciler:
         tenant_client: client.Client,
         tenant_writer: writer.Writer,
         namespace: str | None = None,
+        references: secretrefs.SecretReferences | None = None,
+        recorder: events.EventRecorder | None = None,
     ) -> None:
-        self.secrets = secrets  # labelled managed-by=kubelb only
+        """`references`: also sync the Secrets served objects name (then `secrets` holds every
+        Secret, not only labelled ones); `recorder` tells a Gateway its refused references."""
+        self.secrets = secrets
         self.sync_secrets = sync_secrets
         self.client = tenant_client
         self.writer = tenant_writer
+        self.references = references
+        self.recorder = recorder
         self.primary = watches.Watch(resource=resources.SECRETS, namespace=namespace,
-                                     label_selector=MANAGED_SELECTOR,
+                                     label_selector=None if references else MANAGED_SELECTOR,
                                      predicate=watches.spec_changed)  # fmt: skip
         self.watches: Sequence[watches.Watch] = ()
+        if references is not None:
+            self.watches = (
+                # A SyncSecret made from a Secret that went while the agent was down.
+                watches.Watch(resource=resources.SYNC_SECRETS, namespace=namespace,
+                              mapper=origin_keys),
+                *(watches.Watch(resource=s.resource, namespace=namespace,
+                                mapper=references.secrets_of(s.refs),
+                                predicate=watches.spec_changed)
+                  for s in references.sources),
+                *(watches.Watch(resource=resource, namespace=namespace, mapper=mapper,
+                                predicate=watches.spec_changed)
+                  for resource, mapper in references.triggers),
+                *((watches.Watch(resource=secretrefs.REFERENCE_GRANTS,
+                                 mapper=references.secrets_of_grant),)
+                  if references.grants is not None else ()),
+            )  # fmt: skip
 
     async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
+        await self._tell_refused(key)
         return await _timed(key.namespace, self._reconcile(key))
 
     async def _reconcile(self, key: objects.ObjectKey) -> None:
         secret = self.secrets.get(key)
-        if secret is None:
-            # Gone, or no longer labelled: our finalizer may still be on it.
-            try:
-                secret = await self.client.get(resources.SECRETS, key.name,
-                                               namespace=key.namespace)  # fmt: skip
-            except errors.NotFoundError:
+        if secret is None or not self._wanted(key, secret):
+            # Gone, or neither labelled nor named: our finalizer may still be on it.
+            if secret is None:
+                try:
+                    secret = await self.client.get(resources.SECRETS, key.name,
+                                                   namespace=key.namespace)  # fmt: skip
+                except errors.NotFoundError:
+                    await self._delete_sync_secret(key)
+                    return
+            if finalizers.CLEANUP in objects.finalizers(secret):
+                await self._clean_up(key, secret)
+            elif self.references is not None:
                 await self._delete_sync_secret(key)
-                return
-            if finalizers.CLEANUP not in objects.finalizers(secret):
-                return
-            await self._clean_up(key, secret)
             return
         if objects.is_deleting(secret):
             if finalizers.CLEANUP in objects.finalizers(secret):
                 await self._clean_up(key, secret)
             return
-        written = await self.writer.add_finalizer(resources.SECRETS, secret, finalizers.CLEANUP)
-        secret = written.obj if written.obj is not None else secret
+        if _labelled(secret):
+            written = await self.writer.add_finalizer(resources.SECRETS, secret, finalizers.CLEANUP)
+            secret = written.obj if written.obj is not None else secret
+        elif finalizers.CLEANUP in objects.finalizers(secret):
+            # Label removed, still named: kept synced, and deletion no longer waits for us.
+            written = await self.writer.remove_finalizer(
+                resources.SECRETS, secret, finalizers.CLEANUP
+            )
+            secret = written.obj if written.obj is not None else secret
         desired = desired_from_secret(secret)
         _, changed = await create_or_update(
             resources.SYNC_SECRETS, desired, self.sync_secrets.get(key),
@@ -262,6 +313,23 @@ class SecretReconciler:
         )  # fmt: skip
         if changed:
             logger.info("Secret %s: SyncSecret written", logsafe.shown(key))
+
+    def _wanted(self, key: objects.ObjectKey, secret: objects.RawObject) -> bool:
+        """Labelled, or (with `references`) named by a served object; being deleted counts as
+        wanted so the finalizer path below runs."""
+        if _labelled(secret) or objects.is_deleting(secret):
+            return True
+        return self.references is not None and self.references.referenced(key)
+
+    async def _tell_refused(self, key: objects.ObjectKey) -> None:
+        if self.references is None or self.recorder is None:
+            return
+        for obj in self.references.refused(key):
+            await self.recorder.warning(
+                obj, secretrefs.REF_NOT_PERMITTED,
+                f"Secret {key} is in another namespace and no ReferenceGrant there allows "
+                f"Gateways of {objects.namespace(obj)} to use it: not synced",
+            )  # fmt: skip
 
     async def _clean_up(self, key: objects.ObjectKey, secret: objects.RawObject) -> None:
         await self._delete_sync_secret(key)

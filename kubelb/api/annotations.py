@@ -33,3 +33,11 @@ CERT_MANAGER_CLUSTER_ISSUER = "cert-manager.io/cluster-issuer"
 # Ingress annotations that turn an HTTP listener into raw TCP passthrough.
 NGINX_BACKEND_PROTOCOL = "nginx.ingress.kubernetes.io/backend-protocol"
 NGINX_SSL_PASSTHROUGH = "nginx.ingress.kubernetes.io/ssl-passthrough"
+
+# HTTPS backends, on a tenant Service (upstream EE's keys): TLS from the hub to the Service's
+# NodePorts. The policy is "Insecure" (any certificate) or "Verify" (against the `ca.crt` of the
+# Secret the CA annotation names, in the Service's namespace). The SNI key is kubelb's own: the
+# server name sent, which Verify then requires the certificate to carry.
+BACKEND_TLS_POLICY = "kubelb.k8c.io/backend-tls-policy"
+BACKEND_TLS_CA_SECRET = "kubelb.k8c.io/backend-tls-ca-secret"
+BACKEND_TLS_SNI = "kubelb.k8c.io/backend-tls-sni"

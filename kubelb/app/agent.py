@@ -27,6 +27,7 @@ from kubelb.agent import (
     nodes,
     routemapping,
     routes,
+    secretrefs,
     secrets,
     servicecopies,
     services,
@@ -48,6 +49,7 @@ from kubelb.kube import (
     informer,
     kubeconfig,
     leader,
+    objects,
     resources,
     writer,
 )
@@ -145,6 +147,8 @@ class Agent:
         self.source_reconcilers: dict[str, routes.SourceReconciler] = {}
         self.source_controllers: dict[str, controller.Controller] = {}
         self.route_informer: informer.Informer | None = None
+        # Which Services the served sources reference (None: no L7 source).
+        self.backends: routes.Backends | None = None
         kinds = source_kinds(settings)
         if kinds:
             self.route_informer = self.management_informers.get(
@@ -210,6 +214,7 @@ class Agent:
         source of any kind references its original)."""
         settings = self.settings
         backends = routes.Backends()
+        self.backends = backends
         copies = servicecopies.ServiceCopies(
             services=service_informer.store,
             tenant_writer=self.tenant_writer,
@@ -273,8 +278,11 @@ class Agent:
                     mapper=secrets.origin_keys)  # fmt: skip
         self.secret_controller: controller.Controller | None = None
         if settings.enable_secret_synchronizer:
+            references = self._secret_references(namespace)
             secret_informer = self.tenant_informers.get(
-                resources.SECRETS, namespace=namespace, label_selector=secrets.MANAGED_SELECTOR
+                resources.SECRETS,
+                namespace=namespace,
+                label_selector=None if references else secrets.MANAGED_SELECTOR,
             )
             self.secret_controller = controller.Controller(
                 secrets.SecretReconciler(
@@ -283,11 +291,58 @@ class Agent:
                     tenant_client=self.tenant_client,
                     tenant_writer=self.tenant_writer,
                     namespace=namespace,
+                    references=references,
+                    recorder=self.recorder,
                 ),
                 self.tenant_informers,
                 workers=settings.workers,
                 resync_period=settings.resync_period,
             )
+
+    def _secret_references(self, namespace: str | None) -> secretrefs.SecretReferences | None:
+        """The Secrets served Ingresses and Gateways name (synced without a label), or None
+        when this agent serves neither."""
+        kinds = [k for k in source_kinds(self.settings)
+                 if isinstance(k, ingresses.IngressKind | gwapi.GatewayKind)]  # fmt: skip
+        if not kinds:
+            return None
+        grants = None
+        if any(isinstance(k, gwapi.GatewayKind) for k in kinds):
+            grants = self.tenant_informers.get(secretrefs.REFERENCE_GRANTS).store
+        references = secretrefs.SecretReferences(grants)
+        for kind in kinds:
+            refs = (secretrefs.ingress_refs if isinstance(kind, ingresses.IngressKind)
+                    else secretrefs.gateway_refs)  # fmt: skip
+            informer_ = self.tenant_informers.get(kind.resource, namespace=namespace)
+            informer_.add_indexer(secretrefs.SECRET_REFS_INDEX, secretrefs.indexer(refs))
+            references.add(secretrefs.Source(kind.resource, informer_.store, kind.in_scope, refs))
+        self._backend_ca_references(references, namespace)
+        return references
+
+    def _backend_ca_references(
+        self, references: secretrefs.SecretReferences, namespace: str | None
+    ) -> None:
+        """The CA Secrets of HTTPS backend Services that served sources reference."""
+        backends = self.backends
+        if backends is None:
+            return
+        services = self.tenant_informers.get(resources.SERVICES, namespace=namespace)
+        services.add_indexer(
+            secretrefs.SECRET_REFS_INDEX, secretrefs.indexer(secretrefs.service_ca_refs)
+        )
+        references.add(secretrefs.Source(
+            resources.SERVICES, services.store,
+            lambda svc: backends.referenced(objects.key_of(svc)), secretrefs.service_ca_refs,
+        ))  # fmt: skip
+        for kind in source_kinds(self.settings):
+
+            def cas_of(
+                obj: objects.RawObject, kind: routemapping.SourceKind = kind
+            ) -> list[objects.ObjectKey]:
+                found = (services.store.get(k) for k in kind.backends(obj))
+                return [r.secret for svc in found if svc for r in secretrefs.service_ca_refs(svc)]
+
+            references.add_trigger(kind.resource, cas_of)
 
     @classmethod
     async def open(cls, settings: Settings) -> Agent:
@@ -304,7 +359,7 @@ class Agent:
                 await agent.gateway_crds.install()
             await gatewaycrds.require_served(
                 agent.tenant_client,
-                [kind.resource for kind in source_kinds(settings)],
+                _served_kinds(settings),
                 wait_seconds=10.0 if agent.gateway_crds is not None else 0.0,
             )
             if agent.renewer is not None:
@@ -390,6 +445,15 @@ def source_kinds(settings: Settings) -> list[routemapping.SourceKind]:
         kinds.append(gwapi.http_route_kind())
     if not settings.disable_grpcroute_controller:
         kinds.append(gwapi.grpc_route_kind())
+    return kinds
+
+
+def _served_kinds(settings: Settings) -> list[resources.Resource]:
+    """The kinds the tenant cluster must serve: the L7 sources, and ReferenceGrants when
+    Gateways' certificate references are synced."""
+    kinds = [kind.resource for kind in source_kinds(settings)]
+    if settings.enable_secret_synchronizer and resources.GATEWAYS in kinds:
+        kinds.append(secretrefs.REFERENCE_GRANTS)
     return kinds
 
 

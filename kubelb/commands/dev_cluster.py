@@ -1,8 +1,10 @@
 """Run a local "management" and "tenant" Kubernetes control plane for development.
 
 Starts etcd, and per cluster a kube-apiserver and kube-controller-manager on free 127.0.0.1 ports
-(binaries built by `make controlplane`), installs kubelb's CRDs and the standard-channel Gateway
-API CRDs (`--gateway-api-crds` picks another channel or none), and writes admin kubeconfigs to
+(binaries built by `make controlplane`), installs kubelb's CRDs, the standard-channel Gateway
+API CRDs (`--gateway-api-crds` picks another channel or none) and prometheus-operator's
+PodMonitor and ServiceMonitor, publishes `kube-public/cluster-info` and the `default/kubernetes`
+EndpointSlice (upstream KubeLB's manager needs them), and writes admin kubeconfigs to
 DIR/management.kubeconfig and DIR/tenant.kubeconfig. Prints one line when both clusters are
 ready, then runs until SIGINT or SIGTERM; it then stops everything, removes its temporary data
 and the two kubeconfigs it wrote.

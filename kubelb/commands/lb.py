@@ -3,14 +3,17 @@
   kubelb lb list [-n NS | -A] [-l SELECTOR] [-o wide|yaml|json]
   kubelb lb get NAME [-n NS] [-o wide|yaml|json]
   kubelb lb create NAME [-n NS] --port [NAME=]PORT[:ENDPOINT_PORT][/PROTOCOL]... \\
-      --endpoint ADDRESS... [--type ClusterIP|NodePort|LoadBalancer] [--hostname HOST] \\
-      [--dry-run] [-o yaml|json]
+      (--endpoint ADDRESS... | --addresses-ref ADDRESSES) [--persistence SourceIP] \\
+      [--type ClusterIP|NodePort|LoadBalancer] [--hostname HOST] [--dry-run] [-o yaml|json]
   kubelb lb delete NAME... [-n NS] [--ignore-not-found]
 
 `--port 80:30080/TCP` exposes port 80 and sends it to port 30080 of every `--endpoint` (an IP or
 a DNS name); ENDPOINT_PORT defaults to PORT and PROTOCOL to TCP. With more than one port, each
-is named (`tcp-80` unless NAME= is given). The object is validated as the API server would
-before it is written.
+is named (`tcp-80` unless NAME= is given). Instead of `--endpoint`s, `--addresses-ref default`
+takes the addresses from the tenant namespace's Addresses object of that name (the one the agent
+keeps as the tenant's node addresses), so the LoadBalancer follows the nodes as an agent-made one
+does. `--persistence SourceIP` pins each client IP to one endpoint (spec.persistence.type). The
+object is validated as the API server would before it is written.
 
 Connection flags as kubectl: --kubeconfig, --context, -n/--namespace, -A/--all-namespaces.
 """
@@ -69,9 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--endpoint",
         action="append",
         default=[],
-        required=True,
         metavar="ADDRESS",
-        help="an upstream IP or DNS name (repeatable)",
+        help="an upstream IP or DNS name (repeatable); or --addresses-ref",
+    )
+    create.add_argument(
+        "--addresses-ref",
+        metavar="ADDRESSES",
+        help="take the endpoints' addresses from this Addresses object in the namespace "
+        "(the agent keeps `default`), instead of --endpoint",
+    )
+    create.add_argument(
+        "--persistence",
+        choices=[t.value for t in api_lb.PersistenceType],
+        help="session persistence: SourceIP sends each client IP to one endpoint (default: none)",
     )
     create.add_argument(
         "--type",
@@ -101,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     }[verb]
     if verb == "create":
         try:
-            build(args.name, "placeholder", args.port, args.endpoint)  # flags first: no I/O
+            build(args.name, "placeholder", args.port, args.endpoint,  # flags first: no I/O
+                  addresses_ref=args.addresses_ref, persistence=args.persistence)  # fmt: skip
         except (UsageError, api_errors.APIValidationError) as exc:
             return _fail(f"{PROG} create: {exc}")
     return asyncio.run(_session(action, args))
@@ -157,6 +171,8 @@ async def _create(session: kubeflags.Session, args: argparse.Namespace) -> int:
         args.endpoint,
         service_type=args.type,
         hostname=args.hostname,
+        addresses_ref=args.addresses_ref,
+        persistence=args.persistence,
     )
     if args.dry_run:
         print(tables.document(obj, args.output or "yaml"), end="")
@@ -226,13 +242,20 @@ def build(
     *,
     service_type: str | None = None,
     hostname: str | None = None,
+    addresses_ref: str | None = None,
+    persistence: str | None = None,
 ) -> dict[str, Any]:
     """The LoadBalancer the create flags describe, validated by its model (raises UsageError
     or api.errors.APIValidationError)."""
     if not port_flags:
         raise UsageError("at least one --port is required")
-    if not endpoint_flags:
-        raise UsageError("at least one --endpoint is required")
+    if addresses_ref is not None and endpoint_flags:
+        raise UsageError("--endpoint and --addresses-ref exclude each other: with a reference "
+                         "the inline addresses would be ignored")  # fmt: skip
+    if addresses_ref is None and not endpoint_flags:
+        raise UsageError("at least one --endpoint (or --addresses-ref) is required")
+    if addresses_ref is not None and not addresses_ref.strip():
+        raise UsageError("--addresses-ref: an empty name")
     flags = [parse_port(p) for p in port_flags]
     named = len(flags) > 1
     ports, endpoint_ports = [], []
@@ -244,11 +267,12 @@ def build(
             exposed, upstream = {"name": port_name, **exposed}, {"name": port_name, **upstream}
         ports.append(exposed)
         endpoint_ports.append(upstream)
-    addresses = [_address(a) for a in endpoint_flags]
-    spec: dict[str, Any] = {
-        "endpoints": [{"addresses": addresses, "ports": endpoint_ports}],
-        "ports": ports,
-    }
+    group: dict[str, Any] = {"addresses": [_address(a) for a in endpoint_flags]}
+    if addresses_ref is not None:
+        group = {"addressesReference": {"name": addresses_ref.strip()}}
+    spec: dict[str, Any] = {"endpoints": [{**group, "ports": endpoint_ports}], "ports": ports}
+    if persistence:
+        spec["persistence"] = {"type": persistence}
     if service_type:
         spec["type"] = service_type
     if hostname:

@@ -32,6 +32,7 @@ from kubelb.dataplane import (
     http_parsing,
     http_upstream,
     proxyproto,
+    upstream_tls,
     upstreams,
 )
 from kubelb.dataplane.http_exchange import Exchange
@@ -293,7 +294,10 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
         target.active += 1
         target.total += 1
         cluster = target.owner.cluster
-        key = target if cluster.proxy_protocol is None else (target, self.client)
+        key: object = target if cluster.proxy_protocol is None else (target, self.client)
+        if cluster.tls is not None:
+            # A changed TLS setting must not reuse connections made under the old one.
+            key = (key, cluster.tls)
         pool = self.handle.ctx.pool
         assert pool is not None
         conn = pool.acquire(key)
@@ -310,7 +314,11 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
         try:
             async with asyncio.timeout(cluster.connect_timeout_seconds):
                 _, conn = await loop.create_connection(
-                    lambda: http_upstream.UpstreamHTTP(self.buffer, key), target.host, target.port
+                    lambda: http_upstream.UpstreamHTTP(self.buffer, key),
+                    target.host,
+                    target.port,
+                    ssl=target.owner.tls_context,
+                    server_hostname=upstream_tls.server_hostname(cluster),
                 )
         except TimeoutError:
             self._connector = None
@@ -341,6 +349,8 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
             self,
             head_only=ex.method == b"HEAD",
             max_head=ctx.http.max_response_headers_kb * 1024,
+            # Envoy's one header count bounds both directions (upstream KubeLB's headerLimits).
+            max_headers=ctx.http.max_request_headers_count,
             edits=ex.route.response_edits if ex.route is not None else None,
         )
         out = conn.transport

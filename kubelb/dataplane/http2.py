@@ -26,7 +26,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from kubelb.dataplane import context, http_filters, http_messages, upstreams
+from kubelb.dataplane import context, http_filters, http_messages, upstream_tls, upstreams
 from kubelb.ir import proxy
 from kubelb.util import logsafe
 
@@ -247,11 +247,16 @@ class H2Downstream(asyncio.Protocol):
                 pseudo[name] = value
             elif name not in _CONNECTION_HEADERS:
                 headers.append((name, value))
+        ctx = self.handle.ctx
+        if len(headers) > ctx.http.max_request_headers_count:
+            # headerLimits.maxRequestHeadersCount, as on HTTP/1 (the size is bounded by the
+            # MAX_HEADER_LIST_SIZE this side advertises, which h2 enforces).
+            self._answer(s, 431)
+            return
         authority = pseudo.get(b":authority") or http_messages.header(headers, b"host")
         host = http_messages.host_of([(b"host", authority)])
         path = pseudo.get(b":path", b"/").decode("latin-1")
         method = pseudo.get(b":method", b"GET")
-        ctx = self.handle.ctx
         route = ctx.route(host, path, method, headers)
         if route is None:
             self._answer(s, 404)
@@ -409,7 +414,13 @@ class H2Upstream(asyncio.Protocol):
         cluster = self.target.owner.cluster
         try:
             async with asyncio.timeout(cluster.connect_timeout_seconds):
-                await loop.create_connection(lambda: self, self.target.host, self.target.port)
+                await loop.create_connection(
+                    lambda: self,
+                    self.target.host,
+                    self.target.port,
+                    ssl=self.target.owner.tls_context,
+                    server_hostname=upstream_tls.server_hostname(cluster),
+                )
         except (OSError, TimeoutError) as err:
             self._fail(f"upstream connect error to {self.target.key}: {err}")
         finally:

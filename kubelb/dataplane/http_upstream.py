@@ -55,16 +55,24 @@ class Downstream(Protocol):
         """The upstream takes request bytes again."""
 
 
+class _HeadRefusedError(Exception):
+    """A response head over the listener's limits (httptools reports it as a parser error)."""
+
+
 class UpstreamHTTP(asyncio.BufferedProtocol):
     """One upstream connection; attached to at most one downstream exchange at a time."""
 
     __slots__ = (
         "_edits",
         "_head_buf",
+        "_head_count",
+        "_head_parsed",
         "_head_pending",
         "_head_size",
         "_max_head",
+        "_max_headers",
         "_parser",
+        "_refusal",
         "_status",
         "buffer",
         "complete",
@@ -89,6 +97,12 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
         self._head_pending = False
         self._head_size = 0
         self._max_head = 0
+        # The head as parsed (header count, bytes of status and headers): a head that arrives
+        # whole in one read is measured here, before any of it is passed on.
+        self._head_count = 0
+        self._head_parsed = 0
+        self._max_headers = 0
+        self._refusal: str | None = None
         self._status = 0
         # Response header edits of the route, until the final response head has been edited.
         self._edits: http_filters.HeaderEdits | None = None
@@ -110,8 +124,10 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
         *,
         head_only: bool,
         max_head: int,
+        max_headers: int = 0,
         edits: http_filters.HeaderEdits | None = None,
     ) -> None:
+        """`max_head`: bytes of a response head; `max_headers`: headers in it (0: any)."""
         self.down = down
         self._edits = edits
         self._parser = httptools.HttpResponseParser(self)
@@ -119,6 +135,9 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
         self._head_pending = True
         self._head_size = 0
         self._max_head = max_head
+        self._max_headers = max_headers
+        self._head_count = self._head_parsed = 0
+        self._refusal = None
         self._status = 0
         self.head_only = head_only
         self.complete = False
@@ -159,7 +178,8 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
         except httptools.HttpParserUpgrade:
             self.tunnel = True
         except httptools.HttpParserError as err:
-            down.upstream_failed(self, 502, f"invalid response from upstream: {err}")
+            reason = self._refusal or f"invalid response from upstream: {err}"
+            down.upstream_failed(self, 502, reason)
             return
         if self._head_pending and not self.tunnel:
             self._head_size += nbytes
@@ -197,6 +217,20 @@ class UpstreamHTTP(asyncio.BufferedProtocol):
     def on_message_begin(self) -> None:
         self._head_pending = True
         self._head_size = 0
+        self._head_count = self._head_parsed = 0
+
+    def on_status(self, status: bytes) -> None:
+        self._head_parsed += len(status) + len(b"HTTP/1.1 000 \r\n")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_count += 1
+        self._head_parsed += len(name) + len(value) + 4
+        if self._max_headers and self._head_count > self._max_headers:
+            self._refusal = f"upstream response has more than {self._max_headers} headers"
+        elif self._head_parsed > self._max_head:
+            self._refusal = "upstream response headers exceed the limit"
+        if self._refusal is not None:
+            raise _HeadRefusedError(self._refusal)  # stops the parser: nothing is passed on
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import socket
 
+from kubelb.dataplane import upstream_tls
 from kubelb.ir import proxy
 from kubelb.util import logsafe
 
@@ -64,6 +65,8 @@ class ClusterState:
     def __init__(self, cluster: proxy.Cluster, *, dns_refresh_seconds: float = DNS_REFRESH_SECONDS):
         self.cluster = cluster
         self.name = cluster.name
+        # Built once per cluster definition: loading a CA bundle costs more than a handshake.
+        self.tls_context = upstream_tls.client_context(cluster)
         self.version = 0
         self.targets: list[Target] = []
         self._dns_refresh = dns_refresh_seconds
@@ -88,6 +91,10 @@ class ClusterState:
         if cluster == self.cluster:
             return
         old_checks = self.cluster.health_check
+        if cluster.tls != self.cluster.tls or (
+            cluster.upstream_protocol is not self.cluster.upstream_protocol
+        ):
+            self.tls_context = upstream_tls.client_context(cluster)
         self.cluster = cluster
         if old_checks != cluster.health_check:
             self._stop_checks()

@@ -29,6 +29,9 @@ XDS_CLUSTER = "xds_cluster"
 ADMIN_CLUSTER = "admin_cluster"
 XDS_KEEPALIVE_INTERVAL = "30s"
 XDS_KEEPALIVE_TIMEOUT = "5s"
+FIXED_HEAP = "envoy.resource_monitors.fixed_heap"
+SHRINK_HEAP_AT = 0.95  # fraction of the heap limit (upstream's thresholds)
+STOP_REQUESTS_AT = 0.98
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
 _ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -37,6 +40,7 @@ _DOWNSTREAM_CONNECTIONS = (
     "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3"
     ".DownstreamConnectionsConfig"
 )
+_FIXED_HEAP = "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig"
 _HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
@@ -84,23 +88,42 @@ def render(
             "listeners": listeners,
         },
     }
-    if spec.max_downstream_connections is not None:
-        rendered["overload_manager"] = _overload_manager(spec.max_downstream_connections)
+    overload = _overload_manager(spec.max_downstream_connections, spec.max_heap_size_bytes)
+    if overload:
+        rendered["overload_manager"] = overload
     return rendered
 
 
-def _overload_manager(max_connections: int) -> dict[str, Any]:
+def _overload_manager(max_connections: int | None, max_heap: int | None) -> dict[str, Any]:
+    """Upstream's overload manager: a cap on downstream connections and, with a heap limit,
+    the fixed-heap monitor with its two actions (refreshed every 250 ms)."""
+    monitors: list[dict[str, Any]] = []
+    if max_connections is not None:
+        monitors.append({
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {
+                "@type": _DOWNSTREAM_CONNECTIONS,
+                "max_active_downstream_connections": max_connections,
+            },
+        })  # fmt: skip
+    if max_heap is None:
+        return {"resource_monitors": monitors} if monitors else {}
+    monitors.append({
+        "name": FIXED_HEAP,
+        "typed_config": {"@type": _FIXED_HEAP, "max_heap_size_bytes": max_heap},
+    })  # fmt: skip
     return {
-        "resource_monitors": [
-            {
-                "name": "envoy.resource_monitors.global_downstream_max_connections",
-                "typed_config": {
-                    "@type": _DOWNSTREAM_CONNECTIONS,
-                    "max_active_downstream_connections": max_connections,
-                },
-            }
-        ]
+        "refresh_interval": "0.250s",
+        "resource_monitors": monitors,
+        "actions": [
+            _heap_action("envoy.overload_actions.shrink_heap", SHRINK_HEAP_AT),
+            _heap_action("envoy.overload_actions.stop_accepting_requests", STOP_REQUESTS_AT),
+        ],
     }
+
+
+def _heap_action(name: str, saturation: float) -> dict[str, Any]:
+    return {"name": name, "triggers": [{"name": FIXED_HEAP, "threshold": {"value": saturation}}]}
 
 
 def to_json(bootstrap: dict[str, Any]) -> str:

@@ -8,7 +8,10 @@ an unchanged spec changes nothing. Read by `kubelb.envoy.supervisor` (local proc
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+from kubelb.api import config as api_config
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +37,9 @@ class EnvoySpec:
     concurrency: int | None = None  # Envoy worker threads; None = Envoy's default (all cores)
     # Overload manager cap on downstream connections (protects file descriptors); None = no cap.
     max_downstream_connections: int | None = 100_000
+    # Overload manager fixed-heap monitor: shrink the heap at 95 % of this, stop accepting
+    # requests at 98 % (Config overloadManager.maxHeapSizeBytes); None = no heap monitor.
+    max_heap_size_bytes: int | None = None
     drain_seconds: float = 5.0  # graceful listener drain on shutdown
     stop_timeout_seconds: float = 10.0  # SIGTERM -> SIGKILL
     extra_args: tuple[str, ...] = ()
@@ -42,3 +48,17 @@ class EnvoySpec:
     # mTLS to the xDS server: the certificate directory as Envoy sees it (`kubelb.pki.files`
     # layout); None: plaintext.
     xds_tls_dir: str | None = None
+
+
+def with_overload(spec: EnvoySpec, overload: api_config.OverloadManager) -> EnvoySpec:
+    """`spec` under the Config's `envoyProxy.overloadManager`: when enabled, its connection cap
+    (unset: the spec's own) and its heap limit; when disabled, the spec unchanged."""
+    if not overload.enabled:
+        return spec
+    connections = overload.max_active_downstream_connections
+    return dataclasses.replace(
+        spec,
+        max_downstream_connections=spec.max_downstream_connections
+        if connections is None else connections,
+        max_heap_size_bytes=overload.max_heap_size_bytes,
+    )  # fmt: skip

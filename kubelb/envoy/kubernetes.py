@@ -1,8 +1,10 @@
-"""A tenant's Envoy as Deployment `envoy-<tenant-ns>` on the management cluster: what it looks like.
+"""A tenant's Envoy as Deployment (or, with Config `envoyProxy.useDaemonset`, DaemonSet)
+`envoy-<tenant-ns>` on the management cluster: what it looks like.
 
 Pure. Input: the tenant namespace (also Envoy's node id), the manager-wide `Options`, the
 Config's `spec.envoyProxy` and the effective replicas and resources (Tenant over Config). Output:
-the Deployment as it should be; `kubelb.infra.kubernetes` writes it and reads it back.
+the workload as it should be; `kubelb.infra.kubernetes` writes it and reads it back. A
+DaemonSet has no replicas (one pod per eligible node); everything else is the same.
 
 The pods match upstream: labels `app.kubernetes.io/{name=kubelb-envoy-proxy, instance=<ns>,
 managed-by=kubelb}` on the Deployment and selector/pod label `app.kubernetes.io/name=<ns>` (the
@@ -39,6 +41,8 @@ SHUTDOWN_PORT = 19002
 READINESS_PORT = 19003
 HEALTH_PORT = 19004
 SELECTOR = f"{labels.APP_NAME}={labels.ENVOY_PROXY_APP_NAME}"
+DEPLOYMENT = "Deployment"
+DAEMON_SET = "DaemonSet"
 XDS_TLS_MOUNT = "/etc/kubelb/xds-tls"
 XDS_TLS_VOLUME = "xds-tls"
 
@@ -73,22 +77,26 @@ def bootstrap_config(namespace: str, options: Options, proxy: api_config.EnvoyPr
         admin_port=ADMIN_PORT, probe_address="0.0.0.0", readiness_port=READINESS_PORT,
         health_port=HEALTH_PORT, xds_delta=options.xds_delta,
         xds_tls_dir=XDS_TLS_MOUNT if options.xds_tls else None,
-        max_downstream_connections=proxy.overload_manager.max_active_downstream_connections
-        if proxy.overload_manager.enabled else None,
+        max_downstream_connections=None,
     )  # fmt: skip
+    spec = deployer.with_overload(spec, proxy.overload_manager)
     rendered = bootstrap.render(namespace, spec)
     rendered["static_resources"]["listeners"].append(_stats_listener())
     return json.dumps(rendered, sort_keys=True, separators=(",", ":"))
 
 
-def desired_deployment(
+def workload_kind(proxy: api_config.EnvoyProxy) -> str:
+    return DAEMON_SET if proxy.use_daemonset else DEPLOYMENT
+
+
+def desired_workload(
     namespace: str,
     options: Options,
     proxy: api_config.EnvoyProxy,
     replicas: int,
     resources_: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The Deployment as it should be. Pure."""
+    """The Deployment or DaemonSet as it should be. Pure."""
     graceful = not proxy.graceful_shutdown.disabled
     pod_labels = {labels.APP_NAME: namespace}
     annotations = {}
@@ -124,26 +132,49 @@ def desired_deployment(
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": pod_labels},
         }]  # fmt: skip
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": pod_labels},
+        "template": {"metadata": {"labels": pod_labels, "annotations": annotations},
+                     "spec": pod_spec},
+    }  # fmt: skip
+    kind = workload_kind(proxy)
+    if kind == DEPLOYMENT:
+        spec = {"replicas": replicas, **spec}
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": {
             "name": workload_name(namespace),
             "namespace": namespace,
-            "labels": {
-                labels.APP_NAME: labels.ENVOY_PROXY_APP_NAME,
-                labels.APP_INSTANCE: namespace,
-                labels.APP_MANAGED_BY: labels.MANAGED_BY_VALUE,
-            },
+            "labels": _workload_labels(namespace),
+        },
+        "spec": spec,
+    }
+
+
+def desired_pod_monitor(namespace: str) -> dict[str, Any]:
+    """The prometheus-operator PodMonitor scraping the tenant's Envoy pods (Config
+    `envoyProxy.podMonitor.enabled`; the scrape annotations are left off then). Pure."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {
+            "name": workload_name(namespace),
+            "namespace": namespace,
+            "labels": _workload_labels(namespace),
         },
         "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": pod_labels},
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": annotations},
-                "spec": pod_spec,
-            },
+            "selector": {"matchLabels": {labels.APP_NAME: namespace}},
+            "podMetricsEndpoints": [{"port": "metrics", "path": "/stats/prometheus"}],
         },
+    }
+
+
+def _workload_labels(namespace: str) -> dict[str, str]:
+    return {
+        labels.APP_NAME: labels.ENVOY_PROXY_APP_NAME,
+        labels.APP_INSTANCE: namespace,
+        labels.APP_MANAGED_BY: labels.MANAGED_BY_VALUE,
     }
 
 

@@ -1,13 +1,18 @@
-"""Envoys as Deployments on the management cluster (`--envoy-deployer=kubernetes`, the default).
+"""Envoys as Deployments or DaemonSets on the management cluster (`--envoy-deployer=kubernetes`,
+the default).
 
-A tenant's Envoy is Deployment `envoy-<tenant-ns>` (rendered by `kubelb.envoy.kubernetes`),
-written only when the live one differs on the fields we set and deleted when the tenant has
-nothing to serve. Its pods bind every interface, each LoadBalancer port on the listener port the
-LoadBalancer controller allocated; the management Service selects those pods and has NodePorts,
-and its external address comes from whatever serves Services of type LoadBalancer (MetalLB, a
-cloud). A tenant's Envoy is ready when its Deployment reports a ready replica; a change of that
-count reconciles the tenant's LoadBalancers, and any change of a Deployment of ours reconciles
-its tenant's Envoy.
+A tenant's Envoy is Deployment `envoy-<tenant-ns>`, or DaemonSet with Config
+`envoyProxy.useDaemonset` (rendered by `kubelb.envoy.kubernetes`), written only when the live one
+differs on the fields we set and deleted when the tenant has nothing to serve; switching the setting
+deletes the other kind once the new one is written. With `envoyProxy.podMonitor.enabled` a
+PodMonitor scrapes its pods (`kubelb.infra.podmonitors`). Its pods bind every interface, each
+LoadBalancer port on the listener port the LoadBalancer controller allocated; the management Service
+selects those pods and has NodePorts, and its external address comes from whatever serves Services
+of type LoadBalancer (MetalLB, a cloud). A tenant's Envoy is ready when its workload reports a ready
+pod; a change of that count reconciles the tenant's LoadBalancers, and any change of a workload of
+ours reconciles its tenant's Envoy. The Envoy proxy metrics
+(`kubelb_envoy_control_plane_envoy_proxies`, `..._envoy_proxy_create_total`, `..._delete_total`)
+count workloads here as the supervisor counts processes.
 
 With `certs` (--xds-tls, the default) the tenant's Envoy takes its configuration over mTLS: its
 certificate Secret (`xdscerts.SecretCerts`) is written before the Deployment that mounts it,
@@ -23,14 +28,15 @@ Service and Pod CIDRs (`service_cidrs`, `pod_cidrs`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from kubelb.api import loadbalancer as api_lb, ports as api_ports
+from kubelb.api import config as api_config, loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import kubernetes as envoy_k8s
-from kubelb.infra import routeentry, xdscerts
+from kubelb.infra import podmonitors, routeentry, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
 from kubelb.kube import informer, objects, resources, watches, writer as kwriter
 from kubelb.manager import (
@@ -40,6 +46,7 @@ from kubelb.manager import (
     infrastructure,
     lbservice,
 )
+from kubelb.observe import metrics
 from kubelb.placement import pool
 
 logger = logging.getLogger(__name__)
@@ -82,20 +89,25 @@ class KubernetesInfra:
         options = dataclasses.replace(options, xds_tls=certs is not None)
         self.options = options
         self.xds_port = xds_port
-        self.deployments = informers.get(resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR)
-        ours = watches.Watch(resource=resources.DEPLOYMENTS, label_selector=envoy_k8s.SELECTOR,
-                             mapper=tenant_of_deployment)  # fmt: skip
-        self.proxy_watches: Sequence[watches.Watch] = (ours,)
+        self.pod_monitors = podmonitors.PodMonitors(writer)
+        self.stores = {
+            kind: informers.get(resource, label_selector=envoy_k8s.SELECTOR)
+            for kind, resource in WORKLOADS.items()
+        }  # fmt: skip
+        ours = [watches.Watch(resource=resource, label_selector=envoy_k8s.SELECTOR,
+                              mapper=tenant_of_deployment)
+                for resource in WORKLOADS.values()]  # fmt: skip
+        self.proxy_watches: Sequence[watches.Watch] = tuple(ours)
         if certs is not None:
             cert_secrets = watches.Watch(resource=resources.SECRETS,
                                          label_selector=xdscerts.SECRET_SELECTOR,
                                          mapper=tenant_of_deployment)  # fmt: skip
-            self.proxy_watches = (ours, cert_secrets)
-        ready_changes = dataclasses.replace(
-            ours, mapper=inputs.lbs_of_namespace,
-            predicate=watches.fields_changed("status.readyReplicas"),
+            self.proxy_watches = (*ours, cert_secrets)
+        self.lb_watches: Sequence[watches.Watch] = tuple(
+            dataclasses.replace(watch, mapper=inputs.lbs_of_namespace,
+                                predicate=watches.fields_changed(READY_FIELDS[kind]))
+            for kind, watch in zip(WORKLOADS, ours, strict=True)
         )  # fmt: skip
-        self.lb_watches: Sequence[watches.Watch] = (ready_changes,)
 
     def placement(
         self,
@@ -122,29 +134,47 @@ class KubernetesInfra:
         return None  # the Deployment's status says it
 
     def ready(self, namespace: str) -> bool:
-        """At least one Envoy pod of the tenant is ready."""
+        """At least one Envoy pod of the tenant is ready (Deployment or DaemonSet)."""
         key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
-        status = (self.deployments.store.get(key) or {}).get("status") or {}
-        return int(status.get("readyReplicas") or 0) > 0
+        return any(ready_pods(informer_.store.get(key)) > 0 for informer_ in self.stores.values())
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         if self.certs is not None:
             await self.certs.ensure(namespace)  # before the pods that mount it
-        desired = envoy_k8s.desired_deployment(namespace, self.options, tenant.envoy,
-                                               tenant.envoy_replicas,
-                                               tenant.envoy_resources)  # fmt: skip
-        key = objects.key_of(desired)
-        written = await self.writer.ensure(resources.DEPLOYMENTS, desired,
-                                           current=self.deployments.store.get(key))  # fmt: skip
+        desired = envoy_k8s.desired_workload(namespace, self.options, tenant.envoy,
+                                             tenant.envoy_replicas,
+                                             tenant.envoy_resources)  # fmt: skip
+        key, kind = objects.key_of(desired), desired["kind"]
+        current = self.stores[kind].store.get(key)
+        written = await self.writer.ensure(WORKLOADS[kind], desired, current=current)
         if written.changed:
-            logger.info("tenant %s: Deployment %s applied", namespace, key.name)
+            logger.info("tenant %s: %s %s applied", namespace, kind, key.name)
+        if current is None and written.changed:
+            metrics.ENVOY_PROXY_CREATES.labels(namespace=namespace).inc()
+        metrics.ENVOY_PROXIES.labels(namespace=namespace, topology=api_config.TOPOLOGY).set(1)
+        # useDaemonset switched: the other kind goes once this one is written.
+        await self._delete_workloads(namespace, keep=kind)
+        await self.pod_monitors.ensure(namespace, tenant.envoy.pod_monitor.enabled)
 
     async def remove(self, namespace: str) -> None:
-        key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
-        if key in self.deployments.store and await self.writer.delete(resources.DEPLOYMENTS, key):
-            logger.info("tenant %s: Deployment %s deleted", namespace, key.name)
+        if await self._delete_workloads(namespace, keep=None):
+            metrics.ENVOY_PROXY_DELETES.labels(namespace=namespace).inc()
+        with contextlib.suppress(KeyError):
+            metrics.ENVOY_PROXIES.remove(namespace, api_config.TOPOLOGY)
+        await self.pod_monitors.remove(namespace)
         if self.certs is not None:
             await self.certs.remove(namespace)
+
+    async def _delete_workloads(self, namespace: str, *, keep: str | None) -> bool:
+        key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))
+        deleted = False
+        for kind, informer_ in self.stores.items():
+            if kind == keep or key not in informer_.store:
+                continue
+            if await self.writer.delete(WORKLOADS[kind], key):
+                logger.info("tenant %s: %s %s deleted", namespace, kind, key.name)
+                deleted = True
+        return deleted
 
     def runners(self) -> Sequence[infrastructure.Runner]:
         return () if self.certs is None else (xdscerts.Rotation(self.certs),)
@@ -158,6 +188,24 @@ class KubernetesInfra:
 
     async def close(self) -> None:
         """The Deployments outlive this replica: the next leader keeps them."""
+
+
+# A tenant's Envoy workload by kind (Config envoyProxy.useDaemonset picks one), and the status
+# field that counts its ready pods.
+WORKLOADS = {
+    envoy_k8s.DEPLOYMENT: resources.DEPLOYMENTS,
+    envoy_k8s.DAEMON_SET: resources.DAEMON_SETS,
+}
+READY_FIELDS = {
+    envoy_k8s.DEPLOYMENT: "status.readyReplicas",
+    envoy_k8s.DAEMON_SET: "status.numberReady",
+}
+
+
+def ready_pods(workload: Mapping[str, Any] | None) -> int:
+    """The ready pods a Deployment or DaemonSet of ours reports (0 for none or another kind)."""
+    field = READY_FIELDS.get(str((workload or {}).get("kind")))
+    return int(objects.lookup(workload, field) or 0) if workload and field else 0
 
 
 ENVOY_PORTS = (

@@ -13,6 +13,10 @@ rollback), and a snapshot with more listeners than its file descriptors allow is
 With `certs` (--xds-tls) each Envoy dials xDS over mTLS with a certificate naming its node,
 written before it starts (`xdscerts.FileCerts`) and rotated by a runner while this replica leads.
 
+Settings for pods (Config `envoyProxy.useDaemonset`, `podMonitor.enabled`) do not apply to a
+process: a tenant asking for them gets a warning that says so (`not_applicable`), once per
+change.
+
 Endpoints: each Envoy's admin interface is a Unix socket in its state directory, which no
 endpoint can name; probe listeners are off. Local development runs tenants' "nodes" on 127.x
 addresses, so loopback stays allowed by default; link-local and unspecified addresses are
@@ -22,11 +26,12 @@ denied, and the manager's own sockets are added by the composition root.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubelb.api import loadbalancer as api_lb, ports as api_ports
+from kubelb.api import config as api_config, loadbalancer as api_lb, ports as api_ports
 from kubelb.envoy import deployer, procs, supervisor
 from kubelb.infra import addresspool, routeentry, xdscerts
 from kubelb.irbuild import endpointpolicy, loadbalancers as irbuild
@@ -36,6 +41,8 @@ from kubelb.placement import pool
 
 if TYPE_CHECKING:  # at run time the cache is handed in: the Python data plane loads no protos
     from kubelb.xds import cache, snapshot
+
+logger = logging.getLogger(__name__)
 
 # How long a new LoadBalancer waits for the pool's address before it is reported NoAddress (the
 # pool's write usually reconciles it sooner).
@@ -52,6 +59,19 @@ def placement(service: Mapping[str, Any] | None) -> irbuild.Placement | None:
         if isinstance(entry, dict) and entry.get("ip"):
             return irbuild.Placement(str(entry["ip"]))
     return None
+
+
+def not_applicable(proxy: api_config.EnvoyProxy) -> tuple[str, ...]:
+    """The Config `envoyProxy` settings asked for that a local Envoy process cannot honour, each
+    with why (pods, not processes, are what they configure)."""
+    ignored = []
+    if proxy.use_daemonset:
+        ignored.append("envoyProxy.useDaemonset does not apply to the process Envoy deployer: "
+                       "each tenant has one Envoy process on the manager's host")  # fmt: skip
+    if proxy.pod_monitor.enabled:
+        ignored.append("envoyProxy.podMonitor.enabled does not apply to the process Envoy "
+                       "deployer: there are no Envoy pods to monitor")  # fmt: skip
+    return tuple(ignored)
 
 
 class ProcessInfra:
@@ -89,6 +109,7 @@ class ProcessInfra:
         self.spec = deployer.EnvoySpec(readiness_port=None, health_port=None,
                                        drain_seconds=drain_seconds, xds_delta=xds_delta,
                                        admin_pipe=True)  # fmt: skip
+        self._told: dict[str, tuple[str, ...]] = {}  # tenant -> settings said not to apply
         self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
         if snapshots is not None:
             self.use_snapshots(snapshots)
@@ -138,7 +159,12 @@ class ProcessInfra:
         return self.envoys.capacity_problem(namespace, snap.counts()["listeners"])
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
-        spec = self.spec
+        ignored = not_applicable(tenant.envoy)
+        if ignored and self._told.get(namespace) != ignored:
+            for setting in ignored:
+                logger.warning("tenant %s: %s", namespace, setting, extra={"tenant": namespace})
+        self._told[namespace] = ignored
+        spec = deployer.with_overload(self.spec, tenant.envoy.overload_manager)
         if self.certs is not None:
             directory = await self.certs.ensure(namespace)
             spec = dataclasses.replace(spec, xds_tls_dir=str(directory))

@@ -62,6 +62,19 @@ class HealthCheck:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamTLS:
+    """TLS from the proxy to a cluster's endpoints. `sni` is sent as the server name (None: no
+    SNI). With `verify`, the endpoint's chain must lead to `ca_pem` (PEM certificates, required:
+    Envoy matches no name against system roots) and, when `sni` is set, its certificate must
+    name `sni`; without `verify` any certificate is accepted. The CA bundle is inline: CA
+    certificates are public, and both data planes then take the IR alone."""
+
+    sni: str | None = None
+    verify: bool = True
+    ca_pem: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Cluster:
     """A set of equivalent upstream endpoints and how to reach them."""
 
@@ -73,6 +86,7 @@ class Cluster:
     health_check: HealthCheck | None = None
     proxy_protocol: ProxyProtocol | None = None
     upstream_protocol: UpstreamProtocol = UpstreamProtocol.HTTP1
+    tls: UpstreamTLS | None = None  # None: plain text
 
     @property
     def uses_dns(self) -> bool:
@@ -374,7 +388,7 @@ class ProxyConfig:
             errors.extend(_listener_errors(li, known))
         for c in self.clusters:
             errors.extend(_cluster_errors(c))
-        errors.extend(_tls_errors(self))
+        errors.extend(tls.config_errors(self.secrets, self.listeners))
         return errors
 
 
@@ -544,25 +558,6 @@ def _sni_route_errors(li: Listener, clusters: set[str]) -> list[str]:
     return errors
 
 
-def _tls_errors(config: ProxyConfig) -> list[str]:
-    names = [s.name for s in config.secrets]
-    errors = [f"duplicate secret name {n!r}" for n in _duplicates(names)]
-    known = set(names)
-    for li in config.listeners:
-        if li.tls is None:
-            continue
-        where = f"listener {li.name!r}"
-        if not li.tls.certificates:
-            errors.append(f"{where}: TLS needs at least one certificate")
-        errors.extend(tls.server_name_errors(where, [c.server_names for c in li.tls.certificates]))
-        errors.extend(
-            f"{where}: refers to unknown secret {c.secret!r}"
-            for c in li.tls.certificates
-            if c.secret not in known
-        )
-    return errors
-
-
 def _cluster_errors(c: Cluster) -> list[str]:
     errors: list[str] = []
     where = f"cluster {c.name!r}"
@@ -577,6 +572,10 @@ def _cluster_errors(c: Cluster) -> list[str]:
         errors.append(f"{where}: PROXY protocol is only supported on TCP")
     if c.connect_timeout_seconds <= 0:
         errors.append(f"{where}: connect timeout must be positive")
+    if c.tls is not None and c.protocol is not Protocol.HTTP:
+        errors.append(f"{where}: upstream TLS is only supported on HTTP clusters")
+    if c.tls is not None and (c.tls.ca_pem is not None) != c.tls.verify:
+        errors.append(f"{where}: upstream TLS verification needs a CA bundle, and only it")
     return errors
 
 

@@ -21,8 +21,9 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # The keys of a `kubernetes.io/tls` Secret.
 CERT_KEY = "tls.crt"
@@ -96,6 +97,28 @@ def server_name_errors(where: str, groups: list[tuple[str, ...]]) -> list[str]:
         for n in names
         if not n or n != n.lower() or "*" in n.removeprefix("*.")
     )
+    return errors
+
+
+def config_errors(secrets: Sequence[TLSSecret], listeners: Iterable[Any]) -> list[str]:
+    """What is wrong with the secrets of a `proxy.ProxyConfig` and the `tls` of its
+    `listeners`: duplicate secret names, listeners naming unknown secrets or server names
+    twice."""
+    names = [s.name for s in secrets]
+    errors = [f"duplicate secret name {n!r}" for n in _duplicates(names)]
+    known = set(names)
+    for li in listeners:
+        if li.tls is None:
+            continue
+        where = f"listener {li.name!r}"
+        if not li.tls.certificates:
+            errors.append(f"{where}: TLS needs at least one certificate")
+        errors.extend(server_name_errors(where, [c.server_names for c in li.tls.certificates]))
+        errors.extend(
+            f"{where}: refers to unknown secret {c.secret!r}"
+            for c in li.tls.certificates
+            if c.secret not in known
+        )
     return errors
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubelb.api import addresses as api_addresses, labels, route as api_route
 from kubelb.ir import proxy
-from kubelb.irbuild import endpointpolicy
+from kubelb.irbuild import backendtls, endpointpolicy
 from kubelb.util import naming
 
 # Not a valid Kubernetes name (upper case), so never the name of a LoadBalancer whose listeners
@@ -101,8 +101,11 @@ class Clusters:
 
     tenant_namespace: str
     policy: endpointpolicy.EndpointPolicy | None = None
+    # "namespace/name" of a tenant Secret -> its `ca.crt` (HTTPS backends that Verify).
+    ca_bundles: Mapping[str, str] = field(default_factory=dict)
     _endpoints: dict[str, set[proxy.Endpoint]] = field(default_factory=dict)
     _upstream: dict[str, proxy.UpstreamProtocol] = field(default_factory=dict)
+    _tls: dict[str, proxy.UpstreamTLS] = field(default_factory=dict)
     _placeholders: set[str] = field(default_factory=set)
     _tcp: set[str] = field(default_factory=set)  # TLS passthrough: plain TCP clusters
 
@@ -121,10 +124,12 @@ class Clusters:
         ref: BackendRef,
         upstream: proxy.UpstreamProtocol = proxy.UpstreamProtocol.HTTP1,
         *,
+        backend_protocol: str | None = None,
         tcp: bool = False,
     ) -> Resolution:
-        """`tcp`: a TCP cluster (TLS passthrough), named apart from the Service port's HTTP
-        clusters."""
+        """`backend_protocol`: the Ingress's backend-protocol annotation (`backendtls`).
+        `tcp`: a TCP cluster (TLS passthrough: the client's TLS goes through untouched), named
+        apart from the Service port's HTTP clusters."""
         service = find_service(endpoints.services, ref.namespace, ref.name)
         if service is None:
             return Resolution(
@@ -138,11 +143,24 @@ class Clusters:
         number, node_port = port
         if not isinstance(node_port, int) or not 1 <= node_port <= 65535:
             return Resolution(None, f"{ref} has no NodePort", BACKEND_NOT_FOUND)
-        name = cluster_name(self.tenant_namespace, ref.namespace, ref.name, number, upstream)
         if tcp:
             name = naming.join(self.tenant_namespace, L7_SEGMENT, ref.namespace, ref.name,
                                str(number), "tcp")  # fmt: skip
             self._tcp.add(name)
+        else:
+            tls = backendtls.ask(
+                service, find_port_entry(service, number), ref.namespace,
+                backend_protocol=backend_protocol, ca_bundles=self.ca_bundles,
+            )  # fmt: skip
+            if tls.problem is not None:
+                return Resolution(None, f"{ref}: {tls.problem}", "UnsupportedValue")
+            if tls.http2:
+                upstream = proxy.UpstreamProtocol.HTTP2
+            # With TLS, a cluster of its own: another Route may reach the same port without it.
+            name = cluster_name(self.tenant_namespace, ref.namespace, ref.name, number, upstream,
+                                tls=tls.tls is not None)  # fmt: skip
+            if tls.tls is not None:
+                self._tls[name] = tls.tls
         admitted: list[proxy.Endpoint] = []
         refused: list[str] = []
         for address in endpoints.addresses:
@@ -164,6 +182,7 @@ class Clusters:
                 endpoints=tuple(sorted(self._endpoints[name], key=lambda e: (e.address, e.port))),
                 health_check=None if name in self._placeholders else proxy.HealthCheck(),
                 upstream_protocol=self._upstream[name],
+                tls=self._tls.get(name),
             )
             for name in sorted(set(used))
             if name in self._endpoints
@@ -176,10 +195,13 @@ def cluster_name(
     service: str,
     port: int,
     upstream: proxy.UpstreamProtocol,
+    *,
+    tls: bool = False,
 ) -> str:
     return naming.join(
-        tenant_namespace, L7_SEGMENT, service_namespace, service, str(port), upstream.value.lower()
-    )
+        tenant_namespace, L7_SEGMENT, service_namespace, service, str(port),
+        upstream.value.lower(), *(("tls",) if tls else ()),
+    )  # fmt: skip
 
 
 def find_service(
@@ -202,6 +224,15 @@ def find_service(
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def find_port_entry(service: Mapping[str, Any], number: int) -> Mapping[str, Any]:
+    """The `spec.ports` entry of port `number` (empty when there is none)."""
+    ports = _mapping(service.get("spec")).get("ports")
+    for p in ports if isinstance(ports, list) else ():
+        if _mapping(p).get("port") == number:
+            return _mapping(p)
+    return {}
 
 
 def find_port(service: Mapping[str, Any], port: int | str) -> tuple[int, Any] | None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubelb.api import addresses as api_addresses, route as api_route
+from kubelb.api import addresses as api_addresses, annotations as keys, route as api_route
 from kubelb.ir import proxy, tls
 from kubelb.irbuild import routebackends, routetls
 from kubelb.util import naming
@@ -101,6 +101,13 @@ class Report:
         # Older first; then the source's namespace/name; the Route name breaks the last tie.
         self.age = (str(created), self.source_namespace, self.source_name, self.name)
         self.source_id = f"{self.source_namespace}/{self.source_name}"
+        notes = metadata.get("annotations")
+        # An Ingress's ask for TLS (or gRPC) to all its backends (`backendtls`).
+        self.backend_protocol = (
+            str(notes.get(keys.NGINX_BACKEND_PROTOCOL) or "") or None
+            if self.kind == "Ingress" and isinstance(notes, Mapping)
+            else None
+        )
         self.endpoints = routebackends.route_endpoints(route, tenant.namespace, addresses)
         self.problems: list[str] = list(self.endpoints.problems)
         self.refused: list[str] = []
@@ -125,7 +132,9 @@ class Report:
     ) -> routebackends.Resolution:
         """The reference's cluster (the caller reports why there is none); records the
         endpoints the policy refused."""
-        resolution = tenant.clusters.resolve(self.endpoints, ref, upstream, tcp=tcp)
+        resolution = tenant.clusters.resolve(
+            self.endpoints, ref, upstream, backend_protocol=self.backend_protocol, tcp=tcp
+        )
         self.refused.extend(m for m in resolution.refused if m not in self.refused)
         return resolution
 

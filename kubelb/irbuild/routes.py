@@ -144,6 +144,7 @@ def build_tenant_routes(
     settings: RouteSettings = RouteSettings(),
     policy: endpointpolicy.EndpointPolicy | None = None,
     status_address: str | None = None,
+    ca_bundles: Mapping[str, str] | None = None,
     certificates: routetls.Certificates = routetls.NONE,
 ) -> RoutesBuilt:
     """The HTTP listeners and clusters of tenant namespace `namespace`, bound at `address`.
@@ -154,6 +155,8 @@ def build_tenant_routes(
     hold on the same entry point. `addresses` holds Addresses keyed "namespace/name"; a Route's
     reference resolves in `namespace` only. `status_address` is the address the statuses
     report (default `address`), e.g. a Service's external IP when `address` binds inside a pod.
+    `ca_bundles` maps "namespace/name" of a tenant Secret to its `ca.crt`, for HTTPS backends
+    that verify (`backendtls`; the caller finds the synced Secrets by their origin labels).
     `certificates`: the tenant's Secrets that TLS references may name (`routetls.index`).
     """
     tenant = routecontext.Tenant(
@@ -162,7 +165,7 @@ def build_tenant_routes(
         status_address=status_address or address,
         listen_ports=dict(listen_ports or {}),
         taken_ports=frozenset(taken_ports),
-        clusters=routebackends.Clusters(namespace, policy),
+        clusters=routebackends.Clusters(namespace, policy, dict(ca_bundles or {})),
         http=settings.http,
         certificates=certificates,
     )

@@ -59,6 +59,9 @@ ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "Endpoint
 
 # --- other built-in groups ---
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+DAEMON_SETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
+# prometheus-operator's (configs/crds/prometheus-operator): optional on a cluster.
+POD_MONITORS = Resource("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
 ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
 ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
 CLUSTER_ROLES = Resource(

@@ -1,12 +1,16 @@
 """A real Kubernetes control plane for local development and tests: one etcd, and per cluster a
-kube-apiserver and a kube-controller-manager, all on free 127.0.0.1 ports in a temporary folder.
+kube-apiserver and a kube-controller-manager, all on free 127.0.0.1 ports in a temporary folder
+(each API server also listens on the host's address it advertises, see `clusterinfo`).
 
 Inputs: the binaries (`binaries`), cluster specs (name, service CIDR), CRD files, and the
 Gateway API channel whose CRDs to install beside them (standard by default; None for none).
+prometheus-operator's PodMonitor and ServiceMonitor CRDs are installed too (from the source tree).
 Outputs: `Cluster` handles (`cluster`) with an admin kubeconfig, each ready when
 `start()` returns: `/readyz` is ok, the CRDs are Established and the controller manager runs
-(it has created the `default` ServiceAccount). `stop()` ends every process group it started and
-removes the folder it created, and is safe to call after a failed or partial start.
+(it has created the `default` ServiceAccount), and `kube-public/cluster-info` and the
+`default/kubernetes` EndpointSlice are published (`clusterinfo`). `stop()` ends every process
+group it started and removes the folder it created, and is safe to call after a failed or
+partial start.
 
 Clusters share the etcd under different `--etcd-prefix`es. Each has its own ServiceAccount signing
 key; one CA signs the serving certificate and the admin client certificate (O=system:masters).
@@ -38,7 +42,15 @@ import aiohttp
 from kubernetes_asyncio import client
 
 from kubelb.api import gatewayapi
-from kubelb.localcluster import binaries, certs, cluster as cluster_mod, crds, kubeconfig, processes
+from kubelb.localcluster import (
+    binaries,
+    certs,
+    cluster as cluster_mod,
+    clusterinfo,
+    crds,
+    kubeconfig,
+    processes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +107,7 @@ class ControlPlane:
         self.startup_seconds = 0.0
         self._processes: list[processes.Process] = []
         self._etcd_url = ""
+        self.advertise_address: str | None = None  # in the `kubernetes` EndpointSlice
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -137,9 +150,14 @@ class ControlPlane:
 
     async def _start(self) -> None:
         self.workdir = self._workdir_arg or Path(tempfile.mkdtemp(prefix="kubelb-controlplane-"))
-        pki = await asyncio.to_thread(_make_pki, self.workdir, [s.name for s in self._specs])
+        self.advertise_address = clusterinfo.host_address()
+        if self.advertise_address is None:
+            logger.warning("no non-loopback IPv4 address: the clusters get no `kubernetes` "
+                           "EndpointSlice (cluster-info is still published)")  # fmt: skip
+        pki = await asyncio.to_thread(_make_pki, self.workdir, [s.name for s in self._specs],
+                                      self.advertise_address)  # fmt: skip
         self._etcd_url = await self._start_etcd()
-        crd_docs = crds.load(self._crd_files)
+        crd_docs = crds.load([*self._crd_files, *crds.crd_files(crds.PROMETHEUS_OPERATOR_DIR)])
         if self._gateway_api_channel is not None:
             crd_docs += gatewayapi.crds(self._gateway_api_channel)
         started = await asyncio.gather(
@@ -211,11 +229,16 @@ class ControlPlane:
             ),
             directory / "kube-controller-manager.log",
         )
+        address = self.advertise_address
         async with cluster.api_client() as api:
             # The CRDs register while the controller manager starts: neither waits for the other.
             await asyncio.gather(
                 crds.install(api, crd_docs) if crd_docs else asyncio.sleep(0),
                 _wait_for(kcm, lambda: _default_service_account(api)),
+                clusterinfo.publish_cluster_info(api, server=server, ca_pem=ca.read_bytes()),
+                _wait_for(apiserver, lambda: clusterinfo.kubernetes_slice_ready(api, address))
+                if address
+                else asyncio.sleep(0),
             )
         apiserver.check_running()
         cluster.pids = [apiserver.pid, kcm.pid]
@@ -235,7 +258,8 @@ class ControlPlane:
         for attempt in range(_PORT_ATTEMPTS):
             port = processes.free_port()
             server = f"https://127.0.0.1:{port}"
-            argv = _apiserver_argv(self._bin, spec, pki, directory, port, self._etcd_url)
+            argv = _apiserver_argv(self._bin, spec, pki, directory, port, self._etcd_url,
+                                   self.advertise_address)  # fmt: skip
             proc = self._spawn(
                 f"{spec.name}/kube-apiserver", argv, directory / "kube-apiserver.log"
             )
@@ -266,7 +290,7 @@ class _PKI:
     service_accounts: dict[str, certs.SigningKey]
 
 
-def _make_pki(workdir: Path, cluster_names: list[str]) -> _PKI:
+def _make_pki(workdir: Path, cluster_names: list[str], address: str | None) -> _PKI:
     pki = workdir / "pki"
     pki.mkdir(parents=True, exist_ok=True)
     for name in cluster_names:
@@ -280,7 +304,7 @@ def _make_pki(workdir: Path, cluster_names: list[str]) -> _PKI:
             "serving",
             common_name="kube-apiserver",
             server=True,
-            ip_addresses=["127.0.0.1"],
+            ip_addresses=["127.0.0.1", *([address] if address else [])],
             dns_names=["localhost"],
         ),
         admin=certs.issue(
@@ -296,15 +320,30 @@ def _make_pki(workdir: Path, cluster_names: list[str]) -> _PKI:
 
 
 def _apiserver_argv(
-    bin_dir: Path, spec: ClusterSpec, pki: _PKI, directory: Path, port: int, etcd_url: str
+    bin_dir: Path,
+    spec: ClusterSpec,
+    pki: _PKI,
+    directory: Path,
+    port: int,
+    etcd_url: str,
+    address: str | None,
 ) -> list[str]:
     sa = pki.service_accounts[spec.name]
+    # The `kubernetes` Service's endpoints name the advertised address, which validation refuses
+    # on loopback: advertise the host's address, or keep none. It still listens on loopback only:
+    # a local control plane exposes nothing beyond this host.
+    endpoints = (
+        [f"--advertise-address={address}", "--bind-address=127.0.0.1",
+         "--endpoint-reconciler-type=lease"]
+        if address else
+        ["--advertise-address=127.0.0.1", "--bind-address=127.0.0.1",
+         "--endpoint-reconciler-type=none"]
+    )  # fmt: skip
     return [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers={etcd_url}",
         f"--etcd-prefix=/{spec.name}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        *endpoints,
         f"--secure-port={port}",
         f"--cert-dir={directory}",
         f"--tls-cert-file={pki.serving.cert}",
@@ -316,8 +355,6 @@ def _apiserver_argv(
         f"--service-account-signing-key-file={sa.private}",
         f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
         f"--service-cluster-ip-range={spec.service_cidr}",
-        # The `kubernetes` Service's Endpoints would point at 127.0.0.1, which validation refuses.
-        "--endpoint-reconciler-type=none",
         "--disable-admission-plugins=TaintNodesByCondition",
         "--profiling=false",
     ]

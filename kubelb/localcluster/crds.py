@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 # kubelb/localcluster/crds.py -> repository root -> configs/crd. Absent in an installed wheel.
 DEFAULT_CRD_DIR = Path(__file__).resolve().parents[2] / "configs" / "crd"
+# prometheus-operator's PodMonitor and ServiceMonitor (`make prometheus-operator-crds`), which the
+# manager writes for `envoyProxy.podMonitor.enabled`; installed beside kubelb's own.
+PROMETHEUS_OPERATOR_DIR = DEFAULT_CRD_DIR.parent / "crds" / "prometheus-operator"
 
 
 class CRDError(RuntimeError):

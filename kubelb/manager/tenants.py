@@ -62,6 +62,7 @@ from kubelb.kube import (
     writer as kube_writer,
 )
 from kubelb.manager import effective as tenant_effective, kubeconfigs, tenantobjects
+from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ class TenantReconciler:
         return self._tenants.keys()
 
     async def reconcile(self, key: Key) -> controller.Result:
+        manager_metrics.TENANTS.set(len(self._tenants.keys()))  # a gone one is reconciled too
         tenant = self._tenants.get(key)
         if tenant is None:
             return controller.DONE  # gone; what it owned goes with it (finalizer, ownerRefs)

@@ -65,6 +65,8 @@ TENANT_RECONCILES = Counter(
     f"{MANAGER}_tenant_reconcile_total", "Tenant reconciles by result.", ["result"],
     registry=REGISTRY,
 )  # fmt: skip
+TENANTS = Gauge(f"{MANAGER}_tenants", "Tenant objects on the management cluster.",
+                registry=REGISTRY)  # fmt: skip
 TENANT_RECONCILE_SECONDS = Histogram(
     f"{MANAGER}_tenant_reconcile_duration_seconds", "Time to reconcile one Tenant.",
     buckets=metrics.DURATION_BUCKETS, registry=REGISTRY,

@@ -37,17 +37,23 @@ DURATION_BUCKETS: tuple[float, ...] = (
 # --- Envoy control plane: xDS cache, ADS server, Envoy proxies (kubelb_envoy_control_plane_*) ---
 ENVOY_CP = "kubelb_envoy_control_plane"
 
+# The cache counters are per snapshot (= node id, the tenant namespace), as upstream labels them.
 XDS_CACHE_CLEARS = Counter(
-    f"{ENVOY_CP}_cache_clears_total", "Snapshots cleared from the xDS cache.", registry=REGISTRY
+    f"{ENVOY_CP}_cache_clears_total",
+    "Snapshots cleared from the xDS cache.",
+    ["snapshot_name"],
+    registry=REGISTRY,
 )
 XDS_CACHE_HITS = Counter(
     f"{ENVOY_CP}_cache_hits_total",
     "xDS streams that found a snapshot for their node id.",
+    ["snapshot_name"],
     registry=REGISTRY,
 )
 XDS_CACHE_MISSES = Counter(
     f"{ENVOY_CP}_cache_misses_total",
     "xDS streams that found no snapshot for their node id (yet).",
+    ["snapshot_name"],
     registry=REGISTRY,
 )
 XDS_CLUSTERS = Gauge(

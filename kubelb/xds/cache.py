@@ -158,7 +158,7 @@ class SnapshotCache:
             forget.pop(node_id, None)
         for gauge in _COUNT_GAUGES.values():
             gauge.remove(node_id)
-        metrics.XDS_CACHE_CLEARS.inc()
+        metrics.XDS_CACHE_CLEARS.labels(snapshot_name=node_id).inc()
         metrics.XDS_SNAPSHOTS.set(len(self._snapshots))
 
     def keys(self) -> list[str]:
@@ -217,7 +217,8 @@ class SnapshotCache:
         """Attach a stream to its node id; `notify()` is called on every snapshot change."""
         self._streams.setdefault(stream.node_id, {})[stream.stream_id] = (stream, notify)
         snap = self._snapshots.get(stream.node_id)
-        (metrics.XDS_CACHE_MISSES if snap is None else metrics.XDS_CACHE_HITS).inc()
+        counter = metrics.XDS_CACHE_MISSES if snap is None else metrics.XDS_CACHE_HITS
+        counter.labels(snapshot_name=stream.node_id).inc()
         return snap
 
     def unregister(self, stream: callbacks.StreamInfo) -> None:

@@ -80,6 +80,7 @@ def build(case: Mapping[str, Any], scratch: Path) -> Built:
             namespace,
             [o for o in objects if o.get("kind") != "Secret"],
             str(case.get("l7Address", DEFAULT_L7_ADDRESS)),
+            dict(case.get("caBundles") or {}),
             routetls.index(namespace, secrets, now),
         )
     if mode == "standalone":
@@ -91,8 +92,11 @@ def _manager(
     namespace: str,
     raw: list[dict[str, Any]],
     l7_address: str,
+    ca_bundles: dict[str, str],
     certificates: routetls.Certificates = routetls.NONE,
 ) -> Built:
+    """`ca_bundles`: the `ca.crt` of synced tenant Secrets by "namespace/name" (what the
+    manager finds by origin labels)."""
     parsed = [registry.parse(o) for o in raw]
     config = next(
         (
@@ -157,6 +161,7 @@ def _manager(
             status_address=l7_address,
             taken_ports={p.port for lb in lbs for p in lb.spec.ports},
             settings=_route_settings(config, tenant),
+            ca_bundles=ca_bundles,
             certificates=certificates,
         )
         pieces.append(built_routes.piece)

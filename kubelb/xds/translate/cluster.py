@@ -1,7 +1,8 @@
 """Envoy Cluster per `balance.Backend`, with upstream KubeLB's defaults: connect timeout from the
 IR (5 s by default), ROUND_ROBIN (MAGLEV with source-IP persistence), TCP connect health checks
 that never keep a host the control plane removed (`ignore_health_on_host_removal`), optional
-upstream PROXY protocol, and for HTTP clusters explicit HTTP/1.1 or HTTP/2 upstream options.
+upstream PROXY protocol (TCP) or TLS (HTTP, `upstream_tls`), and for HTTP clusters explicit
+HTTP/1.1 or HTTP/2 upstream options.
 
 Healthy panic threshold 1 % where upstream KubeLB sets 0 %: Envoy adds a host marked failed until
 its first health check passes, so with 0 % an endpoint that replaces another (the old one is
@@ -27,7 +28,14 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
 from kubelb.ir import proxy
-from kubelb.xds.translate import balance, common, endpoint, healthcheck, proxy_protocol
+from kubelb.xds.translate import (
+    balance,
+    common,
+    endpoint,
+    healthcheck,
+    proxy_protocol,
+    upstream_tls,
+)
 
 DNS_REFRESH_SECONDS = 30.0
 # See the module docstring: every host, checked or not, takes traffic only while none passes.
@@ -65,6 +73,10 @@ def build_cluster(
         out.ignore_health_on_host_removal = True
     if c.proxy_protocol is not None:
         out.transport_socket.CopyFrom(proxy_protocol.build_transport_socket(c.proxy_protocol))
+    elif c.tls is not None:
+        out.transport_socket.CopyFrom(
+            upstream_tls.build_transport_socket(c.tls, c.upstream_protocol)
+        )
     if c.protocol is proxy.Protocol.HTTP:
         options = build_http_protocol_options(c.upstream_protocol, http_options)
         out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(common.pack(options))

@@ -115,6 +115,28 @@ async def test_lb_round_trip(capsys, kubeconfig, management_namespace):
     assert (code, out, err) == (0, "", "")
 
 
+async def test_lb_create_with_an_addresses_reference_and_persistence(
+    capsys, kubeconfig, management_namespace
+):
+    """The API server accepts what the flags make: a reference instead of inline addresses
+    (the agent's `default` Addresses) and SourceIP persistence; `get -o wide` shows both."""
+    ns, flags = management_namespace, _flags(kubeconfig)
+    create = ["lb", "create", "sticky", "-n", ns, "--port", "443:30443", "--addresses-ref",
+              "default", "--persistence", "SourceIP", *flags]  # fmt: skip
+    code, out, err = await _kubelb(capsys, *create)
+    assert (code, out, err) == (0, "loadbalancer.kubelb.k8c.io/sticky created\n", "")
+    try:
+        code, out, _ = await _kubelb(capsys, "lb", "get", "sticky", "-n", ns, "-o", "json", *flags)
+        spec = json.loads(out)["spec"]
+        assert spec["endpoints"] == [{"addressesReference": {"name": "default"},
+                                      "ports": [{"port": 30443, "protocol": "TCP"}]}]  # fmt: skip
+        assert spec["persistence"] == {"type": "SourceIP"}
+        code, out, _ = await _kubelb(capsys, "lb", "get", "sticky", "-n", ns, "-o", "wide", *flags)
+        assert "<addresses/default>" in out.splitlines()[1]
+    finally:
+        await _kubelb(capsys, "lb", "delete", "sticky", "-n", ns, *flags)
+
+
 async def test_without_context_the_current_one_is_used(capsys, kubeconfig, management_namespace):
     code, _, err = await _kubelb(capsys, "lb", "list", "--kubeconfig", str(kubeconfig))
     assert code == 1

@@ -1,6 +1,7 @@
 """`kubelb dev-cluster --dir DIR` as a user runs it: a subprocess that prints one line when both
-clusters are ready, serves them through DIR/{management,tenant}.kubeconfig, and on SIGINT or
-SIGTERM stops every process it started and removes its data."""
+clusters are ready, serves them through DIR/{management,tenant}.kubeconfig (with cluster-info
+published and the PodMonitor CRD served), and on SIGINT or SIGTERM stops every process it
+started and removes its data."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client, config
 
+from kubelb.localcluster import clusterinfo
+from kubelb.manager import kubeconfigs
 from tests import kube_fixtures
 from tests.support import gateway_objects, processes
 
@@ -100,7 +103,18 @@ async def test_dev_cluster_serves_until_signalled(tmp_path, stop_signal):
             async with client.ApiClient(settings) as api:
                 namespaces = await client.CoreV1Api(api).list_namespace()
                 gateway = await _create_gateway_and_route(api)
+                info = await client.CoreV1Api(api).read_namespaced_config_map(
+                    clusterinfo.NAME, clusterinfo.NAMESPACE
+                )
+                pod_monitors = await client.ApiextensionsV1Api(api).read_custom_resource_definition(
+                    "podmonitors.monitoring.coreos.com"
+                )
             assert "kube-system" in {ns.metadata.name for ns in namespaces.items}
+            # What upstream's manager reads for tenant kubeconfigs: this cluster's own server.
+            found = kubeconfigs.server_from_cluster_info({"data": info.data})
+            assert found is not None
+            assert found[0] == settings.host
+            assert pod_monitors.spec.names.kind == "PodMonitor"
             assert gateway["metadata"]["uid"]
 
         proc.send_signal(stop_signal)

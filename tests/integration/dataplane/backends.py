@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 import struct
 import typing
 from collections.abc import Iterator
@@ -218,7 +219,8 @@ class HTTPBackend:
     `/...` 200 `name path`, with `x-backend`, `x-seen-xff`, `x-seen-connection` headers;
     `/echo` echoes the body back chunked; `/chunks/N` streams N chunks;
     `.../slow/S` answers after S seconds; `/reset` resets the connection; `/close` answers with
-    `connection: close`; `/bigheader/N` answers with an N-byte header; any request with
+    `connection: close`; `/bigheader/N` answers with an N-byte header, `/manyheaders/N` with N
+    more headers; any request with
     `upgrade: websocket` gets 101 and an echo tunnel prefixed by `name|`."""
 
     name: str
@@ -226,11 +228,13 @@ class HTTPBackend:
     port: int = 0
     connections: int = 0
     requests: list[HTTPRequest] = field(default_factory=list)
+    # Serve HTTPS with this context (an HTTPS backend) instead of plain HTTP.
+    tls: ssl.SSLContext | None = None
     _server: asyncio.Server | None = None
     _handlers: _Handlers = field(default_factory=lambda: _Handlers())
 
     async def start(self) -> HTTPBackend:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -294,6 +298,8 @@ class HTTPBackend:
         extra = ""
         if path.startswith("/bigheader/"):
             extra = "x-big: " + "b" * int(path.rsplit("/", 1)[1]) + "\r\n"
+        if path.startswith("/manyheaders/"):
+            extra = "".join(f"x-many-{i}: v\r\n" for i in range(int(path.rsplit("/", 1)[1])))
         close = path == "/close" or req.headers.get("connection", "").lower() == "close"
         body = f"{self.name} {path}".encode()
         head = (

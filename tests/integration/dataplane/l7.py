@@ -359,9 +359,11 @@ class GRPCBackend:
     `name:request` with trailing metadata, `/demo.Echo/Stream` streams the request back N times
     (N = first byte), `/demo.Echo/Fail` fails with NOT_FOUND."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, tls: tuple[bytes, bytes] | None = None) -> None:
+        """`tls`: (private key, certificate chain) PEM to serve over TLS instead of h2c."""
         self.name = name
         self.port = 0
+        self.tls = tls
         self._server: typing.Any = None
 
     async def start(self) -> GRPCBackend:
@@ -387,7 +389,11 @@ class GRPCBackend:
         )
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers((handler,))
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        if self.tls is None:
+            self.port = self._server.add_insecure_port("127.0.0.1:0")
+        else:
+            credentials = grpc.ssl_server_credentials([self.tls])
+            self.port = self._server.add_secure_port("127.0.0.1:0", credentials)
         await self._server.start()
         return self
 

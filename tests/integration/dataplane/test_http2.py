@@ -16,9 +16,13 @@ from tests.integration.dataplane import backends, irs, l7, scenarios
 pytestmark = pytest.mark.integration
 
 
-async def h2_get(addr: scenarios.Address, requests: list[tuple[str, str]]) -> list[dict[str, str]]:
-    """Each (authority, path) as a GET on its own stream of one connection; the response
-    headers of each, in order."""
+async def h2_get(
+    addr: scenarios.Address,
+    requests: list[tuple[str, str]],
+    extra: list[tuple[str, str]] | None = None,
+) -> list[dict[str, str]]:
+    """Each (authority, path) as a GET (with the `extra` headers) on its own stream of one
+    connection; the response headers of each, in order."""
     reader, writer = await asyncio.open_connection(*addr)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
     conn.initiate_connection()
@@ -28,7 +32,13 @@ async def h2_get(addr: scenarios.Address, requests: list[tuple[str, str]]) -> li
         ids.append(sid)
         conn.send_headers(
             sid,
-            [(":method", "GET"), (":scheme", "http"), (":authority", authority), (":path", path)],
+            [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", authority),
+                (":path", path),
+                *(extra or []),
+            ],
             end_stream=True,
         )
     writer.write(conn.data_to_send())
@@ -90,6 +100,19 @@ async def test_local_answers_and_refusals_per_stream(start_dataplane):
         assert [r.version for r in web.requests] == ["HTTP/1.1"]
     finally:
         await web.stop()
+
+
+async def test_header_count_limit_answers_431_per_stream(start_dataplane):
+    config = irs.l7(
+        [l7.route("fixed", direct_status=204)], {},
+        options=proxy.HTTPOptions(max_request_headers_count=10),
+    )  # fmt: skip
+    await start_dataplane(config)
+    addr = irs.address(config)
+    within = [(f"x-h{i}", "v") for i in range(10)]
+    too_many = [(f"x-h{i}", "v") for i in range(11)]
+    assert [a.get(":status") for a in await h2_get(addr, [("a.test", "/")], within)] == ["204"]
+    assert [a.get(":status") for a in await h2_get(addr, [("a.test", "/")], too_many)] == ["431"]
 
 
 async def test_an_idle_connection_is_closed_after_the_idle_timeout(start_dataplane):

@@ -5,6 +5,7 @@ route changes under traffic without a failed request."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -112,6 +113,23 @@ async def test_header_limits_answer_431(plane: Plane, web) -> None:
     too_many = "".join(f"x-h{i}: v\r\n" for i in range(60))
     assert (await scenarios.http_request(addr, scenarios.get("/", extra=too_many)))[0] == 431
     # The limits refuse one request, never the listener.
+    assert (await scenarios.http_request(addr, scenarios.get("/")))[0] == 200
+
+
+async def test_header_limits_bound_upstream_responses(plane: Plane, web) -> None:
+    """Config headerLimits on the upstream side, as upstream KubeLB sets Envoy's cluster
+    protocol options: a response head over maxResponseHeadersKb, or with more headers than
+    maxRequestHeadersCount (Envoy's one count for both directions), never reaches the client."""
+    limits = dataclasses.replace(LIMITS, max_response_headers_kb=16)
+    config = irs.http([("web", web[:1], (), "/")], options=limits)
+    await plane.apply(config)
+    addr = irs.address(config)
+    for path, allowed in (("/bigheader/8000", True), ("/bigheader/20000", False),
+                          ("/manyheaders/30", True), ("/manyheaders/60", False)):  # fmt: skip
+        status = (await scenarios.http_request(addr, scenarios.get(path)))[0]
+        assert (status == 200) is allowed, (path, status)
+        if not allowed:
+            assert status in (502, 503), (path, status)
     assert (await scenarios.http_request(addr, scenarios.get("/")))[0] == 200
 
 

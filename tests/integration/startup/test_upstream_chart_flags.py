@@ -6,9 +6,13 @@ operator's extra args add. Neither gets --namespace or --leader-election-namespa
 charts set $NAMESPACE instead, and the Leases show both processes honoured it.
 
 Beyond the chart, each process gets only what a test run needs: kubeconfigs (in a pod,
-in-cluster config and the mounted Secret), loopback probe/metrics/xDS ports, and the server
-URL for tenant kubeconfigs. The agent also logs with --zap-encoder=json, so its every line is
-checked to be a JSON object with the fields operators grep for."""
+in-cluster config and the mounted Secret) and loopback probe/metrics/xDS ports. The server URL
+of tenant kubeconfigs comes from the cluster's `kube-public/cluster-info`, as upstream's
+manager reads it (the test control plane publishes it, as kubeadm does). The LoadBalancer the
+agent makes gets an address end to end: the test plays MetalLB for the management Service, and
+the agent writes the address into its tenant Service's status. The agent also logs with
+--zap-encoder=json, so its every line is checked to be a JSON object with the fields operators
+grep for."""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import pytest
 
 from kubelb.app import agent as agent_app, manager as manager_app
 from kubelb.kube import client, errors, objects, resources
-from kubelb.manager import kubeconfigs, tenantobjects
+from kubelb.manager import kubeconfigs, lbservice, tenantobjects
 from tests.integration.agent.helpers import find, wait_for
 from tests.support import cluster
 
@@ -78,6 +82,7 @@ CCM_CHART_ARGS = [
 ]
 # The chart's `--cluster-name={{ .Values.kubelb.tenantName }}` comes with the tenant below.
 JSON_KEYS = {"ts", "level", "logger", "msg", "caller"}
+ADDRESS = "203.0.113.80"
 
 
 def free_port() -> int:
@@ -153,8 +158,7 @@ async def test_manager_and_agent_start_with_upstreams_chart_args(
     manager = Running(
         "manager",
         ["--mode=manager", *MANAGER_CHART_ARGS, f"--kubeconfig={management.kubeconfig}",
-         f"--listen-address=127.0.0.1:{free_port()}",
-         f"--tenant-api-server={management.server}"],
+         f"--listen-address=127.0.0.1:{free_port()}"],
         management_namespace,
         tmp_path / "manager.log",
     )  # fmt: skip
@@ -176,6 +180,13 @@ async def test_manager_and_agent_start_with_upstreams_chart_args(
 
         kubelb_kubeconfig = tmp_path / "kubelb"
         text = await wait_for(issued, what="the tenant's kubeconfig")
+        parts = kubeconfigs.parse_kubeconfig(text or "")
+        assert parts is not None
+        assert (parts.server, parts.ca_pem) == (management.server, management.ca_pem)
+        # Where upstream's manager finds it (it has no fallback to its own connection).
+        info = await find(mgmt, resources.CONFIG_MAPS, kubeconfigs.CLUSTER_INFO_NAMESPACE,
+                          kubeconfigs.CLUSTER_INFO_NAME)  # fmt: skip
+        assert kubeconfigs.server_from_cluster_info(info) == (parts.server, parts.ca_pem)
         kubelb_kubeconfig.write_text(text or "")
         agent = Running(
             "agent",
@@ -202,7 +213,25 @@ async def test_manager_and_agent_start_with_upstreams_chart_args(
         async def made() -> objects.RawObject | None:
             return await find(mgmt, resources.LOAD_BALANCERS, f"tenant-{name}", objects.uid(svc))
 
-        await wait_for(made, what="the LoadBalancer the agent made")
+        lb = await wait_for(made, what="the LoadBalancer the agent made")
+        assert lb is not None
+        # What MetalLB would do for the management Service; the address flows back to the tenant.
+        management_service = lbservice.service_name(objects.name(lb))
+
+        async def exposed() -> objects.RawObject | None:
+            return await find(mgmt, resources.SERVICES, f"tenant-{name}", management_service)
+
+        exposed_service = await wait_for(exposed, what="the management Service")
+        assert exposed_service is not None
+        exposed_service["status"] = {"loadBalancer": {"ingress": [{"ip": ADDRESS}]}}
+        await mgmt.replace_status(resources.SERVICES, exposed_service)
+
+        async def addressed() -> bool:
+            web = await find(tkube, resources.SERVICES, tenant_namespace, "web")
+            ingress = objects.lookup(web or {}, "status.loadBalancer.ingress") or []
+            return [i.get("ip") for i in ingress] == [ADDRESS]
+
+        await wait_for(addressed, what=f"the tenant Service's address {ADDRESS}")
         await tkube.delete(resources.SERVICES, "web", namespace=tenant_namespace)
 
         async def gone() -> bool:

@@ -64,7 +64,7 @@ async def test_tenant_gets_every_object(harness, management, management_namespac
     assert set(secret["data"]) == {"kubelb"}
     parts = kubeconfigs.parse_kubeconfig(base64.b64decode(secret["data"]["kubelb"]).decode())
     assert parts is not None
-    # No cluster-info and no `kubernetes` EndpointSlice here: the manager's own server.
+    # The server cluster-info names (the test control plane publishes it, as kubeadm does).
     assert parts.server == management.server
     assert parts.ca_pem == management.ca_pem
     assert parts.namespace == ns
@@ -130,25 +130,28 @@ async def test_unusable_tenant_name_fails_with_a_reason(harness, prefix, fragmen
 async def test_kubeconfig_server_follows_cluster_info(harness, management):
     name = await harness.create_tenant()
     await harness.ready(name)
+    # The test control plane's own cluster-info, put back afterwards: later tests read it.
+    published = await harness.kube.get(resources.CONFIG_MAPS, "cluster-info",
+                                       namespace="kube-public")  # fmt: skip
     # A name that reaches the same API server, so that it is visibly a different choice.
     url = management.server.replace("127.0.0.1", "localhost")
     info = {"apiVersion": "v1", "kind": "Config",
             "clusters": [{"name": "", "cluster": {"server": url}}]}  # fmt: skip
-    body = {"metadata": {"name": "cluster-info"}, "data": {"kubeconfig": yaml.safe_dump(info)}}
-    await harness.kube.create(resources.CONFIG_MAPS, body, namespace="kube-public")
+
+    async def publish(data):
+        await harness.kube.patch(resources.CONFIG_MAPS, "cluster-info", {"data": data},
+                                 namespace="kube-public")  # fmt: skip
+
+    async def server_is(expected):
+        parts = kubeconfigs.parse_kubeconfig(await harness.kubeconfig_text(name))
+        return parts is not None and parts.server == expected
+
     try:
-
-        async def server_is(expected):
-            parts = kubeconfigs.parse_kubeconfig(await harness.kubeconfig_text(name))
-            return parts is not None and parts.server == expected
-
+        await publish({"kubeconfig": yaml.safe_dump(info)})
         await until(lambda: server_is(url), what="server from cluster-info")
-        await harness.kube.delete(resources.CONFIG_MAPS, "cluster-info", namespace="kube-public")
-        await until(lambda: server_is(management.server), what="server back to the manager's")
     finally:
-        if await find(harness.kube, resources.CONFIG_MAPS, "cluster-info", "kube-public"):
-            await harness.kube.delete(resources.CONFIG_MAPS, "cluster-info",
-                                      namespace="kube-public")  # fmt: skip
+        await publish(published["data"])
+    await until(lambda: server_is(management.server), what="server back to the published one")
 
 
 async def test_second_reconcile_makes_no_writes(harness, management_namespace):

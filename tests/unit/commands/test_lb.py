@@ -93,6 +93,37 @@ def test_build_refuses_bad_name_and_duplicate_ports():
         lb.build("web", "ns", ["80", "80"], ["10.0.0.1"])
 
 
+def test_build_with_an_addresses_reference_and_persistence():
+    obj = lb.build("web", "ns", ["80:30080"], [], addresses_ref="default", persistence="SourceIP")
+    assert obj["spec"]["endpoints"] == [
+        {"addressesReference": {"name": "default"}, "ports": [{"port": 30080, "protocol": "TCP"}]}
+    ]
+    assert obj["spec"]["persistence"] == {"type": "SourceIP"}
+    parsed = registry.parse_as(api_lb.LoadBalancer, obj)
+    assert parsed.spec.persistence is not None
+    assert parsed.spec.persistence.type == api_lb.PersistenceType.SOURCE_IP
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "ref", "problem"),
+    [
+        (["10.0.0.1"], "default", "exclude each other"),
+        ([], None, "at least one --endpoint"),
+        ([], " ", "empty name"),
+    ],
+)
+def test_build_needs_exactly_one_source_of_addresses(endpoints, ref, problem):
+    with pytest.raises(lb.UsageError, match=problem):
+        lb.build("web", "ns", ["80"], endpoints, addresses_ref=ref)
+
+
+def test_create_refuses_an_unknown_persistence(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["lb", "create", "web", "--port", "80", "--endpoint", "10.0.0.1",
+                  "--persistence", "Cookie"])  # fmt: skip
+    assert "invalid choice: 'Cookie'" in capsys.readouterr().err
+
+
 def test_create_reports_bad_flags_before_connecting(capsys, tmp_path):
     missing = tmp_path / "no-such-kubeconfig"
     code = cli.main(

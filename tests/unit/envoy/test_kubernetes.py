@@ -12,7 +12,7 @@ OPTIONS = kubernetes.Options(xds_host="envoycp.kubelb.svc", xds_port=8001)
 
 def render(proxy=None, replicas=3, resources=None):
     proxy = api_config.EnvoyProxy.model_validate(proxy or {})
-    return kubernetes.desired_deployment("tenant-a", OPTIONS, proxy, replicas, resources)
+    return kubernetes.desired_workload("tenant-a", OPTIONS, proxy, replicas, resources)
 
 
 def containers(deployment):
@@ -90,7 +90,7 @@ def test_rendering_is_deterministic():
 def test_xds_tls_mounts_the_certificate_secret():
     proxy = api_config.EnvoyProxy.model_validate({})
     options = kubernetes.Options(xds_host="envoycp.kubelb.svc", xds_tls=True)
-    d = kubernetes.desired_deployment("tenant-a", options, proxy, 1, None)
+    d = kubernetes.desired_workload("tenant-a", options, proxy, 1, None)
     pod = d["spec"]["template"]["spec"]
     assert pod["volumes"] == [
         {"name": "xds-tls", "secret": {"secretName": "envoy-tenant-a-xds-cert"}}
@@ -109,3 +109,44 @@ def test_xds_tls_mounts_the_certificate_secret():
     plain = render()
     assert "volumes" not in plain["spec"]["template"]["spec"]
     assert "transport_socket" not in containers(plain)["envoy-proxy"]["args"][1]
+
+
+def test_heap_limit_adds_the_fixed_heap_monitor_and_its_actions():
+    overload = {"enabled": True, "maxHeapSizeBytes": 1 << 30}
+    args = containers(render({"overloadManager": overload}))["envoy-proxy"]["args"]
+    boot = json.loads(args[args.index("--config-yaml") + 1])
+    manager = boot["overload_manager"]
+    (monitor,) = manager["resource_monitors"]
+    assert monitor["name"] == "envoy.resource_monitors.fixed_heap"
+    assert monitor["typed_config"]["max_heap_size_bytes"] == 1 << 30
+    actions = {a["name"]: a["triggers"][0]["threshold"]["value"] for a in manager["actions"]}
+    assert actions == {
+        "envoy.overload_actions.shrink_heap": 0.95,
+        "envoy.overload_actions.stop_accepting_requests": 0.98,
+    }
+
+
+def test_heap_limit_of_a_disabled_overload_manager_is_not_applied():
+    overload = {"enabled": False, "maxHeapSizeBytes": 1 << 30}
+    args = containers(render({"overloadManager": overload}))["envoy-proxy"]["args"]
+    assert "overload_manager" not in json.loads(args[args.index("--config-yaml") + 1])
+
+
+def test_daemonset_has_the_same_pods_and_no_replicas():
+    deployment = render(replicas=5)
+    daemon_set = render({"useDaemonset": True}, replicas=5)
+    assert (deployment["kind"], daemon_set["kind"]) == ("Deployment", "DaemonSet")
+    assert "replicas" not in daemon_set["spec"]
+    assert daemon_set["metadata"] == deployment["metadata"]
+    assert daemon_set["spec"]["template"] == deployment["spec"]["template"]
+    assert daemon_set["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_pod_monitor_selects_the_envoy_pods_metrics_port():
+    monitor = kubernetes.desired_pod_monitor("tenant-a")
+    pods = render()["spec"]["template"]
+    assert monitor["metadata"]["name"] == "envoy-tenant-a"
+    assert monitor["spec"]["selector"]["matchLabels"] == pods["metadata"]["labels"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"]: p["containerPort"] for p in containers(render())["envoy-proxy"]["ports"]}
+    assert (ports[endpoint["port"]], endpoint["path"]) == (19001, "/stats/prometheus")

@@ -97,3 +97,23 @@ def test_group_by_hostname_keeps_order_and_appends_fallbacks():
         ("*", ("*",), ["c", "b"]),
         ("x.test", ("x.test",), ["a", "c", "b"]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "tls", "message"),
+    [
+        (proxy.Protocol.HTTP, proxy.UpstreamTLS(ca_pem="PEM"), None),
+        (proxy.Protocol.HTTP, proxy.UpstreamTLS(verify=False, sni="a.example"), None),
+        (proxy.Protocol.HTTP, proxy.UpstreamTLS(), "verification needs a CA bundle"),
+        (proxy.Protocol.HTTP, proxy.UpstreamTLS(verify=False, ca_pem="PEM"), "and only it"),
+        (proxy.Protocol.TCP, proxy.UpstreamTLS(ca_pem="PEM"), "only supported on HTTP"),
+    ],
+)
+def test_upstream_tls_errors(protocol, tls, message):
+    cluster = proxy.Cluster(name="c", protocol=protocol, tls=tls)
+    found = proxy.ProxyConfig(node_id="n", clusters=(cluster,)).validate()
+    if message is None:
+        assert found == []
+    else:
+        assert len(found) == 1, found
+        assert message in found[0]

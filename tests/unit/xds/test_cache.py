@@ -138,3 +138,17 @@ def test_a_nack_stands_until_that_type_is_acked_again():
     assert c.rejection("n") is None
     assert c.status("n").last_nack is None
     assert heard == ["n", "n"]
+
+
+def test_cache_counters_are_per_snapshot_name():
+    c = cache.SnapshotCache()
+    names = ("kubelb_envoy_control_plane_cache_misses_total",
+             "kubelb_envoy_control_plane_cache_hits_total",
+             "kubelb_envoy_control_plane_cache_clears_total")  # fmt: skip
+    before = {n: sample(n, snapshot_name="counted") for n in names}
+    c.register(callbacks.StreamInfo(stream_id=1, peer="test", node_id="counted"), lambda: None)
+    c.set_snapshot("counted", lb(1))
+    c.register(callbacks.StreamInfo(stream_id=2, peer="test", node_id="counted"), lambda: None)
+    c.clear_snapshot("counted")
+    after = {n: sample(n, snapshot_name="counted") - before[n] for n in names}
+    assert list(after.values()) == [1, 1, 1]
