@@ -47,7 +47,7 @@ from kubelb.api import (
     route as api_route,
     tenant as api_tenant,
 )
-from kubelb.irbuild import routes as irroutes, routetls
+from kubelb.irbuild import backendtls, routes as irroutes, routetls
 from kubelb.kube import (
     controller,
     errors,
@@ -192,6 +192,7 @@ class RouteReads:
                                 listen_ports=entry.listen_ports, taken_ports=taken,
                                 settings=settings, policy=policy,
                                 status_address=entry.external,
+                                ca_bundles=backendtls.ca_bundles(namespace, secrets),
                                 certificates=certificates)  # fmt: skip
             stale_at = routetls.next_change(namespace, secrets, now) if secrets else None
             self.builds += 1
