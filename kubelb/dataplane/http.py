@@ -217,7 +217,7 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
         if r.redirect is not None:
             location = http_filters.redirect_location(
                 r.redirect,
-                scheme="http",
+                scheme=ctx.scheme,
                 host_header=http_messages.header(ex.headers, b"host").decode("latin-1"),
                 target=path,
                 prefix=route.prefix,
@@ -231,7 +231,9 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
         if target is None:
             self._local_error(503, f"no healthy endpoint for route {r.name!r}")
             return
-        ex.head = http_actions.upstream_head(ex, route, path, self.client)
+        ex.head = http_actions.upstream_head(
+            ex, route, path, self.client, b"https" if ctx.certificates is not None else b"http"
+        )
         if route.mirrors and ex.upgrade is None:
             self._prepare_mirrors(ex, route)
         self._connect(ex, target)
