@@ -465,13 +465,13 @@ def _listener_errors(li: Listener, clusters: set[str]) -> list[str]:
             errors.append(f"{where}: a {li.protocol} listener needs at least one cluster")
         if li.virtual_hosts:
             errors.append(f"{where}: only HTTP listeners have virtual hosts")
+        errors.extend(
+            f"{where}: refers to unknown cluster {c!r}" for c in li.clusters if c not in clusters
+        )
     if li.tls is not None and li.protocol is not Protocol.HTTP:
         errors.append(f"{where}: only HTTP listeners terminate TLS")
     if li.sni_routes and li.protocol is not Protocol.TLS:
         errors.append(f"{where}: only TLS listeners have SNI routes")
-        errors.extend(
-            f"{where}: refers to unknown cluster {c!r}" for c in li.clusters if c not in clusters
-        )
     return errors
 
 
