@@ -255,6 +255,8 @@ async def _take_turn(index: int) -> None:
 
 def _same_socket(a: proxy.Listener, b: proxy.Listener) -> bool:
     """The bound socket can serve `b` (TLS is set when it is bound, so it must not come or go)."""
-    return a.bind_key == b.bind_key and a.protocol == b.protocol and (
-        (a.tls is None) == (b.tls is None)
+    return (
+        a.bind_key == b.bind_key
+        and a.protocol == b.protocol
+        and ((a.tls is None) == (b.tls is None))
     )

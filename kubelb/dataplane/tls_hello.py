@@ -1,8 +1,9 @@
 """The server name (SNI) of a TLS ClientHello, read from the first bytes a client sends.
 
 Input: the bytes received so far on a connection, untrusted. Output: `parse` says `More` (a
-ClientHello may still follow: parse again once `at_least` bytes are in), `NOT_TLS` (these bytes are no ClientHello, or one too
-large or malformed to route) or a `Hello` with the server name (None when the client sent none).
+ClientHello may still follow: parse again once `at_least` bytes are in), `NOT_TLS` (these bytes
+are no ClientHello, or one too large or malformed to route) or a `Hello` with the server name
+(None when the client sent none).
 The ClientHello may span several TLS records (RFC 8446 5.1 allows fragmented handshakes); only
 `MAX_HELLO` bytes are ever looked at. Nothing here raises on any input: every length is checked
 before it is used, so a peer sending garbage only gets its connection closed.

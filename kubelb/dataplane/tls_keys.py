@@ -3,10 +3,10 @@
 Input: the config's secrets (PEM certificate chain and private key, which reach the data plane
 inside the configuration over its control socket or worker pipe, never through a file). Output:
 `Store.update` gives one server context per secret name and ALPN offer, built only when the
-secret's content is new (an apply that changes nothing else reloads nothing); `listener_context(pick)` gives the
-context a terminating listener is bound with: its SNI callback asks `pick` for the current
-secret's context on every new handshake, so a rotated secret serves new handshakes at once while
-open connections keep the session they have.
+secret's content is new (an apply that changes nothing else reloads nothing);
+`listener_context(pick)` gives the context a terminating listener is bound with: its SNI
+callback asks `pick` for the current secret's context on every new handshake, so a rotated
+secret serves new handshakes at once while open connections keep the session they have.
 
 `SSLContext.load_cert_chain` reads only paths: the PEM goes into an anonymous memory file
 (`memfd_create`) read through `/proc/self/fd/N` and closed right after, so key material never
@@ -49,9 +49,7 @@ class Secret(Protocol):
     def private_key(self) -> str: ...
 
 
-def alpn_offer(
-    listener: proxy.Listener, upstream: Callable[[str], proxy.UpstreamProtocol]
-) -> Alpn:
+def alpn_offer(listener: proxy.Listener, upstream: Callable[[str], proxy.UpstreamProtocol]) -> Alpn:
     """What `listener`'s handshakes offer, given each cluster's upstream protocol."""
     clusters = listener.route_clusters
     if clusters and all(upstream(c) is proxy.UpstreamProtocol.HTTP2 for c in clusters):

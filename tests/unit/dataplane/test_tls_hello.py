@@ -95,7 +95,8 @@ def test_a_hello_longer_than_the_limit_is_refused() -> None:
 
 def _with_sni_bytes(hello: bytes, old: bytes, new: bytes) -> bytes:
     """`hello` with its host name replaced by `new` (same length), lengths unchanged."""
-    assert len(old) == len(new) and hello.count(old) == 1
+    assert len(old) == len(new)
+    assert hello.count(old) == 1
     return hello.replace(old, new)
 
 
@@ -116,6 +117,5 @@ def test_garbage_and_mutations_never_raise() -> None:
         verdict = tls_hello.parse(bytes(data[:cut]))
         assert isinstance(verdict, tls_hello.Hello | tls_hello.More) or verdict is tls_hello.NOT_TLS
     for _ in range(2000):
-        data = b"\x16\x03" + rng.randbytes(rng.randint(0, 300))
-        verdict = tls_hello.parse(data)
+        verdict = tls_hello.parse(b"\x16\x03" + rng.randbytes(rng.randint(0, 300)))
         assert isinstance(verdict, tls_hello.Hello | tls_hello.More) or verdict is tls_hello.NOT_TLS
