@@ -332,6 +332,12 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
             return
         self._bind(conn, fresh=True)
 
+    def _response_edits(self, ex: Exchange) -> http_filters.HeaderEdits | None:
+        edits = ex.route.response_edits if ex.route is not None else None
+        if (not ex.keep_alive or self.draining) and ex.upgrade is None:
+            return http_filters.closing(edits)
+        return edits
+
     def _bind(self, conn: http_upstream.UpstreamHTTP, *, fresh: bool) -> None:
         ex = self.active
         assert ex is not None
@@ -343,7 +349,7 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
             self,
             head_only=ex.method == b"HEAD",
             max_head=ctx.http.max_response_headers_kb * 1024,
-            edits=ex.route.response_edits if ex.route is not None else None,
+            edits=self._response_edits(ex),
         )
         out = conn.transport
         target = ex.target

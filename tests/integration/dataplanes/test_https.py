@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubelb.ir import proxy, tls
-from tests.integration.dataplane import backends, irs
+from tests.integration.dataplane import backends, irs, scenarios
 from tests.integration.dataplane.conftest import eventually
 from tests.integration.dataplanes import tls_traffic
 from tests.integration.dataplanes.conftest import Plane
@@ -294,3 +294,21 @@ async def test_hostile_clients_do_not_hurt_others(
     # And still, once they are gone.
     status, _, _ = await tls_traffic.https_get(https_addr, A, client)
     assert status == 200
+
+
+async def test_a_client_asking_to_close_is_told_so(plane: Plane, web, ca: tlscerts.CA) -> None:
+    """The backend keeps its connection to the proxy alive, yet the client that sent
+    `connection: close` reads `connection: close` (wrk, measuring new handshakes, relies on it)."""
+    config = https(web, {(A,): ca.issue(A)})
+    await plane.apply(config)
+    conn = await tls_traffic.Connection.open(irs.address(config), A, tls_traffic.client_context(ca))
+    try:
+        async with asyncio.timeout(10):
+            status, headers, _ = await scenarios.http_request(
+                ("", 0), scenarios.get("/", A, "connection: close\r\n"),
+                reader_writer=(conn.reader, conn.writer),
+            )  # fmt: skip
+            assert (status, headers.get("connection")) == (200, "close")
+            assert await conn.reader.read() == b""
+    finally:
+        await conn.close()
