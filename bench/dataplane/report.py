@@ -12,6 +12,8 @@ _TITLES = {
     "connrate": "new connections/s (TCP proxy)",
     "bulk": "bulk TCP Gbit/s",
     "l7": "HTTP req/s, L7 route table",
+    "https": "HTTPS req/s, kept-alive TLS",
+    "handshakes": "new TLS handshakes/s",
 }
 
 
