@@ -1,7 +1,8 @@
 """One bound socket per IR listener, and its connections until they drain.
 
-Input: an IR `Listener` and a `context.ListenerContext`. Output: a listening TCP server (TCP or
-HTTP protocols) or a UDP endpoint, swapped to a new context in place when the listener changes
+Input: an IR `Listener` and a `context.ListenerContext`. Output: a listening TCP server (TCP,
+HTTP, HTTPS: TLS terminated by uvloop with the certificate the SNI picks, `tls_keys`; TLS
+passthrough: `tls_passthrough`) or a UDP endpoint, swapped to a new context in place when the listener changes
 without moving (`update`), and drained when removed: stop accepting, ask connections to finish
 (HTTP closes idle keep-alive connections and the rest after their response), then close what is
 left when the drain time is over. A stopping data plane drains with `accepting=True`: new
