@@ -2,13 +2,13 @@
 
 Input: an IR `Listener` and a `context.ListenerContext`. Output: a listening TCP server (TCP,
 HTTP, HTTPS: TLS terminated by uvloop with the certificate the SNI picks, `tls_keys`; TLS
-passthrough: `tls_passthrough`) or a UDP endpoint, swapped to a new context in place when the listener changes
-without moving (`update`), and drained when removed: stop accepting, ask connections to finish
-(HTTP closes idle keep-alive connections and the rest after their response), then close what is
-left when the drain time is over. A stopping data plane drains with `accepting=True`: new
-connections are still served until the drain time is over (see `ListenerState.drain`). A bind
-failure is logged with the listener and its owner and reported in `status()`; it never affects
-other listeners.
+passthrough: `tls_passthrough`) or a UDP endpoint, swapped to a new context in place when the
+listener changes without moving (`update`), and drained when removed: stop accepting, ask
+connections to finish (HTTP closes idle keep-alive connections and the rest after their
+response), then close what is left when the drain time is over. A stopping data plane drains
+with `accepting=True`: new connections are still served until the drain time is over (see
+`ListenerState.drain`). A bind failure is logged with the listener and its owner and reported
+in `status()`; it never affects other listeners.
 """
 
 from __future__ import annotations
