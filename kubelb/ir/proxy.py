@@ -410,10 +410,12 @@ def drop_conflicting_listeners(config: ProxyConfig) -> ProxyConfig:
     if not dropped:
         return config
     used = {c for li in kept for c in li.clusters} | {c for li in kept for c in li.route_clusters}
+    named = {c.secret for li in kept if li.tls is not None for c in li.tls.certificates}
     return ProxyConfig(
         node_id=config.node_id,
         listeners=tuple(kept),
         clusters=tuple(c for c in config.clusters if c.name in used),
+        secrets=tuple(s for s in config.secrets if s.name in named),
         dropped_listeners=(*config.dropped_listeners, *dropped),
     )
 
