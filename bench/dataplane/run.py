@@ -221,6 +221,7 @@ def summarize(
             "envoy_to_direct": envoy / direct if envoy and direct else float("nan"),
             "python_to_direct": py / direct if py and direct else float("nan"),
             "python_to_envoy": py / envoy if py and envoy else float("nan"),
+            "python_to_envoy_paired": _paired(raw[scenario], metric),
             "target_python_to_envoy": TARGETS.get(scenario, float("nan")),
         }
     return {
@@ -249,6 +250,17 @@ def summarize(
         "ratios": ratios,
         "memory": mem,
     }  # fmt: skip
+
+
+def _paired(paths: dict[str, list[dict[str, float]]], metric: str) -> float:
+    """Median over runs of Python/Envoy within one run: the two points of a run are measured
+    back to back, so a machine whose load moves between runs moves both."""
+    pairs = [
+        py[metric] / env[metric]
+        for py, env in zip(paths.get("python", []), paths.get("envoy", []), strict=False)
+        if env.get(metric)
+    ]
+    return statistics.median(pairs) if pairs else float("nan")
 
 
 def l7_vs_http(medians: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
