@@ -17,7 +17,7 @@ import pytest
 from kubelb.app import python_driver
 from kubelb.dataplane import tls_keys
 from kubelb.ir import proxy, tls
-from tests.integration.dataplane import backends, irs
+from tests.integration.dataplane import backends, irs, scenarios
 from tests.integration.dataplane.conftest import DataPlaneFactory, eventually
 from tests.integration.dataplanes import tls_traffic
 from tests.integration.dataplanes.test_https import A, B, https, passthrough
@@ -166,3 +166,27 @@ async def test_key_material_reaches_the_daemon_over_its_socket_only(
 
 def _files_holding(folder: Path, data: bytes) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and data in p.read_bytes()]
+
+
+async def test_a_listener_turning_tls_on_and_off_in_place(
+    start_dataplane: DataPlaneFactory, web, ca: tlscerts.CA
+) -> None:
+    """TLS is set when the socket is bound: the same address and port, now with TLS, is bound
+    again and speaks TLS, and plain HTTP again after."""
+    secure = https(web, {(A,): ca.issue(A)})
+    plain = dataclasses.replace(
+        secure,
+        listeners=(dataclasses.replace(secure.listeners[0], tls=None),),
+        secrets=(),
+    )
+    addr = irs.address(secure)
+    dp = await start_dataplane(plain)
+    status, headers, _ = await scenarios.http_request(addr, scenarios.get("/", A))
+    assert (status, headers.get("x-backend")) == (200, "h0")
+    await dp.apply(secure)
+    status, headers, _ = await tls_traffic.https_get(addr, A, tls_traffic.client_context(ca))
+    assert (status, headers.get("x-backend")) == (200, "h0")
+    await dp.apply(plain)
+    status, headers, _ = await scenarios.http_request(addr, scenarios.get("/", A))
+    assert (status, headers.get("x-backend")) == (200, "h0")
+    assert web[0].requests[-1].headers["x-forwarded-proto"] == "http"
