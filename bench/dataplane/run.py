@@ -9,7 +9,10 @@ listener), the same through the TCP listener, new connections per second (wrk wi
 requests per second through a second HTTP listener with a realistic route table (50 virtual
 hosts of 10 routes, `bench.dataplane.l7`) to a route late in its host's list that matches a
 header, edits request and response headers, rewrites the path and splits between two weighted
-echo backends; each proxy must answer it as intended before anything is measured. The proxy is
+echo backends; each proxy must answer it as intended before anything is measured; `https` and
+`handshakes` (`bench.dataplane.https`): HTTPS requests per second on kept-alive TLS connections
+and new TLS handshakes per second, through an HTTPS listener with 20 named certificates and a
+default, the proxies only (Python/Envoy is also given paired within each run). The proxy is
 pinned to the first CPU, load generator and backend to the second. Medians of `--runs`, ratios
 to direct and Python vs Envoy, CPU time per request of the proxy, and the RSS per connection of
 10,000 idle connections, written as JSON, Markdown and PNG to bench/results/ (or --out).
