@@ -59,6 +59,7 @@ INGRESS = "Ingress"
 GATEWAY = "Gateway"
 HTTPROUTE = "HTTPRoute"
 GRPCROUTE = "GRPCRoute"
+TLSROUTE = "TLSRoute"
 INGRESS_DISABLED = "Ingress is disabled by the `ingress.disable` setting (Config or Tenant)"
 GATEWAY_API_DISABLED = (
     "Gateway API is disabled by the `gatewayAPI.disable` setting (Config or Tenant)"
@@ -171,7 +172,7 @@ def build_tenant_routes(
     for rep in ordered:
         by_kind.setdefault(rep.kind, []).append(rep)
     for kind, unknown in by_kind.items():
-        if kind not in (INGRESS, GATEWAY, HTTPROUTE, GRPCROUTE):
+        if kind not in (INGRESS, GATEWAY, HTTPROUTE, GRPCROUTE, TLSROUTE):
             for rep in unknown:
                 rep.problem(f"kind {kind!r} is not supported")
 
@@ -185,7 +186,8 @@ def build_tenant_routes(
         ingresses = []
     gateways = by_kind.get(GATEWAY, [])
     attachable = sorted(
-        (*by_kind.get(HTTPROUTE, []), *by_kind.get(GRPCROUTE, [])), key=lambda rep: rep.age
+        (*by_kind.get(HTTPROUTE, []), *by_kind.get(GRPCROUTE, []), *by_kind.get(TLSROUTE, [])),
+        key=lambda rep: rep.age,
     )
     if not settings.gateway_api_enabled:
         _disable_gateway_api([*gateways, *attachable])
