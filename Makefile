@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONTROLPLANE_BUILD := hack/controlplane/build.sh
 
-.PHONY: help venv demo test test-fast lint format golden crds gateway-api-crds controlplane cluster bench chaos clean
+.PHONY: help venv demo test test-fast lint format golden crds gateway-api-crds cert-manager-crds controlplane cluster bench chaos clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ crds: $(STAMP) ## Regenerate configs/crd/ from the API models
 
 gateway-api-crds: ## Regenerate configs/crds/gateway-api/ from the module pinned in hack/gateway-api
 	@bash hack/gateway-api/crds.sh
+
+cert-manager-crds: ## Regenerate configs/crds/cert-manager/ from the module pinned in hack/cert-manager
+	@bash hack/cert-manager/crds.sh
 
 cluster: $(STAMP) controlplane ## Run management and tenant API servers (kubeconfigs in .kubelb-dev/)
 	$(BIN)/kubelb dev-cluster --dir .kubelb-dev

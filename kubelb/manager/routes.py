@@ -48,7 +48,7 @@ from kubelb.api import (
 )
 from kubelb.irbuild import routes as irroutes
 from kubelb.kube import controller, errors, informer, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, infrastructure, l7entry, loadbalancers, routestatus
+from kubelb.manager import common, hostnames, infrastructure, l7entry, loadbalancers, routestatus
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
@@ -96,6 +96,7 @@ class RouteReads:
         self._build = build
         self._parsed: dict[str, tuple[str, api_route.Route | str]] = {}  # uid -> (rv, result)
         self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt]] = {}
+        self._hostnames = hostnames.HostnameRoutes()
         self.builds = 0
         self.routes.add_handler(self._changed)
 
@@ -114,11 +115,17 @@ class RouteReads:
         return hit
 
     def live(self, namespace: str) -> list[api_route.Route]:
+        """The tenant's valid Routes that are not being deleted, by name, then the in-memory
+        Routes serving its LoadBalancers' hostnames (`hostnames.hostname_route`)."""
         out = []
         for raw in sorted(self.routes.store.list(namespace), key=objects.name):
             parsed = self.parse(raw)
             if not objects.is_deleting(raw) and not isinstance(parsed, str):
                 out.append(parsed)
+        if self.inputs.managed(namespace) and self.inputs.disabled_reason(namespace) is None:
+            policy = hostnames.settings(self.inputs.config(), self.inputs.tenant(namespace))
+            lbs = self.inputs.live_load_balancers_in(namespace)
+            out.extend(self._hostnames.of(lbs, policy))
         return out
 
     def has_routes(self, namespace: str) -> bool:
@@ -329,8 +336,10 @@ class EnvoyRealisation:
         wanted = [p for p in state.ports if p not in state.taken] or list(state.ports)
         listen = self.infra.route_listen_ports(namespace, wanted, live)
         effective = self.inputs.effective(namespace)
+        dns = hostnames.dns_annotations(hostnames.served_hostnames(state.routes))
         desired = l7entry.desired_entry_service(namespace, listen, self.infra.service_shape,
-                                        effective.load_balancer_class)  # fmt: skip
+                                                effective.load_balancer_class,
+                                                annotations=dns)  # fmt: skip
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if not written.changed:
             return FROM_INFORMER
@@ -368,6 +377,9 @@ class RouteReconciler:
                                   watches.fields_changed("status.loadBalancer", "spec.ports")),
             inputs.watch_config(common.every_tenant(inputs)),
             inputs.watch_tenants(common.tenant_of_tenant),
+            # A hostname recorded or dropped adds or removes its in-memory Route.
+            watches.Watch(resource=resources.LOAD_BALANCERS, mapper=common.tenant_of,
+                          predicate=watches.fields_changed("status.hostname")),
             *infra.proxy_watches,  # the tenant's Envoy workload: its readiness
         )  # fmt: skip
 
