@@ -279,7 +279,7 @@ def hostname_route(lb: api_lb.LoadBalancer, policy: Settings) -> api_route.Route
                      "creationTimestamp": lb.metadata.creation_timestamp,
                      "labels": {labels.LB_NAME: lb.name, labels.LB_NAMESPACE: namespace}},
         "spec": {
-            "endpoints": [e.model_dump(by_alias=True, exclude_none=True, mode="json")
+            "endpoints": [e.model_dump(by_alias=True, exclude_defaults=True, mode="json")
                           for e in lb.spec.endpoints],
             "source": {"kubernetes": {
                 "resource": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",

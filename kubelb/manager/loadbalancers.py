@@ -15,7 +15,8 @@ infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady,
 RejectedByDataplane (the tenant's Envoy NACKed a configuration that holds this LoadBalancer, or
 one that names none: Envoy's error detail is the message), TenantDisabled, ConfigDisabled;
 Reconciled when served. The agent copies `loadBalancer` into the tenant's
-Service.
+Service. Hostnames (`kubelb.manager.hostnames`): `status.hostname`, a `Hostname` condition, the
+finalizer `kubelb.k8c.io/cleanup-hostname` and the hostname's cert-manager Certificate.
 
 When the infrastructure places Services itself (`Requeue.address_wait`, the address pool), a
 LoadBalancer whose Service was just created is not reported NoAddress at once: the pool's status

@@ -400,7 +400,13 @@ class RouteReconciler:
         managed = self.inputs.managed(namespace)
         if not managed:
             live = []  # another user's namespace: its Routes are not ours to serve
-        if not live and self.reads.entry_service(namespace) is None and not deleting:
+        served = managed and bool(self.reads.live(namespace))  # hostnames' in-memory Routes too
+        if (
+            not live
+            and not served
+            and self.reads.entry_service(namespace) is None
+            and (not deleting)
+        ):
             self._count(namespace, [])
             return controller.DONE
         current = await self._add_finalizers(live)
