@@ -3,8 +3,10 @@ the status of each. Pure.
 
 Only a Gateway named `kubelb` is served, one per tenant (the oldest; its tenant-cluster
 namespace does not matter, as upstream's manager moves them all into the tenant namespace).
-Each of its HTTP listeners is served; listeners sharing a port share one IR listener, in which a
-request goes to the listener with the most specific hostname covering its host. A route attaches
+Each of its HTTP and HTTPS listeners is served (an HTTPS listener terminates TLS with the
+certificate its `certificateRefs` name, `gatewaytls`); listeners sharing a port share one IR
+listener, in which a request goes to the listener with the most specific hostname covering its
+host. A route attaches
 by a parentRef naming `kubelb` (the ref's namespace is not checked, as upstream clears it),
 optionally narrowed by `sectionName` and `port`, to every listener whose protocol, allowed
 kinds and hostname admit it. `allowedRoutes.namespaces` is not evaluated: upstream serves every
@@ -18,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import gatewayroutes, routechecks, routecontext, routeprecedence
+from kubelb.irbuild import gatewayroutes, gatewaytls, routechecks, routecontext, routeprecedence
 
 GATEWAY_NAME = "kubelb"
 CONTROLLER_NAME = "kubelb.k8c.io/gateway-controller"
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
-TLS_NOT_SUPPORTED = "TLS is not supported yet"
+TLS_NOT_SUPPORTED = "TLS passthrough is not supported yet"
+SERVED_PROTOCOLS = ("HTTP", "HTTPS")
 condition = routecontext.condition
 
 
@@ -40,10 +43,14 @@ class Listener:
     resolved: tuple[bool, str, str] = (True, "ResolvedRefs", "All references are resolved")
     conflicted: tuple[bool, str, str] = (False, "NoConflicts", "No conflicts")
     attached: set[str] = field(default_factory=set)
+    protocol: str = "HTTP"
+    # HTTPS: the IR secret its certificate resolved to; None when it did not (not served).
+    secret: str | None = None
 
     @property
     def served(self) -> bool:
-        return self.accepted[0] and not self.conflicted[0]
+        certified = self.protocol != "HTTPS" or self.secret is not None
+        return self.accepted[0] and not self.conflicted[0] and certified
 
     def status(self) -> dict[str, Any]:
         programmed = (
@@ -74,12 +81,12 @@ def served_gateway(
 
 
 def http_ports(gateway: routecontext.Report) -> set[int]:
-    """The ports of the Gateway's HTTP listeners, before any conflict is looked at."""
+    """The ports of the Gateway's HTTP and HTTPS listeners, before any conflict is looked at."""
     try:
         return {
             port
             for li in (gateway.resource.get("spec") or {}).get("listeners") or ()
-            if li.get("protocol") == "HTTP" and isinstance(port := li.get("port"), int)
+            if li.get("protocol") in SERVED_PROTOCOLS and isinstance(port := li.get("port"), int)
         }
     except routecontext.MALFORMED:
         return set()  # `build` reports it
@@ -151,7 +158,7 @@ def build(
     for port in sorted({li.port for li in listeners if li.served}):
         on_port = [li for li in listeners if li.served and li.port == port]
         hosts = _virtual_hosts([li.hostname for li in on_port], candidates.get(port, []))
-        built_listener = tenant.listener(port, hosts, gateway.key)
+        built_listener = tenant.listener(port, hosts, gateway.key, _tls(on_port))
         out.append(built_listener)
         attached_names = sorted({n for li in on_port for n in li.attached})
         listener_routes[built_listener.name] = (gateway.name, *attached_names)
@@ -182,15 +189,16 @@ def _listeners(
             li.accepted = (False, "UnsupportedValue", bad_hostname)
             gateway.problem(f"{where}: {bad_hostname}: not served")
             continue
-        if protocol != "HTTP":
+        if protocol not in SERVED_PROTOCOLS:
             why = (
                 TLS_NOT_SUPPORTED
-                if protocol in ("HTTPS", "TLS")
-                else (f"protocol {protocol!r} is not supported")
+                if protocol == "TLS"
+                else f"protocol {protocol!r} is not supported"
             )
             li.accepted = (False, "UnsupportedProtocol", why)
             gateway.problem(f"{where}: {why}: not served")
             continue
+        li.protocol = protocol
         li.kinds, invalid = _kinds(raw)
         if invalid:
             li.resolved = (
@@ -204,6 +212,13 @@ def _listeners(
             li.conflicted = (True, "PortUnavailable", port_problem)
             gateway.problem(f"{where}: {port_problem}: not served")
             continue
+        other = next((o for o in out[:-1] if o.served and o.port == li.port
+                      and o.protocol != li.protocol), None)  # fmt: skip
+        if other is not None:
+            message = f"listener {other.name!r} serves {other.protocol} on the same port"
+            li.conflicted = (True, "ProtocolConflict", message)
+            gateway.problem(f"{where}: {message}: not served")
+            continue
         clash = next(
             (o for o in out[:-1] if o.served and o.port == li.port and o.hostname == li.hostname),
             None,
@@ -212,7 +227,22 @@ def _listeners(
             message = f"listener {clash.name!r} has the same port and hostname"
             li.conflicted = (True, "HostnameConflict", message)
             gateway.problem(f"{where}: {message}: not served")
+            continue
+        if protocol == "HTTPS":
+            gatewaytls.certify(tenant, gateway, li, raw.get("tls"))
     return out
+
+
+def _tls(on_port: Sequence[Listener]) -> proxy.ListenerTLS | None:
+    """The certificates of a port's HTTPS listeners, one per listener hostname."""
+    certificates = tuple(
+        proxy.ServerCertificate(
+            server_names=(li.hostname,) if li.hostname else (), secret=li.secret
+        )
+        for li in on_port
+        if li.secret is not None
+    )
+    return proxy.ListenerTLS(certificates=certificates) if certificates else None
 
 
 def _kinds(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -12,7 +12,8 @@ manager writes back (`RouteOutcome`: the served object's status in upstream's sh
 agent copies onto the tenant's object, and the problems that kept part of it from being served).
 
 Semantics (kubelb's own realisation: the tenant's Envoy routes the requests itself):
-- Ingress: rules and default backend on port 80 of the L7 address; pathType Exact, Prefix
+- Ingress: rules and default backend on port 80 of the L7 address, and on 443 over HTTPS for
+  the hosts of its `tls` entries (`routetls` resolves their Secrets); pathType Exact, Prefix
   (whole segments), ImplementationSpecific (as Prefix); a host's own rules before the host-less
   ones; within them Exact before Prefix, longer before shorter.
 - Gateway (named `kubelb`, at most one per tenant): one HTTP listener per distinct listener port,
@@ -51,6 +52,7 @@ from kubelb.irbuild import (
     loadbalancers,
     routebackends,
     routecontext,
+    routetls,
 )
 
 INGRESS = "Ingress"
@@ -141,6 +143,7 @@ def build_tenant_routes(
     settings: RouteSettings = RouteSettings(),
     policy: endpointpolicy.EndpointPolicy | None = None,
     status_address: str | None = None,
+    certificates: routetls.Certificates = routetls.NONE,
 ) -> RoutesBuilt:
     """The HTTP listeners and clusters of tenant namespace `namespace`, bound at `address`.
 
@@ -150,6 +153,7 @@ def build_tenant_routes(
     hold on the same entry point. `addresses` holds Addresses keyed "namespace/name"; a Route's
     reference resolves in `namespace` only. `status_address` is the address the statuses
     report (default `address`), e.g. a Service's external IP when `address` binds inside a pod.
+    `certificates`: the tenant's Secrets that TLS references may name (`routetls.index`).
     """
     tenant = routecontext.Tenant(
         namespace=namespace,
@@ -159,6 +163,7 @@ def build_tenant_routes(
         taken_ports=frozenset(taken_ports),
         clusters=routebackends.Clusters(namespace, policy),
         http=settings.http,
+        certificates=certificates,
     )
     reports = {r.metadata.name or "": routecontext.Report(tenant, r, addresses) for r in routes}
     ordered = sorted(reports.values(), key=lambda rep: rep.age)
@@ -189,7 +194,11 @@ def build_tenant_routes(
     ingress_blocked: str | None = None
     gateway_blocked: dict[int, str] = {}
     gateway = gatewayapi.served_gateway(gateways)
-    if gateway is not None and ingresses and ingress.PORT in gatewayapi.http_ports(gateway):
+    if (
+        gateway is not None
+        and ingresses
+        and (_ingress_ports(ingresses) & gatewayapi.http_ports(gateway))
+    ):
         if ingresses[0].age < gateway.age:
             gateway_blocked[ingress.PORT] = f"port {ingress.PORT} is used by the tenant's Ingresses"
         else:
@@ -199,6 +208,10 @@ def build_tenant_routes(
         if built_ingress is not None:
             listeners.append(built_ingress[0])
             listener_routes[built_ingress[0].name] = built_ingress[1]
+            https = ingress.https_listener(tenant, ingresses, built_ingress[0])
+            if https is not None:
+                listeners.append(https)
+                listener_routes[https.name] = built_ingress[1]
     if gateways or attachable:
         built_gateway = gatewayapi.build(
             tenant, gateways, attachable, blocked_ports=gateway_blocked
@@ -207,12 +220,14 @@ def build_tenant_routes(
         listener_routes.update(built_gateway.listener_routes)
 
     used = {c for li in listeners for c in li.route_clusters}
+    named = {c.secret for li in listeners if li.tls is not None for c in li.tls.certificates}
     piece = loadbalancers.Piece(
         key=piece_key(namespace),
         listeners=tuple(sorted(listeners, key=lambda li: li.name)),
         clusters=tenant.clusters.built(used),
         problems=(),
         refused=tuple(dict.fromkeys(m for rep in ordered for m in rep.refused)),
+        secrets=tuple(tenant.secrets[n] for n in sorted(named)),
     )
     return RoutesBuilt(
         piece=piece,
@@ -239,13 +254,24 @@ def requested_ports(
     )
     reports = sorted((routecontext.Report(tenant, r, {}) for r in routes), key=lambda r: r.age)
     ports: set[int] = set()
-    if settings.ingress_enabled and any(rep.kind == INGRESS for rep in reports):
-        ports.add(ingress.PORT)
+    ingresses = [rep for rep in reports if rep.kind == INGRESS]
+    if settings.ingress_enabled and ingresses:
+        ports.update(_ingress_ports(ingresses))
     if settings.gateway_api_enabled:
         gateway = gatewayapi.served_gateway([rep for rep in reports if rep.kind == GATEWAY])
         if gateway is not None:
             ports.update(p for p in gatewayapi.http_ports(gateway) if 1 <= p <= 65535)
     return frozenset(ports)
+
+
+def _ingress_ports(reports: Sequence[routecontext.Report]) -> set[int]:
+    """80, and 443 when an Ingress asks for TLS."""
+    ports = {ingress.PORT}
+    for rep in reports:
+        tls_given = (rep.resource.get("spec") or {}).get("tls")
+        if tls_given:
+            ports.add(ingress.TLS_PORT)
+    return ports
 
 
 def _disable_gateway_api(reports: Sequence[routecontext.Report]) -> None:

@@ -83,7 +83,7 @@ class SnapshotReconciler:
         if routes is not None:
             route_changes = watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
                                           predicate=watches.spec_changed)  # fmt: skip
-            self.watches = (*self.watches, route_changes)
+            self.watches = (*self.watches, route_changes, inputs.watch_secrets(common.tenant_of))
         self.published: dict[str, proxy.ProxyConfig] = {}
         self.builds = 0  # IRs assembled (tests, bench)
 

@@ -40,14 +40,24 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubelb.api import (
+    conditions,
     errors as api_errors,
     finalizers,
     registry,
     route as api_route,
     tenant as api_tenant,
 )
-from kubelb.irbuild import routes as irroutes
-from kubelb.kube import controller, errors, informer, objects, resources, watches, writer as kwriter
+from kubelb.irbuild import routes as irroutes, routetls
+from kubelb.kube import (
+    controller,
+    errors,
+    events as kevents,
+    informer,
+    objects,
+    resources,
+    watches,
+    writer as kwriter,
+)
 from kubelb.manager import common, hostnames, infrastructure, l7entry, loadbalancers, routestatus
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
@@ -161,15 +171,23 @@ class RouteReads:
         taken = l7entry.taken_ports(every, entry.external, name, namespace)
         addresses = self.inputs.addresses_in(namespace)
         policy = self.inputs.endpoint_policy(namespace)
-        inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy)
+        secrets = self.inputs.secrets.store.list(namespace)
+        # A Secret's version says whether its content may differ; the clock is not an input
+        # (a certificate expiring is judged at the next build).
+        secret_versions = tuple(sorted((objects.name(s), objects.resource_version(s))
+                                       for s in secrets))  # fmt: skip
+        inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy,
+                  secret_versions)  # fmt: skip
         known = self._built.get(namespace)
         if known is not None and known[0] == inputs:
             built = known[1]
         else:
+            certificates = routetls.index(namespace, secrets, time.time())
             built = self._build(namespace, routes, addresses, address=entry.bind,
                                 listen_ports=entry.listen_ports, taken_ports=taken,
                                 settings=settings, policy=policy,
-                                status_address=entry.external)  # fmt: skip
+                                status_address=entry.external,
+                                certificates=certificates)  # fmt: skip
             self.builds += 1
             self._built[namespace] = (inputs, built)
         return TenantRoutes(routes, settings, ports, entry, taken, built)
@@ -361,12 +379,15 @@ class RouteReconciler:
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
         realisation: Realisation,
+        events: kevents.EventRecorder | None = None,
     ) -> None:
+        """`events`: where a Route's new problems are also told (a Warning Event)."""
         self.inputs = inputs
         self.reads = reads
         self.writer = writer
         self.infra = infra
         self.realisation = realisation
+        self.events = events
         self.primary = inputs.watch_namespaces(common.tenant_of)
         self.watches: Sequence[watches.Watch] = (
             watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
@@ -380,6 +401,7 @@ class RouteReconciler:
             # A hostname recorded or dropped adds or removes its in-memory Route.
             watches.Watch(resource=resources.LOAD_BALANCERS, mapper=common.tenant_of,
                           predicate=watches.fields_changed("status.hostname")),
+            inputs.watch_secrets(common.tenant_of),  # certificates of the Routes' TLS
             *infra.proxy_watches,  # the tenant's Envoy workload: its readiness
         )  # fmt: skip
 
@@ -480,6 +502,9 @@ class RouteReconciler:
         if written.changed:
             logger.info("Route %s: %s", objects.key_of(raw),
                         "; ".join(verdict.problems) or "served")  # fmt: skip
+            if verdict.problems and self.events is not None:
+                await self.events.warning(raw, conditions.INSTALLATION_FAILED,
+                                          "; ".join(verdict.problems))  # fmt: skip
 
     def _count(self, namespace: str, raws: Sequence[objects.RawObject]) -> None:
         counts = Counter(_kind_of(raw) for raw in raws)
