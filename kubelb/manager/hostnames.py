@@ -26,7 +26,10 @@ it serves (`dns_annotations`), since its address is where the hostname answers. 
 certificates (`useCertificateAnnotations` and a `defaultClusterIssuer`) the manager writes the
 Certificate cert-manager acts on, `<lb>-ingress-tls` (the name cert-manager's ingress-shim gives
 the Certificate of upstream's Ingress), whose Secret of the same name is the Ingress' TLS
-secret; it is owned by the LoadBalancer and deleted with its hostname. The finalizer
+secret; it is owned by the LoadBalancer and deleted with its hostname. cert-manager labels that
+Secret `kubelb.k8c.io/origin-name: <lb>-ingress-tls` (the Certificate's `secretTemplate`), which
+is how the Routes' TLS finds it: the hostname is then served over HTTPS on the L7 entry's port
+443 too, its certificate by SDS, and a renewal reaches Envoy without a restart. The finalizer
 `kubelb.k8c.io/cleanup-hostname` stays on the LoadBalancer while a Certificate may exist.
 Upstream's live probes of DNS and HTTPS (`tlsEnabled`, `dnsRecordCreated`) are not made.
 """
@@ -242,6 +245,10 @@ def desired_certificate(lb: objects.RawObject, hostname: str, issuer: str) -> di
         },
         "spec": {
             "secretName": secret,
+            # The origin label is what the Routes' TLS reads Secrets by (`irbuild.routetls`:
+            # without an origin namespace, a reference by this name from the tenant finds it).
+            "secretTemplate": {"labels": {labels.ORIGIN_NAME: secret,
+                                          labels.MANAGED_BY: labels.MANAGED_BY_VALUE}},
             "dnsNames": [hostname],
             "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
         },

@@ -2,11 +2,14 @@
 and real Envoy processes (process deployer): a generated hostname is recorded, kept across a
 manager restart and served by the tenant's Envoy for its Host at the L7 entry, which carries
 external-dns's annotations; its cert-manager Certificate is accepted by the API server and goes
-with the LoadBalancer. Hostnames outside the allowed domains, or explicit ones the settings do not
-allow, are refused with a condition that says why."""
+with the LoadBalancer, and the Secret cert-manager would issue from it is served by SDS over
+HTTPS (SNI = the hostname, the chain checked against the test's CA). Hostnames outside the
+allowed domains, or explicit ones the settings do not allow, are refused with a condition that
+says why."""
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from typing import Any
@@ -26,10 +29,11 @@ from tests.integration.manager.helpers import (
     load_balancer,
     settled,
 )
+from tests.support import tlscerts, tlsclient
 
 pytestmark = pytest.mark.integration
 
-POOL_ADDRESS = "127.0.0.58"
+POOL_ADDRESS = "127.0.0.59"
 NODE_ADDRESS = "127.0.0.23"
 ISSUER = "issuer-self-signed"
 
@@ -102,6 +106,27 @@ async def test_generated_hostname_served_kept_and_cleaned_up(
                 "external-dns.alpha.kubernetes.io/ttl": "10",
             }
 
+            # cert-manager's part, played by the test: the issued Secret, labelled as the
+            # Certificate's secretTemplate asks. Envoy then serves the hostname over HTTPS.
+            ca = tlscerts.make_ca()
+            issued = ca.issue(host)
+            await kube.create(resources.SECRETS, issued_secret(cert, issued), namespace=ns)
+            context = tlsclient.client_context(ca.cert_pem)
+
+            async def https() -> tuple[int, int, str] | None:
+                try:
+                    conn = await tlsclient.HTTPSConnection.open(443, host, context,
+                                                                address=POOL_ADDRESS)  # fmt: skip
+                except (OSError, TimeoutError):
+                    return None
+                try:
+                    return (conn.serial, *await conn.get("/secure", host))
+                finally:
+                    await conn.close()
+
+            served = await eventually(https, what="Envoy serving the hostname over HTTPS")
+            assert served == (issued.serial, 200, "web /secure")
+
         # A restart generates nothing new: the recorded hostname is the one served.
         async with managers(manager_settings, **settings) as manager:
             assert await eventually(lambda: answer(host), what="served after a restart") == (
@@ -124,6 +149,17 @@ async def test_generated_hostname_served_kept_and_cleaned_up(
                 return got is None or got[0] == 404
 
             await eventually(unserved, what="the hostname no longer served")
+
+
+def issued_secret(certificate: dict[str, Any], issued: tlscerts.Issued) -> dict[str, Any]:
+    """The Secret cert-manager writes for `certificate`."""
+    spec = certificate["spec"]
+    return {
+        "metadata": {"name": spec["secretName"], "labels": spec["secretTemplate"]["labels"]},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": base64.b64encode(issued.cert_pem.encode()).decode(),
+                 "tls.key": base64.b64encode(issued.key_pem.encode()).decode()},
+    }  # fmt: skip
 
 
 async def test_hostnames_refused_with_a_reason(

@@ -257,6 +257,12 @@ def test_certificate_for_the_hostname() -> None:
     assert cert["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     assert cert["spec"] == {
         "secretName": "web-ingress-tls",
+        "secretTemplate": {
+            "labels": {
+                "kubelb.k8c.io/origin-name": "web-ingress-tls",
+                "kubelb.k8c.io/managed-by": "kubelb",
+            }
+        },
         "dnsNames": ["app.example.com"],
         "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"},
     }
