@@ -25,8 +25,8 @@ from kubelb.irbuild import gatewayroutes, gatewaytls, routechecks, routecontext,
 GATEWAY_NAME = "kubelb"
 CONTROLLER_NAME = "kubelb.k8c.io/gateway-controller"
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
-TLS_NOT_SUPPORTED = "TLS passthrough is not supported yet"
-SERVED_PROTOCOLS = ("HTTP", "HTTPS")
+TLS_KINDS = (gatewaytls.TLS_ROUTE,)
+SERVED_PROTOCOLS = ("HTTP", "HTTPS", "TLS")
 condition = routecontext.condition
 
 
@@ -131,10 +131,16 @@ def build(
             gateway.malformed(e)
     # port -> (listener hostname, hostnames, route, tiebreak)
     candidates: dict[int, list[tuple[str | None, tuple[str, ...], proxy.HTTPRoute, Any]]] = {}
+    sni: dict[int, list[gatewaytls.Candidate]] = {}  # port -> its TLSRoutes
     for rep in routes:
         grpc = rep.kind == "GRPCRoute"
+        backends: tuple[proxy.WeightedCluster, ...] = ()
         try:
-            built = gatewayroutes.build(rep, tenant, grpc=grpc)
+            if rep.kind == gatewaytls.TLS_ROUTE:
+                backends, findings = gatewaytls.route_backends(rep, tenant)
+                built = gatewayroutes.Built((), findings)
+            else:
+                built = gatewayroutes.build(rep, tenant, grpc=grpc)
             attached = _attach(rep, gateway, listeners, built.findings)
         except routecontext.MALFORMED as e:
             rep.malformed(e)
@@ -146,6 +152,8 @@ def build(
                 continue
             seen.add(id(li))
             li.attached.add(rep.name)
+            if rep.kind == gatewaytls.TLS_ROUTE:
+                sni.setdefault(li.port, []).append((li.hostname, hostnames, backends, rep))
             for rr in built.routes:
                 candidates.setdefault(li.port, []).append(
                     (li.hostname, hostnames, rr.route, (rr.order, rep.age, rr.position))
@@ -157,8 +165,14 @@ def build(
     listener_routes: dict[str, tuple[str, ...]] = {}
     for port in sorted({li.port for li in listeners if li.served}):
         on_port = [li for li in listeners if li.served and li.port == port]
-        hosts = _virtual_hosts([li.hostname for li in on_port], candidates.get(port, []))
-        built_listener = tenant.listener(port, hosts, gateway.key, _tls(on_port))
+        if on_port[0].protocol == "TLS":
+            sni_routes = gatewaytls.sni_routes(sni.get(port, []))
+            if not sni_routes:
+                continue  # nothing routed yet: nothing to bind
+            built_listener = tenant.passthrough(port, sni_routes, gateway.key)
+        else:
+            hosts = _virtual_hosts([li.hostname for li in on_port], candidates.get(port, []))
+            built_listener = tenant.listener(port, hosts, gateway.key, _tls(on_port))
         out.append(built_listener)
         attached_names = sorted({n for li in on_port for n in li.attached})
         listener_routes[built_listener.name] = (gateway.name, *attached_names)
@@ -190,16 +204,14 @@ def _listeners(
             gateway.problem(f"{where}: {bad_hostname}: not served")
             continue
         if protocol not in SERVED_PROTOCOLS:
-            why = (
-                TLS_NOT_SUPPORTED
-                if protocol == "TLS"
-                else f"protocol {protocol!r} is not supported"
-            )
+            why = f"protocol {protocol!r} is not supported"
             li.accepted = (False, "UnsupportedProtocol", why)
             gateway.problem(f"{where}: {why}: not served")
             continue
         li.protocol = protocol
-        li.kinds, invalid = _kinds(raw)
+        if protocol == "TLS" and not gatewaytls.passthrough(gateway, li, raw.get("tls")):
+            continue
+        li.kinds, invalid = _kinds(raw, TLS_KINDS if protocol == "TLS" else ROUTE_KINDS)
         if invalid:
             li.resolved = (
                 False,
@@ -245,16 +257,18 @@ def _tls(on_port: Sequence[Listener]) -> proxy.ListenerTLS | None:
     return proxy.ListenerTLS(certificates=certificates) if certificates else None
 
 
-def _kinds(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _kinds(
+    raw: Mapping[str, Any], served: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     given = (raw.get("allowedRoutes") or {}).get("kinds")
     if not given:
-        return ROUTE_KINDS, ()
+        return served, ()
     kinds: list[str] = []
     invalid: list[str] = []
     for k in given:
         kind = str(k.get("kind") or "")
         if k.get("group", gatewayroutes.GATEWAY_GROUP) == gatewayroutes.GATEWAY_GROUP and (
-            kind in ROUTE_KINDS
+            kind in served
         ):
             kinds.append(kind)
         else:

@@ -104,6 +104,7 @@ class Clusters:
     _endpoints: dict[str, set[proxy.Endpoint]] = field(default_factory=dict)
     _upstream: dict[str, proxy.UpstreamProtocol] = field(default_factory=dict)
     _placeholders: set[str] = field(default_factory=set)
+    _tcp: set[str] = field(default_factory=set)  # TLS passthrough: plain TCP clusters
 
     def unresolved(self) -> str:
         """A cluster without endpoints for the share of a route whose backend is invalid: its
@@ -119,7 +120,11 @@ class Clusters:
         endpoints: RouteEndpoints,
         ref: BackendRef,
         upstream: proxy.UpstreamProtocol = proxy.UpstreamProtocol.HTTP1,
+        *,
+        tcp: bool = False,
     ) -> Resolution:
+        """`tcp`: a TCP cluster (TLS passthrough), named apart from the Service port's HTTP
+        clusters."""
         service = find_service(endpoints.services, ref.namespace, ref.name)
         if service is None:
             return Resolution(
@@ -134,6 +139,10 @@ class Clusters:
         if not isinstance(node_port, int) or not 1 <= node_port <= 65535:
             return Resolution(None, f"{ref} has no NodePort", BACKEND_NOT_FOUND)
         name = cluster_name(self.tenant_namespace, ref.namespace, ref.name, number, upstream)
+        if tcp:
+            name = naming.join(self.tenant_namespace, L7_SEGMENT, ref.namespace, ref.name,
+                               str(number), "tcp")  # fmt: skip
+            self._tcp.add(name)
         admitted: list[proxy.Endpoint] = []
         refused: list[str] = []
         for address in endpoints.addresses:
@@ -151,7 +160,7 @@ class Clusters:
         return tuple(
             proxy.Cluster(
                 name=name,
-                protocol=proxy.Protocol.HTTP,
+                protocol=proxy.Protocol.TCP if name in self._tcp else proxy.Protocol.HTTP,
                 endpoints=tuple(sorted(self._endpoints[name], key=lambda e: (e.address, e.port))),
                 health_check=None if name in self._placeholders else proxy.HealthCheck(),
                 upstream_protocol=self._upstream[name],

@@ -52,6 +52,18 @@ class Tenant:
             owner=owner,
         )
 
+    def passthrough(
+        self, port: int, routes: tuple[proxy.SNIRoute, ...], owner: str
+    ) -> proxy.Listener:
+        return proxy.Listener(
+            name=naming.join(self.namespace, routebackends.L7_SEGMENT, str(port), "tls"),
+            address=self.address,
+            port=self.listen_ports.get(port, port),
+            protocol=proxy.Protocol.TLS,
+            sni_routes=routes,
+            owner=owner,
+        )
+
     def certificate(self, namespace: str, name: str) -> str | tls.TLSSecret:
         """The secret a TLS reference names (kept for the piece), or why it cannot serve."""
         resolved = self.certificates.resolve(namespace, name)
@@ -109,10 +121,11 @@ class Report:
         upstream: proxy.UpstreamProtocol = proxy.UpstreamProtocol.HTTP1,
         *,
         tenant: Tenant,
+        tcp: bool = False,
     ) -> routebackends.Resolution:
         """The reference's cluster (the caller reports why there is none); records the
         endpoints the policy refused."""
-        resolution = tenant.clusters.resolve(self.endpoints, ref, upstream)
+        resolution = tenant.clusters.resolve(self.endpoints, ref, upstream, tcp=tcp)
         self.refused.extend(m for m in resolution.refused if m not in self.refused)
         return resolution
 

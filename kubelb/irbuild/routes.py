@@ -59,6 +59,7 @@ INGRESS = "Ingress"
 GATEWAY = "Gateway"
 HTTPROUTE = "HTTPRoute"
 GRPCROUTE = "GRPCRoute"
+TLSROUTE = "TLSRoute"
 INGRESS_DISABLED = "Ingress is disabled by the `ingress.disable` setting (Config or Tenant)"
 GATEWAY_API_DISABLED = (
     "Gateway API is disabled by the `gatewayAPI.disable` setting (Config or Tenant)"
@@ -171,7 +172,7 @@ def build_tenant_routes(
     for rep in ordered:
         by_kind.setdefault(rep.kind, []).append(rep)
     for kind, unknown in by_kind.items():
-        if kind not in (INGRESS, GATEWAY, HTTPROUTE, GRPCROUTE):
+        if kind not in (INGRESS, GATEWAY, HTTPROUTE, GRPCROUTE, TLSROUTE):
             for rep in unknown:
                 rep.problem(f"kind {kind!r} is not supported")
 
@@ -185,24 +186,28 @@ def build_tenant_routes(
         ingresses = []
     gateways = by_kind.get(GATEWAY, [])
     attachable = sorted(
-        (*by_kind.get(HTTPROUTE, []), *by_kind.get(GRPCROUTE, [])), key=lambda rep: rep.age
+        (*by_kind.get(HTTPROUTE, []), *by_kind.get(GRPCROUTE, []), *by_kind.get(TLSROUTE, [])),
+        key=lambda rep: rep.age,
     )
     if not settings.gateway_api_enabled:
         _disable_gateway_api([*gateways, *attachable])
         gateways, attachable = [], []
-    # Port 80 goes to the older of the Ingresses and the Gateway; the other is told.
+    # Ports 80 (and 443 with TLS) go to the older of the Ingresses and the Gateway; the other
+    # is told.
     ingress_blocked: str | None = None
     gateway_blocked: dict[int, str] = {}
     gateway = gatewayapi.served_gateway(gateways)
-    if (
-        gateway is not None
-        and ingresses
-        and (_ingress_ports(ingresses) & gatewayapi.http_ports(gateway))
-    ):
+    shared: set[int] = set()
+    if gateway is not None and ingresses:
+        shared = _ingress_ports(ingresses) & gatewayapi.http_ports(gateway)
+    if gateway is not None and shared:
         if ingresses[0].age < gateway.age:
-            gateway_blocked[ingress.PORT] = f"port {ingress.PORT} is used by the tenant's Ingresses"
+            gateway_blocked.update(
+                (p, f"port {p} is used by the tenant's Ingresses") for p in shared
+            )
         else:
-            ingress_blocked = f"port {ingress.PORT} is used by Gateway {gateway.source_id}"
+            ports = ", ".join(str(p) for p in sorted(shared))
+            ingress_blocked = f"port {ports} is used by Gateway {gateway.source_id}"
     if ingresses:
         built_ingress = ingress.listener(tenant, ingresses, ingress_blocked)
         if built_ingress is not None:

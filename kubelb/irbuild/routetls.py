@@ -71,6 +71,18 @@ def index(namespace: str, secrets: Iterable[Mapping[str, Any]], now: float) -> C
     return Certificates(by_origin, by_name, namespace, now)
 
 
+def next_change(namespace: str, secrets: Iterable[Mapping[str, Any]], now: float) -> float | None:
+    """The first moment after `now` when one of `secrets` becomes valid or expires (a build
+    judged at `now` is stale from then on); None when none will."""
+    moments: list[float] = []
+    for raw in secrets:
+        secret = to_ir(namespace, raw)
+        info = tls.inspect(secret.certificate_chain, secret.private_key)
+        if not isinstance(info, str):
+            moments.extend(t for t in (info.not_before, info.not_after) if t > now)
+    return min(moments, default=None)
+
+
 def to_ir(namespace: str, raw: Mapping[str, Any]) -> tls.TLSSecret:
     """The IR form of a raw Secret (missing or undecodable keys become empty text, which
     validation reports)."""

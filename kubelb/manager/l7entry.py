@@ -23,7 +23,7 @@ from kubelb.util import naming
 ENTRY_LABEL = labels.L7_ENTRY
 INGRESS_PORT = 80
 GATEWAY_NAME = "kubelb"  # the one Gateway a tenant may have (upstream CE)
-GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute"})
+GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute"})
 
 
 def entry_service_name(namespace: str) -> str:

@@ -70,6 +70,8 @@ DELETE_RECHECK = 0.2
 # Service's status write reconciles it sooner).
 ADDRESS_RECHECK = 2.0
 STATUS_CONCURRENCY = 16
+# A certificate's validity boundary further away than this is looked at again after it.
+CERTIFICATE_RECHECK_CAP = 86400.0
 
 
 # `RouteReads.tenant`'s default: the entry Service as the informer has it.
@@ -86,6 +88,14 @@ class TenantRoutes:
     entry: infrastructure.RouteEntry | None  # None: nothing requested, or no address yet
     taken: frozenset[int] = frozenset()
     built: irroutes.RoutesBuilt | None = None  # None without an entry
+    # When a certificate of the tenant becomes valid or expires (time.time()): build again then.
+    stale_at: float | None = None
+
+    def stale_in(self, cap: float = CERTIFICATE_RECHECK_CAP) -> float | None:
+        """Seconds until `stale_at` (at most `cap`), None without one."""
+        if self.stale_at is None:
+            return None
+        return max(0.0, min(self.stale_at - time.time(), cap))
 
 
 class RouteReads:
@@ -105,7 +115,8 @@ class RouteReads:
         self.routes = informers.get(resources.ROUTES)
         self._build = build
         self._parsed: dict[str, tuple[str, api_route.Route | str]] = {}  # uid -> (rv, result)
-        self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt]] = {}
+        # namespace -> (inputs, build, when it goes stale)
+        self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt, float | None]] = {}
         self._hostnames = hostnames.HostnameRoutes()
         self.builds = 0
         self.routes.add_handler(self._changed)
@@ -179,18 +190,20 @@ class RouteReads:
         inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy,
                   secret_versions)  # fmt: skip
         known = self._built.get(namespace)
-        if known is not None and known[0] == inputs:
-            built = known[1]
+        now = time.time()
+        if known is not None and known[0] == inputs and (known[2] is None or now < known[2]):
+            built, stale_at = known[1], known[2]
         else:
-            certificates = routetls.index(namespace, secrets, time.time())
+            certificates = routetls.index(namespace, secrets, now)
             built = self._build(namespace, routes, addresses, address=entry.bind,
                                 listen_ports=entry.listen_ports, taken_ports=taken,
                                 settings=settings, policy=policy,
                                 status_address=entry.external,
                                 certificates=certificates)  # fmt: skip
+            stale_at = routetls.next_change(namespace, secrets, now) if secrets else None
             self.builds += 1
-            self._built[namespace] = (inputs, built)
-        return TenantRoutes(routes, settings, ports, entry, taken, built)
+            self._built[namespace] = (inputs, built, stale_at)
+        return TenantRoutes(routes, settings, ports, entry, taken, built, stale_at)
 
     def _changed(self, change: informer.Change) -> None:
         if change.new is None:
@@ -310,6 +323,8 @@ class EnvoyRealisation:
                 unknown = f"source kind {kind!r} is not served"
                 verdicts[name] = routestatus.RouteVerdict({}, (unknown,))
         recheck = ADDRESS_RECHECK if state.ports and state.entry is None else None
+        if (stale := state.stale_in()) is not None:  # a certificate expires or becomes valid
+            recheck = stale if recheck is None else min(recheck, stale)
         if not ready and state.built is not None and self.infra.requeue.not_ready:
             recheck = min(recheck or self.infra.requeue.not_ready, self.infra.requeue.not_ready)
         return Realised(verdicts, recheck)

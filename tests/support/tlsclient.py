@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -69,3 +73,31 @@ async def served_serial(
     conn = await HTTPSConnection.open(port, server_name, context, address=address)
     await conn.close()
     return conn.serial
+
+
+@contextlib.asynccontextmanager
+async def tls_echo(
+    issued: Any, tag: str, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[int]:
+    """A TLS line-echo server presenting `issued` (a `tlscerts.Issued`): answers each line `x`
+    with `<tag>:x`. Yields its port. The backend terminates TLS itself (passthrough tests)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as scratch:
+        cert, key = Path(scratch) / "tls.crt", Path(scratch) / "tls.key"
+        cert.write_text(issued.cert_pem)
+        key.write_text(issued.key_pem)
+        context.load_cert_chain(cert, key)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            while line := await reader.readline():
+                writer.write(f"{tag}:".encode() + line)
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, host, port, ssl=context)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()

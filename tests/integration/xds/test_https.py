@@ -240,7 +240,10 @@ async def test_passthrough_routes_by_sni_without_terminating(
     db, other = ca.issue("db.example.com"), ca.issue("other.example.com")
     context = tlsclient.client_context(ca.cert_pem)
     port = backends.free_port()
-    async with _tls_echo(db, "db") as db_port, _tls_echo(other, "other") as other_port:
+    async with (
+        tlsclient.tls_echo(db, "db") as db_port,
+        tlsclient.tls_echo(other, "other") as other_port,
+    ):
         clusters = tuple(
             proxy.Cluster(name=n, protocol=proxy.Protocol.TCP,
                           endpoints=(proxy.Endpoint(address="127.0.0.1", port=p),))
@@ -274,27 +277,3 @@ async def test_passthrough_routes_by_sni_without_terminating(
             loose.check_hostname = False
             with pytest.raises((ssl.SSLError, ConnectionError)):
                 await tlsclient.served_serial(port, "unknown.example.com", loose)
-
-
-@contextlib.asynccontextmanager
-async def _tls_echo(issued: tlscerts.Issued, tag: str) -> AsyncIterator[int]:
-    """A TLS line-echo server (the backend terminates TLS itself)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with (
-        tls._memory_file(issued.cert_pem) as cert, tls._memory_file(issued.key_pem) as key
-    ):  # fmt: skip
-        context.load_cert_chain(cert, key)
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, ssl.SSLError):
-            while line := await reader.readline():
-                writer.write(f"{tag}:".encode() + line)
-                await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()

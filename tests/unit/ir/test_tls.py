@@ -124,7 +124,9 @@ def test_passthrough_listener_validation_and_clusters():
         name="p", address="0.0.0.0", port=8443, protocol=proxy.Protocol.TLS, sni_routes=(route,)
     )
     config = proxy.ProxyConfig(
-        node_id="n", listeners=(li,), clusters=(proxy.Cluster(name="c", protocol="TCP"),)
+        node_id="n",
+        listeners=(li,),
+        clusters=(proxy.Cluster(name="c", protocol=proxy.Protocol.TCP),),
     )
     assert config.validate() == []
     assert li.route_clusters == ("c",)
@@ -136,3 +138,24 @@ def test_passthrough_listener_validation_and_clusters():
 def test_codec_round_trips_tls():
     config = _https_config(proxy.ServerCertificate(server_names=("a.x",), secret="a"))
     assert codec.proxy_config_from_dict(codec.to_dict(config)) == config
+
+
+def test_dropping_a_conflicting_listener_drops_the_secrets_only_it_named():
+    vh = proxy.VirtualHost(name="*", domains=("*",), routes=())
+
+    def https(name: str, secret: str) -> proxy.Listener:
+        return proxy.Listener(
+            name=name, address="0.0.0.0", port=443, protocol=proxy.Protocol.HTTP,
+            virtual_hosts=(vh,), tls=proxy.ListenerTLS(
+                certificates=(proxy.ServerCertificate(server_names=(), secret=secret),)),
+        )  # fmt: skip
+
+    config = proxy.ProxyConfig(
+        node_id="n",
+        listeners=(https("a", "kept"), https("b", "gone")),
+        secrets=tuple(tls.TLSSecret(name=n, certificate_chain="c", private_key="k")
+                      for n in ("gone", "kept")),
+    )  # fmt: skip
+    kept = proxy.drop_conflicting_listeners(config)
+    assert [li.name for li in kept.listeners] == ["a"]
+    assert [s.name for s in kept.secrets] == ["kept"]
