@@ -68,7 +68,8 @@ class SnapshotReconciler:
         self.routes = routes
         self.primary = inputs.watch_namespaces(common.tenant_of)
         lb_fields = watches.any_of(watches.spec_changed,
-                                   watches.fields_changed("status.service.ports"))  # fmt: skip
+                                   watches.fields_changed("status.service.ports",
+                                                          "status.hostname"))  # fmt: skip
         self.watches: Sequence[watches.Watch] = (
             watches.Watch(resource=resources.LOAD_BALANCERS, mapper=common.tenant_of,
                           predicate=lb_fields),

@@ -58,7 +58,7 @@ from kubelb.kube import (
     watches,
     writer as kwriter,
 )
-from kubelb.manager import common, infrastructure, l7entry, loadbalancers, routestatus
+from kubelb.manager import common, hostnames, infrastructure, l7entry, loadbalancers, routestatus
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
@@ -117,6 +117,7 @@ class RouteReads:
         self._parsed: dict[str, tuple[str, api_route.Route | str]] = {}  # uid -> (rv, result)
         # namespace -> (inputs, build, when it goes stale)
         self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt, float | None]] = {}
+        self._hostnames = hostnames.HostnameRoutes()
         self.builds = 0
         self.routes.add_handler(self._changed)
 
@@ -135,11 +136,17 @@ class RouteReads:
         return hit
 
     def live(self, namespace: str) -> list[api_route.Route]:
+        """The tenant's valid Routes that are not being deleted, by name, then the in-memory
+        Routes serving its LoadBalancers' hostnames (`hostnames.hostname_route`)."""
         out = []
         for raw in sorted(self.routes.store.list(namespace), key=objects.name):
             parsed = self.parse(raw)
             if not objects.is_deleting(raw) and not isinstance(parsed, str):
                 out.append(parsed)
+        if self.inputs.managed(namespace) and self.inputs.disabled_reason(namespace) is None:
+            policy = hostnames.settings(self.inputs.config(), self.inputs.tenant(namespace))
+            lbs = self.inputs.live_load_balancers_in(namespace)
+            out.extend(self._hostnames.of(lbs, policy))
         return out
 
     def has_routes(self, namespace: str) -> bool:
@@ -363,8 +370,10 @@ class EnvoyRealisation:
         wanted = [p for p in state.ports if p not in state.taken] or list(state.ports)
         listen = self.infra.route_listen_ports(namespace, wanted, live)
         effective = self.inputs.effective(namespace)
+        dns = hostnames.dns_annotations(hostnames.served_hostnames(state.routes))
         desired = l7entry.desired_entry_service(namespace, listen, self.infra.service_shape,
-                                        effective.load_balancer_class)  # fmt: skip
+                                                effective.load_balancer_class,
+                                                annotations=dns)  # fmt: skip
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if not written.changed:
             return FROM_INFORMER
@@ -405,6 +414,9 @@ class RouteReconciler:
                                   watches.fields_changed("status.loadBalancer", "spec.ports")),
             inputs.watch_config(common.every_tenant(inputs)),
             inputs.watch_tenants(common.tenant_of_tenant),
+            # A hostname recorded or dropped adds or removes its in-memory Route.
+            watches.Watch(resource=resources.LOAD_BALANCERS, mapper=common.tenant_of,
+                          predicate=watches.fields_changed("status.hostname")),
             inputs.watch_secrets(common.tenant_of),  # certificates of the Routes' TLS
             *infra.proxy_watches,  # the tenant's Envoy workload: its readiness
         )  # fmt: skip
@@ -426,7 +438,13 @@ class RouteReconciler:
         managed = self.inputs.managed(namespace)
         if not managed:
             live = []  # another user's namespace: its Routes are not ours to serve
-        if not live and self.reads.entry_service(namespace) is None and not deleting:
+        served = managed and bool(self.reads.live(namespace))  # hostnames' in-memory Routes too
+        if (
+            not live
+            and not served
+            and self.reads.entry_service(namespace) is None
+            and (not deleting)
+        ):
             self._count(namespace, [])
             return controller.DONE
         current = await self._add_finalizers(live)
