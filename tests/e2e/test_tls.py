@@ -1,11 +1,13 @@
 """HTTPS end to end (upstream's `ingress/tls` scenario): a tenant's SyncSecret is copied by its
 agent to the management cluster, the manager turns it into Secret `<uid>` and the tenant's Envoy
 serves the Ingress' TLS host with it by SDS on 443; rewriting the SyncSecret in the tenant
-cluster rotates the certificate on new connections. Real agent, manager and Envoy processes."""
+cluster rotates the certificate on new connections; a key that does not match its certificate is
+told on the tenant's Ingress as a Warning Event. Real agent, manager and Envoy processes."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from typing import Any
 
@@ -76,4 +78,19 @@ async def test_ingress_tls_from_a_tenant_sync_secret(stack: Stack, kube_a, shop)
         await until(rotated_served, what="the rotated certificate", deadline=90)
         print(f"e2e: tenant SyncSecret change to new certificate served "
               f"{time.monotonic() - changed:.2f}s")  # fmt: skip
+
+        # A key from another certificate: the tenant sees why on its Ingress.
+        mismatched = dataclasses.replace(rotated, key_pem=first.key_pem)
+        current = await kube_a.get(resources.SYNC_SECRETS, "shop-tls", namespace=shop)
+        current["data"] = sync_secret("shop-tls", mismatched)["data"]
+        await kube_a.replace(resources.SYNC_SECRETS, current)
+
+        async def told() -> bool:
+            listed = await kube_a.list(resources.EVENTS, namespace=shop)
+            return any(e.get("type") == "Warning"
+                       and (e.get("involvedObject") or {}).get("name") == "secure"
+                       and "does not belong to the certificate" in str(e.get("message"))
+                       for e in listed.items)  # fmt: skip
+
+        await until(told, what="a Warning Event on the tenant's Ingress", deadline=90)
         await kube_a.delete(resources.INGRESSES, "secure", namespace=shop)
