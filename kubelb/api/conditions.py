@@ -22,6 +22,8 @@ RESOURCE_APPLIED = "ResourceAppliedSuccessfully"
 SYNCED = "Synced"
 # LoadBalancer (kubelb addition): its hostname is published and served, or why not.
 HOSTNAME = "Hostname"
+# Tenant (kubelb addition): every Config/Tenant setting for its Envoy is honoured, or which not.
+SETTINGS_APPLIED = "SettingsApplied"
 
 # --- Reasons: success ---
 RECONCILED = "Reconciled"
@@ -68,3 +70,8 @@ HOSTNAME_NOT_ALLOWED = "HostnameNotAllowed"
 NO_WILDCARD_DOMAIN = "NoWildcardDomain"
 # LoadBalancer hostname: served over HTTP, but its cert-manager Certificate could not be written.
 CERTIFICATE_FAILED = "CertificateFailed"
+# Tenant settings: all honoured by the Envoy infrastructure in use.
+SETTINGS_HONOURED = "Honoured"
+# Tenant settings: some do not apply to the Envoy infrastructure in use (e.g. pod settings on
+# local Envoy processes); the message names each and why.
+SETTINGS_NOT_APPLICABLE = "NotApplicable"
