@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CONTROLPLANE_BUILD := hack/controlplane/build.sh
 HELM_BUILD := hack/helm/build.sh
 
-.PHONY: help venv demo test test-fast lint format golden crds charts gateway-api-crds prometheus-operator-crds controlplane helm cluster bench chaos clean
+.PHONY: help venv demo test test-fast lint format golden crds charts gateway-api-crds prometheus-operator-crds cert-manager-crds controlplane helm cluster bench chaos clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ gateway-api-crds: ## Regenerate configs/crds/gateway-api/ from the module pinned
 
 prometheus-operator-crds: ## Regenerate configs/crds/prometheus-operator/ from the types pinned in hack/prometheus-operator
 	@bash hack/prometheus-operator/crds.sh
+
+cert-manager-crds: ## Regenerate configs/crds/cert-manager/ from the module pinned in hack/cert-manager
+	@bash hack/cert-manager/crds.sh
 
 cluster: $(STAMP) controlplane ## Run management and tenant API servers (kubeconfigs in .kubelb-dev/)
 	$(BIN)/kubelb dev-cluster --dir .kubelb-dev

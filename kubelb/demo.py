@@ -4,7 +4,10 @@ Starts small HTTP backends on 127.0.0.11-13 (standing in for a tenant's node por
 api on 18081, beta on 18082), runs standalone mode on the demo LoadBalancers and Routes, waits
 until the data plane serves them, then sends requests and shows how they spread over the
 backends (round robin) or stick to one (source-IP persistence), and which backend the HTTPRoute
-sends each host, path and header to. Keeps running until Ctrl-C, or for --duration seconds.
+sends each host, path and header to, and an HTTPS request to each host on the Gateway's HTTPS
+listener: the demo copies the config folder and writes the Secret `shop-tls` into the copy, a
+certificate for the hosts from a CA it makes for the run, which its client trusts. Keeps running
+until Ctrl-C, or for --duration seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import asyncio
 import collections
 import contextlib
 import logging
+import shutil
 import signal
+import ssl
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +30,7 @@ from aiohttp import web
 from kubelb.app import dataplanes, errors, logs, standalone
 from kubelb.infra import routeentry
 from kubelb.manager import l7entry
+from kubelb.pki import ca
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,10 @@ ROUTE_REQUESTS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("www.demo.local", "/api/items", {}),
     ("other.demo.local", "/", {}),
 )
+# The Gateway's HTTPS listener (configs/demo/routes.yaml), its Secret and the hosts asked.
+HTTPS_PORT = 8443
+TLS_SECRET = "shop-tls"
+HTTPS_HOSTS = ("shop.demo.local", "www.demo.local")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     backends = await _start_backends()
     with tempfile.TemporaryDirectory(prefix="kubelb-demo-") as state_dir:
+        config, trust = _config_with_certificate(args.config, Path(state_dir))
         settings = standalone.Settings(
-            config=args.config,
+            config=config,
             dataplane=args.dataplane,
             state_dir=Path(state_dir),
             admin_address=args.admin_address,
@@ -90,7 +101,7 @@ async def _demo(args: argparse.Namespace) -> int:
         print(f"kubelb demo: standalone mode with {args.config} on the {args.dataplane} data plane")
         running = asyncio.create_task(app.run(), name="standalone")
         try:
-            await _show(app, running)
+            await _show(app, running, trust)
             print("\nrunning; press Ctrl-C to stop" if args.duration is None else "")
             await _wait_for_stop(running, args.duration)
         finally:
@@ -123,7 +134,27 @@ async def _start_backends() -> list[web.AppRunner]:
     return runners
 
 
-async def _show(app: standalone.Standalone, running: asyncio.Task[None]) -> None:
+def _config_with_certificate(source: Path, state_dir: Path) -> tuple[Path, str]:
+    """A copy of the config folder with the Secret `shop-tls` written into it, and the PEM of
+    the CA that issued it (the demo's client trusts it)."""
+    config = state_dir / "config"
+    shutil.copytree(source, config)
+    authority = ca.Authority.create("kubelb demo CA")
+    leaf = authority.issue_server(HTTPS_HOSTS)
+    chain = (leaf.cert + authority.cert_pem).decode()
+    indent = "\n      "
+    (config / f"{TLS_SECRET}.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\n"
+        f"metadata: {{name: {TLS_SECRET}, namespace: demo, labels: "
+        f"{{kubelb.k8c.io/origin-name: {TLS_SECRET}, kubelb.k8c.io/origin-ns: default}}}}\n"
+        "type: kubernetes.io/tls\nstringData:\n"
+        f"  tls.crt: |{indent}{indent.join(chain.strip().splitlines())}\n"
+        f"  tls.key: |{indent}{indent.join(leaf.key.decode().strip().splitlines())}\n"
+    )
+    return config, authority.cert_pem.decode()
+
+
+async def _show(app: standalone.Standalone, running: asyncio.Task[None], trust: str) -> None:
     print("waiting for the data plane to serve the LoadBalancers ...")
     urls = await _wait_until_serving(app, running)
     async with aiohttp.ClientSession() as session:
@@ -135,14 +166,17 @@ async def _show(app: standalone.Standalone, running: asyncio.Task[None]) -> None
                     counts[(await response.text()).split()[2]] += 1
             spread = ", ".join(f"{backend}: {n}" for backend, n in sorted(counts.items()))
             print(f"  {name:<16} {url:<26} {REQUESTS} requests -> {spread}")
-    await _show_routes(app, running)
+    await _show_routes(app, running, trust)
     if app.admin is not None:
         print(f"status: http://{app.admin.host}:{app.admin.port}/api/loadbalancers")
 
 
-async def _show_routes(app: standalone.Standalone, running: asyncio.Task[None]) -> None:
-    """Each host, path and header through the HTTPRoute, and the backend that answered."""
+async def _show_routes(app: standalone.Standalone, running: asyncio.Task[None], trust: str) -> None:
+    """Each host, path and header through the HTTPRoute, and the backend that answered; then
+    each host over HTTPS."""
     entries = await _wait_for_routes(app, running)
+    secure = [(a, p) for a, p in entries if p == HTTPS_PORT]
+    entries = [(a, p) for a, p in entries if p != HTTPS_PORT]
     async with aiohttp.ClientSession() as session:
         for address, port in entries:
             print(f"HTTPRoute requests to http://{address}:{port}:")
@@ -154,6 +188,32 @@ async def _show_routes(app: standalone.Standalone, running: asyncio.Task[None]) 
                     text = await response.text()
                     answer = text.split()[2] if response.status == 200 else str(response.status)
                 print(f"  route {host:<18} {path:<11} {shown:<16} -> {answer}")
+    for address, port in secure:
+        print(f"HTTPS requests to {address}:{port} (the Gateway's HTTPS listener):")
+        for host in HTTPS_HOSTS:
+            print(f"  https://{host}:{port}/ {await _https_get(address, port, host, trust)}")
+
+
+async def _https_get(address: str, port: int, host: str, trust: str) -> str:
+    """One GET over TLS with SNI `host`, the chain checked against the demo CA: what answered,
+    and the certificate and TLS version it was served with."""
+    context = ssl.create_default_context(cadata=trust)
+    try:
+        async with asyncio.timeout(10):
+            reader, writer = await asyncio.open_connection(
+                address, port, ssl=context, server_hostname=host
+            )
+            tls = writer.get_extra_info("ssl_object")
+            writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            answer = (await reader.read()).decode("latin-1")
+            writer.close()
+    except (OSError, ssl.SSLError, TimeoutError) as e:
+        return f"-> failed: {e}"
+    status = answer.split(" ", 2)[1] if answer.startswith("HTTP/") else "?"
+    body = answer.partition("\r\n\r\n")[2].split()
+    served = body[2] if status == "200" and len(body) > 2 else status
+    names = [v for k, v in tls.getpeercert().get("subjectAltName", ()) if k == "DNS"]
+    return f"-> {served} ({tls.version()}, certificate for {', '.join(names)}, verified)"
 
 
 async def _wait_for_routes(

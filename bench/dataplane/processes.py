@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from bench.dataplane import l7, xds_server
+from bench.dataplane import https, l7, xds_server
 from kubelb.envoy import binary, bootstrap, deployer
-from kubelb.ir import codec, proxy
+from kubelb.ir import codec, proxy, tls
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -158,10 +158,12 @@ def iperf3_cmd(port: int) -> list[str] | None:
 
 
 def proxy_config(
-    ports: dict[str, int], backend: int, sink: int, echo: dict[str, int]
-) -> proxy.ProxyConfig:
-    """The IR both proxies serve: HTTP, TCP (to the HTTP backend) and bulk TCP listeners, and
-    the L7 scenario's HTTP listener (`bench.dataplane.l7`) to the echo backends `echo`."""
+    ports: dict[str, int], backend: int, sink: int, echo: dict[str, int],
+    secrets: tuple[tls.TLSSecret, ...] = (),
+) -> proxy.ProxyConfig:  # fmt: skip
+    """The IR both proxies serve: HTTP, TCP (to the HTTP backend) and bulk TCP listeners, the
+    L7 scenario's HTTP listener (`bench.dataplane.l7`) to the echo backends `echo`, and with
+    `secrets` the HTTPS listener (`bench.dataplane.https`) to the HTTP backend."""
 
     def cluster(name: str, protocol: proxy.Protocol, port: int) -> proxy.Cluster:
         return proxy.Cluster(
@@ -190,6 +192,7 @@ def proxy_config(
                 protocol=proxy.Protocol.TCP, clusters=("sink",),
             ),
             l7.listener(ports["l7"]),
+            *((https.listener(ports["https"], "web-http"),) if secrets else ()),
         ),
         clusters=(
             cluster("web-http", proxy.Protocol.HTTP, backend),
@@ -197,6 +200,7 @@ def proxy_config(
             cluster("sink", proxy.Protocol.TCP, sink),
             *l7.clusters(echo["a"], echo["b"]),
         ),
+        secrets=secrets,
     )  # fmt: skip
 
 

@@ -12,6 +12,8 @@ _TITLES = {
     "connrate": "new connections/s (TCP proxy)",
     "bulk": "bulk TCP Gbit/s",
     "l7": "HTTP req/s, L7 route table",
+    "https": "HTTPS req/s, kept-alive TLS",
+    "handshakes": "new TLS handshakes/s",
 }
 
 
@@ -38,6 +40,8 @@ def markdown(results: dict[str, Any]) -> str:
             value = m.get(metric, math.nan)
             vs_direct = value / direct if direct else math.nan
             py_env = _f(r["python_to_envoy"], 2) + "x" if path == "python" else ""
+            if path == "python" and not math.isnan(r.get("python_to_envoy_paired", math.nan)):
+                py_env += f" ({_f(r['python_to_envoy_paired'], 2)}x paired)"
             goal = r["target_python_to_envoy"]
             target = _f(goal, 1) + "x" if path == "python" and not math.isnan(goal) else ""
             lines.append(

@@ -9,7 +9,10 @@ listener), the same through the TCP listener, new connections per second (wrk wi
 requests per second through a second HTTP listener with a realistic route table (50 virtual
 hosts of 10 routes, `bench.dataplane.l7`) to a route late in its host's list that matches a
 header, edits request and response headers, rewrites the path and splits between two weighted
-echo backends; each proxy must answer it as intended before anything is measured. The proxy is
+echo backends; each proxy must answer it as intended before anything is measured; `https` and
+`handshakes` (`bench.dataplane.https`): HTTPS requests per second on kept-alive TLS connections
+and new TLS handshakes per second, through an HTTPS listener with 20 named certificates and a
+default, the proxies only (Python/Envoy is also given paired within each run). The proxy is
 pinned to the first CPU, load generator and backend to the second. Medians of `--runs`, ratios
 to direct and Python vs Envoy, CPU time per request of the proxy, and the RSS per connection of
 10,000 idle connections, written as JSON, Markdown and PNG to bench/results/ (or --out).
@@ -30,10 +33,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench import procstat, results_file
-from bench.dataplane import l7, load, memory, processes, report
+from bench.dataplane import https, l7, load, memory, processes, report
 
 PATHS = ("direct", "envoy", "python")
-SCENARIOS = ("http", "tcp", "connrate", "bulk", "l7")
+SCENARIOS = ("http", "tcp", "connrate", "bulk", "l7", "https", "handshakes")
+# Scenarios through a TLS listener: the proxies only (the backend speaks plain HTTP).
+TLS_SCENARIOS = ("https", "handshakes")
 TARGETS = {"tcp": 1.1, "bulk": 1.0, "http": 1.0}
 
 
@@ -81,8 +86,9 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
         work = Path(tmp)
         backend_port, sink_port = processes.free_port(), processes.free_port()
         echo_ports = {name: processes.free_port() for name in l7.WEIGHTS}
-        env_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk", "l7")}
-        py_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk", "l7")}
+        env_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk", "l7", "https")}
+        py_ports = {k: processes.free_port() for k in ("http", "tcp", "bulk", "l7", "https")}
+        secrets = https.secrets() if set(TLS_SCENARIOS) & set(scenarios) else ()
         backend_cmd, backend_name = processes.nginx_cmd(work, backend_port, echo_ports)
         # The backend gets the proxy's core on the direct path and shares the load core otherwise:
         # restarting it per path would disturb interleaving, so it is pinned to the load core.
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             load.sink_server(sink_port)
         # Idle once Envoy has its configuration, so it shares the load core.
         xds_port = processes.free_port()
-        env_config = processes.proxy_config(env_ports, backend_port, sink_port, echo_ports)
+        env_config = processes.proxy_config(env_ports, backend_port, sink_port, echo_ports, secrets)
         stack.enter_context(processes.process(
             processes.xds_server_cmd(work, env_config, xds_port),
             ready_port=xds_port, log=work / "xds.log", cpu=load_cpu,
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             processes.envoy_cmd(work, xds_port),
             ready_port=env_ports["http"], log=work / "envoy.log", cpu=proxy_cpu,
         ))  # fmt: skip
-        py_config = processes.proxy_config(py_ports, backend_port, sink_port, echo_ports)
+        py_config = processes.proxy_config(py_ports, backend_port, sink_port, echo_ports, secrets)
         python_pid = stack.enter_context(processes.process(
             processes.python_cmd(work, py_config, 1),
             ready_port=py_ports["http"], log=work / "python.log", cpu=proxy_cpu,
@@ -117,6 +123,10 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
         if "l7" in scenarios:
             for path, ports in (("envoy", env_ports), ("python", py_ports)):
                 print(f"L7 route through {path} answers as intended: {l7.check(ports['l7'])}")
+        if secrets:
+            for path, ports in (("envoy", env_ports), ("python", py_ports)):
+                version = https.check(ports["https"], secrets[-1].certificate_chain)
+                print(f"HTTPS through {path} serves the default certificate over {version}")
         # Direct, the L7 request goes to one echo backend as the client sends it.
         direct = {"http": backend_port, "tcp": backend_port, "bulk": sink_port,
                   "l7": echo_ports["a"]}  # fmt: skip
@@ -132,6 +142,8 @@ def run(args: argparse.Namespace, scenarios: list[str]) -> dict[str, Any]:
             order = PATHS[i % 3 :] + PATHS[: i % 3]
             for scenario in scenarios:
                 for path in order:
+                    if path == "direct" and scenario in TLS_SCENARIOS:
+                        continue
                     ports, pid = targets[path]
                     point = measure(scenario, ports, pid, args, load_cpu, proxy_cpu)
                     raw[scenario][path].append(point)
@@ -160,12 +172,16 @@ def measure(
         point = {"gbps": load.bulk(ports["bulk"], seconds=args.seconds, cpu=cpu)}
     else:
         port = ports[scenario] if scenario in ("http", "l7") else ports["tcp"]
+        scheme = "http"
+        if scenario in TLS_SCENARIOS:
+            port, scheme = ports["https"], "https"
         target, headers = "/", cast(tuple[tuple[str, str], ...], ())
         if scenario == "l7":
             target, headers = l7.MEASURED.target, (("Host", l7.MEASURED.host), *l7.MEASURED.headers)
         r = load.wrk(
-            f"http://127.0.0.1:{port}{target}", seconds=args.seconds,
-            connections=args.connections, cpu=cpu, close=scenario == "connrate", headers=headers,
+            f"{scheme}://127.0.0.1:{port}{target}", seconds=args.seconds,
+            connections=args.connections, cpu=cpu,
+            close=scenario in ("connrate", "handshakes"), headers=headers,
         )  # fmt: skip
         point = {"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "errors": r.errors}
         if pid:
@@ -208,6 +224,7 @@ def summarize(
             "envoy_to_direct": envoy / direct if envoy and direct else float("nan"),
             "python_to_direct": py / direct if py and direct else float("nan"),
             "python_to_envoy": py / envoy if py and envoy else float("nan"),
+            "python_to_envoy_paired": _paired(raw[scenario], metric),
             "target_python_to_envoy": TARGETS.get(scenario, float("nan")),
         }
     return {
@@ -218,6 +235,11 @@ def summarize(
             "machine": platform.machine(), "workers": 1,
             "http_load_generator": load.http_generator(),
             "bulk_load_generator": "iperf3" if processes.iperf3_cmd(0) else "python",
+            "https": {
+                "named_certificates": https.NAMED, "default_certificate": True,
+                "key": "ECDSA P-256", "sni": "127.0.0.1 (the default certificate)",
+                "handshakes": "Connection: close: one full handshake per request",
+            },
             "l7": {
                 "virtual_hosts": l7.HOSTS, "routes_per_host": l7.ROUTES_PER_HOST,
                 "host": l7.MEASURED.host, "target": l7.MEASURED.target,
@@ -231,6 +253,17 @@ def summarize(
         "ratios": ratios,
         "memory": mem,
     }  # fmt: skip
+
+
+def _paired(paths: dict[str, list[dict[str, float]]], metric: str) -> float:
+    """Median over runs of Python/Envoy within one run: the two points of a run are measured
+    back to back, so a machine whose load moves between runs moves both."""
+    pairs = [
+        py[metric] / env[metric]
+        for py, env in zip(paths.get("python", []), paths.get("envoy", []), strict=False)
+        if env.get(metric)
+    ]
+    return statistics.median(pairs) if pairs else float("nan")
 
 
 def l7_vs_http(medians: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

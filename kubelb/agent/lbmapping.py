@@ -223,6 +223,18 @@ def _without_default_ip_mode(status: Any) -> Any:
     return {**status, "ingress": ingress}
 
 
+def with_hostname(lb_status: MappingABC[str, Any], hostname: Any) -> MappingABC[str, Any]:
+    """The LoadBalancer's `status.loadBalancer` with its published hostname (`status.hostname`)
+    on every ingress entry, as upstream's CCM shows it on the tenant's Service."""
+    if not hostname or not isinstance(hostname, str):
+        return lb_status
+    ingress = [
+        {**item, "hostname": hostname} if isinstance(item, MappingABC) else item
+        for item in lb_status.get("ingress") or ()
+    ]
+    return {**lb_status, "ingress": ingress} if ingress else lb_status
+
+
 def ingress_of(lb: MappingABC[str, Any] | None) -> list[Any]:
     if lb is None:
         return []

@@ -187,7 +187,10 @@ class ServiceReconciler:
         self, key: objects.ObjectKey, service: objects.RawObject, lb: objects.RawObject
     ) -> None:
         """Copy the LB's address to the Service; say why there is none yet."""
-        lb_status = objects.lookup(lb, "status.loadBalancer") or {}
+        lb_status = lbmapping.with_hostname(
+            objects.lookup(lb, "status.loadBalancer") or {},
+            objects.lookup(lb, "status.hostname.hostname"),
+        )
         ingress = lbmapping.ingress_of(lb)
         if self.cloud_provider:
             written = await self.writer.update_status(

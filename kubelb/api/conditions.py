@@ -20,6 +20,10 @@ PROGRAMMED = "Programmed"
 RESOURCE_APPLIED = "ResourceAppliedSuccessfully"
 # SyncSecret (upstream): the Secret was copied.
 SYNCED = "Synced"
+# LoadBalancer (kubelb addition): its hostname is published and served, or why not.
+HOSTNAME = "Hostname"
+# Tenant (kubelb addition): every Config/Tenant setting for its Envoy is honoured, or which not.
+SETTINGS_APPLIED = "SettingsApplied"
 
 # --- Reasons: success ---
 RECONCILED = "Reconciled"
@@ -58,3 +62,16 @@ TENANT_DISABLED = "TenantDisabled"
 CONFIG_DISABLED = "ConfigDisabled"
 # The data plane rejected the configuration (an xDS NACK); the previous one keeps serving.
 REJECTED_BY_DATAPLANE = "RejectedByDataplane"
+# LoadBalancer hostname: published and served.
+HOSTNAME_ASSIGNED = "HostnameAssigned"
+# LoadBalancer hostname: explicit hostnames are not allowed, or it is outside the allowed domains.
+HOSTNAME_NOT_ALLOWED = "HostnameNotAllowed"
+# LoadBalancer hostname: a generated one is asked for but no wildcard domain is configured.
+NO_WILDCARD_DOMAIN = "NoWildcardDomain"
+# LoadBalancer hostname: served over HTTP, but its cert-manager Certificate could not be written.
+CERTIFICATE_FAILED = "CertificateFailed"
+# Tenant settings: all honoured by the Envoy infrastructure in use.
+SETTINGS_HONOURED = "Honoured"
+# Tenant settings: some do not apply to the Envoy infrastructure in use (e.g. pod settings on
+# local Envoy processes); the message names each and why.
+SETTINGS_NOT_APPLICABLE = "NotApplicable"

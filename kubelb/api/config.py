@@ -231,6 +231,9 @@ class ConfigDNSSettings(meta.KubeModel):
     """Add external-dns annotations to hostname objects."""
     use_certificate_annotations: bool = False
     """Add cert-manager annotations to hostname objects."""
+    allowed_domains: tuple[str, ...] | None = None
+    """Domains LoadBalancer hostnames must fall under (kubelb addition, after upstream EE's
+    Tenant allowedDomains): `*` stands for one label, `**` for any number; unset: any."""
 
 
 class ConfigSpec(AnnotationSettings):

@@ -46,6 +46,9 @@ class TenantDNSSettings(meta.KubeModel):
     """Add external-dns annotations to hostname objects."""
     use_certificate_annotations: bool | None = None
     """Add cert-manager annotations to hostname objects."""
+    allowed_domains: tuple[str, ...] | None = None
+    """Domains LoadBalancer hostnames must fall under (`*` one label, `**` any number);
+    replaces the Config's list when set."""
 
 
 class TenantSpec(config.AnnotationSettings):

@@ -75,7 +75,7 @@ class Core:
                                               self.infra, self._listeners_gone,
                                               rejections)  # fmt: skip
         self.routes = routes.RouteReconciler(self.inputs, self.route_reads, self.writer,
-                                             self.infra, realisation)  # fmt: skip
+                                             self.infra, realisation, events)  # fmt: skip
         # Each key is a tenant namespace or an object in one: that names the tenant in logs.
         tenant = _tenant_namespace
         self.snapshot_controller = controller.Controller(self.snapshots, self.informers,

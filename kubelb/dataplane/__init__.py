@@ -1,4 +1,5 @@
-"""The built-in Python data plane: TCP, UDP and HTTP proxying driven by the IR.
+"""The built-in Python data plane: TCP, UDP, HTTP and HTTPS proxying, and TLS passed through by
+SNI, driven by the IR.
 
 It serves the same IR as Envoy and behaves the same wherever the cross-data-plane suite
 (tests/integration/dataplanes) can tell; the deliberate differences (502/504 where Envoy answers

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from kubelb.dataplane import (
     http_filters,
     http_upstream,
     routing,
+    tls_keys,
+    tls_names,
     upstreams,
 )
 from kubelb.ir import proxy
@@ -45,6 +48,9 @@ class Options:
     upstream_pool_size: int = 128
     upstream_pool_idle_seconds: float = 60.0
     dns_refresh_seconds: float = upstreams.DNS_REFRESH_SECONDS
+    # Time a TLS client gets for its ClientHello (passthrough) or whole handshake (HTTPS):
+    # Envoy's TLS inspector default.
+    tls_handshake_timeout_seconds: float = 15.0
 
 
 class Tracker:
@@ -163,6 +169,15 @@ class ListenerContext:
     routes: routing.RouteTable[Route] | None = None
     http: proxy.HTTPOptions = field(default_factory=proxy.HTTPOptions)
     pool: http_upstream.Pool | None = None
+    # HTTPS: the server context of each server name (a terminating listener's handshakes).
+    certificates: tls_names.ServerNames[ssl.SSLContext] | None = None
+    # TLS passthrough: the backends of each server name.
+    sni: tls_names.ServerNames[balancer.Weighted[upstreams.Target]] | None = None
+
+    @property
+    def scheme(self) -> str:
+        """What the client speaks: `https` on a terminating listener."""
+        return "http" if self.certificates is None else "https"
 
     @property
     def name(self) -> str:
@@ -224,8 +239,26 @@ def build(
     buffer: flow_control.ReadBuffer,
     clock: Callable[[], float],
     pool: http_upstream.Pool,
+    secrets: Mapping[tuple[str, tls_keys.Alpn], ssl.SSLContext] | None = None,
 ) -> ListenerContext:
-    """A context for `listener` whose clusters are all present in `states`."""
+    """A context for `listener` whose clusters are all present in `states`, and the secrets it
+    names in `secrets` (one missing there failed to load: its server names are refused)."""
+    if listener.protocol is proxy.Protocol.TLS:
+        persistent = listener.source_ip_persistence
+        sni = tls_names.ServerNames(
+            (r.server_names,
+             balancer.Weighted([(balancer.Picker([states[b.cluster]], persistent=persistent),
+                                 b.weight) for b in r.backends], persistent=persistent))
+            for r in listener.sni_routes
+        )  # fmt: skip
+        return ListenerContext(
+            listener=listener,
+            options=options,
+            tracker=tracker,
+            buffer=buffer,
+            clock=clock,
+            sni=sni,
+        )
     if listener.protocol is proxy.Protocol.HTTP:
         http = listener.http or proxy.HTTPOptions()
         routes = routing.RouteTable(
@@ -241,6 +274,7 @@ def build(
             routes=routes,
             http=http,
             pool=pool,
+            certificates=None if listener.tls is None else _certificates(listener, states, secrets),
         )
     cluster_states = [states[name] for name in listener.clusters]
     return ListenerContext(
@@ -250,4 +284,19 @@ def build(
         buffer=buffer,
         clock=clock,
         picker=balancer.Picker(cluster_states, persistent=listener.source_ip_persistence),
+    )
+
+
+def _certificates(
+    listener: proxy.Listener,
+    states: Mapping[str, upstreams.ClusterState],
+    secrets: Mapping[tuple[str, tls_keys.Alpn], ssl.SSLContext] | None,
+) -> tls_names.ServerNames[ssl.SSLContext]:
+    assert listener.tls is not None
+    alpn = tls_keys.alpn_offer(listener, lambda c: states[c].cluster.upstream_protocol)
+    found = secrets or {}
+    return tls_names.ServerNames(
+        (c.server_names, found[(c.secret, alpn)])
+        for c in listener.tls.certificates
+        if (c.secret, alpn) in found
     )

@@ -218,7 +218,7 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
         if r.redirect is not None:
             location = http_filters.redirect_location(
                 r.redirect,
-                scheme="http",
+                scheme=ctx.scheme,
                 host_header=http_messages.header(ex.headers, b"host").decode("latin-1"),
                 target=path,
                 prefix=route.prefix,
@@ -232,7 +232,9 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
         if target is None:
             self._local_error(503, f"no healthy endpoint for route {r.name!r}")
             return
-        ex.head = http_actions.upstream_head(ex, route, path, self.client)
+        ex.head = http_actions.upstream_head(
+            ex, route, path, self.client, b"https" if ctx.certificates is not None else b"http"
+        )
         if route.mirrors and ex.upgrade is None:
             self._prepare_mirrors(ex, route)
         self._connect(ex, target)
@@ -338,6 +340,12 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
             return
         self._bind(conn, fresh=True)
 
+    def _response_edits(self, ex: Exchange) -> http_filters.HeaderEdits | None:
+        edits = ex.route.response_edits if ex.route is not None else None
+        if (not ex.keep_alive or self.draining) and ex.upgrade is None:
+            return http_filters.closing(edits)
+        return edits
+
     def _bind(self, conn: http_upstream.UpstreamHTTP, *, fresh: bool) -> None:
         ex = self.active
         assert ex is not None
@@ -351,7 +359,7 @@ class HTTPDownstream(http_parsing.RequestParsing, asyncio.BufferedProtocol):
             max_head=ctx.http.max_response_headers_kb * 1024,
             # Envoy's one header count bounds both directions (upstream KubeLB's headerLimits).
             max_headers=ctx.http.max_request_headers_count,
-            edits=ex.route.response_edits if ex.route is not None else None,
+            edits=self._response_edits(ex),
         )
         out = conn.transport
         target = ex.target

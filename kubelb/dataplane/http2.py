@@ -266,7 +266,7 @@ class H2Downstream(asyncio.Protocol):
         if r.redirect is not None:
             location = http_filters.redirect_location(
                 r.redirect,
-                scheme="http",
+                scheme=ctx.scheme,
                 host_header=authority.decode("latin-1"),
                 target=path,
                 prefix=route.prefix,
@@ -303,7 +303,10 @@ class H2Downstream(asyncio.Protocol):
                 if n not in (b"host", b"x-forwarded-for", b"x-forwarded-proto")
             ),
             (b"x-forwarded-for", xff + b", " + ip if xff else ip),
-            (b"x-forwarded-proto", http_messages.header(headers, b"x-forwarded-proto") or b"http"),
+            (
+                b"x-forwarded-proto",
+                http_messages.header(headers, b"x-forwarded-proto") or ctx.scheme.encode(),
+            ),
         ]
         s.target = target
         target.active += 1

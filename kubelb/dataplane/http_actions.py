@@ -13,7 +13,9 @@ from kubelb.dataplane import context, http_filters, http_messages, http_mirror, 
 from kubelb.dataplane.http_exchange import Exchange
 
 
-def upstream_head(ex: Exchange, route: context.Route, path: str, client: str) -> bytes:
+def upstream_head(
+    ex: Exchange, route: context.Route, path: str, client: str, scheme: bytes = b"http"
+) -> bytes:
     """The request head sent upstream, with the route's request edits and rewrite."""
     headers: list[tuple[bytes, bytes]] = ex.headers
     url = ex.url
@@ -35,6 +37,7 @@ def upstream_head(ex: Exchange, route: context.Route, path: str, client: str) ->
         client_ip=client,
         chunked=ex.chunked,
         upgrade=ex.upgrade,
+        scheme=scheme,
     )
 
 

@@ -60,6 +60,21 @@ class HeaderEdits:
         return edited
 
 
+def closing(edits: HeaderEdits | None) -> HeaderEdits:
+    """`edits`, and the upstream's `connection` and `keep-alive` headers replaced by
+    `connection: close`: for a response after which the client connection closes (the client
+    asked for it, or the listener drains), which the upstream's own keep-alive must not deny.
+    Clients that go by the response (wrk) would otherwise send their next request into a closed
+    connection, as Envoy never lets them."""
+    if edits is None:
+        return _CLOSING
+    out = HeaderEdits(proxy.HeaderModifier())
+    out.set = (*_CLOSING.set, *edits.set)
+    out.add = edits.add
+    out.drop = edits.drop | _CLOSING.drop
+    return out
+
+
 def edit_response_head(head: bytes, edits: HeaderEdits) -> bytes:
     """`head` (status line and headers, ending with the blank line) with `edits` applied."""
     lines = head.split(b"\r\n")
@@ -149,3 +164,8 @@ def redirect_location(
         target = rewrite_target(target, prefix, redirect.path)
     authority = host if port is None or DEFAULT_PORTS.get(new_scheme) == port else f"{host}:{port}"
     return f"{new_scheme}://{authority}{target}"
+
+
+_CLOSING = HeaderEdits(proxy.HeaderModifier())
+_CLOSING.set = ((b"connection", b"close"),)
+_CLOSING.drop = frozenset({b"connection", b"keep-alive"})

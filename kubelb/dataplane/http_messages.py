@@ -123,8 +123,10 @@ def request_head(
     client_ip: str,
     chunked: bool,
     upgrade: bytes | None,
+    scheme: bytes = b"http",
 ) -> bytes:
-    """The request head sent upstream: the client's headers minus hop-by-hop ones, plus XFF."""
+    """The request head sent upstream: the client's headers minus hop-by-hop ones, plus XFF,
+    and `x-forwarded-proto` (the client's own, else the `scheme` it connected with)."""
     parts = [method, b" ", target, b" HTTP/", version.encode(), b"\r\n"]
     xff = b""
     proto = False
@@ -141,7 +143,7 @@ def request_head(
     ip = client_ip.encode()
     parts += (b"x-forwarded-for: ", xff + b", " + ip if xff else ip, b"\r\n")
     if not proto:
-        parts.append(b"x-forwarded-proto: http\r\n")
+        parts += (b"x-forwarded-proto: ", scheme, b"\r\n")
     if chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
     if upgrade is not None:

@@ -1,13 +1,14 @@
 """One bound socket per IR listener, and its connections until they drain.
 
-Input: an IR `Listener` and a `context.ListenerContext`. Output: a listening TCP server (TCP or
-HTTP protocols) or a UDP endpoint, swapped to a new context in place when the listener changes
-without moving (`update`), and drained when removed: stop accepting, ask connections to finish
-(HTTP closes idle keep-alive connections and the rest after their response), then close what is
-left when the drain time is over. A stopping data plane drains with `accepting=True`: new
-connections are still served until the drain time is over (see `ListenerState.drain`). A bind
-failure is logged with the listener and its owner and reported in `status()`; it never affects
-other listeners.
+Input: an IR `Listener` and a `context.ListenerContext`. Output: a listening TCP server (TCP,
+HTTP, HTTPS: TLS terminated by uvloop with the certificate the SNI picks, `tls_keys`; TLS
+passthrough: `tls_passthrough`) or a UDP endpoint, swapped to a new context in place when the
+listener changes without moving (`update`), and drained when removed: stop accepting, ask
+connections to finish (HTTP closes idle keep-alive connections and the rest after their
+response), then close what is left when the drain time is over. A stopping data plane drains
+with `accepting=True`: new connections are still served until the drain time is over (see
+`ListenerState.drain`). A bind failure is logged with the listener and its owner and reported
+in `status()`; it never affects other listeners.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 
-from kubelb.dataplane import context, http, tcp, udp
+from kubelb.dataplane import context, http, tcp, tls_keys, tls_passthrough, udp
 from kubelb.ir import proxy
 from kubelb.util import logsafe
 
@@ -51,6 +53,7 @@ class ListenerState:
                 )
                 self.udp = protocol
             else:
+                tls = self._tls()
                 self.server = await loop.create_server(
                     self._protocol,
                     li.address,
@@ -58,6 +61,10 @@ class ListenerState:
                     reuse_address=True,
                     reuse_port=self.reuse_port or None,
                     backlog=_BACKLOG,
+                    ssl=tls,
+                    ssl_handshake_timeout=(
+                        self.handle.ctx.options.tls_handshake_timeout_seconds if tls else None
+                    ),
                 )
         except OSError as err:
             self.error = f"cannot bind {li.address}:{li.port}/{li.protocol}: {err.strerror or err}"
@@ -78,10 +85,26 @@ class ListenerState:
             li.port,
         )
 
+    def _tls(self) -> ssl.SSLContext | None:
+        """A terminating listener's context: every handshake takes the certificate for its SNI
+        from the current context (`update` swaps it, so a rotation reaches new handshakes)."""
+        if self.listener.tls is None:
+            return None
+        handle = self.handle
+
+        def pick(server_name: str | None) -> ssl.SSLContext | None:
+            certificates = handle.ctx.certificates
+            return None if certificates is None else certificates.pick(server_name)
+
+        return tls_keys.listener_context(pick)
+
     def _protocol(self) -> asyncio.BaseProtocol:
         ctx = self.handle.ctx
-        if ctx.listener.protocol is proxy.Protocol.HTTP:
+        protocol = ctx.listener.protocol
+        if protocol is proxy.Protocol.HTTP:
             return http.HTTPDownstream(self.handle)
+        if protocol is proxy.Protocol.TLS:
+            return tls_passthrough.SNIDownstream(ctx, self.handle)
         return tcp.TCPDownstream(ctx, self.handle)
 
     def update(self, ctx: context.ListenerContext) -> None:
@@ -148,4 +171,7 @@ class ListenerState:
             out["draining"] = True
         if self.udp is not None:
             out["sessions"] = len(self.udp.sessions)
+        if li.tls is not None:
+            certificates = self.handle.ctx.certificates
+            out["tls"] = {"server_names": len(certificates) if certificates is not None else 0}
         return out

@@ -22,7 +22,15 @@ import asyncio
 import logging
 from typing import Any
 
-from kubelb.dataplane import context, flow_control, http_upstream, listeners, processes, upstreams
+from kubelb.dataplane import (
+    context,
+    flow_control,
+    http_upstream,
+    listeners,
+    processes,
+    tls_keys,
+    upstreams,
+)
 from kubelb.ir import proxy
 from kubelb.util import logsafe
 
@@ -58,6 +66,7 @@ class DataPlane:
         )
         self._clusters: dict[str, upstreams.ClusterState] = {}
         self._listeners: dict[str, listeners.ListenerState] = {}
+        self._secrets = tls_keys.Store()
         self._draining: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._pool_workers: processes.WorkerPool | None = None
@@ -113,6 +122,13 @@ class DataPlane:
                 self._clusters[cluster.name] = state
             else:
                 await state.update(cluster)
+        # Loading a key pair takes a millisecond or more (RSA): off the loop. A secret whose
+        # content did not change keeps its context, so nothing is loaded again.
+        secrets = self._secrets.contexts
+        if config.secrets or secrets:
+            secrets = await asyncio.to_thread(
+                self._secrets.update, config.secrets, _wanted_secrets(config)
+            )
         wanted = {li.name: li for li in config.listeners}
         loop = asyncio.get_running_loop()
         keep: dict[str, listeners.ListenerState] = {}
@@ -136,6 +152,7 @@ class DataPlane:
                 buffer=self._buffer,
                 clock=loop.time,
                 pool=self._pool,
+                secrets=secrets,
             )
             if name in keep:
                 # Always swap: pickers hold the cluster states, which may have been replaced.
@@ -205,6 +222,8 @@ class DataPlane:
             "draining_listeners": len(self._draining),
             "pooled_upstream_connections": self._pool.count(),
             "config_errors": list(self.config_errors),
+            "tls_secrets": len(self._secrets.contexts),
+            "tls_secret_errors": dict(self._secrets.errors),
         }
 
 
@@ -216,6 +235,17 @@ def _checked(config: proxy.ProxyConfig) -> tuple[list[str], proxy.ProxyConfig]:
     return [], proxy.drop_conflicting_listeners(config)
 
 
+def _wanted_secrets(config: proxy.ProxyConfig) -> list[tuple[str, tls_keys.Alpn]]:
+    """The (secret, ALPN offer) pairs the terminating listeners of `config` present."""
+    protocols = {c.name: c.upstream_protocol for c in config.clusters}
+    return [
+        (c.secret, tls_keys.alpn_offer(li, protocols.__getitem__))
+        for li in config.listeners
+        if li.tls is not None
+        for c in li.tls.certificates
+    ]
+
+
 async def _take_turn(index: int) -> None:
     """Let the loop serve between batches: setting up an IP-only cluster or a listener context
     never yields by itself."""
@@ -224,4 +254,9 @@ async def _take_turn(index: int) -> None:
 
 
 def _same_socket(a: proxy.Listener, b: proxy.Listener) -> bool:
-    return a.bind_key == b.bind_key and a.protocol == b.protocol
+    """The bound socket can serve `b` (TLS is set when it is bound, so it must not come or go)."""
+    return (
+        a.bind_key == b.bind_key
+        and a.protocol == b.protocol
+        and ((a.tls is None) == (b.tls is None))
+    )

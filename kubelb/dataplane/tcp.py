@@ -25,7 +25,7 @@ import asyncio
 import logging
 import typing
 
-from kubelb.dataplane import context, flow_control, proxyproto, upstreams
+from kubelb.dataplane import balancer, context, flow_control, proxyproto, upstreams
 from kubelb.ir import proxy
 from kubelb.util import logsafe
 
@@ -52,6 +52,7 @@ class TCPDownstream(asyncio.Protocol):
         "clock",
         "ctx",
         "last",
+        "picker",
         "target",
         "transport",
         "up",
@@ -63,6 +64,8 @@ class TCPDownstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.up: asyncio.Transport | None = None
         self.target: upstreams.Target | None = None
+        # Where the connection goes; a subclass may choose it later (`_route`).
+        self.picker: balancer.Picker[upstreams.Target] | None = ctx.picker
         self.last = 0.0
         self._registry = registry
         self._pending: list[bytes] = []
@@ -86,13 +89,18 @@ class TCPDownstream(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.last = loop.time()
         self._arm_idle(loop)
+        self._route()
+
+    def _route(self) -> None:
+        """Connect upstream now: a plain TCP listener knows where every connection goes."""
         self._connector = self.ctx.tracker.spawn(self._connect(), name="tcp-connect")
 
     async def _connect(self) -> None:
         assert self.transport is not None
-        assert self.ctx.picker is not None
+        picker = self.picker
+        assert picker is not None
         client = flow_control.peer_ip(self.transport)
-        target = self.ctx.picker.pick(client)
+        target = picker.pick(client)
         loop = asyncio.get_running_loop()
         tried: upstreams.Target | None = None
         for _ in range(2):
@@ -113,7 +121,7 @@ class TCPDownstream(asyncio.Protocol):
                     str(err) or "timeout",
                 )
                 tried = target
-                target = self.ctx.picker.pick(client, exclude=tried)
+                target = picker.pick(client, exclude=tried)
                 continue
             self._connected(up, target, cluster)
             return
@@ -121,7 +129,7 @@ class TCPDownstream(asyncio.Protocol):
             logger.warning(
                 "listener %s: no healthy endpoint in clusters %s; closing the client connection",
                 logsafe.shown(self.ctx.name),
-                ", ".join(self.ctx.listener.clusters),
+                ", ".join(self.ctx.listener.clusters or self.ctx.listener.route_clusters),
             )
         self._close()
 

@@ -92,6 +92,9 @@ class HostInfra:
     def not_ready_message(self, namespace: str) -> str | None:
         return None  # the data plane driver's status says it
 
+    def not_applicable(self, envoy: api_config.EnvoyProxy) -> Sequence[str]:
+        return ()  # standalone mode has no Tenant to report on; its data plane is local
+
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         """The host's data plane already runs."""
 

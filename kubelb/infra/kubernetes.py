@@ -133,6 +133,9 @@ class KubernetesInfra:
     def not_ready_message(self, namespace: str) -> str | None:
         return None  # the Deployment's status says it
 
+    def not_applicable(self, envoy: api_config.EnvoyProxy) -> Sequence[str]:
+        return ()  # pods honour them all
+
     def ready(self, namespace: str) -> bool:
         """At least one Envoy pod of the tenant is ready (Deployment or DaemonSet)."""
         key = objects.ObjectKey(namespace, envoy_k8s.workload_name(namespace))

@@ -15,7 +15,7 @@ written before it starts (`xdscerts.FileCerts`) and rotated by a runner while th
 
 Settings for pods (Config `envoyProxy.useDaemonset`, `podMonitor.enabled`) do not apply to a
 process: a tenant asking for them gets a warning that says so (`not_applicable`), once per
-change.
+change, and its Tenant's SettingsApplied condition says it too.
 
 Endpoints: each Envoy's admin interface is a Unix socket in its state directory, which no
 endpoint can name; probe listeners are off. Local development runs tenants' "nodes" on 127.x
@@ -157,6 +157,9 @@ class ProcessInfra:
 
     def _admit(self, namespace: str, snap: snapshot.Snapshot) -> str | None:
         return self.envoys.capacity_problem(namespace, snap.counts()["listeners"])
+
+    def not_applicable(self, envoy: api_config.EnvoyProxy) -> Sequence[str]:
+        return not_applicable(envoy)
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         ignored = not_applicable(tenant.envoy)

@@ -14,11 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kubelb.ir import tls
+
 
 class Protocol(StrEnum):
     TCP = "TCP"
     UDP = "UDP"
     HTTP = "HTTP"
+    # TLS passthrough: connections routed by their SNI (`Listener.sni_routes`), not terminated.
+    TLS = "TLS"
 
 
 class ProxyProtocol(StrEnum):
@@ -280,6 +284,35 @@ class HTTPOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServerCertificate:
+    """The certificate (`ProxyConfig.secrets` entry named `secret`) presented to a client whose
+    SNI is one of `server_names`: lower-case, exact or `*.suffix` (covering any number of
+    labels). Empty `server_names`: the default, for any other SNI and for none."""
+
+    server_names: tuple[str, ...]
+    secret: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenerTLS:
+    """TLS terminated on an HTTP listener (HTTPS). A handshake picks a certificate by SNI: an
+    exact server name, else the longest `*.suffix` covering it, else the default; with none
+    of these the handshake is refused. Requests then route by Host as on plain HTTP."""
+
+    certificates: tuple[ServerCertificate, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SNIRoute:
+    """On a TLS (passthrough) listener: connections whose SNI is one of `server_names` (matched
+    as `ServerCertificate`'s; empty: any other, and none) go to `backends` by weight."""
+
+    name: str
+    server_names: tuple[str, ...]
+    backends: tuple[WeightedCluster, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Listener:
     """A bound socket. TCP and UDP listeners forward to `clusters` (equal weights, one per endpoint
     entry); HTTP listeners route requests with `virtual_hosts`.
@@ -298,6 +331,10 @@ class Listener:
     virtual_hosts: tuple[VirtualHost, ...] = ()
     http: HTTPOptions | None = None
     source_ip_persistence: bool = False
+    # HTTP listeners only: terminate TLS (None: plain HTTP).
+    tls: ListenerTLS | None = None
+    # TLS (passthrough) listeners only, in no particular order (server names never overlap).
+    sni_routes: tuple[SNIRoute, ...] = ()
     # Who asked for this listener, e.g. "tenant-a/my-lb": for errors and status, never for config.
     owner: str = ""
 
@@ -308,8 +345,10 @@ class Listener:
 
     @property
     def route_clusters(self) -> tuple[str, ...]:
-        """The clusters an HTTP listener's routes send to, each once."""
-        return tuple(dict.fromkeys(c for r in self.routes for c in r.clusters))
+        """The clusters an HTTP listener's routes (or a TLS listener's SNI routes) send to,
+        each once."""
+        sni = (b.cluster for r in self.sni_routes for b in r.backends)
+        return tuple(dict.fromkeys((*(c for r in self.routes for c in r.clusters), *sni)))
 
     @property
     def bind_key(self) -> tuple[str, int, str]:
@@ -325,6 +364,8 @@ class ProxyConfig:
     node_id: str
     listeners: tuple[Listener, ...] = ()
     clusters: tuple[Cluster, ...] = ()
+    # Key material the listeners' `tls` names (by `TLSSecret.name`); delivered by SDS.
+    secrets: tuple[tls.TLSSecret, ...] = ()
     # Listeners removed by `drop_conflicting_listeners`, kept for metrics and status.
     dropped_listeners: tuple[Listener, ...] = field(default=(), compare=False)
 
@@ -347,6 +388,7 @@ class ProxyConfig:
             errors.extend(_listener_errors(li, known))
         for c in self.clusters:
             errors.extend(_cluster_errors(c))
+        errors.extend(tls.config_errors(self.secrets, self.listeners))
         return errors
 
 
@@ -382,10 +424,12 @@ def drop_conflicting_listeners(config: ProxyConfig) -> ProxyConfig:
     if not dropped:
         return config
     used = {c for li in kept for c in li.clusters} | {c for li in kept for c in li.route_clusters}
+    named = {c.secret for li in kept if li.tls is not None for c in li.tls.certificates}
     return ProxyConfig(
         node_id=config.node_id,
         listeners=tuple(kept),
         clusters=tuple(c for c in config.clusters if c.name in used),
+        secrets=tuple(s for s in config.secrets if s.name in named),
         dropped_listeners=(*config.dropped_listeners, *dropped),
     )
 
@@ -426,7 +470,9 @@ def _listener_errors(li: Listener, clusters: set[str]) -> list[str]:
         errors.append(f"{where}: port {li.port} is outside 1-65535")
     if not is_ip(li.address):
         errors.append(f"{where}: bind address {li.address!r} is not an IP address")
-    if li.protocol is Protocol.HTTP:
+    if li.protocol is Protocol.TLS:
+        errors.extend(_sni_route_errors(li, clusters))
+    elif li.protocol is Protocol.HTTP:
         if not li.virtual_hosts:
             errors.append(f"{where}: an HTTP listener needs at least one virtual host")
         errors.extend(_virtual_host_errors(li, clusters))
@@ -438,6 +484,10 @@ def _listener_errors(li: Listener, clusters: set[str]) -> list[str]:
         errors.extend(
             f"{where}: refers to unknown cluster {c!r}" for c in li.clusters if c not in clusters
         )
+    if li.tls is not None and li.protocol is not Protocol.HTTP:
+        errors.append(f"{where}: only HTTP listeners terminate TLS")
+    if li.sni_routes and li.protocol is not Protocol.TLS:
+        errors.append(f"{where}: only TLS listeners have SNI routes")
     return errors
 
 
@@ -491,6 +541,21 @@ def _route_errors(r: HTTPRoute, clusters: set[str]) -> list[str]:
 
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+def _sni_route_errors(li: Listener, clusters: set[str]) -> list[str]:
+    where = f"listener {li.name!r}"
+    errors = [] if li.sni_routes else [f"{where}: a TLS listener needs at least one SNI route"]
+    errors.extend(tls.server_name_errors(where, [r.server_names for r in li.sni_routes]))
+    for r in li.sni_routes:
+        if not r.backends or not any(b.weight > 0 for b in r.backends):
+            errors.append(f"{where}: SNI route {r.name!r} needs a backend of positive weight")
+        errors.extend(
+            f"{where}: SNI route {r.name!r} refers to unknown cluster {b.cluster!r}"
+            for b in r.backends
+            if b.cluster not in clusters
+        )
+    return errors
 
 
 def _cluster_errors(c: Cluster) -> list[str]:

@@ -3,8 +3,10 @@ the status of each. Pure.
 
 Only a Gateway named `kubelb` is served, one per tenant (the oldest; its tenant-cluster
 namespace does not matter, as upstream's manager moves them all into the tenant namespace).
-Each of its HTTP listeners is served; listeners sharing a port share one IR listener, in which a
-request goes to the listener with the most specific hostname covering its host. A route attaches
+Each of its HTTP and HTTPS listeners is served (an HTTPS listener terminates TLS with the
+certificate its `certificateRefs` name, `gatewaytls`); listeners sharing a port share one IR
+listener, in which a request goes to the listener with the most specific hostname covering its
+host. A route attaches
 by a parentRef naming `kubelb` (the ref's namespace is not checked, as upstream clears it),
 optionally narrowed by `sectionName` and `port`, to every listener whose protocol, allowed
 kinds and hostname admit it. `allowedRoutes.namespaces` is not evaluated: upstream serves every
@@ -18,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import gatewayroutes, routechecks, routecontext, routeprecedence
+from kubelb.irbuild import gatewayroutes, gatewaytls, routechecks, routecontext, routeprecedence
 
 GATEWAY_NAME = "kubelb"
 CONTROLLER_NAME = "kubelb.k8c.io/gateway-controller"
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
-TLS_NOT_SUPPORTED = "TLS is not supported yet"
+TLS_KINDS = (gatewaytls.TLS_ROUTE,)
+SERVED_PROTOCOLS = ("HTTP", "HTTPS", "TLS")
 condition = routecontext.condition
 
 
@@ -40,10 +43,14 @@ class Listener:
     resolved: tuple[bool, str, str] = (True, "ResolvedRefs", "All references are resolved")
     conflicted: tuple[bool, str, str] = (False, "NoConflicts", "No conflicts")
     attached: set[str] = field(default_factory=set)
+    protocol: str = "HTTP"
+    # HTTPS: the IR secret its certificate resolved to; None when it did not (not served).
+    secret: str | None = None
 
     @property
     def served(self) -> bool:
-        return self.accepted[0] and not self.conflicted[0]
+        certified = self.protocol != "HTTPS" or self.secret is not None
+        return self.accepted[0] and not self.conflicted[0] and certified
 
     def status(self) -> dict[str, Any]:
         programmed = (
@@ -74,12 +81,12 @@ def served_gateway(
 
 
 def http_ports(gateway: routecontext.Report) -> set[int]:
-    """The ports of the Gateway's HTTP listeners, before any conflict is looked at."""
+    """The ports of the Gateway's HTTP and HTTPS listeners, before any conflict is looked at."""
     try:
         return {
             port
             for li in (gateway.resource.get("spec") or {}).get("listeners") or ()
-            if li.get("protocol") == "HTTP" and isinstance(port := li.get("port"), int)
+            if li.get("protocol") in SERVED_PROTOCOLS and isinstance(port := li.get("port"), int)
         }
     except routecontext.MALFORMED:
         return set()  # `build` reports it
@@ -124,10 +131,16 @@ def build(
             gateway.malformed(e)
     # port -> (listener hostname, hostnames, route, tiebreak)
     candidates: dict[int, list[tuple[str | None, tuple[str, ...], proxy.HTTPRoute, Any]]] = {}
+    sni: dict[int, list[gatewaytls.Candidate]] = {}  # port -> its TLSRoutes
     for rep in routes:
         grpc = rep.kind == "GRPCRoute"
+        backends: tuple[proxy.WeightedCluster, ...] = ()
         try:
-            built = gatewayroutes.build(rep, tenant, grpc=grpc)
+            if rep.kind == gatewaytls.TLS_ROUTE:
+                backends, findings = gatewaytls.route_backends(rep, tenant)
+                built = gatewayroutes.Built((), findings)
+            else:
+                built = gatewayroutes.build(rep, tenant, grpc=grpc)
             attached = _attach(rep, gateway, listeners, built.findings)
         except routecontext.MALFORMED as e:
             rep.malformed(e)
@@ -139,6 +152,8 @@ def build(
                 continue
             seen.add(id(li))
             li.attached.add(rep.name)
+            if rep.kind == gatewaytls.TLS_ROUTE:
+                sni.setdefault(li.port, []).append((li.hostname, hostnames, backends, rep))
             for rr in built.routes:
                 candidates.setdefault(li.port, []).append(
                     (li.hostname, hostnames, rr.route, (rr.order, rep.age, rr.position))
@@ -150,8 +165,14 @@ def build(
     listener_routes: dict[str, tuple[str, ...]] = {}
     for port in sorted({li.port for li in listeners if li.served}):
         on_port = [li for li in listeners if li.served and li.port == port]
-        hosts = _virtual_hosts([li.hostname for li in on_port], candidates.get(port, []))
-        built_listener = tenant.listener(port, hosts, gateway.key)
+        if on_port[0].protocol == "TLS":
+            sni_routes = gatewaytls.sni_routes(sni.get(port, []))
+            if not sni_routes:
+                continue  # nothing routed yet: nothing to bind
+            built_listener = tenant.passthrough(port, sni_routes, gateway.key)
+        else:
+            hosts = _virtual_hosts([li.hostname for li in on_port], candidates.get(port, []))
+            built_listener = tenant.listener(port, hosts, gateway.key, _tls(on_port))
         out.append(built_listener)
         attached_names = sorted({n for li in on_port for n in li.attached})
         listener_routes[built_listener.name] = (gateway.name, *attached_names)
@@ -182,16 +203,15 @@ def _listeners(
             li.accepted = (False, "UnsupportedValue", bad_hostname)
             gateway.problem(f"{where}: {bad_hostname}: not served")
             continue
-        if protocol != "HTTP":
-            why = (
-                TLS_NOT_SUPPORTED
-                if protocol in ("HTTPS", "TLS")
-                else (f"protocol {protocol!r} is not supported")
-            )
+        if protocol not in SERVED_PROTOCOLS:
+            why = f"protocol {protocol!r} is not supported"
             li.accepted = (False, "UnsupportedProtocol", why)
             gateway.problem(f"{where}: {why}: not served")
             continue
-        li.kinds, invalid = _kinds(raw)
+        li.protocol = protocol
+        if protocol == "TLS" and not gatewaytls.passthrough(gateway, li, raw.get("tls")):
+            continue
+        li.kinds, invalid = _kinds(raw, TLS_KINDS if protocol == "TLS" else ROUTE_KINDS)
         if invalid:
             li.resolved = (
                 False,
@@ -204,6 +224,13 @@ def _listeners(
             li.conflicted = (True, "PortUnavailable", port_problem)
             gateway.problem(f"{where}: {port_problem}: not served")
             continue
+        other = next((o for o in out[:-1] if o.served and o.port == li.port
+                      and o.protocol != li.protocol), None)  # fmt: skip
+        if other is not None:
+            message = f"listener {other.name!r} serves {other.protocol} on the same port"
+            li.conflicted = (True, "ProtocolConflict", message)
+            gateway.problem(f"{where}: {message}: not served")
+            continue
         clash = next(
             (o for o in out[:-1] if o.served and o.port == li.port and o.hostname == li.hostname),
             None,
@@ -212,19 +239,36 @@ def _listeners(
             message = f"listener {clash.name!r} has the same port and hostname"
             li.conflicted = (True, "HostnameConflict", message)
             gateway.problem(f"{where}: {message}: not served")
+            continue
+        if protocol == "HTTPS":
+            gatewaytls.certify(tenant, gateway, li, raw.get("tls"))
     return out
 
 
-def _kinds(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _tls(on_port: Sequence[Listener]) -> proxy.ListenerTLS | None:
+    """The certificates of a port's HTTPS listeners, one per listener hostname."""
+    certificates = tuple(
+        proxy.ServerCertificate(
+            server_names=(li.hostname,) if li.hostname else (), secret=li.secret
+        )
+        for li in on_port
+        if li.secret is not None
+    )
+    return proxy.ListenerTLS(certificates=certificates) if certificates else None
+
+
+def _kinds(
+    raw: Mapping[str, Any], served: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     given = (raw.get("allowedRoutes") or {}).get("kinds")
     if not given:
-        return ROUTE_KINDS, ()
+        return served, ()
     kinds: list[str] = []
     invalid: list[str] = []
     for k in given:
         kind = str(k.get("kind") or "")
         if k.get("group", gatewayroutes.GATEWAY_GROUP) == gatewayroutes.GATEWAY_GROUP and (
-            kind in ROUTE_KINDS
+            kind in served
         ):
             kinds.append(kind)
         else:

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubelb.ir import proxy
-from kubelb.irbuild import routebackends, routechecks, routecontext
+from kubelb.irbuild import routebackends, routechecks, routecontext, routetls
 from kubelb.util import naming
 
 PORT = 80
+# Where an Ingress' `tls` hosts are served over HTTPS.
+TLS_PORT = 443
 DEFAULT_BACKEND = "defaultBackend"
 
 
@@ -40,9 +42,19 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSEntry:
+    """One `spec.tls[]` item: its hosts (none: every host) and the Secret it names."""
+
+    index: int
+    hosts: tuple[str, ...]
+    secret_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Parsed:
     claims: tuple[Claim, ...]
     problems: tuple[str, ...]
+    tls: tuple[TLSEntry, ...] = ()
 
 
 def parse(resource: Mapping[str, Any]) -> Parsed:
@@ -69,8 +81,22 @@ def parse(resource: Mapping[str, Any]) -> Parsed:
                 )
                 continue
             claims.append(claim)
-    if spec.get("tls"):
-        problems.append("spec.tls: TLS is not supported yet; the hosts are served over HTTP only")
+    tls_entries = []
+    for index, entry in enumerate(spec.get("tls") or ()):
+        hosts = []
+        for h in entry.get("hosts") or ():
+            host = str(h).lower().rstrip(".")
+            bad_host = routechecks.hostname_problem(host)
+            if bad_host is not None:
+                problems.append(f"spec.tls[{index}]: {bad_host}: not served over HTTPS")
+            else:
+                hosts.append(host)
+        if entry.get("hosts") and not hosts:
+            continue
+        secret = entry.get("secretName")
+        tls_entries.append(
+            TLSEntry(index, tuple(dict.fromkeys(hosts)), str(secret) if secret else None)
+        )
     default = spec.get(DEFAULT_BACKEND)
     if default is not None:
         claim = Claim(None, proxy.PathMatch(), _backend(default, namespace), default=True)
@@ -78,7 +104,7 @@ def parse(resource: Mapping[str, Any]) -> Parsed:
             problems.append(f"{DEFAULT_BACKEND}: only Service backends are supported: not served")
         else:
             claims.append(claim)
-    return Parsed(tuple(claims), tuple(problems))
+    return Parsed(tuple(claims), tuple(problems), tuple(tls_entries))
 
 
 def _path(path_type: str, value: Any) -> proxy.PathMatch | str:
@@ -162,6 +188,52 @@ def listener(
         owner.key,
     )
     return listener, tuple(rep.name for rep in reports if id(rep) in served)
+
+
+def https_listener(
+    tenant: routecontext.Tenant,
+    reports: Sequence[routecontext.Report],
+    http: proxy.Listener,
+) -> proxy.Listener | None:
+    """The port-443 listener: the port-80 listener's virtual hosts that the Ingresses' `tls`
+    entries cover, each host with the certificate of the oldest entry naming it (an entry
+    without hosts gives the default certificate). A host whose Secret is missing or unusable is
+    reported on its Ingress and left out; the other hosts keep serving."""
+    certificates: list[proxy.ServerCertificate] = []
+    holders: dict[str, str] = {}  # server name ("" for the default) -> the Ingress holding it
+    for rep in reports:
+        try:
+            entries = parse(rep.resource).tls
+        except routecontext.MALFORMED:
+            continue  # `listener` reported it
+        for entry in entries:
+            where = f"spec.tls[{entry.index}]"
+            names = [n for n in entry.hosts or ("",) if n not in holders]
+            for n in set(entry.hosts or ("",)) - set(names):
+                shown = f"host {n!r}" if n else "the default certificate"
+                rep.problem(f"{where}: {shown} is already given by Ingress {holders[n]}")
+            if not names:
+                continue
+            if entry.secret_name is None:
+                rep.problem(f"{where}: no secretName: not served over HTTPS")
+                continue
+            problem = tenant.port_problem(TLS_PORT)
+            resolved = problem or tenant.certificate(rep.source_namespace, entry.secret_name)
+            if isinstance(resolved, str):
+                shown_hosts = ", ".join(names) if entry.hosts else "every host"
+                rep.problem(f"{where}: {resolved}: {shown_hosts} not served over HTTPS")
+                continue
+            holders.update((n, rep.source_id) for n in names)
+            server_names = tuple(n for n in names if n)
+            certificates.append(proxy.ServerCertificate(server_names=server_names,
+                                                        secret=resolved.name))  # fmt: skip
+    if not certificates:
+        return None
+    hosts = routetls.https_hosts(http.virtual_hosts, certificates) or (
+        proxy.VirtualHost(name=proxy.WILDCARD_HOST, domains=(proxy.WILDCARD_HOST,), routes=()),
+    )
+    return tenant.listener(TLS_PORT, hosts, http.owner,
+                           proxy.ListenerTLS(certificates=tuple(certificates)))  # fmt: skip
 
 
 def _ingress_route(

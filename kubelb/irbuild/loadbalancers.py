@@ -29,7 +29,7 @@ from kubelb.api import (
     loadbalancer as api_lb,
     ports as api_ports,
 )
-from kubelb.ir import proxy
+from kubelb.ir import proxy, tls
 from kubelb.irbuild import endpointpolicy
 from kubelb.util import naming
 
@@ -73,6 +73,8 @@ class Piece:
     clusters: tuple[proxy.Cluster, ...]
     problems: tuple[str, ...]
     refused: tuple[str, ...] = ()  # endpoints the policy refused, one message each
+    # Certificates its TLS listeners name (a tenant's routes piece).
+    secrets: tuple[tls.TLSSecret, ...] = ()
 
 
 def build_proxy_config(
@@ -111,7 +113,9 @@ def assemble(node_id: str, pieces: Iterable[Piece]) -> Built:
     clusters: dict[str, proxy.Cluster] = {}
     problems: dict[str, list[str]] = {}
     refused: dict[str, tuple[str, ...]] = {}
+    secrets: dict[str, tls.TLSSecret] = {}
     for piece in sorted(pieces, key=lambda p: p.key):
+        secrets.update((s.name, s) for s in piece.secrets)
         if piece.refused:
             refused[piece.key] = piece.refused
         listeners.extend(piece.listeners)
@@ -123,6 +127,7 @@ def assemble(node_id: str, pieces: Iterable[Piece]) -> Built:
             node_id=node_id,
             listeners=tuple(sorted(listeners, key=lambda li: li.name)),
             clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
+            secrets=tuple(secrets[n] for n in sorted(secrets)),
         )
     )
     for li in config.dropped_listeners:

@@ -107,6 +107,7 @@ class Clusters:
     _upstream: dict[str, proxy.UpstreamProtocol] = field(default_factory=dict)
     _tls: dict[str, proxy.UpstreamTLS] = field(default_factory=dict)
     _placeholders: set[str] = field(default_factory=set)
+    _tcp: set[str] = field(default_factory=set)  # TLS passthrough: plain TCP clusters
 
     def unresolved(self) -> str:
         """A cluster without endpoints for the share of a route whose backend is invalid: its
@@ -124,8 +125,11 @@ class Clusters:
         upstream: proxy.UpstreamProtocol = proxy.UpstreamProtocol.HTTP1,
         *,
         backend_protocol: str | None = None,
+        tcp: bool = False,
     ) -> Resolution:
-        """`backend_protocol`: the Ingress's backend-protocol annotation (`backendtls`)."""
+        """`backend_protocol`: the Ingress's backend-protocol annotation (`backendtls`).
+        `tcp`: a TCP cluster (TLS passthrough: the client's TLS goes through untouched), named
+        apart from the Service port's HTTP clusters."""
         service = find_service(endpoints.services, ref.namespace, ref.name)
         if service is None:
             return Resolution(
@@ -139,19 +143,24 @@ class Clusters:
         number, node_port = port
         if not isinstance(node_port, int) or not 1 <= node_port <= 65535:
             return Resolution(None, f"{ref} has no NodePort", BACKEND_NOT_FOUND)
-        tls = backendtls.ask(
-            service, find_port_entry(service, number), ref.namespace,
-            backend_protocol=backend_protocol, ca_bundles=self.ca_bundles,
-        )  # fmt: skip
-        if tls.problem is not None:
-            return Resolution(None, f"{ref}: {tls.problem}", "UnsupportedValue")
-        if tls.http2:
-            upstream = proxy.UpstreamProtocol.HTTP2
-        # With TLS, a cluster of its own: another Route may reach the same port without it.
-        name = cluster_name(self.tenant_namespace, ref.namespace, ref.name, number, upstream,
-                            tls=tls.tls is not None)  # fmt: skip
-        if tls.tls is not None:
-            self._tls[name] = tls.tls
+        if tcp:
+            name = naming.join(self.tenant_namespace, L7_SEGMENT, ref.namespace, ref.name,
+                               str(number), "tcp")  # fmt: skip
+            self._tcp.add(name)
+        else:
+            tls = backendtls.ask(
+                service, find_port_entry(service, number), ref.namespace,
+                backend_protocol=backend_protocol, ca_bundles=self.ca_bundles,
+            )  # fmt: skip
+            if tls.problem is not None:
+                return Resolution(None, f"{ref}: {tls.problem}", "UnsupportedValue")
+            if tls.http2:
+                upstream = proxy.UpstreamProtocol.HTTP2
+            # With TLS, a cluster of its own: another Route may reach the same port without it.
+            name = cluster_name(self.tenant_namespace, ref.namespace, ref.name, number, upstream,
+                                tls=tls.tls is not None)  # fmt: skip
+            if tls.tls is not None:
+                self._tls[name] = tls.tls
         admitted: list[proxy.Endpoint] = []
         refused: list[str] = []
         for address in endpoints.addresses:
@@ -169,7 +178,7 @@ class Clusters:
         return tuple(
             proxy.Cluster(
                 name=name,
-                protocol=proxy.Protocol.HTTP,
+                protocol=proxy.Protocol.TCP if name in self._tcp else proxy.Protocol.HTTP,
                 endpoints=tuple(sorted(self._endpoints[name], key=lambda e: (e.address, e.port))),
                 health_check=None if name in self._placeholders else proxy.HealthCheck(),
                 upstream_protocol=self._upstream[name],

@@ -6,12 +6,12 @@ listeners bind, which ports are taken, the clusters gathered so far) and one `Re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubelb.api import addresses as api_addresses, annotations as keys, route as api_route
-from kubelb.ir import proxy
-from kubelb.irbuild import routebackends
+from kubelb.ir import proxy, tls
+from kubelb.irbuild import routebackends, routetls
 from kubelb.util import naming
 
 
@@ -30,9 +30,16 @@ class Tenant:
     taken_ports: frozenset[int]
     clusters: routebackends.Clusters
     http: proxy.HTTPOptions | None = None
+    certificates: routetls.Certificates = routetls.NONE
+    # The secrets certificates resolved to so far, by IR name.
+    secrets: dict[str, tls.TLSSecret] = field(default_factory=dict)
 
     def listener(
-        self, port: int, virtual_hosts: tuple[proxy.VirtualHost, ...], owner: str
+        self,
+        port: int,
+        virtual_hosts: tuple[proxy.VirtualHost, ...],
+        owner: str,
+        tls: proxy.ListenerTLS | None = None,
     ) -> proxy.Listener:
         return proxy.Listener(
             name=listener_name(self.namespace, port),
@@ -41,8 +48,28 @@ class Tenant:
             protocol=proxy.Protocol.HTTP,
             virtual_hosts=virtual_hosts,
             http=self.http,
+            tls=tls,
             owner=owner,
         )
+
+    def passthrough(
+        self, port: int, routes: tuple[proxy.SNIRoute, ...], owner: str
+    ) -> proxy.Listener:
+        return proxy.Listener(
+            name=naming.join(self.namespace, routebackends.L7_SEGMENT, str(port), "tls"),
+            address=self.address,
+            port=self.listen_ports.get(port, port),
+            protocol=proxy.Protocol.TLS,
+            sni_routes=routes,
+            owner=owner,
+        )
+
+    def certificate(self, namespace: str, name: str) -> str | tls.TLSSecret:
+        """The secret a TLS reference names (kept for the piece), or why it cannot serve."""
+        resolved = self.certificates.resolve(namespace, name)
+        if not isinstance(resolved, str):
+            self.secrets[resolved.name] = resolved
+        return resolved
 
     def port_problem(self, port: int) -> str | None:
         listen = self.listen_ports.get(port, port)
@@ -101,11 +128,12 @@ class Report:
         upstream: proxy.UpstreamProtocol = proxy.UpstreamProtocol.HTTP1,
         *,
         tenant: Tenant,
+        tcp: bool = False,
     ) -> routebackends.Resolution:
         """The reference's cluster (the caller reports why there is none); records the
         endpoints the policy refused."""
         resolution = tenant.clusters.resolve(
-            self.endpoints, ref, upstream, backend_protocol=self.backend_protocol
+            self.endpoints, ref, upstream, backend_protocol=self.backend_protocol, tcp=tcp
         )
         self.refused.extend(m for m in resolution.refused if m not in self.refused)
         return resolution

@@ -12,7 +12,8 @@ manager writes back (`RouteOutcome`: the served object's status in upstream's sh
 agent copies onto the tenant's object, and the problems that kept part of it from being served).
 
 Semantics (kubelb's own realisation: the tenant's Envoy routes the requests itself):
-- Ingress: rules and default backend on port 80 of the L7 address; pathType Exact, Prefix
+- Ingress: rules and default backend on port 80 of the L7 address, and on 443 over HTTPS for
+  the hosts of its `tls` entries (`routetls` resolves their Secrets); pathType Exact, Prefix
   (whole segments), ImplementationSpecific (as Prefix); a host's own rules before the host-less
   ones; within them Exact before Prefix, longer before shorter.
 - Gateway (named `kubelb`, at most one per tenant): one HTTP listener per distinct listener port,
@@ -51,12 +52,14 @@ from kubelb.irbuild import (
     loadbalancers,
     routebackends,
     routecontext,
+    routetls,
 )
 
 INGRESS = "Ingress"
 GATEWAY = "Gateway"
 HTTPROUTE = "HTTPRoute"
 GRPCROUTE = "GRPCRoute"
+TLSROUTE = "TLSRoute"
 INGRESS_DISABLED = "Ingress is disabled by the `ingress.disable` setting (Config or Tenant)"
 GATEWAY_API_DISABLED = (
     "Gateway API is disabled by the `gatewayAPI.disable` setting (Config or Tenant)"
@@ -142,6 +145,7 @@ def build_tenant_routes(
     policy: endpointpolicy.EndpointPolicy | None = None,
     status_address: str | None = None,
     ca_bundles: Mapping[str, str] | None = None,
+    certificates: routetls.Certificates = routetls.NONE,
 ) -> RoutesBuilt:
     """The HTTP listeners and clusters of tenant namespace `namespace`, bound at `address`.
 
@@ -153,6 +157,7 @@ def build_tenant_routes(
     report (default `address`), e.g. a Service's external IP when `address` binds inside a pod.
     `ca_bundles` maps "namespace/name" of a tenant Secret to its `ca.crt`, for HTTPS backends
     that verify (`backendtls`; the caller finds the synced Secrets by their origin labels).
+    `certificates`: the tenant's Secrets that TLS references may name (`routetls.index`).
     """
     tenant = routecontext.Tenant(
         namespace=namespace,
@@ -162,6 +167,7 @@ def build_tenant_routes(
         taken_ports=frozenset(taken_ports),
         clusters=routebackends.Clusters(namespace, policy, dict(ca_bundles or {})),
         http=settings.http,
+        certificates=certificates,
     )
     reports = {r.metadata.name or "": routecontext.Report(tenant, r, addresses) for r in routes}
     ordered = sorted(reports.values(), key=lambda rep: rep.age)
@@ -169,7 +175,7 @@ def build_tenant_routes(
     for rep in ordered:
         by_kind.setdefault(rep.kind, []).append(rep)
     for kind, unknown in by_kind.items():
-        if kind not in (INGRESS, GATEWAY, HTTPROUTE, GRPCROUTE):
+        if kind not in (INGRESS, GATEWAY, HTTPROUTE, GRPCROUTE, TLSROUTE):
             for rep in unknown:
                 rep.problem(f"kind {kind!r} is not supported")
 
@@ -183,25 +189,37 @@ def build_tenant_routes(
         ingresses = []
     gateways = by_kind.get(GATEWAY, [])
     attachable = sorted(
-        (*by_kind.get(HTTPROUTE, []), *by_kind.get(GRPCROUTE, [])), key=lambda rep: rep.age
+        (*by_kind.get(HTTPROUTE, []), *by_kind.get(GRPCROUTE, []), *by_kind.get(TLSROUTE, [])),
+        key=lambda rep: rep.age,
     )
     if not settings.gateway_api_enabled:
         _disable_gateway_api([*gateways, *attachable])
         gateways, attachable = [], []
-    # Port 80 goes to the older of the Ingresses and the Gateway; the other is told.
+    # Ports 80 (and 443 with TLS) go to the older of the Ingresses and the Gateway; the other
+    # is told.
     ingress_blocked: str | None = None
     gateway_blocked: dict[int, str] = {}
     gateway = gatewayapi.served_gateway(gateways)
-    if gateway is not None and ingresses and ingress.PORT in gatewayapi.http_ports(gateway):
+    shared: set[int] = set()
+    if gateway is not None and ingresses:
+        shared = _ingress_ports(ingresses) & gatewayapi.http_ports(gateway)
+    if gateway is not None and shared:
         if ingresses[0].age < gateway.age:
-            gateway_blocked[ingress.PORT] = f"port {ingress.PORT} is used by the tenant's Ingresses"
+            gateway_blocked.update(
+                (p, f"port {p} is used by the tenant's Ingresses") for p in shared
+            )
         else:
-            ingress_blocked = f"port {ingress.PORT} is used by Gateway {gateway.source_id}"
+            ports = ", ".join(str(p) for p in sorted(shared))
+            ingress_blocked = f"port {ports} is used by Gateway {gateway.source_id}"
     if ingresses:
         built_ingress = ingress.listener(tenant, ingresses, ingress_blocked)
         if built_ingress is not None:
             listeners.append(built_ingress[0])
             listener_routes[built_ingress[0].name] = built_ingress[1]
+            https = ingress.https_listener(tenant, ingresses, built_ingress[0])
+            if https is not None:
+                listeners.append(https)
+                listener_routes[https.name] = built_ingress[1]
     if gateways or attachable:
         built_gateway = gatewayapi.build(
             tenant, gateways, attachable, blocked_ports=gateway_blocked
@@ -210,12 +228,14 @@ def build_tenant_routes(
         listener_routes.update(built_gateway.listener_routes)
 
     used = {c for li in listeners for c in li.route_clusters}
+    named = {c.secret for li in listeners if li.tls is not None for c in li.tls.certificates}
     piece = loadbalancers.Piece(
         key=piece_key(namespace),
         listeners=tuple(sorted(listeners, key=lambda li: li.name)),
         clusters=tenant.clusters.built(used),
         problems=(),
         refused=tuple(dict.fromkeys(m for rep in ordered for m in rep.refused)),
+        secrets=tuple(tenant.secrets[n] for n in sorted(named)),
     )
     return RoutesBuilt(
         piece=piece,
@@ -242,13 +262,24 @@ def requested_ports(
     )
     reports = sorted((routecontext.Report(tenant, r, {}) for r in routes), key=lambda r: r.age)
     ports: set[int] = set()
-    if settings.ingress_enabled and any(rep.kind == INGRESS for rep in reports):
-        ports.add(ingress.PORT)
+    ingresses = [rep for rep in reports if rep.kind == INGRESS]
+    if settings.ingress_enabled and ingresses:
+        ports.update(_ingress_ports(ingresses))
     if settings.gateway_api_enabled:
         gateway = gatewayapi.served_gateway([rep for rep in reports if rep.kind == GATEWAY])
         if gateway is not None:
             ports.update(p for p in gatewayapi.http_ports(gateway) if 1 <= p <= 65535)
     return frozenset(ports)
+
+
+def _ingress_ports(reports: Sequence[routecontext.Report]) -> set[int]:
+    """80, and 443 when an Ingress asks for TLS."""
+    ports = {ingress.PORT}
+    for rep in reports:
+        tls_given = (rep.resource.get("spec") or {}).get("tls")
+        if tls_given:
+            ports.add(ingress.TLS_PORT)
+    return ports
 
 
 def _disable_gateway_api(reports: Sequence[routecontext.Report]) -> None:

@@ -79,6 +79,9 @@ GATEWAYS = Resource("gateway.networking.k8s.io", "v1", "gateways", "Gateway")
 HTTP_ROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 GRPC_ROUTES = Resource("gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute")
 
+# --- cert-manager.io (CRDs): the Certificates of LoadBalancer hostnames ---
+CERTIFICATES = Resource("cert-manager.io", "v1", "certificates", "Certificate")
+
 # --- kubelb.k8c.io ---
 LOAD_BALANCERS = Resource(meta.GROUP, meta.VERSION, "loadbalancers", "LoadBalancer")
 ROUTES = Resource(meta.GROUP, meta.VERSION, "routes", "Route")

@@ -1,9 +1,10 @@
 """A real Kubernetes control plane for local development and tests: one etcd, and per cluster a
 kube-apiserver and a kube-controller-manager, all on free 127.0.0.1 ports in a temporary folder
-(each API server also listens on the host's address it advertises, see `clusterinfo`).
+(each API server advertises the host's address, see `clusterinfo`, but listens on loopback only).
 
 Inputs: the binaries (`binaries`), cluster specs (name, service CIDR), CRD files, and the
-Gateway API channel whose CRDs to install beside them (standard by default; None for none).
+Gateway API channel whose CRDs to install beside them (standard by default; None for none), and
+whether to install the cert-manager.io CRDs (`kubelb.api.certmanager`; yes by default).
 prometheus-operator's PodMonitor and ServiceMonitor CRDs are installed too (from the source tree).
 Outputs: `Cluster` handles (`cluster`) with an admin kubeconfig, each ready when
 `start()` returns: `/readyz` is ok, the CRDs are Established and the controller manager runs
@@ -41,7 +42,7 @@ from typing import Self
 import aiohttp
 from kubernetes_asyncio import client
 
-from kubelb.api import gatewayapi
+from kubelb.api import certmanager, gatewayapi
 from kubelb.localcluster import (
     binaries,
     certs,
@@ -88,6 +89,7 @@ class ControlPlane:
         binaries_dir: Path | None = None,
         crd_files: Sequence[Path] | None = None,
         gateway_api_channel: gatewayapi.Channel | None = gatewayapi.DEFAULT_CHANNEL,
+        cert_manager: bool = True,
         workdir: Path | None = None,
         timeout: float = 180.0,
     ) -> None:
@@ -99,6 +101,7 @@ class ControlPlane:
         if not self._crd_files:
             logger.warning("no CRD files given or found: the clusters start without kubelb CRDs")
         self._gateway_api_channel = gateway_api_channel
+        self._cert_manager = cert_manager  # its CRDs: the manager writes hostname Certificates
         self._own_workdir = workdir is None
         self._workdir_arg = workdir
         self._timeout = timeout
@@ -160,6 +163,8 @@ class ControlPlane:
         crd_docs = crds.load([*self._crd_files, *crds.crd_files(crds.PROMETHEUS_OPERATOR_DIR)])
         if self._gateway_api_channel is not None:
             crd_docs += gatewayapi.crds(self._gateway_api_channel)
+        if self._cert_manager:
+            crd_docs += certmanager.crds()
         started = await asyncio.gather(
             *(self._start_cluster(s, pki, crd_docs) for s in self._specs)
         )

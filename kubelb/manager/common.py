@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 MANAGED_SELECTOR = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE}"
 # Management Services of LoadBalancers carry the LB's name in this label.
 SERVICE_SELECTOR = labels.LB_NAME
+# Secrets synced from tenant clusters (a SyncSecret's copy) carry their origin: the only
+# Secrets the manager caches, for the certificates of Routes' TLS.
+SECRET_SELECTOR = labels.ORIGIN_NAME
 
 T = TypeVar("T", bound=meta.KubeObject)
 
@@ -71,6 +74,7 @@ class Inputs:
         self.tenants = informers.get(resources.TENANTS)
         self.configs = informers.get(resources.CONFIGS, namespace=namespace)
         self.services = informers.get(resources.SERVICES, label_selector=SERVICE_SELECTOR)
+        self.secrets = informers.get(resources.SECRETS, label_selector=SECRET_SELECTOR)
         # (kind, uid) -> (resourceVersion, model or validation error)
         self._parsed: dict[tuple[str, str], tuple[str, object]] = {}
         self.lb_index = lbindex.LoadBalancerIndex(lambda raw: self.load_balancer(raw).model)
@@ -101,6 +105,12 @@ class Inputs:
     ) -> watches.Watch:
         return watches.Watch(resource=resources.SERVICES, label_selector=SERVICE_SELECTOR,
                              mapper=mapper, predicate=predicate)  # fmt: skip
+
+    def watch_secrets(self, mapper: watches.Mapper) -> watches.Watch:
+        """Synced Secrets whose content or origin changed (a certificate rotated)."""
+        changed = watches.fields_changed("data", "metadata.labels")
+        return watches.Watch(resource=resources.SECRETS, label_selector=SECRET_SELECTOR,
+                             mapper=mapper, predicate=changed)  # fmt: skip
 
     # --- questions ---
     def managed(self, namespace: str) -> bool:

@@ -68,7 +68,8 @@ class SnapshotReconciler:
         self.routes = routes
         self.primary = inputs.watch_namespaces(common.tenant_of)
         lb_fields = watches.any_of(watches.spec_changed,
-                                   watches.fields_changed("status.service.ports"))  # fmt: skip
+                                   watches.fields_changed("status.service.ports",
+                                                          "status.hostname"))  # fmt: skip
         self.watches: Sequence[watches.Watch] = (
             watches.Watch(resource=resources.LOAD_BALANCERS, mapper=common.tenant_of,
                           predicate=lb_fields),
@@ -82,8 +83,10 @@ class SnapshotReconciler:
         if routes is not None:
             route_changes = watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
                                           predicate=watches.spec_changed)  # fmt: skip
-            self.watches = (*self.watches, route_changes)
+            self.watches = (*self.watches, route_changes, inputs.watch_secrets(common.tenant_of))
         self.published: dict[str, proxy.ProxyConfig] = {}
+        # Tenant namespace -> seconds until a certificate's validity changes (see `desired`).
+        self._stale: dict[str, float] = {}
         self.builds = 0  # IRs assembled (tests, bench)
 
     async def reconcile(self, key: objects.ObjectKey) -> controller.Result:
@@ -100,7 +103,9 @@ class SnapshotReconciler:
             raise
         manager_metrics.ENVOYCP_RECONCILES.labels(result="success").inc()
         manager_metrics.ENVOYCP_RECONCILE_SECONDS.observe(time.perf_counter() - started)
-        return controller.DONE
+        # A certificate expiring (or becoming valid) changes what is served, with no event.
+        stale = self._stale.pop(namespace, None)
+        return controller.DONE if stale is None else controller.Result(requeue_after=stale)
 
     def desired(self, namespace: str) -> proxy.ProxyConfig | None:
         """The tenant's IR, or None when it has nothing to serve."""
@@ -109,9 +114,11 @@ class SnapshotReconciler:
         pieces = []
         served = False
         if self.routes is not None:
-            built = self.routes.tenant(namespace).built
-            if built is not None:
-                pieces.append(built.piece)
+            state = self.routes.tenant(namespace)
+            if state.built is not None:
+                pieces.append(state.built.piece)
+            if (stale := state.stale_in()) is not None:
+                self._stale[namespace] = stale
             served = self.routes.has_routes(namespace)
         lbs = [] if self.inputs.disabled_reason(namespace) else (
             self.inputs.live_load_balancers_in(namespace))  # fmt: skip

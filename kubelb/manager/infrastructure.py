@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubelb.api import loadbalancer as api_lb, ports as api_ports
+from kubelb.api import config as api_config, loadbalancer as api_lb, ports as api_ports
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import watches
 from kubelb.manager import effective as tenant_effective, endpoints
@@ -119,6 +119,9 @@ class Infra(Protocol):
 
     def not_ready_message(self, namespace: str) -> str | None:
         """Why the tenant's Envoy is not up, when known (e.g. why it is restarting)."""
+
+    def not_applicable(self, envoy: api_config.EnvoyProxy) -> Sequence[str]:
+        """The Envoy settings asked for that this infrastructure cannot honour, each with why."""
 
     async def ensure(self, namespace: str, tenant: tenant_effective.Effective) -> None:
         """Run the tenant's Envoy as its effective settings say. Unchanged arguments: cheap and

@@ -23,7 +23,7 @@ from kubelb.util import naming
 ENTRY_LABEL = labels.L7_ENTRY
 INGRESS_PORT = 80
 GATEWAY_NAME = "kubelb"  # the one Gateway a tenant may have (upstream CE)
-GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute"})
+GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute"})
 
 
 def entry_service_name(namespace: str) -> str:
@@ -82,8 +82,11 @@ def desired_entry_service(
     listen: Mapping[int, int],
     shape: infrastructure.ServiceShape,
     load_balancer_class: str | None,
+    *,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The tenant's L7 entry Service: each requested port to the port Envoy binds for it."""
+    """The tenant's L7 entry Service: each requested port to the port Envoy binds for it;
+    `annotations`: external-dns's, for the LoadBalancer hostnames it serves."""
     ports = [{"name": f"http-{port}", "port": port, "protocol": "TCP", "targetPort": target}
              for port, target in sorted(listen.items())]  # fmt: skip
     spec: dict[str, Any] = {
@@ -108,6 +111,7 @@ def desired_entry_service(
                 labels.LB_NAMESPACE: namespace,
                 ENTRY_LABEL: "true",
             },
+            **({"annotations": dict(annotations)} if annotations else {}),
         },
         "spec": spec,
     }

@@ -16,7 +16,8 @@ infrastructure gives no address, so nothing would ever bind it), EnvoyNotReady,
 RejectedByDataplane (the tenant's Envoy NACKed a configuration that holds this LoadBalancer, or
 one that names none: Envoy's error detail is the message), TenantDisabled, ConfigDisabled;
 Reconciled when served. The agent copies `loadBalancer` into the tenant's
-Service.
+Service. Hostnames (`kubelb.manager.hostnames`): `status.hostname`, a `Hostname` condition, the
+finalizer `kubelb.k8c.io/cleanup-hostname` and the hostname's cert-manager Certificate.
 
 When the infrastructure places Services itself (`Requeue.address_wait`, the address pool), a
 LoadBalancer whose Service was just created is not reported NoAddress at once: the pool's status
@@ -56,7 +57,14 @@ from kubelb.kube import (
     watches,
     writer as kwriter,
 )
-from kubelb.manager import common, effective as tenant_effective, infrastructure, lbservice, ports
+from kubelb.manager import (
+    common,
+    effective as tenant_effective,
+    hostnames,
+    infrastructure,
+    lbservice,
+    ports,
+)
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
@@ -195,6 +203,7 @@ class LoadBalancerReconciler:
         self.infra = infra
         self.rejections = rejections
         self.events = events
+        self.hostnames = hostnames.HostnameStep(writer)
         self.primary = watches.Watch(resource=resources.LOAD_BALANCERS,
                                      predicate=watches.spec_changed)  # fmt: skip
         service_fields = watches.fields_changed("status.loadBalancer", "spec", "metadata.labels",
@@ -241,6 +250,8 @@ class LoadBalancerReconciler:
         for legacy in finalizers.LEGACY:
             raw = (await self.writer.remove_finalizer(resources.LOAD_BALANCERS, raw,
                                                       legacy)).obj or raw  # fmt: skip
+        policy = hostnames.settings(self.inputs.config(), self.inputs.tenant(key.namespace))
+        raw, named = await self.hostnames.apply(raw, lb, policy)
         listen = self._allocate(lb)
         effective = self.inputs.effective(key.namespace)
         service, created = await self._ensure_service(raw, lb, listen, effective)
@@ -255,7 +266,8 @@ class LoadBalancerReconciler:
             return controller.Result(requeue_after=requeue.address_wait)
         load_balancer = (service.get("status") or {}).get("loadBalancer") or {}
         status_ports = lbservice.desired_status_service_ports(lb, listen)
-        await self._write_status(raw, result, load_balancer=load_balancer, ports=status_ports)
+        await self._write_status(raw, result, load_balancer=load_balancer, ports=status_ports,
+                                 hostname=named)  # fmt: skip
         self._count_namespace(key.namespace)
         if conditions.ENVOY_NOT_READY in pending and requeue.not_ready:
             return controller.Result(requeue_after=requeue.not_ready)
@@ -363,13 +375,19 @@ class LoadBalancerReconciler:
         *,
         load_balancer: Mapping[str, Any] | None = None,
         ports: Sequence[Mapping[str, Any]] = (),
+        hostname: hostnames.Decision | None = None,
     ) -> None:
+        """`hostname`: the hostname and its condition to record (None: left as they are)."""
         generation = objects.generation(raw)
 
         def mutate(status: dict[str, Any]) -> dict[str, Any]:
             status["loadBalancer"] = dict(load_balancer or {})
             status["service"] = {"ports": [dict(p) for p in ports]} if ports else {}
-            status["conditions"] = with_ready(status.get("conditions"), result, generation)
+            conditions_ = with_ready(status.get("conditions"), result, generation)
+            if hostname is not None:
+                status = hostnames.with_hostname(status, hostname)
+                conditions_ = hostnames.with_condition(conditions_, hostname, generation)
+            status["conditions"] = conditions_
             return status
 
         written = await self.writer.update_status(resources.LOAD_BALANCERS, objects.key_of(raw),
@@ -390,7 +408,7 @@ class LoadBalancerReconciler:
 
     async def _clean_up(self, raw: objects.RawObject) -> None:
         await self._delete_service(raw)
-        current: objects.RawObject | None = raw
+        current: objects.RawObject | None = await self.hostnames.clean_up(raw)
         for finalizer in (finalizers.CLEANUP, *finalizers.LEGACY):
             if current is None:
                 return

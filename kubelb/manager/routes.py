@@ -40,15 +40,25 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubelb.api import (
+    conditions,
     errors as api_errors,
     finalizers,
     registry,
     route as api_route,
     tenant as api_tenant,
 )
-from kubelb.irbuild import routes as irroutes
-from kubelb.kube import controller, errors, informer, objects, resources, watches, writer as kwriter
-from kubelb.manager import common, infrastructure, l7entry, loadbalancers, routestatus
+from kubelb.irbuild import backendtls, routes as irroutes, routetls
+from kubelb.kube import (
+    controller,
+    errors,
+    events as kevents,
+    informer,
+    objects,
+    resources,
+    watches,
+    writer as kwriter,
+)
+from kubelb.manager import common, hostnames, infrastructure, l7entry, loadbalancers, routestatus
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
@@ -60,6 +70,8 @@ DELETE_RECHECK = 0.2
 # Service's status write reconciles it sooner).
 ADDRESS_RECHECK = 2.0
 STATUS_CONCURRENCY = 16
+# A certificate's validity boundary further away than this is looked at again after it.
+CERTIFICATE_RECHECK_CAP = 86400.0
 
 
 # `RouteReads.tenant`'s default: the entry Service as the informer has it.
@@ -76,6 +88,14 @@ class TenantRoutes:
     entry: infrastructure.RouteEntry | None  # None: nothing requested, or no address yet
     taken: frozenset[int] = frozenset()
     built: irroutes.RoutesBuilt | None = None  # None without an entry
+    # When a certificate of the tenant becomes valid or expires (time.time()): build again then.
+    stale_at: float | None = None
+
+    def stale_in(self, cap: float = CERTIFICATE_RECHECK_CAP) -> float | None:
+        """Seconds until `stale_at` (at most `cap`), None without one."""
+        if self.stale_at is None:
+            return None
+        return max(0.0, min(self.stale_at - time.time(), cap))
 
 
 class RouteReads:
@@ -95,7 +115,9 @@ class RouteReads:
         self.routes = informers.get(resources.ROUTES)
         self._build = build
         self._parsed: dict[str, tuple[str, api_route.Route | str]] = {}  # uid -> (rv, result)
-        self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt]] = {}
+        # namespace -> (inputs, build, when it goes stale)
+        self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt, float | None]] = {}
+        self._hostnames = hostnames.HostnameRoutes()
         self.builds = 0
         self.routes.add_handler(self._changed)
 
@@ -114,11 +136,17 @@ class RouteReads:
         return hit
 
     def live(self, namespace: str) -> list[api_route.Route]:
+        """The tenant's valid Routes that are not being deleted, by name, then the in-memory
+        Routes serving its LoadBalancers' hostnames (`hostnames.hostname_route`)."""
         out = []
         for raw in sorted(self.routes.store.list(namespace), key=objects.name):
             parsed = self.parse(raw)
             if not objects.is_deleting(raw) and not isinstance(parsed, str):
                 out.append(parsed)
+        if self.inputs.managed(namespace) and self.inputs.disabled_reason(namespace) is None:
+            policy = hostnames.settings(self.inputs.config(), self.inputs.tenant(namespace))
+            lbs = self.inputs.live_load_balancers_in(namespace)
+            out.extend(self._hostnames.of(lbs, policy))
         return out
 
     def has_routes(self, namespace: str) -> bool:
@@ -154,18 +182,29 @@ class RouteReads:
         taken = l7entry.taken_ports(every, entry.external, name, namespace)
         addresses = self.inputs.addresses_in(namespace)
         policy = self.inputs.endpoint_policy(namespace)
-        inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy)
+        secrets = self.inputs.secrets.store.list(namespace)
+        # A Secret's version says whether its content may differ; the clock is not an input
+        # (a certificate expiring is judged at the next build).
+        secret_versions = tuple(sorted((objects.name(s), objects.resource_version(s))
+                                       for s in secrets))  # fmt: skip
+        inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy,
+                  secret_versions)  # fmt: skip
         known = self._built.get(namespace)
-        if known is not None and known[0] == inputs:
-            built = known[1]
+        now = time.time()
+        if known is not None and known[0] == inputs and (known[2] is None or now < known[2]):
+            built, stale_at = known[1], known[2]
         else:
+            certificates = routetls.index(namespace, secrets, now)
             built = self._build(namespace, routes, addresses, address=entry.bind,
                                 listen_ports=entry.listen_ports, taken_ports=taken,
                                 settings=settings, policy=policy,
-                                status_address=entry.external)  # fmt: skip
+                                status_address=entry.external,
+                                ca_bundles=backendtls.ca_bundles(namespace, secrets),
+                                certificates=certificates)  # fmt: skip
+            stale_at = routetls.next_change(namespace, secrets, now) if secrets else None
             self.builds += 1
-            self._built[namespace] = (inputs, built)
-        return TenantRoutes(routes, settings, ports, entry, taken, built)
+            self._built[namespace] = (inputs, built, stale_at)
+        return TenantRoutes(routes, settings, ports, entry, taken, built, stale_at)
 
     def _changed(self, change: informer.Change) -> None:
         if change.new is None:
@@ -285,6 +324,8 @@ class EnvoyRealisation:
                 unknown = f"source kind {kind!r} is not served"
                 verdicts[name] = routestatus.RouteVerdict({}, (unknown,))
         recheck = ADDRESS_RECHECK if state.ports and state.entry is None else None
+        if (stale := state.stale_in()) is not None:  # a certificate expires or becomes valid
+            recheck = stale if recheck is None else min(recheck, stale)
         if not ready and state.built is not None and self.infra.requeue.not_ready:
             recheck = min(recheck or self.infra.requeue.not_ready, self.infra.requeue.not_ready)
         return Realised(verdicts, recheck)
@@ -329,8 +370,10 @@ class EnvoyRealisation:
         wanted = [p for p in state.ports if p not in state.taken] or list(state.ports)
         listen = self.infra.route_listen_ports(namespace, wanted, live)
         effective = self.inputs.effective(namespace)
+        dns = hostnames.dns_annotations(hostnames.served_hostnames(state.routes))
         desired = l7entry.desired_entry_service(namespace, listen, self.infra.service_shape,
-                                        effective.load_balancer_class)  # fmt: skip
+                                                effective.load_balancer_class,
+                                                annotations=dns)  # fmt: skip
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if not written.changed:
             return FROM_INFORMER
@@ -352,12 +395,15 @@ class RouteReconciler:
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
         realisation: Realisation,
+        events: kevents.EventRecorder | None = None,
     ) -> None:
+        """`events`: where a Route's new problems are also told (a Warning Event)."""
         self.inputs = inputs
         self.reads = reads
         self.writer = writer
         self.infra = infra
         self.realisation = realisation
+        self.events = events
         self.primary = inputs.watch_namespaces(common.tenant_of)
         self.watches: Sequence[watches.Watch] = (
             watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
@@ -368,6 +414,10 @@ class RouteReconciler:
                                   watches.fields_changed("status.loadBalancer", "spec.ports")),
             inputs.watch_config(common.every_tenant(inputs)),
             inputs.watch_tenants(common.tenant_of_tenant),
+            # A hostname recorded or dropped adds or removes its in-memory Route.
+            watches.Watch(resource=resources.LOAD_BALANCERS, mapper=common.tenant_of,
+                          predicate=watches.fields_changed("status.hostname")),
+            inputs.watch_secrets(common.tenant_of),  # certificates of the Routes' TLS
             *infra.proxy_watches,  # the tenant's Envoy workload: its readiness
         )  # fmt: skip
 
@@ -388,7 +438,13 @@ class RouteReconciler:
         managed = self.inputs.managed(namespace)
         if not managed:
             live = []  # another user's namespace: its Routes are not ours to serve
-        if not live and self.reads.entry_service(namespace) is None and not deleting:
+        served = managed and bool(self.reads.live(namespace))  # hostnames' in-memory Routes too
+        if (
+            not live
+            and not served
+            and self.reads.entry_service(namespace) is None
+            and (not deleting)
+        ):
             self._count(namespace, [])
             return controller.DONE
         current = await self._add_finalizers(live)
@@ -462,6 +518,9 @@ class RouteReconciler:
         if written.changed:
             logger.info("Route %s: %s", objects.key_of(raw),
                         "; ".join(verdict.problems) or "served")  # fmt: skip
+            if verdict.problems and self.events is not None:
+                await self.events.warning(raw, conditions.INSTALLATION_FAILED,
+                                          "; ".join(verdict.problems))  # fmt: skip
 
     def _count(self, namespace: str, raws: Sequence[objects.RawObject]) -> None:
         counts = Counter(_kind_of(raw) for raw in raws)

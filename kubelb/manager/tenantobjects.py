@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kubelb
@@ -189,11 +189,22 @@ def desired_tenant_status(
     ready: bool,
     reason: str,
     message: str,
+    not_applied: Sequence[str] | None = None,
     now: str | None = None,
 ) -> dict[str, Any]:
     """Tenant status with `phase`, `observedGeneration` and the `Ready` condition (its
-    lastTransitionTime moves only when its status flips)."""
-    return meta.phase_status(
+    lastTransitionTime moves only when its status flips); with `not_applied` (None: leave it as
+    it is), the `SettingsApplied` condition too: False naming each setting not honoured."""
+    status = meta.phase_status(
         current, phase=str(phase), condition=conditions.READY, ok=ready, reason=reason,
         message=message, generation=generation, now=now,
+    )  # fmt: skip
+    if not_applied is None:
+        return status
+    honoured = not not_applied
+    return meta.phase_status(
+        status, phase=str(phase), condition=conditions.SETTINGS_APPLIED, ok=honoured,
+        reason=conditions.SETTINGS_HONOURED if honoured else conditions.SETTINGS_NOT_APPLICABLE,
+        message="every Envoy setting is honoured" if honoured else "; ".join(not_applied),
+        generation=generation, now=now,
     )  # fmt: skip

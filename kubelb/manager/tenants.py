@@ -23,7 +23,9 @@ revokes the long-lived token.
 
 Status: finalizer `kubelb.k8c.io/cleanup`; `status.phase` Pending | Ready | Failed | Terminating,
 `observedGeneration`, and a `Ready` condition (reasons Reconciled, Pending, ReconciliationFailed,
-Terminating). A failure is also a Warning Event on the Tenant.
+Terminating), and with `not_applicable` a `SettingsApplied` condition (Honoured, or
+NotApplicable naming each Envoy setting the infrastructure in use cannot honour). A failure is
+also a Warning Event on the Tenant.
 
 Deletion: delete every LoadBalancer, Route and SyncSecret in the namespace and requeue every
 `drain_interval` seconds until none remain (the LoadBalancer, Route and SyncSecret controllers
@@ -36,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +87,9 @@ class TenantControllerOptions:
     token_mode: kubeconfigs.TokenMode = kubeconfigs.TokenMode.BOUND
     drain_interval: float = 10.0  # recheck period while LoadBalancers etc. are being deleted
     pending_interval: float = 5.0  # recheck period while the namespace is still terminating
+    # The Envoy settings the infrastructure in use cannot honour, each with why (the Tenant's
+    # SettingsApplied condition); None: the condition is not written.
+    not_applicable: Callable[[api_config.EnvoyProxy], Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.token_rotate_fraction < 1.0:
@@ -244,8 +249,13 @@ class TenantReconciler:
             await self._set_status(tenant, Phase.PENDING, conditions.PENDING, message)
             return controller.Result(requeue_after=self.options.pending_interval)
         await self._ensure_states(tenant, spec)
+        not_applied = None
+        if self.options.not_applicable is not None:
+            envoy = tenant_effective.resolve(self._config(), spec).envoy
+            not_applied = self.options.not_applicable(envoy)
         await self._set_status(tenant, Phase.READY, conditions.RECONCILED,
-                               f"namespace {ns} and the tenant kubeconfig are ready")  # fmt: skip
+                               f"namespace {ns} and the tenant kubeconfig are ready",
+                               not_applied=not_applied)  # fmt: skip
         return result
 
     async def _ensure(
@@ -431,14 +441,20 @@ class TenantReconciler:
         return remaining
 
     async def _set_status(
-        self, tenant: objects.RawObject, phase: Phase, reason: str, message: str
+        self,
+        tenant: objects.RawObject,
+        phase: Phase,
+        reason: str,
+        message: str,
+        *,
+        not_applied: Sequence[str] | None = None,
     ) -> None:
         generation = objects.generation(tenant)
 
         def mutate(status: dict[str, Any]) -> dict[str, Any]:
             return tenantobjects.desired_tenant_status(
                 status, generation=generation, phase=phase, ready=phase is Phase.READY,
-                reason=reason, message=message)  # fmt: skip
+                reason=reason, message=message, not_applied=not_applied)  # fmt: skip
 
         with contextlib.suppress(errors.NotFoundError):  # deleted meanwhile: nothing to report
             await self._writer.update_status(resources.TENANTS, objects.key_of(tenant), mutate,

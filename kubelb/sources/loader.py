@@ -8,8 +8,12 @@ deleted and which documents failed. `sync` never raises for a document: every pr
 
 Rules:
 
-- Kinds: only those given (`kinds`, by default Config, Addresses, LoadBalancer and Route: what
-  standalone mode serves); another kind, or another apiVersion, is an error.
+- Kinds: only those given (`kinds`, by default Config, Addresses, LoadBalancer, Secret and Route:
+  what standalone mode serves); another kind, or another apiVersion, is an error.
+- Secrets (the certificates of Routes' TLS, written straight into the tenant namespace) get the
+  label `kubelb.k8c.io/origin-name: <their name>` unless they carry one, which is how the
+  manager finds them (`irbuild.routetls`); `stringData` is folded into `data` as an API server
+  does.
 - Identity: kind, namespace and name; a namespaced object without a namespace lands in
   "default". A second document with the same identity is an error; the first wins: the file
   that defined the object at the last sync while it still does (a duplicate added to a file
@@ -48,6 +52,7 @@ passed through in `SyncResult.file_errors`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -69,6 +74,7 @@ DEFAULT_KINDS: tuple[resources.Resource, ...] = (
     resources.CONFIGS,
     resources.ADDRESSES,
     resources.LOAD_BALANCERS,
+    resources.SECRETS,
     resources.ROUTES,
 )
 TENANT_KINDS = frozenset({"LoadBalancer", "Route", "Addresses", "SyncSecret"})
@@ -313,6 +319,8 @@ class Loader:
         else:
             body_meta.pop("namespace", None)
         body["metadata"] = body_meta
+        if resource is resources.SECRETS:
+            _prepare_secret(body)
         return ObjectRef(resource.kind, body_meta.get("namespace", ""), meta["name"]), body
 
     async def _ensure_namespaces(self, plan: _Plan) -> dict[str, str]:
@@ -437,6 +445,20 @@ def _log(result: SyncResult) -> None:
                     len(result.updated), len(result.deleted))  # fmt: skip
     for ref in result.waiting:
         logger.info("%s: still being deleted; it is created again once that finishes", ref)
+
+
+def _prepare_secret(body: dict[str, Any]) -> None:
+    metadata = body["metadata"]
+    found = metadata.get("labels")
+    found = dict(found) if isinstance(found, Mapping) else {}
+    found.setdefault(labels.ORIGIN_NAME, metadata["name"])
+    metadata["labels"] = found
+    string_data = body.pop("stringData", None)
+    if isinstance(string_data, Mapping):
+        data = dict(body.get("data") or {})
+        data.update((str(k), base64.b64encode(str(v).encode()).decode())
+                    for k, v in string_data.items())  # fmt: skip
+        body["data"] = data
 
 
 def _beneath(defaults: Mapping[str, Any], body: dict[str, Any]) -> dict[str, Any]:

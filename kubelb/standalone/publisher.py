@@ -23,9 +23,11 @@ NODE_ID = "standalone"
 def merge(configs: list[proxy.ProxyConfig]) -> proxy.ProxyConfig:
     listeners = sorted((li for c in configs for li in c.listeners), key=lambda li: li.name)
     clusters = {cl.name: cl for c in configs for cl in c.clusters}
+    secrets = {s.name: s for c in configs for s in c.secrets}
     return proxy.drop_conflicting_listeners(
         proxy.ProxyConfig(node_id=NODE_ID, listeners=tuple(listeners),
-                          clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)))
+                          clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
+                          secrets=tuple(secrets[n] for n in sorted(secrets)))
     )  # fmt: skip
 
 

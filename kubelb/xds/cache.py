@@ -44,6 +44,7 @@ _COUNT_GAUGES = {
     "endpoints": metrics.XDS_ENDPOINTS,
     "listeners": metrics.XDS_LISTENERS,
     "routes": metrics.XDS_ROUTES,
+    "secrets": metrics.XDS_SECRETS,
 }
 
 

@@ -26,17 +26,26 @@ CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
 ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
 ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
+SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
 
 # Make-before-break: a resource is always sent after the resources it refers to (xDS protocol,
 # "eventual consistency considerations"). Removals of clusters happen after this sequence, once the
 # listeners that used them are gone (see `kubelb.xds.sotw`).
-PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
+# Secrets (SDS) come before the listeners that name them; Envoy asks for them by name once it has
+# such a listener, which warms until they arrive.
+PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, SECRET, LISTENER, ROUTE)
 
 # Types Envoy subscribes to as a whole ("wildcard"); the others are requested by name.
 WILDCARD_TYPES: frozenset[str] = frozenset({CLUSTER, LISTENER})
 
 SHORT_NAMES: Mapping[str, str] = MappingProxyType(
-    {CLUSTER: "clusters", ENDPOINT: "endpoints", LISTENER: "listeners", ROUTE: "routes"}
+    {
+        CLUSTER: "clusters",
+        ENDPOINT: "endpoints",
+        LISTENER: "listeners",
+        ROUTE: "routes",
+        SECRET: "secrets",
+    }
 )
 
 
@@ -112,6 +121,7 @@ class Snapshot:
         endpoints: Iterable[Any] = (),
         listeners: Iterable[Any] = (),
         routes: Iterable[Any] = (),
+        secrets: Iterable[Any] = (),
     ) -> Snapshot:
         """Each argument: messages or `Resource`s (see `TypeResources.build`)."""
         by_type = {
@@ -119,6 +129,7 @@ class Snapshot:
             ENDPOINT: TypeResources.build(ENDPOINT, endpoints),
             LISTENER: TypeResources.build(LISTENER, listeners),
             ROUTE: TypeResources.build(ROUTE, routes),
+            SECRET: TypeResources.build(SECRET, secrets),
         }
         return cls(types=MappingProxyType(by_type))
 
@@ -130,6 +141,7 @@ class Snapshot:
             endpoints=resources.endpoints,
             listeners=resources.listeners,
             routes=resources.routes,
+            secrets=resources.secrets,
         )
 
     def __getitem__(self, type_url: str) -> TypeResources:

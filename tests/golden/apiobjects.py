@@ -5,8 +5,10 @@ A case is a mapping:
     mode: manager        # or standalone; manager when omitted
     namespace: tenant-a  # manager: the tenant namespace, which is also the node id
     addressPool: ...     # standalone: like --address-pool (else the Config's annotation)
-    objects: [...]       # LoadBalancer, Route, Addresses, Config, Tenant (apiVersion optional)
+    objects: [...]       # LoadBalancer, Route, Addresses, Config, Tenant (apiVersion optional),
+                         # and (manager) the tenant's synced Secrets (`v1` Secret)
     l7Address: ...       # manager: the address Route statuses report (bind: 0.0.0.0, own ports)
+    now: ...             # manager: the time certificates are judged at (ISO 8601, UTC)
 
 Manager mode follows the manager's data path with its own functions: the effective Config and
 Tenant settings (`effective.resolve`; load balancing disabled -> an empty IR), the namespace's
@@ -24,6 +26,7 @@ each listener on its LoadBalancer's own port.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +49,13 @@ from kubelb.api import (
 from kubelb.app import logs, standalone
 from kubelb.infra import kubernetes as kubernetes_infra
 from kubelb.ir import proxy
-from kubelb.irbuild import loadbalancers as irbuild, routes as irroutes
+from kubelb.irbuild import loadbalancers as irbuild, routes as irroutes, routetls
 from kubelb.manager import effective, lbservice, ports
 from kubelb.placement import pool as address_pool
 
 DEFAULT_NAMESPACE = "tenant-a"
 DEFAULT_L7_ADDRESS = "198.51.100.7"
+DEFAULT_NOW = "2026-01-01T00:00:00+00:00"
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,15 @@ def build(case: Mapping[str, Any], scratch: Path) -> Built:
     objects = [_with_api_version(o) for o in case.get("objects") or ()]
     mode = case.get("mode", "manager")
     if mode == "manager":
+        namespace = str(case.get("namespace", DEFAULT_NAMESPACE))
+        now = datetime.datetime.fromisoformat(str(case.get("now", DEFAULT_NOW))).timestamp()
+        secrets = [o for o in objects if o.get("kind") == "Secret"]
         return _manager(
-            str(case.get("namespace", DEFAULT_NAMESPACE)),
-            objects,
+            namespace,
+            [o for o in objects if o.get("kind") != "Secret"],
             str(case.get("l7Address", DEFAULT_L7_ADDRESS)),
             dict(case.get("caBundles") or {}),
+            routetls.index(namespace, secrets, now),
         )
     if mode == "standalone":
         return _standalone(objects, case.get("addressPool"), scratch)
@@ -81,7 +89,11 @@ def build(case: Mapping[str, Any], scratch: Path) -> Built:
 
 
 def _manager(
-    namespace: str, raw: list[dict[str, Any]], l7_address: str, ca_bundles: dict[str, str]
+    namespace: str,
+    raw: list[dict[str, Any]],
+    l7_address: str,
+    ca_bundles: dict[str, str],
+    certificates: routetls.Certificates = routetls.NONE,
 ) -> Built:
     """`ca_bundles`: the `ca.crt` of synced tenant Secrets by "namespace/name" (what the
     manager finds by origin labels)."""
@@ -150,6 +162,7 @@ def _manager(
             taken_ports={p.port for lb in lbs for p in lb.spec.ports},
             settings=_route_settings(config, tenant),
             ca_bundles=ca_bundles,
+            certificates=certificates,
         )
         pieces.append(built_routes.piece)
         outcomes = {

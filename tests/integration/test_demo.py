@@ -1,5 +1,6 @@
 """`make demo` works: real backends, standalone mode and a real Envoy, traffic spread and sticky,
-and the HTTPRoute behind the Gateway `kubelb` sends each host, path and header to its backend."""
+the HTTPRoute behind the Gateway `kubelb` sends each host, path and header to its backend, and
+its hosts answer over HTTPS on the Gateway's HTTPS listener."""
 
 from __future__ import annotations
 
@@ -51,5 +52,11 @@ def test_demo_shows_round_robin_persistence_and_routes(dataplane: str) -> None:
         "shop.demo.local / x-version: beta": "beta",  # the header match
         "www.demo.local /api/items": "api",  # the second host
         "other.demo.local /": "404",  # no route for the host
+    }, out
+    # HTTPS on the Gateway's listener: each host's certificate verified against the demo CA.
+    secure = dict(re.findall(r"https://(\S+):8443/ -> (\S+) \((?:TLSv1\.[23]), certificate", out))
+    assert {h: re.sub(r"-\d$", "", v) for h, v in secure.items()} == {
+        "shop.demo.local": "backend",
+        "www.demo.local": "backend",
     }, out
     assert "kubelb demo: stopped" in out

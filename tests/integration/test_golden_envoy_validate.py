@@ -7,8 +7,9 @@ extension factories, listener and cluster construction) without binding ports. E
 cannot be static, so each becomes a STATIC cluster with its ClusterLoadAssignment inline: the
 same endpoints and options that EDS would deliver. HTTP listeners take their RouteConfiguration
 by RDS, which a static bootstrap cannot serve, so each gets its route table inline (Envoy builds
-and checks an inline table as it would one from RDS). Deprecated fields fail the test too, so the
-translator stays off config that a future Envoy will reject.
+and checks an inline table as it would one from RDS); SDS certificates become static secrets.
+Deprecated fields fail the test too, so the translator stays off config that a future Envoy
+will reject.
 """
 
 from __future__ import annotations
@@ -54,16 +55,24 @@ def static_bootstrap(outputs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]
         clusters.append(cluster)
     assert not assignments, f"assignments without an EDS cluster: {sorted(assignments)}"
     routes = {r["name"]: r for r in outputs.get("routes", [])}
-    listeners = [_inline_routes(li, routes) for li in outputs.get("listeners", [])]
-    assert not routes, f"route tables without a listener: {sorted(routes)}"
+    used: set[str] = set()
+    listeners = [_inline_routes(li, routes, used) for li in outputs.get("listeners", [])]
+    assert used == set(routes), f"route tables without a listener: {sorted(set(routes) - used)}"
     return {
         "node": {"id": "golden", "cluster": "golden"},
-        "staticResources": {"listeners": listeners, "clusters": clusters},
+        "staticResources": {
+            "listeners": listeners,
+            "clusters": clusters,
+            "secrets": outputs.get("secrets", []),
+        },
     }
 
 
-def _inline_routes(listener: dict[str, Any], routes: dict[str, Any]) -> dict[str, Any]:
-    """`listener` with each RDS reference replaced by the table it names (popped from `routes`)."""
+def _inline_routes(
+    listener: dict[str, Any], routes: dict[str, Any], used: set[str]
+) -> dict[str, Any]:
+    """`listener` with each RDS reference replaced by the table it names (recorded in `used`),
+    and each SDS certificate named as a static secret (the bootstrap's `secrets`)."""
     for chain in listener.get("filterChains", []):
         for f in chain.get("filters", []):
             hcm = f.get("typedConfig", {})
@@ -71,7 +80,11 @@ def _inline_routes(listener: dict[str, Any], routes: dict[str, Any]) -> dict[str
             if rds is not None:
                 name = rds["routeConfigName"]
                 assert name in routes, f"listener {listener['name']}: no route table {name}"
-                hcm["routeConfig"] = routes.pop(name)
+                hcm["routeConfig"] = routes[name]
+                used.add(name)
+        context = chain.get("transportSocket", {}).get("typedConfig", {})
+        for sds in context.get("commonTlsContext", {}).get("tlsCertificateSdsSecretConfigs", []):
+            sds.pop("sdsConfig", None)
     return listener
 
 

@@ -2,7 +2,8 @@
 
 `translate(config)` drops conflicting listeners (`proxy.drop_conflicting_listeners`), validates
 the rest, then builds one module per Envoy concept: `listener` (TCP/UDP), `http` (HTTP
-listeners), `cluster`, `endpoint`, `healthcheck`, `proxy_protocol`, `accesslog`; `balance`
+listeners), `tls` (HTTPS filter chains, passthrough listeners, SDS secrets), `cluster`,
+`endpoint`, `healthcheck`, `proxy_protocol`, `accesslog`; `balance`
 decides which Envoy clusters exist. Output is deterministic: each tuple sorted by name, equal IR
 in, byte-equal resources out. `render` turns the result into canonical JSON/YAML. Resources are
 memoized per IR listener and backend (bounded) as `Sealed` resources: serialized bytes, not
@@ -23,10 +24,11 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import any_pb2
 
-from kubelb.ir import proxy
-from kubelb.xds.translate import balance, cluster, common, http, listener
+from kubelb.ir import proxy, tls as ir_tls
+from kubelb.xds.translate import balance, cluster, common, http, listener, tls
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class Resources:
     clusters: tuple[Any, ...] = ()
     endpoints: tuple[Any, ...] = ()
     routes: tuple[Any, ...] = ()
+    # envoy.extensions.transport_sockets.tls.v3.Secret, served by SDS (TLS listeners name them).
+    secrets: tuple[Any, ...] = ()
 
 
 _TYPE_PREFIX = "type.googleapis.com/"
@@ -114,6 +118,7 @@ def translate(config: proxy.ProxyConfig) -> Resources:
         clusters=tuple(r.message(cluster_pb2.Cluster) for r in resources.clusters),
         endpoints=tuple(r.message(endpoint_pb2.ClusterLoadAssignment) for r in resources.endpoints),
         routes=tuple(r.message(route_pb2.RouteConfiguration) for r in resources.routes),
+        secrets=tuple(r.message(secret_pb2.Secret) for r in resources.secrets),
     )
 
 
@@ -136,11 +141,13 @@ def sealed(config: proxy.ProxyConfig) -> Resources:
     routes = [
         _route_configuration(li) for li in config.listeners if li.protocol is proxy.Protocol.HTTP
     ]
+    secrets = [_secret(s) for s in config.secrets]
     return Resources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),
         endpoints=tuple(sorted(endpoints, key=lambda r: r.name)),
         routes=tuple(sorted(routes, key=lambda r: r.name)),
+        secrets=tuple(sorted(secrets, key=lambda r: r.name)),
     )
 
 
@@ -149,9 +156,11 @@ def clear_cache() -> None:
     for cached in (
         _tcp_udp_listener,
         _http_listener,
+        _passthrough_listener,
         _route_configuration,
         _cluster,
         _load_assignment,
+        _secret,
     ):
         cached.cache_clear()
 
@@ -162,6 +171,8 @@ def _listener(li: proxy.Listener, targets: dict[str, tuple[str, ...]]) -> Sealed
         # leaves the listener's message, and its packing in the snapshot, as it was.
         bare = dataclasses.replace(li, virtual_hosts=(), source_ip_persistence=False)
         return _http_listener(bare)
+    if li.protocol is proxy.Protocol.TLS:
+        return _passthrough_listener(li)
     return _tcp_udp_listener(li, targets[li.name])
 
 
@@ -183,6 +194,17 @@ def _tcp_udp_listener(li: proxy.Listener, names: tuple[str, ...]) -> Sealed:
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _http_listener(li: proxy.Listener) -> Sealed:
     return Sealed.of(http.build_http_listener(li))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _passthrough_listener(li: proxy.Listener) -> Sealed:
+    return Sealed.of(tls.build_passthrough_listener(li))
+
+
+# Key material: memoized like the rest (a few KiB each), so an unchanged secret keeps its digest.
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _secret(secret: ir_tls.TLSSecret) -> Sealed:
+    return Sealed.of(tls.build_secret(secret))
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)

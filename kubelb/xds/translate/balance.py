@@ -60,7 +60,7 @@ def plan(config: proxy.ProxyConfig) -> Plan:
     merged_members: set[str] = set()
     persistent: set[str] = set()
     for li in config.listeners:
-        if li.protocol is proxy.Protocol.HTTP:
+        if li.protocol in (proxy.Protocol.HTTP, proxy.Protocol.TLS):
             direct.update(li.route_clusters)
             if li.source_ip_persistence:
                 persistent.update(li.route_clusters)

@@ -1,7 +1,8 @@
 """HTTP listeners: an HttpConnectionManager whose route table comes by RDS over ADS, codec AUTO,
 route timeout from the IR (0 = none), idle and stream-idle timeouts, WebSocket upgrades, client
 address from the connection plus trusted X-Forwarded-For hops, request ids, header limits and a
-stdout access log. The RouteConfiguration has the listener's name.
+stdout access log. The RouteConfiguration has the listener's name. With `tls`, one filter chain
+per certificate terminates TLS in front of the same connection manager (`tls`).
 
 Why RDS and not an inline table (upstream's choice): a route change then updates the table in
 place, and connections already open use it for their next request. Inline, every change replaces
@@ -30,7 +31,15 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import wrappers_pb2
 
 from kubelb.ir import proxy
-from kubelb.xds.translate import accesslog, cluster, common, filters, redirect, routematch
+from kubelb.xds.translate import (
+    accesslog,
+    cluster,
+    common,
+    filters,
+    redirect,
+    routematch,
+    tls,
+)
 
 HCM = "envoy.filters.network.http_connection_manager"
 ROUTER = "envoy.filters.http.router"
@@ -43,15 +52,18 @@ def build_http_listener(li: proxy.Listener) -> listener_pb2.Listener:
     options = li.http or proxy.HTTPOptions()
     check_options(li.name, options)
     hcm = build_connection_manager(li, options)
-    chain = listener_components_pb2.FilterChain(
-        filters=[listener_components_pb2.Filter(name=HCM, typed_config=common.pack(hcm))]
-    )
-    return listener_pb2.Listener(
+    network_filter = listener_components_pb2.Filter(name=HCM, typed_config=common.pack(hcm))
+    out = listener_pb2.Listener(
         name=li.name,
         address=common.socket_address(li.address, li.port),
         stat_prefix=common.stat_prefix(li.name),
-        filter_chains=[chain],
     )
+    if li.tls is None:
+        out.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter]))
+    else:
+        out.listener_filters.append(tls.inspector())
+        out.filter_chains.extend(tls.https_filter_chains(li, network_filter))
+    return out
 
 
 def build_route_configuration(li: proxy.Listener) -> route_pb2.RouteConfiguration:

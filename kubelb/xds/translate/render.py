@@ -11,7 +11,7 @@ from google.protobuf import json_format
 
 from kubelb.xds import translate
 
-KINDS = ("listeners", "clusters", "endpoints", "routes")
+KINDS = ("listeners", "clusters", "endpoints", "routes", "secrets")
 
 
 def to_dict(message: Any) -> dict[str, Any]:

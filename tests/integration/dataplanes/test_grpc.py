@@ -4,14 +4,17 @@ header edits in the initial metadata."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
-from tests.integration.dataplane import l7
+from kubelb.ir import proxy, tls
+from tests.integration.dataplane import irs, l7
 from tests.integration.dataplane.conftest import no_leaks as guard
 from tests.integration.dataplanes.conftest import Plane
+from tests.support import tlscerts
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +41,30 @@ async def grpc_servers() -> AsyncIterator[list[l7.GRPCBackend]]:
 
 async def test_grpc_end_to_end(plane: Plane, grpc_servers) -> None:
     await l7.grpc_calls(plane.apply, grpc_servers)
+
+
+async def test_grpc_over_tls(plane: Plane, grpc_servers) -> None:
+    """gRPC clients need HTTP/2 by ALPN: a listener whose every cluster speaks HTTP/2 offers it
+    (the Python proxy offers it nowhere else, docs/dataplane-differences.md)."""
+    ca = tlscerts.make_ca()
+    cert = ca.issue("grpc.test")
+    config = irs.l7(
+        [("grpc.test", [l7.route("echo", path="/demo.Echo", backends=irs.to("g0"))])],
+        {"g0": grpc_servers[:1]},
+        upstream_protocol=proxy.UpstreamProtocol.HTTP2,
+    )
+    listener = dataclasses.replace(
+        config.listeners[0],
+        tls=proxy.ListenerTLS(certificates=(
+            proxy.ServerCertificate(server_names=("grpc.test",), secret="grpc"),
+        )),
+    )  # fmt: skip
+    secret = tls.TLSSecret(name="grpc", certificate_chain=cert.cert_pem, private_key=cert.key_pem)
+    await plane.apply(dataclasses.replace(config, listeners=(listener,), secrets=(secret,)))
+    host, port = irs.address(config)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.encode())
+    async with grpc.aio.secure_channel(
+        f"{host}:{port}", credentials, options=[("grpc.ssl_target_name_override", "grpc.test")]
+    ) as channel:
+        call = channel.unary_unary("/demo.Echo/Unary")(b"over tls", timeout=10)
+        assert await call == b"g0:over tls"

@@ -342,8 +342,9 @@ def test_requested_ports_are_80_for_ingresses_and_the_served_gateways_http_ports
     only_ingress = routes.RouteSettings(gateway_api_enabled=False)
     assert routes.requested_ports(NS, rs, only_ingress) == {80}
     unsupported, _ = golden_routes("gateway-unsupported-listeners")
-    # HTTPS and TCP listeners and the Gateways not served ask for nothing.
-    assert routes.requested_ports(NS, unsupported) == {8080}
+    # HTTPS listeners ask for their port (placed before their certificates are looked at);
+    # TCP listeners and the Gateways not served ask for nothing.
+    assert routes.requested_ports(NS, unsupported) == {8080, 8443}
     assert routes.requested_ports(NS, []) == frozenset()
 
 

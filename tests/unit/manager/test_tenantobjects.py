@@ -182,3 +182,30 @@ def test_tenant_status_replaces_an_unreadable_condition():
         reason="Reconciled", message="ok", now="T")  # fmt: skip
     assert [c["type"] for c in status["conditions"]] == ["Ready"]
     assert status["conditions"][0]["status"] == "True"
+
+
+def test_tenant_status_settings_applied_names_what_is_not_honoured():
+    phase = api_tenant.TenantPhase
+    kept = {"phase": "Ready", "conditions": [{"type": "SettingsApplied", "status": "True",
+                                              "reason": "Honoured", "message": "m",
+                                              "lastTransitionTime": "T0"}]}  # fmt: skip
+    untouched = tenantobjects.desired_tenant_status(
+        kept, generation=1, phase=phase.READY, ready=True, reason="Reconciled", message="ok",
+        now="T1",
+    )  # fmt: skip
+    assert [c["type"] for c in untouched["conditions"]] == ["Ready", "SettingsApplied"]
+    assert untouched["conditions"][1]["lastTransitionTime"] == "T0"
+    refused = tenantobjects.desired_tenant_status(
+        untouched, generation=1, phase=phase.READY, ready=True, reason="Reconciled",
+        message="ok", not_applied=["a does not apply: why", "b does not apply: why"], now="T2",
+    )  # fmt: skip
+    settings = refused["conditions"][1]
+    assert (settings["status"], settings["reason"]) == ("False", "NotApplicable")
+    assert settings["message"] == "a does not apply: why; b does not apply: why"
+    assert settings["lastTransitionTime"] == "T2"
+    honoured = tenantobjects.desired_tenant_status(
+        refused, generation=1, phase=phase.READY, ready=True, reason="Reconciled", message="ok",
+        not_applied=(), now="T3",
+    )  # fmt: skip
+    assert honoured["conditions"][1]["status"] == "True"
+    assert honoured["conditions"][1]["reason"] == "Honoured"

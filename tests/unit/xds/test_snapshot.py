@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from kubelb.ir import proxy
+from kubelb.ir import proxy, tls
 from kubelb.xds import snapshot, translate
 from tests.unit.xds import protos
 
@@ -46,7 +46,9 @@ def test_versions_are_deterministic_across_builds():
 def test_empty_snapshot_has_every_type():
     snap = snapshot.Snapshot()
     assert set(snap.types) == set(snapshot.PUSH_ORDER)
-    assert snap.counts() == {"clusters": 0, "endpoints": 0, "listeners": 0, "routes": 0}
+    assert snap.counts() == {
+        "clusters": 0, "endpoints": 0, "listeners": 0, "routes": 0, "secrets": 0
+    }  # fmt: skip
     assert snap.versions == snapshot.Snapshot.build().versions
 
 
@@ -58,7 +60,9 @@ def test_from_resources_and_counts():
     )
     snap = snapshot.Snapshot.from_resources(res)
     snap.consistent()
-    assert snap.counts() == {"clusters": 1, "endpoints": 1, "listeners": 1, "routes": 0}
+    assert snap.counts() == {
+        "clusters": 1, "endpoints": 1, "listeners": 1, "routes": 0, "secrets": 0
+    }  # fmt: skip
     assert snap[snapshot.LISTENER].items["l"].packed.type_url == snapshot.LISTENER
 
 
@@ -101,6 +105,7 @@ def test_push_order_is_make_before_break():
     assert snapshot.PUSH_ORDER == (
         snapshot.CLUSTER,
         snapshot.ENDPOINT,
+        snapshot.SECRET,
         snapshot.LISTENER,
         snapshot.ROUTE,
     )
@@ -133,11 +138,15 @@ def test_snapshot_holds_bytes_not_messages():
                 virtual_hosts=proxy.group_by_hostname(
                     [((), proxy.HTTPRoute(name="r", backends=(to_c,)))]
                 ),
+                tls=proxy.ListenerTLS(
+                    certificates=(proxy.ServerCertificate(server_names=(), secret="s"),)
+                ),
             ),
         ),
         clusters=(
             proxy.Cluster(name="c", protocol=tcp, endpoints=(endpoint,)),
         ),
+        secrets=(tls.TLSSecret(name="s", certificate_chain="c", private_key="k"),),
     )  # fmt: skip
     snap = snapshot.Snapshot.from_resources(translate.sealed(config))
     snap.consistent()

@@ -242,9 +242,7 @@ def test_stale_nonce_is_ignored():
 
 def test_unknown_type_is_ignored():
     state = sotw.StreamState()
-    outcome = state.receive(
-        request("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret")
-    )
+    outcome = state.receive(request("type.googleapis.com/envoy.service.runtime.v3.Runtime"))
     assert outcome is sotw.Outcome.UNKNOWN_TYPE
 
 

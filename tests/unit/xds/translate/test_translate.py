@@ -95,9 +95,9 @@ def test_render_uses_camel_case_type_urls_and_omits_empty_kinds() -> None:
 
 def test_render_json_dicts_lists_every_kind() -> None:
     dicts = render.to_json_dicts(translate.translate(tcp_config("10.0.0.1")))
-    assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1, 0]
+    assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1, 0, 0]
     dicts = render.to_json_dicts(translate.translate(http_config(("a", "/"))))
-    assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1, 1]
+    assert [len(dicts[k]) for k in render.KINDS] == [1, 1, 1, 1, 0]
 
 
 def http_config(*routes: tuple[str, str]) -> proxy.ProxyConfig:
