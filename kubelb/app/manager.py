@@ -133,7 +133,7 @@ class Manager:
         self.xds_port = 0
         tenant_options = tenants.TenantControllerOptions(
             namespace=settings.namespace, server_override=settings.tenant_api_server,
-            token_mode=settings.tenant_token,
+            token_mode=settings.tenant_token, not_applicable=self.infra.not_applicable,
         )  # fmt: skip
         self.tenant_controller = tenants.tenant_controller(
             self.informers, self.writer, self.events, tenant_options, workers=2,

@@ -27,6 +27,15 @@ async def test_tenant_deletion_finishes_with_finalized_routes_and_sync_secrets(
                         address_pool=("127.0.0.61",)):  # fmt: skip
         await kube.create(resources.TENANTS, {"metadata": {"name": name}})
         await eventually(lambda: get(kube, resources.NAMESPACES, "", ns), what="the namespace")
+
+        async def settings_honoured() -> bool:
+            tenant = await get(kube, resources.TENANTS, "", name)
+            found = [c for c in ((tenant or {}).get("status") or {}).get("conditions") or ()
+                     if c.get("type") == "SettingsApplied"]  # fmt: skip
+            return bool(found) and found[0]["reason"] == "Honoured"
+
+        # The process deployer reports on the Tenant what it honours (nothing asked: all of it).
+        await eventually(settings_honoured, what="the Tenant's SettingsApplied condition")
         route = ingress_route(str(uuid.uuid4()), host="a.example",
                               node_port=free_port(NODE_ADDRESS))  # fmt: skip
         route["metadata"]["finalizers"] = [CLEANUP]
