@@ -15,16 +15,14 @@ touches a file system, not even a tmpfs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import ssl
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from kubelb.ir import proxy
-from kubelb.util import logsafe
+from kubelb.util import logsafe, memfiles
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +61,7 @@ def server_context(
     """A server context presenting this chain; ssl.SSLError (or ValueError) when unusable.
     Its ALPN offer is the one a handshake switched to it agrees on."""
     context = _base(alpn)
-    with _memory_file(certificate_chain) as chain, _memory_file(private_key) as key:
+    with memfiles.memory_file(certificate_chain) as chain, memfiles.memory_file(private_key) as key:
         # An encrypted key gets an empty password and fails rather than prompting on a tty.
         context.load_cert_chain(chain, key, password=b"")
     return context
@@ -95,16 +93,6 @@ def _base(alpn: Alpn) -> ssl.SSLContext:
     context.options |= ssl.OP_NO_RENEGOTIATION
     context.set_alpn_protocols(list(alpn))
     return context
-
-
-@contextlib.contextmanager
-def _memory_file(text: str) -> Iterator[str]:
-    fd = os.memfd_create("kubelb-tls", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, text.encode())
-        yield f"/proc/self/fd/{fd}"
-    finally:
-        os.close(fd)
 
 
 class Store:

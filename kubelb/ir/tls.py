@@ -15,15 +15,15 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
-import contextlib
 import functools
-import os
 import re
 import ssl
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from kubelb.util import memfiles
 
 # The keys of a `kubernetes.io/tls` Secret.
 CERT_KEY = "tls.crt"
@@ -135,7 +135,10 @@ def _duplicates(names: Iterable[str]) -> list[str]:
 def _pair_problem(certificate_chain: str, private_key: str) -> str | None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        with _memory_file(certificate_chain) as cert_path, _memory_file(private_key) as key_path:
+        with (
+            memfiles.memory_file(certificate_chain) as cert_path,
+            memfiles.memory_file(private_key) as key_path,
+        ):
             # An encrypted key gets an empty password and fails, instead of prompting.
             context.load_cert_chain(cert_path, key_path, password=b"")
     except ssl.SSLError as exc:
@@ -146,17 +149,6 @@ def _pair_problem(certificate_chain: str, private_key: str) -> str | None:
     except (OSError, ValueError, TypeError) as exc:
         return f"the certificate or key does not load: {exc}"
     return None
-
-
-@contextlib.contextmanager
-def _memory_file(text: str) -> Iterator[str]:
-    """A path to `text` held in anonymous memory (memfd), for APIs that only read paths."""
-    fd = os.memfd_create("kubelb-tls", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, text.encode())
-        yield f"/proc/self/fd/{fd}"
-    finally:
-        os.close(fd)
 
 
 def _tlv(der: bytes, at: int) -> tuple[int, int, int]:
