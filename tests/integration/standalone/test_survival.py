@@ -18,6 +18,8 @@ pytestmark = pytest.mark.integration
 HOST = "127.0.0.1"
 # Requests of the steady loop, at most: the restart completes well within them.
 MAX_REQUESTS = 20_000
+# One request, connect to close: far above a loaded machine's, it only turns a hang into a failure.
+REQUEST_LIMIT = 15.0
 
 
 class RequestLoop:
@@ -41,7 +43,9 @@ class RequestLoop:
     async def _run(self) -> None:
         while not self._stop.is_set() and self.ok + len(self.failures) < MAX_REQUESTS:
             try:
-                answer = await backends.request(HOST, self.port)
+                # Connecting and closing too: a request that hangs is a failure, not a stall.
+                async with asyncio.timeout(REQUEST_LIMIT):
+                    answer = await backends.request(HOST, self.port)
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as e:
                 self.failures.append(repr(e))
             else:
@@ -99,6 +103,8 @@ async def test_kill_9_of_kubelb_fails_no_request_and_the_envoy_is_adopted(tmp_pa
             await backends.eventually(
                 lambda: _true(not pid_alive(envoy_pid)), "the Envoy to stop with kubelb"
             )
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nkubelb's log, last lines:\n{kubelb.logs()[-4000:]}") from e
     finally:
         if not loop._stop.is_set() and loop._task is not None:
             await loop.stop()
@@ -113,10 +119,18 @@ def _children(pid: int) -> list[int]:
 
 async def _requests_pass(loop: RequestLoop, count: int) -> None:
     target = loop.ok + count
-    await backends.eventually(
-        lambda: _true(loop.ok >= target),
-        f"{count} more requests (failures: {len(loop.failures)}, last: {loop.failures[-1:]})",
-    )
+
+    async def passed() -> bool:
+        if loop._task is not None and loop._task.done():
+            loop._task.result()  # the loop itself died: say how
+            raise AssertionError(f"the request loop stopped after {loop.ok} requests")
+        return await _true(loop.ok >= target)
+
+    try:
+        await backends.eventually(passed, f"{count} more requests")
+    except AssertionError as e:
+        raise AssertionError(f"{e} (ok: {loop.ok}, failures: {len(loop.failures)}, "
+                             f"last: {loop.failures[-3:]})") from e  # fmt: skip
 
 
 async def _true(value: bool) -> bool:
