@@ -46,7 +46,8 @@ async def instances(tmp_path: Path) -> AsyncIterator[Callable[..., harness.Stand
 
 def _reason(doc: dict[str, Any], name: str) -> str | None:
     lb = next((lb for lb in doc["loadBalancers"] if lb["name"] == name), None)
-    return lb["conditions"][0]["reason"] if lb else None
+    conditions = (lb or {}).get("conditions") or ()  # none yet: listed before its first verdict
+    return conditions[0]["reason"] if conditions else None
 
 
 async def test_lb_on_kubelb_own_ports_is_refused(instances):
