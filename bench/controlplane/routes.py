@@ -2,9 +2,11 @@
 
 A real control plane, the manager as a subprocess with the process deployer (real Envoy
 processes), Tenants created through the Tenant controller. Each tenant's Routes are written as
-its agent writes them (a Gateway `kubelb` with one HTTP listener, HTTPRoutes attached to it,
-each with its own hostname and a copy of its backend Service), with the kubeconfig the manager
-issued for that tenant. One HTTP server on the node address stands in for every NodePort.
+its agent writes them, by the agent's own mapping (`kubelb.agent.routemapping`: a Gateway
+`kubelb` with one HTTP listener, HTTPRoutes attached to it, each with its own hostname and a
+copy of its backend Service; the manager's clean-up finalizer set at creation), with the
+kubeconfig the manager issued for that tenant. One HTTP server on the node address stands in
+for every NodePort.
 
 Measured:
 - latency: one route at a time in one tenant, the seconds from its create until the first 200
@@ -13,8 +15,10 @@ Measured:
   from the last create until every one answers 200 through Envoy, then until the manager has
   written everything it will (every Route has its finalizer and says ResourceAppliedSuccessfully
   True at its generation, every Gateway counts all its routes), the manager's RSS (current and
-  peak), and the API server's writes per route once settled (all clients, creates included:
-  counted when every route answers, most finalizers and statuses are still to come).
+  peak), and the API server's writes per route once settled (all clients, creates included,
+  as the LoadBalancer benchmark counts them; also without the leader election's lease renewals,
+  which are no route's work; and counted when every route answers, when statuses may still be
+  to come).
 Baseline, in the same invocation: the API server's own floor for the same work at the same
 concurrency (create as many Routes and write each one's status once, with no controller).
 
@@ -36,6 +40,7 @@ from typing import Any
 
 from bench import results_file
 from bench.controlplane import common, scale
+from kubelb.agent import routemapping, servicecopies
 from kubelb.kube import client, resources
 from kubelb.localcluster import controlplane
 
@@ -46,27 +51,12 @@ CONCURRENCY = 16
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 
-def _route(namespace: str, uid: str, resource: dict[str, Any], kind: str,
+def _route(namespace: str, source: dict[str, Any], resource: resources.Resource,
            services: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
-    meta = resource["metadata"]
-    return {
-        "apiVersion": "kubelb.k8c.io/v1alpha1",
-        "kind": "Route",
-        "metadata": {
-            "name": uid,
-            "namespace": namespace,
-            "labels": {
-                "kubelb.k8c.io/origin-name": meta["name"],
-                "kubelb.k8c.io/origin-ns": meta["namespace"],
-                "kubelb.k8c.io/origin-resource-kind": f"{kind}.gateway.networking.k8s.io",
-                "kubelb.k8c.io/managed-by": "kubelb",
-            },
-        },
-        "spec": {
-            "endpoints": [{"name": "default", "addressesReference": {"name": "default"}}],
-            "source": {"kubernetes": {"resource": resource, "services": services}},
-        },
-    }
+    """The Route our agent writes for `source`, made by the agent's own mapping (its
+    finalizer included), with the agent's copies of `services`."""
+    copies = [servicecopies.cleansed(s) for s in services]
+    return routemapping.desired_route(source, resource, namespace=namespace, services=copies)
 
 
 def gateway_route(namespace: str) -> dict[str, Any]:
@@ -80,7 +70,7 @@ def gateway_route(namespace: str) -> dict[str, Any]:
                            "allowedRoutes": {"namespaces": {"from": "All"}}}],
         },
     }  # fmt: skip
-    return _route(namespace, "gw-kubelb", gateway, "Gateway", [])
+    return _route(namespace, gateway, resources.GATEWAYS, [])
 
 
 def backend_service() -> dict[str, Any]:
@@ -111,7 +101,7 @@ def http_route(namespace: str, index: int) -> dict[str, Any]:
                        "backendRefs": [{"name": "web", "port": 80}]}],
         },
     }  # fmt: skip
-    return _route(namespace, f"hr-{index:04d}", route, "HTTPRoute", [backend_service()])
+    return _route(namespace, route, resources.HTTP_ROUTES, [backend_service()])
 
 
 async def backend_server() -> asyncio.Server:
@@ -311,6 +301,9 @@ async def run(tenants: int, per_tenant: int, latency_routes: int) -> dict[str, A
         "manager_rss_mib": rss,
         "manager_peak_rss_mib": peak,
         "api_writes_per_route": sum(writes.values()) / total,
+        "api_writes_per_route_without_leases": (
+            sum(n for k, n in writes.items() if k != "leases") / total
+        ),
         "api_writes_by_resource": writes,
         "api_writes_per_route_when_all_serving": served_writes / total,
         "load_average": list(os.getloadavg()),

@@ -3,10 +3,11 @@ writes for it, and back: pure functions and the per-kind adapter contract.
 
 Inputs: the tenant object, the Service copies for it (`kubelb.agent.servicecopies`). Outputs:
 the desired Route (name = source UID, in `tenant-<name>`; labels origin-name, origin-ns,
-origin-resource-kind `Kind.group`, managed-by; spec.endpoints `[{name: default,
-addressesReference: {name: default}}]`; spec.source.kubernetes.resource = the stripped source,
-.services = the copies), whether a live Route needs an update, and the served status the
-manager reports in `status.resources.route.status`.
+origin-resource-kind `Kind.group`, managed-by; the manager's clean-up finalizer;
+spec.endpoints `[{name: default, addressesReference: {name: default}}]`;
+spec.source.kubernetes.resource = the stripped source, .services = the copies), whether a
+live Route needs an update, and the served status the manager reports in
+`status.resources.route.status`.
 
 `SourceKind` is what each kind adds to the generic loop (`kubelb.agent.routes`): its filter,
 the Services it references, what it cannot serve, and how the served status lands on it.
@@ -19,7 +20,7 @@ from collections.abc import Mapping as MappingABC, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubelb.api import labels, meta, route as api_route
+from kubelb.api import finalizers, labels, meta, route as api_route
 from kubelb.kube import objects, resources, writer
 
 # Gateway API condition types a problem can turn False, and the reason for a missing Service.
@@ -122,6 +123,10 @@ def desired_route(
             "name": objects.uid(obj),
             "namespace": namespace,
             "labels": route_labels(obj, resource),
+            # The manager's clean-up finalizer, set at creation (as on a LoadBalancer): the
+            # manager would add it as its first write anyway. It still adds it to a Route
+            # created without it (an upstream agent's).
+            "finalizers": [finalizers.CLEANUP],
         },
         "spec": {
             "endpoints": [dict(e) for e in DEFAULT_ENDPOINTS],

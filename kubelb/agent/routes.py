@@ -4,12 +4,14 @@ Route in the management cluster, and the served status back onto the object.
 Reads: the kind (tenant cluster), tenant Services (a change re-enqueues the sources that
 reference the Service or its `-nodeport` twin), Routes in the tenant namespace (management
 cluster; mapped back to their source by the origin labels, for the status the manager reports).
-Writes: on the management cluster, Route `<source uid>` (created, or replaced when its labels or
-spec really differ; never written when nothing changed), and deletes Routes whose source is gone,
-replaced (same name, new UID) or out of scope. On the tenant cluster: finalizer
-`kubelb.k8c.io/cleanup` on the source, the Service twins (`kubelb.agent.servicecopies`), the
-source's status (only when it changes), and Warning Events for what cannot be served (found
-here, or reported by the manager in the Route's ResourceAppliedSuccessfully condition).
+Writes: on the management cluster, Route `<source uid>` (created with the manager's clean-up
+finalizer, or replaced when its labels or spec really differ; never written when nothing
+changed), and deletes Routes whose source is gone, replaced (same name, new UID) or out of scope
+(the manager lets each go once nothing serves it: without a manager a deleted Route waits). On
+the tenant cluster: finalizer `kubelb.k8c.io/cleanup` on the source, the Service twins
+(`kubelb.agent.servicecopies`), the source's status (only when it changes), and Warning Events
+for what cannot be served (found here, or reported by the manager in the Route's
+ResourceAppliedSuccessfully condition).
 
 Out of scope (another class, another Gateway): nothing is done, unless the object still carries
 our finalizer (its class changed away): then its Route is deleted, its twins released, the status

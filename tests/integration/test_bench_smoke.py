@@ -105,6 +105,7 @@ def check_routes(result: dict[str, Any]) -> None:
     keys = {
         "first_200_p50_seconds", "first_200_p99_seconds", "all_serving_after_last_create_seconds",
         "api_floor_seconds", "ratio_to_api_floor", "manager_peak_rss_mib", "api_writes_per_route",
+        "api_writes_per_route_without_leases",
     }  # fmt: skip
     assert keys <= result.keys()
 

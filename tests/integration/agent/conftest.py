@@ -1,12 +1,12 @@
 """Fixtures for the agent against two real API servers.
 
-`tenant_setup` makes what the manager's Tenant controller would: namespace `tenant-<name>` in the
-management cluster (managed-by label), ServiceAccount + Role + RoleBinding `kubelb-ccm` with the
-tenant permissions of inventory §5.4, and a kubeconfig for that account. The agent gets exactly
-those credentials. It also plays the manager's part in deleting a LoadBalancer: removing the
-clean-up finalizer the agent creates it with. `services_ns` is a tenant-cluster namespace for the
-test's Services; `agent` starts agents (in process) confined to that namespace and to Nodes
-labelled for the test.
+`tenant_setup` makes what the manager's Tenant controller would: namespace `tenant-<name>` in
+the management cluster (managed-by label), ServiceAccount + Role + RoleBinding `kubelb-ccm` with
+the tenant permissions of inventory §5.4, and a kubeconfig for that account. The agent gets
+exactly those credentials. It also plays the manager's part in deleting a LoadBalancer or a
+Route: removing the clean-up finalizer the agent creates them with. `services_ns` is a tenant-
+cluster namespace for the test's Services; `agent` starts agents (in process) confined to that
+namespace and to Nodes labelled for the test.
 """
 
 from __future__ import annotations
@@ -107,32 +107,31 @@ async def provision_tenant(
             cleanup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await cleanup
-            await _release_load_balancers(mgmt, tenant.namespace, deleting_only=False)
+            await _release_finalized(mgmt, tenant.namespace, deleting_only=False)
     finally:
         await management.delete_namespace(tenant.namespace)
 
 
-async def _release_load_balancers(
-    mgmt: client.Client, namespace: str, *, deleting_only: bool
-) -> None:
-    """Remove the manager's clean-up finalizer (the agent creates LoadBalancers with it)."""
-    for lb in (await mgmt.list(resources.LOAD_BALANCERS, namespace=namespace)).items:
-        if finalizers.CLEANUP in objects.finalizers(lb) and (
-            objects.is_deleting(lb) or not deleting_only
-        ):
-            kept = [f for f in objects.finalizers(lb) if f != finalizers.CLEANUP]
-            with contextlib.suppress(errors.NotFoundError, errors.ConflictError):
-                await mgmt.patch(resources.LOAD_BALANCERS, objects.name(lb),
-                                 {"metadata": {"finalizers": kept or None,
-                                               "resourceVersion": objects.resource_version(lb)}},
-                                 namespace=namespace)  # fmt: skip
+async def _release_finalized(mgmt: client.Client, namespace: str, *, deleting_only: bool) -> None:
+    """Remove the manager's clean-up finalizer (the agent creates LoadBalancers and Routes with
+    it)."""
+    for resource in (resources.LOAD_BALANCERS, resources.ROUTES):
+        for obj in (await mgmt.list(resource, namespace=namespace)).items:
+            if finalizers.CLEANUP in objects.finalizers(obj) and (
+                objects.is_deleting(obj) or not deleting_only
+            ):
+                kept = [f for f in objects.finalizers(obj) if f != finalizers.CLEANUP]
+                version = objects.resource_version(obj)
+                patch = {"metadata": {"finalizers": kept or None, "resourceVersion": version}}
+                with contextlib.suppress(errors.NotFoundError, errors.ConflictError):
+                    await mgmt.patch(resource, objects.name(obj), patch, namespace=namespace)
 
 
 async def _manager_cleanup(mgmt: client.Client, namespace: str) -> None:
-    """Plays the manager's part in deletion, which these tests run without: a LoadBalancer
-    being deleted loses the clean-up finalizer."""
+    """Plays the manager's part in deletion, which these tests run without: a LoadBalancer or
+    Route being deleted loses the clean-up finalizer."""
     while True:
-        await _release_load_balancers(mgmt, namespace, deleting_only=True)
+        await _release_finalized(mgmt, namespace, deleting_only=True)
         await asyncio.sleep(0.1)
 
 

@@ -52,6 +52,8 @@ def test_route_of_an_ingress():
             "kubelb.k8c.io/origin-resource-kind": "Ingress.networking.k8s.io",
             "kubelb.k8c.io/managed-by": "kubelb",
         },
+        # The manager's own, set at creation: the manager has nothing to add.
+        "finalizers": ["kubelb.k8c.io/cleanup"],
     }
     assert route["spec"]["endpoints"] == [
         {"name": "default", "addressesReference": {"name": "default"}}

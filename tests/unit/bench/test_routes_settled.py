@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.controlplane import routes
+from kubelb.agent import routemapping
 
 
 def route(name: str, *, generation: int = 1, applied_at: int | None = 1, finalized: bool = True,
@@ -29,3 +30,20 @@ def test_settled_only_when_every_route_is_applied_and_attached() -> None:
     assert not routes._settled_in([gateway, route("hr-1"), route("hr-2", applied_at=None)])
     assert not routes._settled_in([gateway, route("hr-1"), route("hr-2", generation=2)])
     assert not routes._settled_in([route("hr-1")])  # no Gateway yet
+
+
+def test_bench_routes_are_the_agents() -> None:
+    """Written by the agent's own mapping: its labels lead back to the source, and the manager's
+    finalizer is already set (the manager has none to add, as with kubelb's agent)."""
+    written = routes.http_route("tenant-bench0", 7)
+    assert written["metadata"]["name"] == "hr-0007"
+    assert written["metadata"]["finalizers"] == ["kubelb.k8c.io/cleanup"]
+    assert routemapping.origin_index(written) == [
+        "HTTPRoute.gateway.networking.k8s.io/default/route-0007"
+    ]
+    (service,) = written["spec"]["source"]["kubernetes"]["services"]
+    assert service["spec"]["ports"][0]["nodePort"] == routes.NODE_PORT
+    gateway = routes.gateway_route("tenant-bench0")
+    assert routemapping.origin_index(gateway) == [
+        "Gateway.gateway.networking.k8s.io/default/kubelb"
+    ]
