@@ -19,11 +19,13 @@ are left out of it (`taken_ports`: the builder reports them on the Route that wa
 the LoadBalancer that had them first keeps them).
 
 What the Routes ask of the entry, and the entry Service itself: `l7entry`. Writes, per Route:
-the finalizer `kubelb.k8c.io/cleanup`; `status.resources.route` (the served object's kind and
-name, its status as upstream's controllers would write it, and a `ResourceAppliedSuccessfully`
-condition: True `InstallationSuccessful` "Success", or False `InstallationFailed` with what kept
-it from being served) and `status.resources.services` (one entry per embedded Service), as
-`routestatus` shapes them. Every write is skipped when the live object already says the same.
+the finalizer `kubelb.k8c.io/cleanup` (kubelb's agent creates Routes with it; an upstream agent
+does not); `status.resources.route` (the served object's kind and name, its status as upstream's
+controllers would write it, and a `ResourceAppliedSuccessfully` condition: True
+`InstallationSuccessful` "Success", or False `InstallationFailed` with what kept it from being
+served) and `status.resources.services` (one entry per embedded Service), as `routestatus`
+shapes them. Every write is skipped when the live object already says the same; a Gateway's new
+attachedRoutes waits while the tenant's Routes are still changing (one status write per burst).
 A Route being deleted keeps its finalizer until the tenant's published snapshot no longer holds
 it (its listeners are gone), then is let go. The reconcile key is the tenant namespace: one
 build per tenant serves every status.
@@ -32,6 +34,7 @@ build per tenant serves every status.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections import Counter
@@ -70,6 +73,8 @@ DELETE_RECHECK = 0.2
 # Service's status write reconciles it sooner).
 ADDRESS_RECHECK = 2.0
 STATUS_CONCURRENCY = 16
+# A Gateway's attachedRoutes waits at most this long for its tenant's Routes to stop changing.
+COUNTS_DEFER_CAP = 10.0
 # A certificate's validity boundary further away than this is looked at again after it.
 CERTIFICATE_RECHECK_CAP = 86400.0
 
@@ -404,6 +409,7 @@ class RouteReconciler:
         self.infra = infra
         self.realisation = realisation
         self.events = events
+        self._counts = CountWrites()
         self.primary = inputs.watch_namespaces(common.tenant_of)
         self.watches: Sequence[watches.Watch] = (
             watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
@@ -451,7 +457,7 @@ class RouteReconciler:
         result = controller.DONE
         if managed:
             realised = await self.realisation.realise(namespace, current)
-            await self._write_statuses(namespace, current, realised.verdicts)
+            await self._write_statuses(namespace, current, realised.verdicts, seen=raws)
             result = controller.Result(requeue_after=realised.requeue_after)
         if deleting:
             if not managed or self.realisation.released(namespace):
@@ -481,37 +487,55 @@ class RouteReconciler:
         namespace: str,
         raws: Sequence[objects.RawObject],
         verdicts: Mapping[str, routestatus.RouteVerdict],
+        *,
+        seen: Sequence[objects.RawObject],
     ) -> None:
+        """Each Route's status as its verdict says. A status that would change nothing but a
+        Gateway's attachedRoutes waits while the tenant's Routes are still changing (`seen`: the
+        tenant's Routes this reconcile started from; the informer holding others means their
+        event has queued the tenant again, and that reconcile counts them): a burst of new
+        Routes costs the Gateway one status write, not one per reconcile."""
         gate = asyncio.Semaphore(STATUS_CONCURRENCY)
+        counted: list[objects.RawObject] = []
 
-        async def one(raw: objects.RawObject) -> None:
+        async def one(raw: objects.RawObject, *, write: bool = True) -> None:
             verdict = verdicts.get(objects.name(raw))
             if verdict is None:
                 return
             kind = _kind_of(raw)
-            async with gate:
-                try:
-                    await self._write_status(raw, verdict)
-                except errors.NotFoundError:
-                    return  # deleted meanwhile
-                except Exception:
-                    manager_metrics.ROUTE_RECONCILES.labels(
-                        namespace=namespace, route_type=kind, result="error").inc()  # fmt: skip
-                    raise
+            if write:
+                async with gate:
+                    try:
+                        await self._write_status(raw, verdict)
+                    except errors.NotFoundError:
+                        return  # deleted meanwhile
+                    except Exception:
+                        manager_metrics.ROUTE_RECONCILES.labels(
+                            namespace=namespace, route_type=kind, result="error").inc()  # fmt: skip
+                        raise
             manager_metrics.ROUTE_RECONCILES.labels(namespace=namespace, route_type=kind,
                                                     result="success").inc()  # fmt: skip
 
-        await asyncio.gather(*(one(raw) for raw in raws))
+        first = []
+        for raw in raws:
+            verdict = verdicts.get(objects.name(raw))
+            if verdict is not None and _counts_only(raw, verdict):
+                counted.append(raw)
+            else:
+                first.append(raw)
+        await asyncio.gather(*(one(raw) for raw in first))
+        if not counted:
+            self._counts.done(namespace)
+            return
+        changing = routes_changed(self.reads.routes.store.list(namespace), seen)
+        wait = self._counts.wait(namespace, changing, time.monotonic())
+        await asyncio.gather(*(one(raw, write=not wait) for raw in counted))
 
     async def _write_status(
         self, raw: objects.RawObject, verdict: routestatus.RouteVerdict
     ) -> None:
-        generation = objects.generation(raw)
-        resource = _embedded(raw)
-        services = _embedded_services(raw)
-
         def mutate(status: dict[str, Any]) -> dict[str, Any]:
-            return routestatus.desired_status(status, resource, services, verdict, generation)
+            return _desired_status(raw, verdict, status)
 
         written = await self.writer.update_status(resources.ROUTES, objects.key_of(raw), mutate,
                                                   current=raw)  # fmt: skip
@@ -528,6 +552,55 @@ class RouteReconciler:
         for kind in ("Ingress", *sorted(l7entry.GATEWAY_API_KINDS), *counts):
             manager_metrics.ROUTES.labels(namespace=namespace, tenant=tenant,
                                           route_type=kind).set(counts.get(kind, 0))  # fmt: skip
+
+
+def _desired_status(
+    raw: objects.RawObject, verdict: routestatus.RouteVerdict, status: Any = None
+) -> dict[str, Any]:
+    """The Route's status as `verdict` says, from `status` (by default its own)."""
+    current = copy.deepcopy(raw.get("status") or {}) if status is None else status
+    return routestatus.desired_status(current, _embedded(raw), _embedded_services(raw), verdict,
+                                      objects.generation(raw))  # fmt: skip
+
+
+def _counts_only(raw: objects.RawObject, verdict: routestatus.RouteVerdict) -> bool:
+    """The verdict changes nothing of the Route's status but a Gateway's attachedRoutes (only a
+    Gateway's served status has listeners: cheap to rule the others out)."""
+    if not verdict.served_status.get("listeners"):
+        return False
+    return routestatus.only_counts_differ(raw.get("status") or {}, _desired_status(raw, verdict))
+
+
+def routes_changed(now: Sequence[objects.RawObject], seen: Sequence[objects.RawObject]) -> bool:
+    """The tenant's Routes `now` (the informer's) are others than `seen`: added, changed in
+    spec, being deleted or gone. Each such change passed the Route watch's predicate, so the
+    tenant is queued again."""
+    return _versions(now) != _versions(seen)
+
+
+def _versions(raws: Sequence[objects.RawObject]) -> set[tuple[str, int | None, bool]]:
+    return {(objects.uid(r), objects.generation(r), objects.is_deleting(r)) for r in raws}
+
+
+class CountWrites:
+    """When a tenant's Gateway status that changes only its attachedRoutes is written: not while
+    its Routes are still changing (the reconcile they queued writes it), unless it has waited
+    `cap` seconds (a tenant that never stops changing still sees its counts)."""
+
+    def __init__(self, cap: float = COUNTS_DEFER_CAP) -> None:
+        self.cap = cap
+        self._since: dict[str, float] = {}  # tenant namespace -> when its counts began to wait
+
+    def wait(self, namespace: str, changing: bool, now: float) -> bool:
+        since = self._since.setdefault(namespace, now)
+        if changing and now - since < self.cap:
+            return True
+        self.done(namespace)
+        return False
+
+    def done(self, namespace: str) -> None:
+        """Nothing of the tenant waits any more."""
+        self._since.pop(namespace, None)
 
 
 def _source(raw: objects.RawObject) -> Mapping[str, Any]:

@@ -8,16 +8,19 @@ served. `status.resources.services`: one entry per embedded Service, with the sa
 its ports, each `targetPort` the port Envoy sends to (the Service's NodePort, kubelb's analogue of
 the Envoy port upstream allocates for the Service it generates).
 Each condition's lastTransitionTime is kept while its status holds, so rewriting an unchanged
-status is no change (and no API write).
+status is no change (and no API write). `only_counts_differ` tells a new status that changes
+nothing but a Gateway's `attachedRoutes` counts (one the Route controller may coalesce).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubelb.api import conditions, meta
+from kubelb.kube import writer
 from kubelb.util import naming
 
 
@@ -74,6 +77,27 @@ def desired_status(
         }  # fmt: skip
     return {**status, "resources": {**previous, "route": route_state,
                                     "services": service_states}}  # fmt: skip
+
+
+def only_counts_differ(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when status `new` differs from `old` in nothing but its served object's listeners'
+    `attachedRoutes` (a Gateway counting the Routes attached to it). Pure."""
+    if writer.equivalent(old, new):
+        return False
+    before = {li.get("name"): li for li in _listeners(old)}
+    aligned = copy.deepcopy(dict(new))
+    for listener in _listeners(aligned):
+        previous = before.get(listener.get("name"))
+        if previous is None:
+            return False
+        listener["attachedRoutes"] = previous.get("attachedRoutes")
+    return writer.equivalent(old, aligned)
+
+
+def _listeners(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    served = ((status.get("resources") or {}).get("route") or {}).get("status") or {}
+    found = served.get("listeners") if isinstance(served, dict) else None
+    return [li for li in found or () if isinstance(li, dict)]
 
 
 def _ports(service: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 from kubelb.api import config as api_config, route as api_route, tenant as api_tenant
 from kubelb.infra import routeentry
 from kubelb.irbuild import routes as irroutes
-from kubelb.manager import infrastructure, l7entry, routestatus
+from kubelb.manager import infrastructure, l7entry, routes, routestatus
 
 NS = "tenant-a"
 JANUARY, FEBRUARY = "2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"
@@ -122,3 +122,56 @@ def test_status_keeps_transition_time_while_the_condition_holds() -> None:
     assert (condition["status"], condition["reason"]) == ("False", "InstallationFailed")
     assert condition["lastTransitionTime"] == "2026-02-02T00:00:00Z"
     assert condition["message"] == "port 80 is used by a LoadBalancer of this tenant"
+
+
+def test_a_gateway_status_changing_only_its_counts_is_told_apart() -> None:
+    gateway_resource = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                        "metadata": {"name": "kubelb", "namespace": "default"}}  # fmt: skip
+
+    def status(attached: int, *, address: str = "10.1.0.1", listener: str = "http") -> Any:
+        programmed = [{"type": "Programmed", "status": "True"}]
+        served = {"addresses": [{"type": "IPAddress", "value": address}],
+                  "listeners": [{"name": listener, "attachedRoutes": attached,
+                                 "conditions": programmed}]}  # fmt: skip
+        verdict = routestatus.RouteVerdict(served, ())
+        return routestatus.desired_status({}, gateway_resource, [], verdict, 1, now=JANUARY)
+
+    assert routestatus.only_counts_differ(status(3), status(7))
+    assert not routestatus.only_counts_differ(status(3), status(3))  # no change at all
+    assert not routestatus.only_counts_differ(status(3), status(7, address="10.1.0.2"))
+    assert not routestatus.only_counts_differ(status(3), status(7, listener="other"))
+    assert not routestatus.only_counts_differ({}, status(7))  # the first status
+    failed = routestatus.desired_status(status(3), gateway_resource, [],
+                                        routestatus.RouteVerdict({}, ("refused",)), 1)  # fmt: skip
+    assert not routestatus.only_counts_differ(status(3), failed)
+
+
+def test_routes_changed_when_the_informer_holds_other_routes() -> None:
+    def raw(uid: str, generation: int = 1, *, deleting: bool = False) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": uid, "uid": uid, "generation": generation,
+                                "resourceVersion": "9"}  # fmt: skip
+        if deleting:
+            meta["deletionTimestamp"] = JANUARY
+        return {"metadata": meta, "status": {"written": "by us"}}
+
+    seen = [raw("a"), raw("b")]
+    # Our own status writes change the resourceVersion, not what the build was made from.
+    restated = [{**r, "metadata": {**r["metadata"], "resourceVersion": "10"}} for r in seen]
+    assert not routes.routes_changed(restated, seen)
+    assert routes.routes_changed([*seen, raw("c")], seen)  # added
+    assert routes.routes_changed([raw("a"), raw("b", 2)], seen)  # its spec changed
+    assert routes.routes_changed([raw("a"), raw("b", deleting=True)], seen)  # being deleted
+    assert routes.routes_changed([raw("a")], seen)  # gone
+
+
+def test_a_gateways_counts_wait_while_its_routes_change_at_most_the_cap() -> None:
+    counts = routes.CountWrites(cap=10.0)
+    assert counts.wait("t", True, now=100.0)
+    assert counts.wait("t", True, now=109.0)
+    assert not counts.wait("u", False, now=109.0)  # another tenant, settled: written now
+    assert not counts.wait("t", True, now=110.0)  # waited the cap: written although changing
+    assert counts.wait("t", True, now=111.0)  # a new wait begins
+    assert not counts.wait("t", False, now=112.0)  # settled: written
+    assert counts.wait("t", True, now=200.0)
+    counts.done("t")  # nothing waits: the next wait starts afresh
+    assert counts.wait("t", True, now=209.5)
