@@ -18,14 +18,15 @@ Envoy binds for it and where. Ports that other management Services already hold 
 are left out of it (`taken_ports`: the builder reports them on the Route that wants them, and
 the LoadBalancer that had them first keeps them).
 
-What the Routes ask of the entry, and the entry Service itself: `l7entry`. Writes, per Route:
-the finalizer `kubelb.k8c.io/cleanup` (kubelb's agent creates Routes with it; an upstream agent
-does not); `status.resources.route` (the served object's kind and name, its status as upstream's
-controllers would write it, and a `ResourceAppliedSuccessfully` condition: True
-`InstallationSuccessful` "Success", or False `InstallationFailed` with what kept it from being
-served) and `status.resources.services` (one entry per embedded Service), as `routestatus`
+What the Routes ask of the entry, and the entry Service itself: `l7entry`. Writes,
+per Route: the finalizer `kubelb.k8c.io/cleanup` (kubelb's agent creates Routes with it; an
+upstream agent does not); `status.resources.route` (the served object's kind and name, its
+status as upstream's controllers would write it, and a `ResourceAppliedSuccessfully` condition:
+True `InstallationSuccessful` "Success", or False `InstallationFailed` with what kept it from
+being served) and `status.resources.services` (one entry per embedded Service), as `routestatus`
 shapes them. Every write is skipped when the live object already says the same; a Gateway's new
-attachedRoutes waits while the tenant's Routes are still changing (one status write per burst).
+attachedRoutes waits until the tenant's Routes have been still for a second (at most 10 s: one
+status write per burst, not one per reconcile).
 A Route being deleted keeps its finalizer until the tenant's published snapshot no longer holds
 it (its listeners are gone), then is let go. The reconcile key is the tenant namespace: one
 build per tenant serves every status.
@@ -73,8 +74,10 @@ DELETE_RECHECK = 0.2
 # Service's status write reconciles it sooner).
 ADDRESS_RECHECK = 2.0
 STATUS_CONCURRENCY = 16
-# A Gateway's attachedRoutes waits at most this long for its tenant's Routes to stop changing.
-COUNTS_DEFER_CAP = 10.0
+# A Gateway's new attachedRoutes is written once its tenant's Routes have been still this long,
+# or after waiting this long at most.
+COUNTS_QUIET = 1.0
+COUNTS_CAP = 10.0
 # A certificate's validity boundary further away than this is looked at again after it.
 CERTIFICATE_RECHECK_CAP = 86400.0
 
@@ -452,13 +455,16 @@ class RouteReconciler:
             and (not deleting)
         ):
             self._count(namespace, [])
+            self._counts.forget(namespace)
             return controller.DONE
+        self._counts.saw(namespace, raws, time.monotonic())
         current = await self._add_finalizers(live)
         result = controller.DONE
         if managed:
             realised = await self.realisation.realise(namespace, current)
-            await self._write_statuses(namespace, current, realised.verdicts, seen=raws)
-            result = controller.Result(requeue_after=realised.requeue_after)
+            wait = await self._write_statuses(namespace, current, realised.verdicts, seen=raws)
+            later = [t for t in (realised.requeue_after, wait) if t is not None]
+            result = controller.Result(requeue_after=min(later) if later else None)
         if deleting:
             if not managed or self.realisation.released(namespace):
                 for raw in deleting:
@@ -489,12 +495,12 @@ class RouteReconciler:
         verdicts: Mapping[str, routestatus.RouteVerdict],
         *,
         seen: Sequence[objects.RawObject],
-    ) -> None:
+    ) -> float | None:
         """Each Route's status as its verdict says. A status that would change nothing but a
-        Gateway's attachedRoutes waits while the tenant's Routes are still changing (`seen`: the
-        tenant's Routes this reconcile started from; the informer holding others means their
-        event has queued the tenant again, and that reconcile counts them): a burst of new
-        Routes costs the Gateway one status write, not one per reconcile."""
+        Gateway's attachedRoutes waits while the tenant's Routes are still changing
+        (`CountWrites`; `seen`: the tenant's Routes this reconcile started from): a burst of
+        new Routes costs the Gateway one status write, not one per reconcile. The seconds until
+        such a status is due (None: nothing waits)."""
         gate = asyncio.Semaphore(STATUS_CONCURRENCY)
         counted: list[objects.RawObject] = []
 
@@ -526,10 +532,11 @@ class RouteReconciler:
         await asyncio.gather(*(one(raw) for raw in first))
         if not counted:
             self._counts.done(namespace)
-            return
-        changing = routes_changed(self.reads.routes.store.list(namespace), seen)
-        wait = self._counts.wait(namespace, changing, time.monotonic())
-        await asyncio.gather(*(one(raw, write=not wait) for raw in counted))
+            return None
+        queued = routes_changed(self.reads.routes.store.list(namespace), seen)
+        wait = self._counts.wait(namespace, time.monotonic(), queued=queued)
+        await asyncio.gather(*(one(raw, write=wait is None) for raw in counted))
+        return wait
 
     async def _write_status(
         self, raw: objects.RawObject, verdict: routestatus.RouteVerdict
@@ -583,24 +590,43 @@ def _versions(raws: Sequence[objects.RawObject]) -> set[tuple[str, int | None, b
 
 
 class CountWrites:
-    """When a tenant's Gateway status that changes only its attachedRoutes is written: not while
-    its Routes are still changing (the reconcile they queued writes it), unless it has waited
-    `cap` seconds (a tenant that never stops changing still sees its counts)."""
+    """When a tenant's Gateway status that changes only its attachedRoutes is written: once the
+    tenant's Routes have been still for `quiet` seconds (a burst of new Routes costs one write,
+    not one per reconcile), or once it has waited `cap` seconds (a tenant whose Routes never
+    stop changing still sees its counts)."""
 
-    def __init__(self, cap: float = COUNTS_DEFER_CAP) -> None:
-        self.cap = cap
+    def __init__(self, quiet: float = COUNTS_QUIET, cap: float = COUNTS_CAP) -> None:
+        self.quiet, self.cap = quiet, cap
+        # Tenant namespace -> (a digest of its Routes' versions, when it last changed).
+        self._routes: dict[str, tuple[int, float]] = {}
         self._since: dict[str, float] = {}  # tenant namespace -> when its counts began to wait
 
-    def wait(self, namespace: str, changing: bool, now: float) -> bool:
+    def saw(self, namespace: str, raws: Sequence[objects.RawObject], now: float) -> None:
+        """A reconcile starts from the tenant's Routes `raws`."""
+        digest = hash(frozenset(_versions(raws)))
+        known = self._routes.get(namespace)
+        if known is None or known[0] != digest:
+            self._routes[namespace] = (digest, now)
+
+    def wait(self, namespace: str, now: float, *, queued: bool = False) -> float | None:
+        """Seconds until the tenant's counts may be written; None: now. `queued`: its Routes
+        changed again during this reconcile (still changing)."""
         since = self._since.setdefault(namespace, now)
-        if changing and now - since < self.cap:
-            return True
+        changed = now if queued else self._routes.get(namespace, (0, now))[1]
+        left = min(changed + self.quiet, since + self.cap) - now
+        if left > 0:
+            return left
         self.done(namespace)
-        return False
+        return None
 
     def done(self, namespace: str) -> None:
         """Nothing of the tenant waits any more."""
         self._since.pop(namespace, None)
+
+    def forget(self, namespace: str) -> None:
+        """The tenant has no Routes left."""
+        self.done(namespace)
+        self._routes.pop(namespace, None)
 
 
 def _source(raw: objects.RawObject) -> Mapping[str, Any]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from kubelb.api import config as api_config, route as api_route, tenant as api_tenant
 from kubelb.infra import routeentry
 from kubelb.irbuild import routes as irroutes
@@ -164,14 +166,25 @@ def test_routes_changed_when_the_informer_holds_other_routes() -> None:
     assert routes.routes_changed([raw("a")], seen)  # gone
 
 
-def test_a_gateways_counts_wait_while_its_routes_change_at_most_the_cap() -> None:
-    counts = routes.CountWrites(cap=10.0)
-    assert counts.wait("t", True, now=100.0)
-    assert counts.wait("t", True, now=109.0)
-    assert not counts.wait("u", False, now=109.0)  # another tenant, settled: written now
-    assert not counts.wait("t", True, now=110.0)  # waited the cap: written although changing
-    assert counts.wait("t", True, now=111.0)  # a new wait begins
-    assert not counts.wait("t", False, now=112.0)  # settled: written
-    assert counts.wait("t", True, now=200.0)
-    counts.done("t")  # nothing waits: the next wait starts afresh
-    assert counts.wait("t", True, now=209.5)
+def test_a_gateways_counts_wait_for_its_routes_to_be_still_at_most_the_cap() -> None:
+    def raw(uid: str) -> dict[str, Any]:
+        return {"metadata": {"name": uid, "uid": uid, "generation": 1}}
+
+    counts = routes.CountWrites(quiet=1.0, cap=10.0)
+    counts.saw("t", [raw("a")], now=100.0)
+    assert counts.wait("t", now=100.2) == pytest.approx(0.8)  # changed 0.2 s ago
+    counts.saw("t", [raw("a")], now=100.5)  # the same Routes: still since 100.0
+    assert counts.wait("t", now=101.0) is None  # still for 1 s: written
+    counts.saw("t", [raw("a"), raw("b")], now=102.0)
+    assert counts.wait("t", now=102.0) == pytest.approx(1.0)
+    # Changed again during the reconcile: the reconcile it queued judges it, a second later.
+    assert counts.wait("t", now=102.5, queued=True) == pytest.approx(1.0)
+    for step in range(1, 10):  # a new Route every second: waits, but not beyond the cap
+        counts.saw("t", [raw(str(n)) for n in range(step)], now=102.0 + step)
+        assert counts.wait("t", now=102.0 + step) == pytest.approx(min(1.0, 10.0 - step))
+    counts.saw("t", [raw("x")], now=112.0)
+    assert counts.wait("t", now=112.0) is None  # waited the cap: written although changing
+    assert counts.wait("u", now=112.0) == pytest.approx(1.0)  # a tenant never seen: just now
+    counts.done("u")
+    counts.forget("t")
+    assert counts.wait("t", now=113.0) == pytest.approx(1.0)
