@@ -4,18 +4,26 @@
 Which ports it needs (80 for Ingress, each listener port of the Gateway `kubelb`), which source
 kinds the Config and Tenant let it serve (`ingress.disable`, `gatewayAPI.disable`: either
 disables), which ports other management Services already hold at its address (`taken_ports`),
-and the Service itself, shaped as the infrastructure says (`infrastructure.ServiceShape`).
+and the Service itself, shaped as the infrastructure says (`infrastructure.ServiceShape`), with
+its annotations (`entry_annotations`): kubelb's own (external-dns's), those the Config's and
+Tenant's annotation settings let through from the served Routes' sources (filtered as upstream
+filters the object it generates for each kind: `ingress`, `gateway`, `httproute`, `grpcroute`),
+the oldest Route keeping a key that several set to different values (the others are told), then
+the default annotations of those kinds, of `service` and of `all`. The keys so propagated are
+recorded on the Service (`PROPAGATED_RECORD`), so a key no Route asks for any more is removed by
+the next apply while annotations others set stay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubelb.api import config as api_config, labels, route as api_route, tenant as api_tenant
 from kubelb.irbuild import routes as irroutes
 from kubelb.kube import objects
-from kubelb.manager import infrastructure, lbservice
+from kubelb.manager import effective, infrastructure, lbservice, propagation
 from kubelb.util import naming
 
 # On the entry Service, besides the management Services' labels (an empty lb-name: no
@@ -24,6 +32,13 @@ ENTRY_LABEL = labels.L7_ENTRY
 INGRESS_PORT = 80
 GATEWAY_NAME = "kubelb"  # the one Gateway a tenant may have (upstream CE)
 GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute"})
+# Upstream's resource names in the annotation settings, by source kind.
+ANNOTATION_KINDS = {"Ingress": "ingress", "Gateway": "gateway", "HTTPRoute": "httproute",
+                    "GRPCRoute": "grpcroute", "TLSRoute": "tlsroute"}  # fmt: skip
+# On the entry Service: the keys of its annotations propagated from the tenant's Routes and the
+# defaults, comma-separated (what the next apply may drop; never propagated itself).
+PROPAGATED_RECORD = "kubelb.k8c.io/propagated-annotations"
+KUBELB_HOLDER = "KubeLB (external-dns's records of the tenant's LoadBalancer hostnames)"
 
 
 def entry_service_name(namespace: str) -> str:
@@ -86,7 +101,7 @@ def desired_entry_service(
     annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The tenant's L7 entry Service: each requested port to the port Envoy binds for it;
-    `annotations`: external-dns's, for the LoadBalancer hostnames it serves."""
+    `annotations`: `entry_annotations`."""
     ports = [{"name": f"http-{port}", "port": port, "protocol": "TCP", "targetPort": target}
              for port, target in sorted(listen.items())]  # fmt: skip
     spec: dict[str, Any] = {
@@ -115,6 +130,66 @@ def desired_entry_service(
         },
         "spec": spec,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAnnotations:
+    annotations: dict[str, str]
+    problems: Mapping[str, tuple[str, ...]]  # by Route name: the annotations it was refused
+
+
+def entry_annotations(
+    namespace: str,
+    routes: Sequence[api_route.Route],
+    settings: irroutes.RouteSettings,
+    policy: effective.AnnotationPolicy,
+    fixed: Mapping[str, str],
+    recorded: str | None,
+) -> EntryAnnotations:
+    """The entry Service's annotations: `fixed` (kubelb's own), then what `policy` lets through
+    from each served Route's source, oldest Route first (a key an older Route or kubelb holds
+    with another value is refused to the newer: its problem), then the defaults of the served
+    kinds, `service` and `all` for keys still unset, and the record of the propagated keys
+    (also when none are left but `recorded`, the live Service's record, names some: so the apply
+    removes them). `routes`: the tenant's own Routes (not the in-memory ones of its
+    LoadBalancers' hostnames)."""
+    service = entry_service_name(namespace)
+    claims, kinds = [], []
+    for route in sorted(routes, key=_age):
+        source = source_of(route)
+        kind = str(source.get("kind") or "")
+        if kind not in ANNOTATION_KINDS or not enabled(kind, settings):
+            continue
+        kinds.append(ANNOTATION_KINDS[kind])
+        meta = source.get("metadata") or {}
+        asked = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()
+                 if k != PROPAGATED_RECORD}  # fmt: skip
+        name = route.metadata.name or ""
+        holder = f"Route {name} ({kind} {meta.get('namespace')}/{meta.get('name')})"
+        claims.append(propagation.Claim(name, holder, propagation.permitted(asked, policy)))
+    merged = propagation.merge(claims, fixed, KUBELB_HOLDER)
+    out = merged.annotations
+    for key, value in propagation.defaults(policy, *dict.fromkeys(kinds), "service").items():
+        out.setdefault(key, value)
+    propagated = sorted(set(out) - set(fixed))
+    if propagated or recorded:
+        out[PROPAGATED_RECORD] = ",".join(propagated)
+    problems = {
+        name: tuple(f"annotation {r.key}={_shown(r.value)} is not set on the tenant's L7 entry "
+                    f"(Service {service}): {r.holder} set it to {_shown(r.held)} first"
+                    for r in refused)
+        for name, refused in merged.refused.items()
+    }  # fmt: skip
+    return EntryAnnotations(out, problems)
+
+
+def _age(route: api_route.Route) -> tuple[str, str]:
+    """Oldest first (RFC 3339 UTC timestamps sort as text), then by name."""
+    return (route.metadata.creation_timestamp or "", route.metadata.name or "")
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    return repr(value if len(value) <= limit else f"{value[:limit]}...")
 
 
 def taken_ports(

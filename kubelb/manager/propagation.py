@@ -4,12 +4,17 @@ Order: drop denied keys (shell globs; a malformed pattern matches literally); ke
 propagate-all is on, else keep keys matching an allow glob whose value list is empty or holds the
 value; then add the kind's default annotations, then the `all` defaults, never overriding a key
 already present. Nothing is propagated by default.
+
+One management object several tenant objects share (the tenant's L7 entry Service, for all its
+Routes): `merge` takes their claims in order of precedence; the first to claim a key keeps it,
+and a later claim of another value for it is refused (and told), never applied.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from kubelb.manager import effective
 
@@ -20,16 +25,73 @@ NEVER = ("kubectl.kubernetes.io/last-applied-configuration",)
 def propagate(
     source: Mapping[str, str], policy: effective.AnnotationPolicy, kind: str
 ) -> dict[str, str]:
+    out = permitted(source, policy)
+    for key, value in defaults(policy, kind).items():
+        out.setdefault(key, value)
+    return out
+
+
+def permitted(source: Mapping[str, str], policy: effective.AnnotationPolicy) -> dict[str, str]:
+    """The annotations of `source` the policy lets through (no defaults added)."""
     out: dict[str, str] = {}
     for key, value in sorted(source.items()):
         if key in NEVER or any(_glob(pattern, key) for pattern in policy.denied):
             continue
         if policy.propagate_all or _allowed(key, value, policy.propagated):
             out[key] = value
-    for group in (kind, "all"):
+    return out
+
+
+def defaults(policy: effective.AnnotationPolicy, *kinds: str) -> dict[str, str]:
+    """The default annotations for an object of `kinds` (several: one object standing for
+    objects of each): each kind's in turn, then `all`'s, the first to set a key keeping it."""
+    out: dict[str, str] = {}
+    for group in (*kinds, "all"):
         for key, value in sorted(policy.defaults.get(group, {}).items()):
             out.setdefault(key, value)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The annotations one tenant object asks of a shared management object."""
+
+    name: str  # the claimant's key in `Merged.refused`
+    holder: str  # how another claimant is told about it ("Route x (HTTPRoute default/shop)")
+    annotations: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    key: str
+    value: str  # the value the claimant asked for
+    holder: str  # who keeps the key
+    held: str  # the value kept
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    annotations: dict[str, str]
+    refused: dict[str, tuple[Refusal, ...]]  # by claimant name; only those refused something
+
+
+def merge(
+    claims: Sequence[Claim], fixed: Mapping[str, str] | None = None, fixed_holder: str = "KubeLB"
+) -> Merged:
+    """The annotations of one shared object from `claims`, in order of precedence (the first to
+    claim a key keeps it; the same value claimed again is no conflict). `fixed`: what the
+    object carries whatever the claims say (kubelb's own annotations), held by `fixed_holder`."""
+    out = dict(fixed or {})
+    holders = dict.fromkeys(out, fixed_holder)
+    refused: dict[str, list[Refusal]] = {}
+    for claim in claims:
+        for key, value in sorted(claim.annotations.items()):
+            if key not in out:
+                out[key], holders[key] = value, claim.holder
+            elif out[key] != value:
+                refusal = Refusal(key, value, holders[key], out[key])
+                refused.setdefault(claim.name, []).append(refusal)
+    return Merged(out, {name: tuple(found) for name, found in refused.items()})
 
 
 def _allowed(key: str, value: str, allow: Mapping[str, str]) -> bool:

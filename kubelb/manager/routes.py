@@ -18,7 +18,8 @@ Envoy binds for it and where. Ports that other management Services already hold 
 are left out of it (`taken_ports`: the builder reports them on the Route that wants them, and
 the LoadBalancer that had them first keeps them).
 
-What the Routes ask of the entry, and the entry Service itself: `l7entry`. Writes,
+What the Routes ask of the entry, and the entry Service itself (its ports, and its annotations:
+those the Config's and Tenant's settings propagate from the Routes' sources): `l7entry`. Writes,
 per Route: the finalizer `kubelb.k8c.io/cleanup` (kubelb's agent creates Routes with it; an
 upstream agent does not); `status.resources.route` (the served object's kind and name, its
 status as upstream's controllers would write it, and a `ResourceAppliedSuccessfully` condition:
@@ -283,7 +284,8 @@ class EnvoyRealisation:
     async def realise(self, namespace: str, raws: Sequence[objects.RawObject]) -> Realised:
         existed = self._entry(namespace) is not None
         state = self.reads.tenant(namespace, self._entry(namespace))
-        service = await self._ensure_entry(namespace, state)
+        notes = self._annotations(namespace, state)
+        service = await self._ensure_entry(namespace, state, notes.annotations)
         state = self.reads.tenant(namespace, self._entry(namespace))
         wait = self.infra.requeue.address_wait
         now = time.monotonic()
@@ -320,7 +322,8 @@ class EnvoyRealisation:
                 disabled = f"{kind} Routes are disabled by {why}"
                 verdicts[name] = routestatus.RouteVerdict({}, (disabled,))
             elif outcome is not None:
-                problems = (*outcome.refused, *outcome.problems, *rejected)
+                problems = (*outcome.refused, *outcome.problems,
+                            *notes.problems.get(name, ()), *rejected)  # fmt: skip
                 verdicts[name] = routestatus.RouteVerdict(outcome.served_status, problems)
             elif state.ports:
                 verdicts[name] = routestatus.RouteVerdict({}, (waiting,))
@@ -363,7 +366,19 @@ class EnvoyRealisation:
         if objects.labels(change.obj).get(l7entry.ENTRY_LABEL):
             self._written.pop(objects.namespace(change.obj), None)  # the informer caught up
 
-    async def _ensure_entry(self, namespace: str, state: TenantRoutes) -> Any:
+    def _annotations(self, namespace: str, state: TenantRoutes) -> l7entry.EntryAnnotations:
+        """The entry Service's annotations: external-dns's for the LoadBalancer hostnames it
+        serves, and what the tenant's own Routes propagate."""
+        own = [r for r in state.routes if not hostnames.is_hostname_route(r)]
+        dns = hostnames.dns_annotations(hostnames.served_hostnames(state.routes))
+        live = self._entry(namespace)
+        recorded = objects.annotations(live).get(l7entry.PROPAGATED_RECORD) if live else None
+        policy = self.inputs.effective(namespace).annotations
+        return l7entry.entry_annotations(namespace, own, state.settings, policy, dns, recorded)
+
+    async def _ensure_entry(
+        self, namespace: str, state: TenantRoutes, annotations: Mapping[str, str]
+    ) -> Any:
         """The entry Service after the write (`FROM_INFORMER`: unchanged)."""
         live = self._entry(namespace)
         key = objects.ObjectKey(namespace, l7entry.entry_service_name(namespace))
@@ -378,10 +393,9 @@ class EnvoyRealisation:
         wanted = [p for p in state.ports if p not in state.taken] or list(state.ports)
         listen = self.infra.route_listen_ports(namespace, wanted, live)
         effective = self.inputs.effective(namespace)
-        dns = hostnames.dns_annotations(hostnames.served_hostnames(state.routes))
         desired = l7entry.desired_entry_service(namespace, listen, self.infra.service_shape,
                                                 effective.load_balancer_class,
-                                                annotations=dns)  # fmt: skip
+                                                annotations=annotations)  # fmt: skip
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if not written.changed:
             return FROM_INFORMER

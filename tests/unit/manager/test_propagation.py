@@ -40,3 +40,35 @@ def test_defaults_kind_then_all_never_override():
         "k": "svc",
         "z": "9",
     }
+
+
+def test_merge_first_claim_keeps_a_key_later_ones_are_refused():
+    older = propagation.Claim("a", "Route a", {"team": "blue", "tier": "web"})
+    newer = propagation.Claim("b", "Route b", {"team": "red", "tier": "web", "cost": "1"})
+    merged = propagation.merge([older, newer], {"dns": "x.example"}, "KubeLB")
+    assert merged.annotations == {"dns": "x.example", "team": "blue", "tier": "web", "cost": "1"}
+    # The same value twice is no conflict; another value is refused, naming who keeps it.
+    assert merged.refused == {"b": (propagation.Refusal("team", "red", "Route a", "blue"),)}
+
+
+def test_merge_fixed_annotations_are_never_overridden():
+    claim = propagation.Claim("a", "Route a", {"dns": "mine", "team": "blue"})
+    merged = propagation.merge([claim], {"dns": "x.example"}, "KubeLB")
+    assert merged.annotations == {"dns": "x.example", "team": "blue"}
+    assert merged.refused == {"a": (propagation.Refusal("dns", "mine", "KubeLB", "x.example"),)}
+    assert propagation.merge([], None).annotations == {}
+
+
+def test_permitted_and_defaults_split_propagate():
+    policy = effective.AnnotationPolicy(
+        propagated={"a.io/*": ""},
+        defaults={"ingress": {"d": "ing"}, "all": {"d": "all", "e": "all"}},
+    )
+    source = {"a.io/x": "1", "b.io/y": "2"}
+    assert propagation.permitted(source, policy) == {"a.io/x": "1"}
+    assert propagation.defaults(policy, "ingress") == {"d": "ing", "e": "all"}
+    assert propagation.propagate(source, policy, "ingress") == {
+        "a.io/x": "1",
+        "d": "ing",
+        "e": "all",
+    }

@@ -12,9 +12,10 @@ import pytest
 from kubelb.api import config as api_config, route as api_route, tenant as api_tenant
 from kubelb.infra import routeentry
 from kubelb.irbuild import routes as irroutes
-from kubelb.manager import infrastructure, l7entry, routes, routestatus
+from kubelb.manager import effective, infrastructure, l7entry, routes, routestatus
 
 NS = "tenant-a"
+PROPAGATED = l7entry.PROPAGATED_RECORD
 JANUARY, FEBRUARY = "2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"
 
 
@@ -188,3 +189,60 @@ def test_a_gateways_counts_wait_for_its_routes_to_be_still_at_most_the_cap() -> 
     counts.done("u")
     counts.forget("t")
     assert counts.wait("t", now=113.0) == pytest.approx(1.0)
+
+
+def annotated(kind: str, name: str, created: str, **notes: str) -> api_route.Route:
+    meta = {"name": name, "namespace": "default", "annotations": notes}
+    resource = {"apiVersion": "x/v1", "kind": kind, "metadata": meta}
+    return api_route.Route.model_validate({
+        "metadata": {"name": f"uid-{name}", "namespace": NS, "creationTimestamp": created},
+        "spec": {"endpoints": [{"addresses": [{"ip": "10.0.0.1"}]}],
+                 "source": {"kubernetes": {"resource": resource}}},
+    })  # fmt: skip
+
+
+def test_entry_annotations_from_the_routes_oldest_first() -> None:
+    policy = effective.AnnotationPolicy(
+        propagated={"team": "", "lb.io/*": ""}, denied=("lb.io/secret",),
+        defaults={"httproute": {"route-default": "h"}, "service": {"pool": "public"},
+                  "all": {"pool": "any", "every": "1"}},
+    )  # fmt: skip
+    newer = annotated("HTTPRoute", "new", FEBRUARY, team="red", **{"lb.io/x": "1"})
+    older = annotated("Ingress", "old", JANUARY, team="blue", other="not allowed",
+                      **{"lb.io/secret": "s", PROPAGATED: "team"})  # fmt: skip
+    dns = {"external-dns.alpha.kubernetes.io/hostname": "a.example"}
+    got = l7entry.entry_annotations(NS, [newer, older], irroutes.RouteSettings(), policy, dns,
+                                    None)  # fmt: skip
+    assert got.annotations == {
+        **dns, "team": "blue", "lb.io/x": "1", "route-default": "h", "pool": "public",
+        "every": "1", PROPAGATED: "every,lb.io/x,pool,route-default,team",
+    }  # fmt: skip
+    (problem,) = got.problems["uid-new"]
+    assert problem == ("annotation team='red' is not set on the tenant's L7 entry (Service "
+                       "envoy-tenant-a-l7): Route uid-old (Ingress default/old) set it to "
+                       "'blue' first")  # fmt: skip
+    assert "uid-old" not in got.problems
+
+    # The Ingress disabled: it propagates nothing, and the HTTPRoute keeps the key.
+    no_ingress = irroutes.RouteSettings(ingress_enabled=False)
+    got = l7entry.entry_annotations(NS, [newer, older], no_ingress, policy, {}, None)
+    assert got.annotations["team"] == "red"
+    assert got.problems == {}
+
+    # A Route asking kubelb's own key is told; nothing propagated and nothing recorded: no record.
+    clash = annotated("HTTPRoute", "clash", JANUARY,
+                      **{"external-dns.alpha.kubernetes.io/hostname": "b.example"})  # fmt: skip
+    everything = effective.AnnotationPolicy(propagate_all=True)
+    got = l7entry.entry_annotations(NS, [clash], irroutes.RouteSettings(), everything, dns, None)
+    assert got.annotations == dns
+    (problem,) = got.problems["uid-clash"]
+    assert "KubeLB" in problem
+
+    # Nothing to propagate any more, but the live Service records keys: an empty record, so
+    # the apply drops them.
+    got = l7entry.entry_annotations(NS, [], irroutes.RouteSettings(),
+                                    effective.AnnotationPolicy(), {}, "team")  # fmt: skip
+    assert got.annotations == {PROPAGATED: ""}
+    got = l7entry.entry_annotations(NS, [], irroutes.RouteSettings(),
+                                    effective.AnnotationPolicy(), {}, "")  # fmt: skip
+    assert got.annotations == {}
