@@ -427,6 +427,12 @@ class RouteReconciler:
         self.realisation = realisation
         self.events = events
         self._counts = CountWrites()
+        # Route uid -> (the resourceVersion our last status write replaced, the object it
+        # returned), until the informer shows the Route again: a reconcile in between judges it
+        # by what we wrote, not by the informer's older copy (a write that meets a conflict on
+        # the server is still a write).
+        self._ahead: dict[str, tuple[str, objects.RawObject]] = {}
+        reads.routes.add_handler(self._route_seen)
         self.primary = inputs.watch_namespaces(common.tenant_of)
         self.watches: Sequence[watches.Watch] = (
             watches.Watch(resource=resources.ROUTES, mapper=common.tenant_of,
@@ -472,7 +478,7 @@ class RouteReconciler:
             self._counts.forget(namespace)
             return controller.DONE
         self._counts.saw(namespace, raws, time.monotonic())
-        current = await self._add_finalizers(live)
+        current = await self._add_finalizers([self._fresh(raw) for raw in live])
         result = controller.DONE
         if managed:
             realised = await self.realisation.realise(namespace, current)
@@ -560,12 +566,34 @@ class RouteReconciler:
 
         written = await self.writer.update_status(resources.ROUTES, objects.key_of(raw), mutate,
                                                   current=raw)  # fmt: skip
+        if written.changed and written.obj is not None:
+            self._ahead[objects.uid(raw)] = (objects.resource_version(raw), written.obj)
         if written.changed:
             logger.info("Route %s: %s", objects.key_of(raw),
                         "; ".join(verdict.problems) or "served")  # fmt: skip
             if verdict.problems and self.events is not None:
                 await self.events.warning(raw, conditions.INSTALLATION_FAILED,
                                           "; ".join(verdict.problems))  # fmt: skip
+
+    def _fresh(self, raw: objects.RawObject) -> objects.RawObject:
+        """The Route as our last status write left it, while the informer still has the version
+        before it; else as the informer has it."""
+        uid = objects.uid(raw)
+        known = self._ahead.get(uid)
+        if known is None:
+            return raw
+        if objects.resource_version(raw) == known[0]:
+            return known[1]
+        del self._ahead[uid]  # the informer has caught up (or another writer came after us)
+        return raw
+
+    def _route_seen(self, change: informer.Change) -> None:
+        uid = objects.uid(change.obj)
+        known = self._ahead.get(uid)
+        if known is not None and (
+            change.new is None or objects.resource_version(change.new) != known[0]
+        ):
+            del self._ahead[uid]
 
     def _count(self, namespace: str, raws: Sequence[objects.RawObject]) -> None:
         counts = Counter(_kind_of(raw) for raw in raws)
