@@ -192,6 +192,8 @@ class Standalone:
                               publisher=self.publisher,
                               rejections=lambda _namespace: driver.rejection())  # fmt: skip
         driver.watch_rejections(self._reconcile_every_lb)
+        # What said Ready is not served while the data plane is down; nothing else would say so.
+        driver.watch_exits(self._reconcile_every_lb)
         self.state = state.StateStore(settings.state_dir)
         self.recorder = state.Recorder(self.state, self.core.inputs.services)
         self.source = HostFiles(settings.config)
@@ -211,6 +213,7 @@ class Standalone:
     def _infra(self, c: core.Core) -> host.HostInfra:
         self.infra = host.HostInfra(c.inputs, c.writer, pool=self.settings.address_pool,
                                     ready=self.driver.ready,
+                                    not_ready_message=self.driver.not_ready_message,
                                     reconcile_lb=c.reconcile_lb)  # fmt: skip
         return self.infra
 
