@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubelb.api import conditions as api_conditions, config as api_config
+from kubelb.api import conditions as api_conditions, config as api_config, meta as api_meta
 from kubelb.app import core, dataplanes, errors, logs, runner
 from kubelb.infra import host, hubsockets
 from kubelb.ir import proxy
@@ -466,7 +466,8 @@ def _lb_document(raw: objects.RawObject, origin: str, errors: list[str]) -> dict
     ingress = (status.get("loadBalancer") or {}).get("ingress") or ()
     address = next((str(e["ip"]) for e in ingress if isinstance(e, Mapping) and e.get("ip")), None)
     ports = [p for p in (raw.get("spec") or {}).get("ports") or () if isinstance(p, Mapping)]
-    ready = any(c.get("type") == api_conditions.READY and c.get("status") == "True"
+    ready = any(c.get("type") == api_conditions.READY
+                and c.get("status") == api_meta.ConditionStatus.TRUE
                 for c in conditions)  # fmt: skip
     return {
         "namespace": objects.namespace(raw),
@@ -494,7 +495,7 @@ def _route_document(raw: objects.RawObject, origin: str, errors: list[str]) -> d
         "source": origin,
         "kind": resource.get("kind"),
         "object": f"{metadata.get('namespace') or 'default'}/{metadata.get('name') or ''}",
-        "applied": bool(condition and condition.get("status") == "True"),
+        "applied": bool(condition and condition.get("status") == api_meta.ConditionStatus.TRUE),
         "status": state.get("status") or {},
         "conditions": [_condition_document(condition)] if condition else [],
         "errors": errors,
