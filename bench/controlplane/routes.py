@@ -10,8 +10,11 @@ Measured:
 - latency: one route at a time in one tenant, the seconds from its create until the first 200
   through Envoy with its hostname (p50, p99 over `--latency-routes`, default 50);
 - scale: `--tenants` x `--per-tenant` (default 10 x 100) HTTPRoutes created at once: seconds
-  from the last create until every one answers 200 through Envoy, the manager's RSS (current and
-  peak), and the API server's writes per route (all clients, creates included).
+  from the last create until every one answers 200 through Envoy, then until the manager has
+  written everything it will (every Route has its finalizer and says ResourceAppliedSuccessfully
+  True at its generation, every Gateway counts all its routes), the manager's RSS (current and
+  peak), and the API server's writes per route once settled (all clients, creates included:
+  counted when every route answers, most finalizers and statuses are still to come).
 Baseline, in the same invocation: the API server's own floor for the same work at the same
 concurrency (create as many Routes and write each one's status once, with no controller).
 
@@ -170,6 +173,40 @@ async def gateway_address(agent: client.Client, namespace: str) -> str:
     raise TimeoutError(f"{namespace}: the Gateway Route never reported an address")
 
 
+def _applied_now(route: dict[str, Any]) -> bool:
+    """The Route has the manager's finalizer and says it is served, at its generation."""
+    state = ((route.get("status") or {}).get("resources") or {}).get("route") or {}
+    generation = route["metadata"].get("generation")
+    return "kubelb.k8c.io/cleanup" in (route["metadata"].get("finalizers") or ()) and any(
+        c.get("type") == "ResourceAppliedSuccessfully"
+        and c.get("status") == "True"
+        and c.get("observedGeneration") == generation
+        for c in state.get("conditions") or ()
+    )
+
+
+def _settled_in(routes: list[dict[str, Any]]) -> bool:
+    """Every Route applied, and the Gateway's listener counts every HTTPRoute."""
+    gateway = next((r for r in routes if r["metadata"]["name"] == "gw-kubelb"), None)
+    if gateway is None or not all(_applied_now(r) for r in routes):
+        return False
+    served = ((gateway.get("status") or {}).get("resources") or {}).get("route") or {}
+    listeners = (served.get("status") or {}).get("listeners") or []
+    return [li.get("attachedRoutes") for li in listeners] == [len(routes) - 1]
+
+
+async def until_settled(kube: client.Client, namespaces: list[str]) -> None:
+    """Until the manager has written what it will for every Route of `namespaces`."""
+    pending = list(namespaces)
+    for _ in range(1200):
+        listed = [(ns, await kube.list(resources.ROUTES, namespace=ns)) for ns in pending]
+        pending = [ns for ns, found in listed if not _settled_in(list(found.items))]
+        if not pending:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"Routes of {pending} never settled")
+
+
 async def api_floor(kube: client.Client, count: int) -> float:
     """Create `count` Routes and write each status once, in a namespace no manager watches."""
     namespace = "bench-floor"
@@ -245,6 +282,9 @@ async def run(tenants: int, per_tenant: int, latency_routes: int) -> dict[str, A
                          for i in range(per_tenant)],
                     )  # fmt: skip
                     served_at = time.perf_counter()
+                    writes_served = await common.api_writes(kube)
+                    await until_settled(kube, list(agents))
+                    settled_at = time.perf_counter()
                     writes_after = await common.api_writes(kube)
                     rss, peak = manager.rss_mib()
                 finally:
@@ -256,6 +296,7 @@ async def run(tenants: int, per_tenant: int, latency_routes: int) -> dict[str, A
                 await kube.close()
     writes = {k: n - writes_before.get(k, 0.0) for k, n in writes_after.items()}
     writes = {k: n for k, n in sorted(writes.items(), key=lambda kv: -kv[1]) if n}
+    served_writes = sum(writes_served.values()) - sum(writes_before.values())
     return {
         "routes": total,
         "tenants": tenants,
@@ -264,12 +305,14 @@ async def run(tenants: int, per_tenant: int, latency_routes: int) -> dict[str, A
         "latency_samples": len(latencies),
         "create_seconds": last_create - started,
         "all_serving_after_last_create_seconds": served_at - last_create,
+        "all_settled_after_last_create_seconds": settled_at - last_create,
         "api_floor_seconds": floor,
         "ratio_to_api_floor": (served_at - started) / floor,
         "manager_rss_mib": rss,
         "manager_peak_rss_mib": peak,
         "api_writes_per_route": sum(writes.values()) / total,
         "api_writes_by_resource": writes,
+        "api_writes_per_route_when_all_serving": served_writes / total,
         "load_average": list(os.getloadavg()),
     }
 

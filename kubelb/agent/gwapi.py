@@ -3,7 +3,8 @@
 Gateway: in scope when named `kubelb` (upstream CE serves one Gateway per tenant) and, with
 `--use-gateway-class`, of class `kubelb`; it references no Services. Its status is the served
 one: addresses, conditions and listeners, every condition's observedGeneration rewritten to the
-tenant Gateway's own generation.
+tenant Gateway's own generation; a Gateway the manager refused and served nothing of (disabled
+by Config or Tenant) is Accepted and Programmed False with the manager's reason, no addresses.
 
 HTTPRoute, GRPCRoute: in scope when their one parentRef names the Gateway `kubelb` (upstream CE:
 a route with several parents is not served). Backends: the
@@ -11,7 +12,8 @@ Service backendRefs and RequestMirror targets, at rule and backend level, in the
 or the route's. Status: `parents` for our parentRefs only (other controllers' entries are kept),
 each with the parentRef as the tenant wrote it and the served conditions with the route's own
 generation; what the agent finds itself (an unknown backend, an unsupported filter or backend
-kind) turns Accepted or ResolvedRefs False with its reason, whatever was served.
+kind) turns Accepted or ResolvedRefs False with its reason, whatever was served, and so does
+a refusal of the manager's that served nothing (disabled, no Gateway `kubelb` served to attach to).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ CONTROLLER_NAME = "kubelb.k8c.io/gateway-controller"
 
 ACCEPTED = routemapping.ACCEPTED
 RESOLVED_REFS = routemapping.RESOLVED_REFS
+PROGRAMMED = "Programmed"
 UNSUPPORTED_VALUE = "UnsupportedValue"
 INVALID_KIND = "InvalidKind"
 
@@ -109,7 +112,7 @@ class GatewayKind:
 
         def mutate(status: dict[str, Any]) -> dict[str, Any]:
             if served is None:
-                return status
+                return self._refused(status, problems, generation)
             out = dict(status)
             if "addresses" in served:
                 out["addresses"] = served["addresses"]
@@ -136,6 +139,22 @@ class GatewayKind:
         return {k: v for k, v in status.items() if k not in ("addresses", "listeners")} | {
             "conditions": []
         }
+
+    def _refused(self, status: dict[str, Any], problems: Sequence[routemapping.Problem],
+                 generation: int | None) -> dict[str, Any]:  # fmt: skip
+        """Nothing served: a refusal (disabled by Config or Tenant) makes the Gateway neither
+        Accepted nor Programmed, without addresses; no refusal leaves the status alone."""
+        refused = [p for p in problems if p.condition == ACCEPTED]
+        if not refused:
+            return status
+        conditions: list[dict[str, Any]] = []
+        for type_ in (ACCEPTED, PROGRAMMED):
+            conditions = upsert_condition(
+                conditions, status.get("conditions"), type=type_, status="False",
+                reason=refused[0].reason, message="; ".join(p.message for p in refused),
+                generation=generation,
+            )  # fmt: skip
+        return self.cleared(status) | {"conditions": conditions}
 
 
 class RouteKind:

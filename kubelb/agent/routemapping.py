@@ -175,9 +175,13 @@ def updated(live: objects.RawObject, desired: MappingABC[str, Any]) -> objects.R
 
 def refusal(route: MappingABC[str, Any] | None) -> Problem | None:
     """Why the manager did not apply the Route (its ResourceAppliedSuccessfully condition is
-    False: disabled by Config or Tenant, a conflict...), or None."""
+    False: disabled by Config or Tenant, a conflict...), or None. When the manager served
+    nothing of it (no generated object's status to copy: disabled, no Gateway to attach to)
+    the refusal turns Accepted False, so the source's own conditions say why too; otherwise
+    the served status already holds the finer conditions."""
     if route is None:
         return None
+    condition_type = ACCEPTED if served_status(route) is None else None
     for condition in objects.lookup(route, "status.resources.route.conditions") or ():
         if (
             isinstance(condition, MappingABC)
@@ -187,6 +191,7 @@ def refusal(route: MappingABC[str, Any] | None) -> Problem | None:
             return Problem(
                 str(condition.get("reason") or "RouteNotApplied"),
                 str(condition.get("message") or "KubeLB did not apply the Route"),
+                condition_type,
             )
     return None
 

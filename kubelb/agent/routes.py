@@ -164,7 +164,9 @@ class SourceReconciler:
         dropped = _originals(before) - set(backends)
         await self.copies.release(sorted(dropped))
         refused = routemapping.refusal(route)
-        for problem in [*problems, *([refused] if refused else [])]:
+        if refused is not None:
+            problems.append(refused)
+        for problem in problems:
             await self.recorder.warning(obj, problem.reason, problem.message)
         await self.writer.update_status(
             self.kind.resource,

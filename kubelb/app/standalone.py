@@ -37,7 +37,7 @@ from kubelb.app import core, dataplanes, errors, logs, runner
 from kubelb.infra import host, hubsockets
 from kubelb.ir import proxy
 from kubelb.kube import memory, objects
-from kubelb.manager import common, lbservice
+from kubelb.manager import common, lbservice, syncsecrets
 from kubelb.observe import server
 from kubelb.placement import pool
 from kubelb.sources import file, loader
@@ -191,6 +191,9 @@ class Standalone:
         self.core = core.Core(self.kube, namespace=CONFIG_NAMESPACE, infra=self._infra,
                               publisher=self.publisher,
                               rejections=lambda _namespace: driver.rejection())  # fmt: skip
+        # SyncSecret documents become their Secrets as in the management cluster.
+        self.sync_secrets = syncsecrets.sync_secret_controller(self.core.informers,
+                                                               self.core.writer)  # fmt: skip
         driver.watch_rejections(self._reconcile_every_lb)
         # What said Ready is not served while the data plane is down; nothing else would say so.
         driver.watch_exits(self._reconcile_every_lb)
@@ -231,7 +234,7 @@ class Standalone:
                                 self.state.path)  # fmt: skip
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self.core.run_readers(), name="readers")
-                    group.create_task(self.core.lead(), name="writers")
+                    group.create_task(self.core.lead([self.sync_secrets]), name="writers")
                     group.create_task(self.publisher.run(), name="dataplane")
                     group.create_task(self._release_first_build(), name="first-build")
                     group.create_task(self.recorder.run(), name=self.recorder.name)
@@ -306,7 +309,7 @@ class Standalone:
         if self.publisher.pending or self.publisher.applied is None:
             return False
         controllers = (c.lb_controller, c.snapshot_controller, c.proxy_controller,
-                       c.route_controller)  # fmt: skip
+                       c.route_controller, self.sync_secrets)  # fmt: skip
         if any(len(x.queue) or x.queue.processing for x in controllers):
             return False
         if c.snapshot_controller.queue.waiting or c.route_controller.queue.waiting:

@@ -10,7 +10,9 @@ host. A route attaches
 by a parentRef naming `kubelb` (the ref's namespace is not checked, as upstream clears it),
 optionally narrowed by `sectionName` and `port`, to every listener whose protocol, allowed
 kinds and hostname admit it. `allowedRoutes.namespaces` is not evaluated: upstream serves every
-route of the tenant from one namespace.
+route of the tenant from one namespace. When two Routes make the same match on the same host,
+Gateway API's precedence gives it to the older; the newer one is told in its problems (its
+Gateway API status stays Accepted: the rest of it is served).
 """
 
 from __future__ import annotations
@@ -171,7 +173,9 @@ def build(
                 continue  # nothing routed yet: nothing to bind
             built_listener = tenant.passthrough(port, sni_routes, gateway.key)
         else:
-            hosts = _virtual_hosts([li.hostname for li in on_port], candidates.get(port, []))
+            hosts, shadows = _virtual_hosts([li.hostname for li in on_port],
+                                            candidates.get(port, []))  # fmt: skip
+            _report_shadowed(routes, port, shadows)
             built_listener = tenant.listener(port, hosts, gateway.key, _tls(on_port))
         out.append(built_listener)
         attached_names = sorted({n for li in on_port for n in li.attached})
@@ -415,12 +419,23 @@ def _describe(ref: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+# A match no request reaches: (virtual host, its route's tiebreak, the tiebreak of the route that
+# takes it first, the match).
+Shadow = tuple[str, tuple[Any, ...], tuple[Any, ...], proxy.RouteMatch]
+
+
+def _owner(tiebreak: tuple[Any, ...]) -> Any:
+    """The Route a candidate's tiebreak `(order, rep.age, position)` belongs to."""
+    return tiebreak[1]
+
+
 def _virtual_hosts(
     listener_hostnames: Sequence[str | None],
     candidates: Sequence[tuple[str | None, tuple[str, ...], proxy.HTTPRoute, Any]],
-) -> tuple[proxy.VirtualHost, ...]:
+) -> tuple[tuple[proxy.VirtualHost, ...], list[Shadow]]:
     """One virtual host per hostname named on the port (and `*` when a listener takes any
-    host): the routes of the most specific listener covering it, in precedence order."""
+    host): the routes of the most specific listener covering it, in precedence order; and the
+    matches of later Routes that an earlier Route's identical match takes on the same host."""
     # (listener hostname, route hostname or None for any) -> its routes with their tiebreaks
     index: dict[tuple[str | None, str | None], list[tuple[proxy.HTTPRoute, Any]]] = {}
     for listener_hostname, hosts, route, tiebreak in candidates:
@@ -431,6 +446,7 @@ def _virtual_hosts(
     if None in listener_hostnames or not domains:
         domains.add(proxy.WILDCARD_HOST)
     out: list[proxy.VirtualHost] = []
+    shadows: list[Shadow] = []
     for domain in sorted(domains):
         chosen = routeprecedence.most_specific(listener_hostnames, domain)
         entries: list[tuple[str | None, proxy.HTTPRoute, Any]] = []
@@ -448,12 +464,39 @@ def _virtual_hosts(
                 name=domain, domains=(domain,), routes=routeprecedence.ordered(entries)
             )
         )
+        shadows.extend((domain, *found) for found in routeprecedence.shadowed(entries, _owner))
     # A host without routes answers 404 anyway, unless a less specific host would take it.
     served = {vh.name for vh in out if vh.routes}
     kept = tuple(vh for vh in out if vh.name in served or _shadows(vh.name, served))
     return kept or (
         proxy.VirtualHost(name=proxy.WILDCARD_HOST, domains=(proxy.WILDCARD_HOST,), routes=()),
-    )
+    ), shadows
+
+
+def _report_shadowed(
+    routes: Sequence[routecontext.Report], port: int, shadows: Sequence[Shadow]
+) -> None:
+    """Conflicts stay local: a Route whose match an older Route already makes on the same host
+    is told on its own status (Gateway API's precedence gives the request to the older one)."""
+    by_owner = {rep.age: rep for rep in routes}
+    for domain, key, taken, match in shadows:
+        later, earlier = by_owner.get(_owner(key)), by_owner.get(_owner(taken))
+        if later is None or earlier is None:
+            continue
+        host = "any host" if domain == proxy.WILDCARD_HOST else f"host {domain!r}"
+        later.problem(f"port {port} {host} {_describe_match(match)} is already served by "
+                      f"{earlier.kind} {earlier.source_id}: not served")  # fmt: skip
+
+
+def _describe_match(match: proxy.RouteMatch) -> str:
+    out = f"path {match.path.value!r} ({match.path.kind.value})"
+    if match.method:
+        out += f" method {match.method}"
+    if match.headers:
+        out += " headers " + ", ".join(h.name for h in match.headers)
+    if match.query_params:
+        out += " query " + ", ".join(q.name for q in match.query_params)
+    return out
 
 
 def _shadows(domain: str, served: set[str]) -> bool:

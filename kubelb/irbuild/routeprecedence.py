@@ -13,7 +13,7 @@ the oldest route, then to its namespace/name, then to rule and match order (the 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from kubelb.ir import proxy
@@ -117,6 +117,23 @@ def grpc_order(
 ) -> tuple[int, int, int, int, int]:
     """Sort key of one GRPCRoute match, shaped like `match_order`'s."""
     return (_PATH_ORDER[path], -len(service), -len(method), -headers, 0)
+
+
+def shadowed(
+    entries: Sequence[tuple[str | None, proxy.HTTPRoute, tuple[Any, ...]]],
+    owner: Callable[[tuple[Any, ...]], Any],
+) -> list[tuple[tuple[Any, ...], tuple[Any, ...], proxy.RouteMatch]]:
+    """Matches of one virtual host that never take a request because another owner's route
+    makes the same match on the same route hostname and comes first: (its key, the key of
+    the route that takes them, the match). Entries as for `ordered`; `owner(key)` names the
+    Route a key belongs to (one Route's own repeated matches are Gateway API's rule order)."""
+    first: dict[tuple[str | None, proxy.RouteMatch], tuple[Any, ...]] = {}
+    out = []
+    for hostname, route, key in sorted(entries, key=lambda e: (specificity(e[0]), e[2])):
+        taken = first.setdefault((hostname, route.match), key)
+        if owner(taken) != owner(key):
+            out.append((key, taken, route.match))
+    return out
 
 
 def ordered(

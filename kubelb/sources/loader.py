@@ -8,12 +8,13 @@ deleted and which documents failed. `sync` never raises for a document: every pr
 
 Rules:
 
-- Kinds: only those given (`kinds`, by default Config, Addresses, LoadBalancer, Secret and Route:
-  what standalone mode serves); another kind, or another apiVersion, is an error.
-- Secrets (the certificates of Routes' TLS, written straight into the tenant namespace) get the
-  label `kubelb.k8c.io/origin-name: <their name>` unless they carry one, which is how the
-  manager finds them (`irbuild.routetls`); `stringData` is folded into `data` as an API server
-  does.
+- Kinds: only those given (`kinds`, by default Config, Addresses, LoadBalancer, Secret,
+  SyncSecret and Route: what standalone mode serves); another kind, or another apiVersion, is an
+  error.
+- Secrets and SyncSecrets (the certificates of Routes' TLS, written straight into the tenant
+  namespace; a SyncSecret becomes its Secret as in the management cluster) get the label
+  `kubelb.k8c.io/origin-name: <their name>` unless they carry one, which is how the manager
+  finds them (`irbuild.routetls`); `stringData` is folded into `data` as an API server does.
 - Identity: kind, namespace and name; a namespaced object without a namespace lands in
   "default". A second document with the same identity is an error; the first wins: the file
   that defined the object at the last sync while it still does (a duplicate added to a file
@@ -75,6 +76,7 @@ DEFAULT_KINDS: tuple[resources.Resource, ...] = (
     resources.ADDRESSES,
     resources.LOAD_BALANCERS,
     resources.SECRETS,
+    resources.SYNC_SECRETS,
     resources.ROUTES,
 )
 TENANT_KINDS = frozenset({"LoadBalancer", "Route", "Addresses", "SyncSecret"})
@@ -319,7 +321,7 @@ class Loader:
         else:
             body_meta.pop("namespace", None)
         body["metadata"] = body_meta
-        if resource is resources.SECRETS:
+        if resource in (resources.SECRETS, resources.SYNC_SECRETS):
             _prepare_secret(body)
         return ObjectRef(resource.kind, body_meta.get("namespace", ""), meta["name"]), body
 

@@ -61,18 +61,38 @@ async def http_on_nodes(
             await backend.stop()
 
 
+Backends = dict[str, list[http_backends.HTTPBackend]]
+
+
 @contextlib.asynccontextmanager
 async def services(
     kube: client.Client, nodes: Mapping[str, str], namespace: str, *names: str
-) -> AsyncIterator[None]:
+) -> AsyncIterator[Backends]:
     """NodePort Services `names` in `namespace`, each answered on every node by a backend of
-    the same name."""
+    the same name; yields the backends by name."""
+    started: Backends = {}
     async with contextlib.AsyncExitStack() as stack:
         for name in names:
             await kube.create(resources.SERVICES, node_port_service(name), namespace=namespace)
             port = await service_node_port(kube, namespace, name)
-            await stack.enter_async_context(http_on_nodes(nodes, port, name))
-        yield
+            started[name] = await stack.enter_async_context(http_on_nodes(nodes, port, name))
+        yield started
+
+
+# Upstream's L7 `headers` scenarios: the client's own and Authorization headers arrive unchanged.
+SENT_HEADERS = {"authorization": "Bearer e2e-token", "x-custom-header": "kept as sent"}
+
+
+async def headers_arrive(ip: str, port: int, host: str, backends: list[http_backends.HTTPBackend],
+                         path: str) -> None:  # fmt: skip
+    """A request to `path` carrying SENT_HEADERS is answered by one of `backends`, which saw
+    every one of them as sent."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in SENT_HEADERS.items())
+    status, _, _ = await answer(ip, port, host, path, extra)
+    assert status == 200, (host, path, status)
+    seen = [r.headers for b in backends for r in b.requests if r.target == path]
+    assert seen, f"no backend saw {path}"
+    assert {k: seen[-1].get(k) for k in SENT_HEADERS} == SENT_HEADERS
 
 
 def ingress(
@@ -163,11 +183,18 @@ async def test_ingress_hosts_paths_default_backend_headers_websocket(
     stack: Stack, mgmt, kube_a, shop
 ):
     alpha = stack.tenants["alpha"]
-    async with services(kube_a, alpha.nodes, shop, "api", "web", "other", "fallback"):
+    async with services(kube_a, alpha.nodes, shop, "api", "web", "other", "fallback") as started:
+        # A Service with nothing listening at its NodePort: its path answers 503.
+        await kube_a.create(resources.SERVICES, node_port_service("down"), namespace=shop)
         body = ingress(
             "store",
             [
-                rule("a.shop.test", ("/api", "Prefix", "api"), ("/", "Prefix", "web")),
+                rule(
+                    "a.shop.test",
+                    ("/api", "Prefix", "api"),
+                    ("/down", "Prefix", "down"),
+                    ("/", "Prefix", "web"),
+                ),
                 rule(
                     "b.shop.test",
                     ("/exact", "Exact", "api"),
@@ -191,6 +218,9 @@ async def test_ingress_hosts_paths_default_backend_headers_websocket(
         ]
         for host, path, want in cases:
             assert await backend_of(ip, 80, host, path) == want, (host, path)
+        # A route whose backends are all unavailable answers 503.
+        assert await backend_of(ip, 80, "a.shop.test", "/down") == "status 503"
+        await headers_arrive(ip, 80, "a.shop.test", started["web"], "/headers")
         # The client's address reaches the backend in X-Forwarded-For (not from 127.0.0.1,
         # which Envoy names by the host's own address: docs/dataplane-differences.md).
         assert await seen_xff(ip, "a.shop.test", client="127.0.0.9") == ["127.0.0.9"]
@@ -344,11 +374,11 @@ async def test_gateway_httproutes_and_grpcroutes(stack: Stack, mgmt, kube_a, kub
     await kube_a.create(resources.NAMESPACES, {"metadata": {"name": elsewhere}})
     try:
         async with (
-            services(kube_a, alpha.nodes, shop, "web", "api", "canary", "shared"),
+            services(kube_a, alpha.nodes, shop, "web", "api", "canary", "shared") as started,
             services(kube_a, alpha.nodes, elsewhere, "remote"),
             grpc_service(kube_a, alpha.nodes, shop, "grpc"),
         ):
-            await _gateway_scenarios(stack, mgmt, kube_a, kube_b, shop, elsewhere)
+            await _gateway_scenarios(stack, mgmt, kube_a, kube_b, shop, elsewhere, started)
     finally:
         await kube_a.delete(resources.NAMESPACES, elsewhere)
         for kube in (kube_a, kube_b):
@@ -357,7 +387,9 @@ async def test_gateway_httproutes_and_grpcroutes(stack: Stack, mgmt, kube_a, kub
     del beta
 
 
-async def _gateway_scenarios(stack: Stack, mgmt, kube_a, kube_b, shop: str, elsewhere: str):
+async def _gateway_scenarios(
+    stack: Stack, mgmt, kube_a, kube_b, shop: str, elsewhere: str, started: Backends
+):
     alpha = stack.tenants["alpha"]
     # Wrong class: beta's Gateway `kubelb` of another class is not ours.
     await kube_b.create(resources.GATEWAYS, gateway(gateway_class="other"), namespace=shop)
@@ -437,6 +469,10 @@ async def _gateway_scenarios(stack: Stack, mgmt, kube_a, kube_b, shop: str, else
     ]
     for host, path, extra, want in cases:
         assert await backend_of(ip, port, host, path, extra) == want, (host, path, extra)
+    await headers_arrive(ip, port, "app.shop.test", started["web"], "/headers")
+    # Large request headers pass through an HTTPRoute too.
+    status, _, _ = await answer(ip, port, "app.shop.test", "/", f"x-big: {'b' * 60_000}\r\n")
+    assert status == 200
     counts = collections.Counter(
         [await backend_of(ip, port, "split.shop.test") for _ in range(200)]
     )

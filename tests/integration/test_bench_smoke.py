@@ -166,3 +166,6 @@ def test_chaos_quick_runs_every_scenario(tmp_path: Path) -> None:
     assert "failed" in results["envoy_kill"]
     assert {"tried", "crashes", "wrongly_stopped"} <= results["hostile_inputs"].keys()
     assert "change_applied_after_s" in results["api_server_stop"], log
+    for plane in ("envoy", "python"):
+        assert results[f"route_churn_{plane}"]["edits"] == chaos.Sizes.quick().route_edits, log
+        assert "failed" in results[f"route_churn_{plane}"], log

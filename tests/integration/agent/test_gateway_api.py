@@ -390,6 +390,60 @@ async def test_unknown_backend_and_unsupported_filter(
         await wait_for(cleared, what="our problem conditions gone")
 
 
+async def test_a_refused_source_says_why_in_its_conditions(
+    gw_agent, tenant_setup, services_ns, tkube, mgmt
+):
+    """The manager refuses a Gateway and an HTTPRoute and serves nothing of them (Gateway API
+    disabled by the Config): each says why in its own conditions, at its own generation, and
+    in an Event; once served, the served conditions replace the refusal."""
+    disabled = "HTTPRoute Routes are disabled by the Config (spec.gatewayAPI.disable)"
+    async with gw_agent():
+        await tkube.create(resources.SERVICES, backend_service("web"), namespace=services_ns)
+        gw = await tkube.create(resources.GATEWAYS, gateway(), namespace=services_ns)
+        made = await tkube.create(resources.HTTP_ROUTES, http_route("off", "web"),
+                                  namespace=services_ns)  # fmt: skip
+        gw_route = await route_of(mgmt, tenant_setup.namespace, gw)
+        route = await route_of(mgmt, tenant_setup.namespace, made,
+                               check=lambda r: copies(r) == {"web-nodeport"})  # fmt: skip
+        for each in (gw_route, route):
+            await set_route_status(mgmt, each, {}, applied=("InstallationFailed", disabled))
+
+        async def refused():
+            _, parents = await parents_of(tkube, resources.HTTP_ROUTES, services_ns, "off")
+            conditions = [c for p in parents for c in p["conditions"]]
+            gateway_now = await tkube.get(resources.GATEWAYS, "kubelb", namespace=services_ns)
+            on_gateway = objects.lookup(gateway_now, "status.conditions") or []
+            return (conditions, on_gateway) if conditions and len(on_gateway) == 2 else None
+
+        (accepted,), on_gateway = await wait_for(refused, what="the refusals in the conditions")
+        assert (accepted["type"], accepted["status"], accepted["reason"]) == (
+            "Accepted", "False", "InstallationFailed")  # fmt: skip
+        assert accepted["message"] == disabled
+        assert accepted["observedGeneration"] == 1
+        assert [(c["type"], c["status"], c["message"]) for c in on_gateway] == [
+            ("Accepted", "False", disabled), ("Programmed", "False", disabled)]  # fmt: skip
+
+        async def warned():
+            found = await object_events(tkube, made)
+            return [e for e in found if e["reason"] == "InstallationFailed"]
+
+        (event,) = await wait_for(warned, what="an Event saying the Route was refused")
+        assert (event["type"], event["message"]) == ("Warning", disabled)
+
+        # Served after all: the manager's conditions replace the refusal.
+        served_now = served_parents(
+            made, tenant_setup.namespace, condition("Accepted"), condition("ResolvedRefs")
+        )
+        await set_route_status(mgmt, route, served_now)
+
+        async def served():
+            _, parents = await parents_of(tkube, resources.HTTP_ROUTES, services_ns, "off")
+            found = {c["type"]: c["status"] for p in parents for c in p["conditions"]}
+            return found == {"Accepted": "True", "ResolvedRefs": "True"}
+
+        await wait_for(served, what="the served conditions on the HTTPRoute")
+
+
 async def test_routes_to_other_gateways_are_not_touched(
     gw_agent, tenant_setup, services_ns, tkube, mgmt
 ):

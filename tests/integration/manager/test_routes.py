@@ -349,6 +349,8 @@ async def test_gateway_and_httproute_beside_a_load_balancer(
                        "route_type": "HTTPRoute"}) == 1  # fmt: skip
         assert sample("kubelb_manager_route_reconcile_total",
                       {"namespace": ns, "route_type": "Gateway", "result": "success"})  # fmt: skip
+        assert sample("kubelb_manager_route_reconcile_duration_seconds_count",
+                      {"namespace": ns})  # fmt: skip
 
 
 async def test_tenant_deletion_drains_its_routes(kube, managers, manager_settings):

@@ -1,7 +1,8 @@
 """HTTPS from files in standalone mode through the real `kubelb` CLI and Envoy: an Ingress'
 `tls` entries name Secrets written in the same files (the tenant namespace); each host is served
 on 443 with its certificate, a Secret whose key does not match is reported in the status
-document while the other host serves, and rewriting a Secret's file rotates the certificate."""
+document while the other host serves, rewriting a Secret's file rotates the certificate, and a
+SyncSecret document serves its host as the Secret the manager makes of it."""
 
 from __future__ import annotations
 
@@ -39,12 +40,15 @@ async def kubelb(tmp_path: Path) -> AsyncIterator[harness.Standalone]:
     assert code == 0, f"kubelb exited with {code}:\n{instance.logs()}"
 
 
-def secret_yaml(name: str, issued: tlscerts.Issued, key_pem: str | None = None) -> str:
+def secret_yaml(
+    name: str, issued: tlscerts.Issued, key_pem: str | None = None, *, kind: str = "Secret"
+) -> str:
     crt = base64.b64encode(issued.cert_pem.encode()).decode()
     key = base64.b64encode((key_pem or issued.key_pem).encode()).decode()
+    api_version = "v1" if kind == "Secret" else "kubelb.k8c.io/v1alpha1"
     return f"""\
-apiVersion: v1
-kind: Secret
+apiVersion: {api_version}
+kind: {kind}
 metadata: {{name: {name}, namespace: it}}
 type: kubernetes.io/tls
 data: {{tls.crt: {crt}, tls.key: {key}}}
@@ -122,3 +126,11 @@ async def test_file_secrets_serve_ingress_tls(kubelb: harness.Standalone) -> Non
             return await serial_of(A, context) == rotated.serial
 
         await eventually(rotated_served, what="the rotated certificate from the file")
+
+        # The bad Secret replaced by a SyncSecret with the right key: its host is served.
+        (kubelb.config_dir / "b-tls.yaml").write_text(secret_yaml("b-tls", b, kind="SyncSecret"))
+
+        async def b_served() -> bool:
+            return await serial_of(B, context) == b.serial
+
+        await eventually(b_served, what="b.example.com served from a SyncSecret document")

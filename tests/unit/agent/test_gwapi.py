@@ -153,6 +153,38 @@ def test_gateway_status():
     assert gwapi.GatewayKind().status(GATEWAY, None, [])({"x": 1}) == {"x": 1}
 
 
+def test_a_refusal_with_nothing_served_is_said_in_the_conditions():
+    """The manager refused the Route and served nothing of it (disabled by Config or Tenant,
+    no Gateway `kubelb` served): Accepted False with its reason, at the object's generation."""
+    disabled = "HTTPRoute Routes are disabled by the Config (spec.gatewayAPI.disable)"
+    refused = routemapping.Problem("InstallationFailed", disabled, routemapping.ACCEPTED)
+    kind = gwapi.http_route_kind()
+    status = kind.status(ROUTE, None, [refused])({"parents": [FOREIGN]})
+    assert status["parents"][0] == FOREIGN
+    (condition,) = status["parents"][1]["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "Accepted", "False", "InstallationFailed")  # fmt: skip
+    assert condition["message"] == refused.message
+    assert condition["observedGeneration"] == 4
+    assert kind.status(ROUTE, None, [refused])(status) == status  # no write when unchanged
+
+    served_before = {"addresses": [{"type": "IPAddress", "value": "10.0.0.9"}],
+                     "listeners": [{"name": "http", "conditions": []}],
+                     "conditions": [{"type": "Accepted", "status": "True"}]}  # fmt: skip
+    gateway = gwapi.GatewayKind().status(GATEWAY, None, [refused])(served_before)
+    assert "addresses" not in gateway
+    assert "listeners" not in gateway
+    assert [(c["type"], c["status"], c["reason"], c["observedGeneration"])
+            for c in gateway["conditions"]] == [
+        ("Accepted", "False", "InstallationFailed", 3),
+        ("Programmed", "False", "InstallationFailed", 3),
+    ]  # fmt: skip
+    assert gwapi.GatewayKind().status(GATEWAY, None, [refused])(gateway) == gateway
+    # A problem of another condition (an unknown backend) says nothing on a Gateway.
+    other = routemapping.Problem("BackendNotFound", "x", routemapping.RESOLVED_REFS)
+    assert gwapi.GatewayKind().status(GATEWAY, None, [other])({"x": 1}) == {"x": 1}
+
+
 def test_route_cleared_of_our_parents_only():
     ours = {"parentRef": {"name": "kubelb"}, "controllerName": "x/y", "conditions": []}
     kind = gwapi.http_route_kind()

@@ -162,12 +162,20 @@ def test_cleansed_copy():
 
 
 def test_refusal_from_the_route_condition():
-    def route(status, reason="TenantDisabled", message="Ingress is disabled for this tenant"):
+    def route(status, reason="TenantDisabled", message="Ingress is disabled for this tenant",
+              served=None):  # fmt: skip
         condition = {"type": "ResourceAppliedSuccessfully", "status": status,
                      "reason": reason, "message": message}  # fmt: skip
-        return {"status": {"resources": {"route": {"conditions": [condition]}}}}
+        return {"status": {"resources": {"route": {"conditions": [condition],
+                                                   "status": served or {}}}}}  # fmt: skip
 
     assert routemapping.refusal(None) is None
     assert routemapping.refusal(route("True")) is None
+    # Nothing served: the refusal is the source's Accepted False too.
     refused = routemapping.refusal(route("False"))
-    assert refused == routemapping.Problem("TenantDisabled", "Ingress is disabled for this tenant")
+    assert refused == routemapping.Problem(
+        "TenantDisabled", "Ingress is disabled for this tenant", routemapping.ACCEPTED
+    )
+    # Something served: its status holds the finer conditions; the refusal is an Event only.
+    partly = routemapping.refusal(route("False", served={"parents": [{"conditions": []}]}))
+    assert partly == routemapping.Problem("TenantDisabled", "Ingress is disabled for this tenant")

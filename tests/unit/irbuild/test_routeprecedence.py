@@ -136,6 +136,25 @@ def test_ties_go_to_the_tiebreak_and_a_route_appears_once():
     assert names(ranked) == ["older", "newer"]
 
 
+def test_a_match_another_route_already_makes_on_the_same_hostname_is_shadowed():
+    """Keys as gatewayapi's: (match order, owner, position); the owner is the middle part."""
+
+    def key(owner, position=0):
+        return ((0,), owner, position)
+
+    older, newer = route("older"), route("newer")
+    header = route("newer-header", headers=1)
+    entries = [
+        ("a.example", newer, key("2026-02")),
+        ("a.example", header, key("2026-02", 1)),  # another match: not shadowed
+        ("*.example", route("wild"), key("2026-03")),  # another route hostname: not shadowed
+        ("a.example", older, key("2026-01")),
+        ("a.example", route("older-again"), key("2026-01", 1)),  # its own rule order
+    ]
+    found = rp.shadowed(entries, owner=lambda k: k[1])
+    assert found == [(key("2026-02"), key("2026-01"), newer.match)]
+
+
 def test_covering_lists_the_hostname_then_ever_shorter_wildcards():
     assert rp.covering("a.b.example.com") == (
         "a.b.example.com",
