@@ -15,6 +15,7 @@ SUITES: dict[str, str] = {
     "standalone_latency": "bench.standalone_latency",
     "xds_snapshot": "bench.xds_snapshot",
     "xds_update": "bench.xds_update",
+    "dataplane_apply_stall": "bench.dataplane_apply_stall",
     "controlplane_scale": "bench.controlplane.scale",
     "controlplane_convergence": "bench.controlplane.convergence",
     "routes": "bench.controlplane.routes",

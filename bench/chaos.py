@@ -18,12 +18,16 @@ Every scenario runs real processes (kubelb, Envoy, kube-apiserver) with traffic 
   traffic reaches the new endpoint.
 - Endpoint churn: standalone mode, each data plane; a LoadBalancer's endpoint moved between two
   live backends N times under new-connection load. Failed new connections.
-- Route churn: there are no Layer 7 Routes yet.
+- Route churn: standalone mode, each data plane, Routes from files (Ingresses with inline
+  endpoints): a steady request stream through one route while N edits of other Routes land on
+  the same listener (hosts and paths added, moved, removed, backends swapped), each edit
+  waited for until the data plane serves it. Failed requests of the steady route.
 - Hostile inputs: the inputs of tests/integration/standalone/test_bad_files.py and more, each
   written next to a serving LoadBalancer: tried, crashes of kubelb, and times that LoadBalancer
   stopped serving.
 
 The short versions live in tests/ (test_bad_files.py, dataplanes/test_churn.py,
+dataplanes/test_route_churn.py,
 manager and e2e lifecycle tests, xds/test_supervisor.py).
 
     python -m bench.chaos [--quick] [--out DIR]     (make chaos)
@@ -49,6 +53,7 @@ from bench import results_file
 from kubelb.dataplane import control
 from kubelb.envoy import supervisor
 from kubelb.util import naming
+from tests.integration.dataplane import backends as http_backends, scenarios
 from tests.integration.standalone import backends, harness
 
 HOST = "127.0.0.1"
@@ -61,22 +66,31 @@ class Sizes:
     kubelb_kills: int = 3
     api_stop_seconds: float = 30.0
     endpoint_moves: int = 100
+    route_edits: int = 200
     hostile_inputs: int = 1000  # all of them
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(envoy_kills=1, kubelb_kills=1, api_stop_seconds=3.0, endpoint_moves=5,
-                   hostile_inputs=5)  # fmt: skip
+                   route_edits=4, hostile_inputs=5)  # fmt: skip
+
+
+async def echo_name(host: str, port: int) -> str:
+    """The name of the TCP echo backend that answered through `host:port`."""
+    answer = await backends.request(host, port)
+    return answer.split(b":", 1)[0].decode()
 
 
 @dataclass
 class Traffic:
-    """Clients that each open a new connection per request and read the backend's echo
-    (`NAME:ping`); a refused, reset, silent or wrong answer is a failure."""
+    """Clients that each open a new connection per request and ask `ask` which backend
+    answered (by default the TCP echo's `NAME:ping`); a refused, reset, silent or wrong answer
+    is a failure."""
 
     host: str
     port: int
     clients: int = 2
+    ask: Callable[[str, int], Awaitable[str]] = echo_name
     events: list[tuple[float, str]] = field(default_factory=list)  # (time, backend or "")
     _stop: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -92,10 +106,11 @@ class Traffic:
     async def _client(self) -> None:
         while not self._stop:
             name = ""
-            with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
+            with contextlib.suppress(
+                OSError, TimeoutError, asyncio.IncompleteReadError, ValueError
+            ):
                 async with asyncio.timeout(3):
-                    answer = await backends.request(self.host, self.port)
-                name = answer.split(b":", 1)[0].decode()
+                    name = await self.ask(self.host, self.port)
             self.events.append((time.monotonic(), name))
             await asyncio.sleep(0.005)
 
@@ -500,9 +515,154 @@ async def manager_kill(sizes: Sizes) -> dict[str, Any]:
                     "outages_s": traffic.outages(), "adopted": adopted}  # fmt: skip
 
 
-def route_churn(sizes: Sizes) -> dict[str, Any]:
-    del sizes
-    return {"skipped": "n/a (no Layer 7 yet)"}
+# Route churn: every Route's Ingress is served on port 80 of the namespace's pool address.
+ROUTE_POOL = "127.0.0.75"
+STEADY_HOST, STEADY_PATH = "steady.test", "/steady"
+OTHER_ROUTES = 4  # files edited in turn
+
+
+@dataclass(frozen=True)
+class RouteEdit:
+    """Edit `n`: the file it rewrites (or removes: no rules), and a request that tells it is
+    served: (host, path, the backend that must answer)."""
+
+    file: str
+    rules: tuple[tuple[str, str, str], ...]  # (host, path prefix, Service)
+    probe: tuple[str, str, str]
+
+
+def route_edit(n: int) -> RouteEdit:
+    """Each file goes through added, moved, backends swapped, removed, starting at a different
+    step, so that any 4 edits in a row make one of each."""
+    f = n % OTHER_ROUTES
+    step = (n // OTHER_ROUTES + f) % 4
+    file = f"other-{f}.json"
+    if step == 0:  # added: a new host, and a path on the steady route's host
+        rules = ((f"new-{n}.test", "/", "b"), (STEADY_HOST, f"/r{f}", "b"))
+        return RouteEdit(file, rules, (f"new-{n}.test", "/", "b"))
+    if step == 1:  # moved: that host and path elsewhere
+        rules = ((f"moved-{f}.test", "/", "b"), (STEADY_HOST, f"/m{f}", "b"))
+        return RouteEdit(file, rules, (STEADY_HOST, f"/m{f}/x", "b"))
+    if step == 2:  # the same hosts and paths, the other backend
+        rules = ((f"moved-{f}.test", "/", "c"), (STEADY_HOST, f"/m{f}", "c"))
+        return RouteEdit(file, rules, (STEADY_HOST, f"/m{f}/x", "c"))
+    # removed: its path on the steady host falls back to the steady route's `/`
+    return RouteEdit(file, (), (STEADY_HOST, f"/m{f}/x", "steady"))
+
+
+def route_json(name: str, node: str, rules: tuple[tuple[str, str, str], ...],
+               node_ports: dict[str, int]) -> str:  # fmt: skip
+    """A Route embedding Ingress `name` with `rules`, its Services' nodePorts and `node` as the
+    endpoint, as kubelb's agent writes them."""
+    paths = [
+        {
+            "host": host,
+            "http": {
+                "paths": [
+                    {
+                        "path": path,
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": service, "port": {"number": 80}}},
+                    }
+                ]
+            },
+        }
+        for host, path, service in rules
+    ]
+    services = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service, "namespace": "default"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": node_ports[service]}]},
+        }
+        for service in sorted({service for _, _, service in rules})
+    ]
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"rules": paths},
+    }
+    return json.dumps({"apiVersion": "kubelb.k8c.io/v1alpha1", "kind": "Route",
+                       "metadata": {"name": name, "namespace": "chaos"},
+                       "spec": {"endpoints": [{"name": "nodes", "addresses": [{"ip": node}]}],
+                                "source": {"kubernetes": {"resource": ingress,
+                                                          "services": services}}}})  # fmt: skip
+
+
+async def http_backend_name(host: str, port: int, *, host_header: str = STEADY_HOST,
+                            path: str = STEADY_PATH) -> str:  # fmt: skip
+    """The backend (`x-backend`) that answered a GET with 200 through `host:port`, or ""."""
+    extra = "connection: close\r\n"
+    status, headers, _ = await scenarios.http_request(
+        (host, port), scenarios.get(path, host=host_header, extra=extra)
+    )
+    return headers.get("x-backend", "") if status == 200 else ""
+
+
+async def route_serves(host_header: str, path: str, backend: str) -> None:
+    async def answered() -> bool:
+        with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            async with asyncio.timeout(3):
+                name = await http_backend_name(ROUTE_POOL, 80, host_header=host_header, path=path)
+                return name == backend
+        return False
+
+    async with asyncio.timeout(60):
+        while True:
+            if await answered():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def route_churn(sizes: Sizes, dataplane: str) -> dict[str, Any]:
+    node_a, node_b = BACKEND_A, BACKEND_B
+    servers = {"steady": http_backends.HTTPBackend("steady", node_a, harness.free_port(node_a)),
+               "b": http_backends.HTTPBackend("b", node_b, harness.free_port(node_b)),
+               "c": http_backends.HTTPBackend("c", node_b, harness.free_port(node_b))}  # fmt: skip
+    node_ports = {name: server.port for name, server in servers.items()}
+
+    def write(config: Path, edit: RouteEdit) -> None:
+        path = config / edit.file
+        if edit.rules:
+            path.write_text(route_json(path.stem, node_b, edit.rules, node_ports))
+        else:
+            path.unlink(missing_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="kubelb-chaos-routes-") as tmp:
+        root = Path(tmp)
+        kubelb = _standalone(root, dataplane)
+        kubelb.address_pool = ROUTE_POOL
+        steady = ((STEADY_HOST, "/", "steady"),)
+        (kubelb.config_dir / "steady.json").write_text(
+            route_json("steady", node_a, steady, node_ports)
+        )
+        for n in range(OTHER_ROUTES):  # where each file starts
+            write(kubelb.config_dir, route_edit(n))
+        for server in servers.values():
+            await server.start()
+        try:
+            await kubelb.start()
+            await route_serves(STEADY_HOST, STEADY_PATH, "steady")
+            async with Traffic(ROUTE_POOL, 80, ask=http_backend_name) as traffic:
+                await traffic.answered(20, by="steady")
+                for n in range(OTHER_ROUTES, OTHER_ROUTES + sizes.route_edits):
+                    edit = route_edit(n)
+                    write(kubelb.config_dir, edit)
+                    await route_serves(*edit.probe)
+                await traffic.answered(20, by="steady")
+        finally:
+            if kubelb.process is not None and kubelb.process.returncode is None:
+                await kubelb.stop()
+            _kill_leftover_envoys(root)
+            for server in servers.values():
+                await server.stop()
+    # Any answer but the steady route's backend's is a failure (a refusal, an error status, a
+    # request routed elsewhere).
+    failed = sum(1 for _, name in traffic.events if name != "steady")
+    return {"edits": sizes.route_edits, "requests": len(traffic.events), "failed": failed,
+            "longest_outage_s": traffic.longest_outage()}  # fmt: skip
 
 
 async def _guarded(name: str, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
@@ -530,7 +690,10 @@ async def run_all(sizes: Sizes) -> dict[str, dict[str, Any]]:
         results[f"endpoint_churn_{plane}"] = await _guarded(
             f"endpoint churn ({plane})", endpoint_churn(sizes, plane)
         )
-    results["route_churn"] = route_churn(sizes)
+    for plane in ("envoy", "python"):
+        results[f"route_churn_{plane}"] = await _guarded(
+            f"route churn ({plane})", route_churn(sizes, plane)
+        )
     results["hostile_inputs"] = await _guarded("hostile inputs", hostile_inputs(sizes))
     return results
 
@@ -547,6 +710,8 @@ def _figure(row: dict[str, Any]) -> str:
         return (f"{row['failed_while_stopped']}/{row['requests']} failed over "
                 f"{row['stopped_s']:.0f} s stopped; change applied "
                 f"{row['change_applied_after_s']:.2f} s after it returned")  # fmt: skip
+    if "edits" in row:
+        return f"{row['failed']}/{row['requests']} requests failed over {row['edits']} route edits"
     if "moves" in row:
         return f"{row['failed']}/{row['requests']} new connections failed over {row['moves']} moves"
     figure = (f"{row['failed']}/{row['requests']} requests failed over {row['kills']} kills; "
@@ -564,7 +729,8 @@ LABELS = {
     "api_server_stop": "management API server stopped (manager)",
     "endpoint_churn_envoy": "endpoint churn (Envoy)",
     "endpoint_churn_python": "endpoint churn (Python)",
-    "route_churn": "route churn",
+    "route_churn_envoy": "route churn (standalone, Envoy)",
+    "route_churn_python": "route churn (standalone, Python)",
     "hostile_inputs": "hostile inputs (standalone)",
 }
 

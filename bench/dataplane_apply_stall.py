@@ -4,9 +4,9 @@ One TCP listener serves a steady request loop (new connection per request) to an
 both in a child process so they never compete with the data plane for the GIL; then a config
 adding N more listeners (on 127.0.1.x and up) is applied. Prints the longest gap between
 successful requests while the apply runs, and the time until the apply returned and every new
-listener answers a connect.
+listener answers a connect. Results: `dataplane_apply_stall.json` in bench/results/ (or --out).
 
-    .venv/bin/python -m bench.dataplane_apply_stall [--listeners 10000] [--workers 1]
+    .venv/bin/python -m bench dataplane_apply_stall [--listeners 10000] [--workers 1] [--quick]
 """
 
 from __future__ import annotations
@@ -14,17 +14,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import logging
 import multiprocessing
+import os
 import resource
 import socket
 import socketserver
 import threading
 import time
 from multiprocessing.connection import Connection
+from typing import Any
 
 import uvloop
 
+from bench import results_file
 from kubelb.dataplane import runtime
 from kubelb.ir import proxy
 
@@ -107,7 +111,7 @@ def _client(port: int, conn: Connection) -> None:
     conn.send((steady.stamps, steady.failures))
 
 
-async def _main(extra: int, workers: int) -> None:
+async def _main(extra: int, workers: int) -> dict[str, Any]:
     port, extra_port = _free_port(), _free_port()
     conn, child_end = multiprocessing.Pipe()
     child = multiprocessing.Process(target=_client, args=(port, child_end), daemon=True)
@@ -132,26 +136,40 @@ async def _main(extra: int, workers: int) -> None:
     conn.send("stop")
     stamps, failures = await asyncio.to_thread(conn.recv)
     child.join()
-    print(f"listeners added: {extra}, workers: {workers}")
-    print(f"apply() returned after {applied - start:.2f} s; "
-          f"all serving after {serving - start:.2f} s")  # fmt: skip
-    print(f"longest gap between steady requests during the apply: "
-          f"{_longest_gap(stamps, start, applied):.3f} s")  # fmt: skip
-    print(f"steady requests during the apply: "
-          f"{sum(start <= t <= applied for t in stamps)}, failures: {failures}")  # fmt: skip
     await dp.close(0.1)
+    return {
+        "listeners_added": extra,
+        "workers": workers,
+        "apply_returned_after_s": round(applied - start, 3),
+        "all_serving_after_s": round(serving - start, 3),
+        "longest_gap_s": round(_longest_gap(stamps, start, applied), 3),
+        "steady_requests_during_apply": sum(start <= t <= applied for t in stamps),
+        "failed_requests": failures,
+        "load_average": os.getloadavg()[0],
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench dataplane_apply_stall")
     parser.add_argument("--listeners", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
+    results_file.add_arguments(parser, quick="100 listeners")
+    args = parser.parse_args(argv)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     logging.basicConfig(level=logging.WARNING)
-    uvloop.run(_main(args.listeners, args.workers))
+    result = uvloop.run(_main(100 if args.quick else args.listeners, args.workers))
+    print(f"listeners added: {result['listeners_added']}, workers: {result['workers']}")
+    print(f"apply() returned after {result['apply_returned_after_s']:.2f} s; "
+          f"all serving after {result['all_serving_after_s']:.2f} s")  # fmt: skip
+    print(f"longest gap between steady requests during the apply: "
+          f"{result['longest_gap_s']:.3f} s")  # fmt: skip
+    print(f"steady requests during the apply: {result['steady_requests_during_apply']}, "
+          f"failures: {result['failed_requests']}")  # fmt: skip
+    text = json.dumps(result, indent=1) + "\n"
+    results_file.save(results_file.folder(args), "dataplane_apply_stall.json", text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,24 @@ def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# A section number of a document outside the repository (the section sign and a number): the
+# reader cannot follow it. Say the behaviour instead.
+SECTION_CITATION = re.compile(r"§\s*\d")
+SOURCES = sorted(
+    p
+    for folder in ("kubelb", "tests", "bench", "hack")
+    for p in (ROOT / folder).rglob("*.py")
+    if "__pycache__" not in p.parts
+)
+
+
+def test_no_source_cites_sections_of_a_document_outside_the_repo() -> None:
+    cited = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in SOURCES
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if SECTION_CITATION.search(line)
+    ]
+    assert not cited, "\n".join(cited)

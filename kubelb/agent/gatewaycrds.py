@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kubelb.api import gatewayapi, labels
+from kubelb.api import gatewayapi, labels, meta as api_meta
 from kubelb.kube import (
     client,
     controller,
@@ -114,7 +114,10 @@ async def _not_served(
 
 def established(crd: objects.RawObject) -> bool:
     conditions = crd.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return any(
+        c.get("type") == "Established" and c.get("status") == api_meta.ConditionStatus.TRUE
+        for c in conditions
+    )
 
 
 class GatewayCRDReconciler:

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from kubelb.agent import common
-from kubelb.api import addresses as api_addresses
+from kubelb.api import addresses as api_addresses, meta
 from kubelb.kube import controller, errors, objects, resources, store, watches
 from kubelb.observe import agent_metrics
 
@@ -47,7 +47,9 @@ def is_ready(node: Mapping[str, Any]) -> bool:
     lifecycle controller says so) and no Ready condition at all leave the endpoints."""
     conditions = objects.lookup(node, "status.conditions") or ()
     return any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        isinstance(c, Mapping)
+        and c.get("type") == "Ready"
+        and c.get("status") == meta.ConditionStatus.TRUE
         for c in conditions
     )
 

@@ -191,7 +191,7 @@ def refusal(route: MappingABC[str, Any] | None) -> Problem | None:
         if (
             isinstance(condition, MappingABC)
             and condition.get("type") == RESOURCE_APPLIED
-            and condition.get("status") == "False"
+            and condition.get("status") == meta.ConditionStatus.FALSE
         ):
             return Problem(
                 str(condition.get("reason") or "RouteNotApplied"),

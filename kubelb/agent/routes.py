@@ -1,5 +1,5 @@
-"""The generic L7 source controller (upstream §4.4): one tenant object of a `SourceKind` -> one
-Route in the management cluster, and the served status back onto the object.
+"""The generic L7 source controller: one tenant object of a `SourceKind` -> one Route in the
+management cluster, and the served status back onto the object.
 
 Reads: the kind (tenant cluster), tenant Services (a change re-enqueues the sources that
 reference the Service or its `-nodeport` twin), Routes in the tenant namespace (management

@@ -1,4 +1,4 @@
-"""Secret sync, tenant side (upstream §4.8): tenant SyncSecrets -> SyncSecrets in the management
+"""Secret sync, tenant side: tenant SyncSecrets -> SyncSecrets in the management
 cluster, and (opt-in) labelled tenant Secrets -> tenant SyncSecrets.
 
 `SyncSecretReconciler` (always on). Reads: SyncSecrets (tenant cluster), SyncSecrets in the

@@ -1,4 +1,4 @@
-"""Service replication for L7 sources (upstream §4.5): what a Route carries of each Service a
+"""Service replication for L7 sources: what a Route carries of each Service a
 source references.
 
 A Service of type NodePort or LoadBalancer is sent as it is, cleansed of what only means

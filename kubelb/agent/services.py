@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kubelb.agent import common, lbmapping
-from kubelb.api import conditions, finalizers
+from kubelb.api import conditions, finalizers, meta
 from kubelb.kube import controller, errors, events, objects, resources, store, watches, writer
 from kubelb.observe import agent_metrics
 from kubelb.util import logsafe
@@ -216,7 +216,8 @@ class ServiceReconciler:
                 message = f"LoadBalancer {lb_name}: {ready.get('message') or ''}"
                 await self.recorder.warning(service, conditions.ENDPOINT_REFUSED, message)
             return
-        if ready is None or ready.get("status") == "True" or not ready.get("reason"):
+        served = ready is not None and ready.get("status") == meta.ConditionStatus.TRUE
+        if ready is None or served or not ready.get("reason"):
             await self.recorder.normal(
                 service,
                 conditions.PENDING,

@@ -44,6 +44,9 @@ NO_ADDRESS = "NoAddress"
 PORT_CONFLICT = "PortConflict"
 # The pool has no address left at all.
 ADDRESS_POOL_EXHAUSTED = "AddressPoolExhausted"
+# On every pool address one of this LoadBalancer's ports is reserved for the hub's own sockets
+# (xDS, probes, metrics, admin).
+PORT_RESERVED = "PortReserved"
 # The referenced Addresses object does not exist.
 ADDRESSES_NOT_FOUND = "AddressesNotFound"
 # Addresses x ports expands to no upstream endpoint.

@@ -1,5 +1,5 @@
-"""The agent's settings and flags: upstream KubeLB CCM's flags (inventory §5.2), the ones kubelb
-adds, and the upstream flags kubelb accepts without acting on them (each set one is logged with
+"""The agent's settings and flags: the flags of upstream KubeLB's CCM, the ones kubelb adds,
+and the upstream flags kubelb accepts without acting on them (each set one is logged with
 what kubelb does instead). `settings_from_args` turns parsed flags into `Settings`.
 """
 

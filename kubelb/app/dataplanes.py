@@ -43,6 +43,15 @@ class Driver(Protocol):
         """Call `changed()` when a rejection starts or ends."""
         ...
 
+    def watch_exits(self, exited: Callable[[], None]) -> None:
+        """Call `exited()` when the data plane process ends unexpectedly: nothing is served
+        until it is back."""
+        ...
+
+    def not_ready_message(self) -> str | None:
+        """Why it is not ready, when it knows (e.g. restarting after it was killed)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -69,6 +78,12 @@ class OfflineDriver:
 
     def watch_rejections(self, changed: Callable[[], None]) -> None:
         """It accepts everything."""
+
+    def watch_exits(self, exited: Callable[[], None]) -> None:
+        """It has no process."""
+
+    def not_ready_message(self) -> str | None:
+        return None
 
     def status(self) -> dict[str, Any]:
         return {"ready": True}

@@ -46,6 +46,7 @@ class EnvoyDriver:
         self.cache = cache.SnapshotCache(admit=self._admit)
         self.xds = server.XdsServer(self.cache)
         self.xds_socket: tuple[str, int] | None = None
+        self._exited: Callable[[], None] | None = None
         try:
             self.supervisor = supervisor.EnvoySupervisor(
                 work_dir, envoy_binary=envoy_binary, detach=True, on_exit=self._on_exit
@@ -94,6 +95,8 @@ class EnvoyDriver:
         return self.supervisor.capacity_problem(node_id, snap.counts()["listeners"])
 
     def _on_exit(self, exit_: procs.Exit) -> bool:
+        if self._exited is not None:
+            self._exited()
         # A kill from outside says nothing about the configuration: keep serving it.
         return not exit_.killed and self.cache.rollback(exit_.node_id)
 
@@ -108,6 +111,12 @@ class EnvoyDriver:
 
     def watch_rejections(self, changed: Callable[[], None]) -> None:
         self.cache.watch_rejections(lambda node_id: changed() if node_id == self.node_id else None)
+
+    def watch_exits(self, exited: Callable[[], None]) -> None:
+        self._exited = exited
+
+    def not_ready_message(self) -> str | None:
+        return self.supervisor.restart_cause(self.node_id)
 
     def sockets(self) -> list[tuple[str, int]]:
         return [self.xds_socket] if self.xds_socket is not None else []

@@ -278,7 +278,8 @@ def _process_infra(
     return process_infra.ProcessInfra(
         c.inputs, c.writer, pool=s.address_pool, state_dir=s.state_dir,
         envoy_binary=s.envoy_binary, drain_seconds=s.envoy_drain_seconds,
-        xds_delta=s.xds_delta, reconcile_lb=c.reconcile_lb, certs=certs, snapshots=snapshots,
+        xds_delta=s.xds_delta, reconcile_lb=c.reconcile_lb,
+        reconcile_namespace=c.reconcile_namespace_lbs, certs=certs, snapshots=snapshots,
     )  # fmt: skip
 
 

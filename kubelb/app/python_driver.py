@@ -74,6 +74,7 @@ class PythonDriver:
         self.adopted = False
         self.restarts = 0
         self.restart_cause: str | None = None
+        self._exited: Callable[[], None] | None = None
         self._config: proxy.ProxyConfig | None = None
         self._proc: procs.Proc | None = None
         self._client: control.Client | None = None
@@ -116,6 +117,12 @@ class PythonDriver:
 
     def watch_rejections(self, changed: Callable[[], None]) -> None:
         """Nothing to watch: see `rejection`."""
+
+    def watch_exits(self, exited: Callable[[], None]) -> None:
+        self._exited = exited
+
+    def not_ready_message(self) -> str | None:
+        return self.restart_cause
 
     def sockets(self) -> list[tuple[str, int]]:
         return []  # its control socket is a Unix socket: no LoadBalancer endpoint can name it
@@ -180,6 +187,8 @@ class PythonDriver:
             self.restarts += 1
             what = "exited" if adopted else _describe(code)
             self.restart_cause = f"Python data plane restarting after it {what}"
+            if self._exited is not None:
+                self._exited()
             logger.warning("Python data plane (pid %d) %s; restarting in %.1f s", proc.pid, what,
                            delay)  # fmt: skip
             await asyncio.sleep(delay)

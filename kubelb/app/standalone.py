@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubelb.api import conditions as api_conditions, config as api_config
+from kubelb.api import conditions as api_conditions, config as api_config, meta as api_meta
 from kubelb.app import core, dataplanes, errors, logs, runner
 from kubelb.infra import host, hubsockets
 from kubelb.ir import proxy
@@ -195,6 +195,8 @@ class Standalone:
         self.sync_secrets = syncsecrets.sync_secret_controller(self.core.informers,
                                                                self.core.writer)  # fmt: skip
         driver.watch_rejections(self._reconcile_every_lb)
+        # What said Ready is not served while the data plane is down; nothing else would say so.
+        driver.watch_exits(self._reconcile_every_lb)
         self.state = state.StateStore(settings.state_dir)
         self.recorder = state.Recorder(self.state, self.core.inputs.services)
         self.source = HostFiles(settings.config)
@@ -214,6 +216,7 @@ class Standalone:
     def _infra(self, c: core.Core) -> host.HostInfra:
         self.infra = host.HostInfra(c.inputs, c.writer, pool=self.settings.address_pool,
                                     ready=self.driver.ready,
+                                    not_ready_message=self.driver.not_ready_message,
                                     reconcile_lb=c.reconcile_lb)  # fmt: skip
         return self.infra
 
@@ -466,7 +469,8 @@ def _lb_document(raw: objects.RawObject, origin: str, errors: list[str]) -> dict
     ingress = (status.get("loadBalancer") or {}).get("ingress") or ()
     address = next((str(e["ip"]) for e in ingress if isinstance(e, Mapping) and e.get("ip")), None)
     ports = [p for p in (raw.get("spec") or {}).get("ports") or () if isinstance(p, Mapping)]
-    ready = any(c.get("type") == api_conditions.READY and c.get("status") == "True"
+    ready = any(c.get("type") == api_conditions.READY
+                and c.get("status") == api_meta.ConditionStatus.TRUE
                 for c in conditions)  # fmt: skip
     return {
         "namespace": objects.namespace(raw),
@@ -494,7 +498,7 @@ def _route_document(raw: objects.RawObject, origin: str, errors: list[str]) -> d
         "source": origin,
         "kind": resource.get("kind"),
         "object": f"{metadata.get('namespace') or 'default'}/{metadata.get('name') or ''}",
-        "applied": bool(condition and condition.get("status") == "True"),
+        "applied": bool(condition and condition.get("status") == api_meta.ConditionStatus.TRUE),
         "status": state.get("status") or {},
         "conditions": [_condition_document(condition)] if condition else [],
         "errors": errors,

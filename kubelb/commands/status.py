@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from kubelb.api import conditions, tenant as api_tenant
+from kubelb.api import conditions, meta as api_meta, tenant as api_tenant
 from kubelb.commands import kubeflags, lb, tables
 from kubelb.envoy import kubernetes as envoy_k8s
 from kubelb.kube import errors, kubeconfig, objects, resources
@@ -157,12 +157,12 @@ def _lb_entry(raw: objects.RawObject) -> Document:
         "type": lb.lb_type(raw),
         "address": lb.address(raw),
         "ports": lb.ports(raw),
-        "ready": ready == "True",
+        "ready": ready == api_meta.ConditionStatus.TRUE,
         "reason": _reason(lb.condition(raw, conditions.READY)),
         "_problems": _problems(
             f"LoadBalancer {objects.name(raw)}",
             raw.get("status") or {},
-            unknown_ready=ready == "Unknown",
+            unknown_ready=ready == api_meta.ConditionStatus.UNKNOWN,
         ),
     }
 
@@ -181,7 +181,7 @@ def _route_entry(raw: objects.RawObject) -> Document:
         "kind": resource.get("kind") or "",
         "object": f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}",
         "address": route_address(state.get("status") or {}),
-        "ready": bool(applied and applied.get("status") == "True"),
+        "ready": bool(applied and applied.get("status") == api_meta.ConditionStatus.TRUE),
         "reason": _reason(applied),
         "_problems": _problems(
             f"Route {objects.name(raw)}",
@@ -238,7 +238,7 @@ def _problems(
     found = [
         {"object": what, **{k: c.get(k) for k in ("type", "status", "reason", "message")}}
         for c in status.get("conditions") or ()
-        if isinstance(c, Mapping) and c.get("status") != "True"
+        if isinstance(c, Mapping) and c.get("status") != api_meta.ConditionStatus.TRUE
     ]
     if unknown_ready:
         found.append(

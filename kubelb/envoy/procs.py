@@ -2,8 +2,8 @@
 
 `Proc` is what supervision needs of either; `Adopted` watches an Envoy that is not our child
 through a pidfd. `Exit` says why one ended (`describe`, from its exit status and last log lines).
-`preexec_for` prepares a child: the file descriptor limit (`fd_limit`) and, unless it must
-outlive us, death with its parent. `start_time` names a process beyond pid reuse.
+`command_for` prepares an Envoy that is our own child: the file descriptor limit (`fd_limit`)
+and death with its parent. `start_time` names a process beyond pid reuse.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import re
 import resource
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -131,19 +130,12 @@ def fd_limit() -> int:
     return hard if hard != resource.RLIM_INFINITY else 1 << 20
 
 
-def preexec_for(*, die_with_parent: bool) -> Callable[[], None]:
-    die = children.die_with_parent() if die_with_parent else None
-    limit = fd_limit()
-
-    def preexec() -> None:
-        # A socket per listener per worker: the usual soft limit (1024) is far too low. (Envoy
-        # 1.40 raises it itself as well; an older or custom build may not.)
-        with contextlib.suppress(OSError, ValueError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-        if die is not None:
-            die()
-
-    return preexec
+def command_for(argv: list[str]) -> list[str]:
+    """Envoy's `argv` as started when Envoy is our own child: dying with us, and with the file
+    descriptor limit raised to `fd_limit`. (Under `kubelb.envoy.shim`, the shim raises it.) A
+    socket per listener per worker: the usual soft limit (1024) is far too low. (Envoy 1.40
+    raises it itself as well; an older or custom build may not.)"""
+    return children.command(argv, fd_limit=fd_limit())
 
 
 def hint(log_tail: tuple[str, ...]) -> str:

@@ -440,15 +440,16 @@ class _Envoy:
         text = self._bootstrap(spec, admin_path)
         await asyncio.to_thread(_write, config, text)
         command = self._command(spec, config)
-        if self.owner.detach:
+        if self.owner.detach:  # the shim raises the fd limit itself
             command = [sys.executable, "-I", str(_SHIM), *command]
+        else:
+            command = procs.command_for(command)
         proc = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=stdout.open_writer(),
             stderr=stderr.open_writer(),
             start_new_session=True,
-            preexec_fn=procs.preexec_for(die_with_parent=not self.owner.detach),
         )
         if self.owner.detach:
             record = {

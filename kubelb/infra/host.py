@@ -48,12 +48,15 @@ class HostInfra:
         *,
         pool: Sequence[str] | None,
         ready: Callable[[], bool],
+        not_ready_message: Callable[[], str | None],
         reconcile_lb: Callable[[objects.ObjectKey], None],
     ) -> None:
-        """`pool`: --address-pool (None: from the Config); `ready()`: the data plane serves."""
+        """`pool`: --address-pool (None: from the Config); `ready()`: the data plane serves;
+        `not_ready_message()`: why not, when the data plane driver knows."""
         self.inputs = inputs
         self._flag_pool = tuple(pool) if pool else None
         self._ready = ready
+        self._not_ready_message = not_ready_message
         self.pool_problem: str | None = None  # an unusable Config annotation, for the status
         # Probed: another kubelb on this host may hold a socket this pool would hand out.
         self.addresses = addresspool.AddressPool(inputs, writer, self._flag_pool or DEFAULT_POOL,
@@ -90,7 +93,7 @@ class HostInfra:
         return self._ready()
 
     def not_ready_message(self, namespace: str) -> str | None:
-        return None  # the data plane driver's status says it
+        return self._not_ready_message()
 
     def not_applicable(self, envoy: api_config.EnvoyProxy) -> Sequence[str]:
         return ()  # standalone mode has no Tenant to report on; its data plane is local

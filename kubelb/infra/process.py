@@ -92,10 +92,12 @@ class ProcessInfra:
         drain_seconds: float,
         xds_delta: bool,
         reconcile_lb: Callable[[objects.ObjectKey], None],
+        reconcile_namespace: Callable[[str], None],
         certs: xdscerts.FileCerts | None = None,
         snapshots: cache.SnapshotCache | None = None,
     ) -> None:
         """`reconcile_lb(key)`: the pool's answer for that LoadBalancer's Service changed.
+        `reconcile_namespace(ns)`: the tenant's Envoy exited, so its LoadBalancers are not served.
         `certs`: xDS over mTLS with these certificates (None: plaintext). `snapshots`: the xDS
         cache serving these Envoys (see `use_snapshots`)."""
         self.certs = certs
@@ -110,6 +112,7 @@ class ProcessInfra:
                                        drain_seconds=drain_seconds, xds_delta=xds_delta,
                                        admin_pipe=True)  # fmt: skip
         self._told: dict[str, tuple[str, ...]] = {}  # tenant -> settings said not to apply
+        self._reconcile_namespace = reconcile_namespace
         self.addresses = addresspool.AddressPool(inputs, writer, pool, on_unplaced=reconcile_lb)
         if snapshots is not None:
             self.use_snapshots(snapshots)
@@ -150,6 +153,9 @@ class ProcessInfra:
         return self.envoys.restart_cause(namespace)
 
     def _on_exit(self, exit_: procs.Exit) -> bool:
+        # Nothing else would tell the tenant's LoadBalancers, which said Ready while it ran; once
+        # not ready they look again until it is back (`requeue.not_ready`).
+        self._reconcile_namespace(exit_.node_id)
         # A kill from outside says nothing about the configuration: keep serving it.
         if exit_.killed or self.snapshots is None:
             return False

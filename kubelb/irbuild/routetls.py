@@ -1,7 +1,7 @@
 """TLS of a tenant's Routes: the Secret a reference names, whether it can be served, and the
 certificates of an HTTPS listener. Pure: the clock is the caller's (`now`).
 
-Resolution (upstream §3.4): an Ingress `tls[].secretName` or a Gateway listener's
+Resolution: an Ingress `tls[].secretName` or a Gateway listener's
 `certificateRefs` names a Secret in the tenant cluster; the agent syncs it (as a SyncSecret) and
 the manager writes it into the tenant namespace under the SyncSecret's UID, labelled
 `kubelb.k8c.io/origin-ns` and `kubelb.k8c.io/origin-name` after the original. A reference

@@ -1,4 +1,4 @@
-"""LoadBalancer hostnames (upstream §3.11): which hostname a LoadBalancer gets, and what serves it.
+"""LoadBalancer hostnames: which hostname a LoadBalancer gets, and what serves it.
 
 Pure, but for `HostnameStep`, which the LoadBalancer controller runs. Inputs: the LoadBalancer
 (`spec.hostname`, the annotation `kubelb.k8c.io/request-wildcard-domain: "true"`, the hostname

@@ -1,4 +1,4 @@
-"""SyncSecret controller (manager side, upstream §3.5): each SyncSecret in the management cluster
+"""SyncSecret controller (manager side): each SyncSecret in the management cluster
 becomes a core Secret beside it, named after the SyncSecret's UID.
 
 Reads: SyncSecrets (all namespaces, as upstream), and the Secret `<uid>` (read from the server on

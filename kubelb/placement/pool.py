@@ -22,12 +22,11 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from kubelb.api import common as api_common, conditions as api_conditions
+
 # (port, transport); TCP and UDP on the same port do not conflict.
 PortNeed = tuple[int, str]
 
-PORT_CONFLICT = "PortConflict"
-PORT_RESERVED = "PortReserved"
-ADDRESS_POOL_EXHAUSTED = "AddressPoolExhausted"
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 # Expanding a pool beyond this many addresses is almost certainly a typo (e.g. a /8).
@@ -84,7 +83,7 @@ class Reservation:
     address: str
     port: int
     holder: str  # what listens there, for the message: "kubelb xDS server"
-    transport: str = "TCP"
+    transport: str = api_common.Protocol.TCP
 
     def covers(self, address: str) -> bool:
         return self.address in WILDCARDS or self.address == address
@@ -119,7 +118,7 @@ def unshared(address: str, port: int, transport: str) -> bool:
 
 def _binds(address: str, port: int, transport: str, *, reuse_port: bool) -> bool:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    kind = socket.SOCK_DGRAM if transport == "UDP" else socket.SOCK_STREAM
+    kind = socket.SOCK_DGRAM if transport == api_common.Protocol.UDP else socket.SOCK_STREAM
     try:
         with socket.socket(family, kind) as probe:
             if kind == socket.SOCK_STREAM:  # a closing connection (TIME_WAIT) does not count
@@ -211,17 +210,17 @@ def _why_unplaced(
         # Every address is refused for a hub socket: no other LoadBalancer leaving will help.
         sockets = sorted({f"{a}:{p}/{t} ({holder})" for (a, p, t), holder in reserved.items()})
         return Unplaced(
-            reason=PORT_RESERVED,
+            reason=api_conditions.PORT_RESERVED,
             message="port reserved for kubelb itself on " + _first_five(sockets),
         )
     holders = sorted({f"{_holder(v)} ({a}:{p}/{t})" for (a, p, t), v in blocked.items()})
     if len(pool) == 1:
         return Unplaced(
-            reason=PORT_CONFLICT,
+            reason=api_conditions.PORT_CONFLICT,
             message=f"port already in use on {pool[0]} by " + ", ".join(holders),
         )
     return Unplaced(
-        reason=ADDRESS_POOL_EXHAUSTED,
+        reason=api_conditions.ADDRESS_POOL_EXHAUSTED,
         message=f"no address in the pool of {len(pool)} has all ports free; taken by "
         + _first_five(holders),
     )

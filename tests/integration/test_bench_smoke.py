@@ -35,6 +35,7 @@ SUITES: dict[str, tuple[bool, tuple[str, ...]]] = {
     "standalone_latency": (False, ("standalone_latency.json",)),
     "xds_snapshot": (False, ("xds_snapshot.json",)),
     "xds_update": (False, ("xds_update.json",)),
+    "dataplane_apply_stall": (False, ("dataplane_apply_stall.json",)),
     "controlplane_scale": (True, ("controlplane_scale.json",)),
     "controlplane_convergence": (True, ("controlplane_convergence.json",)),
     "routes": (True, ("routes.json",)),
@@ -83,6 +84,13 @@ def check_xds_update(result: dict[str, Any]) -> None:
         assert {"delta_vs_sotw_bytes", "delta_vs_sotw_seconds"} <= row.keys()
 
 
+def check_dataplane_apply_stall(result: dict[str, Any]) -> None:
+    keys = {"listeners_added", "apply_returned_after_s", "all_serving_after_s", "longest_gap_s",
+            "steady_requests_during_apply", "failed_requests"}  # fmt: skip
+    assert keys <= result.keys()
+    assert result["listeners_added"] > 0
+
+
 def check_controlplane_scale(result: dict[str, Any]) -> None:
     assert result["loadbalancers"] > 0
     keys = {
@@ -115,6 +123,7 @@ CHECKS = {
     "standalone_latency": check_standalone_latency,
     "xds_snapshot": check_xds_snapshot,
     "xds_update": check_xds_update,
+    "dataplane_apply_stall": check_dataplane_apply_stall,
     "controlplane_scale": check_controlplane_scale,
     "controlplane_convergence": check_controlplane_convergence,
     "routes": check_routes,
@@ -158,3 +167,6 @@ def test_chaos_quick_runs_every_scenario(tmp_path: Path) -> None:
     assert "failed" in results["envoy_kill"]
     assert {"tried", "crashes", "wrongly_stopped"} <= results["hostile_inputs"].keys()
     assert "change_applied_after_s" in results["api_server_stop"], log
+    for plane in ("envoy", "python"):
+        assert results[f"route_churn_{plane}"]["edits"] == chaos.Sizes.quick().route_edits, log
+        assert "failed" in results[f"route_churn_{plane}"], log

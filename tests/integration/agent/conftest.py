@@ -1,12 +1,12 @@
 """Fixtures for the agent against two real API servers.
 
-`tenant_setup` makes what the manager's Tenant controller would: namespace `tenant-<name>` in
-the management cluster (managed-by label), ServiceAccount + Role + RoleBinding `kubelb-ccm` with
-the tenant permissions of inventory §5.4, and a kubeconfig for that account. The agent gets
-exactly those credentials. It also plays the manager's part in deleting a LoadBalancer or a
-Route: removing the clean-up finalizer the agent creates them with. `services_ns` is a tenant-
-cluster namespace for the test's Services; `agent` starts agents (in process) confined to that
-namespace and to Nodes labelled for the test.
+`tenant_setup` makes what the manager's Tenant controller would: namespace `tenant-<name>` in the
+management cluster (managed-by label), ServiceAccount + Role + RoleBinding `kubelb-ccm` with the
+permissions upstream gives a tenant in its namespace, and a kubeconfig for that account. The
+agent gets exactly those credentials. It also plays the manager's part in deleting a
+LoadBalancer or a Route: removing the clean-up finalizer the agent creates them with.
+`services_ns` is a tenant-cluster namespace for the test's Services; `agent` starts agents (in
+process) confined to that namespace and to Nodes labelled for the test.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.support import cluster
 
 ACCOUNT = "kubelb-ccm"
 _KUBELB_KINDS = ["loadbalancers", "routes", "addresses", "syncsecrets"]
-# Inventory §5.4: what a tenant may do in its namespace of the management cluster.
+# What a tenant may do in its namespace of the management cluster (upstream's tenant Role).
 TENANT_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["kubelb.k8c.io"], "resources": _KUBELB_KINDS,
      "verbs": ["create", "update", "get", "list", "delete", "patch", "watch"]},

@@ -16,7 +16,7 @@ from tests.integration.startup.test_upstream_chart_flags import CCM_CHART_ARGS, 
 pytestmark = pytest.mark.integration
 
 TENANT = {"kubelb": {"tenantName": "shop"}}
-# An upstream kubelb-ccm values file with every option away from its default (inventory §5.3).
+# An upstream kubelb-ccm values file with every option away from its default.
 UPSTREAM_CCM_VALUES: dict[str, Any] = {"kubelb": {
     "tenantName": "shop", "clusterSecretName": "kubelb-cluster", "nodeAddressType": "InternalIP",
     "useLoadBalancerClass": True, "enableGatewayAPI": True, "enableSecretSynchronizer": True,

@@ -1,9 +1,9 @@
 """Swapping only the image in an upstream KubeLB install (issue 13): the manager and the agent
 start with the arguments upstream's Helm charts render, against real API servers, and become
 ready. The lists below are upstream's `kubelb-manager` and `kubelb-ccm` deployment args
-(inventory §5.3) with every value switched on, plus the CCM flags of §5.2 a newer chart or an
-operator's extra args add. Neither gets --namespace or --leader-election-namespace: the
-charts set $NAMESPACE instead, and the Leases show both processes honoured it.
+with every value switched on, plus the CCM flags a newer chart or an operator's extra args
+add. Neither gets --namespace or --leader-election-namespace: the charts set $NAMESPACE
+instead, and the Leases show both processes honoured it.
 
 Beyond the chart, each process gets only what a test run needs: kubeconfigs (in a pod,
 in-cluster config and the mounted Secret) and loopback probe/metrics/xDS ports. The server URL
@@ -49,7 +49,7 @@ MANAGER_CHART_ARGS = [
 ]
 # charts/kubelb-ccm/templates/deployment.yaml with its options set away from their defaults
 # where a shared test cluster allows (kubelb-class Services only), then the
-# remaining §5.2 flags (Ingress conversion, Enterprise Edition) as extra args.
+# remaining CCM flags (Ingress conversion, Enterprise Edition) as extra args.
 CCM_CHART_ARGS = [
     "--enable-leader-election=true",
     "--node-address-type=InternalIP",

@@ -1,6 +1,6 @@
 """Tenant isolation with real RBAC: the issued kubeconfig may manage its own KubeLB objects, read
-its TenantState and renew its own token, and gets 403 for everything else (the Role of inventory
-§5.4, plus TokenRequest for its own ServiceAccount only)."""
+its TenantState and renew its own token, and gets 403 for everything else (upstream's tenant Role,
+plus TokenRequest for its own ServiceAccount only)."""
 
 from __future__ import annotations
 

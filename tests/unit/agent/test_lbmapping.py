@@ -1,4 +1,5 @@
-"""Service -> LoadBalancer mapping (inventory §4.3), scope, and the update decision."""
+"""Service -> LoadBalancer mapping (one per Service, named by its UID), scope, and the update
+decision."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubelb.api import conditions
 from kubelb.infra import addresspool
 from kubelb.placement import pool
 
@@ -80,8 +81,8 @@ async def test_reserved_sockets_and_probe_with_our_own_sockets_exempt():
     inputs.services.store.items = [_service("xds", 8001), _service("taken", 9000),
                                    _service("web", 80)]  # fmt: skip
     await address_pool.assign_all()
-    assert address_pool.problem("t", "xds")[0] == pool.PORT_RESERVED  # type: ignore[index]
-    assert address_pool.problem("t", "taken")[0] == pool.PORT_CONFLICT  # type: ignore[index]
+    assert address_pool.problem("t", "xds")[0] == conditions.PORT_RESERVED  # type: ignore[index]
+    assert address_pool.problem("t", "taken")[0] == conditions.PORT_CONFLICT  # type: ignore[index]
     assert address_pool.problem("t", "web") is None
 
     # Our data plane now holds :80 (and drains it after "web" goes): a new LoadBalancer on it

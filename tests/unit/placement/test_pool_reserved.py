@@ -3,6 +3,7 @@ one another process holds."""
 
 import socket
 
+from kubelb.api import conditions
 from kubelb.placement import pool
 
 XDS = pool.Reservation("127.0.0.1", 8001, "kubelb xDS server")
@@ -13,7 +14,7 @@ def test_reserved_port_is_refused_with_its_own_reason():
                          {}, [XDS])  # fmt: skip
     assert result.addresses == {"ok/lb": "127.0.0.1"}
     why = result.unplaced["evil/lb"]
-    assert why.reason == pool.PORT_RESERVED
+    assert why.reason == conditions.PORT_RESERVED
     assert "127.0.0.1:8001/TCP (kubelb xDS server)" in why.message
 
 
@@ -23,7 +24,7 @@ def test_wildcard_reservation_holds_the_port_on_every_address():
         reservation = pool.Reservation(wildcard, 9443, "kubelb metrics")
         result = pool.assign(["127.0.0.1", "127.0.0.2"], {"a/b": [(9443, "TCP")]}, {},
                              [reservation])  # fmt: skip
-        assert result.unplaced["a/b"].reason == pool.PORT_RESERVED
+        assert result.unplaced["a/b"].reason == conditions.PORT_RESERVED
     assert everywhere.covers("10.1.2.3")
 
 
@@ -39,7 +40,7 @@ def test_reservation_is_per_transport():
 
 def test_sticky_assignment_on_a_now_reserved_socket_is_refused():
     result = pool.assign(["127.0.0.1"], {"a/b": [(8001, "TCP")]}, {"a/b": "127.0.0.1"}, [XDS])
-    assert result.unplaced["a/b"].reason == pool.PORT_RESERVED
+    assert result.unplaced["a/b"].reason == conditions.PORT_RESERVED
 
 
 def test_probe_refuses_a_socket_it_would_share_with_another_process():
@@ -53,7 +54,7 @@ def test_probe_refuses_a_socket_it_would_share_with_another_process():
         result = pool.assign(["127.0.0.1"], {"a/b": [(port, "TCP")]}, {},
                              probe=pool.unshared)  # fmt: skip
         why = result.unplaced["a/b"]
-        assert why.reason == pool.PORT_CONFLICT
+        assert why.reason == conditions.PORT_CONFLICT
         assert "another process on this host, sharing the socket" in why.message
     assert pool.unshared("127.0.0.1", port, "TCP")
 
