@@ -354,6 +354,7 @@ async def run(
     reads = {k: n - reads_before.get(k, 0.0) for k, n in reads_after.items()}
     reads = {k: n for k, n in sorted(reads.items(), key=lambda kv: -kv[1]) if n}
     pushes = common.metric_sum(text, "kubelb_envoy_control_plane_snapshot_updates_total")
+    restarts = common.metric_sum(text, "kubelb_envoy_control_plane_envoy_proxy_restarts_total")
     responses = common.metric_sum(text, "kubelb_envoy_control_plane_grpc_responses_total")
     lb_reconciles = common.metric_sum(text, "kubelb_manager_loadbalancer_reconcile_total")
     snapshot_reconciles = common.metric_sum(text, "kubelb_manager_envoycp_reconcile_total")
@@ -378,6 +379,9 @@ async def run(
         "benchmark_cpu_seconds": bench_cpu,
         "machine_busy_fraction": machine_cpu / (len(cores) * (done_at - started)),
         "snapshot_pushes": pushes,
+        # Tenant Envoys restarted after an exit (each waits a growing backoff): a slow run
+        # with restarts points at the data plane, not at the controllers.
+        "envoy_restarts": restarts,
         # Every client's writes from the first create until converged (the benchmark's own
         # LoadBalancer creates and its API server's IPAddress per Service included).
         "api_writes_per_loadbalancer": sum(writes.values()) / total,
@@ -395,7 +399,8 @@ async def run(
 
 HEADLINE = ("converged_after_last_create_seconds", "create_seconds", "api_floor_seconds",
             "manager_cpu_seconds", "manager_rss_mib", "manager_peak_rss_mib",
-            "manager_rss_at_start_mib", "agent_idle_rss_mib", "snapshot_pushes")  # fmt: skip
+            "manager_rss_at_start_mib", "agent_idle_rss_mib", "snapshot_pushes",
+            "envoy_restarts")  # fmt: skip
 
 
 def summary(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import argparse
 import datetime
 import json
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Coroutine, Mapping
@@ -257,8 +256,6 @@ def setup(level: str | Options = "info", fields: Mapping[str, str] | None = None
     options = (
         Options(level=logging.getLevelName(level.upper())) if isinstance(level, str) else level
     )
-    # gRPC's fork handlers only log noise when the Envoy supervisor spawns a process.
-    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     logging.basicConfig(level=options.level, format=FORMAT, stream=sys.stderr, force=True)
     for handler in logging.getLogger().handlers:
         if options.encoder == "json":
