@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from kubelb.kube import writer as kwriter
@@ -78,7 +80,7 @@ def test_permitted_and_defaults_split_propagate():
 RECORD = propagation.RECORD
 
 
-def service(annotations: dict[str, str]) -> dict:
+def service(annotations: dict[str, str]) -> dict[str, Any]:
     return {"metadata": {"name": "envoy-lb", "namespace": "t", "annotations": annotations}}
 
 
