@@ -9,9 +9,11 @@ its annotations (`entry_annotations`): kubelb's own (external-dns's), those the 
 Tenant's annotation settings let through from the served Routes' sources (filtered as upstream
 filters the object it generates for each kind: `ingress`, `gateway`, `httproute`, `grpcroute`),
 the oldest Route keeping a key that several set to different values (the others are told), then
-the default annotations of those kinds, of `service` and of `all`. The keys so propagated are
-recorded on the Service (`PROPAGATED_RECORD`), so a key no Route asks for any more is removed by
-the next apply while annotations others set stay.
+the default annotations of those kinds, of `service` and of `all`. The keys kubelb sets there
+(external-dns's included) are recorded on the Service (`PROPAGATED_RECORD`, as on the
+LoadBalancers' Services: `propagation.with_record`), so a key no Route asks for any more, or
+external-dns's once no hostname is served, is removed by the next apply while annotations
+others set stay.
 """
 
 from __future__ import annotations
@@ -35,9 +37,8 @@ GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute"})
 # Upstream's resource names in the annotation settings, by source kind.
 ANNOTATION_KINDS = {"Ingress": "ingress", "Gateway": "gateway", "HTTPRoute": "httproute",
                     "GRPCRoute": "grpcroute", "TLSRoute": "tlsroute"}  # fmt: skip
-# On the entry Service: the keys of its annotations propagated from the tenant's Routes and the
-# defaults, comma-separated (what the next apply may drop; never propagated itself).
-PROPAGATED_RECORD = "kubelb.k8c.io/propagated-annotations"
+# On the entry Service: the keys of the annotations kubelb set there (what the next apply may drop).
+PROPAGATED_RECORD = propagation.RECORD
 KUBELB_HOLDER = "KubeLB (external-dns's records of the tenant's LoadBalancer hostnames)"
 
 
@@ -149,10 +150,10 @@ def entry_annotations(
     """The entry Service's annotations: `fixed` (kubelb's own), then what `policy` lets through
     from each served Route's source, oldest Route first (a key an older Route or kubelb holds
     with another value is refused to the newer: its problem), then the defaults of the served
-    kinds, `service` and `all` for keys still unset, and the record of the propagated keys
-    (also when none are left but `recorded`, the live Service's record, names some: so the apply
-    removes them). `routes`: the tenant's own Routes (not the in-memory ones of its
-    LoadBalancers' hostnames)."""
+    kinds, `service` and `all` for keys still unset, and the record of all these keys
+    (`propagation.with_record`; `recorded`: the live Service's record, so that the keys it
+    names and kubelb no longer sets are removed by the apply). `routes`: the tenant's own
+    Routes (not the in-memory ones of its LoadBalancers' hostnames)."""
     service = entry_service_name(namespace)
     claims, kinds = [], []
     for route in sorted(routes, key=_age):
@@ -162,8 +163,7 @@ def entry_annotations(
             continue
         kinds.append(ANNOTATION_KINDS[kind])
         meta = source.get("metadata") or {}
-        asked = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()
-                 if k != PROPAGATED_RECORD}  # fmt: skip
+        asked = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
         name = route.metadata.name or ""
         holder = f"Route {name} ({kind} {meta.get('namespace')}/{meta.get('name')})"
         claims.append(propagation.Claim(name, holder, propagation.permitted(asked, policy)))
@@ -171,9 +171,7 @@ def entry_annotations(
     out = merged.annotations
     for key, value in propagation.defaults(policy, *dict.fromkeys(kinds), "service").items():
         out.setdefault(key, value)
-    propagated = sorted(set(out) - set(fixed))
-    if propagated or recorded:
-        out[PROPAGATED_RECORD] = ",".join(propagated)
+    out = propagation.with_record(out, recorded)
     problems = {
         name: tuple(f"annotation {r.key}={_shown(r.value)} is not set on the tenant's L7 entry "
                     f"(Service {service}): {r.holder} set it to {_shown(r.held)} first"

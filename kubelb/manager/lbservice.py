@@ -44,6 +44,7 @@ def desired_service(
     *,
     node_ports: bool = True,
     selector: bool = True,
+    recorded: str | None = None,
 ) -> dict[str, Any]:
     """The Service as it should be; third-party annotations and allocated nodePorts on `live`
     are kept, so another controller's work on the Service is never undone. `node_ports=False`
@@ -52,7 +53,9 @@ def desired_service(
     `selector=False` sets `spec.selector` to None (the process deployer: no Envoy pods to
     select, and a selector makes kube-controller-manager write an Endpoints and an
     EndpointSlice per Service); None rather than absent, so that a Service which still has
-    the selector differs from the desired one and is updated (the apply then drops it)."""
+    the selector differs from the desired one and is updated (the apply then drops it).
+    The propagated annotations come with their record (`propagation.with_record`; `recorded`:
+    the live Service's), so one the LoadBalancer or the settings drop is removed by the apply."""
     namespace = lb.metadata.namespace or ""
     live_meta = (live or {}).get("metadata", {})
     live_spec = (live or {}).get("spec", {})
@@ -61,9 +64,9 @@ def desired_service(
         for p in live_spec.get("ports", [])
     }
     annotations = dict(live_meta.get("annotations") or {})
-    annotations.update(
-        propagation.propagate(lb.metadata.annotations or {}, effective.annotations, "service")
-    )
+    propagated = propagation.propagate(lb.metadata.annotations or {}, effective.annotations,
+                                       "service")  # fmt: skip
+    annotations.update(propagation.with_record(propagated, recorded))
     ports = []
     for port in lb.spec.ports:
         name = service_port_name(port)

@@ -8,6 +8,13 @@ already present. Nothing is propagated by default.
 One management object several tenant objects share (the tenant's L7 entry Service, for all its
 Routes): `merge` takes their claims in order of precedence; the first to claim a key keeps it,
 and a later claim of another value for it is refused (and told), never applied.
+
+Removal: a management object carries the record `RECORD`, the keys of the annotations kubelb
+set on it (`with_record`). A key kubelb no longer sets changes the record, so the live object no
+longer covers the desired one and the writer applies it; server-side apply then drops the keys
+kubelb's field manager alone held and leaves everyone else's. Unchanged keys and record: no
+write. An object without a record (written by a version without it) gets one only with the next
+key kubelb sets, so nothing is written just to remove keys nobody recorded.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from dataclasses import dataclass
 
 from kubelb.manager import effective
 
+# On a management object: the keys of the annotations kubelb set there, sorted, comma-separated.
+RECORD = "kubelb.k8c.io/propagated-annotations"
 # Annotations of kubelb itself and kubectl bookkeeping never propagate.
-NEVER = ("kubectl.kubernetes.io/last-applied-configuration",)
+NEVER = ("kubectl.kubernetes.io/last-applied-configuration", RECORD)
 
 
 def propagate(
@@ -92,6 +101,16 @@ def merge(
                 refusal = Refusal(key, value, holders[key], out[key])
                 refused.setdefault(claim.name, []).append(refusal)
     return Merged(out, {name: tuple(found) for name, found in refused.items()})
+
+
+def with_record(annotations: Mapping[str, str], recorded: str | None) -> dict[str, str]:
+    """The annotations to apply to a management object: `annotations` (all kubelb sets there)
+    and the record of their keys. `recorded`: the live object's record (None or empty: none, or
+    nothing recorded). No record when there is nothing to set or to remove."""
+    out = {key: value for key, value in annotations.items() if key != RECORD}
+    if out or recorded:
+        out[RECORD] = ",".join(sorted(out))
+    return out
 
 
 def _allowed(key: str, value: str, allow: Mapping[str, str]) -> bool:

@@ -108,6 +108,8 @@ async def test_generated_hostname_served_kept_and_cleaned_up(
             assert entry["metadata"]["annotations"] == {
                 "external-dns.alpha.kubernetes.io/hostname": host,
                 "external-dns.alpha.kubernetes.io/ttl": "10",
+                l7entry.PROPAGATED_RECORD: "external-dns.alpha.kubernetes.io/hostname,"
+                "external-dns.alpha.kubernetes.io/ttl",
             }
 
             # cert-manager's part, played by the test: the issued Secret, labelled as the

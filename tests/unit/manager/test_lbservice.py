@@ -1,7 +1,7 @@
 from kubelb.api import loadbalancer as api_lb, tenant as api_tenant
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import writer
-from kubelb.manager import effective, lbservice
+from kubelb.manager import effective, lbservice, propagation
 
 TENANT_NS = "tenant-a"
 
@@ -67,7 +67,8 @@ def test_live_node_ports_and_third_party_annotations_are_kept():
         "spec": {"ports": [{"name": "http", "protocol": "TCP", "nodePort": 31111}]},
     }
     svc = lbservice.desired_service(make_lb(), ALLOCATED, eff, live)
-    assert svc["metadata"]["annotations"] == {"metallb.universe.tf/ip": "1.2.3.4", "team": "blue"}
+    assert svc["metadata"]["annotations"] == {"metallb.universe.tf/ip": "1.2.3.4", "team": "blue",
+                                              propagation.RECORD: "team"}  # fmt: skip
     assert svc["spec"]["ports"][0]["nodePort"] == 31111
     assert svc["spec"]["loadBalancerClass"] == "metallb"
 

@@ -1,5 +1,8 @@
+from typing import Any
+
 import pytest
 
+from kubelb.kube import writer as kwriter
 from kubelb.manager import effective, propagation
 
 
@@ -72,3 +75,53 @@ def test_permitted_and_defaults_split_propagate():
         "d": "ing",
         "e": "all",
     }
+
+
+RECORD = propagation.RECORD
+
+
+def service(annotations: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "envoy-lb", "namespace": "t", "annotations": annotations}}
+
+
+def written(desired: dict[str, str], live: dict[str, str]) -> dict[str, str] | None:
+    """What kubelb applies for `desired` over a live Service annotated `live` (None: no write,
+    the live Service covers it). The apply removes the keys kubelb alone held and omits."""
+    applied = propagation.with_record(desired, live.get(RECORD))
+    return None if kwriter.covers(service(live), service(applied)) else applied
+
+
+def test_nothing_changed_no_write():
+    live = {"team": "blue", RECORD: "team", "example.com/owner": "ops"}
+    assert written({"team": "blue"}, live) is None
+    assert written({}, {"example.com/owner": "ops"}) is None
+
+
+def test_a_dropped_key_changes_the_record():
+    live = {"team": "blue", "tier": "web", RECORD: "team,tier", "example.com/owner": "ops"}
+    assert written({"team": "blue"}, live) == {"team": "blue", RECORD: "team"}
+    # Nothing left to set: an empty record, so the apply still drops the recorded keys.
+    assert written({}, live) == {RECORD: ""}
+    assert written({}, {RECORD: "", "example.com/owner": "ops"}) is None
+
+
+def test_a_new_or_changed_key_is_written_with_the_record():
+    assert written({"team": "blue"}, {}) == {"team": "blue", RECORD: "team"}
+    live = {"team": "blue", RECORD: "team"}
+    assert written({"team": "red"}, live) == {"team": "red", RECORD: "team"}
+
+
+def test_no_record_yet_nothing_written_to_remove():
+    # A Service written before the record: nothing is written only to remove old keys.
+    assert written({}, {"team": "blue", "example.com/owner": "ops"}) is None
+    # The record comes with the next key kubelb sets.
+    got = written({"tier": "web"}, {"team": "blue", "example.com/owner": "ops"})
+    assert got == {"tier": "web", RECORD: "tier"}
+
+
+def test_the_record_never_propagates():
+    source = {RECORD: "x,y", "team": "blue"}
+    assert propagation.permitted(source, effective.AnnotationPolicy(propagate_all=True)) == {
+        "team": "blue"
+    }
+    assert propagation.with_record({RECORD: "forged", "a": "1"}, None) == {"a": "1", RECORD: "a"}

@@ -215,7 +215,8 @@ def test_entry_annotations_from_the_routes_oldest_first() -> None:
                                     None)  # fmt: skip
     assert got.annotations == {
         **dns, "team": "blue", "lb.io/x": "1", "route-default": "h", "pool": "public",
-        "every": "1", PROPAGATED: "every,lb.io/x,pool,route-default,team",
+        "every": "1", PROPAGATED: ",".join(("every", *dns, "lb.io/x", "pool", "route-default",
+                                            "team")),
     }  # fmt: skip
     (problem,) = got.problems["uid-new"]
     assert problem == ("annotation team='red' is not set on the tenant's L7 entry (Service "
@@ -229,17 +230,17 @@ def test_entry_annotations_from_the_routes_oldest_first() -> None:
     assert got.annotations["team"] == "red"
     assert got.problems == {}
 
-    # A Route asking kubelb's own key is told; nothing propagated and nothing recorded: no record.
+    # A Route asking kubelb's own key is told; external-dns's keys are recorded too.
     clash = annotated("HTTPRoute", "clash", JANUARY,
                       **{"external-dns.alpha.kubernetes.io/hostname": "b.example"})  # fmt: skip
     everything = effective.AnnotationPolicy(propagate_all=True)
     got = l7entry.entry_annotations(NS, [clash], irroutes.RouteSettings(), everything, dns, None)
-    assert got.annotations == dns
+    assert got.annotations == {**dns, PROPAGATED: "external-dns.alpha.kubernetes.io/hostname"}
     (problem,) = got.problems["uid-clash"]
     assert "KubeLB" in problem
 
-    # Nothing to propagate any more, but the live Service records keys: an empty record, so
-    # the apply drops them.
+    # Nothing to set any more (no hostname served either), but the live Service records keys:
+    # an empty record, so the apply drops them; nothing set and nothing recorded: no record.
     got = l7entry.entry_annotations(NS, [], irroutes.RouteSettings(),
                                     effective.AnnotationPolicy(), {}, "team")  # fmt: skip
     assert got.annotations == {PROPAGATED: ""}
