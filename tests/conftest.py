@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+from kubelb.util import ports
 
 pytest_plugins = ["tests.kube_fixtures", "tests.guards"]
 
@@ -26,12 +29,59 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): the tests of one integration
+# module run on one worker, in order, as they share module fixtures and loopback addresses. These
+# groups share more: the e2e suite's control plane, stack and address pool; and modules whose
+# Envoys listen on fixed ports (80, 443, 8443, ...) of loopback addresses other modules use too.
+XDIST_GROUPS = {
+    "e2e": "e2e",
+    "integration/manager/test_routes.py": "fixed-ports",
+    "integration/manager/test_tls.py": "fixed-ports",
+    "integration/manager/test_hostnames.py": "fixed-ports",
+    "integration/manager/test_syncsecrets.py": "fixed-ports",
+    "integration/manager/test_https_backends.py": "fixed-ports",
+    "integration/standalone/test_routes.py": "fixed-ports",
+    "integration/standalone/test_tls.py": "fixed-ports",
+    "integration/cli/test_standalone.py": "fixed-ports",
+    "integration/test_demo.py": "fixed-ports",
+}
+# Workers' port ranges start above the fixed ports tests and the demo use (18082 the highest).
+PORTS_FLOOR = 20000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A worker's servers take ports from a range no other worker uses (see kubelb.util.ports).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        ports.confine(*ports.share(int(worker.removeprefix("gw")), count, floor=PORTS_FLOOR))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            group = _xdist_group(item.path)
+            if group is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
     unmarked = sorted(
         {f"{path} lacks `pytestmark = pytest.mark.{m}`" for path, m in _unmarked(items)}
     )
     if unmarked:
         raise pytest.UsageError("\n".join(unmarked))
+
+
+def _xdist_group(path: Path) -> str | None:
+    try:
+        relative = path.resolve().relative_to(TESTS)
+    except ValueError:
+        return None
+    name = relative.as_posix()
+    if relative.parts[0] == "e2e":
+        return XDIST_GROUPS["e2e"]
+    if relative.parts[0] == "integration":
+        return XDIST_GROUPS.get(name, name)
+    return None
 
 
 def _unmarked(items: list[pytest.Item]) -> list[tuple[Path, str]]:
