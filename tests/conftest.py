@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,24 +30,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): the tests of one integration
-# module run on one worker, in order, as they share module fixtures and loopback addresses. These
-# groups share more: the e2e suite's control plane, stack and address pool; and modules whose
-# Envoys listen on fixed ports (80, 443, 8443, ...) of loopback addresses other modules use too.
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) the tests of one file run on one
+# worker, in order: they share module fixtures and loopback addresses. These groups of files share
+# more: the e2e suite's control plane, stack and address pool; and the modules whose Envoys listen
+# on fixed ports (80, 443, 8443, ...) of loopback addresses other modules use too.
 XDIST_GROUPS = {
-    "e2e": "e2e",
-    "integration/manager/test_routes.py": "fixed-ports",
-    "integration/manager/test_tls.py": "fixed-ports",
-    "integration/manager/test_hostnames.py": "fixed-ports",
-    "integration/manager/test_syncsecrets.py": "fixed-ports",
-    "integration/manager/test_https_backends.py": "fixed-ports",
-    "integration/standalone/test_routes.py": "fixed-ports",
-    "integration/standalone/test_tls.py": "fixed-ports",
-    "integration/cli/test_standalone.py": "fixed-ports",
-    "integration/test_demo.py": "fixed-ports",
+    "tests/e2e/": "e2e",
+    "tests/integration/manager/test_routes.py": "fixed-ports",
+    "tests/integration/manager/test_tls.py": "fixed-ports",
+    "tests/integration/manager/test_hostnames.py": "fixed-ports",
+    "tests/integration/manager/test_syncsecrets.py": "fixed-ports",
+    "tests/integration/manager/test_https_backends.py": "fixed-ports",
+    "tests/integration/standalone/test_routes.py": "fixed-ports",
+    "tests/integration/standalone/test_tls.py": "fixed-ports",
+    "tests/integration/cli/test_standalone.py": "fixed-ports",
+    "tests/integration/test_demo.py": "fixed-ports",
 }
 # Workers' port ranges start above the fixed ports tests and the demo use (18082 the highest).
 PORTS_FLOOR = 20000
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work a worker takes whole: the test's group, else its file."""
+    path = nodeid.split("::", 1)[0]
+    for prefix, group in XDIST_GROUPS.items():
+        if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+            return group
+    return path
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,31 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
         ports.confine(*ports.share(int(worker.removeprefix("gw")), count, floor=PORTS_FLOOR))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.pluginmanager.hasplugin("xdist"):
-        for item in items:
-            group = _xdist_group(item.path)
-            if group is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
     unmarked = sorted(
         {f"{path} lacks `pytestmark = pytest.mark.{m}`" for path, m in _unmarked(items)}
     )
     if unmarked:
         raise pytest.UsageError("\n".join(unmarked))
-
-
-def _xdist_group(path: Path) -> str | None:
-    try:
-        relative = path.resolve().relative_to(TESTS)
-    except ValueError:
-        return None
-    name = relative.as_posix()
-    if relative.parts[0] == "e2e":
-        return XDIST_GROUPS["e2e"]
-    if relative.parts[0] == "integration":
-        return XDIST_GROUPS.get(name, name)
-    return None
 
 
 def _unmarked(items: list[pytest.Item]) -> list[tuple[Path, str]]:
@@ -95,3 +86,16 @@ def _unmarked(items: list[pytest.Item]) -> list[tuple[Path, str]]:
         if marker is not None and item.get_closest_marker(marker) is None:
             found.append((Path(TESTS.name, relative), marker))
     return found
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` hands each worker whole `xdist_scope`s. (pytest-xdist's own loadgroup
+    reads `xdist_group` marks through node ids that pytest 9.2 no longer lets it rewrite.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    scheduler = LoadScopeScheduling(config, log)
+    scheduler._split_scope = xdist_scope
+    return scheduler
