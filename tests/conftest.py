@@ -46,8 +46,10 @@ XDIST_GROUPS = {
     "tests/integration/cli/test_standalone.py": "fixed-ports",
     "tests/integration/test_demo.py": "fixed-ports",
 }
-# Workers' port ranges start above the fixed ports tests and the demo use (18082 the highest).
-PORTS_FLOOR = 20000
+# The ports xdist workers share out: below the kernel's ephemeral range, and clear of the fixed
+# ports tests, benchmarks and the demo listen on (18080-18082; the benchmarks' LoadBalancers on
+# 20000-21999; NodePorts 30000-32767).
+WORKER_PORTS = (22000, 30000)
 
 
 def xdist_scope(nodeid: str) -> str:
@@ -64,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is not None:
         count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-        ports.confine(*ports.share(int(worker.removeprefix("gw")), count, floor=PORTS_FLOOR))
+        ports.confine(*ports.share(int(worker.removeprefix("gw")), count, *WORKER_PORTS))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,9 +2,9 @@
 
 A port found by binding port 0 comes from the kernel's ephemeral range and is free only until
 someone else binds it. A test run with several worker processes gives each worker a range of its
-own outside the ephemeral range (`confine`), so one worker never takes the port another has just
-chosen for a server it is about to start. Without `confine` a port comes from the kernel, as any
-process binding port 0 gets one.
+own outside the ephemeral range (`confine`): no other worker, and no process binding port 0,
+takes the port a worker has just chosen for a server it is about to start. Without `confine` a
+port comes from the kernel, as any process binding port 0 gets one.
 """
 
 from __future__ import annotations
@@ -49,13 +49,12 @@ def ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
-def share(index: int, count: int, *, floor: int = 10000) -> tuple[int, int]:
-    """Worker `index` of `count`'s range [low, high): an equal share of the ports between `floor`
-    and the ephemeral range, or above it when too few lie below."""
-    low, high = ephemeral_range()
-    start, end = (floor, low) if low - floor >= 1000 * count else (high + 1, 65536)
-    size = (end - start) // count
-    return start + index * size, start + (index + 1) * size
+def share(index: int, count: int, low: int, high: int) -> tuple[int, int]:
+    """Worker `index` of `count`'s equal share [start, end) of the ports in [low, high)."""
+    if not 0 <= index < count or high - low < count:
+        raise ValueError(f"no share {index} of {count} in [{low}, {high})")
+    size = (high - low) // count
+    return low + index * size, low + (index + 1) * size
 
 
 def free_port(*hosts: str, kinds: Sequence[int] = TCP) -> int:

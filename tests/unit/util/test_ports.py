@@ -4,7 +4,6 @@ out on every host and for every socket kind asked for."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import socket
 
 import pytest
@@ -88,13 +87,14 @@ def test_confined_ports_wrap_around_and_run_out(span: range) -> None:
             s.close()
 
 
-def test_workers_get_disjoint_shares_below_the_ephemeral_range() -> None:
-    low, _ = ports.ephemeral_range()
-    shares = [ports.share(i, 3, floor=20000) for i in range(3)]
-    assert shares[0][0] == 20000
-    assert all(a[1] <= b[0] for a, b in itertools.pairwise(shares))
-    assert shares[-1][1] <= low
-    assert all(high - start >= 1000 for start, high in shares)
+def test_workers_get_disjoint_equal_shares() -> None:
+    assert [ports.share(i, 3, 22000, 30000) for i in range(3)] == [
+        (22000, 24666),
+        (24666, 27332),
+        (27332, 29998),
+    ]
+    with pytest.raises(ValueError, match="no share 2 of 2"):
+        ports.share(2, 2, 22000, 30000)
 
 
 def test_confine_refuses_what_is_not_a_range() -> None:
