@@ -65,7 +65,8 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(envoy_kills=1, kubelb_kills=1, api_stop_seconds=3.0, endpoint_moves=5,
+        # Every scenario once: a freeze under traffic, a move each way, five kinds of input.
+        return cls(envoy_kills=1, kubelb_kills=1, api_stop_seconds=1.0, endpoint_moves=2,
                    hostile_inputs=5)  # fmt: skip
 
 
