@@ -44,8 +44,12 @@ format: $(STAMP) ## Format the code
 test-fast: $(STAMP) ## Unit and golden tests only
 	$(BIN)/pytest tests/unit tests/golden -q
 
+# Two workers: the suite mostly waits on real processes. Each takes whole files or groups of files
+# (tests/conftest.py), in collection order. TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) controlplane helm lint ## Everything CI proves: lint, unit, golden, integration, e2e
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 golden: $(STAMP) ## Rewrite golden outputs after an intended change
 	$(BIN)/pytest tests/golden --update-golden -q

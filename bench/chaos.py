@@ -71,7 +71,9 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(envoy_kills=1, kubelb_kills=1, api_stop_seconds=3.0, endpoint_moves=5,
+        # Every scenario once: a freeze under traffic, a move each way, every kind of route edit,
+        # five kinds of input.
+        return cls(envoy_kills=1, kubelb_kills=1, api_stop_seconds=1.0, endpoint_moves=2,
                    route_edits=4, hostile_inputs=5)  # fmt: skip
 
 

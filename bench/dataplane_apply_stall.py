@@ -31,6 +31,7 @@ import uvloop
 from bench import results_file
 from kubelb.dataplane import runtime
 from kubelb.ir import proxy
+from kubelb.util import ports
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -65,9 +66,7 @@ def _config(port: int, backend: int, extra: int, extra_port: int) -> proxy.Proxy
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 class _Loop(threading.Thread):

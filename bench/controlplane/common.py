@@ -9,7 +9,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from bench import procstat
 from kubelb.kube import client, errors, kubeconfig, resources
 from kubelb.localcluster import cluster as local_cluster
+from kubelb.util import ports
 from tests.support import cluster as test_cluster
 
 DEPLOY_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "deploy" / "manager.yaml"
@@ -32,9 +32,7 @@ def exit_cleanly_on_sigterm() -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 async def kube_client(path: Path) -> client.Client:

@@ -25,6 +25,7 @@ import yaml
 from bench.dataplane import https, l7, xds_server
 from kubelb.envoy import binary, bootstrap, deployer
 from kubelb.ir import codec, proxy, tls
+from kubelb.util import ports
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -59,9 +60,7 @@ ECHO_SERVER = """\
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 def cpus() -> list[int]:

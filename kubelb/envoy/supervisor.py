@@ -42,7 +42,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -54,7 +53,7 @@ import aiohttp
 from kubelb.api import config as api_config
 from kubelb.envoy import binary, bootstrap, deployer, logpipe, procs
 from kubelb.observe import metrics
-from kubelb.util import backoff, naming
+from kubelb.util import backoff, naming, ports
 
 logger = logging.getLogger(__name__)
 process_logger = logging.getLogger("kubelb.envoy.process")
@@ -569,11 +568,7 @@ def _admin_socket(directory: Path) -> str:
 
 
 def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    return ports.free_port(host)
 
 
 def _release_shared_memory(base_id_path: Path) -> None:

@@ -14,12 +14,11 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubelb.util import children
+from kubelb.util import children, ports
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +94,7 @@ class Process:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (callers retry if it is taken since)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return ports.free_port()
 
 
 def listens_on(pid: int, port: int) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from kubelb.localcluster import processes
+from kubelb.util import ports
 
 logger = logging.getLogger(__name__)
 
@@ -173,17 +173,8 @@ async def exchange(
 
 def free_port(hosts: tuple[str, ...], *, udp_too: bool = False) -> int:
     """A port free for TCP (and UDP with `udp_too`) on every address in `hosts` a moment ago."""
-    while True:
-        port = processes.free_port()
-        kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp_too else (socket.SOCK_STREAM,)
-        try:
-            for host in hosts:
-                for kind in kinds:
-                    with socket.socket(socket.AF_INET, kind) as s:
-                        s.bind((host, port))
-        except OSError:
-            continue
-        return port
+    kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp_too else (socket.SOCK_STREAM,)
+    return ports.free_port(*hosts, kinds=kinds)
 
 
 def served_by(answer: bytes | None) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 
 import aiohttp
@@ -14,16 +13,14 @@ import pytest
 
 from kubelb.app import agent as agent_app
 from kubelb.kube import objects, resources
+from kubelb.util import ports
 from tests.integration.agent.helpers import find, lb_service, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return ports.free_port()
 
 
 async def test_agent_process(tenant, tenant_setup, services_ns, tkube, mgmt, tmp_path):

@@ -15,13 +15,13 @@ import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from kubelb.util import ports
+
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return ports.free_port(host, kinds=(kind,))
 
 
 @dataclass

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from kubelb.util import ports
 
 pytestmark = pytest.mark.integration
 
@@ -17,9 +18,7 @@ FORGED = "FORGED 2026-01-01 00:00:00,000 ERROR kubelb: tenant bravo deleted"
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 async def test_listener_name_with_a_newline_stays_on_one_line(tmp_path: Path):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from kubelb.kube import client, errors, objects, resources
+from kubelb.util import ports
 
 DEADLINE = 60.0
 
@@ -83,13 +83,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def free_ports(host: str, count: int) -> list[int]:
     """`count` ports free on `host`, all different: each is held until all are drawn (ports
     drawn one by one may repeat, and two LoadBalancers on one port leave one unplaced)."""
-    with contextlib.ExitStack() as held:
-        ports = []
-        for _ in range(count):
-            s = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            s.bind((host, 0))
-            ports.append(int(s.getsockname()[1]))
-        return ports
+    return ports.free_ports(count, host)
 
 
 def load_balancer(

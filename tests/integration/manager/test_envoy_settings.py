@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kubelb.api import tenant as api_tenant
 from kubelb.kube import resources
-from tests.integration.manager.helpers import addresses, eventually, get, load_balancer
+from tests.integration.manager.helpers import addresses, eventually, get, load_balancer, settled
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +88,9 @@ async def test_daemonset_pod_monitor_heap_limit_and_metrics(
                         for m in boot["overload_manager"]["resource_monitors"]}  # fmt: skip
             assert monitors["envoy.resource_monitors.fixed_heap"]["max_heap_size_bytes"] == HEAP
 
+            # The Deployment and PodMonitor are written before the reconcile that wrote them
+            # counts the proxy: read the figures once the manager is done.
+            await settled(manager, ns)
             samples = await scrape(manager)
             proxies = "kubelb_envoy_control_plane_envoy_proxies"
             assert sample(samples, proxies, namespace=ns, topology="shared") == 1

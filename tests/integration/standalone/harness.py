@@ -19,27 +19,18 @@ from typing import Any
 
 from kubelb.dataplane import control
 from kubelb.envoy import supervisor
+from kubelb.util import ports
 
 DEADLINE = 60.0
 
 
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return ports.free_port(host, kinds=(kind,))
 
 
 def free_tcp_udp_port(host: str = "127.0.0.1") -> int:
     """A port free for both TCP and UDP, so a LoadBalancer can use either."""
-    for _ in range(50):
-        port = free_port(host)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind((host, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no port free for TCP and UDP")
+    return ports.free_port(host, kinds=(socket.SOCK_STREAM, socket.SOCK_DGRAM))
 
 
 def lb_yaml(

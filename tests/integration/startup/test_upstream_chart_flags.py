@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import pytest
 from kubelb.app import agent as agent_app, manager as manager_app
 from kubelb.kube import client, errors, objects, resources
 from kubelb.manager import kubeconfigs, lbservice, tenantobjects
+from kubelb.util import ports
 from tests.integration.agent.helpers import find, wait_for
 from tests.support import cluster
 
@@ -86,10 +86,7 @@ ADDRESS = "203.0.113.80"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return ports.free_port()
 
 
 class Running:

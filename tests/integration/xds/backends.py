@@ -9,6 +9,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kubelb.util import ports
+
 
 class TCPEcho:
     """Answers each line `x` with `<name>:x`. Counts open connections."""
@@ -140,19 +142,9 @@ async def udp_roundtrip(port: int, text: str = "ping", limit: float = 1.0) -> st
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free for both TCP and UDP right now on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        try:
-            with socket.socket(socket.AF_INET, other) as s:
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port")
+    """A port free for both TCP and UDP right now on 127.0.0.1 (`kind` is checked first)."""
+    other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+    return ports.free_port(kinds=(kind, other))
 
 
 async def eventually(
