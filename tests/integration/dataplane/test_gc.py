@@ -6,6 +6,7 @@ import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -60,6 +61,10 @@ async def _greeting(li: proxy.Listener) -> bytes:
     return data
 
 
+def _freed(ref: weakref.ref[upstreams.ClusterState]) -> bool:
+    return ref() is None
+
+
 def _a_cluster(dp: runtime.DataPlane) -> upstreams.ClusterState:
     return next(iter(dp._clusters.values()))
 
@@ -86,7 +91,7 @@ async def test_replaced_configurations_are_freed(start_dataplane, backend):
         old = weakref.ref(_a_cluster(dp))
         config = _config(generation, ports[generation % 2], backend.port)
         await dp.apply(config)
-        await eventually(lambda: old() is None, what=f"generation {generation - 1} freed")
+        await eventually(partial(_freed, old), what=f"generation {generation - 1} freed")
         frozen.append(gc.get_freeze_count())
         assert await _greeting(config.listeners[-1]) == b"t0\n"
     # Without collections, each generation would leave several frozen objects per cluster.
