@@ -24,7 +24,15 @@ from kubelb.kube import (
     objects,
     writer as kwriter,
 )
-from kubelb.manager import common, envoycp, infrastructure, loadbalancers, proxies, routes
+from kubelb.manager import (
+    common,
+    envoycp,
+    infrastructure,
+    loadbalancers,
+    proxies,
+    routereads,
+    routes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +72,7 @@ class Core:
         self.informers = informer.Informers(kube)
         self.inputs = common.Inputs(self.informers, namespace=namespace)
         self.infra = infra(self)
-        self.route_reads = routes.RouteReads(self.inputs, self.informers, self.infra)
+        self.route_reads = routereads.RouteReads(self.inputs, self.informers, self.infra)
         self.snapshots = envoycp.SnapshotReconciler(self.inputs, publisher, self.infra,
                                                     self.route_reads)  # fmt: skip
         self.lbs = loadbalancers.LoadBalancerReconciler(self.inputs, self.writer, self.infra,

@@ -34,7 +34,7 @@ from typing import Protocol
 from kubelb.ir import proxy
 from kubelb.irbuild import loadbalancers as irbuild
 from kubelb.kube import controller, objects, resources, watches
-from kubelb.manager import common, infrastructure, lbservice, routes as manager_routes
+from kubelb.manager import common, infrastructure, lbservice, routereads
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
@@ -59,7 +59,7 @@ class SnapshotReconciler:
         inputs: common.Inputs,
         publisher: Publisher,
         infra: infrastructure.Infra,
-        routes: manager_routes.RouteReads | None = None,
+        routes: routereads.RouteReads | None = None,
     ) -> None:
         """`routes`: the tenants' Routes (None: L4 only)."""
         self.inputs = inputs

@@ -1,4 +1,4 @@
-"""Route controller (leader only) and the Routes' read side (every replica).
+"""Route controller (leader only); the Routes' read side (every replica) is `routereads`.
 
 A tenant's Ingress, Gateway, HTTPRoute or GRPCRoute arrives embedded in a `Route` in its
 namespace. kubelb's own realisation serves it in the tenant's Envoy: per tenant,
@@ -46,13 +46,9 @@ from typing import Any, Protocol
 
 from kubelb.api import (
     conditions,
-    errors as api_errors,
     finalizers,
-    registry,
-    route as api_route,
     tenant as api_tenant,
 )
-from kubelb.irbuild import backendtls, routes as irroutes, routetls
 from kubelb.kube import (
     controller,
     errors,
@@ -63,7 +59,15 @@ from kubelb.kube import (
     watches,
     writer as kwriter,
 )
-from kubelb.manager import common, hostnames, infrastructure, l7entry, loadbalancers, routestatus
+from kubelb.manager import (
+    common,
+    hostnames,
+    infrastructure,
+    l7entry,
+    loadbalancers,
+    routereads,
+    routestatus,
+)
 from kubelb.observe import manager_metrics
 from kubelb.util import logsafe
 
@@ -79,157 +83,6 @@ STATUS_CONCURRENCY = 16
 # or after waiting this long at most.
 COUNTS_QUIET = 1.0
 COUNTS_CAP = 10.0
-# A certificate's validity boundary further away than this is looked at again after it.
-CERTIFICATE_RECHECK_CAP = 86400.0
-
-
-# `RouteReads.tenant`'s default: the entry Service as the informer has it.
-FROM_INFORMER: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class TenantRoutes:
-    """What one tenant's Routes amount to, as of the informers."""
-
-    routes: tuple[api_route.Route, ...]  # valid, not being deleted, by name
-    settings: irroutes.RouteSettings
-    ports: tuple[int, ...]  # requested of the entry
-    entry: infrastructure.RouteEntry | None  # None: nothing requested, or no address yet
-    taken: frozenset[int] = frozenset()
-    built: irroutes.RoutesBuilt | None = None  # None without an entry
-    # When a certificate of the tenant becomes valid or expires (time.time()): build again then.
-    stale_at: float | None = None
-
-    def stale_in(self, cap: float = CERTIFICATE_RECHECK_CAP) -> float | None:
-        """Seconds until `stale_at` (at most `cap`), None without one."""
-        if self.stale_at is None:
-            return None
-        return max(0.0, min(self.stale_at - time.time(), cap))
-
-
-class RouteReads:
-    """The read side, shared by the Route controller (statuses) and envoycp (the piece): one
-    build per change of a tenant's inputs."""
-
-    def __init__(
-        self,
-        inputs: common.Inputs,
-        informers: informer.Informers,
-        infra: infrastructure.Infra,
-        build: Callable[..., irroutes.RoutesBuilt] = irroutes.build_tenant_routes,
-    ) -> None:
-        """`build`: `irroutes.build_tenant_routes` (a stand-in in unit tests)."""
-        self.inputs = inputs
-        self.infra = infra
-        self.routes = informers.get(resources.ROUTES)
-        self._build = build
-        self._parsed: dict[str, tuple[str, api_route.Route | str]] = {}  # uid -> (rv, result)
-        # namespace -> (inputs, build, when it goes stale)
-        self._built: dict[str, tuple[tuple[Any, ...], irroutes.RoutesBuilt, float | None]] = {}
-        self._hostnames = hostnames.HostnameRoutes()
-        self.builds = 0
-        self.routes.add_handler(self._changed)
-
-    def parse(self, raw: objects.RawObject) -> api_route.Route | str:
-        key = objects.uid(raw) or str(objects.key_of(raw))
-        version = objects.resource_version(raw)
-        cached = self._parsed.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        hit: api_route.Route | str
-        try:
-            hit = registry.parse_as(api_route.Route, raw)
-        except api_errors.APIValidationError as exc:
-            hit = str(exc)
-        self._parsed[key] = (version, hit)
-        return hit
-
-    def live(self, namespace: str) -> list[api_route.Route]:
-        """The tenant's valid Routes that are not being deleted, by name, then the in-memory
-        Routes serving its LoadBalancers' hostnames (`hostnames.hostname_route`)."""
-        out = []
-        for raw in sorted(self.routes.store.list(namespace), key=objects.name):
-            parsed = self.parse(raw)
-            if not objects.is_deleting(raw) and not isinstance(parsed, str):
-                out.append(parsed)
-        if self.inputs.managed(namespace) and self.inputs.disabled_reason(namespace) is None:
-            policy = hostnames.settings(self.inputs.config(), self.inputs.tenant(namespace))
-            lbs = self.inputs.live_load_balancers_in(namespace)
-            out.extend(self._hostnames.of(lbs, policy))
-        return out
-
-    def has_routes(self, namespace: str) -> bool:
-        """The tenant has Routes its settings let it serve (its Envoy must run)."""
-        settings = self.settings(namespace)
-        kinds = (l7entry.source_of(r).get("kind") for r in self.live(namespace))
-        return any(l7entry.enabled(kind, settings) for kind in kinds)
-
-    def settings(self, namespace: str) -> irroutes.RouteSettings:
-        return l7entry.route_settings(self.inputs.config(), self.inputs.tenant(namespace))
-
-    def entry_service(self, namespace: str) -> objects.RawObject | None:
-        return self.inputs.service(namespace, l7entry.entry_service_name(namespace))
-
-    def tenant(self, namespace: str, service: Any = FROM_INFORMER) -> TenantRoutes:
-        """The tenant's Routes built at its entry (`service`: the entry Service just written,
-        None when just deleted; by default the informer's)."""
-        routes = tuple(self.live(namespace))
-        settings = self.settings(namespace)
-        ports = l7entry.requested_ports(namespace, routes, settings)
-        if not routes or not ports:
-            return TenantRoutes(routes, settings, ports, None)
-        live = self.entry_service(namespace) if service is FROM_INFORMER else service
-        entry = self.infra.route_entry(namespace, live) if live is not None else None
-        name = l7entry.entry_service_name(namespace)
-        if entry is None:
-            # Not placed yet: where it will be is not known, so the tenant's LoadBalancers keep
-            # their ports wherever they are (with one pool address, that is where it goes).
-            services = self.inputs.services.store.list(namespace)
-            held = l7entry.taken_ports(services, None, name, namespace)
-            return TenantRoutes(routes, settings, ports, None, held)
-        every = self.inputs.services.store.list()
-        taken = l7entry.taken_ports(every, entry.external, name, namespace)
-        addresses = self.inputs.addresses_in(namespace)
-        policy = self.inputs.endpoint_policy(namespace)
-        secrets = self.inputs.secrets.store.list(namespace)
-        # A Secret's version says whether its content may differ; the clock is not an input
-        # (a certificate expiring is judged at the next build).
-        secret_versions = tuple(sorted((objects.name(s), objects.resource_version(s))
-                                       for s in secrets))  # fmt: skip
-        inputs = (tuple(_identity(r) for r in routes), addresses, entry, taken, settings, policy,
-                  secret_versions)  # fmt: skip
-        known = self._built.get(namespace)
-        now = time.time()
-        if known is not None and known[0] == inputs and (known[2] is None or now < known[2]):
-            built, stale_at = known[1], known[2]
-        else:
-            certificates = routetls.index(namespace, secrets, now)
-            built = self._build(namespace, routes, addresses, address=entry.bind,
-                                listen_ports=entry.listen_ports, taken_ports=taken,
-                                settings=settings, policy=policy,
-                                status_address=entry.external,
-                                ca_bundles=backendtls.ca_bundles(namespace, secrets),
-                                certificates=certificates)  # fmt: skip
-            stale_at = routetls.next_change(namespace, secrets, now) if secrets else None
-            self.builds += 1
-            self._built[namespace] = (inputs, built, stale_at)
-        return TenantRoutes(routes, settings, ports, entry, taken, built, stale_at)
-
-    def _changed(self, change: informer.Change) -> None:
-        if change.new is None:
-            self._parsed.pop(objects.uid(change.obj) or str(objects.key_of(change.obj)), None)
-            namespace = objects.namespace(change.obj)
-            if not self.routes.store.list(namespace):
-                self._built.pop(namespace, None)
-
-
-def _identity(route: api_route.Route) -> Any:
-    """What makes a build from `route` valid for another version of it: uid and generation
-    (our status writes change neither)."""
-    m = route.metadata
-    if m.uid is None or m.generation is None:
-        return route
-    return (m.uid, m.generation, m.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +110,7 @@ class EnvoyRealisation:
     def __init__(
         self,
         inputs: common.Inputs,
-        reads: RouteReads,
+        reads: routereads.RouteReads,
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
         listeners_gone: Callable[[str], bool],
@@ -289,7 +142,7 @@ class EnvoyRealisation:
         state = self.reads.tenant(namespace, self._entry(namespace))
         wait = self.infra.requeue.address_wait
         now = time.monotonic()
-        if not existed and service is not FROM_INFORMER and service is not None:
+        if not existed and service is not routereads.FROM_INFORMER and service is not None:
             self._created[namespace] = now
         created = self._created.get(namespace)
         ready = self.infra.ready(namespace)
@@ -341,7 +194,7 @@ class EnvoyRealisation:
             recheck = min(recheck or self.infra.requeue.not_ready, self.infra.requeue.not_ready)
         return Realised(verdicts, recheck)
 
-    def _rejected(self, namespace: str, state: TenantRoutes) -> tuple[str, ...]:
+    def _rejected(self, namespace: str, state: routereads.TenantRoutes) -> tuple[str, ...]:
         """Why the tenant's Envoy refused the configuration holding its Routes, if it did."""
         rejection = self.rejections(namespace) if self.rejections is not None else None
         if rejection is None or state.built is None or not rejection.affects(state.built.piece):
@@ -366,7 +219,9 @@ class EnvoyRealisation:
         if objects.labels(change.obj).get(l7entry.ENTRY_LABEL):
             self._written.pop(objects.namespace(change.obj), None)  # the informer caught up
 
-    def _annotations(self, namespace: str, state: TenantRoutes) -> l7entry.EntryAnnotations:
+    def _annotations(
+        self, namespace: str, state: routereads.TenantRoutes
+    ) -> l7entry.EntryAnnotations:
         """The entry Service's annotations: external-dns's for the LoadBalancer hostnames it
         serves, and what the tenant's own Routes propagate."""
         own = [r for r in state.routes if not hostnames.is_hostname_route(r)]
@@ -377,9 +232,9 @@ class EnvoyRealisation:
         return l7entry.entry_annotations(namespace, own, state.settings, policy, dns, recorded)
 
     async def _ensure_entry(
-        self, namespace: str, state: TenantRoutes, annotations: Mapping[str, str]
+        self, namespace: str, state: routereads.TenantRoutes, annotations: Mapping[str, str]
     ) -> Any:
-        """The entry Service after the write (`FROM_INFORMER`: unchanged)."""
+        """The entry Service after the write (`routereads.FROM_INFORMER`: unchanged)."""
         live = self._entry(namespace)
         key = objects.ObjectKey(namespace, l7entry.entry_service_name(namespace))
         if not state.ports:
@@ -388,7 +243,7 @@ class EnvoyRealisation:
                 logger.info("tenant %s: L7 entry Service %s deleted", logsafe.shown(namespace),
                             key.name)  # fmt: skip
                 return None
-            return FROM_INFORMER
+            return routereads.FROM_INFORMER
         # Ports other Services already hold at the entry's address stay theirs.
         wanted = [p for p in state.ports if p not in state.taken] or list(state.ports)
         listen = self.infra.route_listen_ports(namespace, wanted, live)
@@ -398,7 +253,7 @@ class EnvoyRealisation:
                                                 annotations=annotations)  # fmt: skip
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if not written.changed:
-            return FROM_INFORMER
+            return routereads.FROM_INFORMER
         if written.obj is not None:
             self._written[namespace] = written.obj
         logger.info("tenant %s: L7 entry Service %s %s on ports %s", logsafe.shown(namespace),
@@ -413,7 +268,7 @@ class RouteReconciler:
     def __init__(
         self,
         inputs: common.Inputs,
-        reads: RouteReads,
+        reads: routereads.RouteReads,
         writer: kwriter.Writer,
         infra: infrastructure.Infra,
         realisation: Realisation,
