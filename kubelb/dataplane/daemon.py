@@ -23,7 +23,7 @@ import socket
 import sys
 from typing import Any
 
-from kubelb.dataplane import collector, context, control, loops, runtime
+from kubelb.dataplane import context, control, loops, runtime
 from kubelb.ir import codec
 from kubelb.util import logsafe
 
@@ -106,12 +106,8 @@ class Daemon:
         op = message.get("op")
         if op == "apply":
             try:
-                # Decoding builds the configuration: the collector treats it as part of the apply.
-                with collector.applying():
-                    config = await asyncio.to_thread(
-                        codec.proxy_config_from_dict, message["config"]
-                    )
-                    await self.dp.apply(config)
+                config = await asyncio.to_thread(codec.proxy_config_from_dict, message["config"])
+                await self.dp.apply(config)
             except Exception:  # the last good configuration keeps serving
                 logger.exception("cannot apply the configuration, keeping the previous one")
             await self._send(writer, {"op": "applied", "status": self.dp.status()})

@@ -10,9 +10,7 @@ keep the target they were connected to. An invalid config is logged and ignored 
 one keeps serving).
 
 A big config never stalls what already serves: it is checked in a thread, and clusters and
-listeners are set up in batches of `APPLY_BATCH` with a turn of the event loop between batches,
-and the garbage collector neither runs during an apply nor rescans its result afterwards
-(`collector`).
+listeners are set up in batches of `APPLY_BATCH` with a turn of the event loop between batches.
 
 With `workers > 1` the same work happens in N worker processes bound with SO_REUSEPORT
 (`processes.WorkerPool`); this object then only forwards configs and gathers their status.
@@ -25,7 +23,6 @@ import logging
 from typing import Any
 
 from kubelb.dataplane import (
-    collector,
     context,
     flow_control,
     http_upstream,
@@ -74,17 +71,8 @@ class DataPlane:
         self._lock = asyncio.Lock()
         self._pool_workers: processes.WorkerPool | None = None
         self._closed = False
-        # Listeners and clusters taken out since the last `collector.reclaim()`.
-        self._removed = 0
-        self._reclaim: asyncio.Task[None] | None = None
 
     async def apply(self, config: proxy.ProxyConfig) -> None:
-        with collector.applying():
-            await self._apply(config)
-        if collector.due(self._removed, len(self._listeners) + len(self._clusters)):
-            self._schedule_reclaim()
-
-    async def _apply(self, config: proxy.ProxyConfig) -> None:
         async with self._lock:
             if self._closed:
                 raise RuntimeError("the data plane is closed")
@@ -177,28 +165,8 @@ class DataPlane:
         for old in retire:
             self._spawn_drain(old, self.drain_seconds)
         used = {c.name for c in config.clusters}
-        unused = [n for n in self._clusters if n not in used]
-        for name in unused:
+        for name in [n for n in self._clusters if n not in used]:
             await self._clusters.pop(name).close()
-        self._removed += len(retire) + len(unused)
-
-    def _schedule_reclaim(self) -> None:
-        if self._reclaim is None or self._reclaim.done():
-            self._reclaim = asyncio.get_running_loop().create_task(
-                self._reclaim_when_drained(self._removed), name="gc-reclaim"
-            )
-
-    async def _reclaim_when_drained(self, removed: int) -> None:
-        # A retired listener is garbage only once it has drained. (Not gather: cancelling this
-        # task must not cancel the drains.)
-        if self._draining:
-            await asyncio.wait(set(self._draining))
-        async with self._lock:
-            if self._closed:
-                return
-            collected = collector.reclaim()
-            self._removed = max(0, self._removed - removed)
-            logger.debug("collected %d objects of replaced configuration", collected)
 
     def _spawn_drain(
         self, state: listeners.ListenerState, seconds: float, *, accepting: bool = False
@@ -218,9 +186,6 @@ class DataPlane:
             if self._closed:
                 return
             self._closed = True
-            if self._reclaim is not None:
-                self._reclaim.cancel()
-                await asyncio.gather(self._reclaim, return_exceptions=True)
             if self._pool_workers is not None:
                 await self._pool_workers.close(seconds)
             if self._listeners and seconds > 0:

@@ -14,7 +14,7 @@ import signal
 import sys
 from typing import Any
 
-from kubelb.dataplane import collector, context, loops, runtime
+from kubelb.dataplane import context, loops, runtime
 from kubelb.ir import codec
 from kubelb.util import logsafe
 
@@ -48,12 +48,9 @@ async def _serve(options: context.Options) -> None:
     try:
         while line := await reader.readline():
             # Decoding 10,000 listeners takes longer than any request should wait: off the loop.
-            # It builds the configuration, so the collector treats it as part of the apply.
-            with collector.applying():
-                message: dict[str, Any] = await asyncio.to_thread(_decode, line)
-                if message["op"] == "apply":
-                    await dp.apply(message["config"])
+            message: dict[str, Any] = await asyncio.to_thread(_decode, line)
             if message["op"] == "apply":
+                await dp.apply(message["config"])
                 # Status first, so the parent's view is current once apply() returns.
                 await _emit_status(dp)
                 _emit({"op": "applied"})
