@@ -295,7 +295,8 @@ class _Envoy:
             await self._drain_and_stop(proc)
         if self._task is not None:
             try:  # the task ends by itself once its Envoy is gone; cancel only if that hangs
-                await asyncio.wait_for(asyncio.shield(self._task), self.spec.stop_timeout_seconds)
+                async with asyncio.timeout(self.spec.stop_timeout_seconds):
+                    await asyncio.shield(self._task)
             except TimeoutError:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -344,7 +345,8 @@ class _Envoy:
                 extra={"tenant": self.node_id},
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
 
     def adoptable(self) -> tuple[procs.Adopted, int, str | None] | None:
         """The recorded Envoy and its admin port and socket, when it still runs this spec's
@@ -513,7 +515,8 @@ class _Envoy:
                 "Envoy for node %r draining for %.1f s", self.node_id, self.spec.drain_seconds
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), self.spec.drain_seconds)
+                async with asyncio.timeout(self.spec.drain_seconds):
+                    await proc.wait()
         await procs.terminate(proc, self.spec.stop_timeout_seconds)
         logger.info("Envoy for node %r stopped (code %s)", self.node_id, proc.returncode)
 

@@ -121,7 +121,8 @@ class AddressPool:
         self._dirty.set()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), self.resync_period)
+                async with asyncio.timeout(self.resync_period):
+                    await self._dirty.wait()
             if self.coalesce and self._dirty.is_set():
                 await asyncio.sleep(self.coalesce)  # let the rest of a burst arrive
             self._dirty.clear()
