@@ -10,7 +10,7 @@ Tenant's annotation settings let through from the served Routes' sources (filter
 filters the object it generates for each kind: `ingress`, `gateway`, `httproute`, `grpcroute`),
 the oldest Route keeping a key that several set to different values (the others are told), then
 the default annotations of those kinds, of `service` and of `all`. The keys kubelb sets there
-(external-dns's included) are recorded on the Service (`PROPAGATED_RECORD`, as on the
+(external-dns's included) are recorded on the Service (`propagation.RECORD`, as on the
 LoadBalancers' Services: `propagation.with_record`), so a key no Route asks for any more, or
 external-dns's once no hostname is served, is removed by the next apply while annotations
 others set stay.
@@ -37,8 +37,6 @@ GATEWAY_API_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute"})
 # Upstream's resource names in the annotation settings, by source kind.
 ANNOTATION_KINDS = {"Ingress": "ingress", "Gateway": "gateway", "HTTPRoute": "httproute",
                     "GRPCRoute": "grpcroute", "TLSRoute": "tlsroute"}  # fmt: skip
-# On the entry Service: the keys of the annotations kubelb set there (what the next apply may drop).
-PROPAGATED_RECORD = propagation.RECORD
 KUBELB_HOLDER = "KubeLB (external-dns's records of the tenant's LoadBalancer hostnames)"
 
 

@@ -327,10 +327,9 @@ class LoadBalancerReconciler:
         # Applied without the live object's extras: server-side apply keeps other managers'
         # annotations and allocated nodePorts, and drops annotations we no longer propagate.
         shape = self.infra.service_shape
-        recorded = objects.annotations(live).get(propagation.RECORD) if live else None
         desired = lbservice.desired_service(lb, listen, effective, None,
                                             node_ports=shape.node_ports, selector=shape.selector,
-                                            recorded=recorded)  # fmt: skip
+                                            recorded=propagation.recorded(live))  # fmt: skip
         desired["metadata"]["ownerReferences"] = [objects.owner_reference(raw)]
         written = await self.writer.ensure(resources.SERVICES, desired, current=live)
         if written.changed:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kubelb.manager import effective
 
@@ -111,6 +112,15 @@ def with_record(annotations: Mapping[str, str], recorded: str | None) -> dict[st
     if out or recorded:
         out[RECORD] = ",".join(sorted(out))
     return out
+
+
+def recorded(live: Mapping[str, Any] | None) -> str | None:
+    """The record on the live management object `live` (None: no object, or no record)."""
+    if live is None:
+        return None
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(RECORD)
+    return str(value) if value is not None else None
 
 
 def _allowed(key: str, value: str, allow: Mapping[str, str]) -> bool:

@@ -65,6 +65,7 @@ from kubelb.manager import (
     infrastructure,
     l7entry,
     loadbalancers,
+    propagation,
     routereads,
     routestatus,
 )
@@ -226,9 +227,8 @@ class EnvoyRealisation:
         serves, and what the tenant's own Routes propagate."""
         own = [r for r in state.routes if not hostnames.is_hostname_route(r)]
         dns = hostnames.dns_annotations(hostnames.served_hostnames(state.routes))
-        live = self._entry(namespace)
-        recorded = objects.annotations(live).get(l7entry.PROPAGATED_RECORD) if live else None
         policy = self.inputs.effective(namespace).annotations
+        recorded = propagation.recorded(self._entry(namespace))
         return l7entry.entry_annotations(namespace, own, state.settings, policy, dns, recorded)
 
     async def _ensure_entry(

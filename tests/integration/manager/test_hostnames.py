@@ -22,7 +22,7 @@ from cryptography import x509
 
 from kubelb.api import finalizers
 from kubelb.kube import client, resources
-from kubelb.manager import hostnames, l7entry
+from kubelb.manager import hostnames, l7entry, propagation
 from tests.integration.manager.helpers import (
     addresses,
     eventually,
@@ -108,7 +108,7 @@ async def test_generated_hostname_served_kept_and_cleaned_up(
             assert entry["metadata"]["annotations"] == {
                 "external-dns.alpha.kubernetes.io/hostname": host,
                 "external-dns.alpha.kubernetes.io/ttl": "10",
-                l7entry.PROPAGATED_RECORD: "external-dns.alpha.kubernetes.io/hostname,"
+                propagation.RECORD: "external-dns.alpha.kubernetes.io/hostname,"
                 "external-dns.alpha.kubernetes.io/ttl",
             }
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kubelb.kube import resources
-from kubelb.manager import l7entry
+from kubelb.manager import l7entry, propagation
 from tests.integration.manager.helpers import addresses, eventually, get
 from tests.integration.manager.test_routes import applied, ingress_route
 
@@ -56,7 +56,7 @@ async def test_route_annotations_reach_the_entry_service(
     async with managers(manager_settings):
         await eventually(entry_says({
             "team": "blue", IPS: "192.0.2.10", "example.com/pool": "public",
-            l7entry.PROPAGATED_RECORD: f"example.com/pool,{IPS},team",
+            propagation.RECORD: f"example.com/pool,{IPS},team",
         }), what="the older Route's annotations on the entry Service")  # fmt: skip
         await kube.patch(resources.SERVICES, entry, {"metadata": {"annotations": {OWNER: "ops"}}},
                          namespace=ns)  # fmt: skip
@@ -85,14 +85,14 @@ async def test_route_annotations_reach_the_entry_service(
             namespace=ns)  # fmt: skip
         await eventually(entry_says({
             "team": "blue", "example.com/pool": "public", OWNER: "ops",
-            l7entry.PROPAGATED_RECORD: "example.com/pool,team",
+            propagation.RECORD: "example.com/pool,team",
         }), what="the dropped annotation removed from the entry Service")  # fmt: skip
 
         # The older Route deleted: the newer one's value applies and its problem goes.
         await kube.delete(resources.ROUTES, older, namespace=ns)
         await eventually(entry_says({
             "team": "red", "example.com/pool": "public", OWNER: "ops",
-            l7entry.PROPAGATED_RECORD: "example.com/pool,team",
+            propagation.RECORD: "example.com/pool,team",
         }), what="the newer Route's value on the entry Service")  # fmt: skip
 
         async def newer_untold():
@@ -106,5 +106,5 @@ async def test_route_annotations_reach_the_entry_service(
         await kube.patch(resources.CONFIGS, "default", {"spec": {
             "propagatedAnnotations": None, "defaultAnnotations": None}},
             namespace=management_namespace)  # fmt: skip
-        await eventually(entry_says({OWNER: "ops", l7entry.PROPAGATED_RECORD: ""}),
+        await eventually(entry_says({OWNER: "ops", propagation.RECORD: ""}),
                          what="the propagated annotations removed")  # fmt: skip

@@ -125,3 +125,10 @@ def test_the_record_never_propagates():
         "team": "blue"
     }
     assert propagation.with_record({RECORD: "forged", "a": "1"}, None) == {"a": "1", RECORD: "a"}
+
+
+def test_the_record_is_read_from_the_live_object() -> None:
+    assert propagation.recorded(None) is None
+    assert propagation.recorded({"metadata": {"annotations": {"team": "a"}}}) is None
+    assert propagation.recorded({"metadata": {"annotations": {RECORD: "a,b"}}}) == "a,b"
+    assert propagation.recorded({"metadata": {"annotations": {RECORD: ""}}}) == ""

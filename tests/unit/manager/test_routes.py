@@ -12,10 +12,10 @@ import pytest
 from kubelb.api import config as api_config, route as api_route, tenant as api_tenant
 from kubelb.infra import routeentry
 from kubelb.irbuild import routes as irroutes
-from kubelb.manager import effective, infrastructure, l7entry, routes, routestatus
+from kubelb.manager import effective, infrastructure, l7entry, propagation, routes, routestatus
 
 NS = "tenant-a"
-PROPAGATED = l7entry.PROPAGATED_RECORD
+PROPAGATED = propagation.RECORD
 JANUARY, FEBRUARY = "2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"
 
 
