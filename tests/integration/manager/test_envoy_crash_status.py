@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from kubelb.envoy import binary
 from kubelb.infra import process as process_infra
 from kubelb.kube import resources
 from tests.integration.manager.helpers import (
@@ -24,22 +23,13 @@ from tests.integration.manager.helpers import (
     load_balancer,
     ready,
 )
+from tests.support.processes import held_envoy
 
 pytestmark = pytest.mark.integration
 
 POOL_ADDRESS = "127.0.0.43"
 NODE_ADDRESS = "127.0.0.23"
 REFUSAL = "test wrapper: Envoy kept from starting"
-
-
-def held_envoy(tmp_path: Path) -> tuple[Path, Path]:
-    """An Envoy binary that refuses to start (exit 1, one line) while the marker file exists."""
-    marker = tmp_path / "hold"
-    wrapper = tmp_path / "envoy-held"
-    wrapper.write_text(f"#!/bin/sh\nif [ -e '{marker}' ]; then echo '{REFUSAL}' >&2; exit 1; fi\n"
-                       f'exec {binary.find_envoy()} "$@"\n')  # fmt: skip
-    wrapper.chmod(0o755)
-    return wrapper, marker
 
 
 async def test_a_crashed_envoy_is_not_reported_served(
@@ -51,7 +41,7 @@ async def test_a_crashed_envoy_is_not_reported_served(
     await kube.create(resources.LOAD_BALANCERS,
                       load_balancer("web", ports=[("p", lb_port, node_port)]),
                       namespace=ns)  # fmt: skip
-    wrapper, marker = held_envoy(tmp_path)
+    wrapper, marker = held_envoy(tmp_path, REFUSAL)
     settings = {"envoy_deployer": "process", "address_pool": (POOL_ADDRESS,),
                 "envoy_binary": str(wrapper)}  # fmt: skip
 

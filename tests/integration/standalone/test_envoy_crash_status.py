@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kubelb.dataplane import control
-from kubelb.envoy import binary, supervisor
+from kubelb.envoy import supervisor
 from tests.integration.standalone import backends, harness
 from tests.integration.standalone.harness import free_port, lb_yaml
+from tests.support.processes import held_envoy
 
 pytestmark = pytest.mark.integration
 
@@ -25,24 +27,9 @@ REFUSAL = "test wrapper: Envoy kept from starting"
 
 
 async def test_a_crashed_envoy_is_not_reported_served(tmp_path: Path) -> None:
-    marker = tmp_path / "hold"
-    wrapper = tmp_path / "envoy-held"
-    wrapper.write_text(f"#!/bin/sh\nif [ -e '{marker}' ]; then echo '{REFUSAL}' >&2; exit 1; fi\n"
-                       f'exec {binary.find_envoy()} "$@"\n')  # fmt: skip
-    wrapper.chmod(0o755)
-    config_dir = tmp_path / "config"
-    config_dir.mkdir()
+    wrapper, marker = held_envoy(tmp_path, REFUSAL)
     state_dir = tmp_path / "state"
-    kubelb = harness.Standalone(dataplane="envoy", config_dir=config_dir, state_dir=state_dir,
-                                log_path=tmp_path / "kubelb.log",
-                                extra_args=("--envoy-binary", str(wrapper)))  # fmt: skip
-    port, backend = free_port(), free_port()
-    (config_dir / "a.yaml").write_text(lb_yaml("a", port, [(BACKEND, backend)]))
-
-    def a(doc: dict[str, Any]) -> dict[str, Any]:
-        found = kubelb.lb(doc, "a")
-        assert found is not None, doc
-        return found
+    kubelb, port, backend, a = _serving_a(tmp_path, "envoy", ("--envoy-binary", str(wrapper)))
 
     try:
         async with backends.tcp_echo("A", BACKEND, backend):
@@ -71,18 +58,19 @@ async def test_a_crashed_envoy_is_not_reported_served(tmp_path: Path) -> None:
         supervisor.reap(state_dir)
 
 
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+LbOf = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-async def test_a_killed_python_dataplane_is_not_reported_served(tmp_path: Path) -> None:
-    """The same for the Python data plane, killed with its workers: Ready says why until the
-    restarted one serves (its restart takes at least its first backoff step, 0.5 s)."""
+def _serving_a(
+    tmp_path: Path, dataplane: str, extra_args: tuple[str, ...] = ()
+) -> tuple[harness.Standalone, int, int, LbOf]:
+    """A standalone kubelb (not started) whose config holds LoadBalancer `a` on a free port to a
+    backend port on BACKEND, and the look-up of `a` in its status document."""
     config_dir = tmp_path / "config"
     config_dir.mkdir()
-    state_dir = tmp_path / "state"
-    kubelb = harness.Standalone(dataplane="python", config_dir=config_dir, state_dir=state_dir,
-                                log_path=tmp_path / "kubelb.log")  # fmt: skip
+    kubelb = harness.Standalone(dataplane=dataplane, config_dir=config_dir,
+                                state_dir=tmp_path / "state", log_path=tmp_path / "kubelb.log",
+                                extra_args=extra_args)  # fmt: skip
     port, backend = free_port(), free_port()
     (config_dir / "a.yaml").write_text(lb_yaml("a", port, [(BACKEND, backend)]))
 
@@ -90,6 +78,19 @@ async def test_a_killed_python_dataplane_is_not_reported_served(tmp_path: Path) 
         found = kubelb.lb(doc, "a")
         assert found is not None, doc
         return found
+
+    return kubelb, port, backend, a
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def test_a_killed_python_dataplane_is_not_reported_served(tmp_path: Path) -> None:
+    """The same for the Python data plane, killed with its workers: Ready says why until the
+    restarted one serves (its restart takes at least its first backoff step, 0.5 s)."""
+    state_dir = tmp_path / "state"
+    kubelb, port, backend, a = _serving_a(tmp_path, "python")
 
     try:
         async with backends.tcp_echo("A", BACKEND, backend):

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from kubelb.envoy import binary, supervisor
+from kubelb.envoy import supervisor
 from tests.integration.xds import backends
 from tests.integration.xds.conftest import NODE, Xds, config, tcp_lb
+from tests.support.processes import held_envoy
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +32,7 @@ async def test_kills_restart_quickly_every_time_and_failures_back_off_on_their_o
     xds: Xds, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="kubelb.envoy.supervisor")
-    marker = tmp_path / "hold"
-    wrapper = tmp_path / "envoy-held"
-    wrapper.write_text(f"#!/bin/sh\nif [ -e '{marker}' ]; then exit 1; fi\n"
-                       f'exec {binary.find_envoy()} "$@"\n')  # fmt: skip
-    wrapper.chmod(0o755)
+    wrapper, marker = held_envoy(tmp_path)
     envoys = supervisor.EnvoySupervisor(tmp_path / "envoy", envoy_binary=wrapper, detach=True)
     try:
         async with backends.TCPEcho("up") as backend:
